@@ -1,0 +1,289 @@
+"""`implement`, `jobs`, `logs`, `agents`: thin commands over agileplus.dispatch."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from django.utils import timezone
+
+from agileplus.cli.context import actor_option, current_actor, json_option
+from agileplus.cli.main import cli
+from agileplus.cli.output import echo_json, mark_json
+from agileplus.core.errors import DomainError
+from agileplus.dispatch import selectors, services
+from agileplus.dispatch.models import JobState
+from agileplus.features.lifecycles import WPState
+from agileplus.features.services import find_wp, get_feature, get_wp
+
+HARNESS_TITLES = {"claude-code": "Claude Code", "codex": "Codex", "gemini": "Gemini CLI", "aider": "Aider",
+                  "opencode": "opencode", "command": "command"}
+POLL = 0.2
+
+
+def harness_title(name: str) -> str:
+    return HARNESS_TITLES.get(name, name)
+
+
+def _ago(moment) -> str:
+    if not moment:
+        return "never"
+    seconds = int((timezone.now() - moment).total_seconds())
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''} ago"
+    if seconds < 3600:
+        return f"{seconds // 60} minute{'s' if seconds // 60 != 1 else ''} ago"
+    return f"{seconds // 3600} hour{'s' if seconds // 3600 != 1 else ''} ago"
+
+
+def _follow(job_id: str, *, until_running: bool = False, quiet: bool = False) -> None:
+    """Print the job's log as it grows, until it ends (or starts, with until_running)."""
+    seq = 0
+    waited = 0.0
+    hinted = False
+    while True:
+        job = selectors.get_job(job_id)
+        for line in selectors.log_lines(job, after_seq=seq):
+            seq = line.seq
+            if not quiet and line.stream == "agileplus":
+                click.echo(line.line)
+        if job.state == JobState.QUEUED and waited > 5 and not hinted:
+            click.echo("Waiting for a worker to claim the job (start one with `agileplus worker`)...", err=True)
+            hinted = True
+        if until_running and job.state == JobState.RUNNING or job.state in JobState.FINAL:
+            return
+        time.sleep(POLL)
+        waited += POLL
+
+
+def _print_failure(job) -> None:
+    click.echo("Agent failed:")
+    code = "-1 (timeout)" if job.state == JobState.TIMED_OUT else str(job.exit_code)
+    click.echo(f"  Exit code: {code}")
+    click.echo(f"  Commits made: {job.commits.count()} (partial work)")
+    click.echo(f"{job.wp.code} moved to Blocked state.")
+    actor = "system:timeout" if job.state == JobState.TIMED_OUT else "system:agileplus"
+    click.echo(f"Audit entry recorded: actor={actor}, transition={job.wp.code}:doing->blocked")
+    click.echo(f"Reason: {job.error or job.current_activity}")
+    click.echo("Next steps:")
+    click.echo("  Option 1: Review partial commits and continue manually")
+    click.echo(f"    cd {job.worktree}")
+    click.echo("    git log --oneline   # see what was done")
+    click.echo(f"    agileplus wp transition {job.wp.code} --feature {job.feature.slug} --to review")
+    click.echo("  Option 2: Retry with fresh agent session")
+    click.echo(f"    agileplus wp transition {job.wp.code} --feature {job.feature.slug} --to planned   # reset")
+    click.echo(f"    agileplus implement {job.feature.slug} --wp {job.wp.code} --agent {job.harness} "
+               f"--timeout {job.timeout_seconds}")
+
+
+@cli.command()
+@click.argument("feature_ref", metavar="FEATURE")
+@click.option("--wp", "wp_code", help="Work package to dispatch (e.g. WP02)")
+@click.option("--all", "all_ready", is_flag=True, help="Queue every ready WP and drive the feature to done")
+@click.option("--agent", "harness", default=None, help="Harness (default: the feature's config)")
+@click.option("--timeout", type=click.IntRange(1), default=None, help="Seconds before the agent is stopped")
+@click.option("--retries", type=click.IntRange(0), default=None, help="Fresh-session retries after a lost worker")
+@click.option("--wait/--no-wait", default=None, help="Follow the job until it ends (default: yes for --wp)")
+@click.option("--inline", is_flag=True, help="Run the job in this process instead of on a worker")
+@actor_option
+@json_option
+def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, inline, actor, as_json) -> None:
+    """Dispatch a WP (or every ready WP) to an agent harness."""
+    if as_json:
+        mark_json()
+    who = current_actor(actor)
+    feature = get_feature(feature_ref)
+    if all_ready == bool(wp_code):
+        raise DomainError("give either --wp WPxx or --all", field="--wp", fix="e.g. --wp WP02")
+    if all_ready:
+        from agileplus.review.autodispatch import start_feature
+
+        jobs = start_feature(feature, harness=harness, actor=who, timeout_seconds=timeout, retries=retries)
+        if as_json:
+            echo_json({"feature": feature.slug, "jobs": [{"id": j.id, "wp": j.wp.code} for j in jobs]})
+            return
+        click.echo(f"Auto-dispatch on for {feature.slug}: ready WPs are queued now, and each merge queues "
+                   "the WPs it unblocks.")
+        for job in jobs:
+            click.echo(f"  {job.wp.code} → {harness_title(job.harness)} (job {job.id})")
+        if wait:
+            _wait_feature(feature)
+        else:
+            click.echo(f"Watch it: agileplus status {feature.slug} --watch")
+        return
+    wp = get_wp(feature, wp_code)
+    job = services.enqueue_job(wp, harness=harness, actor=who, timeout_seconds=timeout, retries=retries,
+                               send=not inline)
+    if as_json and not (wait or inline):
+        echo_json(selectors.job_summary(job))
+        return
+    if not as_json:
+        click.echo(f"Dispatching {wp.code} to {harness_title(job.harness)}...")
+    if inline:
+        from agileplus.dispatch.runner import run_job
+
+        run_job(job.id)
+    if wait is None:
+        wait = True
+    if not as_json:
+        _follow(job.id, until_running=True)
+        job = selectors.get_job(job.id)
+        if job.state == JobState.RUNNING:
+            click.echo(f"Dispatching to {harness_title(job.harness)} harness...")
+            click.echo(f"Session: {job.session_id or job.id}")
+            click.echo(f"Started: {job.started_at:%Y-%m-%d %H:%M:%S} UTC")
+            click.echo(f"Agent ready. Working on {wp.code}.")
+    if wait:
+        _follow(job.id, quiet=True)
+    job = selectors.get_job(job.id)
+    if as_json:
+        echo_json(selectors.job_summary(job))
+        return
+    if job.state == JobState.SUCCEEDED:
+        click.echo(f"✓ Agent completed: {job.commits.count()} commits, "
+                   f"{(job.result or {}).get('files_changed', 0)} files changed; {wp.code} is for_review.")
+        click.echo(f"Next: agileplus review {feature.slug} {wp.code}")
+    elif job.state in (JobState.FAILED, JobState.TIMED_OUT):
+        _print_failure(job)
+        raise SystemExit(1)
+    elif job.state == JobState.CANCELLED:
+        click.echo(f"Job {job.id} was cancelled.")
+        raise SystemExit(1)
+    else:
+        click.echo(f"Job {job.id} is {job.state}: follow it with `agileplus logs {wp.code} --follow`.")
+
+
+def _wait_feature(feature) -> None:
+    from agileplus.features.models import Feature
+
+    with click.progressbar(length=feature.work_packages.count(), label="WPs done") as bar:
+        done = 0
+        while True:
+            feature = Feature.objects.get(pk=feature.pk)
+            states = list(feature.work_packages.values_list("state", flat=True))
+            now_done = states.count(WPState.DONE)
+            bar.update(now_done - done)
+            done = now_done
+            if feature.state == "shipped" or WPState.BLOCKED in states:
+                break
+            time.sleep(0.5)
+    click.echo(f"{feature.slug}: {feature.state} ({done}/{len(states)} WPs done)")
+    if feature.state != "shipped":
+        raise SystemExit(1)
+
+
+@cli.group()
+def jobs() -> None:
+    """Dispatch jobs."""
+
+
+@jobs.command("list")
+@click.option("--feature", "feature_ref", default=None)
+@click.option("--state", type=click.Choice(JobState.ALL), default=None)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50)
+@json_option
+def jobs_list(feature_ref, state, limit, as_json) -> None:
+    feature = get_feature(feature_ref) if feature_ref else None
+    rows = selectors.list_jobs(feature=feature, state=state, limit=limit)
+    if as_json:
+        echo_json([{"id": j.id, "feature": j.feature.slug, "wp": j.wp.code, "harness": j.harness,
+                    "state": j.state, "attempt": j.attempt, "worker": j.worker, "commits": j.n_commits,
+                    "queued_at": j.queued_at} for j in rows])
+        return
+    if not rows:
+        click.echo("No jobs.")
+    for j in rows:
+        click.echo(f"{j.id}  {j.feature.slug} {j.wp.code}  {j.harness:<12} {j.state:<10} attempt {j.attempt}"
+                   f"/{j.max_attempts}  commits {j.n_commits}  {j.worker or '-'}")
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@json_option
+def jobs_show(job_id, as_json) -> None:
+    job = selectors.get_job(job_id)
+    data = selectors.job_summary(job)
+    if as_json:
+        echo_json(data)
+        return
+    for key in ("id", "feature", "wp", "harness", "state", "attempt", "worker", "session_id", "branch",
+                "worktree", "base_commit", "started_at", "finished_at", "exit_code", "current_activity",
+                "manifest_hash", "error"):
+        if data.get(key) not in (None, ""):
+            click.echo(f"{key.replace('_', ' ').capitalize()}: {data[key]}")
+    if data["commits"]:
+        click.echo("Commits:")
+        for c in data["commits"]:
+            click.echo(f"  {c['sha'][:7]} {c['message'].splitlines()[0] if c['message'] else ''}")
+    salvage = (data.get("result") or {}).get("salvage_ref")
+    if salvage:
+        click.echo(f"Salvaged work: {salvage}")
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@actor_option
+def jobs_cancel(job_id, actor) -> None:
+    job = services.cancel_job(job_id, actor=current_actor(actor))
+    click.echo(f"{job.id}: {'cancelled' if job.state == JobState.CANCELLED else 'cancel requested'}")
+
+
+@cli.command()
+@click.argument("wp_code", metavar="WP")
+@click.option("--feature", "feature_ref", default=None)
+@click.option("--tail", type=click.IntRange(1), default=None, help="Only the last N lines")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends")
+@click.option("--job", "job_id", default=None, help="A job id instead of the WP's latest job")
+def logs(wp_code, feature_ref, tail, follow, job_id) -> None:
+    """The agent's log for a WP, as `[10:15:33] …` lines."""
+    if job_id:
+        job = selectors.get_job(job_id)
+    else:
+        wp = get_wp(get_feature(feature_ref), wp_code) if feature_ref else find_wp(wp_code)
+        job = selectors.latest_job(wp)
+        if job is None:
+            raise DomainError(f"{wp.code} has no jobs yet", field="WP",
+                              fix=f"agileplus implement {wp.feature.slug} --wp {wp.code}")
+    last = 0
+    for line in selectors.log_lines(job, tail=tail):
+        click.echo(f"[{line.timestamp:%H:%M:%S}] {line.line}")
+        last = line.seq
+    while follow:
+        job = selectors.get_job(job.id)
+        for line in selectors.log_lines(job, after_seq=last):
+            click.echo(f"[{line.timestamp:%H:%M:%S}] {line.line}")
+            last = line.seq
+        if job.state in JobState.FINAL:
+            break
+        time.sleep(POLL)
+
+
+@cli.group()
+def agents() -> None:
+    """Agent harnesses."""
+
+
+@agents.command("list")
+@json_option
+def agents_list(as_json) -> None:
+    from workers.lifecycle import local_harnesses
+
+    rows = selectors.agents_overview(local_harnesses())
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo("Available Agent Harnesses:")
+    for row in rows:
+        click.echo(f"{row['name']} ({row['status']})")
+        connected = "connected" if row["status"] in ("active", "idle") else row["status"]
+        click.echo(f"  Status: {connected if row['status'] != 'idle' else 'idle'}")
+        if row["model"]:
+            click.echo(f"  Model: {row['model']}")
+        click.echo(f"  Last heartbeat: {_ago(row['last_heartbeat'])}")
+        click.echo(f"  Sessions: {row['sessions']} active")
+        for w in row["workers"]:
+            click.echo(f"    worker {w['hostname']}: {w['sessions']} active"
+                       f"{'' if w['alive'] else ' (no heartbeat)'}")
+        if row["status"] == "unavailable" and row["local"].get("reason"):
+            click.echo(f"  Why: {row['local']['reason']}")
+    click.echo("Select harness with --agent flag or set default in config.")

@@ -1,0 +1,91 @@
+"""Processes of the farm: `web`, `worker`, `beat`, `reaper`, and `up` (all of them at once)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+import click
+
+from agileplus.cli.main import cli
+
+
+def _node_name(hostname: str | None) -> str:
+    name = hostname or os.environ.get("AGILEPLUS_WORKER_NAME") or socket.gethostname()
+    return name if "@" in name else f"worker@{name}"
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, type=click.IntRange(1, 65535), show_default=True)
+@click.option("--workers", default=1, type=click.IntRange(1, 64), show_default=True)
+def web(host: str, port: int, workers: int) -> None:
+    """Serve the dashboard, admin and API (ASGI, uvicorn)."""
+    import uvicorn
+
+    uvicorn.run("agileplus.asgi:application", host=host, port=port, workers=workers, log_level="warning",
+                lifespan="off")
+
+
+@cli.command()
+@click.option("--hostname", default=None, help="Worker name (default: this machine's hostname)")
+@click.option("--concurrency", "-c", default=2, type=click.IntRange(1, 256), show_default=True,
+              help="Max concurrent agent sessions")
+@click.option("--harnesses", default="", help="Comma-separated harnesses to serve (default: all available here)")
+@click.option("--loglevel", default="warning", show_default=True)
+def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str) -> None:
+    """Run a Celery worker that claims and runs dispatch jobs."""
+    from agileplus.dispatch.services import queue_for
+    from workers.lifecycle import local_harnesses
+
+    node = _node_name(hostname)
+    wanted = [h.strip() for h in harnesses.split(",") if h.strip()]
+    found = local_harnesses(wanted or None)
+    names = [n for n, info in found.items() if info["available"]]
+    if not names:
+        raise click.ClickException("no harness is available on this machine: " +
+                                   "; ".join(f"{n}: {i['reason']}" for n, i in found.items()))
+    # Children inherit these: the runner names its claims and data folder after the worker.
+    os.environ["AGILEPLUS_WORKER_NAME"] = node
+    os.environ["AGILEPLUS_WORKER_HARNESSES"] = ",".join(names)
+    from workers.celery import app
+
+    queues = ",".join([queue_for(n) for n in names] + ["agileplus"])
+    click.echo(f"worker {node}: harnesses {', '.join(names)}; concurrency {concurrency}", err=True)
+    app.worker_main(["worker", "-n", node, "-Q", queues, "-c", str(concurrency), "-E", "-l", loglevel,
+                     "--without-gossip", "--without-mingle"])
+
+
+@cli.command()
+@click.option("--loglevel", default="warning", show_default=True)
+def beat(loglevel: str) -> None:
+    """Run Celery beat (the lease reaper's schedule)."""
+    from workers.celery import app
+
+    app.Beat(loglevel=loglevel).run()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def reaper(as_json: bool) -> None:
+    """Re-queue jobs whose lease expired, once."""
+    from agileplus.cli.output import echo_json
+    from agileplus.dispatch.services import reap_expired
+
+    result = reap_expired()
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(f"re-queued {len(result['requeued'])}, failed {len(result['failed'])}, "
+                   f"re-rung {len(result['rung'])}")
+
+
+@cli.command()
+@click.option("--port", default=8000, type=click.IntRange(1, 65535), show_default=True)
+@click.option("--concurrency", "-c", default=3, type=click.IntRange(1, 64), show_default=True)
+def up(port: int, concurrency: int) -> None:
+    """Run the whole farm here: web + dashboard, one worker, beat (and the relay with NATS)."""
+    from agileplus.core.supervisor import run_farm
+
+    sys.exit(run_farm(port=port, concurrency=concurrency))

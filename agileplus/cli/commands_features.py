@@ -1,0 +1,151 @@
+"""``status``, ``feature import|list|transition``, ``wp transition``: parse, call a service, render."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from agileplus.cli import render
+from agileplus.cli.context import actor_option, current_actor, json_option
+from agileplus.cli.main import cli
+from agileplus.cli.output import echo_json, is_tty, mark_json
+from agileplus.features import selectors, services
+from agileplus.features.importer import import_features
+
+
+def _status_payload(feature_ref: str | None) -> tuple[dict | list, list[str]]:
+    if feature_ref:
+        status = selectors.feature_status(services.get_feature(feature_ref))
+        return status, render.status_lines(status)
+    rows = selectors.features_overview()
+    return rows, render.overview_lines(rows)
+
+
+def _frame(feature_ref: str | None) -> str:
+    _, lines = _status_payload(feature_ref)
+    return "\n".join([*lines, "", f"(refreshed {time.strftime('%H:%M:%S')}; Ctrl-C to stop)"])
+
+
+def _watch(feature_ref: str | None, interval: float) -> None:
+    """Redraw in place on a terminal (rich Live); print one frame after another into a pipe."""
+    try:
+        if not is_tty():
+            while True:
+                click.echo(_frame(feature_ref) + "\n")
+                sys.stdout.flush()
+                time.sleep(interval)
+        from rich.console import Console
+        from rich.live import Live
+        from rich.text import Text
+
+        with Live(console=Console(), auto_refresh=False) as live:
+            while True:
+                live.update(Text(_frame(feature_ref)), refresh=True)
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
+@cli.command()
+@click.argument("feature", required=False)
+@click.option("--watch", is_flag=True, help="Redraw every second until Ctrl-C")
+@click.option("--interval", type=click.FloatRange(0.1, 60), default=1.0, show_default=True, hidden=True)
+@json_option
+def status(feature: str | None, watch: bool, interval: float, as_json: bool) -> None:
+    """Show a feature's work packages (or one line per feature)."""
+    if as_json:
+        mark_json()
+    if watch and not as_json:
+        _status_payload(feature)  # a bad FEATURE fails now, with its exit code, not inside the live view
+        _watch(feature, interval)
+        return
+    data, lines = _status_payload(feature)
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo("\n".join(lines))
+
+
+@cli.group()
+def feature() -> None:
+    """Import, list and move features."""
+
+
+@feature.command("import")
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("--project", default=None, help="Project name (default: config 'project' or the repo folder name)")
+@click.option("--repo", default=None, type=click.Path(path_type=str), help="Repository root, if not PATH's")
+@actor_option
+@json_option
+def feature_import(path: str, project: str | None, repo: str | None, actor: str | None, as_json: bool) -> None:
+    """Import kitty-specs/<slug>/ (a feature folder, or every feature of a repository root)."""
+    if as_json:
+        mark_json()
+    report = import_features(path, actor=current_actor(actor), project=project, repo=repo)
+    if as_json:
+        echo_json(report.as_dict())
+        return
+    for f in report.features:
+        verb = "created" if f.slug in report.created else "updated"
+        click.echo(f"✓ {f.slug} {verb}: {f.work_packages.count()} work packages, state {f.state}")
+    for note in report.notes:
+        click.echo(f"! {note}")
+
+
+@feature.command("list")
+@json_option
+def feature_list(as_json: bool) -> None:
+    """Every feature with its state and WP progress."""
+    rows = selectors.features_overview()
+    if as_json:
+        echo_json(rows)
+    else:
+        click.echo("\n".join(render.overview_lines(rows)))
+
+
+@feature.command("transition")
+@click.argument("feature_ref", metavar="FEATURE")
+@click.option("--to", "target", required=True, help="Target feature state")
+@actor_option
+@json_option
+def feature_transition(feature_ref: str, target: str, actor: str | None, as_json: bool) -> None:
+    """Move a feature through its lifecycle."""
+    if as_json:
+        mark_json()
+    result = services.transition_feature(services.get_feature(feature_ref), target, actor=current_actor(actor))
+    if as_json:
+        echo_json({"feature": result.feature.slug, "from": result.source, "to": result.target,
+                   "audit_entry": result.entry.seq})
+    else:
+        click.echo(f"{result.feature.slug} moved from {result.source} to {result.target}")
+
+
+@cli.group()
+def wp() -> None:
+    """Work package commands."""
+
+
+@wp.command("transition")
+@click.argument("wp_code", metavar="WP")
+@click.option("--to", "target", required=True, help="Target state (planned, doing, review, done, blocked)")
+@click.option("--feature", "feature_ref", default=None, help="Feature (optional when the WP code is unique)")
+@actor_option
+@json_option
+def wp_transition(wp_code: str, target: str, feature_ref: str | None, actor: str | None, as_json: bool) -> None:
+    """Move a work package through its lifecycle (a move to done merges)."""
+    from agileplus.review.services import move_wp
+
+    if as_json:
+        mark_json()
+    who = current_actor(actor)
+    result = move_wp(services.find_wp(wp_code, feature_ref), target, actor=who)
+    if as_json:
+        echo_json({"feature": result.feature.slug, "wp": result.wp.code, "from": result.source,
+                   "to": result.target, "audit_entry": result.entry.seq,
+                   "unblocked": [u.code for u in result.unblocked]})
+        return
+    click.echo(f"{result.wp.code} moved to {result.target}")
+    for unblocked in result.unblocked:
+        click.echo(f"{unblocked.code} ({unblocked.title}) is now unblocked")

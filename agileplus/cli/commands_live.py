@@ -1,0 +1,29 @@
+"""`agileplus relay`: the outbox → NATS JetStream publisher."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+from django.conf import settings
+
+from agileplus.cli.main import cli
+from agileplus.core.errors import DomainError
+
+
+@cli.command()
+@click.option("--url", default=None, help="NATS server (default: $NATS_URL)")
+@click.option("--once", is_flag=True, help="Publish what is waiting, then exit")
+@click.option("--batch", default=200, type=click.IntRange(1, 10000), show_default=True)
+def relay(url: str | None, once: bool, batch: int) -> None:
+    """Publish outbox events to NATS JetStream, each once, in order."""
+    from agileplus.events.relay import relay_singleton, run_relay
+
+    url = url or settings.NATS_URL
+    if not url:
+        raise DomainError("no NATS server configured", field="NATS_URL",
+                          fix="set NATS_URL=nats://host:4222 (without NATS, the dashboard reads the outbox directly)")
+    with relay_singleton():
+        published = asyncio.run(run_relay(url, batch=batch, once=once))
+    if once:
+        click.echo(f"published {published} events")

@@ -1,0 +1,66 @@
+"""`review` and `move`: thin commands over agileplus.review."""
+
+from __future__ import annotations
+
+import click
+
+from agileplus.cli.context import actor_option, current_actor, json_option
+from agileplus.cli.main import cli
+from agileplus.cli.output import echo_json, mark_json
+from agileplus.features.services import get_feature, get_wp
+from agileplus.review import services
+
+
+@cli.command()
+@click.argument("feature_ref", metavar="FEATURE")
+@click.argument("wp_code", metavar="WP")
+@click.option("--apply", is_flag=True, help="Approved: move to done (merge). Rejected: back to doing.")
+@actor_option
+@json_option
+def review(feature_ref, wp_code, apply, actor, as_json) -> None:
+    """Run the automated review of a WP on main merged with its branch."""
+    if as_json:
+        mark_json()
+    wp = get_wp(get_feature(feature_ref), wp_code)
+    if not as_json:
+        click.echo(f"Reviewing {wp.code}: {wp.title}...", err=True)
+    result = services.run_review(wp, actor=current_actor(actor) if actor else services.CI_AUTOMATION,
+                                 apply=apply)
+    if as_json:
+        echo_json({"report_id": result.report.pk, "approved": result.approved,
+                   "checks": result.report.checks})
+    else:
+        click.echo(result.report.text)
+    if not result.approved:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.argument("feature_ref", metavar="FEATURE")
+@click.argument("wp_code", metavar="WP")
+@click.option("--to", "target", required=True, help="Target state (done merges the branch)")
+@actor_option
+@json_option
+def move(feature_ref, wp_code, target, actor, as_json) -> None:
+    """Move a WP; to done merges feat/<feature>-<WP> into main and unblocks dependents."""
+    if as_json:
+        mark_json()
+    wp = get_wp(get_feature(feature_ref), wp_code)
+    result = services.move_wp(wp, target, actor=current_actor(actor))
+    merge = (result.entry.metadata or {}).get("merge")
+    if as_json:
+        echo_json({"wp": wp.code, "from": result.source, "to": result.target, "merge": merge,
+                   "unblocked": [u.code for u in result.unblocked]})
+        return
+    click.echo(f"{wp.code} moved to {result.target}")
+    if merge:
+        click.echo(f"Merging branch {merge['branch']} → {wp.feature.project.main_branch}")
+        click.echo(f"✓ Merged ({merge['commits']} commits, {merge['files']} files)"
+                   if not merge.get("already_merged") else "✓ Already merged")
+    if result.target == "done":
+        click.echo("Dependency resolution:")
+        if result.unblocked:
+            for u in result.unblocked:
+                click.echo(f"  {u.code} ({u.title}) is now unblocked")
+        else:
+            click.echo("  no work package became ready")

@@ -1,0 +1,93 @@
+"""The ``agileplus`` command: thin commands that parse, call a service, render.
+
+Command groups live in sibling modules and register themselves on ``cli``;
+``COMMAND_MODULES`` lists them. Domain errors become one clear line on stderr
+and a meaningful exit code; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+
+import click
+
+from agileplus.core.errors import DomainError
+
+COMMAND_MODULES = [
+    "agileplus.cli.commands_features",
+    "agileplus.cli.commands_events",
+    "agileplus.cli.commands_dispatch",
+    "agileplus.cli.commands_review",
+    "agileplus.cli.commands_farm",
+    "agileplus.cli.commands_live",
+    "agileplus.cli.commands_api",
+]
+
+
+def setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agileplus.settings")
+    import django
+
+    django.setup()
+
+
+class AgilePlusGroup(click.Group):
+    """Turns DomainErrors (and stray exceptions) into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DomainError as exc:
+            emit_error(exc, as_json=bool(ctx.meta.get("json")))
+            sys.exit(exc.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback reaches a user
+            if os.environ.get("AGILEPLUS_DEBUG"):
+                raise
+            click.echo(f"error: {type(exc).__name__}: {exc} (set AGILEPLUS_DEBUG=1 for details)", err=True)
+            sys.exit(1)
+
+
+def emit_error(exc: DomainError, *, as_json: bool = False) -> None:
+    if as_json:
+        click.echo(json.dumps({"error": exc.as_dict()}), err=True)
+        return
+    where = f" [{exc.field}]" if exc.field else ""
+    click.echo(f"error{where}: {exc.message}", err=True)
+    if exc.fix:
+        click.echo(f"  fix: {exc.fix}", err=True)
+
+
+@click.group(cls=AgilePlusGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option("0.1.0", prog_name="agileplus")
+def cli() -> None:
+    """AgilePlus: features and work packages implemented by AI coding agents."""
+
+
+def _load_commands() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+
+
+def main(argv: list[str] | None = None) -> None:
+    setup_django()
+    _load_commands()
+    cli.main(args=argv, prog_name="agileplus")
+
+
+if __name__ == "__main__":
+    # Run through the imported module so command modules register on the same `cli`.
+    from agileplus.cli.main import main as entry
+
+    entry()

@@ -1,0 +1,30 @@
+"""Shared rendering helpers for the CLI: JSON output and the seed's progress bars."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+BAR_WIDTH = 12
+
+
+def bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    filled = max(0, min(width, round(fraction * width)))
+    return "█" * filled + "░" * (width - filled)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def mark_json(ctx: click.Context | None = None) -> None:
+    """Tell the error handler this invocation wants JSON errors."""
+    ctx = ctx or click.get_current_context()
+    ctx.find_root().meta["json"] = True
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

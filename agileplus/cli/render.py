@@ -1,0 +1,141 @@
+"""Shared text renderers: the seed's status screens, audit verification, event lines.
+
+Each takes the JSON shapes of ``agileplus.features.selectors`` / ``agileplus.audit.chain``
+and returns plain lines, so the CLI, ``--watch`` and tests all render the same text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from agileplus.cli.output import bar
+
+TITLE_WIDTH = 28
+
+
+def _started(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    return dt.datetime.fromisoformat(iso).astimezone(dt.UTC).strftime("%H:%M UTC")
+
+
+def _tests_text(tests: dict | None, *, with_total: bool = True) -> str | None:
+    if not tests or tests.get("passed") is None:
+        return None
+    if with_total and tests.get("total") is not None:
+        return f"{tests['passed']}/{tests['total']} passing"
+    return f"{tests['passed']} passing"
+
+
+def _wp_label(wp: dict) -> str:
+    state = wp["state"]
+    job = wp.get("job") or {}
+    if state == "planned":
+        return "planned (ready)" if wp["ready"] else "planned (blocked)"
+    if state == "doing" and wp.get("agent"):
+        return f"doing ({wp['agent']})"
+    if state == "blocked" and job.get("state") in ("failed", "timed_out"):
+        return f"blocked ({job['state'].replace('_', ' ')})"
+    return state
+
+
+def _detail_lines(wp: dict) -> list[str]:
+    state = wp["state"]
+    job = wp.get("job")
+    lines: list[str] = []
+    if state == "done":
+        if job:
+            parts = [f"Commits: {job['commits']}", f"Files: {job['files_changed']}"]
+            tests = _tests_text(job.get("tests"))
+            if tests:
+                parts.append(f"Tests: {tests}")
+            lines.append(" | ".join(parts))
+        if wp.get("agent") or wp.get("completed_ago"):
+            done = f"Completed: {wp['completed_ago']}" if wp.get("completed_ago") else None
+            lines.append(" | ".join(x for x in (f"Agent: {wp['agent']}" if wp.get("agent") else None, done) if x))
+    elif state == "doing" and job:
+        lines += [
+            f"Session: {job.get('session_id') or '-'}",
+            f"Started: {_started(job.get('started_at'))}",
+            f"Files changed: {job['files_changed']}",
+            f"Commits: {job['commits']}",
+        ]
+        if job.get("current_activity"):
+            lines.append(f"Current task: {job['current_activity']}")
+    elif state == "for_review" and job:
+        lines += [f"Commits: {job['commits']} (ahead of main)", f"Files: {job['files_changed']} changed"]
+        tests = _tests_text(job.get("tests"), with_total=False)
+        if tests:
+            lines.append(f"Tests: {tests}")
+        lines.append(f"Agent: {job['agent']} (completed)" if job.get("finished_at") else f"Agent: {job['agent']}")
+    elif state in ("planned", "blocked"):
+        if wp["deliverables"] and wp["ready"]:
+            lines.append(f"Deliverables: {', '.join(wp['deliverables'])}")
+        if wp["dependencies"]:
+            deps = ", ".join(d["code"] + (" (unblocked)" if d["done"] else "") for d in wp["dependencies"])
+            lines.append(f"Blocked by: {deps}")
+        if wp.get("estimate"):
+            lines.append(f"Est. effort: {wp['estimate']}")
+    return lines
+
+
+def status_lines(status: dict) -> list[str]:
+    """The seed's ``agileplus status 003`` screen."""
+    feature = status["feature"]
+    lines = [f"Feature: {feature['slug']}", f"State: {feature['state'].replace('_', ' ').title()}"]
+    for wp in status["work_packages"]:
+        title = wp["title"][:TITLE_WIDTH]
+        lines.append(f"{wp['code']} {title:<{TITLE_WIDTH}} {bar(wp['progress'])} {_wp_label(wp)}")
+        lines += [f"  {line}" for line in _detail_lines(wp)]
+    totals = status["totals"]
+    lines.append(f"Total WP progress: {totals['done']}/{totals['total']} ({totals['percent']}%)")
+    remaining = status["estimated_completion"]
+    if totals["done"] < totals["total"]:
+        lines.append(f"Estimated completion: {remaining['estimate'] or 'unknown (no estimates)'}")
+    return lines
+
+
+def overview_lines(rows: list[dict]) -> list[str]:
+    """One line per feature (``agileplus status`` without a feature)."""
+    if not rows:
+        return ["No features yet: import one with `agileplus feature import PATH`."]
+    width = max(len(r["slug"]) for r in rows)
+    lines = []
+    for row in rows:
+        t = row["totals"]
+        fraction = t["done"] / t["total"] if t["total"] else 0.0
+        lines.append(
+            f"{row['slug']:<{width}} {bar(fraction)} {t['done']}/{t['total']} WPs ({t['percent']}%)  {row['state']}"
+        )
+    return lines
+
+
+def coverage_label(transition: str, *, end: bool) -> str:
+    """``created->specified`` → ``created`` (start); ``WP02:for_review->done`` → ``WP02 done`` (end)."""
+    wp, _, change = transition.rpartition(":") if ":" in transition else ("", "", transition)
+    source, arrow, target = change.partition("->")
+    state = (target if end else source) if arrow else change
+    return f"{wp} {state}".strip()
+
+
+def verification_lines(result: dict) -> list[str]:
+    if result["ok"]:
+        lines = [f"✓ Audit chain intact ({result['entries']} entries verified)"]
+        if result["first"]:
+            first, last = result["first"], result["last"]
+            lines.append(
+                f"Hash coverage: {coverage_label(first['transition'], end=False)} (id={first['id']}) → "
+                f"{coverage_label(last['transition'], end=True)} (id={last['id']})"
+            )
+        return lines
+    problems = result["problems"]
+    lines = [f"✗ Audit chain broken: {len(problems)} problem(s) in {result['entries']} entries"]
+    for p in problems:
+        lines.append(f"  entry id={p['id']}: {p['kind']}: {p['detail']}")
+    return lines
+
+
+def event_line(event: dict) -> str:
+    payload = json.dumps(event["payload"], separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return f"#{event['id']} {event['created_at']} {event['subject']} {payload}"

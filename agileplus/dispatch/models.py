@@ -1,0 +1,127 @@
+"""Agent harnesses, workers, and dispatch jobs (the database is the record of truth;
+the broker only carries a job id as a doorbell)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class JobState:
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    ACTIVE = (QUEUED, CLAIMED, RUNNING)
+    HELD = (CLAIMED, RUNNING)
+    FINAL = (SUCCEEDED, FAILED, TIMED_OUT, CANCELLED)
+    ALL = ACTIVE + FINAL
+    CHOICES = [(s, s) for s in ALL]
+
+
+class AgentHarness(models.Model):
+    """A configured agent backend (claude-code, codex, command, …)."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    adapter = models.CharField(max_length=100, help_text="Adapter name in the harness registry")
+    model = models.CharField(max_length=200, blank=True)
+    cli_version = models.CharField(max_length=100, blank=True, help_text="Pinned CLI version")
+    enabled = models.BooleanField(default=True)
+    config = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Worker(models.Model):
+    """A worker process, as it last announced itself by heartbeat."""
+
+    hostname = models.CharField(max_length=255, unique=True)
+    harnesses = models.JSONField(default=dict, blank=True, help_text="adapter name -> {version, model, available}")
+    concurrency = models.PositiveIntegerField(default=1)
+    active_sessions = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+
+class DispatchJob(models.Model):
+    """One attempt series of one agent on one WP.
+
+    ``attempt`` is the fencing token: every write from a worker names the attempt
+    it holds, and is refused once the job was re-queued to a newer attempt.
+    """
+
+    id = models.CharField(primary_key=True, max_length=40)
+    feature = models.ForeignKey("features.Feature", on_delete=models.CASCADE, related_name="jobs")
+    wp = models.ForeignKey("features.WorkPackage", on_delete=models.CASCADE, related_name="jobs")
+    harness = models.CharField(max_length=100)
+    state = models.CharField(max_length=20, choices=JobState.CHOICES, default=JobState.QUEUED, db_index=True)
+    attempt = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    timeout_seconds = models.PositiveIntegerField(default=3600)
+    requested_by = models.CharField(max_length=120)
+    worker = models.CharField(max_length=255, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    base_commit = models.CharField(max_length=64, blank=True)
+    branch = models.CharField(max_length=300, blank=True)
+    worktree = models.CharField(max_length=1000, blank=True)
+    session_id = models.CharField(max_length=200, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    prompt = models.TextField(blank=True)
+    prompt_sizes = models.JSONField(default=dict, blank=True)
+    manifest = models.JSONField(default=dict, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    usage = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    current_activity = models.CharField(max_length=300, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-queued_at"]
+        indexes = [models.Index(fields=["state", "lease_expires_at"], name="job_lease_idx")]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class JobLogLine(models.Model):
+    job = models.ForeignKey(DispatchJob, on_delete=models.CASCADE, related_name="log_lines")
+    attempt = models.PositiveIntegerField(default=1)
+    seq = models.PositiveIntegerField()
+    timestamp = models.DateTimeField()
+    stream = models.CharField(max_length=10, default="stdout")
+    line = models.TextField()
+
+    class Meta:
+        ordering = ["job", "seq"]
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="unique_log_seq")]
+
+
+class JobCommit(models.Model):
+    job = models.ForeignKey(DispatchJob, on_delete=models.CASCADE, related_name="commits")
+    attempt = models.PositiveIntegerField(default=1)
+    sha = models.CharField(max_length=64)
+    message = models.TextField()
+    files = models.JSONField(default=list)
+    committed_at = models.DateTimeField(null=True, blank=True)
+    reported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["reported_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["job", "sha"], name="unique_job_commit")]

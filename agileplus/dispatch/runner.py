@@ -1,0 +1,249 @@
+"""Running one dispatch job on this worker, from claim to result.
+
+claim → mirror + worktree → prompt → agent process (heartbeat, log, commits) →
+push (and salvage) → finish. Every write names the attempt it holds (fencing).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from agileplus.core.canonical import sha256_hex
+from agileplus.dispatch import services
+from agileplus.dispatch.models import DispatchJob, JobState
+from agileplus.dispatch.prompt import build_prompt
+from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
+from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
+from harnesses import git as g
+from harnesses.adapters.command import PROMPT_FILE_ENV
+from harnesses.base import HarnessError, RunSpec
+from harnesses.process import JOB_MARK_ENV, AgentProcess, StopReason, reap_marked
+from harnesses.registry import get_adapter
+
+log = logging.getLogger("agileplus.runner")
+LOG_FLUSH_LINES = 50
+LOG_FLUSH_SECONDS = 0.5
+
+
+def worker_name() -> str:
+    return os.environ.get("AGILEPLUS_WORKER_NAME") or socket.gethostname()
+
+
+def worker_root(name: str | None = None) -> Path:
+    return settings.WORKER_DATA_DIR / (name or worker_name())
+
+
+class JobRun:
+    def __init__(self, claim: Claim):
+        self.claim = claim
+        self.job = DispatchJob.objects.select_related("feature__project", "wp").get(pk=claim.job_id)
+        self.secret_values: list[str] = []
+        self.pending: list[tuple[dt.datetime, str, str]] = []
+        self.last_flush = time.monotonic()
+        self.reported: set[str] = set()
+        self.fenced = False
+        self.stop_heartbeat = threading.Event()
+
+    # --- log -------------------------------------------------------------------
+    def say(self, text: str, stream: str = "agileplus") -> None:
+        self.pending.append((timezone.now(), stream, redact(text, self.secret_values)))
+        if len(self.pending) >= LOG_FLUSH_LINES or time.monotonic() - self.last_flush > LOG_FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        lines, self.pending = self.pending, []
+        self.last_flush = time.monotonic()
+        if lines and not self.fenced:
+            try:
+                services.append_log(self.claim, lines)
+            except StaleAttempt:
+                self.fenced = True
+
+    # --- heartbeat thread --------------------------------------------------------
+    def _beat(self) -> None:
+        interval = max(0.2, settings.JOB_LEASE_SECONDS / 3)
+        try:
+            while not self.stop_heartbeat.wait(interval):
+                if not services.heartbeat(self.claim):
+                    self.fenced = True
+                    return
+        finally:
+            connection.close()
+
+    # --- commits -------------------------------------------------------------------
+    def scan_commits(self, worktree: Path, base: str) -> None:
+        for commit in g.commits_since(worktree, base):
+            if commit.sha in self.reported:
+                continue
+            self.reported.add(commit.sha)
+            self.say(f"Commit: {commit.message.splitlines()[0] if commit.message else commit.sha[:7]}")
+            self.flush()
+            try:
+                services.report_commit(self.claim, sha=commit.sha, message=commit.message, files=commit.files)
+            except StaleAttempt:
+                self.fenced = True
+
+    def run(self) -> str:
+        job = self.job
+        feature, wp = job.feature, job.wp
+        config = dict(feature.agent_config or {})
+        adapter = get_adapter(job.harness)
+        root = worker_root(self.claim.worker)
+        mirror = g.ensure_mirror(root, feature.project.repo_url)
+        branch = g.branch_name(feature.slug, wp.code)
+        main = feature.project.main_branch
+        worktree, base = g.create_worktree(mirror, root / ".worktrees", g.worktree_name(feature.slug, wp.code),
+                                           branch, g.origin_ref(main))
+        resolved = resolve_environment(config.get("environment") or {})
+        self.secret_values = resolved.secret_values
+        prompt = build_prompt(feature, wp, config=config, environment_names=resolved.names, base_commit=base,
+                              notes=(job.result or {}).get("notes"), timeout_seconds=job.timeout_seconds)
+        prompt_dir = Path(tempfile.mkdtemp(prefix=f"agileplus-{job.id}-"))
+        prompt_file = prompt_dir / "prompt.md"
+        prompt_file.write_text(prompt.text)
+        mark = f"{job.id}.{self.claim.attempt}"
+        env = {**agent_base_environment(), **resolved.env, PROMPT_FILE_ENV: str(prompt_file), JOB_MARK_ENV: mark}
+        spec = RunSpec(prompt=prompt.text, workdir=worktree, env=env, model=config.get("model"),
+                       timeout_seconds=job.timeout_seconds,
+                       allowed_paths=list((feature.constraints or {}).get("allowed_paths") or []),
+                       forbidden_paths=list((feature.constraints or {}).get("forbidden_paths") or []),
+                       options={k: v for k, v in config.items() if k not in ("environment",)})
+        invocation = adapter.build_command(spec)
+        env.update(invocation.env)
+        manifest = {
+            "prompt_sha256": sha256_hex(prompt.text), "argv": invocation.argv, "harness": job.harness,
+            "cli_version": getattr(adapter, "pinned_version", ""), "base_sha": base, "branch": branch,
+            "constraints": feature.constraints or {}, "timeout_seconds": job.timeout_seconds,
+            "environment_names": resolved.names,
+        }
+        manifest["hash"] = sha256_hex(manifest)
+        proc = AgentProcess(invocation.argv, cwd=worktree, env=env, stdin_text=invocation.stdin_text,
+                            timeout_seconds=job.timeout_seconds, grace_seconds=settings.AGENT_KILL_GRACE_SECONDS,
+                            idle_seconds=config.get("idle_timeout_seconds"))
+        self.say("Workspace setup:")
+        self.say(f"  Worktree: .worktrees/{g.worktree_name(feature.slug, wp.code)}")
+        self.say(f"  Branch: {branch}")
+        self.say(f"  Base commit: {base[:7]} ({main})")
+        self.say("Prompt prepared:")
+        for line in prompt.summary_lines(feature.slug, wp.code):
+            self.say(f"  {line}")
+        pid = proc.start()
+        services.start_running(self.claim, pid=pid, base_commit=base, branch=branch, worktree=str(worktree),
+                               prompt=prompt.text, prompt_sizes=prompt.sections, manifest=manifest,
+                               session_id=job.id, current_activity="starting")
+        self.say(f"Agent session started (pid {pid}, attempt {self.claim.attempt})")
+        heart = threading.Thread(target=self._beat, daemon=True)
+        heart.start()
+        usage: dict = {}
+
+        def on_line(stream: str, text: str) -> StopReason | None:
+            for event in adapter.parse_line(text) if stream == "stdout" else []:
+                if event.session_id:
+                    services.update_progress(self.claim, session_id=event.session_id)
+                if event.usage:
+                    usage.update(event.usage.as_dict())
+                if event.text:
+                    self.say(event.text, "agent")
+                    if event.kind != "result":
+                        services.update_progress(self.claim, current_activity=event.text)
+            if stream == "stderr":
+                self.say(text, "stderr")
+            return None
+
+        def tick() -> StopReason | None:
+            self.flush()
+            self.scan_commits(worktree, base)
+            if self.fenced:
+                return StopReason("fenced", "this worker no longer holds the job")
+            if services.cancel_requested(self.claim):
+                return StopReason("cancelled", "cancel requested")
+            return None
+
+        try:
+            result = proc.run(on_line, tick, on_stop=lambda t: self.say(t))
+        finally:
+            self.stop_heartbeat.set()
+            reap_marked(mark)
+            prompt_file.unlink(missing_ok=True)
+            prompt_dir.rmdir()
+        self.scan_commits(worktree, base)
+        salvaged = g.salvage(worktree, f"refs/agileplus/salvage/{job.id}")
+        pushed = self._push(worktree, branch, salvaged)
+        files = g.files_changed(worktree, base)
+        tests = (usage or {}).get("tests")
+        outcome = self._outcome(result)
+        self.say(
+            f"Agent {'finished' if outcome.state == JobState.SUCCEEDED else 'failed'}: exit {result.exit_code}, "
+            f"{len(self.reported)} commits, {len(files)} files changed"
+        )
+        self.flush()
+        if self.fenced:
+            return "fenced"
+        services.update_progress(self.claim, usage=usage)
+        services.finish_job(self.claim, outcome, result={
+            "commits": len(self.reported), "files_changed": len(files), "files": files[:200],
+            "head": g.head(worktree), "pushed": pushed, "salvage_ref": f"refs/agileplus/salvage/{job.id}"
+            if salvaged else None, "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
+        })
+        return outcome.state
+
+    def _push(self, worktree: Path, branch: str, salvaged: str | None) -> bool:
+        refspecs = [f"{branch}:refs/heads/{branch}"]
+        if salvaged:
+            refspecs.append(f"refs/agileplus/salvage/{self.job.id}:refs/agileplus/salvage/{self.job.id}")
+            self.say(f"Salvaged uncommitted work to refs/agileplus/salvage/{self.job.id}")
+        try:
+            g.push(worktree, refspecs)
+            return True
+        except g.GitError as exc:
+            self.say(f"Push to origin failed: {exc}")
+            return False
+
+    def _outcome(self, result) -> Outcome:
+        stopped = result.stopped
+        if stopped is None:
+            if result.exit_code == 0:
+                return Outcome(JobState.SUCCEEDED, 0)
+            return Outcome(JobState.FAILED, result.exit_code, "agent_failed", f"agent exited with {result.exit_code}")
+        if stopped.kind == "timeout":
+            return Outcome(JobState.TIMED_OUT, -1, "agent_timeout",
+                           f"Agent timeout (SIGKILL after {settings.AGENT_KILL_GRACE_SECONDS:g}s warning period)"
+                           if result.killed else "Agent timeout (stopped by SIGTERM)")
+        if stopped.kind == "cancelled":
+            return Outcome(JobState.CANCELLED, result.exit_code, "cancelled", stopped.detail)
+        return Outcome(JobState.FAILED, result.exit_code, f"agent_{stopped.kind}", stopped.detail)
+
+
+def run_job(job_id: str, worker: str | None = None) -> str:
+    """Claim and run ``job_id``. Returns the final state, or ``not-claimed`` for a duplicate."""
+    close_old_connections()
+    claim = services.claim_job(job_id, worker or worker_name())
+    if claim is None:
+        return "not-claimed"
+    run = JobRun(claim)
+    try:
+        return run.run()
+    except StaleAttempt:
+        return "fenced"
+    except (HarnessError, g.GitError, OSError) as exc:
+        log.warning("job %s failed before the agent ran: %s", job_id, exc)
+        run.say(f"Setup failed: {exc}")
+        run.flush()
+        try:
+            if services.release_for_retry(claim, f"setup failed: {exc}"):
+                return JobState.QUEUED
+            services.finish_job(claim, Outcome(JobState.FAILED, None, "setup_failed", str(exc)), result={})
+        except StaleAttempt:
+            return "fenced"
+        return JobState.FAILED

@@ -1,0 +1,373 @@
+"""Dispatch jobs: enqueue, claim, lease, fence, report, finish, reap.
+
+The database is the record of truth; the broker message carries only the job id.
+A claim is a conditional UPDATE (one winner however often the task is delivered);
+``attempt`` is the fencing token every later write must present; leases use the
+database clock, so workers' clocks do not matter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import string
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Q
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from agileplus.core.actors import SYSTEM, SYSTEM_TIMEOUT, Actor, parse_actor
+from agileplus.core.errors import DomainError, IllegalTransition, NotFound
+from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine, JobState, Worker
+from agileplus.events import subjects
+from agileplus.events.services import record_event
+from agileplus.features.lifecycles import WPState
+from agileplus.features.models import WorkPackage
+from agileplus.features.services import blocking_dependencies, transition_wp
+
+DEFAULT_HARNESS = "command"
+DEFAULT_TIMEOUT = 3600
+DEFAULT_RETRIES = 2
+LOG_TRUNCATED = "[log truncated: the job log reached its line limit]"
+
+
+class StaleAttempt(DomainError):
+    """A worker wrote for an attempt it no longer holds (its lease expired and the job moved on)."""
+
+    code = "stale_attempt"
+    http_status = 409
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: str
+    attempt: int
+    worker: str
+
+
+def new_job_id() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "job_" + "".join(secrets.choice(alphabet) for _ in range(10))
+
+
+def _lease_until(seconds: int | None = None):
+    return ExpressionWrapper(
+        Now() + dt.timedelta(seconds=seconds or settings.JOB_LEASE_SECONDS), output_field=DateTimeField()
+    )
+
+
+def job_config(wp: WorkPackage) -> dict:
+    """The agent section of the feature's config (harness, timeout, retries, environment…)."""
+    return dict(wp.feature.agent_config or {})
+
+
+def enqueue_job(
+    wp: WorkPackage,
+    *,
+    harness: str | None = None,
+    actor: Actor | str,
+    timeout_seconds: int | None = None,
+    retries: int | None = None,
+    notes: list[str] | None = None,
+    send: bool = True,
+) -> DispatchJob:
+    """Queue one agent run for a ready WP. The WP moves to doing when the agent starts."""
+    from harnesses.base import HarnessError
+    from harnesses.registry import get_adapter
+
+    actor = parse_actor(actor)
+    config = job_config(wp)
+    harness = harness or config.get("harness") or DEFAULT_HARNESS
+    try:
+        get_adapter(harness)
+    except HarnessError as exc:
+        raise DomainError(str(exc), field="agent", fix="run `agileplus agents list` to see the harnesses") from None
+    if timeout_seconds is not None and timeout_seconds <= 0:
+        raise DomainError("timeout must be a positive number of seconds", field="timeout")
+    if retries is not None and retries < 0:
+        raise DomainError("retries cannot be negative", field="retries")
+    with transaction.atomic():
+        wp = WorkPackage.objects.select_for_update().select_related("feature").get(pk=wp.pk)
+        rework = wp.state == WPState.DOING and not wp.jobs.filter(state__in=JobState.ACTIVE).exists()
+        if wp.state != WPState.PLANNED and not rework:
+            raise IllegalTransition(
+                f"{wp.code} is {wp.state}; only a planned WP can be dispatched",
+                field="wp",
+                fix=f"`agileplus wp transition {wp.code} --to planned` resets a blocked WP"
+                if wp.state == WPState.BLOCKED else "wait for the running job or review it",
+            )
+        blockers = blocking_dependencies(wp)
+        if blockers:
+            from agileplus.core.errors import BlockedByDependency
+
+            raise BlockedByDependency(
+                f"{wp.code} is blocked by " + ", ".join(f"{b.code} ({b.state})" for b in blockers),
+                field="wp",
+                fix="finish the blocking work packages first",
+                blocked_by=[b.code for b in blockers],
+            )
+        active = wp.jobs.filter(state__in=JobState.ACTIVE).first()
+        if active:
+            raise IllegalTransition(f"{wp.code} already has an active job {active.id} ({active.state})",
+                                    field="wp", fix=f"`agileplus jobs cancel {active.id}` first")
+        job = DispatchJob.objects.create(
+            id=new_job_id(),
+            feature=wp.feature,
+            wp=wp,
+            harness=harness,
+            timeout_seconds=timeout_seconds or int(config.get("timeout_seconds") or DEFAULT_TIMEOUT),
+            max_attempts=1 + (retries if retries is not None else int(config.get("retries", DEFAULT_RETRIES))),
+            requested_by=str(actor),
+            result={"notes": notes or []},
+        )
+        if send:
+            transaction.on_commit(lambda: send_doorbell(job))
+    return job
+
+
+def send_doorbell(job: DispatchJob) -> None:
+    """Ring the broker: only the job id travels; the queue is the harness's."""
+    from workers.tasks import run_job
+
+    run_job.apply_async(args=[job.id], queue=queue_for(job.harness))
+
+
+def queue_for(harness: str) -> str:
+    return f"agents.{harness}"
+
+
+def claim_job(job_id: str, worker: str) -> Claim | None:
+    """Take a queued job. Exactly one caller wins; the others get None."""
+    won = DispatchJob.objects.filter(
+        pk=job_id, state=JobState.QUEUED, attempt__lt=F("max_attempts"), cancel_requested=False
+    ).update(
+        state=JobState.CLAIMED,
+        attempt=F("attempt") + 1,
+        worker=worker,
+        claimed_at=Now(),
+        heartbeat_at=Now(),
+        lease_expires_at=_lease_until(),
+    )
+    if not won:
+        return None
+    attempt = DispatchJob.objects.values_list("attempt", flat=True).get(pk=job_id)
+    return Claim(job_id, attempt, worker)
+
+
+def _held(claim: Claim):
+    return DispatchJob.objects.filter(pk=claim.job_id, attempt=claim.attempt, state__in=JobState.HELD)
+
+
+def _lock_held(claim: Claim) -> DispatchJob:
+    job = DispatchJob.objects.select_for_update().select_related("wp", "feature").filter(pk=claim.job_id).first()
+    if job is None or job.attempt != claim.attempt or job.state not in JobState.HELD:
+        raise StaleAttempt(
+            f"attempt {claim.attempt} of {claim.job_id} is no longer held by {claim.worker}",
+            field="attempt",
+            fix="the job was re-queued or finished elsewhere; drop this result",
+        )
+    return job
+
+
+def heartbeat(claim: Claim) -> bool:
+    """Extend the lease. False when the attempt is no longer ours (stop the agent)."""
+    return bool(_held(claim).update(heartbeat_at=Now(), lease_expires_at=_lease_until()))
+
+
+def start_running(claim: Claim, **fields) -> DispatchJob:
+    """The agent is about to start: record where and how, move the WP to doing, emit `started`."""
+    with transaction.atomic():
+        job = _lock_held(claim)
+        for name, value in fields.items():
+            setattr(job, name, value)
+        job.state = JobState.RUNNING
+        job.started_at = timezone.now()
+        job.save()
+        if job.wp.state == WPState.PLANNED:
+            transition_wp(job.wp, WPState.DOING, actor=f"agent:{job.harness}", event_extra={"job_id": job.id},
+                          metadata={"job_id": job.id, "attempt": claim.attempt})
+        WorkPackage.objects.filter(pk=job.wp_id).update(agent=job.harness)
+        record_event(
+            subjects.job_event(job.id, "started"),
+            {"feature_slug": job.feature.slug, "wp_id": job.wp.code, "pid": job.pid, "attempt": claim.attempt},
+            feature_id=job.feature_id,
+        )
+    return job
+
+
+def append_log(claim: Claim, lines: list[tuple[dt.datetime, str, str]]) -> int:
+    """Append timestamped lines; bounded by settings.JOB_LOG_MAX_LINES. Returns lines written."""
+    if not lines:
+        return 0
+    with transaction.atomic():
+        _lock_held(claim)
+        last = JobLogLine.objects.filter(job_id=claim.job_id).aggregate(m=Max("seq"))["m"] or 0
+        room = settings.JOB_LOG_MAX_LINES - last
+        if room <= 0:
+            return 0
+        rows = [
+            JobLogLine(job_id=claim.job_id, attempt=claim.attempt, seq=last + i + 1, timestamp=ts, stream=stream,
+                       line=text[:8000])
+            for i, (ts, stream, text) in enumerate(lines[:room])
+        ]
+        if len(lines) > room:
+            rows[-1].line = LOG_TRUNCATED
+        JobLogLine.objects.bulk_create(rows)
+    return len(rows)
+
+
+def report_commit(claim: Claim, *, sha: str, message: str, files: list[str]) -> bool:
+    """Record one new commit and emit its event. False if it was already reported."""
+    with transaction.atomic():
+        job = _lock_held(claim)
+        if JobCommit.objects.filter(job_id=job.id, sha=sha).exists():
+            return False
+        JobCommit.objects.create(job=job, attempt=claim.attempt, sha=sha, message=message, files=files,
+                                 committed_at=timezone.now())
+        record_event(
+            subjects.job_event(job.id, "commit"),
+            {"sha": sha[:7], "full_sha": sha, "message": message.splitlines()[0] if message else "",
+             "files": files},
+            feature_id=job.feature_id,
+        )
+    return True
+
+
+def update_progress(claim: Claim, **fields) -> None:
+    """current_activity, usage, session_id… (fenced, no event: the log carries detail)."""
+    if fields:
+        if "current_activity" in fields:
+            fields["current_activity"] = (fields["current_activity"] or "")[:300]
+        _held(claim).update(**fields)
+
+
+def cancel_requested(claim: Claim) -> bool:
+    return DispatchJob.objects.filter(pk=claim.job_id, cancel_requested=True).exists()
+
+
+@dataclass
+class Outcome:
+    state: str  # succeeded | failed | timed_out | cancelled
+    exit_code: int | None
+    reason: str = ""
+    detail: str = ""
+
+
+def finish_job(claim: Claim, outcome: Outcome, *, result: dict) -> DispatchJob:
+    """Record the end of the run and move the WP: for_review on success, blocked otherwise."""
+    with transaction.atomic():
+        job = _lock_held(claim)
+        job.state = outcome.state
+        job.exit_code = outcome.exit_code
+        job.finished_at = timezone.now()
+        job.lease_expires_at = None
+        job.result = {**(job.result or {}), **result}
+        job.error = outcome.detail if outcome.state != JobState.SUCCEEDED else ""
+        job.current_activity = "completed" if outcome.state == JobState.SUCCEEDED else outcome.reason
+        job.save()
+        commits = job.commits.count()
+        record_event(
+            subjects.job_event(job.id, "completed"),
+            {"success": outcome.state == JobState.SUCCEEDED, "commits": commits,
+             "files_changed": result.get("files_changed", 0), "tests_passed": result.get("tests_passed"),
+             "state": outcome.state, "exit_code": outcome.exit_code},
+            feature_id=job.feature_id,
+        )
+        wp = WorkPackage.objects.get(pk=job.wp_id)
+        if wp.state == WPState.DOING:
+            if outcome.state == JobState.SUCCEEDED:
+                transition_wp(wp, WPState.FOR_REVIEW, actor=f"agent:{job.harness}",
+                              metadata={"job_id": job.id, "commits": commits,
+                                        "files_changed": result.get("files_changed", 0)})
+            else:
+                _block_wp(wp, job, outcome, commits)
+        elif wp.state == WPState.PLANNED and outcome.state != JobState.SUCCEEDED:
+            _block_wp(wp, job, outcome, commits)  # failed before the agent started (setup)
+    return job
+
+
+def _block_wp(wp: WorkPackage, job: DispatchJob, outcome: Outcome, partial_commits: int) -> None:
+    actor = SYSTEM_TIMEOUT if outcome.state == JobState.TIMED_OUT else SYSTEM
+    metadata = {
+        "reason": outcome.reason,
+        "timeout_secs": job.timeout_seconds,
+        "job_id": job.id,
+        "partial_commits": partial_commits,
+        "exit_code": outcome.exit_code,
+    }
+    if outcome.detail:
+        metadata["detail"] = outcome.detail[:500]
+    transition_wp(wp, WPState.BLOCKED, actor=actor, metadata=metadata, event_extra={"job_id": job.id,
+                                                                                  "reason": outcome.reason})
+
+
+def release_for_retry(claim: Claim, reason: str) -> bool:
+    """Hand a job we hold back to the queue (setup failed, worker shutting down), if attempts remain."""
+    moved = _held(claim).filter(attempt__lt=F("max_attempts")).update(
+        state=JobState.QUEUED, worker="", lease_expires_at=None, current_activity=reason[:300])
+    if moved:
+        send_doorbell(DispatchJob.objects.get(pk=claim.job_id))
+    return bool(moved)
+
+
+def reap_expired() -> dict:
+    """Re-queue jobs whose lease ran out (worker died or hung), up to max_attempts;
+    fail the rest and block their WP. Re-ring queued jobs nobody claimed."""
+    requeued, failed = [], []
+    expired = DispatchJob.objects.filter(state__in=JobState.HELD, lease_expires_at__lt=Now())
+    for job_id, attempt, max_attempts in expired.values_list("id", "attempt", "max_attempts"):
+        if attempt < max_attempts:
+            moved = DispatchJob.objects.filter(pk=job_id, attempt=attempt, state__in=JobState.HELD,
+                                               lease_expires_at__lt=Now()).update(
+                state=JobState.QUEUED, worker="", lease_expires_at=None, current_activity="re-queued: lease expired")
+            if moved:
+                requeued.append(job_id)
+                send_doorbell(DispatchJob.objects.get(pk=job_id))
+        else:
+            claim = Claim(job_id, attempt, "reaper")
+            try:
+                finish_job(claim, Outcome(JobState.FAILED, None, "lease_expired",
+                                          "the worker stopped renewing its lease and no attempts are left"),
+                           result={})
+                failed.append(job_id)
+            except StaleAttempt:
+                pass
+    stale_queue = timezone.now() - dt.timedelta(seconds=max(30, settings.JOB_LEASE_SECONDS))
+    rung = []
+    for job in DispatchJob.objects.filter(state=JobState.QUEUED, queued_at__lt=stale_queue,
+                                          cancel_requested=False):
+        send_doorbell(job)
+        rung.append(job.id)
+    return {"requeued": requeued, "failed": failed, "rung": rung}
+
+
+def cancel_job(job_id: str, *, actor: Actor | str) -> DispatchJob:
+    actor = parse_actor(actor)
+    job = DispatchJob.objects.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(f"no job {job_id}", field="job", fix="`agileplus jobs list` shows job ids")
+    if job.state in JobState.FINAL:
+        raise IllegalTransition(f"{job_id} already ended ({job.state})", field="job")
+    # A queued job is cancelled at once; a running one is stopped by its worker.
+    if DispatchJob.objects.filter(pk=job_id, state=JobState.QUEUED).update(
+        state=JobState.CANCELLED, cancel_requested=True, finished_at=Now(), error=f"cancelled by {actor}"
+    ):
+        return DispatchJob.objects.get(pk=job_id)
+    DispatchJob.objects.filter(pk=job_id).update(cancel_requested=True)
+    return DispatchJob.objects.get(pk=job_id)
+
+
+def record_worker_heartbeat(hostname: str, *, harnesses: dict, concurrency: int, active_sessions: int) -> None:
+    Worker.objects.update_or_create(
+        hostname=hostname,
+        defaults={"harnesses": harnesses, "concurrency": concurrency, "active_sessions": active_sessions,
+                  "last_heartbeat": timezone.now(), "stopped_at": None},
+    )
+
+
+def active_job_for(wp: WorkPackage) -> DispatchJob | None:
+    return wp.jobs.filter(Q(state__in=JobState.ACTIVE)).order_by("-queued_at").first()

@@ -1,0 +1,518 @@
+"""Importing features from a target repository (``kitty-specs/<slug>/``).
+
+Layout::
+
+    <repo>/.kittify/config.yaml            optional: agent, constraints, commit convention
+    <repo>/kitty-specs/<slug>/spec.md       required
+    <repo>/kitty-specs/<slug>/plan.md       required once there are tasks
+    <repo>/kitty-specs/<slug>/tasks/WP01-<name>.md   YAML front matter + the WP's plan
+
+Everything is parsed and checked before the database is touched, and the whole
+import is one transaction: a bad file leaves the database as it was. A new
+feature walks created → specified → researched → planned through
+``transition_feature`` (one audit entry each, by the importing actor); a new WP
+whose ``lane`` is past ``planned`` walks there through ``transition_wp``. On
+re-import nothing moves backwards: a lane that differs from the database is
+reported, not forced.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.db import transaction
+
+from agileplus.core.actors import Actor, parse_actor
+from agileplus.core.errors import DomainError, ImportFailed
+from agileplus.features import dag
+from agileplus.features.lifecycles import FeatureState, WPState, normalize_wp_state
+from agileplus.features.models import Dependency, Feature, Project, WorkPackage
+from agileplus.features.services import normalize_wp_code, transition_feature, transition_wp
+
+SPECS_DIR = "kitty-specs"
+CONFIG_PATH = Path(".kittify") / "config.yaml"
+DEFAULT_COMMIT_CONVENTION = "feat({wp}): <description>"
+SLUG_RE = re.compile(r"^(?P<number>\d+)-[a-z0-9][a-z0-9-]*$")
+WP_ID_RE = re.compile(r"^WP\d{2,}$")
+# The path from planned to each lane a new WP may be imported in.
+LANE_PATHS = {
+    WPState.PLANNED: (),
+    WPState.DOING: (WPState.DOING,),
+    WPState.FOR_REVIEW: (WPState.DOING, WPState.FOR_REVIEW),
+    WPState.DONE: (WPState.DOING, WPState.FOR_REVIEW, WPState.DONE),
+    WPState.BLOCKED: (WPState.BLOCKED,),
+}
+_ESTIMATE_RE = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>d|days?|h|hours?|w|weeks?)?\s*$", re.IGNORECASE)
+_UNIT_DAYS = {"d": Decimal(1), "h": Decimal(1) / Decimal(8), "w": Decimal(5)}  # 8-hour days, 5-day weeks
+
+
+@dataclass
+class Problem:
+    path: Path
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class WPSpec:
+    code: str
+    title: str
+    plan: str
+    dependencies: list[str]
+    deliverables: list[str]
+    estimate_days: Decimal | None
+    owned_paths: list[str]
+    lane: str
+    path: Path
+    lines: dict[str, int]
+
+
+@dataclass
+class FeatureSpec:
+    slug: str
+    number: int
+    title: str
+    spec: str
+    plan: str
+    path: Path
+    wps: list[WPSpec]
+
+
+@dataclass
+class RepoConfig:
+    raw: dict
+    agent: dict
+    constraints: dict
+
+
+@dataclass
+class ImportReport:
+    features: list[Feature] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "features": [f.slug for f in self.features],
+            "created": self.created,
+            "updated": self.updated,
+            "notes": self.notes,
+        }
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, path: Path, line: int | None, message: str) -> None:
+        self.problems.append(Problem(path, line, message))
+
+    def raise_if_any(self) -> None:
+        if not self.problems:
+            return
+        first = self.problems[0]
+        more = f" (and {len(self.problems) - 1} more problem(s))" if len(self.problems) > 1 else ""
+        raise ImportFailed(
+            f"{first}{more}",
+            field=str(first.path),
+            fix="correct the file(s) and import again; nothing was imported",
+            problems=[str(p) for p in self.problems],
+        )
+
+
+# --- Parsing ----------------------------------------------------------------------------
+
+
+def _key_lines(text: str, first_line: int) -> dict[str, int]:
+    """Line numbers of the top-level keys of a YAML block that starts at ``first_line``."""
+    lines = {}
+    for offset, line in enumerate(text.splitlines()):
+        match = re.match(r"^([A-Za-z_][\w-]*)\s*:", line)
+        if match:
+            lines.setdefault(match[1], first_line + offset)
+    return lines
+
+
+def _load_yaml(text: str, path: Path, first_line: int, errors: _Collector) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = first_line + mark.line if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        errors.add(path, line, f"invalid YAML: {problem}")
+        return None
+
+
+def _split_front_matter(text: str, path: Path, errors: _Collector) -> tuple[dict, str, dict[str, int]] | None:
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        errors.add(path, 1, "missing YAML front matter: the file must start with a '---' line")
+        return None
+    for index in range(1, len(lines)):
+        if lines[index].strip() == "---":
+            block = "".join(lines[1:index])
+            body = "".join(lines[index + 1:]).strip()
+            data = _load_yaml(block, path, 2, errors)
+            if data is None and errors.problems and errors.problems[-1].path == path:
+                return None
+            if not isinstance(data, dict):
+                errors.add(path, 2, "front matter must be a YAML mapping (key: value lines)")
+                return None
+            return data, body, _key_lines(block, 2)
+    errors.add(path, 1, "front matter is not closed: add a '---' line after it")
+    return None
+
+
+def _str_list(value: Any, key: str, path: Path, line: int | None, errors: _Collector) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, (str, int)) for v in value):
+        return [str(v) for v in value]
+    errors.add(path, line, f"'{key}' must be a list of strings")
+    return []
+
+
+def parse_estimate(value: Any) -> Decimal | None:
+    """``"3 days"``, ``"2d"``, ``"4 hours"`` (8-hour days), ``"1 week"`` (5 days), ``3`` → days."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, (int, float)):
+        return Decimal(str(value))
+    match = _ESTIMATE_RE.match(str(value))
+    if not match:
+        raise ValueError(value)
+    try:
+        number = Decimal(match["n"])
+    except InvalidOperation:
+        raise ValueError(value) from None
+    unit = (match["unit"] or "d")[0].lower()
+    return (number * _UNIT_DAYS[unit]).quantize(Decimal("0.01"))
+
+
+def _parse_wp(path: Path, errors: _Collector) -> WPSpec | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.add(path, None, f"cannot read: {exc}")
+        return None
+    parsed = _split_front_matter(text, path, errors)
+    if parsed is None:
+        return None
+    data, body, lines = parsed
+    file_code = path.name.split("-", 1)[0].removesuffix(".md")
+    raw_id = data.get("work_package_id", file_code)
+    code = normalize_wp_code(str(raw_id))
+    if not WP_ID_RE.match(code):
+        errors.add(path, lines.get("work_package_id", 1), f"work_package_id '{raw_id}' must look like WP01")
+        return None
+    lane_raw = str(data.get("lane") or WPState.PLANNED)
+    lane = normalize_wp_state(lane_raw)
+    if lane not in WPState.ALL:
+        errors.add(path, lines.get("lane"), f"lane '{lane_raw}' is not one of {', '.join(WPState.ALL)}")
+    try:
+        estimate = parse_estimate(data.get("estimate"))
+    except ValueError:
+        errors.add(path, lines.get("estimate"), f"estimate '{data.get('estimate')}' is not like '3 days' or '4 hours'")
+        estimate = None
+    title = str(data.get("title") or "").strip()
+    if not title:
+        heading = re.search(r"^#\s+(.+)$", body, re.MULTILINE)
+        title = heading[1].strip() if heading else code
+    deps = _str_list(data.get("dependencies"), "dependencies", path, lines.get("dependencies"), errors)
+    return WPSpec(
+        code=code,
+        title=title,
+        plan=body,
+        dependencies=[normalize_wp_code(d) for d in deps],
+        deliverables=_str_list(data.get("deliverables"), "deliverables", path, lines.get("deliverables"), errors),
+        estimate_days=estimate,
+        owned_paths=_str_list(data.get("owned_files"), "owned_files", path, lines.get("owned_files"), errors),
+        lane=lane,
+        path=path,
+        lines=lines,
+    )
+
+
+def _check_graph(wps: list[WPSpec], errors: _Collector) -> None:
+    by_code: dict[str, WPSpec] = {}
+    for wp in wps:
+        if wp.code in by_code:
+            errors.add(wp.path, wp.lines.get("work_package_id", 1),
+                       f"duplicate work_package_id {wp.code}: also in {by_code[wp.code].path.name}")
+            continue
+        by_code[wp.code] = wp
+    for wp in wps:
+        for dep in wp.dependencies:
+            if dep not in by_code:
+                known = ", ".join(sorted(by_code)) or "none"
+                errors.add(wp.path, wp.lines.get("dependencies"),
+                           f"{wp.code} depends on unknown work package {dep} (known: {known})")
+            elif dep == wp.code:
+                errors.add(wp.path, wp.lines.get("dependencies"), f"{wp.code} depends on itself")
+    if errors.problems:
+        return
+    cycle = dag.find_cycle(by_code, [(wp.code, d) for wp in wps for d in wp.dependencies])
+    if cycle:
+        first = by_code[cycle[0]]
+        files = ", ".join(f"{by_code[c].path.name}:{by_code[c].lines.get('dependencies', 1)}" for c in cycle[:-1])
+        errors.add(first.path, first.lines.get("dependencies"),
+                   f"dependency cycle {' -> '.join(cycle)} (in {files})")
+
+
+def _read_required(path: Path, errors: _Collector, why: str) -> str:
+    if not path.is_file():
+        errors.add(path, None, f"missing file: {why}")
+        return ""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.add(path, None, f"cannot read: {exc}")
+        return ""
+
+
+def parse_feature_dir(folder: Path, errors: _Collector) -> FeatureSpec | None:
+    slug = folder.name
+    match = SLUG_RE.match(slug)
+    if not match:
+        errors.add(folder, None, f"feature folder '{slug}' must be named like 003-auth-system")
+        return None
+    spec = _read_required(folder / "spec.md", errors, "every feature needs spec.md")
+    tasks_dir = folder / "tasks"
+    task_files = sorted(tasks_dir.glob("WP*.md")) if tasks_dir.is_dir() else []
+    plan_path = folder / "plan.md"
+    plan = _read_required(plan_path, errors, "tasks need plan.md") if task_files else (
+        plan_path.read_text(encoding="utf-8") if plan_path.is_file() else ""
+    )
+    wps = [wp for wp in (_parse_wp(p, errors) for p in task_files) if wp is not None]
+    _check_graph(wps, errors)
+    heading = re.search(r"^#\s+(.+)$", spec, re.MULTILINE)
+    title = heading[1].strip() if heading else slug
+    return FeatureSpec(slug, int(match["number"]), title, spec, plan, folder, wps)
+
+
+def parse_config(repo: Path, errors: _Collector) -> RepoConfig:
+    path = repo / CONFIG_PATH
+    if not path.is_file():
+        return RepoConfig({}, {}, {"commit_convention": DEFAULT_COMMIT_CONVENTION})
+    text = path.read_text(encoding="utf-8")
+    data = _load_yaml(text, path, 1, errors)
+    if data is None:
+        return RepoConfig({}, {}, {})
+    lines = _key_lines(text, 1)
+    if not isinstance(data, dict):
+        errors.add(path, 1, "config must be a YAML mapping")
+        return RepoConfig({}, {}, {})
+    agent = data.get("agent") or {}
+    constraints = dict(data.get("constraints") or {})
+    if not isinstance(agent, dict):
+        errors.add(path, lines.get("agent"), "'agent' must be a mapping (harness, timeout_seconds, …)")
+        agent = {}
+    for key, minimum in (("timeout_seconds", 1), ("retries", 0)):
+        value = agent.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < minimum):
+            errors.add(path, _nested_line(text, key), f"agent.{key} must be a whole number >= {minimum}")
+    env = agent.get("environment") or {}
+    if not isinstance(env, dict):
+        errors.add(path, _nested_line(text, "environment"), "agent.environment must be a mapping NAME: value")
+    size = constraints.get("max_file_size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size <= 0):
+        errors.add(path, _nested_line(text, "max_file_size"), "constraints.max_file_size must be a byte count > 0")
+    for key in ("allowed_paths", "forbidden_paths"):
+        constraints[key] = _str_list(constraints.get(key), f"constraints.{key}", path, _nested_line(text, key), errors)
+    commit = data.get("commit") if isinstance(data.get("commit"), dict) else {}
+    constraints["commit_convention"] = str(
+        data.get("commit_convention") or commit.get("convention") or constraints.get("commit_convention")
+        or DEFAULT_COMMIT_CONVENTION
+    )
+    return RepoConfig(data, dict(agent), constraints)
+
+
+def _nested_line(text: str, key: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if re.match(rf"^\s*{re.escape(key)}\s*:", line):
+            return number
+    return None
+
+
+def discover(path: Path, repo: Path | None, errors: _Collector) -> tuple[Path, list[Path]]:
+    """The repository root and the feature folders ``path`` names."""
+    path = path.resolve()
+    if not path.exists():
+        raise ImportFailed(f"{path} does not exist", field="path", fix="give a feature folder or a repository root")
+    if (path / "spec.md").exists() or path.parent.name == SPECS_DIR:
+        folders = [path]
+        root = repo or (path.parent.parent if path.parent.name == SPECS_DIR else path.parent)
+    else:
+        specs = path / SPECS_DIR
+        if not specs.is_dir():
+            raise ImportFailed(
+                f"{path} has no {SPECS_DIR}/ folder and is not a feature folder",
+                field="path",
+                fix=f"give a repository root holding {SPECS_DIR}/<slug>/ or one feature folder",
+            )
+        folders = sorted(p for p in specs.iterdir() if p.is_dir())
+        root = repo or path
+        if not folders:
+            errors.add(specs, None, "no feature folders found")
+    return Path(root).resolve(), folders
+
+
+# --- Writing ------------------------------------------------------------------------------
+
+
+def _project_name(name: str | None, root: Path) -> str:
+    text = name or root.name
+    slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    if not slug:
+        raise DomainError(f"'{text}' is not a usable project name", field="--project", fix="use letters and digits")
+    return slug
+
+
+def _config_project(config: RepoConfig) -> str | None:
+    value = config.raw.get("project")
+    if isinstance(value, dict):
+        value = value.get("name")
+    return str(value) if value else None
+
+
+def _advance_feature(feature: Feature, wanted: str, actor: Actor) -> None:
+    order = FeatureState.ORDER
+    if feature.state not in order:
+        return
+    while order.index(feature.state) < order.index(wanted):
+        result = transition_feature(feature, order[order.index(feature.state) + 1], actor=actor)
+        feature = result.feature
+
+
+def _wanted_state(spec: FeatureSpec) -> str:
+    if spec.wps:
+        return FeatureState.PLANNED
+    if spec.plan.strip():
+        return FeatureState.RESEARCHED
+    return FeatureState.SPECIFIED
+
+
+def _write_feature(spec: FeatureSpec, project: Project, config: RepoConfig, actor: Actor,
+                   report: ImportReport) -> Feature:
+    feature = Feature.objects.filter(slug=spec.slug).first()
+    values = {
+        "project": project, "number": spec.number, "title": spec.title, "spec": spec.spec, "plan": spec.plan,
+        "constraints": config.constraints, "agent_config": config.agent, "source_path": str(spec.path),
+    }
+    is_new = feature is None
+    if is_new:
+        feature = Feature.objects.create(slug=spec.slug, **values)
+        report.created.append(spec.slug)
+    else:
+        for key, value in values.items():
+            setattr(feature, key, value)
+        feature.save(update_fields=[*values, "updated_at"])
+        report.updated.append(spec.slug)
+
+    existing = {wp.code: wp for wp in feature.work_packages.all()}
+    new_codes = []
+    for wp_spec in spec.wps:
+        wp = existing.get(wp_spec.code)
+        fields = {
+            "title": wp_spec.title, "plan": wp_spec.plan, "deliverables": wp_spec.deliverables,
+            "estimate_days": wp_spec.estimate_days, "owned_paths": wp_spec.owned_paths,
+            "source_path": str(wp_spec.path),
+        }
+        if wp is None:
+            existing[wp_spec.code] = WorkPackage.objects.create(feature=feature, code=wp_spec.code, **fields)
+            new_codes.append(wp_spec.code)
+        else:
+            for key, value in fields.items():
+                setattr(wp, key, value)
+            wp.save(update_fields=[*fields, "updated_at"])
+            if wp.state != wp_spec.lane:
+                report.notes.append(
+                    f"{spec.slug}/{wp.code}: lane in {wp_spec.path.name} is {wp_spec.lane}, database says "
+                    f"{wp.state}: not changed (use `agileplus wp transition`)"
+                )
+    for code in sorted(set(existing) - {w.code for w in spec.wps}):
+        report.notes.append(f"{spec.slug}/{code}: in the database but has no task file: kept")
+    _replace_dependencies(feature, spec, existing)
+
+    if feature.state == FeatureState.CANCELLED:
+        report.notes.append(f"{spec.slug}: cancelled: state not changed")
+    else:
+        _advance_feature(feature, _wanted_state(spec), actor)
+    _walk_new_wps_to_lanes(spec, existing, new_codes, actor)
+    feature.refresh_from_db()
+    return feature
+
+
+def _replace_dependencies(feature: Feature, spec: FeatureSpec, by_code: dict[str, WorkPackage]) -> None:
+    described = [by_code[w.code].pk for w in spec.wps]
+    Dependency.objects.filter(wp_id__in=described).delete()
+    Dependency.objects.bulk_create(
+        [Dependency(wp=by_code[w.code], depends_on=by_code[d]) for w in spec.wps for d in dict.fromkeys(w.dependencies)]
+    )
+    edges = list(Dependency.objects.filter(wp__feature=feature).values_list("wp__code", "depends_on__code"))
+    cycle = dag.find_cycle(by_code, edges)
+    if cycle:  # only possible through WPs kept from an earlier import
+        raise ImportFailed(f"dependency cycle {' -> '.join(cycle)} with work packages already in the database",
+                           field="dependencies", fix="remove one of these dependencies")
+
+
+def _walk_new_wps_to_lanes(spec: FeatureSpec, by_code: dict[str, WorkPackage], new_codes: list[str],
+                           actor: Actor) -> None:
+    specs = {w.code: w for w in spec.wps}
+    order = [c for layer in dag.topological_layers(specs, [(w.code, d) for w in spec.wps for d in w.dependencies])
+             for c in sorted(layer)]
+    for code in order:
+        if code not in new_codes:
+            continue
+        wp_spec = specs[code]
+        for target in LANE_PATHS[wp_spec.lane]:
+            try:
+                transition_wp(by_code[code], target, actor=actor, metadata={"imported_from": wp_spec.path.name})
+            except DomainError as exc:
+                raise ImportFailed(
+                    f"{wp_spec.path}:{wp_spec.lines.get('lane', 1)}: lane {wp_spec.lane} cannot be reached: {exc}",
+                    field=str(wp_spec.path),
+                    fix="import it as planned, or finish its dependencies first; nothing was imported",
+                ) from exc
+
+
+def import_features(path: str | Path, *, actor: Actor | str, project: str | None = None,
+                    repo: str | Path | None = None) -> ImportReport:
+    """Import every feature under ``path`` (a feature folder or a repository root) in one transaction."""
+    actor = parse_actor(actor)
+    errors = _Collector()
+    root, folders = discover(Path(path), Path(repo).resolve() if repo else None, errors)
+    config = parse_config(root, errors)
+    specs = [s for s in (parse_feature_dir(f, errors) for f in folders) if s is not None]
+    errors.raise_if_any()
+    report = ImportReport()
+    with transaction.atomic():
+        name = _project_name(project or _config_project(config), root)
+        proj, _ = Project.objects.get_or_create(name=name, defaults={"repo_url": str(root)})
+        proj.repo_url = str(root)
+        proj.config = config.raw
+        proj.save(update_fields=["repo_url", "config"])
+        for spec in specs:
+            report.features.append(_write_feature(spec, proj, config, actor, report))
+    return report
+
+
+def import_path(path: str | Path, *, actor: Actor | str, project: str | None = None,
+                repo: str | Path | None = None) -> list[Feature]:
+    """Import and return the features under ``path``; see ``import_features`` for the report."""
+    return import_features(path, actor=actor, project=project, repo=repo).features

@@ -1,0 +1,225 @@
+"""Read models of features: the one JSON shape the CLI ``status --json``, the API and
+the dashboard share. Bounded query counts: no query per work package.
+
+``feature_status(feature)`` shape (keys are stable; new keys may be added)::
+
+    {"feature": {"id", "slug", "number", "title", "state", "project"},
+     "work_packages": [{"id", "code", "title", "state", "ready", "blocked_by": [codes not done],
+                        "dependencies": [{"code", "state", "done"}], "deliverables": [...],
+                        "estimate_days": float|None, "estimate": "3 days"|None, "progress": 0..1,
+                        "agent", "done_at", "job": None|{"id", "agent", "harness", "session_id", "state",
+                        "started_at", "finished_at", "commits", "files_changed", "tests": {"passed", "total",
+                        "failed"}|None, "current_activity", "completed_ago"}}],
+     "totals": {"done", "total", "percent"},
+     "estimated_completion": {"days": float, "estimate": "5 days", "critical_path": [codes]}}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.utils import timezone
+
+from agileplus.features import dag
+from agileplus.features.lifecycles import WPState
+from agileplus.features.models import Dependency, Feature, WorkPackage
+
+# Share of the 12-character bar each state fills (the seed draws doing and for_review half full).
+PROGRESS = {WPState.PLANNED: 0.0, WPState.BLOCKED: 0.0, WPState.DOING: 0.5, WPState.FOR_REVIEW: 0.5,
+            WPState.DONE: 1.0}
+
+
+def format_days(days: float | Decimal | None) -> str | None:
+    if days is None:
+        return None
+    value = float(days)
+    text = f"{value:g}" if value != int(value) else str(int(value))
+    return f"{text} day" if value == 1 else f"{text} days"
+
+
+def ago(moment: dt.datetime | None, now: dt.datetime | None = None) -> str | None:
+    """``2 days ago``, ``45 minutes ago``, ``just now``."""
+    if moment is None:
+        return None
+    seconds = max(0, int(((now or timezone.now()) - moment).total_seconds()))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "just now"
+
+
+def _latest_jobs(feature: Feature) -> dict[int, Any]:
+    from agileplus.dispatch.models import DispatchJob, JobCommit
+
+    latest = DispatchJob.objects.filter(wp=OuterRef("pk")).order_by("-queued_at", "-pk").values("pk")[:1]
+    job_ids = [
+        pk for pk in WorkPackage.objects.filter(feature=feature)
+        .annotate(job_id=Subquery(latest)).values_list("job_id", flat=True) if pk
+    ]
+    jobs = DispatchJob.objects.filter(pk__in=job_ids).prefetch_related(
+        Prefetch("commits", queryset=JobCommit.objects.only("job_id", "attempt", "files").order_by("id"))
+    )
+    return {job.wp_id: job for job in jobs}
+
+
+def _tests(result: dict) -> dict | None:
+    tests = result.get("tests") if isinstance(result.get("tests"), dict) else {}
+    passed = tests.get("passed", result.get("tests_passed"))
+    total = tests.get("total", result.get("tests_total"))
+    failed = tests.get("failed", result.get("tests_failed"))
+    if passed is None and total is None:
+        return None
+    if total is None and failed is not None and passed is not None:
+        total = passed + failed
+    return {"passed": passed, "total": total, "failed": failed}
+
+
+def job_summary(job: Any, now: dt.datetime | None = None) -> dict:
+    commits = list(job.commits.all())
+    files = {f for c in commits for f in (c.files or [])}
+    result = job.result if isinstance(job.result, dict) else {}
+    return {
+        "id": job.pk,
+        "agent": job.harness,
+        "harness": job.harness,
+        "session_id": job.session_id,
+        "state": job.state,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "commits": len(commits),
+        "files_changed": len(files) or result.get("files_changed") or 0,
+        "tests": _tests(result),
+        "current_activity": job.current_activity,
+        "completed_ago": ago(job.finished_at, now),
+    }
+
+
+def _wp_status(wp: WorkPackage, deps: list[WorkPackage], job: Any, now: dt.datetime) -> dict:
+    blocked_by = [d.code for d in deps if d.state != WPState.DONE]
+    return {
+        "id": wp.pk,
+        "code": wp.code,
+        "title": wp.title,
+        "state": wp.state,
+        "ready": wp.state == WPState.PLANNED and not blocked_by,
+        "blocked_by": blocked_by,
+        "dependencies": [{"code": d.code, "state": d.state, "done": d.state == WPState.DONE} for d in deps],
+        "deliverables": list(wp.deliverables or []),
+        "estimate_days": float(wp.estimate_days) if wp.estimate_days is not None else None,
+        "estimate": format_days(wp.estimate_days),
+        "progress": PROGRESS.get(wp.state, 0.0),
+        "agent": (job.harness if job else "") or wp.agent,
+        "done_at": wp.done_at.isoformat() if wp.done_at else None,
+        "completed_ago": ago(wp.done_at, now),
+        "job": job_summary(job, now) if job else None,
+    }
+
+
+def remaining_critical_path(wps: list[WorkPackage], edges: list[tuple[str, str]]) -> tuple[float, list[str]]:
+    """Longest chain of estimates through the WPs not done yet."""
+    remaining = {wp.code: float(wp.estimate_days or 0) for wp in wps if wp.state != WPState.DONE}
+    live_edges = [(a, b) for a, b in edges if a in remaining and b in remaining]
+    return dag.critical_path(remaining, live_edges)
+
+
+def feature_status(feature: Feature, *, now: dt.datetime | None = None) -> dict:
+    """Everything the status screens show about one feature (about five queries, any size)."""
+    now = now or timezone.now()
+    feature = Feature.objects.select_related("project").get(pk=feature.pk)
+    wps = list(
+        feature.work_packages.order_by("code").prefetch_related(
+            Prefetch("dependency_links",
+                     queryset=Dependency.objects.select_related("depends_on").order_by("depends_on__code"))
+        )
+    )
+    jobs = _latest_jobs(feature)
+    items = []
+    edges = []
+    for wp in wps:
+        deps = [link.depends_on for link in wp.dependency_links.all()]
+        edges.extend((wp.code, d.code) for d in deps)
+        items.append(_wp_status(wp, deps, jobs.get(wp.pk), now))
+    done = sum(1 for wp in wps if wp.state == WPState.DONE)
+    days, path = remaining_critical_path(wps, edges)
+    return {
+        "feature": {
+            "id": feature.pk,
+            "slug": feature.slug,
+            "number": feature.number,
+            "title": feature.title,
+            "state": feature.state,
+            "project": feature.project.name,
+        },
+        "work_packages": items,
+        "totals": {"done": done, "total": len(wps), "percent": round(100 * done / len(wps)) if wps else 0},
+        "estimated_completion": {"days": days, "estimate": format_days(days), "critical_path": path},
+    }
+
+
+def features_overview(*, include_closed: bool = True) -> list[dict]:
+    """One row per feature with WP counts (two queries)."""
+    qs = Feature.objects.select_related("project").annotate(
+        wp_total=Count("work_packages"),
+        wp_done=Count("work_packages", filter=Q(work_packages__state=WPState.DONE)),
+        wp_doing=Count("work_packages", filter=Q(work_packages__state=WPState.DOING)),
+        wp_blocked=Count("work_packages", filter=Q(work_packages__state=WPState.BLOCKED)),
+    ).order_by("number", "slug")
+    if not include_closed:
+        qs = qs.exclude(state__in=["shipped", "cancelled"])
+    return [
+        {
+            "id": f.pk,
+            "slug": f.slug,
+            "number": f.number,
+            "title": f.title,
+            "state": f.state,
+            "project": f.project.name,
+            "totals": {"done": f.wp_done, "total": f.wp_total, "doing": f.wp_doing, "blocked": f.wp_blocked,
+                       "percent": round(100 * f.wp_done / f.wp_total) if f.wp_total else 0},
+        }
+        for f in qs
+    ]
+
+
+def _event_query(feature: Feature | None, pattern: str | None, after: int):
+    from agileplus.core.subjects import literal_prefix
+    from agileplus.events.models import Event
+
+    qs = Event.objects.filter(pk__gt=after).order_by("pk")
+    if feature is not None:
+        qs = qs.filter(feature=feature)
+    if pattern:
+        prefix = literal_prefix(pattern)
+        if prefix == pattern:
+            qs = qs.filter(subject=pattern)
+        elif prefix:
+            qs = qs.filter(subject__startswith=prefix)
+    return qs
+
+
+def scan_events(*, feature: Feature | None = None, pattern: str | None = None, after: int = 0,
+                batch: int = 500) -> tuple[list, int]:
+    """One poll for ``events tail``: the matching rows among the next ``batch`` ids after ``after``,
+    and the highest id scanned (the next poll's ``after``), so filtered-out rows are read once."""
+    from agileplus.core.subjects import subject_regex
+
+    regex = subject_regex(pattern) if pattern else None
+    rows = list(_event_query(feature, pattern, after)[:batch])
+    high = rows[-1].pk if rows else after
+    return [e for e in rows if regex is None or regex.match(e.subject)], high
+
+
+def list_events(*, feature: Feature | None = None, pattern: str | None = None, after: int = 0,
+                limit: int | None = 100) -> list:
+    """Outbox rows after id ``after`` in id order, by feature and NATS-style subject pattern."""
+    out: list = []
+    while True:
+        matches, high = scan_events(feature=feature, pattern=pattern, after=after)
+        out.extend(matches)
+        if high == after or (limit and len(out) >= limit):
+            return out[:limit] if limit else out
+        after = high

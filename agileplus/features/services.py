@@ -1,0 +1,379 @@
+"""Feature and work-package services: the only code that changes a ``state``.
+
+``transition_wp`` and ``transition_feature`` check the lifecycle table, lock the
+feature row, change the state, append the audit entry and write the event, all
+in one database transaction. Every entry point calls them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from agileplus.audit.chain import append_entry
+from agileplus.audit.models import AuditEntry
+from agileplus.core.actors import SYSTEM, Actor, parse_actor
+from agileplus.core.errors import (
+    BlockedByDependency,
+    DomainError,
+    IllegalTransition,
+    NotFound,
+    PermissionDenied,
+    StaleState,
+)
+from agileplus.events import subjects
+from agileplus.events.services import record_event
+from agileplus.features import dag, signals
+from agileplus.features.lifecycles import (
+    FeatureState,
+    WPState,
+    feature_rule,
+    feature_targets,
+    normalize_wp_state,
+    wp_rule,
+    wp_targets,
+)
+from agileplus.features.models import Dependency, Feature, Project, WorkPackage
+
+
+@dataclass
+class TransitionResult:
+    wp: WorkPackage | None
+    feature: Feature
+    source: str
+    target: str
+    entry: AuditEntry
+    unblocked: list[WorkPackage] = field(default_factory=list)
+    feature_entries: list[AuditEntry] = field(default_factory=list)
+
+
+def _lock_feature(feature_id: int) -> Feature:
+    # The feature row lock serializes every append to this feature's audit chain.
+    return Feature.objects.select_for_update().get(pk=feature_id)
+
+
+def blocking_dependencies(wp: WorkPackage) -> list[WorkPackage]:
+    return [d for d in wp.dependencies.all().order_by("code") if d.state != WPState.DONE]
+
+
+def transition_wp(
+    wp: WorkPackage | int,
+    target: str,
+    *,
+    actor: Actor | str,
+    expected_source: str | None = None,
+    metadata: dict | None = None,
+    evidence_refs: list | None = None,
+    event_extra: dict | None = None,
+) -> TransitionResult:
+    """Move one WP to ``target`` through the lifecycle table, or raise a DomainError."""
+    actor = parse_actor(actor)
+    target = normalize_wp_state(target)
+    if target not in WPState.ALL:
+        raise DomainError(
+            f"'{target}' is not a work package state", field="to", fix=f"use one of {', '.join(WPState.ALL)}"
+        )
+    wp_id = wp.pk if isinstance(wp, WorkPackage) else wp
+    with transaction.atomic():
+        try:
+            feature_id = WorkPackage.objects.values_list("feature_id", flat=True).get(pk=wp_id)
+        except WorkPackage.DoesNotExist:
+            raise NotFound(f"work package {wp_id} does not exist", field="wp") from None
+        feature = _lock_feature(feature_id)
+        wp = WorkPackage.objects.select_for_update().get(pk=wp_id)
+        source = wp.state
+        if expected_source is not None and normalize_wp_state(expected_source) != source:
+            raise StaleState(
+                f"{wp.code} is {source}, not {expected_source}",
+                field="from",
+                fix="reload the work package and retry",
+            )
+        rule = wp_rule(source, target)
+        if rule is None:
+            allowed = ", ".join(wp_targets(source)) or "none"
+            raise IllegalTransition(
+                f"{wp.code} cannot move from {source} to {target}",
+                field="to",
+                fix=f"from {source} it can move to: {allowed}",
+            )
+        if rule.approve and not actor.may_approve:
+            raise PermissionDenied(
+                f"{actor} may not move {wp.code} to {target}",
+                field="actor",
+                fix="only a human or CI actor may approve work; an agent cannot approve its own",
+            )
+        if rule.needs_dependencies_done:
+            blockers = blocking_dependencies(wp)
+            if blockers:
+                names = ", ".join(f"{b.code} ({b.state})" for b in blockers)
+                raise BlockedByDependency(
+                    f"{wp.code} is blocked by {names}",
+                    field="to",
+                    fix="finish the blocking work packages first",
+                    blocked_by=[b.code for b in blockers],
+                )
+        now = timezone.now()
+        wp.state = target
+        wp.state_changed_at = now
+        if target == WPState.DONE:
+            wp.done_at = now
+        wp.save(update_fields=["state", "state_changed_at", "done_at", "updated_at"])
+        entry = append_entry(
+            feature_id=feature.pk,
+            wp_id=wp.pk,
+            actor=str(actor),
+            transition=f"{wp.code}:{source}->{target}",
+            evidence_refs=evidence_refs,
+            metadata=metadata,
+        )
+        payload = {"from": source, "to": target, "actor": str(actor)}
+        payload.update(event_extra or {})
+        record_event(subjects.wp_state_changed(feature.slug, wp.code), payload, feature_id=feature.pk)
+        unblocked = _unblock_dependents(feature, wp) if target == WPState.DONE else []
+        feature_entries = _follow_wps(feature)
+        result = TransitionResult(wp, feature, source, target, entry, unblocked, feature_entries)
+        transaction.on_commit(
+            lambda: signals.wp_transitioned.send(
+                sender=WorkPackage,
+                wp_id=wp.pk,
+                feature_id=feature.pk,
+                source=source,
+                target=target,
+                actor=str(actor),
+                unblocked_ids=[u.pk for u in unblocked],
+            )
+        )
+    return result
+
+
+def _unblock_dependents(feature: Feature, finished: WorkPackage) -> list[WorkPackage]:
+    """Dependents of ``finished`` that became ready: one audit entry and one event each."""
+    unblocked = []
+    candidates = (
+        WorkPackage.objects.filter(dependency_links__depends_on=finished, state=WPState.PLANNED)
+        .prefetch_related("dependencies")
+        .order_by("code")
+    )
+    for dependent in candidates:
+        if any(d.state != WPState.DONE for d in dependent.dependencies.all()):
+            continue
+        append_entry(
+            feature_id=feature.pk,
+            wp_id=dependent.pk,
+            actor=str(SYSTEM),
+            transition=f"{dependent.code}:unblocked",
+            metadata={"unblocked_by": finished.code},
+        )
+        record_event(
+            subjects.wp_unblocked(feature.slug, dependent.code),
+            {"wp_id": dependent.code, "unblocked_by": finished.code, "ready_to_start": True},
+            feature_id=feature.pk,
+        )
+        unblocked.append(dependent)
+    return unblocked
+
+
+def _wanted_feature_state(feature: Feature) -> str | None:
+    """The state a feature's WPs put it in, if they move it forward."""
+    states = list(feature.work_packages.values_list("state", flat=True))
+    if not states:
+        return None
+    if all(s == WPState.DONE for s in states):
+        return FeatureState.SHIPPED
+    if all(s in (WPState.DONE, WPState.FOR_REVIEW) for s in states):
+        return FeatureState.REVIEWING
+    if any(s != WPState.PLANNED for s in states):
+        return FeatureState.IMPLEMENTING
+    return None
+
+
+def _follow_wps(feature: Feature) -> list[AuditEntry]:
+    """Feature state follows its WPs forward (planned → implementing → reviewing → shipped)."""
+    wanted = _wanted_feature_state(feature)
+    order = FeatureState.ORDER
+    if wanted is None or feature.state == FeatureState.CANCELLED:
+        return []
+    if order.index(feature.state) < order.index(FeatureState.PLANNED):
+        return []  # not planned yet: people move early stages themselves
+    entries = []
+    while order.index(feature.state) < order.index(wanted):
+        entries.append(_apply_feature_step(feature, order[order.index(feature.state) + 1], SYSTEM, {}))
+    return entries
+
+
+def _apply_feature_step(feature: Feature, target: str, actor: Actor, metadata: dict) -> AuditEntry:
+    source = feature.state
+    feature.state = target
+    feature.save(update_fields=["state", "updated_at"])
+    entry = append_entry(
+        feature_id=feature.pk, actor=str(actor), transition=f"{source}->{target}", metadata=metadata
+    )
+    record_event(
+        subjects.feature_state_changed(feature.slug),
+        {"from": source, "to": target, "actor": str(actor)},
+        feature_id=feature.pk,
+    )
+    transaction.on_commit(
+        lambda: signals.feature_transitioned.send(
+            sender=Feature, feature_id=feature.pk, source=source, target=target, actor=str(actor)
+        )
+    )
+    return entry
+
+
+def transition_feature(
+    feature: Feature | int,
+    target: str,
+    *,
+    actor: Actor | str,
+    expected_source: str | None = None,
+    metadata: dict | None = None,
+) -> TransitionResult:
+    actor = parse_actor(actor)
+    target = (target or "").strip().lower()
+    if target not in FeatureState.ALL:
+        raise DomainError(
+            f"'{target}' is not a feature state", field="to", fix=f"use one of {', '.join(FeatureState.ALL)}"
+        )
+    feature_id = feature.pk if isinstance(feature, Feature) else feature
+    with transaction.atomic():
+        try:
+            feature = _lock_feature(feature_id)
+        except Feature.DoesNotExist:
+            raise NotFound(f"feature {feature_id} does not exist", field="feature") from None
+        source = feature.state
+        if expected_source is not None and expected_source != source:
+            raise StaleState(f"{feature.slug} is {source}, not {expected_source}", field="from",
+                             fix="reload the feature and retry")
+        if feature_rule(source, target) is None:
+            allowed = ", ".join(feature_targets(source)) or "none"
+            raise IllegalTransition(
+                f"{feature.slug} cannot move from {source} to {target}",
+                field="to",
+                fix=f"from {source} it can move to: {allowed}",
+            )
+        entry = _apply_feature_step(feature, target, actor, metadata or {})
+    return TransitionResult(None, feature, source, target, entry)
+
+
+def record_wp_entry(
+    wp: WorkPackage, *, actor: Actor | str, transition: str, metadata: dict | None = None,
+    evidence_refs: list | None = None, subject: str | None = None, payload: dict | None = None,
+) -> AuditEntry:
+    """An audit entry (and optional event) about a WP that is not a state change,
+    e.g. a review report or a merge commit. Same lock, same transaction."""
+    actor = parse_actor(actor)
+    with transaction.atomic():
+        feature = _lock_feature(wp.feature_id)
+        entry = append_entry(
+            feature_id=feature.pk, wp_id=wp.pk, actor=str(actor), transition=transition,
+            metadata=metadata, evidence_refs=evidence_refs,
+        )
+        if subject:
+            record_event(subject, payload or {}, feature_id=feature.pk)
+    return entry
+
+
+# --- Plan editing -------------------------------------------------------------------
+
+
+def get_feature(ref: str | int) -> Feature:
+    """A feature by slug, by number (``3`` or ``003``) or by slug prefix."""
+    text = str(ref).strip()
+    qs = Feature.objects.select_related("project")
+    feature = qs.filter(slug=text).first()
+    if feature is None and text.isdigit():
+        feature = qs.filter(number=int(text)).first()
+    if feature is None:
+        matches = list(qs.filter(slug__startswith=text)[:2])
+        feature = matches[0] if len(matches) == 1 else None
+    if feature is None:
+        raise NotFound(f"no feature '{text}'", field="feature", fix="run `agileplus status` to list features")
+    return feature
+
+
+def get_wp(feature: Feature, code: str) -> WorkPackage:
+    code = normalize_wp_code(code)
+    try:
+        return feature.work_packages.get(code=code)
+    except WorkPackage.DoesNotExist:
+        known = ", ".join(feature.work_packages.values_list("code", flat=True)) or "none"
+        raise NotFound(f"{feature.slug} has no work package {code}", field="wp", fix=f"known: {known}") from None
+
+
+def normalize_wp_code(code: str) -> str:
+    text = str(code).strip().upper()
+    if text.isdigit():
+        return f"WP{int(text):02d}"
+    if text.startswith("WP") and text[2:].isdigit():
+        return f"WP{int(text[2:]):02d}"
+    return text
+
+
+def check_acyclic(codes: Iterable[str], edges: Iterable[tuple[str, str]]) -> None:
+    cycle = dag.find_cycle(sorted(codes), edges)
+    if cycle:
+        raise DomainError(
+            f"dependency cycle: {' -> '.join(cycle)}",
+            field="dependencies",
+            fix="remove one of these dependencies",
+            cycle=cycle,
+        )
+
+
+def set_dependencies(wp: WorkPackage, depends_on_codes: Iterable[str]) -> None:
+    """Replace ``wp``'s dependencies, refusing unknown WPs and cycles."""
+    wanted = [normalize_wp_code(c) for c in depends_on_codes]
+    with transaction.atomic():
+        _lock_feature(wp.feature_id)
+        by_code = {w.code: w for w in wp.feature.work_packages.all()}
+        unknown = [c for c in wanted if c not in by_code]
+        if unknown:
+            raise DomainError(
+                f"{wp.code} depends on unknown work package(s): {', '.join(unknown)}",
+                field="dependencies",
+                fix=f"known: {', '.join(sorted(by_code))}",
+            )
+        edges = [
+            (a, b)
+            for a, b in Dependency.objects.filter(wp__feature_id=wp.feature_id)
+            .exclude(wp=wp)
+            .values_list("wp__code", "depends_on__code")
+        ] + [(wp.code, c) for c in wanted]
+        check_acyclic(by_code, edges)
+        Dependency.objects.filter(wp=wp).delete()
+        Dependency.objects.bulk_create([Dependency(wp=wp, depends_on=by_code[c]) for c in dict.fromkeys(wanted)])
+
+
+def ensure_project(name: str, repo_url: str, *, main_branch: str = "main", config: dict | None = None) -> Project:
+    project, _ = Project.objects.update_or_create(
+        name=name, defaults={"repo_url": repo_url, "main_branch": main_branch, "config": config or {}}
+    )
+    return project
+
+
+ACTIVE_FEATURE_STATES = tuple(s for s in FeatureState.ALL if s not in (FeatureState.SHIPPED, FeatureState.CANCELLED))
+
+
+def find_wp(code: str, feature: str | int | Feature | None = None) -> WorkPackage:
+    """A WP by code, in ``feature`` if given, else the one active feature that has that code."""
+    if feature is not None:
+        feature = feature if isinstance(feature, Feature) else get_feature(feature)
+        return get_wp(feature, code)
+    wanted = normalize_wp_code(code)
+    matches = list(
+        WorkPackage.objects.select_related("feature")
+        .filter(code=wanted, feature__state__in=ACTIVE_FEATURE_STATES)
+        .order_by("feature__number")[:10]
+    )
+    if not matches:
+        raise NotFound(f"no active feature has a work package {wanted}", field="wp",
+                       fix="check the code, or name the feature with --feature")
+    if len(matches) > 1:
+        slugs = ", ".join(m.feature.slug for m in matches)
+        raise DomainError(f"{wanted} exists in several features: {slugs}", field="--feature",
+                          fix="name the feature with --feature")
+    return matches[0]

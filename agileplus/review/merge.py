@@ -1,0 +1,156 @@
+"""Merging a WP branch into main on the origin, serialized per repository across all
+workers and machines by a database lock with a lease (not a process mutex)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import DateTimeField, ExpressionWrapper, Q
+from django.db.models.functions import Now
+
+from agileplus.core.errors import DomainError
+from agileplus.review.models import MergeLock
+from harnesses.git import GitError, git, is_ancestor, mirror_path
+
+LOCK_LEASE_SECONDS = 120
+
+
+class MergeConflict(DomainError):
+    code = "merge_conflict"
+    http_status = 409
+    exit_code = 3
+
+
+class MergeBusy(DomainError):
+    code = "merge_busy"
+    http_status = 409
+    exit_code = 3
+
+
+@dataclass
+class MergeResult:
+    merged: bool
+    merge_sha: str
+    commits: int = 0
+    files: list[str] = field(default_factory=list)
+    already: bool = False
+
+
+@contextlib.contextmanager
+def repo_lock(repo: str, *, wait_seconds: float = 120) -> Iterator[str]:
+    """Hold the merge lock of ``repo``. A holder that died loses it when its lease runs out."""
+    token = secrets.token_hex(8)
+    MergeLock.objects.get_or_create(repo=repo)
+    lease = ExpressionWrapper(Now() + dt.timedelta(seconds=LOCK_LEASE_SECONDS), output_field=DateTimeField())
+    deadline = time.monotonic() + wait_seconds
+    while not MergeLock.objects.filter(repo=repo).filter(
+        Q(holder="") | Q(lease_expires_at__lt=Now())
+    ).update(holder=token, lease_expires_at=lease):
+        if time.monotonic() > deadline:
+            raise MergeBusy(f"another merge into {repo} has held the lock for over {wait_seconds:g}s",
+                            field="repo", fix="retry when it finishes")
+        time.sleep(0.1)
+    try:
+        yield token
+    finally:
+        MergeLock.objects.filter(repo=repo, holder=token).update(holder="", lease_expires_at=None)
+
+
+def workspace(origin: str) -> Path:
+    """A clean, non-bare clone of the origin used only for merges and review gates."""
+    path = mirror_path(settings.DATA_DIR / "merge", origin).with_suffix("")
+    if not (path / ".git").exists():
+        shutil.rmtree(path, ignore_errors=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        git("clone", "--quiet", origin, str(path))
+    git("fetch", "--quiet", "--prune", "origin", cwd=path)
+    return path
+
+
+def reset_to(path: Path, ref: str) -> None:
+    git("merge", "--abort", cwd=path, check=False)
+    git("checkout", "--quiet", "--detach", ref, cwd=path)
+    git("reset", "--quiet", "--hard", ref, cwd=path)
+    git("clean", "-fdxq", cwd=path)
+
+
+def branch_exists(path: Path, branch: str) -> bool:
+    return bool(git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=path, check=False))
+
+
+def prepare_merge_result(path: Path, main: str, branch: str) -> tuple[str, str]:
+    """Check out main merged with the branch (uncommitted merge for review gates). Returns (main sha, head sha).
+    Raises MergeConflict naming the conflicting paths, with main untouched."""
+    reset_to(path, f"origin/{main}")
+    main_sha = git("rev-parse", "HEAD", cwd=path)
+    head_sha = git("rev-parse", f"origin/{branch}", cwd=path)
+    git("merge", "--no-ff", "--no-commit", f"origin/{branch}", cwd=path, check=False)
+    conflicts = git("diff", "--name-only", "--diff-filter=U", cwd=path, check=False).splitlines()
+    if conflicts:
+        reset_to(path, f"origin/{main}")
+        raise MergeConflict(
+            f"{branch} conflicts with {main} in: {', '.join(conflicts)}",
+            field="branch",
+            fix="re-dispatch the WP with the conflict as context (`agileplus wp transition … --to doing` then "
+                "`agileplus implement …`), or resolve it by hand",
+            conflicts=conflicts,
+        )
+    return main_sha, head_sha
+
+
+def merge_branch(origin: str, main: str, branch: str, message: str, *, strategy: str = "merge") -> MergeResult:
+    path = workspace(origin)
+    if not branch_exists(path, branch):
+        raise DomainError(f"branch {branch} is not on the origin", field="branch",
+                          fix="dispatch the WP first (`agileplus implement`)")
+    head_sha = git("rev-parse", f"origin/{branch}", cwd=path)
+    main_sha = git("rev-parse", f"origin/{main}", cwd=path)
+    if _is_ancestor(path, head_sha, main_sha):
+        return MergeResult(True, main_sha, already=True)
+    commits = int(git("rev-list", "--count", f"{main_sha}..{head_sha}", cwd=path))
+    files = [f for f in git("diff", "--name-only", f"{main_sha}...{head_sha}", cwd=path).splitlines() if f]
+    reset_to(path, f"origin/{main}")
+    if strategy == "fast-forward":
+        if not _is_ancestor(path, main_sha, head_sha):
+            raise MergeConflict(f"{branch} cannot fast-forward {main}", field="strategy",
+                                fix="use strategy merge or rebase")
+        new_sha = head_sha
+    else:
+        if strategy == "rebase":
+            git("checkout", "--quiet", "-B", "agileplus-rebase", head_sha, cwd=path)
+            if git("rebase", "--quiet", main_sha, cwd=path, check=False) or _rebasing(path):
+                conflicts = git("diff", "--name-only", "--diff-filter=U", cwd=path, check=False).splitlines()
+                git("rebase", "--abort", cwd=path, check=False)
+                reset_to(path, f"origin/{main}")
+                raise MergeConflict(f"{branch} does not rebase onto {main}: {', '.join(conflicts)}",
+                                    field="branch", conflicts=conflicts)
+            new_sha = git("rev-parse", "HEAD", cwd=path)
+        else:
+            prepare_merge_result(path, main, branch)
+            git("commit", "--quiet", "--no-edit", "-m", message, cwd=path)
+            new_sha = git("rev-parse", "HEAD", cwd=path)
+    try:
+        git("push", "--quiet", "origin", f"{new_sha}:refs/heads/{main}", cwd=path)
+    except GitError as exc:
+        raise MergeConflict(f"pushing {main} to the origin failed: {exc}", field="branch",
+                            fix="main moved on the origin outside AgilePlus; retry the move") from None
+    git("fetch", "--quiet", "origin", cwd=path)
+    return MergeResult(True, new_sha, commits, files)
+
+
+def _is_ancestor(path: Path, a: str, b: str) -> bool:
+    return is_ancestor(path, a, b)
+
+
+def _rebasing(path: Path) -> bool:
+    git_dir = Path(git("rev-parse", "--git-dir", cwd=path))
+    git_dir = git_dir if git_dir.is_absolute() else path / git_dir
+    return (git_dir / "rebase-merge").exists() or (git_dir / "rebase-apply").exists()

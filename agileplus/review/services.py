@@ -1,0 +1,239 @@
+"""Review and merge: the gate between an agent's branch and main.
+
+``run_review`` runs the configured checks on a clean checkout of main merged with
+the WP branch, stores the report and links it as evidence. ``move_wp`` is the entry
+point every caller uses to move a WP; moving to ``done`` enforces governance on
+every commit, merges (serialized per repository) and then transitions, which
+unblocks dependents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from agileplus.core.actors import CI_AUTOMATION, Actor, parse_actor
+from agileplus.core.errors import DomainError, PermissionDenied
+from agileplus.dispatch.models import DispatchJob, JobState
+from agileplus.features.lifecycles import WPState, normalize_wp_state
+from agileplus.features.models import Evidence, WorkPackage
+from agileplus.features.services import TransitionResult, record_wp_entry, transition_wp
+from agileplus.review import checks as c
+from agileplus.review.governance import check_range
+from agileplus.review.merge import MergeConflict, merge_branch, prepare_merge_result, repo_lock, workspace
+from agileplus.review.models import ReviewReport
+from harnesses.git import branch_name
+
+SECTION_ORDER = ["Deliverables Check", "Test Quality", "Code Quality", "Specification Compliance", "Governance"]
+
+
+def review_config(wp: WorkPackage) -> dict:
+    return dict((wp.feature.project.config or {}).get("review") or {})
+
+
+def merge_config(wp: WorkPackage) -> dict:
+    return dict((wp.feature.project.config or {}).get("merge") or {})
+
+
+def latest_job(wp: WorkPackage) -> DispatchJob | None:
+    return wp.jobs.filter(state=JobState.SUCCEEDED).order_by("-finished_at").first() or \
+        wp.jobs.order_by("-queued_at").first()
+
+
+def other_owned(wp: WorkPackage) -> dict[str, list[str]]:
+    return {o.code: list(o.owned_paths) for o in wp.feature.work_packages.exclude(pk=wp.pk) if o.owned_paths}
+
+
+def governance_for(wp: WorkPackage, repo, base: str, head: str):
+    return check_range(repo, base, head, constraints=wp.feature.constraints or {}, wp_code=wp.code,
+                       own=list(wp.owned_paths or []), others=other_owned(wp))
+
+
+@dataclass
+class Review:
+    report: ReviewReport
+    results: list[c.CheckResult] = field(default_factory=list)
+
+    @property
+    def approved(self) -> bool:
+        return self.report.approved
+
+
+def run_review(wp: WorkPackage, *, actor: Actor | str = CI_AUTOMATION, apply: bool = False) -> Review:
+    """Run every configured check; store the report; with ``apply`` move the WP
+    (approved → done via merge, rejected → doing: changes requested)."""
+    actor = parse_actor(actor)
+    project = wp.feature.project
+    branch = branch_name(wp.feature.slug, wp.code)
+    job = latest_job(wp)
+    # One merge workspace per origin: reviews and merges of a repository take turns.
+    with repo_lock(project.repo_url):
+        results, base, head_sha = _review_checks(wp, job, branch)
+    return _store(wp, job, actor, results, base, head_sha, apply)
+
+
+def _review_checks(wp: WorkPackage, job: DispatchJob | None, branch: str) -> tuple[list, str, str]:
+    feature, project = wp.feature, wp.feature.project
+    path = workspace(project.repo_url)
+    try:
+        main_sha, head_sha = prepare_merge_result(path, project.main_branch, branch)
+    except MergeConflict as exc:
+        return [c.CheckResult("merge", "Governance", False, [f"✗ {exc.message}"])], "", ""
+    base = job.base_commit if job and job.base_commit else main_sha
+    gov = governance_for(wp, path, base, head_sha)
+    changed = list(gov.paths)
+    results: list[c.CheckResult] = [c.check_deliverables(path, list(wp.deliverables or []), changed)]
+    for spec in review_config(wp).get("checks") or []:
+        name = spec.get("name", "")
+        if name in ("deliverables", "governance", "commit_convention"):
+            continue
+        if name.startswith("test") or spec.get("parser"):
+            results.append(c.check_tests(path, spec))
+        elif name == "function_length":
+            results.append(c.check_function_length(path, changed, int(spec.get("max_lines", 50))))
+        elif spec.get("command"):
+            results.append(c.check_command(path, spec, spec.get("section", "Code Quality")))
+    convention = [v for v in gov.violations if v.rule == "commit_message"]
+    others = [v for v in gov.violations if v.rule != "commit_message"]
+    results.append(c.CheckResult("commit_convention", "Governance", not convention,
+                                 ["✓ Commit messages follow convention"] if not convention
+                                 else [f"✗ {v.detail} ({v.commit[:7]})" for v in convention]))
+    results.append(c.CheckResult("governance", "Governance", not others,
+                                 ["✓ Only allowed paths modified", "✓ No forbidden files touched"] if not others
+                                 else [f"✗ {v.detail}" for v in others]))
+    from agileplus.audit.chain import verify_chain
+
+    chain = verify_chain(feature)
+    results.append(c.CheckResult("audit", "Governance", chain.ok,
+                                 ["✓ Audit trail intact" if chain.ok else "✗ Audit chain broken"]))
+    return results, base, head_sha
+
+
+def render_report(wp: WorkPackage, results: list[c.CheckResult], approved: bool) -> str:
+    lines = [f"Reviewing {wp.code}: {wp.title}"]
+    for section in SECTION_ORDER:
+        rows = [r for r in results if r.section == section]
+        if rows:
+            lines.append(section)
+            for r in rows:
+                lines += [f"  {line}" for line in r.lines]
+    lines.append("Result: APPROVED ✓" if approved else "Result: CHANGES REQUESTED ✗")
+    return "\n".join(lines)
+
+
+def _store(wp, job, actor, results, base, head, apply) -> Review:
+    approved = all(r.ok for r in results)
+    text = render_report(wp, results, approved)
+    with transaction.atomic():
+        report = ReviewReport.objects.create(feature=wp.feature, wp=wp, job=job, actor=str(actor),
+                                             approved=approved, base_sha=base, head_sha=head,
+                                             checks=[r.as_dict() for r in results], text=text)
+        refs = []
+        for r in results:
+            for fr in r.fr_ids:
+                ev = Evidence.objects.create(feature=wp.feature, wp=wp, fr_id=fr, kind="review",
+                                             reference=f"review:{report.pk}", summary=f"{r.name}: "
+                                             f"{'pass' if r.ok else 'fail'}")
+                refs.append({"fr_id": fr, "evidence_id": ev.pk})
+        record_wp_entry(wp, actor=actor, transition=f"{wp.code}:review", evidence_refs=refs,
+                        metadata={"report_id": report.pk, "approved": approved, "head": head,
+                                  "failed": [r.name for r in results if not r.ok]})
+    review = Review(report, results)
+    if apply:
+        wp.refresh_from_db()
+        if approved and wp.state == WPState.FOR_REVIEW:
+            move_wp(wp, WPState.DONE, actor=actor)
+        elif not approved and wp.state == WPState.FOR_REVIEW:
+            transition_wp(wp, WPState.DOING, actor=actor, metadata={"reason": "changes_requested",
+                                                                     "report_id": report.pk})
+    return review
+
+
+@dataclass
+class MoveOutcome:
+    transition: TransitionResult
+    merge: dict | None = None
+
+
+def move_wp(
+    wp: WorkPackage, target: str, *, actor: Actor | str, expected_source: str | None = None,
+    metadata: dict | None = None,
+) -> TransitionResult:
+    """Move a WP. To ``done``: governance on every commit, then merge, then transition."""
+    actor = parse_actor(actor)
+    target = normalize_wp_state(target)
+    if target != WPState.DONE:
+        return transition_wp(wp, target, actor=actor, expected_source=expected_source, metadata=metadata)
+    if not actor.may_approve:
+        raise PermissionDenied(f"{actor} may not move {wp.code} to done", field="actor",
+                               fix="only a human or CI actor may approve work; an agent cannot approve its own")
+    wp.refresh_from_db()
+    if wp.state != WPState.FOR_REVIEW:
+        return transition_wp(wp, target, actor=actor, expected_source=expected_source, metadata=metadata)
+    merge = _merge_for_done(wp, actor)
+    meta = {**(metadata or {}), **({"merge": merge} if merge else {})}
+    return transition_wp(wp, WPState.DONE, actor=actor, expected_source=expected_source, metadata=meta)
+
+
+def _merge_for_done(wp: WorkPackage, actor: Actor) -> dict | None:
+    """Merge the WP branch if it has one (a WP done by hand without an agent has none)."""
+    project, feature = wp.feature.project, wp.feature
+    if not wp.jobs.exists():
+        return None
+    branch = branch_name(feature.slug, wp.code)
+    job = latest_job(wp)
+    with repo_lock(project.repo_url):
+        path = workspace(project.repo_url)
+        head = _remote_head(path, branch)
+        if head is None:
+            raise DomainError(f"branch {branch} is not on the origin", field="branch",
+                              fix="the agent's push failed: see `agileplus logs`")
+        base = job.base_commit if job and job.base_commit else None
+        if base:
+            gov = governance_for(wp, path, base, head)
+            if not gov.ok:
+                _block_for_governance(wp, gov)
+                raise DomainError(f"{wp.code} violates governance: " + "; ".join(v.detail for v in gov.violations[:5]),
+                                  field="governance", fix="the WP is blocked; see its audit entry for evidence")
+        title = f"Merge branch '{branch}' ({wp.code}: {wp.title})"
+        try:
+            result = merge_branch(project.repo_url, project.main_branch, branch, title,
+                                  strategy=merge_config(wp).get("strategy", "merge"))
+        except MergeConflict as exc:
+            record_wp_entry(wp, actor=actor, transition=f"{wp.code}:merge_conflict",
+                            metadata={"branch": branch, "conflicts": exc.details.get("conflicts", [])})
+            raise
+    return {"branch": branch, "merge_sha": result.merge_sha, "commits": result.commits,
+            "files": len(result.files), "already_merged": result.already}
+
+
+def _remote_head(path, branch: str) -> str | None:
+    from harnesses.git import git
+
+    return git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=path, check=False) or None
+
+
+def _block_for_governance(wp: WorkPackage, gov) -> None:
+    transition_wp(wp, WPState.BLOCKED, actor="system:governance",
+                  metadata={"reason": "governance_violation", "base": gov.base, "head": gov.head,
+                            "violations": [v.as_dict() for v in gov.violations[:50]]},
+                  evidence_refs=[{"commit": v.commit, "path": v.path, "rule": v.rule}
+                                 for v in gov.violations[:50]])
+
+
+def enforce_governance_after_run(job: DispatchJob) -> bool:
+    """Check the agent's branch as soon as the run ends; block the WP on a violation."""
+    wp = job.wp
+    if not job.base_commit:
+        return True
+    path = workspace(wp.feature.project.repo_url)
+    head = _remote_head(path, job.branch or branch_name(wp.feature.slug, wp.code))
+    if head is None:
+        return True
+    gov = governance_for(wp, path, job.base_commit, head)
+    if not gov.ok:
+        wp.refresh_from_db()
+        if wp.state in (WPState.FOR_REVIEW, WPState.DOING, WPState.PLANNED):
+            _block_for_governance(wp, gov)
+    return gov.ok

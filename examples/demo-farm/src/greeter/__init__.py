@@ -1,0 +1,1 @@
+"""Greetings, built work package by work package."""

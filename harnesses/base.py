@@ -1,0 +1,123 @@
+"""The one interface every agent adapter implements.
+
+An adapter is pure translation: from a ``RunSpec`` to a command line, and from
+the CLI's output lines to ``AgentEvent``s. Running the process, the worktree,
+timeouts and reporting belong to the dispatch runner, the same for every agent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import ClassVar
+
+
+@dataclass
+class Usage:
+    """Token and cost figures as the CLI reports them (cost only where the CLI gives it)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: Decimal | None = None
+    turns: int | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "cost_usd": None if self.cost_usd is None else str(self.cost_usd),
+            "turns": self.turns,
+        }
+
+
+@dataclass
+class AgentEvent:
+    """One thing the agent said. ``kind``: init | message | tool_use | tool_result | usage |
+    result | error | log (unparsed or malformed line, kept verbatim)."""
+
+    kind: str
+    text: str = ""
+    session_id: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    is_error: bool = False
+    final: bool = False
+    raw: dict | None = None
+
+
+@dataclass
+class RunSpec:
+    prompt: str
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    model: str | None = None
+    timeout_seconds: int = 3600
+    allowed_paths: list[str] = field(default_factory=list)
+    forbidden_paths: list[str] = field(default_factory=list)
+    options: dict = field(default_factory=dict)  # adapter-specific config (e.g. the command to run)
+    resume_session: str | None = None
+
+
+@dataclass
+class Invocation:
+    argv: list[str]
+    stdin_text: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # added to the run environment
+
+
+@dataclass
+class Availability:
+    available: bool
+    path: str | None = None
+    version: str | None = None
+    reason: str = ""
+
+
+class HarnessError(Exception):
+    """A harness cannot run (binary missing, bad configuration). The message says how to fix it."""
+
+
+class HarnessAdapter(ABC):
+    name: ClassVar[str]
+    binary: ClassVar[str]
+    install_hint: ClassVar[str] = ""
+    version_args: ClassVar[tuple[str, ...]] = ("--version",)
+
+    @abstractmethod
+    def build_command(self, spec: RunSpec) -> Invocation:
+        """The argv (and stdin) that runs the agent non-interactively on ``spec``."""
+
+    @abstractmethod
+    def parse_line(self, line: str) -> list[AgentEvent]:
+        """Events in one output line. Never raises: a malformed line becomes a ``log`` event."""
+
+    def resolve_binary(self, spec: RunSpec | None = None) -> str:
+        configured = (spec.options.get("binary") if spec else None) or os.environ.get(
+            f"AGILEPLUS_{self.name.upper().replace('-', '_')}_BIN"
+        )
+        found = shutil.which(configured or self.binary)
+        if not found:
+            raise HarnessError(
+                f"harness '{self.name}' needs the `{configured or self.binary}` executable on PATH"
+                + (f": {self.install_hint}" if self.install_hint else "")
+            )
+        return found
+
+    def availability(self) -> Availability:
+        try:
+            path = self.resolve_binary()
+        except HarnessError as exc:
+            return Availability(False, reason=str(exc))
+        try:
+            out = subprocess.run([path, *self.version_args], capture_output=True, text=True, timeout=10)
+            version = (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else None
+        except (OSError, subprocess.SubprocessError) as exc:
+            return Availability(False, path=path, reason=f"`{path} --version` failed: {exc}")
+        return Availability(True, path=path, version=version)

@@ -1,0 +1,185 @@
+"""The git layer a worker runs agents in: a local mirror of the project origin per
+worker (no shared disk between machines), one worktree and branch per WP, commit
+detection, pushes back to the origin, and salvage before any cleanup.
+
+Plain ``git`` subprocesses: they are the fastest path and behave exactly as users
+expect from their own repositories.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_AUTHOR_NAME": "AgilePlus",
+    "GIT_AUTHOR_EMAIL": "agileplus@localhost",
+    "GIT_COMMITTER_NAME": "AgilePlus",
+    "GIT_COMMITTER_EMAIL": "agileplus@localhost",
+}
+
+
+class GitError(Exception):
+    pass
+
+
+def git(*args: str, cwd: Path | str | None = None, check: bool = True, input: str | None = None) -> str:
+    env = {**os.environ, **GIT_ENV}
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, input=input)
+    if check and proc.returncode != 0:
+        raise GitError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout.strip()
+
+
+@dataclass
+class Commit:
+    sha: str
+    message: str
+    files: list[str]
+
+
+def branch_name(feature_slug: str, wp_code: str) -> str:
+    return f"feat/{feature_slug}-{wp_code}"
+
+
+def worktree_name(feature_slug: str, wp_code: str) -> str:
+    return f"{feature_slug}-{wp_code}"
+
+
+def mirror_path(root: Path, origin: str) -> Path:
+    digest = hashlib.sha256(origin.encode()).hexdigest()[:12]
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(origin.rstrip("/")).name or "repo")
+    return root / "mirrors" / f"{name}-{digest}.git"
+
+
+def origin_ref(branch: str) -> str:
+    return f"refs/remotes/origin/{branch}"
+
+
+@contextlib.contextmanager
+def mirror_lock(path: Path):
+    """Serialize clone/fetch/worktree changes of one mirror between this worker's processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_mirror(root: Path, origin: str) -> Path:
+    """A bare mirror of ``origin`` under ``root``, fetched up to date."""
+    path = mirror_path(root, origin)
+    with mirror_lock(path):
+        _ensure_mirror(path, origin)
+    return path
+
+
+def _ensure_mirror(path: Path, origin: str) -> None:
+    if not (path / "HEAD").exists():
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        git("clone", "--bare", "--quiet", origin, str(tmp))
+        tmp.rename(path)
+        # Remote-tracking refs, not local heads: a fetch must never move a branch that a
+        # worktree has checked out.
+        git("config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*", cwd=path)
+    git("fetch", "--quiet", "--prune", "origin", cwd=path)
+
+
+def create_worktree(mirror: Path, worktrees_root: Path, name: str, branch: str, base_ref: str) -> tuple[Path, str]:
+    """``worktrees_root/name`` on ``branch`` from ``base_ref``; returns (path, base sha).
+
+    An existing branch (a retry, partial work pushed before) is continued, not reset.
+    """
+    with mirror_lock(mirror):
+        return _create_worktree(mirror, worktrees_root / name, branch, base_ref)
+
+
+def _create_worktree(mirror: Path, path: Path, branch: str, base_ref: str) -> tuple[Path, str]:
+    worktrees_root = path.parent
+    base_sha = git("rev-parse", f"{base_ref}^{{commit}}", cwd=mirror)
+    if path.exists():
+        remove_worktree(mirror, path)
+    worktrees_root.mkdir(parents=True, exist_ok=True)
+    git("worktree", "prune", cwd=mirror)
+    local = bool(git("branch", "--list", branch, cwd=mirror))
+    remote = bool(git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=mirror, check=False))
+    if remote and not local:
+        git("branch", branch, f"refs/remotes/origin/{branch}", cwd=mirror)
+        local = True
+    if local:
+        git("worktree", "add", "--quiet", str(path), branch, cwd=mirror)
+        base_sha = git("merge-base", branch, base_sha, cwd=mirror)
+    else:
+        git("worktree", "add", "--quiet", "-b", branch, str(path), base_sha, cwd=mirror)
+    return path, base_sha
+
+
+def commits_since(worktree: Path, base: str) -> list[Commit]:
+    """Commits on HEAD after ``base``, oldest first, with the files each changed."""
+    out = git("log", "--reverse", "--format=%x1e%H%x1f%B%x1f", "--name-only", f"{base}..HEAD", cwd=worktree,
+              check=False)
+    commits = []
+    for record in out.split("\x1e"):
+        if not record.strip():
+            continue
+        sha, message, files = (record.split("\x1f") + ["", ""])[:3]
+        commits.append(Commit(sha.strip(), message.strip(), [f for f in files.split("\n") if f.strip()]))
+    return commits
+
+
+def head(worktree: Path) -> str:
+    return git("rev-parse", "HEAD", cwd=worktree)
+
+
+def files_changed(worktree: Path, base: str) -> list[str]:
+    out = git("diff", "--name-only", f"{base}..HEAD", cwd=worktree, check=False)
+    return [f for f in out.splitlines() if f]
+
+
+def has_uncommitted(worktree: Path) -> bool:
+    return bool(git("status", "--porcelain", cwd=worktree, check=False))
+
+
+def salvage(worktree: Path, ref: str) -> str | None:
+    """Commit uncommitted work (tracked and untracked) to ``ref`` without touching the branch."""
+    if not worktree.exists() or not (worktree / ".git").exists() or not has_uncommitted(worktree):
+        return None
+    index = worktree.parent / f".salvage-index-{worktree.name}"
+    env = {**os.environ, **GIT_ENV, "GIT_INDEX_FILE": str(index)}
+    try:
+        subprocess.run(["git", "read-tree", "HEAD"], cwd=worktree, env=env, check=True, capture_output=True)
+        subprocess.run(["git", "add", "-A"], cwd=worktree, env=env, check=True, capture_output=True)
+        tree = subprocess.run(["git", "write-tree"], cwd=worktree, env=env, check=True, capture_output=True,
+                              text=True).stdout.strip()
+    finally:
+        index.unlink(missing_ok=True)
+    sha = git("commit-tree", tree, "-p", "HEAD", "-m", f"salvage: uncommitted work ({ref})", cwd=worktree)
+    git("update-ref", ref, sha, cwd=worktree)
+    return sha
+
+
+def push(worktree_or_mirror: Path, refspecs: list[str]) -> None:
+    git("push", "--quiet", "origin", *refspecs, cwd=worktree_or_mirror)
+
+
+def remove_worktree(mirror: Path, path: Path) -> None:
+    git("worktree", "remove", "--force", str(path), cwd=mirror, check=False)
+    shutil.rmtree(path, ignore_errors=True)
+    git("worktree", "prune", cwd=mirror, check=False)
+
+
+def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
+    proc = subprocess.run(["git", "merge-base", "--is-ancestor", ancestor, descendant], cwd=repo,
+                          capture_output=True)
+    return proc.returncode == 0

@@ -1,0 +1,235 @@
+"""Running an agent process: its own session and process group, output streamed line
+by line, and a layered stop (warning, SIGTERM to the group, grace, SIGKILL to the group).
+
+A hard time limit on the worker would orphan the agent's children; owning the group
+here means a timeout, cancel or budget stop always ends every process the agent began.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_LINE_BYTES = 64 * 1024
+PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> None:
+    # Die with the worker: if the worker is SIGKILLed, the kernel sends SIGKILL here.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+@dataclass
+class StopReason:
+    kind: str  # timeout | idle | cancelled | budget | turns
+    detail: str = ""
+
+
+@dataclass
+class ProcessResult:
+    exit_code: int
+    stopped: StopReason | None = None
+    killed: bool = False
+    duration: float = 0.0
+    lines: int = 0
+    stop_log: list[str] = field(default_factory=list)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def kill_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _reader(stream, name: str, out: queue.Queue) -> None:
+    for raw in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):
+        out.put((name, raw.decode("utf-8", errors="replace").rstrip("\r\n")))
+    out.put((name, None))
+
+
+class AgentProcess:
+    """One agent run. ``on_line(stream, text)`` is called for each line, ``tick()`` about
+    every ``tick_seconds``; either may return a StopReason to stop the run."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        stdin_text: str | None = None,
+        timeout_seconds: float,
+        grace_seconds: float = 30.0,
+        idle_seconds: float | None = None,
+        tick_seconds: float = 0.5,
+    ):
+        self.argv = argv
+        self.cwd = cwd
+        self.env = env
+        self.stdin_text = stdin_text
+        self.timeout_seconds = timeout_seconds
+        self.grace_seconds = grace_seconds
+        self.idle_seconds = idle_seconds
+        self.tick_seconds = tick_seconds
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> int:
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.PIPE if self.stdin_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_child_setup,
+        )
+        if self.stdin_text is not None:
+            threading.Thread(target=self._feed_stdin, daemon=True).start()
+        return self.proc.pid
+
+    def _feed_stdin(self) -> None:
+        try:
+            self.proc.stdin.write(self.stdin_text.encode("utf-8"))
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def run(
+        self,
+        on_line: Callable[[str, str], StopReason | None],
+        tick: Callable[[], StopReason | None] | None = None,
+        on_stop: Callable[[str], None] | None = None,
+    ) -> ProcessResult:
+        if self.proc is None:
+            self.start()
+        lines: queue.Queue = queue.Queue()
+        for name, stream in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr)):
+            threading.Thread(target=_reader, args=(stream, name, lines), daemon=True).start()
+        started = time.monotonic()
+        last_output = started
+        open_streams = 2
+        next_tick = started + self.tick_seconds
+        stopped: StopReason | None = None
+        count = 0
+        while open_streams:
+            now = time.monotonic()
+            if stopped is None:
+                if now - started > self.timeout_seconds:
+                    stopped = StopReason("timeout", f"no result after {self.timeout_seconds:g}s")
+                elif self.idle_seconds and now - last_output > self.idle_seconds:
+                    stopped = StopReason("idle", f"no output for {self.idle_seconds:g}s")
+                elif tick and now >= next_tick:
+                    next_tick = now + self.tick_seconds
+                    stopped = tick()
+                if stopped is not None:
+                    break
+            try:
+                name, text = lines.get(timeout=min(self.tick_seconds, 0.2))
+            except queue.Empty:
+                if self.proc.poll() is not None and lines.empty():
+                    # The leader exited; daemons it left may hold the pipes open.
+                    time.sleep(0.05)
+                    if lines.empty():
+                        break
+                continue
+            if text is None:
+                open_streams -= 1
+                continue
+            count += 1
+            last_output = time.monotonic()
+            reason = on_line(name, text)
+            if reason is not None and stopped is None:
+                stopped = reason
+                break
+        result = ProcessResult(exit_code=0, stopped=stopped, lines=count)
+        if stopped is not None:
+            self._stop(result, on_stop)
+        else:
+            result.exit_code = self.proc.wait()
+        # Reap whatever the agent left behind in its group (forked daemons, helpers).
+        if group_alive(self.proc.pid):
+            kill_group(self.proc.pid, signal.SIGKILL)
+        while not lines.empty():
+            name, text = lines.get_nowait()
+            if text is not None:
+                on_line(name, text)
+                result.lines += 1
+        result.duration = time.monotonic() - started
+        return result
+
+    def _stop(self, result: ProcessResult, on_stop: Callable[[str], None] | None) -> None:
+        pgid = self.proc.pid
+        say = on_stop or (lambda _text: None)
+        say(f"Stopping agent: {result.stopped.kind} ({result.stopped.detail}); SIGTERM, {self.grace_seconds:g}s grace")
+        kill_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None and not group_alive(pgid):
+                break
+            time.sleep(0.05)
+        if self.proc.poll() is None or group_alive(pgid):
+            say("Agent still running after grace period: SIGKILL to its process group")
+            kill_group(pgid, signal.SIGKILL)
+            result.killed = True
+        code = self.proc.wait()
+        result.exit_code = -1 if result.stopped.kind == "timeout" else code
+
+
+JOB_MARK_ENV = "AGILEPLUS_JOB_MARK"
+
+
+def marked_pids(mark: str) -> list[int]:
+    """Processes carrying ``AGILEPLUS_JOB_MARK=<mark>`` in their environment.
+
+    A daemon that called setsid() has left the agent's process group, but it keeps
+    the environment it inherited: this finds it anyway (Linux /proc).
+    """
+    needle = f"{JOB_MARK_ENV}={mark}".encode()
+    found = []
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def reap_marked(mark: str) -> list[int]:
+    """SIGKILL every process left with this job's mark; returns their pids."""
+    pids = marked_pids(mark)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return pids

@@ -1,0 +1,76 @@
+"""The dashboard in headless Chromium follows a WP through its lifecycle without a reload."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from agileplus.features.services import transition_wp
+from tests.factories import make_feature_with_wps
+from tests.support.server import running_web
+from tests.support.services import in_ci
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+@pytest.fixture
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        message = "Debian chromium + chromium-driver are not installed (run scripts/install-browser)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1400,900"):
+        options.add_argument(flag)
+    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
+    driver = webdriver.Chrome(options=options, service=service)
+    yield driver
+    driver.quit()
+
+
+def wait_for(predicate, timeout: float = 15.0, browser=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time" + (f": {browser.current_url}\n{browser.page_source[:3000]}"
+                                                         if browser else ""))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_board_updates_live_as_a_wp_moves_through_its_lifecycle(browser):
+    User.objects.create_user("viewer", password="s3cret-pass")
+    feature, (wp,) = make_feature_with_wps(1)
+    from selenium.webdriver.common.by import By
+
+    with running_web() as url:
+        browser.get(f"{url}/login/?next=/features/{feature.slug}/")
+        browser.find_element(By.NAME, "username").send_keys("viewer")
+        browser.find_element(By.NAME, "password").send_keys("s3cret-pass")
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait_for(lambda: "● live" in (browser.execute_script(
+            "const e = document.getElementById('live'); return e ? e.textContent : ''") or ""), browser=browser)
+        browser.execute_script("window.__samePage = 'yes'")
+        # Read through JS: the board fragment is swapped on every event.
+        state = lambda: browser.execute_script(  # noqa: E731
+            "const row = document.querySelector(\"tr[data-wp='WP01']\"); return row && row.dataset.state")
+        assert state() == "planned"
+        for target, actor in (("doing", "agent:command"), ("for_review", "agent:command"), ("done", "ci:automation")):
+            transition_wp(wp, target, actor=actor)
+            wait_for(lambda t=target: state() == t)
+        assert browser.execute_script("return window.__samePage") == "yes", "the page reloaded"
+        events = browser.find_element(By.ID, "events").text
+        assert f"agileplus.feature.{feature.slug}.wp.WP01.state.changed" in events
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))

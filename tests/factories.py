@@ -1,0 +1,46 @@
+"""Factories: tests build exactly the data they talk about."""
+
+from __future__ import annotations
+
+import factory
+
+from agileplus.features.models import Dependency, Feature, Project, WorkPackage
+
+
+class ProjectFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Project
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"project-{n}")
+    repo_url = "/tmp/does-not-matter"
+
+
+class FeatureFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Feature
+
+    project = factory.SubFactory(ProjectFactory)
+    number = factory.Sequence(lambda n: n + 1)
+    slug = factory.LazyAttribute(lambda f: f"{f.number:03d}-feature")
+    title = factory.Faker("sentence", nb_words=3)
+    state = "planned"
+
+
+class WorkPackageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WorkPackage
+
+    feature = factory.SubFactory(FeatureFactory)
+    code = factory.Sequence(lambda n: f"WP{n + 1:02d}")
+    title = factory.Faker("sentence", nb_words=3)
+
+
+def make_feature_with_wps(n: int = 3, *, chain: bool = True, **feature_kwargs) -> tuple[Feature, list[WorkPackage]]:
+    """A feature with WP01..WPn; with ``chain`` each WP depends on the one before it."""
+    feature = FeatureFactory(**feature_kwargs)
+    wps = [WorkPackageFactory(feature=feature, code=f"WP{i:02d}", title=f"Work package {i}") for i in range(1, n + 1)]
+    if chain:
+        for prev, nxt in zip(wps, wps[1:], strict=False):
+            Dependency.objects.create(wp=nxt, depends_on=prev)
+    return feature, wps

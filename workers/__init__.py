@@ -1,0 +1,1 @@
+"""Celery workers: the app, queues, routing, and thin tasks that call domain services."""

@@ -1,0 +1,66 @@
+"""Worker presence: a heartbeat row per worker with the harnesses it can run and its
+active sessions, so `agileplus agents list` can show the farm."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from celery import signals
+
+HEARTBEAT_SECONDS = float(os.environ.get("AGILEPLUS_WORKER_HEARTBEAT", "5"))
+_stop = threading.Event()
+
+
+def local_harnesses(names: list[str] | None = None) -> dict:
+    from harnesses.registry import adapter_names, get_adapter
+
+    found = {}
+    for name in names or adapter_names():
+        availability = get_adapter(name).availability()
+        found[name] = {"available": availability.available, "version": availability.version,
+                       "reason": availability.reason}
+    return found
+
+
+def _active_sessions(hostname: str) -> int:
+    from agileplus.dispatch.models import DispatchJob, JobState
+
+    return DispatchJob.objects.filter(worker=hostname, state__in=JobState.HELD).count()
+
+
+def _beat(hostname: str, harnesses: dict, concurrency: int) -> None:
+    from django.db import connection
+
+    from agileplus.dispatch.services import record_worker_heartbeat
+
+    while True:
+        try:
+            record_worker_heartbeat(hostname, harnesses=harnesses, concurrency=concurrency,
+                                    active_sessions=_active_sessions(hostname))
+        except Exception:  # noqa: BLE001 - the database may be restarting; try again next beat
+            connection.close()
+        if _stop.wait(HEARTBEAT_SECONDS):
+            return
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender=None, **_kwargs) -> None:
+    hostname = sender.hostname if sender else os.environ.get("AGILEPLUS_WORKER_NAME", "worker")
+    os.environ.setdefault("AGILEPLUS_WORKER_NAME", hostname)
+    wanted = [h for h in os.environ.get("AGILEPLUS_WORKER_HARNESSES", "").split(",") if h]
+    harnesses = local_harnesses(wanted or None)
+    concurrency = int(getattr(sender, "concurrency", 1) or 1) if sender else 1
+    threading.Thread(target=_beat, args=(hostname, harnesses, concurrency), daemon=True).start()
+
+
+@signals.worker_shutdown.connect
+def _stop_heartbeat(sender=None, **_kwargs) -> None:
+    _stop.set()
+    from django.utils import timezone
+
+    from agileplus.dispatch.models import Worker
+
+    name = os.environ.get("AGILEPLUS_WORKER_NAME")
+    if name:
+        Worker.objects.filter(hostname=name).update(stopped_at=timezone.now(), active_sessions=0)
