@@ -139,5 +139,11 @@ async def run_relay(url: str, *, stream: str | None = None, batch: int = 200, on
     if nc is not None:
         await nc.close()
     # The executor thread's database connection would otherwise outlive the relay.
-    await sync_to_async(connection.close, thread_sensitive=True)()
+    await sync_to_async(close_thread_connection, thread_sensitive=True)()
     return total
+
+
+def close_thread_connection() -> None:
+    # Looked up inside the executor thread: `connection.close` evaluated by the
+    # caller would be the event loop thread's connection, not this one.
+    connection.close()
