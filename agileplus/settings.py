@@ -116,7 +116,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery ------------------------------------------------------------------
-BROKER_DIR = DATA_DIR / "broker"
+BROKER_DIR = Path(os.environ.get("AGILEPLUS_BROKER_DIR", DATA_DIR / "broker")).resolve()
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost//")
 CELERY_EMBEDDED_BROKER = CELERY_BROKER_URL.startswith("filesystem://")
 CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)

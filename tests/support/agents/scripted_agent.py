@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""A scripted agent for tests: does what ``AGENT_BEHAVIOUR`` (or ``AGENT_BEHAVIOUR_<WP>``) says,
+in the worktree it is started in, with real git commits. No model.
+
+Behaviours (comma-separated, run in order):
+  commit:N           N commits, each adding ``<wp>/file_<i>.txt`` with ``feat(<WP>): change i``
+  write:PATH         commit a file at PATH (may be forbidden, or ``../x``)
+  big:PATH:BYTES     commit a file of BYTES bytes
+  badmsg             commit with a message that breaks the convention
+  rewrite            amend the base commit (history rewrite) and commit on top of it
+  symlink:PATH:TO    commit a symlink PATH pointing at TO
+  sleep:S            sleep S seconds
+  stubborn           ignore SIGTERM, start a grandchild that ignores it too, sleep forever
+  echo_env:NAME      print the value of env NAME (a secret must reach the agent)
+  env_to_file:NAME:F write the value of env NAME to file F (outside the worktree)
+  print_prompt       print the prompt
+  fail:CODE          exit with CODE
+  record:FILE        append "<WP> start <t>" now and "<WP> end <t>" at exit to FILE
+  flood:N            print N lines
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def prompt_text() -> str:
+    path = os.environ.get("AGILEPLUS_PROMPT_FILE")
+    return Path(path).read_text() if path else sys.stdin.read()
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commit(paths: list[str], message: str) -> None:
+    git("add", "--", *paths)
+    git("-c", "user.name=agent", "-c", "user.email=agent@localhost", "commit", "-q", "-m", message)
+    print(f"committed: {message}", flush=True)
+
+
+def write(path: str, content: str | bytes) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        target.write_bytes(content)
+    else:
+        target.write_text(content)
+
+
+def main() -> int:
+    prompt = prompt_text()
+    found = re.search(r"\b(WP\d{2,})\b", prompt)
+    wp = found.group(1) if found else "WP00"
+    plan = os.environ.get(f"AGENT_BEHAVIOUR_{wp}") or os.environ.get("AGENT_BEHAVIOUR", "commit:1")
+    record = None
+    print(f"agent starting {wp}: {plan}", flush=True)
+    for step in [s for s in plan.split(",") if s]:
+        name, _, arg = step.partition(":")
+        if name == "commit":
+            for i in range(1, int(arg or 1) + 1):
+                path = f"{wp.lower()}/file_{i}.txt"
+                write(path, f"{wp} change {i}\n")
+                commit([path], f"feat({wp}): change {i}")
+        elif name == "write":
+            write(arg, f"{wp} wrote this\n")
+            commit([arg], f"feat({wp}): write {arg}")
+        elif name == "big":
+            path, size = arg.rsplit(":", 1)
+            write(path, b"x" * int(size))
+            commit([path], f"feat({wp}): add {path}")
+        elif name == "badmsg":
+            write(f"{wp.lower()}/bad.txt", "x\n")
+            commit([f"{wp.lower()}/bad.txt"], "did some stuff")
+        elif name == "rewrite":
+            git("reset", "-q", "--hard", "HEAD~1")
+            write("rewritten.txt", "history rewritten\n")
+            commit(["rewritten.txt"], f"feat({wp}): rewrite history")
+        elif name == "symlink":
+            path, to = arg.split(":", 1)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(to, path)
+            commit([path], f"feat({wp}): link {path}")
+        elif name == "sleep":
+            time.sleep(float(arg))
+        elif name == "stubborn":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            subprocess.Popen([sys.executable, "-c",
+                              "import signal,time,os\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                              "open(os.environ['GRANDCHILD_PID_FILE'],'w').write(str(os.getpid()))\n"
+                              "time.sleep(3600)"])
+            print("ignoring SIGTERM", flush=True)
+            time.sleep(3600)
+        elif name == "echo_env":
+            print(f"{arg}={os.environ.get(arg, '<unset>')}", flush=True)
+        elif name == "env_to_file":
+            var, path = arg.split(":", 1)
+            Path(path).write_text(os.environ.get(var, "<unset>"))
+        elif name == "print_prompt":
+            print(prompt, flush=True)
+        elif name == "fail":
+            return int(arg or 1)
+        elif name == "record":
+            record = Path(arg)
+            with record.open("a") as handle:
+                handle.write(f"{wp} start {time.time()}\n")
+        elif name == "flood":
+            for i in range(int(arg)):
+                print(f"flood line {i}", flush=True)
+        else:
+            print(f"unknown behaviour {step}", file=sys.stderr)
+            return 3
+    if record:
+        with record.open("a") as handle:
+            handle.write(f"{wp} end {time.time()}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

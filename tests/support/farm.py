@@ -1,0 +1,196 @@
+"""A real target repository for dispatch tests, and real worker processes to run its jobs.
+
+``make_target_repo`` writes a git repository like a user's (``.kittify/config.yaml`` and
+``kitty-specs/<feature>/``) whose agent is ``tests/support/agents/scripted_agent.py`` run by the
+``command`` harness; ``import_target`` imports it. ``running_workers`` starts `agileplus worker`
+processes, each with its own data folder and hostname, on the test's database and broker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from agileplus.features.importer import import_path
+from agileplus.features.models import Feature
+from tests.support.server import ROOT, subprocess_env
+
+AGENT = Path(__file__).resolve().parent / "agents" / "scripted_agent.py"
+SLUG = "003-auth-system"
+
+
+@dataclass
+class TargetRepo:
+    path: Path
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(["git", "-C", str(self.path), *args], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    def head(self, ref: str = "main") -> str:
+        return self.git("rev-parse", ref)
+
+    def subjects(self, ref: str = "main") -> list[str]:
+        return self.git("log", "--format=%s", ref).splitlines()
+
+    def has_branch(self, branch: str) -> bool:
+        return bool(self.git("branch", "--list", branch))
+
+
+def make_target_repo(
+    root: Path,
+    *,
+    wps: dict[str, list[str]] | None = None,
+    behaviour: str = "commit:2",
+    environment: dict[str, str] | None = None,
+    agent: dict | None = None,
+    constraints: dict | None = None,
+    review: dict | None = None,
+    merge: dict | None = None,
+    files: dict[str, str] | None = None,
+    slug: str = SLUG,
+) -> TargetRepo:
+    """A git repository with one feature; ``wps`` maps WP code → dependencies (default WP01←WP02←WP03)."""
+    wps = {"WP01": [], "WP02": ["WP01"], "WP03": ["WP02"]} if wps is None else wps
+    path = root / "origin"
+    tasks = path / "kitty-specs" / slug / "tasks"
+    tasks.mkdir(parents=True)
+    (path / "kitty-specs" / slug / "spec.md").write_text(f"# Feature {slug}\n\nFR-001: users can log in.\n")
+    (path / "kitty-specs" / slug / "plan.md").write_text("# Plan\n\nSmall steps.\n")
+    for code, deps in wps.items():
+        front = {"work_package_id": code, "title": f"Work package {code}", "dependencies": deps,
+                 "deliverables": [f"{code.lower()}/file_1.txt"], "estimate": "1 day",
+                 "owned_files": [f"{code.lower()}/"], "lane": "planned"}
+        (tasks / f"{code}.md").write_text(f"---\n{yaml.safe_dump(front)}---\n# {code}\nDo {code}.\n")
+    config = {
+        "project": f"target-{root.name}"[:60],
+        "agent": {"harness": "command", "command": f"{sys.executable} {AGENT}", "timeout_seconds": 120,
+                  "retries": 1, "environment": {"AGENT_BEHAVIOUR": behaviour, **(environment or {})},
+                  **(agent or {})},
+        "constraints": {"max_file_size": 100_000, "forbidden_paths": [".kittify/", "secrets/"],
+                        **(constraints or {})},
+        "commit": {"convention": "feat({wp}): <description>"},
+        "review": review or {"checks": [{"name": "governance"}, {"name": "commit_convention"}]},
+        "merge": merge or {"strategy": "merge"},
+    }
+    (path / ".kittify").mkdir()
+    (path / ".kittify" / "config.yaml").write_text(yaml.safe_dump(config))
+    for name, content in (files or {}).items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(content)
+    (path / "README.md").write_text("target\n")
+    repo = TargetRepo(path)
+    repo.git("init", "-q", "-b", "main")
+    repo.git("config", "receive.denyCurrentBranch", "updateInstead")
+    repo.git("add", "-A")
+    repo.git("-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "initial")
+    return repo
+
+
+def import_target(repo: TargetRepo) -> Feature:
+    return import_path(repo.path, actor="human:alice")[0]
+
+
+def job_env(data_dir: Path, broker_url: str | None = None, **extra: str) -> dict[str, str]:
+    env = subprocess_env(AGILEPLUS_DATA_DIR=str(data_dir), AGILEPLUS_JOB_LEASE_SECONDS=extra.pop("lease", "3"),
+                         AGILEPLUS_REAP_EVERY="1", AGILEPLUS_KILL_GRACE_SECONDS=extra.pop("grace", "2"), **extra)
+    if broker_url:
+        env["CELERY_BROKER_URL"] = broker_url
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    name: str
+    proc: subprocess.Popen
+    log: Path
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        os.killpg(self.proc.pid, sig)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def start_worker(name: str, data_dir: Path, *, broker_url: str | None, harnesses: str = "command",
+                 concurrency: int = 1, broker_dir: Path | None = None, **extra: str) -> WorkerProcess:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = job_env(data_dir, broker_url, **extra)
+    if broker_dir:
+        env["AGILEPLUS_BROKER_DIR"] = str(broker_dir)
+    log = data_dir / f"{name}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agileplus", "worker", "--hostname", name, "--concurrency", str(concurrency),
+         "--harnesses", harnesses],
+        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    return WorkerProcess(name, proc, log)
+
+
+def start_beat(data_dir: Path, *, broker_url: str | None, broker_dir: Path | None = None) -> WorkerProcess:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = job_env(data_dir, broker_url)
+    if broker_dir:
+        env["AGILEPLUS_BROKER_DIR"] = str(broker_dir)
+    log = data_dir / "beat.log"
+    proc = subprocess.Popen([sys.executable, "-m", "agileplus", "beat"], cwd=ROOT, env=env,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    return WorkerProcess("beat", proc, log)
+
+
+def stop(processes: list[WorkerProcess]) -> None:
+    for p in processes:
+        if p.proc.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(p.proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for p in processes:
+        try:
+            p.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(p.proc.pid, signal.SIGKILL)
+            p.proc.wait()
+
+
+@contextmanager
+def running_workers(root: Path, count: int, *, broker_url: str | None, with_beat: bool = True,
+                    **extra: str) -> Iterator[list[WorkerProcess]]:
+    """``count`` workers (w1…wN, own data folders) and beat, stopped (SIGTERM, then SIGKILL) at exit."""
+    broker_dir = None if broker_url else root / "broker"
+    procs = [start_worker(f"w{i}", root / f"w{i}", broker_url=broker_url, broker_dir=broker_dir, **extra)
+             for i in range(1, count + 1)]
+    if with_beat:
+        procs.append(start_beat(root / "beat", broker_url=broker_url, broker_dir=broker_dir))
+    try:
+        yield procs
+    except BaseException:
+        for p in procs:
+            sys.stderr.write(f"--- {p.name} log ---\n{p.output()[-4000:]}\n")
+        raise
+    finally:
+        stop(procs)
+
+
+def wait_until(predicate, *, timeout: float, every: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+def as_json(value) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
