@@ -183,6 +183,8 @@ class JobRun:
         files = g.files_changed(worktree, base)
         tests = (usage or {}).get("tests")
         outcome = self._outcome(result)
+        if outcome.state == JobState.SUCCEEDED:
+            outcome = self._governance(outcome, worktree, base)
         self.say(
             f"Agent {'finished' if outcome.state == JobState.SUCCEEDED else 'failed'}: exit {result.exit_code}, "
             f"{len(self.reported)} commits, {len(files)} files changed"
@@ -197,6 +199,24 @@ class JobRun:
             if salvaged else None, "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
         })
         return outcome.state
+
+    def _governance(self, outcome: Outcome, worktree: Path, base: str) -> Outcome:
+        """The authoritative check over every commit base..head: a violation fails the run,
+        which blocks the WP with the offending commits and paths as audit evidence."""
+        from agileplus.review.services import governance_for
+
+        gov = governance_for(self.job.wp, worktree, base, g.head(worktree))
+        if gov.ok:
+            self.say(f"Governance: {gov.commits} commits checked, no violation")
+            return outcome
+        for v in gov.violations[:20]:
+            self.say(f"Governance violation: {v.detail}")
+        return Outcome(
+            JobState.FAILED, outcome.exit_code, "governance_violation",
+            "; ".join(v.detail for v in gov.violations[:5]),
+            metadata={"violations": [v.as_dict() for v in gov.violations[:50]], "base": base, "head": gov.head},
+            evidence=[{"commit": v.commit, "path": v.path, "rule": v.rule} for v in gov.violations[:50]],
+        )
 
     def _push(self, worktree: Path, branch: str, salvaged: str | None) -> bool:
         refspecs = [f"{branch}:refs/heads/{branch}"]

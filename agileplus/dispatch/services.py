@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
@@ -255,6 +255,8 @@ class Outcome:
     exit_code: int | None
     reason: str = ""
     detail: str = ""
+    metadata: dict = field(default_factory=dict)  # extra audit metadata (e.g. governance violations)
+    evidence: list = field(default_factory=list)  # audit evidence refs (offending commits/paths)
 
 
 def finish_job(claim: Claim, outcome: Outcome, *, result: dict) -> DispatchJob:
@@ -301,8 +303,9 @@ def _block_wp(wp: WorkPackage, job: DispatchJob, outcome: Outcome, partial_commi
     }
     if outcome.detail:
         metadata["detail"] = outcome.detail[:500]
-    transition_wp(wp, WPState.BLOCKED, actor=actor, metadata=metadata, event_extra={"job_id": job.id,
-                                                                                  "reason": outcome.reason})
+    metadata.update(outcome.metadata)
+    transition_wp(wp, WPState.BLOCKED, actor=actor, metadata=metadata, evidence_refs=outcome.evidence or None,
+                  event_extra={"job_id": job.id, "reason": outcome.reason})
 
 
 def release_for_retry(claim: Claim, reason: str) -> bool:

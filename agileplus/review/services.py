@@ -220,20 +220,3 @@ def _block_for_governance(wp: WorkPackage, gov) -> None:
                             "violations": [v.as_dict() for v in gov.violations[:50]]},
                   evidence_refs=[{"commit": v.commit, "path": v.path, "rule": v.rule}
                                  for v in gov.violations[:50]])
-
-
-def enforce_governance_after_run(job: DispatchJob) -> bool:
-    """Check the agent's branch as soon as the run ends; block the WP on a violation."""
-    wp = job.wp
-    if not job.base_commit:
-        return True
-    path = workspace(wp.feature.project.repo_url)
-    head = _remote_head(path, job.branch or branch_name(wp.feature.slug, wp.code))
-    if head is None:
-        return True
-    gov = governance_for(wp, path, job.base_commit, head)
-    if not gov.ok:
-        wp.refresh_from_db()
-        if wp.state in (WPState.FOR_REVIEW, WPState.DOING, WPState.PLANNED):
-            _block_for_governance(wp, gov)
-    return gov.ok

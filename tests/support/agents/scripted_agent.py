@@ -7,8 +7,9 @@ Behaviours (comma-separated, run in order):
   write:PATH         commit a file at PATH (may be forbidden, or ``../x``)
   big:PATH:BYTES     commit a file of BYTES bytes
   badmsg             commit with a message that breaks the convention
-  rewrite            amend the base commit (history rewrite) and commit on top of it
+  rewrite            amend the root commit (the base stops being an ancestor: a history rewrite)
   symlink:PATH:TO    commit a symlink PATH pointing at TO
+  apply:DIR          copy the files under DIR into the worktree and commit them
   sleep:S            sleep S seconds
   stubborn           ignore SIGTERM, start a grandchild that ignores it too, sleep forever
   echo_env:NAME      print the value of env NAME (a secret must reach the agent)
@@ -79,14 +80,25 @@ def main() -> int:
             write(f"{wp.lower()}/bad.txt", "x\n")
             commit([f"{wp.lower()}/bad.txt"], "did some stuff")
         elif name == "rewrite":
-            git("reset", "-q", "--hard", "HEAD~1")
+            # Squash everything into an amended root commit: the base is no longer an ancestor.
+            git("reset", "-q", "--soft", git("rev-list", "--max-parents=0", "HEAD"))
             write("rewritten.txt", "history rewritten\n")
-            commit(["rewritten.txt"], f"feat({wp}): rewrite history")
+            git("add", "rewritten.txt")
+            git("-c", "user.name=agent", "-c", "user.email=agent@localhost", "commit", "-q", "--amend",
+                "-m", f"feat({wp}): rewrite history")
         elif name == "symlink":
             path, to = arg.split(":", 1)
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             os.symlink(to, path)
             commit([path], f"feat({wp}): link {path}")
+        elif name == "apply":
+            source = Path(arg)
+            paths = []
+            for file in sorted(p for p in source.rglob("*") if p.is_file()):
+                rel = file.relative_to(source).as_posix()
+                write(rel, file.read_bytes())
+                paths.append(rel)
+            commit(paths, f"feat({wp}): apply change")
         elif name == "sleep":
             time.sleep(float(arg))
         elif name == "stubborn":
