@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from agileplus.core.canonical import sha256_hex
@@ -75,7 +75,13 @@ class JobRun:
         interval = max(0.2, settings.JOB_LEASE_SECONDS / 3)
         try:
             while not self.stop_heartbeat.wait(interval):
-                if not services.heartbeat(self.claim):
+                try:
+                    held = services.heartbeat(self.claim)
+                except DatabaseError as exc:  # a database restart or a busy SQLite: try again next beat
+                    log.warning("heartbeat of %s failed: %s", self.claim.job_id, exc)
+                    connection.close()
+                    continue
+                if not held:
                     self.fenced = True
                     return
         finally:
@@ -95,6 +101,16 @@ class JobRun:
                 self.fenced = True
 
     def run(self) -> str:
+        # The lease is renewed from the claim to the final write: setup (fetch, worktree) and
+        # the push/governance after the agent can outlast a short lease on a busy machine.
+        heart = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{self.claim.job_id}")
+        heart.start()
+        try:
+            return self._run()
+        finally:
+            self.stop_heartbeat.set()
+
+    def _run(self) -> str:
         job = self.job
         feature, wp = job.feature, job.wp
         config = dict(feature.agent_config or {})
@@ -143,8 +159,6 @@ class JobRun:
                                prompt=prompt.text, prompt_sizes=prompt.sections, manifest=manifest,
                                session_id=job.id, current_activity="starting")
         self.say(f"Agent session started (pid {pid}, attempt {self.claim.attempt})")
-        heart = threading.Thread(target=self._beat, daemon=True)
-        heart.start()
         usage: dict = {}
 
         def on_line(stream: str, text: str) -> StopReason | None:
@@ -173,7 +187,6 @@ class JobRun:
         try:
             result = proc.run(on_line, tick, on_stop=lambda t: self.say(t))
         finally:
-            self.stop_heartbeat.set()
             reap_marked(mark)
             prompt_file.unlink(missing_ok=True)
             prompt_dir.rmdir()

@@ -172,6 +172,7 @@ def running_workers(root: Path, count: int, *, broker_url: str | None, with_beat
     if with_beat:
         procs.append(start_beat(root / "beat", broker_url=broker_url, broker_dir=broker_dir))
     try:
+        wait_ready([p for p in procs if p.name != "beat"])
         yield procs
     except BaseException:
         for p in procs:
@@ -179,6 +180,18 @@ def running_workers(root: Path, count: int, *, broker_url: str | None, with_beat
         raise
     finally:
         stop(procs)
+
+
+def wait_ready(workers: list[WorkerProcess], timeout: float = 60) -> None:
+    """Until every worker has announced itself (its consumer is listening)."""
+    from agileplus.dispatch.models import Worker
+
+    names = {f"worker@{w.name}" for w in workers}
+    wait_until(lambda: Worker.objects.filter(hostname__in=names, stopped_at__isnull=True).count() == len(names)
+               or any(w.proc.poll() is not None for w in workers), timeout=timeout, what=f"workers {sorted(names)}")
+    dead = [w.name for w in workers if w.proc.poll() is not None]
+    if dead:
+        raise RuntimeError(f"workers {dead} exited at start: " + " | ".join(w.output()[-1500:] for w in workers))
 
 
 def wait_until(predicate, *, timeout: float, every: float = 0.2, what: str = "condition"):

@@ -42,6 +42,9 @@ def git(*args: str) -> str:
 
 def commit(paths: list[str], message: str) -> None:
     git("add", "--", *paths)
+    if subprocess.run(["git", "diff", "--cached", "--quiet"]).returncode == 0:
+        print(f"already committed: {message}", flush=True)  # a retry in the same worktree
+        return
     git("-c", "user.name=agent", "-c", "user.email=agent@localhost", "commit", "-q", "-m", message)
     print(f"committed: {message}", flush=True)
 

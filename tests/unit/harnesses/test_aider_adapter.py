@@ -1,0 +1,161 @@
+"""The aider adapter runs `aider --yes-always --no-pretty --no-stream --auto-commits … --message-file F`;
+Aider prints no JSON, so each line is a log event except its token/cost reports and commits."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+import pytest
+
+from harnesses.adapters.aider import AiderAdapter, count
+from harnesses.adapters.command import PROMPT_FILE_ENV
+from harnesses.base import HarnessError, RunSpec
+from tests.support.standins import run_adapter, subjects, tracked
+
+
+def spec(workdir, **kwargs) -> RunSpec:
+    return RunSpec(prompt=kwargs.pop("prompt", "Implement WP01: add the login form."), workdir=workdir, **kwargs)
+
+
+def value_after(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def prompt_file(tmp_path, text="Implement WP01: add the login form.") -> str:
+    path = tmp_path / "prompt.md"
+    path.write_text(text)
+    return str(path)
+
+
+# --- the command -------------------------------------------------------------------------
+
+
+def test_runs_one_message_from_the_prompt_file_saying_yes_and_committing(standins, tmp_path):
+    invocation = AiderAdapter().build_command(spec(tmp_path, env={PROMPT_FILE_ENV: prompt_file(tmp_path)}))
+
+    assert invocation.argv[0] == str(standins / "aider")
+    assert {"--yes-always", "--no-pretty", "--no-stream", "--auto-commits"} <= set(invocation.argv)
+    assert value_after(invocation.argv, "--message-file") == str(tmp_path / "prompt.md")
+    assert invocation.stdin_text is None
+
+
+def test_without_a_prompt_file_the_prompt_is_the_message(standins, tmp_path):
+    argv = AiderAdapter().build_command(spec(tmp_path, prompt="Implement WP01")).argv
+
+    assert value_after(argv, "--message") == "Implement WP01"
+
+
+def test_aider_keeps_its_history_files_out_of_the_worktree(standins, tmp_path):
+    argv = AiderAdapter().build_command(spec(tmp_path)).argv
+
+    assert "--no-gitignore" in argv
+    assert value_after(argv, "--chat-history-file") == os.devnull
+    assert value_after(argv, "--input-history-file") == os.devnull
+
+
+def test_the_model_is_passed_only_when_configured(standins, tmp_path):
+    assert value_after(AiderAdapter().build_command(spec(tmp_path, model="sonnet")).argv, "--model") == "sonnet"
+    assert "--model" not in AiderAdapter().build_command(spec(tmp_path)).argv
+
+
+def test_a_missing_binary_is_a_harness_error_naming_the_harness_and_how_to_install_it(no_binaries, tmp_path):
+    with pytest.raises(HarnessError) as error:
+        AiderAdapter().build_command(spec(tmp_path))
+
+    assert "aider" in str(error.value) and "aider-install" in str(error.value)
+
+
+def test_availability_is_false_without_the_binary(no_binaries):
+    assert AiderAdapter().availability().available is False
+
+
+def test_availability_reports_the_version_of_the_binary_on_path(standins):
+    assert AiderAdapter().availability().version == "aider 0.86.1"
+
+
+# --- the output --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "tokens"), [("345", 345), ("1.2k", 1200), ("12k", 12000), ("1,234", 1234),
+                                              ("1.5M", 1_500_000)])
+def test_token_counts_are_read_as_aider_rounds_them(text, tokens):
+    assert count(text) == tokens
+
+
+def test_a_token_report_with_its_cost_is_a_usage_event():
+    line = "Tokens: 2.6k sent, 345 received. Cost: $0.01 message, $0.05 session."
+
+    [event] = AiderAdapter().parse_line(line)
+
+    assert (event.kind, event.text) == ("usage", line)
+    assert (event.usage.input_tokens, event.usage.output_tokens) == (2600, 345)
+    assert event.usage.cost_usd == Decimal("0.05")  # the session's cost so far
+
+
+def test_cache_hits_are_the_cached_part_and_a_cost_on_the_next_line_is_read_too():
+    adapter = AiderAdapter()
+
+    [tokens] = adapter.parse_line("Tokens: 12k sent, 2.5k cache write, 8.1k cache hit, 345 received.")
+    [cost] = adapter.parse_line("Cost: $0.0123 message, $0.0123 session.")
+
+    assert (tokens.usage.input_tokens, tokens.usage.cached_input_tokens) == (12000, 8100)
+    assert tokens.usage.cost_usd is None
+    assert cost.usage.cost_usd == Decimal("0.0123") and cost.usage.input_tokens == 12000
+
+
+def test_token_reports_add_up_over_the_run():
+    adapter = AiderAdapter()
+    adapter.parse_line("Tokens: 2.6k sent, 345 received. Cost: $0.01 message, $0.01 session.")
+
+    [event] = adapter.parse_line("Tokens: 3.1k sent, 120 received. Cost: $0.02 message, $0.03 session.")
+
+    assert (event.usage.input_tokens, event.usage.output_tokens) == (5700, 465)
+    assert event.usage.cost_usd == Decimal("0.03")
+
+
+def test_a_commit_line_is_a_message_event():
+    [event] = AiderAdapter().parse_line("Commit 1a2b3c4 feat(WP01): add the login form")
+
+    assert (event.kind, event.text) == ("message", "Commit 1a2b3c4 feat(WP01): add the login form")
+
+
+@pytest.mark.parametrize("line", [
+    "Aider v0.86.1",
+    "Applied edit to src/login.py",
+    "Tokens: lots sent, none received.",
+    '{"type": "malformed", "text": "cut o',
+])
+def test_every_other_line_is_a_log_event_kept_verbatim(line):
+    [event] = AiderAdapter().parse_line(line)
+
+    assert (event.kind, event.text) == ("log", line)
+
+
+# --- a run of the stand-in CLI -------------------------------------------------------------
+
+
+def test_a_run_commits_in_the_worktree_and_reports_tokens_and_cost(standins, repo, tmp_path):
+    run = run_adapter(AiderAdapter(), spec(repo, env={PROMPT_FILE_ENV: prompt_file(tmp_path)}))
+
+    assert run.exit_code == 0, run.stderr
+    assert subjects(repo)[0] == "feat(WP01): stand-in change"
+    assert "standin_aider.txt" in tracked(repo)
+    assert run.usage.input_tokens == 12000 and run.usage.output_tokens == 345
+    assert run.usage.cost_usd == Decimal("0.0123")
+    assert run.of("message")[-1].text.endswith("feat(WP01): stand-in change")
+
+
+def test_a_malformed_line_mid_output_is_logged_and_the_rest_still_parses(standins, repo, tmp_path):
+    run = run_adapter(AiderAdapter(), spec(repo, env={PROMPT_FILE_ENV: prompt_file(tmp_path)}),
+                      env={"STANDIN_MALFORMED": "1"})
+
+    assert any(e.text.startswith('{"type": "malformed"') for e in run.of("log"))
+    assert run.usage.cost_usd == Decimal("0.0123")
+
+
+def test_the_stand_in_refuses_an_option_the_real_cli_does_not_have(standins, repo):
+    run = run_adapter(AiderAdapter(), spec(repo, options={"extra_args": ["--no-such-option"]}))
+
+    assert run.exit_code == 2
+    assert "unrecognized arguments: --no-such-option" in "\n".join(run.stderr)

@@ -1,0 +1,236 @@
+"""The claude-code adapter runs `claude -p --output-format stream-json --verbose` with the prompt
+on stdin, and reads its stream: system/init, assistant and user messages, the final result."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from harnesses.adapters.claude_code import ClaudeCodeAdapter
+from harnesses.base import HarnessError, RunSpec
+from tests.support.standins import run_adapter, subjects, tracked
+
+INIT = ('{"type":"system","subtype":"init","cwd":"/w/t","session_id":"9f6c7a3e-1b2d-4c5e-8f90-1a2b3c4d5e6f",'
+        '"tools":["Bash","Edit","Read","Write"],"mcp_servers":[],"model":"claude-sonnet-4-5-20250929",'
+        '"permissionMode":"acceptEdits","apiKeySource":"none","claude_code_version":"2.0.37"}')
+TEXT = ('{"type":"assistant","message":{"id":"msg_01","type":"message","role":"assistant",'
+        '"model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"I will add the login form."}],'
+        '"usage":{"input_tokens":3,"cache_creation_input_tokens":770,"cache_read_input_tokens":7812,'
+        '"output_tokens":12}},"parent_tool_use_id":null,"session_id":"9f6c7a3e-1b2d-4c5e-8f90-1a2b3c4d5e6f"}')
+TOOL_USE = ('{"type":"assistant","message":{"id":"msg_02","type":"message","role":"assistant","content":'
+            '[{"type":"tool_use","id":"toolu_01","name":"Bash","input":{"command":"git commit -m \\"feat(WP01): '
+            'login\\"","description":"Commit"}}]},"session_id":"9f6c7a3e-1b2d-4c5e-8f90-1a2b3c4d5e6f"}')
+TOOL_RESULT = ('{"type":"user","message":{"role":"user","content":[{"tool_use_id":"toolu_01","type":"tool_result",'
+               '"content":"[feat/WP01 1a2b3c4] feat(WP01): login\\n 1 file changed","is_error":false}]},'
+               '"session_id":"9f6c7a3e-1b2d-4c5e-8f90-1a2b3c4d5e6f"}')
+RESULT = ('{"type":"result","subtype":"success","is_error":false,"duration_ms":18234,"duration_api_ms":16890,'
+          '"num_turns":4,"result":"Done: the login form is committed.","session_id":'
+          '"9f6c7a3e-1b2d-4c5e-8f90-1a2b3c4d5e6f","total_cost_usd":0.0421835,"usage":{"input_tokens":12,'
+          '"cache_creation_input_tokens":2310,"cache_read_input_tokens":31250,"output_tokens":640,'
+          '"server_tool_use":{"web_search_requests":0},"service_tier":"standard"},"permission_denials":[]}')
+MAX_TURNS = ('{"type":"result","subtype":"error_max_turns","is_error":false,"duration_ms":9000,"num_turns":3,'
+             '"session_id":"9f6c7a3e-1b2d-4c5e-8f90-1a2b3c4d5e6f","total_cost_usd":0.02,"usage":'
+             '{"input_tokens":5,"output_tokens":90}}')
+
+
+def spec(workdir, **kwargs) -> RunSpec:
+    return RunSpec(prompt=kwargs.pop("prompt", "Implement WP01: add the login form."), workdir=workdir, **kwargs)
+
+
+def argv_of(tmp_path, **kwargs) -> list[str]:
+    return ClaudeCodeAdapter().build_command(spec(tmp_path, **kwargs)).argv
+
+
+def value_after(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+# --- the command -------------------------------------------------------------------------
+
+
+def test_runs_print_mode_streaming_json_with_the_prompt_on_stdin(standins, tmp_path):
+    invocation = ClaudeCodeAdapter().build_command(spec(tmp_path, prompt="Implement WP01"))
+
+    assert invocation.argv[0] == str(standins / "claude")
+    assert invocation.argv[1:5] == ["-p", "--output-format", "stream-json", "--verbose"]
+    assert invocation.stdin_text == "Implement WP01"
+    assert "Implement WP01" not in invocation.argv
+
+
+def test_permission_mode_defaults_to_accept_edits(standins, tmp_path):
+    assert value_after(argv_of(tmp_path), "--permission-mode") == "acceptEdits"
+
+
+def test_permission_mode_comes_from_the_agent_config(standins, tmp_path):
+    argv = argv_of(tmp_path, options={"permission_mode": "bypassPermissions"})
+
+    assert value_after(argv, "--permission-mode") == "bypassPermissions"
+
+
+def test_the_model_is_passed_only_when_configured(standins, tmp_path):
+    assert value_after(argv_of(tmp_path, model="opus"), "--model") == "opus"
+    assert "--model" not in argv_of(tmp_path)
+
+
+def test_git_commit_is_allowed_by_default_and_configured_tools_are_added(standins, tmp_path):
+    argv = argv_of(tmp_path, options={"allowed_tools": ["Bash(pytest:*)"], "disallowed_tools": "WebFetch"})
+
+    allowed = value_after(argv, "--allowedTools").split(",")
+    assert "Bash(git commit:*)" in allowed and "Bash(git add:*)" in allowed
+    assert allowed[-1] == "Bash(pytest:*)"
+    assert value_after(argv, "--disallowedTools") == "WebFetch"
+
+
+def test_forbidden_paths_become_edit_deny_rules(standins, tmp_path):
+    argv = argv_of(tmp_path, forbidden_paths=["secrets/", "./config/prod.yaml"])
+
+    assert value_after(argv, "--disallowedTools").split(",") == [
+        "Edit(./secrets/**)", "Edit(./config/prod.yaml)", "Edit(./config/prod.yaml/**)"]
+
+
+def test_max_turns_and_the_session_to_resume_are_passed(standins, tmp_path):
+    argv = argv_of(tmp_path, options={"max_turns": 30}, resume_session="9f6c7a3e")
+
+    assert value_after(argv, "--max-turns") == "30"
+    assert value_after(argv, "--resume") == "9f6c7a3e"
+
+
+def test_a_max_turns_that_is_not_a_number_is_a_harness_error(standins, tmp_path):
+    with pytest.raises(HarnessError, match="max_turns must be a whole number"):
+        argv_of(tmp_path, options={"max_turns": "many"})
+
+
+def test_a_missing_binary_is_a_harness_error_naming_the_harness_and_how_to_install_it(no_binaries, tmp_path):
+    with pytest.raises(HarnessError) as error:
+        ClaudeCodeAdapter().build_command(spec(tmp_path))
+
+    assert "claude-code" in str(error.value) and "`claude`" in str(error.value)
+    assert "npm install -g @anthropic-ai/claude-code" in str(error.value)
+
+
+def test_availability_is_false_without_the_binary(no_binaries):
+    found = ClaudeCodeAdapter().availability()
+
+    assert found.available is False
+    assert "npm install -g @anthropic-ai/claude-code" in found.reason
+
+
+def test_availability_reports_the_version_of_the_binary_on_path(standins):
+    found = ClaudeCodeAdapter().availability()
+
+    assert found.available is True
+    assert found.version == "2.0.37 (Claude Code)"
+
+
+# --- the stream --------------------------------------------------------------------------
+
+
+def test_the_init_line_gives_the_session_and_the_model():
+    [event] = ClaudeCodeAdapter().parse_line(INIT)
+
+    assert event.kind == "init"
+    assert event.session_id == "9f6c7a3e-1b2d-4c5e-8f90-1a2b3c4d5e6f"
+    assert event.model == "claude-sonnet-4-5-20250929"
+
+
+def test_assistant_text_is_a_message_and_a_tool_call_is_a_tool_use():
+    adapter = ClaudeCodeAdapter()
+    [message] = adapter.parse_line(TEXT)
+    [tool] = adapter.parse_line(TOOL_USE)
+
+    assert (message.kind, message.text) == ("message", "I will add the login form.")
+    assert message.usage is None  # per-message usage repeats per content block; the result has the total
+    assert (tool.kind, tool.text) == ("tool_use", 'Bash: git commit -m "feat(WP01): login"')
+
+
+def test_a_tool_result_is_reported_with_its_first_line():
+    [event] = ClaudeCodeAdapter().parse_line(TOOL_RESULT)
+
+    assert (event.kind, event.is_error) == ("tool_result", False)
+    assert event.text == "[feat/WP01 1a2b3c4] feat(WP01): login …"
+
+
+def test_the_result_is_final_with_tokens_cost_and_turns():
+    [event] = ClaudeCodeAdapter().parse_line(RESULT)
+
+    assert (event.kind, event.final, event.is_error) == ("result", True, False)
+    assert event.text == "Done: the login form is committed."
+    assert event.session_id == "9f6c7a3e-1b2d-4c5e-8f90-1a2b3c4d5e6f"
+    assert event.usage.cost_usd == Decimal("0.0421835")
+    assert event.usage.turns == 4
+    assert event.usage.input_tokens == 12 + 2310 + 31250  # uncached + cache writes + cache reads
+    assert event.usage.cached_input_tokens == 31250
+    assert event.usage.output_tokens == 640
+
+
+def test_a_result_that_hit_the_turn_limit_is_an_error():
+    [event] = ClaudeCodeAdapter().parse_line(MAX_TURNS)
+
+    assert event.final and event.is_error
+    assert event.text == "error_max_turns"
+    assert event.usage.cost_usd == Decimal("0.02")
+
+
+def test_a_malformed_line_becomes_a_log_event():
+    line = TEXT[: len(TEXT) // 2]
+
+    [event] = ClaudeCodeAdapter().parse_line(line)
+
+    assert (event.kind, event.text) == ("log", line)
+
+
+@pytest.mark.parametrize("line", [
+    "Warning: no stdin data received in 3s",
+    "[1, 2]",
+    '{"type": "assistant", "message": {"content": 5}}',
+    '{"type": "something_new", "data": {}}',
+])
+def test_lines_it_cannot_read_are_kept_as_log_events(line):
+    [event] = ClaudeCodeAdapter().parse_line(line)
+
+    assert (event.kind, event.text) == ("log", line)
+
+
+def test_blank_lines_give_no_events():
+    assert ClaudeCodeAdapter().parse_line("   ") == []
+
+
+# --- a run of the stand-in CLI -------------------------------------------------------------
+
+
+def test_a_run_commits_in_the_worktree_and_reports_session_tokens_and_cost(standins, repo):
+    run = run_adapter(ClaudeCodeAdapter(), spec(repo, forbidden_paths=["secrets/"]))
+
+    assert run.exit_code == 0, run.stderr
+    assert subjects(repo)[0] == "feat(WP01): stand-in change"
+    assert "standin_claude.txt" in tracked(repo)
+    assert run.of("init")[0].session_id == run.final.session_id
+    assert run.final.usage.input_tokens == 33572 and run.final.usage.output_tokens == 640
+    assert run.final.usage.cost_usd == Decimal("0.0421835")
+    assert [e.kind for e in run.events if e.kind == "log"] == []
+
+
+def test_a_malformed_line_mid_stream_is_logged_and_the_rest_still_parses(standins, repo):
+    run = run_adapter(ClaudeCodeAdapter(), spec(repo), env={"STANDIN_MALFORMED": "1"})
+
+    [log] = run.of("log")
+    assert log.text.startswith('{"type": "malformed"')
+    assert run.final.usage.cost_usd == Decimal("0.0421835")
+
+
+def test_the_cli_refuses_edits_under_a_forbidden_path(standins, repo):
+    run = run_adapter(ClaudeCodeAdapter(), spec(repo, forbidden_paths=["secrets/"]),
+                      env={"STANDIN_FILE": "secrets/token.txt"})
+
+    assert subjects(repo) == ["initial"]
+    assert any(e.kind == "tool_result" and e.is_error for e in run.events)
+    assert json.loads(run.stdout[-1])["permission_denials"][0]["tool_name"] == "Write"
+
+
+def test_the_stand_in_refuses_an_option_the_real_cli_does_not_have(standins, repo):
+    run = run_adapter(ClaudeCodeAdapter(), spec(repo, options={"extra_args": ["--no-such-option"]}))
+
+    assert run.exit_code == 2
+    assert "unknown option '--no-such-option'" in "\n".join(run.stderr)

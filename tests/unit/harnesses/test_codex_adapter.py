@@ -1,0 +1,231 @@
+"""The codex adapter runs `codex exec --json … -` with the prompt on stdin and a sandbox that
+can commit in a worktree, reads its JSONL events, and prices the tokens Codex reports."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from harnesses.adapters.codex import CodexAdapter, git_dirs
+from harnesses.base import HarnessError, RunSpec
+from tests.support.standins import git, run_adapter, subjects, tracked
+
+THREAD = '{"type":"thread.started","thread_id":"0199a213-81c0-7800-8aa1-bbab2a035a53"}'
+REASONING = '{"type":"item.completed","item":{"id":"item_0","type":"reasoning","text":"**Scanning the form code**"}}'
+COMMAND_STARTED = ('{"type":"item.started","item":{"id":"item_1","type":"command_execution","command":'
+                   '"bash -lc \'git commit -am login\'","aggregated_output":"","exit_code":null,"status":"in_progress"}}')
+COMMAND_FAILED = ('{"type":"item.completed","item":{"id":"item_1","type":"command_execution","command":'
+                  '"bash -lc \'git commit -am login\'","aggregated_output":"fatal: Unable to create '
+                  '\'/m/.git/index.lock\': Operation not permitted\\n","exit_code":128,"status":"failed"}}')
+FILE_CHANGE = ('{"type":"item.completed","item":{"id":"item_2","type":"file_change","changes":'
+               '[{"path":"src/login.py","kind":"add"},{"path":"README.md","kind":"update"}],"status":"completed"}}')
+MESSAGE = '{"type":"item.completed","item":{"id":"item_3","type":"agent_message","text":"Done. Login form added."}}'
+COMPLETED = ('{"type":"turn.completed","usage":{"input_tokens":24763,"cached_input_tokens":24448,'
+             '"output_tokens":1222}}')
+FAILED = '{"type":"turn.failed","error":{"message":"model response stream ended unexpectedly"}}'
+RECONNECTING = '{"type":"error","message":"Reconnecting... 1/5 (stream disconnected before completion)"}'
+
+
+def spec(workdir, **kwargs) -> RunSpec:
+    return RunSpec(prompt=kwargs.pop("prompt", "Implement WP01: add the login form."), workdir=workdir, **kwargs)
+
+
+def argv_of(workdir, **kwargs) -> list[str]:
+    return CodexAdapter().build_command(spec(workdir, **kwargs)).argv
+
+
+def value_after(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def worktree_of(repo, tmp_path):
+    """A linked worktree of ``repo`` (as the runner makes): its git dir is outside it."""
+    path = tmp_path / "worktrees" / "wp01"
+    git(repo, "worktree", "add", "-q", "-b", "feat/WP01", str(path))
+    return path
+
+
+# --- the command -------------------------------------------------------------------------
+
+
+def test_runs_exec_with_json_events_and_the_prompt_on_stdin(standins, tmp_path):
+    invocation = CodexAdapter().build_command(spec(tmp_path, prompt="Implement WP01"))
+
+    assert invocation.argv[:3] == [str(standins / "codex"), "exec", "--json"]
+    assert invocation.argv[-1] == "-"
+    assert invocation.stdin_text == "Implement WP01"
+    assert value_after(invocation.argv, "-C") == str(tmp_path)
+
+
+def test_the_sandbox_is_workspace_write_by_default(standins, tmp_path):
+    assert value_after(argv_of(tmp_path), "--sandbox") == "workspace-write"
+
+
+def test_a_worktrees_git_dir_is_made_writable_so_the_agent_can_commit(standins, repo, tmp_path):
+    worktree = worktree_of(repo, tmp_path)
+
+    argv = argv_of(worktree)
+
+    assert value_after(argv, "--add-dir") == str((repo / ".git").resolve())
+    assert git_dirs(repo) == [str((repo / ".git").resolve())]
+
+
+def test_a_bypassed_sandbox_adds_no_directories(standins, repo):
+    argv = argv_of(repo, options={"bypass_sandbox": True})
+
+    assert "--dangerously-bypass-approvals-and-sandbox" in argv
+    assert "--sandbox" not in argv and "--add-dir" not in argv
+
+
+def test_an_unknown_sandbox_is_a_harness_error(standins, tmp_path):
+    with pytest.raises(HarnessError, match="sandbox must be one of"):
+        argv_of(tmp_path, options={"sandbox": "none"})
+
+
+def test_model_config_overrides_and_the_session_to_resume_are_passed(standins, tmp_path):
+    argv = argv_of(tmp_path, model="gpt-5-codex", options={"config": {"model_reasoning_effort": "high"}},
+                   resume_session="0199a213")
+
+    assert value_after(argv, "-m") == "gpt-5-codex"
+    assert value_after(argv, "-c") == "model_reasoning_effort=high"
+    assert argv[-3:] == ["resume", "0199a213", "-"]
+
+
+def test_a_missing_binary_is_a_harness_error_naming_the_harness_and_how_to_install_it(no_binaries, tmp_path):
+    with pytest.raises(HarnessError) as error:
+        CodexAdapter().build_command(spec(tmp_path))
+
+    assert "codex" in str(error.value) and "npm install -g @openai/codex" in str(error.value)
+
+
+def test_availability_is_false_without_the_binary(no_binaries):
+    assert CodexAdapter().availability().available is False
+
+
+def test_availability_reports_the_version_of_the_binary_on_path(standins):
+    assert CodexAdapter().availability().version == "codex-cli 0.58.0"
+
+
+# --- the stream --------------------------------------------------------------------------
+
+
+def test_thread_started_gives_the_session():
+    [event] = CodexAdapter().parse_line(THREAD)
+
+    assert (event.kind, event.session_id) == ("init", "0199a213-81c0-7800-8aa1-bbab2a035a53")
+
+
+def test_items_become_messages_tool_uses_and_tool_results():
+    adapter = CodexAdapter()
+    events = [e for line in (REASONING, COMMAND_STARTED, COMMAND_FAILED, FILE_CHANGE, MESSAGE)
+              for e in adapter.parse_line(line)]
+
+    assert [(e.kind, e.text) for e in events] == [
+        ("message", "thinking: **Scanning the form code**"),
+        ("tool_use", "$ bash -lc 'git commit -am login'"),
+        ("tool_result", "exit 128: fatal: Unable to create '/m/.git/index.lock': Operation not permitted"),
+        ("tool_result", "patched: add src/login.py, update README.md"),
+        ("message", "Done. Login form added."),
+    ]
+    assert [e.is_error for e in events] == [False, False, True, False, False]
+
+
+def test_turn_completed_is_the_final_result_with_tokens_and_a_cost_from_the_price_table(standins, tmp_path):
+    adapter = CodexAdapter()
+    adapter.build_command(spec(tmp_path, model="gpt-5-codex"))
+    adapter.parse_line(MESSAGE)
+
+    [event] = adapter.parse_line(COMPLETED)
+
+    assert (event.kind, event.final, event.is_error) == ("result", True, False)
+    assert event.text == "Done. Login form added."
+    assert (event.usage.input_tokens, event.usage.cached_input_tokens, event.usage.output_tokens) == (
+        24763, 24448, 1222)
+    # 315 uncached × $1.25 + 24448 cached × $0.125 + 1222 output × $10, per million tokens
+    assert event.usage.cost_usd == Decimal("0.01566975")
+
+
+def test_prices_from_the_agent_config_replace_the_defaults(standins, tmp_path):
+    adapter = CodexAdapter()
+    adapter.build_command(spec(tmp_path, model="my-model", options={"prices": {"my": {"input": 2, "output": 8}}}))
+
+    [event] = adapter.parse_line(COMPLETED)
+
+    assert event.usage.cost_usd == Decimal("0.059302")  # cached input at the input price when none is given
+
+
+def test_without_a_known_model_the_cost_stays_unknown():
+    [event] = CodexAdapter().parse_line(COMPLETED)
+
+    assert event.usage.cost_usd is None
+    assert event.usage.output_tokens == 1222
+
+
+def test_a_failed_turn_is_a_final_error_and_a_stream_error_is_not_final():
+    adapter = CodexAdapter()
+    [reconnect] = adapter.parse_line(RECONNECTING)
+    [failed] = adapter.parse_line(FAILED)
+
+    assert (reconnect.kind, reconnect.is_error, reconnect.final) == ("error", True, False)
+    assert (failed.kind, failed.is_error, failed.final) == ("result", True, True)
+    assert failed.text == "turn failed: model response stream ended unexpectedly"
+
+
+def test_a_malformed_line_becomes_a_log_event():
+    [event] = CodexAdapter().parse_line(COMPLETED[:40])
+
+    assert (event.kind, event.text) == ("log", COMPLETED[:40])
+
+
+@pytest.mark.parametrize("line", [
+    "2025-10-01T12:00:00Z WARN codex_core: something",
+    '{"type":"item.completed","item":"not an item"}',
+    '{"type":"turn.completed","usage":{"input_tokens":{"nested":1}}}',
+])
+def test_lines_it_cannot_read_never_raise(line):
+    events = CodexAdapter().parse_line(line)
+
+    assert all(e.kind in ("log", "result") for e in events)
+
+
+# --- a run of the stand-in CLI -------------------------------------------------------------
+
+
+def test_a_run_in_a_worktree_commits_and_reports_tokens(standins, repo, tmp_path):
+    worktree = worktree_of(repo, tmp_path)
+
+    run = run_adapter(CodexAdapter(), spec(worktree, model="gpt-5-codex"))
+
+    assert run.exit_code == 0, run.stderr
+    assert subjects(worktree)[0] == "feat(WP01): stand-in change"
+    assert "standin_codex.txt" in tracked(worktree)
+    assert run.final.usage.input_tokens == 24763 and run.final.usage.output_tokens == 1222
+    assert run.final.usage.cost_usd == Decimal("0.01566975")
+    assert run.of("init")[0].session_id
+
+
+def test_without_the_git_dir_granted_the_sandbox_blocks_the_commit(standins, repo, tmp_path, monkeypatch):
+    worktree = worktree_of(repo, tmp_path)
+    monkeypatch.setattr("harnesses.adapters.codex.git_dirs", lambda workdir: [])
+
+    run = run_adapter(CodexAdapter(), spec(worktree))
+
+    assert run.exit_code == 0  # Codex reports the failure in its events, not its exit code
+    assert subjects(worktree)[0] == "initial"
+    assert any(e.is_error and "index.lock" in e.text for e in run.of("tool_result"))
+
+
+def test_a_malformed_line_mid_stream_is_logged_and_the_rest_still_parses(standins, repo):
+    run = run_adapter(CodexAdapter(), spec(repo), env={"STANDIN_MALFORMED": "1"})
+
+    [log] = run.of("log")
+    assert log.text.startswith('{"type": "malformed"')
+    assert run.final.usage.output_tokens == 1222
+
+
+def test_the_stand_in_refuses_an_option_the_real_cli_does_not_have(standins, repo):
+    run = run_adapter(CodexAdapter(), spec(repo, options={"extra_args": ["--ask-for-approval", "never"]}))
+
+    assert run.exit_code == 2
+    assert "unexpected argument '--ask-for-approval' found" in "\n".join(run.stderr)
