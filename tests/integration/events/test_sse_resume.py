@@ -1,0 +1,81 @@
+"""The SSE stream served by a real `agileplus web` (uvicorn): a client that disconnects and
+reconnects with `Last-Event-ID` misses nothing and sees nothing twice."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+
+from agileplus.events.models import Event
+from agileplus.features.services import transition_wp
+from tests.factories import make_feature_with_wps
+from tests.support.server import running_web
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def read_events(url: str, token: str, *, count: int, last_event_id: int | None = None,
+                timeout: float = 20) -> list[tuple[int, str]]:
+    """Open the stream, collect ``count`` events as (id, subject), then drop the connection."""
+    headers = {"Authorization": f"Token {token}"}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = str(last_event_id)
+    seen: list[tuple[int, str]] = []
+    event_id = None
+    with httpx.stream("GET", f"{url}/api/events/stream", headers=headers, timeout=timeout) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("id:"):
+                event_id = int(line[3:].strip())
+            elif line.startswith("data:") and event_id is not None:
+                seen.append((event_id, json.loads(line[5:])["subject"]))
+                event_id = None
+                if len(seen) == count:
+                    break
+    return seen
+
+
+@pytest.fixture
+def token():
+    return Token.objects.create(user=User.objects.create_user("watcher")).key
+
+
+def drive(wps) -> None:
+    for wp in wps:
+        for state in ("doing", "for_review", "done"):
+            transition_wp(wp, state, actor="human:alice")
+
+
+def test_a_reconnecting_client_misses_nothing_and_sees_nothing_twice(token):
+    _feature, wps = make_feature_with_wps(4, chain=False)
+    with running_web() as url:
+        first_batch = threading.Thread(target=drive, args=(wps[:2],))
+        first_batch.start()
+        first = read_events(url, token, count=3, last_event_id=0)
+        first_batch.join()
+        drive(wps[2:])  # happens while the client is away
+        rest = read_events(url, token, count=Event.objects.count() - 3, last_event_id=first[-1][0])
+
+    received = first + rest
+    expected = list(Event.objects.order_by("id").values_list("id", "subject"))
+    assert received == expected
+    assert len({i for i, _ in received}) == len(received)
+
+
+def test_a_bad_last_event_id_is_a_clear_400(token):
+    with running_web() as url:
+        response = httpx.get(f"{url}/api/events/stream", headers={"Authorization": f"Token {token}",
+                                                                   "Last-Event-ID": "abc"})
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "Last-Event-ID"
+
+
+def test_the_stream_refuses_an_anonymous_client():
+    with running_web() as url:
+        response = httpx.get(f"{url}/api/events/stream")
+    assert response.status_code == 401
