@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,22 +97,34 @@ def _ensure_mirror(path: Path, origin: str) -> None:
     git("fetch", "--quiet", "--prune", "origin", cwd=path)
 
 
-def create_worktree(mirror: Path, worktrees_root: Path, name: str, branch: str, base_ref: str) -> tuple[Path, str]:
+def create_worktree(mirror: Path, worktrees_root: Path, name: str, branch: str, base_ref: str, *,
+                    reset: bool = False) -> tuple[Path, str]:
     """``worktrees_root/name`` on ``branch`` from ``base_ref``; returns (path, base sha).
 
-    An existing branch (a retry, partial work pushed before) is continued, not reset.
+    An existing branch (a retry, partial work pushed before) is continued, not reset, unless
+    ``reset`` (a replay: the same base as the original run; the old head stays reachable as
+    ``refs/agileplus/replaced/<branch>``). A leftover worktree with uncommitted work is
+    salvaged to ``refs/agileplus/salvage/<name>-<time>`` before it is removed.
     """
     with mirror_lock(mirror):
-        return _create_worktree(mirror, worktrees_root / name, branch, base_ref)
+        return _create_worktree(mirror, worktrees_root / name, branch, base_ref, reset=reset)
 
 
-def _create_worktree(mirror: Path, path: Path, branch: str, base_ref: str) -> tuple[Path, str]:
+def _create_worktree(mirror: Path, path: Path, branch: str, base_ref: str, *, reset: bool = False) -> tuple[Path, str]:
     worktrees_root = path.parent
     base_sha = git("rev-parse", f"{base_ref}^{{commit}}", cwd=mirror)
     if path.exists():
+        salvage(path, f"refs/agileplus/salvage/{path.name}-{int(time.time())}")
         remove_worktree(mirror, path)
     worktrees_root.mkdir(parents=True, exist_ok=True)
     git("worktree", "prune", cwd=mirror)
+    if reset:
+        for ref in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"):
+            old = git("rev-parse", "--verify", "--quiet", ref, cwd=mirror, check=False)
+            if old:
+                git("update-ref", f"refs/agileplus/replaced/{branch}", old, cwd=mirror)
+        git("worktree", "add", "--quiet", "-B", branch, str(path), base_sha, cwd=mirror)
+        return path, base_sha
     local = bool(git("branch", "--list", branch, cwd=mirror))
     remote = bool(git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=mirror, check=False))
     if remote and not local:

@@ -114,6 +114,12 @@ def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, 
     wp = get_wp(feature, wp_code)
     job = services.enqueue_job(wp, harness=harness, actor=who, timeout_seconds=timeout, retries=retries,
                                send=not inline)
+    _follow_and_report(job, inline=inline, wait=wait, as_json=as_json)
+
+
+def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, as_json: bool = False) -> None:
+    """Follow one job (running it here with ``inline``) and print the seed's screens for its end."""
+    wp, feature = job.wp, job.feature
     if as_json and not (wait or inline):
         echo_json(selectors.job_summary(job))
         return
@@ -218,6 +224,27 @@ def jobs_show(job_id, as_json) -> None:
     salvage = (data.get("result") or {}).get("salvage_ref")
     if salvage:
         click.echo(f"Salvaged work: {salvage}")
+
+
+@jobs.command("replay")
+@click.argument("job_id")
+@click.option("--agent", "harness", default=None, help="Replay on another harness (default: the original's)")
+@click.option("--wait/--no-wait", default=True, help="Follow the job until it ends")
+@click.option("--inline", is_flag=True, help="Run the job in this process instead of on a worker")
+@actor_option
+@json_option
+def jobs_replay(job_id, harness, wait, inline, actor, as_json) -> None:
+    """Dispatch a job's manifest again: same prompt, same base commit."""
+    if as_json:
+        mark_json()
+    job = services.replay_job(job_id, actor=current_actor(actor), harness=harness, send=not inline)
+    if not wait and not inline:
+        if as_json:
+            echo_json(selectors.job_summary(job))
+        else:
+            click.echo(f"Replaying {job_id} as {job.id} on {job.harness}")
+        return
+    _follow_and_report(job, inline=inline, as_json=as_json)
 
 
 @jobs.command("cancel")

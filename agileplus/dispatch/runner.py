@@ -20,9 +20,11 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from agileplus.core.canonical import sha256_hex
+from agileplus.core.errors import DomainError
 from agileplus.dispatch import services
+from agileplus.dispatch.costs import allowance_for, usage_cost
 from agileplus.dispatch.models import DispatchJob, JobState
-from agileplus.dispatch.prompt import build_prompt
+from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
 from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from harnesses import git as g
@@ -119,12 +121,18 @@ class JobRun:
         mirror = g.ensure_mirror(root, feature.project.repo_url)
         branch = g.branch_name(feature.slug, wp.code)
         main = feature.project.main_branch
+        original = self._replayed_job()
         worktree, base = g.create_worktree(mirror, root / ".worktrees", g.worktree_name(feature.slug, wp.code),
-                                           branch, g.origin_ref(main))
+                                           branch, original.manifest["base_sha"] if original else g.origin_ref(main),
+                                           reset=original is not None)
         resolved = resolve_environment(config.get("environment") or {})
         self.secret_values = resolved.secret_values
-        prompt = build_prompt(feature, wp, config=config, environment_names=resolved.names, base_commit=base,
-                              notes=(job.result or {}).get("notes"), timeout_seconds=job.timeout_seconds)
+        if original:  # a replay runs the original's exact prompt on the original's base
+            prompt = PackagedPrompt(original.prompt, dict(original.prompt_sizes or {}), len(wp.deliverables or []))
+            self.say(f"Replaying {original.id} (manifest {original.manifest.get('hash', '')[:12]})")
+        else:
+            prompt = build_prompt(feature, wp, config=config, environment_names=resolved.names, base_commit=base,
+                                  notes=(job.result or {}).get("notes"), timeout_seconds=job.timeout_seconds)
         prompt_dir = Path(tempfile.mkdtemp(prefix=f"agileplus-{job.id}-"))
         prompt_file = prompt_dir / "prompt.md"
         prompt_file.write_text(prompt.text)
@@ -141,7 +149,10 @@ class JobRun:
             "prompt_sha256": sha256_hex(prompt.text), "argv": invocation.argv, "harness": job.harness,
             "cli_version": getattr(adapter, "pinned_version", ""), "base_sha": base, "branch": branch,
             "constraints": feature.constraints or {}, "timeout_seconds": job.timeout_seconds,
-            "environment_names": resolved.names,
+            "environment_names": resolved.names, "budget": config.get("budget") or {},
+            "max_turns": config.get("max_turns"), "idle_timeout_seconds": config.get("idle_timeout_seconds"),
+            "gates": [c.get("name") for c in ((feature.project.config or {}).get("review") or {}).get("checks") or []
+                      if isinstance(c, dict)],
         }
         manifest["hash"] = sha256_hex(manifest)
         proc = AgentProcess(invocation.argv, cwd=worktree, env=env, stdin_text=invocation.stdin_text,
@@ -160,20 +171,30 @@ class JobRun:
                                session_id=job.id, current_activity="starting")
         self.say(f"Agent session started (pid {pid}, attempt {self.claim.attempt})")
         usage: dict = {}
+        allowance = allowance_for(job)
+        max_turns = config.get("max_turns")
 
         def on_line(stream: str, text: str) -> StopReason | None:
+            stop = None
             for event in adapter.parse_line(text) if stream == "stdout" else []:
                 if event.session_id:
                     services.update_progress(self.claim, session_id=event.session_id)
                 if event.usage:
-                    usage.update(event.usage.as_dict())
+                    usage.update({k: v for k, v in event.usage.as_dict().items() if v is not None})
+                    services.update_progress(self.claim, usage=dict(usage))  # the ledger is live
+                    cost = usage_cost(usage)
+                    if allowance.crossed(cost):
+                        stop = StopReason("budget", f"cost ${cost} crossed the {allowance.budget} budget "
+                                                    f"(${allowance.limit} left)")
+                    elif max_turns and (usage.get("turns") or 0) > int(max_turns):
+                        stop = StopReason("turns", f"{usage['turns']} turns exceed max_turns {max_turns}")
                 if event.text:
                     self.say(event.text, "agent")
                     if event.kind != "result":
                         services.update_progress(self.claim, current_activity=event.text)
             if stream == "stderr":
                 self.say(text, "stderr")
-            return None
+            return stop
 
         def tick() -> StopReason | None:
             self.flush()
@@ -231,8 +252,18 @@ class JobRun:
             evidence=[{"commit": v.commit, "path": v.path, "rule": v.rule} for v in gov.violations[:50]],
         )
 
+    def _replayed_job(self) -> DispatchJob | None:
+        replay_of = (self.job.result or {}).get("replay_of")
+        return DispatchJob.objects.filter(pk=replay_of).first() if replay_of else None
+
     def _push(self, worktree: Path, branch: str, salvaged: str | None) -> bool:
-        refspecs = [f"{branch}:refs/heads/{branch}"]
+        # A replay restarts the branch from the original base: it replaces the old head
+        # (kept as refs/agileplus/replaced/<branch>), so its push is forced.
+        force = "+" if (self.job.result or {}).get("replay_of") else ""
+        refspecs = [f"{force}{branch}:refs/heads/{branch}"]
+        replaced = f"refs/agileplus/replaced/{branch}"
+        if force and g.git("rev-parse", "--verify", "--quiet", replaced, cwd=worktree, check=False):
+            refspecs.append(f"+{replaced}:{replaced}")
         if salvaged:
             refspecs.append(f"refs/agileplus/salvage/{self.job.id}:refs/agileplus/salvage/{self.job.id}")
             self.say(f"Salvaged uncommitted work to refs/agileplus/salvage/{self.job.id}")
@@ -255,6 +286,8 @@ class JobRun:
                            if result.killed else "Agent timeout (stopped by SIGTERM)")
         if stopped.kind == "cancelled":
             return Outcome(JobState.CANCELLED, result.exit_code, "cancelled", stopped.detail)
+        if stopped.kind == "budget":
+            return Outcome(JobState.FAILED, result.exit_code, "budget_exceeded", stopped.detail)
         return Outcome(JobState.FAILED, result.exit_code, f"agent_{stopped.kind}", stopped.detail)
 
 
@@ -269,7 +302,7 @@ def run_job(job_id: str, worker: str | None = None) -> str:
         return run.run()
     except StaleAttempt:
         return "fenced"
-    except (HarnessError, g.GitError, OSError) as exc:
+    except (HarnessError, g.GitError, OSError, DomainError) as exc:
         log.warning("job %s failed before the agent ran: %s", job_id, exc)
         run.say(f"Setup failed: {exc}")
         run.flush()

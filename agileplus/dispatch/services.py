@@ -74,6 +74,7 @@ def enqueue_job(
     retries: int | None = None,
     notes: list[str] | None = None,
     send: bool = True,
+    replay_of: str | None = None,
 ) -> DispatchJob:
     """Queue one agent run for a ready WP. The WP moves to doing when the agent starts."""
     from harnesses.base import HarnessError
@@ -86,6 +87,9 @@ def enqueue_job(
         get_adapter(harness)
     except HarnessError as exc:
         raise DomainError(str(exc), field="agent", fix="run `agileplus agents list` to see the harnesses") from None
+    from agileplus.dispatch.costs import budget_config
+
+    budget_config(config)  # a bad budget is refused here, naming the key, not mid-run
     if timeout_seconds is not None and timeout_seconds <= 0:
         raise DomainError("timeout must be a positive number of seconds", field="timeout")
     if retries is not None and retries < 0:
@@ -122,11 +126,26 @@ def enqueue_job(
             timeout_seconds=timeout_seconds or int(config.get("timeout_seconds") or DEFAULT_TIMEOUT),
             max_attempts=1 + (retries if retries is not None else int(config.get("retries", DEFAULT_RETRIES))),
             requested_by=str(actor),
-            result={"notes": notes or []},
+            result={"notes": notes or [], **({"replay_of": replay_of} if replay_of else {})},
         )
         if send:
             transaction.on_commit(lambda: send_doorbell(job))
     return job
+
+
+def replay_job(job_id: str, *, actor: Actor | str, harness: str | None = None, send: bool = True) -> DispatchJob:
+    """Dispatch the manifest of ``job_id`` again (same prompt, same base), to the same or another harness."""
+    original = DispatchJob.objects.select_related("wp").filter(pk=job_id).first()
+    if original is None:
+        from agileplus.core.errors import NotFound
+
+        raise NotFound(f"no job {job_id}", field="job", fix="`agileplus jobs list` shows the jobs")
+    if not original.manifest or not original.prompt:
+        raise DomainError(f"{job_id} never started, so it has no manifest to replay", field="job",
+                          fix="replay a job that ran (`agileplus jobs show JOB` shows its manifest hash)")
+    return enqueue_job(original.wp, harness=harness or original.harness, actor=actor,
+                       timeout_seconds=original.timeout_seconds, replay_of=original.id, send=send,
+                       notes=list((original.result or {}).get("notes") or []))
 
 
 def send_doorbell(job: DispatchJob) -> None:
@@ -189,7 +208,8 @@ def start_running(claim: Claim, **fields) -> DispatchJob:
         job.save()
         if job.wp.state == WPState.PLANNED:
             transition_wp(job.wp, WPState.DOING, actor=f"agent:{job.harness}", event_extra={"job_id": job.id},
-                          metadata={"job_id": job.id, "attempt": claim.attempt})
+                          metadata={"job_id": job.id, "attempt": claim.attempt,
+                                    "manifest_hash": (job.manifest or {}).get("hash")})
         WorkPackage.objects.filter(pk=job.wp_id).update(agent=job.harness)
         record_event(
             subjects.job_event(job.id, "started"),

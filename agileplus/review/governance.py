@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agileplus.review.secret_scan import scan_range
 from harnesses.git import git, is_ancestor
 
 SYMLINK_MODE = "120000"
@@ -156,4 +157,7 @@ def check_range(repo: Path, base: str, head: str, *, constraints: dict, wp_code:
             if size > int(max_size):
                 report.violations.append(Violation("file_size", f"{target} is {size:,} bytes (limit "
                                                    f"{int(max_size):,})", path=target, commit=sha))
+    if constraints.get("secret_scan", True):
+        for finding in scan_range(repo, base, head):
+            report.violations.append(Violation("secret", finding.describe(), path=finding.path))
     return report

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from _common import (
@@ -79,6 +80,17 @@ def git_dir_writable(roots: list[Path]) -> tuple[bool, Path]:
     common = Path(git("rev-parse", "--path-format=absolute", "--git-common-dir").stdout.strip()).resolve()
     ok = all(any(d.is_relative_to(root) for root in roots) for d in (gitdir, common))
     return ok, gitdir
+
+
+def more_turns(turns: int, delay: float) -> None:
+    """Turns 2..N of a long session (STANDIN_TURNS), each ending with the thread's cumulative usage."""
+    for turn in range(2, turns + 1):
+        time.sleep(delay)
+        usage = {key: value * turn for key, value in USAGE.items()}
+        emit([dumps({"type": "turn.started"}),
+              dumps({"type": "item.completed", "item": {"id": f"item_t{turn}", "type": "agent_message",
+                                                        "text": f"Turn {turn}: still working"}}),
+              dumps({"type": "turn.completed", "usage": usage})])
 
 
 def main(argv: list[str]) -> int:
@@ -166,6 +178,7 @@ def main(argv: list[str]) -> int:
         Path(args.get("output_last_message")).write_text(final)
     if args.get("json"):
         emit([dumps(e) for e in events])
+        more_turns(int(os.environ.get("STANDIN_TURNS", "1")), float(os.environ.get("STANDIN_TURN_DELAY", "0")))
     else:
         print(f"[codex] thread {thread}, sandbox {sandbox}", file=sys.stderr)
         emit([final])

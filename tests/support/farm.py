@@ -182,6 +182,15 @@ def running_workers(root: Path, count: int, *, broker_url: str | None, with_beat
         stop(procs)
 
 
+def process_alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as dead: it runs nothing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def wait_ready(workers: list[WorkerProcess], timeout: float = 60) -> None:
     """Until every worker has announced itself (its consumer is listening)."""
     from agileplus.dispatch.models import Worker

@@ -5,6 +5,7 @@ in the worktree it is started in, with real git commits. No model.
 Behaviours (comma-separated, run in order):
   commit:N           N commits, each adding ``<wp>/file_<i>.txt`` with ``feat(<WP>): change i``
   write:PATH         commit a file at PATH (may be forbidden, or ``../x``)
+  wip:PATH           write a file and leave it uncommitted
   big:PATH:BYTES     commit a file of BYTES bytes
   badmsg             commit with a message that breaks the convention
   rewrite            amend the root commit (the base stops being an ancestor: a history rewrite)
@@ -75,6 +76,8 @@ def main() -> int:
         elif name == "write":
             write(arg, f"{wp} wrote this\n")
             commit([arg], f"feat({wp}): write {arg}")
+        elif name == "wip":
+            write(arg, f"{wp} work in progress\n")
         elif name == "big":
             path, size = arg.rsplit(":", 1)
             write(path, b"x" * int(size))

@@ -1,0 +1,38 @@
+"""`agileplus costs`: the cost ledger, thin over agileplus.dispatch.costs."""
+
+from __future__ import annotations
+
+import click
+
+from agileplus.cli.context import json_option
+from agileplus.cli.main import cli
+from agileplus.cli.output import echo_json, mark_json
+from agileplus.dispatch import costs
+from agileplus.features.services import get_feature
+
+
+@cli.command("costs")
+@click.argument("feature_ref", required=False, metavar="[FEATURE]")
+@click.option("--by", type=click.Choice(costs.GROUPINGS), default="agent", show_default=True,
+              help="Group the ledger by agent, WP, day or feature")
+@json_option
+def costs_command(feature_ref: str | None, by: str, as_json: bool) -> None:
+    """Tokens and USD spent by agents, from every job's reported usage."""
+    if as_json:
+        mark_json()
+    feature = get_feature(feature_ref) if feature_ref else None
+    rows = costs.ledger(feature_id=feature.pk if feature else None, by=by)
+    total = sum((r.cost_usd for r in rows), costs.ZERO)
+    if as_json:
+        echo_json({"feature": feature.slug if feature else None, "by": by, "rows": [r.as_dict() for r in rows],
+                   "total_cost_usd": str(total)})
+        return
+    if not rows:
+        click.echo("No agent runs yet.")
+        return
+    width = max(len(r.key) for r in rows + [costs.LedgerRow(by.upper(), 0, 0, 0, 0, costs.ZERO)])
+    click.echo(f"{by.upper():<{width}}  {'JOBS':>5}  {'INPUT':>10}  {'CACHED':>10}  {'OUTPUT':>10}  {'USD':>10}")
+    for r in rows:
+        click.echo(f"{r.key:<{width}}  {r.jobs:>5}  {r.input_tokens:>10,}  {r.cached_input_tokens:>10,}  "
+                   f"{r.output_tokens:>10,}  {r.cost_usd:>10.4f}")
+    click.echo(f"{'Total':<{width}}  {sum(r.jobs for r in rows):>5}  {'':>10}  {'':>10}  {'':>10}  {total:>10.4f}")

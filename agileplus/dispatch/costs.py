@@ -1,0 +1,134 @@
+"""One cost ledger across backends, and budgets.
+
+Every adapter reports ``Usage`` from its CLI's stream (Claude's ``total_cost_usd``, Codex's
+``turn.completed.usage`` priced from the price table, Gemini's stats, Aider's ``Cost:`` lines);
+the runner keeps the job's latest cumulative figures in ``DispatchJob.usage``. The ledger is
+those rows summed; budgets come from the feature's ``agent.budget`` config::
+
+    agent:
+      budget: {job_usd: 2.00, wp_usd: 5.00, feature_usd: 40.00, day_usd: 100.00}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from django.utils import timezone
+
+from agileplus.core.errors import DomainError
+from agileplus.dispatch.models import DispatchJob
+
+BUDGET_KEYS = ("job_usd", "wp_usd", "feature_usd", "day_usd")
+GROUPINGS = ("agent", "wp", "day", "feature")
+ZERO = Decimal("0")
+
+
+def usage_cost(usage: dict | None) -> Decimal:
+    try:
+        return Decimal(str((usage or {}).get("cost_usd") or 0))
+    except InvalidOperation:
+        return ZERO
+
+
+def budget_config(config: dict) -> dict[str, Decimal]:
+    """The budgets in ``agent.budget``; a bad value is refused, naming the key."""
+    raw = (config or {}).get("budget") or {}
+    if not isinstance(raw, dict):
+        raise DomainError("agent.budget must be a mapping like {job_usd: 2.0}", field="agent.budget",
+                          fix="set job_usd / wp_usd / feature_usd / day_usd in .kittify/config.yaml")
+    limits = {}
+    for key, value in raw.items():
+        if key not in BUDGET_KEYS:
+            raise DomainError(f"unknown budget '{key}'", field=f"agent.budget.{key}",
+                              fix=f"use one of {', '.join(BUDGET_KEYS)}")
+        try:
+            limit = Decimal(str(value))
+        except InvalidOperation:
+            limit = Decimal(-1)
+        if limit <= 0:
+            raise DomainError(f"agent.budget.{key} must be a positive amount of USD, not {value!r}",
+                              field=f"agent.budget.{key}")
+        limits[key] = limit
+    return limits
+
+
+def _spent(jobs) -> Decimal:
+    return sum((usage_cost(u) for u in jobs.values_list("usage", flat=True)), ZERO)
+
+
+@dataclass
+class Allowance:
+    """What one run may still spend, and which budget binds."""
+
+    limit: Decimal | None
+    budget: str = ""
+
+    def crossed(self, cost: Decimal) -> bool:
+        return self.limit is not None and cost > self.limit
+
+
+def allowance_for(job: DispatchJob) -> Allowance:
+    """The tightest of the job/WP/feature/day budgets, minus what others already spent."""
+    limits = budget_config(job.feature.agent_config or {})
+    others = DispatchJob.objects.exclude(pk=job.pk)
+    options: list[tuple[Decimal, str]] = []
+    if "job_usd" in limits:
+        options.append((limits["job_usd"], "job_usd"))
+    if "wp_usd" in limits:
+        options.append((limits["wp_usd"] - _spent(others.filter(wp_id=job.wp_id)), "wp_usd"))
+    if "feature_usd" in limits:
+        options.append((limits["feature_usd"] - _spent(others.filter(feature_id=job.feature_id)), "feature_usd"))
+    if "day_usd" in limits:
+        start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        options.append((limits["day_usd"] - _spent(others.filter(queued_at__gte=start)), "day_usd"))
+    if not options:
+        return Allowance(None)
+    limit, name = min(options)
+    return Allowance(max(limit, ZERO), name)
+
+
+@dataclass
+class LedgerRow:
+    key: str
+    jobs: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cost_usd: Decimal
+
+    def as_dict(self) -> dict:
+        return {"key": self.key, "jobs": self.jobs, "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens, "cached_input_tokens": self.cached_input_tokens,
+                "cost_usd": str(self.cost_usd)}
+
+
+def ledger(*, feature_id: int | None = None, by: str = "agent", since: dt.datetime | None = None) -> list[LedgerRow]:
+    """Tokens and USD per agent, WP, day or feature, summed from every job's usage."""
+    if by not in GROUPINGS:
+        raise DomainError(f"cannot group costs by '{by}'", field="by", fix=f"use one of {', '.join(GROUPINGS)}")
+    jobs = DispatchJob.objects.select_related("wp", "feature").order_by("queued_at")
+    if feature_id is not None:
+        jobs = jobs.filter(feature_id=feature_id)
+    if since is not None:
+        jobs = jobs.filter(queued_at__gte=since)
+    rows: dict[str, LedgerRow] = {}
+    totals: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "in": 0, "out": 0, "cached": 0, "cost": ZERO})
+    for job in jobs.only("harness", "usage", "queued_at", "wp__code", "feature__slug"):
+        key = {"agent": job.harness, "wp": f"{job.feature.slug} {job.wp.code}",
+               "day": timezone.localtime(job.queued_at).date().isoformat(), "feature": job.feature.slug}[by]
+        t, usage = totals[key], job.usage or {}
+        t["jobs"] += 1
+        t["in"] += int(usage.get("input_tokens") or 0)
+        t["out"] += int(usage.get("output_tokens") or 0)
+        t["cached"] += int(usage.get("cached_input_tokens") or 0)
+        t["cost"] += usage_cost(usage)
+    for key, t in totals.items():
+        rows[key] = LedgerRow(key, t["jobs"], t["in"], t["out"], t["cached"], t["cost"])
+    return list(rows.values())
+
+
+def feature_cost(feature_id: int) -> Decimal:
+    return _spent(DispatchJob.objects.filter(feature_id=feature_id))
