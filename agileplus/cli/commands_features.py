@@ -17,10 +17,29 @@ from agileplus.features.importer import import_features
 
 def _status_payload(feature_ref: str | None) -> tuple[dict | list, list[str]]:
     if feature_ref:
-        status = selectors.feature_status(services.get_feature(feature_ref))
-        return status, render.status_lines(status)
+        feature = services.get_feature(feature_ref)
+        status = selectors.feature_status(feature)
+        lines = render.status_lines(status)
+        status["cost"], status["predicted_conflicts"] = _cost_and_conflicts(feature)
+        if status["cost"]["jobs"]:
+            c = status["cost"]
+            lines.append(f"Agent cost: ${c['cost_usd']} ({c['input_tokens']:,} in / {c['output_tokens']:,} out "
+                         f"tokens, {c['jobs']} runs)")
+        for conflict in status["predicted_conflicts"]:
+            lines.append(f"Predicted conflict: {conflict['a']} ↔ {conflict['b']} ({conflict['source']}: "
+                         f"{', '.join(conflict['paths'][:3])})")
+        return status, lines
     rows = selectors.features_overview()
     return rows, render.overview_lines(rows)
+
+
+def _cost_and_conflicts(feature) -> tuple[dict, list[dict]]:
+    from agileplus.dispatch.costs import ledger
+    from agileplus.review.conflicts import predicted_conflicts
+
+    rows = ledger(feature_id=feature.pk, by="feature")
+    cost = rows[0].as_dict() if rows else {"jobs": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": "0"}
+    return cost, [c.as_dict() for c in predicted_conflicts(feature, with_branches=False)]
 
 
 def _frame(feature_ref: str | None) -> str:

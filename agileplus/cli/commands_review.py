@@ -64,3 +64,26 @@ def move(feature_ref, wp_code, target, actor, as_json) -> None:
                 click.echo(f"  {u.code} ({u.title}) is now unblocked")
         else:
             click.echo("  no work package became ready")
+
+
+@cli.command()
+@click.argument("feature_ref", metavar="FEATURE")
+@json_option
+def conflicts(feature_ref: str, as_json: bool) -> None:
+    """Predicted merge conflicts between open WPs: declared owned paths and pushed branches."""
+    from agileplus.review.conflicts import policy, predicted_conflicts
+
+    if as_json:
+        mark_json()
+    feature = get_feature(feature_ref)
+    found = predicted_conflicts(feature)
+    if as_json:
+        echo_json({"feature": feature.slug, "policy": policy(feature), "conflicts": [c.as_dict() for c in found]})
+        return
+    if not found:
+        click.echo(f"No predicted conflicts in {feature.slug}.")
+        return
+    verb = "run one after the other" if policy(feature) == "serialize" else "are only flagged (conflict_policy: warn)"
+    click.echo(f"Predicted conflicts in {feature.slug} (such WPs {verb}):")
+    for c in found:
+        click.echo(f"  {c.describe()}")

@@ -41,8 +41,14 @@ def queue_ready(feature: Feature, *, actor: Actor | str, harness: str | None = N
     running_feature = DispatchJob.objects.filter(feature=feature, state__in=JobState.ACTIVE).count()
     running_farm = DispatchJob.objects.filter(state__in=JobState.ACTIVE).count()
     room = max(0, min(per_feature - running_feature, per_farm - running_farm))
+    from agileplus.review.conflicts import held_back
+
+    candidates = ready_wps(feature)
+    held = held_back(feature, candidates)
+    for code, other in held.items():
+        log.info("%s %s waits for %s: their owned paths overlap (conflict_policy: serialize)", feature.slug, code, other)
     jobs = []
-    for wp in ready_wps(feature)[:room]:
+    for wp in [w for w in candidates if w.code not in held][:room]:
         jobs.append(enqueue_job(wp, harness=harness or (feature.agent_config or {}).get("harness"), actor=actor,
                                 timeout_seconds=timeout_seconds, retries=retries))
     return jobs

@@ -58,6 +58,7 @@ def make_target_repo(
     review: dict | None = None,
     merge: dict | None = None,
     files: dict[str, str] | None = None,
+    owned: dict[str, list[str]] | None = None,
     slug: str = SLUG,
 ) -> TargetRepo:
     """A git repository with one feature; ``wps`` maps WP code → dependencies (default WP01←WP02←WP03)."""
@@ -70,7 +71,7 @@ def make_target_repo(
     for code, deps in wps.items():
         front = {"work_package_id": code, "title": f"Work package {code}", "dependencies": deps,
                  "deliverables": [f"{code.lower()}/file_1.txt"], "estimate": "1 day",
-                 "owned_files": [f"{code.lower()}/"], "lane": "planned"}
+                 "owned_files": (owned or {}).get(code, [f"{code.lower()}/"]), "lane": "planned"}
         (tasks / f"{code}.md").write_text(f"---\n{yaml.safe_dump(front)}---\n# {code}\nDo {code}.\n")
     config = {
         "project": f"target-{root.name}"[:60],
