@@ -7,6 +7,7 @@ import asyncio
 import click
 from django.conf import settings
 
+from agileplus.cli.context import actor_option, current_actor
 from agileplus.cli.main import cli
 from agileplus.core.errors import DomainError
 
@@ -27,3 +28,21 @@ def relay(url: str | None, once: bool, batch: int) -> None:
         published = asyncio.run(run_relay(url, batch=batch, once=once))
     if once:
         click.echo(f"published {published} events")
+
+
+@cli.command("mcp")
+@click.option("--http", "over_http", is_flag=True, help="Serve streamable HTTP instead of stdio")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, type=click.IntRange(1, 65535), show_default=True)
+@actor_option
+def mcp_command(over_http: bool, host: str, port: int, actor: str | None) -> None:
+    """Serve the MCP tools (features, WPs, logs, dispatch, transitions, audit) to an agent or IDE."""
+    from agileplus import mcp_server
+
+    if not over_http:
+        mcp_server.run_stdio(current_actor(actor))
+        return
+    import uvicorn
+
+    click.echo(f"MCP over streamable HTTP at http://{host}:{port}/mcp (Authorization: Token <key>)", err=True)
+    uvicorn.run(mcp_server.http_app(), host=host, port=port, log_level="warning")

@@ -1,0 +1,164 @@
+"""The MCP server: an agent or an IDE drives the farm through the same services as the CLI
+and the REST API, with the caller's actor deciding what it may do (an agent cannot approve
+or move work to done; the services enforce it).
+
+Transports: stdio (`agileplus mcp --actor human:alice`, the caller is local, like the CLI) and
+streamable HTTP (`agileplus mcp --http --port 8765`, every request authenticated by an
+``Authorization: Token <key>`` whose user decides the actor).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from agileplus.core.actors import Actor, parse_actor
+from agileplus.core.errors import DomainError
+
+_caller: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("agileplus_mcp_caller", default=None)
+
+
+def actor_for_user(user) -> Actor:
+    """The actor an authenticated user acts as: the API role when there is one, else human."""
+    try:
+        from agileplus.api.roles import actor_for_user as api_actor  # the REST API's role model
+
+        return api_actor(user)
+    except ImportError:
+        names = set(user.groups.values_list("name", flat=True))
+        kind = next((k for k in ("agent", "ci") if k in names), "human")
+        return parse_actor(f"{kind}:{user.username}")
+
+
+def _run(fn: Callable[[], Any]):
+    """Call a service off the event loop; a domain error becomes a tool error naming the fix."""
+
+    def guarded():
+        try:
+            return fn()
+        except DomainError as exc:
+            fix = f" Fix: {exc.fix}" if getattr(exc, "fix", None) else ""
+            raise ToolError(f"{exc}{fix}") from None
+    return sync_to_async(guarded, thread_sensitive=True)()
+
+
+def build_server(default_actor: Actor | None = None) -> MCPServer:
+    server = MCPServer(name="agileplus", version="1.0",
+                       instructions="Features, work packages, agent jobs and the audit chain of an AgilePlus farm.")
+
+    def caller() -> Actor:
+        actor = _caller.get() or default_actor
+        if actor is None:
+            raise ToolError("not authenticated: send `Authorization: Token <key>`")
+        return actor
+
+    @server.tool(description="List features with their WP counts and state.")
+    async def list_features() -> dict:
+        from agileplus.features.selectors import features_overview
+
+        return {"features": await _run(lambda: features_overview())}
+
+    @server.tool(description="A feature's status: WPs, states, progress, estimated completion.")
+    async def feature_status(feature: str) -> dict:
+        from agileplus.features.selectors import feature_status as status
+        from agileplus.features.services import get_feature
+
+        return await _run(lambda: status(get_feature(feature)))
+
+    @server.tool(description="The work packages of a feature with their dependencies and readiness.")
+    async def list_wps(feature: str) -> dict:
+        from agileplus.features.selectors import feature_status as status
+        from agileplus.features.services import get_feature
+
+        return {"work_packages": await _run(lambda: status(get_feature(feature))["work_packages"])}
+
+    @server.tool(description="The last lines of the agent log of a WP's latest job.")
+    async def wp_log(feature: str, wp: str, tail: int = 50) -> dict:
+        from agileplus.dispatch import selectors
+        from agileplus.features.services import get_feature, get_wp
+
+        def lines():
+            job = selectors.latest_job(get_wp(get_feature(feature), wp))
+            if job is None:
+                return []
+            rows = selectors.log_lines(job, tail=max(1, min(tail, 2000)))
+            return [f"[{r.timestamp:%H:%M:%S}] {r.line}" for r in rows]
+        return {"lines": await _run(lines)}
+
+    @server.tool(description="Dispatch a ready WP to an agent harness; returns the job.")
+    async def dispatch(feature: str, wp: str, agent: str | None = None) -> dict:
+        from agileplus.dispatch import selectors, services
+        from agileplus.features.services import get_feature, get_wp
+
+        actor = caller()
+
+        def enqueue():
+            if actor.kind == "agent":
+                raise DomainError("an agent may not dispatch work", field="actor",
+                                  fix="ask a human or CI to dispatch it")
+            job = services.enqueue_job(get_wp(get_feature(feature), wp), harness=agent, actor=actor)
+            return selectors.job_summary(job)
+        return await _run(enqueue)
+
+    @server.tool(description="Move a WP to another state (to done merges it; only humans and CI may).")
+    async def transition(feature: str, wp: str, to: str) -> dict:
+        from agileplus.features.services import get_feature, get_wp
+        from agileplus.review.services import move_wp
+
+        actor = caller()
+
+        def move():
+            result = move_wp(get_wp(get_feature(feature), wp), to, actor=actor)
+            return {"wp": wp, "from": result.source, "to": result.target, "actor": str(actor),
+                    "unblocked": [u.code for u in result.unblocked]}
+        return await _run(move)
+
+    @server.tool(description="Recompute a feature's audit chain; names any changed, deleted or reordered entry.")
+    async def verify_audit(feature: str) -> dict:
+        from agileplus.audit.chain import verify_chain
+        from agileplus.features.services import get_feature
+
+        return await _run(lambda: verify_chain(get_feature(feature)).as_dict())
+
+    return server
+
+
+def run_stdio(actor: Actor) -> None:
+    import anyio
+
+    anyio.run(build_server(actor).run_stdio_async)
+
+
+def http_app(*, path: str = "/mcp"):
+    """The streamable HTTP app, wrapped so every request carries a valid token."""
+    from rest_framework.authtoken.models import Token
+    from starlette.responses import JSONResponse
+
+    inner = build_server().streamable_http_app(streamable_http_path=path, stateless_http=True)
+
+    def user_for(key: str):
+        token = Token.objects.select_related("user").filter(key=key).first()
+        return token.user if token and token.user.is_active else None
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return await inner(scope, receive, send)
+        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        auth = headers.get("authorization", "")
+        user = await sync_to_async(user_for)(auth[6:].strip()) if auth.startswith("Token ") else None
+        if user is None:
+            response = JSONResponse({"error": {"code": "not_authenticated", "field": "Authorization",
+                                               "message": "send `Authorization: Token <key>`"}}, status_code=401)
+            return await response(scope, receive, send)
+        actor = await sync_to_async(actor_for_user)(user)
+        reset = _caller.set(actor)
+        try:
+            return await inner(scope, receive, send)
+        finally:
+            _caller.reset(reset)
+    return app

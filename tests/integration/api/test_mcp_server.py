@@ -1,0 +1,114 @@
+"""The MCP server, driven by the `mcp` package's own client over stdio and streamable HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+import anyio
+import pytest
+from django.contrib.auth.models import Group, User
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+from rest_framework.authtoken.models import Token
+
+from agileplus.dispatch.models import DispatchJob
+from tests.support.farm import ROOT, import_target, make_target_repo
+from tests.support.server import free_port, subprocess_env
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def payload(result) -> object:
+    """A tool result's structured content (or its text, parsed)."""
+    if getattr(result, "structured_content", None) is not None:
+        content = result.structured_content
+        return content.get("result", content) if isinstance(content, dict) else content
+    return json.loads(result.content[0].text)
+
+
+async def stdio_session(actor: str, calls):
+    params = StdioServerParameters(command=sys.executable, args=["-m", "agileplus", "mcp", "--actor", actor],
+                                   env=subprocess_env(), cwd=str(ROOT))
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        return await calls(session)
+
+
+@pytest.fixture
+def feature(tmp_path):
+    return import_target(make_target_repo(tmp_path, wps={"WP01": [], "WP02": ["WP01"]}))
+
+
+def test_an_mcp_client_lists_wps_and_dispatches_one_over_stdio(feature):
+    async def calls(session):
+        tools = {t.name for t in (await session.list_tools()).tools}
+        wps = payload(await session.call_tool("list_wps", {"feature": "003"}))
+        job = payload(await session.call_tool("dispatch", {"feature": "003", "wp": "WP01"}))
+        return tools, wps, job
+
+    tools, wps, job = anyio.run(stdio_session, "human:alice", calls)
+
+    assert {"list_features", "feature_status", "list_wps", "wp_log", "dispatch", "transition",
+            "verify_audit"} <= tools
+    assert [w["code"] for w in wps["work_packages"]] == ["WP01", "WP02"]
+    assert DispatchJob.objects.get(pk=job["id"]).requested_by == "human:alice"
+
+
+def test_an_agent_caller_may_not_move_work_to_done(feature):
+    async def calls(session):
+        return await session.call_tool("transition", {"feature": "003", "wp": "WP01", "to": "done"})
+
+    result = anyio.run(stdio_session, "agent:claude-code", calls)
+
+    assert result.is_error
+    assert "may not" in result.content[0].text
+    assert feature.work_packages.get(code="WP01").state == "planned"
+
+
+def test_a_blocked_wp_cannot_be_dispatched_and_the_error_names_the_blocker(feature):
+    async def calls(session):
+        return await session.call_tool("dispatch", {"feature": "003", "wp": "WP02"})
+
+    result = anyio.run(stdio_session, "human:alice", calls)
+
+    assert result.is_error and "WP01" in result.content[0].text
+
+
+def test_the_http_transport_takes_the_actor_from_the_token(feature):
+    user = User.objects.create_user("ci-bot")
+    user.groups.add(Group.objects.create(name="ci"))
+    token = Token.objects.create(user=user).key
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "agileplus", "mcp", "--http", "--port", str(port)], cwd=ROOT,
+                              env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(urllib.request.Request(url, method="POST", data=b"{}"), timeout=1)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401  # up, and refusing an anonymous caller
+                break
+            except OSError:
+                assert time.monotonic() < deadline, server.stderr.read().decode()
+                time.sleep(0.2)
+
+        async def run():
+            client = create_mcp_http_client(headers={"Authorization": f"Token {token}"})
+            async with streamable_http_client(url, http_client=client) as (read, write), \
+                    ClientSession(read, write) as session:
+                await session.initialize()
+                return payload(await session.call_tool("dispatch", {"feature": "003", "wp": "WP01"}))
+
+        job = anyio.run(run)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    assert DispatchJob.objects.get(pk=job["id"]).requested_by == "ci:ci-bot"
