@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -36,6 +37,8 @@ from harnesses.registry import get_adapter
 log = logging.getLogger("agileplus.runner")
 LOG_FLUSH_LINES = 50
 LOG_FLUSH_SECONDS = 0.5
+# What the agent CLIs say when their backend refuses more work for now.
+RATE_LIMITED = re.compile(r"rate[ _-]?limit|\b429\b|too many requests|quota exceeded|overloaded", re.IGNORECASE)
 
 
 def worker_name() -> str:
@@ -188,6 +191,8 @@ class JobRun:
                                                     f"(${allowance.limit} left)")
                     elif max_turns and (usage.get("turns") or 0) > int(max_turns):
                         stop = StopReason("turns", f"{usage['turns']} turns exceed max_turns {max_turns}")
+                if event.is_error and RATE_LIMITED.search(event.text or ""):
+                    stop = StopReason("rate_limited", f"{job.harness} is rate-limited: {event.text[:200]}")
                 if event.text:
                     self.say(event.text, "agent")
                     if event.kind != "result":
@@ -227,11 +232,16 @@ class JobRun:
         if self.fenced:
             return "fenced"
         services.update_progress(self.claim, usage=usage)
-        services.finish_job(self.claim, outcome, result={
+        finished = services.finish_job(self.claim, outcome, result={
             "commits": len(self.reported), "files_changed": len(files), "files": files[:200],
             "head": g.head(worktree), "pushed": pushed, "salvage_ref": f"refs/agileplus/salvage/{job.id}"
             if salvaged else None, "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
         })
+        if outcome.reason == "rate_limited":
+            rerouted = services.reroute_rate_limited(finished)
+            if rerouted:
+                self.say(f"Routed to {rerouted.harness} as {rerouted.id}")
+                self.flush()
         return outcome.state
 
     def _governance(self, outcome: Outcome, worktree: Path, base: str) -> Outcome:
@@ -286,6 +296,8 @@ class JobRun:
                            if result.killed else "Agent timeout (stopped by SIGTERM)")
         if stopped.kind == "cancelled":
             return Outcome(JobState.CANCELLED, result.exit_code, "cancelled", stopped.detail)
+        if stopped.kind == "rate_limited":
+            return Outcome(JobState.FAILED, result.exit_code, "rate_limited", stopped.detail)
         if stopped.kind == "budget":
             return Outcome(JobState.FAILED, result.exit_code, "budget_exceeded", stopped.detail)
         return Outcome(JobState.FAILED, result.exit_code, f"agent_{stopped.kind}", stopped.detail)

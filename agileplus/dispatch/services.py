@@ -148,6 +148,21 @@ def replay_job(job_id: str, *, actor: Actor | str, harness: str | None = None, s
                        notes=list((original.result or {}).get("notes") or []))
 
 
+def reroute_rate_limited(job: DispatchJob) -> DispatchJob | None:
+    """A rate-limited backend: hand the WP to the next harness in ``agent.fallback_harnesses``
+    that this WP has not tried yet (blocked → planned → queued, each step audited)."""
+    fallbacks = [h for h in (job_config(job.wp).get("fallback_harnesses") or []) if isinstance(h, str)]
+    tried = set(job.wp.jobs.values_list("harness", flat=True))
+    nxt = next((h for h in fallbacks if h not in tried), None)
+    wp = WorkPackage.objects.get(pk=job.wp_id)
+    if nxt is None or wp.state != WPState.BLOCKED:
+        return None
+    transition_wp(wp, WPState.PLANNED, actor="system:router",
+                  metadata={"reason": "rate_limited", "from_harness": job.harness, "to_harness": nxt})
+    return enqueue_job(wp, harness=nxt, actor="system:router",
+                       notes=[f"{job.harness} was rate-limited ({job.error[:200]}); continue the work"])
+
+
 def send_doorbell(job: DispatchJob) -> None:
     """Ring the broker: only the job id travels; the queue is the harness's."""
     from workers.tasks import run_job

@@ -140,6 +140,12 @@ def main(argv: list[str]) -> int:
         print("warning: --full-auto is deprecated; use --sandbox workspace-write instead.", file=sys.stderr)
 
     thread = resume if resume and resume != "last" else new_id()
+    if os.environ.get("STANDIN_RATE_LIMIT") == "1":  # what codex prints when the API keeps answering 429
+        message = "exceeded retry limit, last status: 429 Too Many Requests"
+        emit([dumps({"type": "thread.started", "thread_id": thread}), dumps({"type": "turn.started"}),
+              dumps({"type": "error", "message": message}),
+              dumps({"type": "turn.failed", "error": {"message": message}})])
+        return 1
     change = planned_change("codex", prompt)
     counter = iter(range(100))
     events: list[dict] = [{"type": "thread.started", "thread_id": thread}, {"type": "turn.started"}]

@@ -119,3 +119,19 @@ def test_jobs_replay_reproduces_the_manifest_hash(tmp_path):
     assert again.prompt == original.prompt and again.base_commit == original.base_commit
     doing = AuditEntry.objects.filter(feature=feature, transition="WP01:planned->doing").order_by("seq")
     assert [e.metadata["manifest_hash"] for e in doing] == [original.manifest["hash"]] * 2
+
+
+def test_a_rate_limited_backend_hands_the_wp_to_the_next_configured_harness(tmp_path):
+    repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour="commit:1", agent={
+        "harness": "codex", "model": "gpt-5", "fallback_harnesses": ["command"],
+        "environment": {"STANDIN_RATE_LIMIT": "1"}})
+    feature = import_target(repo)
+
+    agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--inline")
+    rerouted = DispatchJob.objects.get(feature=feature, harness="command")
+
+    limited = DispatchJob.objects.get(feature=feature, harness="codex")
+    assert limited.state == "failed" and "429" in limited.error
+    transitions = [e.transition for e in AuditEntry.objects.filter(feature=feature, wp__code="WP01").order_by("seq")]
+    assert transitions[-2:] == ["WP01:doing->blocked", "WP01:blocked->planned"]
+    assert rerouted.state == "queued" and rerouted.requested_by == "system:router"
