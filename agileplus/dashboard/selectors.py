@@ -16,6 +16,9 @@ def overview() -> list[dict]:
 
 
 def board(feature: Feature) -> dict:
+    from agileplus.dispatch.costs import ledger
+    from agileplus.review.conflicts import predicted_conflicts
+
     status = feature_status(feature)
     for wp in status["work_packages"]:
         wp["bar"] = bar(wp["progress"])
@@ -29,4 +32,6 @@ def board(feature: Feature) -> dict:
         "reviews": list(ReviewReport.objects.filter(feature=feature).select_related("wp")[:10]),
         "chain": verify_chain(feature),
         "agents": jobs.agents_overview(),
+        "costs": ledger(feature_id=feature.pk, by="agent"),
+        "conflicts": predicted_conflicts(feature, with_branches=False),
     }
