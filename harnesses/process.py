@@ -205,14 +205,14 @@ class AgentProcess:
 JOB_MARK_ENV = "AGILEPLUS_JOB_MARK"
 
 
-def marked_pids(mark: str) -> list[int]:
-    """Processes carrying ``AGILEPLUS_JOB_MARK=<mark>`` in their environment.
+def all_marked() -> dict[int, str]:
+    """Every process carrying an ``AGILEPLUS_JOB_MARK`` in its environment: pid → mark.
 
     A daemon that called setsid() has left the agent's process group, but it keeps
     the environment it inherited: this finds it anyway (Linux /proc).
     """
-    needle = f"{JOB_MARK_ENV}={mark}".encode()
-    found = []
+    prefix = f"{JOB_MARK_ENV}=".encode()
+    found = {}
     me = os.getpid()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == me:
@@ -221,9 +221,16 @@ def marked_pids(mark: str) -> list[int]:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if needle in environ.split(b"\0"):
-            found.append(int(entry.name))
+        for item in environ.split(b"\0"):
+            if item.startswith(prefix):
+                found[int(entry.name)] = item[len(prefix):].decode(errors="replace")
+                break
     return found
+
+
+def marked_pids(mark: str) -> list[int]:
+    """Processes carrying ``AGILEPLUS_JOB_MARK=<mark>``."""
+    return [pid for pid, found in all_marked().items() if found == mark]
 
 
 def reap_marked(mark: str) -> list[int]:

@@ -3,6 +3,7 @@ active sessions, so `agileplus agents list` can show the farm."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -10,6 +11,8 @@ from celery import signals
 
 HEARTBEAT_SECONDS = float(os.environ.get("AGILEPLUS_WORKER_HEARTBEAT", "5"))
 _stop = threading.Event()
+
+log = logging.getLogger("agileplus.worker")
 
 
 def local_harnesses(names: list[str] | None = None) -> dict:
@@ -52,6 +55,21 @@ def _start_heartbeat(sender=None, **_kwargs) -> None:
     harnesses = local_harnesses(wanted or None)
     concurrency = int(getattr(sender, "concurrency", 1) or 1) if sender else 1
     threading.Thread(target=_beat, args=(hostname, harnesses, concurrency), daemon=True).start()
+    threading.Thread(target=_reap_orphans, daemon=True).start()
+
+
+def _reap_orphans() -> None:
+    """A restarted worker ends the agents its previous life left running."""
+    from django.db import connection
+
+    from agileplus.dispatch.runner import reap_orphaned_agents
+
+    try:
+        reap_orphaned_agents()
+    except Exception:  # noqa: BLE001 - the database may not be reachable yet; the reaper task retries
+        log.warning("could not look for orphaned agent processes", exc_info=True)
+    finally:
+        connection.close()
 
 
 @signals.worker_shutdown.connect

@@ -14,9 +14,10 @@ def run_job(job_id: str) -> str:
 
 @app.task(name="farm.reap")
 def reap() -> dict:
+    from agileplus.dispatch.runner import reap_orphaned_agents
     from agileplus.dispatch.services import reap_expired
 
-    return reap_expired()
+    return {**reap_expired(), "orphans_killed": reap_orphaned_agents()}
 
 
 @app.task(name="farm.worker_heartbeat")

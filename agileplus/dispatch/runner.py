@@ -6,10 +6,12 @@ push (and salvage) → finish. Every write names the attempt it holds (fencing).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import re
+import signal
 import socket
 import tempfile
 import threading
@@ -301,6 +303,26 @@ class JobRun:
         if stopped.kind == "budget":
             return Outcome(JobState.FAILED, result.exit_code, "budget_exceeded", stopped.detail)
         return Outcome(JobState.FAILED, result.exit_code, f"agent_{stopped.kind}", stopped.detail)
+
+
+def reap_orphaned_agents() -> list[int]:
+    """SIGKILL agent processes on this machine whose job attempt nobody holds any more
+    (their worker was killed or restarted). Attempts still held, by any worker, are left alone."""
+    from harnesses.process import all_marked
+
+    killed = []
+    for pid, mark in all_marked().items():
+        job_id, _, attempt = mark.rpartition(".")
+        if not attempt.isdigit():
+            continue
+        held = DispatchJob.objects.filter(pk=job_id, attempt=int(attempt), state__in=JobState.HELD).exists()
+        if not held:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+    if killed:
+        log.warning("killed %d orphaned agent process(es): %s", len(killed), killed)
+    return killed
 
 
 def run_job(job_id: str, worker: str | None = None) -> str:
