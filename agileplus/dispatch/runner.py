@@ -141,7 +141,7 @@ class JobRun:
         prompt_dir = Path(tempfile.mkdtemp(prefix=f"agileplus-{job.id}-"))
         prompt_file = prompt_dir / "prompt.md"
         prompt_file.write_text(prompt.text)
-        mark = f"{job.id}.{self.claim.attempt}"
+        mark = f"{farm_id()}:{job.id}.{self.claim.attempt}"
         env = {**agent_base_environment(), **resolved.env, PROMPT_FILE_ENV: str(prompt_file), JOB_MARK_ENV: mark}
         spec = RunSpec(prompt=prompt.text, workdir=worktree, env=env, model=config.get("model"),
                        timeout_seconds=job.timeout_seconds,
@@ -305,14 +305,24 @@ class JobRun:
         return Outcome(JobState.FAILED, result.exit_code, f"agent_{stopped.kind}", stopped.detail)
 
 
+def farm_id() -> str:
+    """Which farm (database) a process belongs to: agents' marks carry it, so one machine can
+    host workers of several farms without one reaping the other's agents."""
+    db = connection.settings_dict
+    return sha256_hex(f"{connection.vendor}|{db.get('HOST')}|{db.get('PORT')}|{db.get('NAME')}")[:10]
+
+
 def reap_orphaned_agents() -> list[int]:
     """SIGKILL agent processes on this machine whose job attempt nobody holds any more
     (their worker was killed or restarted). Attempts still held, by any worker, are left alone."""
     from harnesses.process import all_marked
 
     killed = []
+    mine = f"{farm_id()}:"
     for pid, mark in all_marked().items():
-        job_id, _, attempt = mark.rpartition(".")
+        if not mark.startswith(mine):
+            continue  # another farm's agent on this machine (another database)
+        job_id, _, attempt = mark[len(mine):].rpartition(".")
         if not attempt.isdigit():
             continue
         held = DispatchJob.objects.filter(pk=job_id, attempt=int(attempt), state__in=JobState.HELD).exists()

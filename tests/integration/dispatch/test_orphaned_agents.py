@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from agileplus.dispatch import services
-from agileplus.dispatch.runner import reap_orphaned_agents
+from agileplus.dispatch.runner import farm_id, reap_orphaned_agents
 from harnesses.process import JOB_MARK_ENV
 from tests.support.farm import import_target, make_target_repo, process_alive, start_worker, stop, wait_until
 
@@ -18,7 +18,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 def fake_agent(mark: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"],
-                            env={"PATH": "/usr/bin:/bin", JOB_MARK_ENV: mark}, start_new_session=True)
+                            env={"PATH": "/usr/bin:/bin", JOB_MARK_ENV: f"{farm_id()}:{mark}"},
+                            start_new_session=True)
 
 
 @pytest.fixture
@@ -41,6 +42,17 @@ def test_the_reaper_kills_agents_of_attempts_nobody_holds_and_spares_held_ones(h
         for p in (orphan, kept):
             p.kill()
             p.wait()
+
+
+def test_agents_of_another_farm_on_the_same_machine_are_left_alone(held_job):
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"],
+                                env={JOB_MARK_ENV: "0123456789:job_other.1"}, start_new_session=True)
+    try:
+        assert stranger.pid not in reap_orphaned_agents()
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
 
 
 def test_a_restarted_worker_ends_the_agents_its_previous_life_left_behind(tmp_path, held_job):
