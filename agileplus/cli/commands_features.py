@@ -21,7 +21,7 @@ def _status_payload(feature_ref: str | None) -> tuple[dict | list, list[str]]:
         status = selectors.feature_status(feature)
         lines = render.status_lines(status)
         status["cost"], status["predicted_conflicts"] = _cost_and_conflicts(feature)
-        if status["cost"]["jobs"]:
+        if status["cost"]["input_tokens"] or status["cost"]["output_tokens"] or status["cost"]["cost_usd"] != "0":
             c = status["cost"]
             lines.append(f"Agent cost: ${c['cost_usd']} ({c['input_tokens']:,} in / {c['output_tokens']:,} out "
                          f"tokens, {c['jobs']} runs)")
