@@ -17,22 +17,11 @@ from asgiref.sync import sync_to_async
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from agileplus.core.actors import Actor, parse_actor
+from agileplus.api.roles import actor_for_user
+from agileplus.core.actors import Actor
 from agileplus.core.errors import DomainError
 
 _caller: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("agileplus_mcp_caller", default=None)
-
-
-def actor_for_user(user) -> Actor:
-    """The actor an authenticated user acts as: the API role when there is one, else human."""
-    try:
-        from agileplus.api.roles import actor_for_user as api_actor  # the REST API's role model
-
-        return api_actor(user)
-    except ImportError:
-        names = set(user.groups.values_list("name", flat=True))
-        kind = next((k for k in ("agent", "ci") if k in names), "human")
-        return parse_actor(f"{kind}:{user.username}")
 
 
 def _run(fn: Callable[[], Any]):

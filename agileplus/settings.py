@@ -155,12 +155,22 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "agileplus.api.errors.exception_handler",
+    # Writes and failed logins are rate-limited per user (or per address when anonymous).
+    "DEFAULT_THROTTLE_CLASSES": ["agileplus.api.throttles.WriteThrottle", "agileplus.api.throttles.AnonThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "write": os.environ.get("AGILEPLUS_API_WRITE_RATE", "600/min"),
+        "anon": os.environ.get("AGILEPLUS_API_ANON_RATE", "60/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "AgilePlus API",
     "DESCRIPTION": "Features, work packages, dispatch jobs, audit chain and events of an AgilePlus farm.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {"WPStateEnum": "agileplus.api.serializers.STATE_CHOICES"},
 }
 
 LOGGING = {

@@ -255,6 +255,20 @@ def append_log(claim: Claim, lines: list[tuple[dt.datetime, str, str]]) -> int:
     return len(rows)
 
 
+def append_report(job: DispatchJob, lines: list[str], *, actor: Actor | str) -> int:
+    """Lines an agent (or a person) reports on a job through the API, after the worker's own log."""
+    actor = parse_actor(actor)
+    with transaction.atomic():
+        job = DispatchJob.objects.select_for_update().get(pk=job.pk)
+        last = JobLogLine.objects.filter(job_id=job.pk).aggregate(m=Max("seq"))["m"] or 0
+        room = max(0, settings.JOB_LOG_MAX_LINES - last)
+        now = timezone.now()
+        rows = [JobLogLine(job_id=job.pk, attempt=job.attempt, seq=last + i + 1, timestamp=now, stream="report",
+                           line=f"[{actor}] {text}"[:8000]) for i, text in enumerate(lines[:room])]
+        JobLogLine.objects.bulk_create(rows)
+    return len(rows)
+
+
 def report_commit(claim: Claim, *, sha: str, message: str, files: list[str]) -> bool:
     """Record one new commit and emit its event. False if it was already reported."""
     with transaction.atomic():

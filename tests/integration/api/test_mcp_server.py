@@ -10,12 +10,11 @@ import urllib.request
 
 import anyio
 import pytest
-from django.contrib.auth.models import Group, User
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
-from rest_framework.authtoken.models import Token
 
+from agileplus.api.services import create_api_token
 from agileplus.dispatch.models import DispatchJob
 from tests.support.farm import ROOT, import_target, make_target_repo
 from tests.support.server import free_port, subprocess_env
@@ -80,9 +79,7 @@ def test_a_blocked_wp_cannot_be_dispatched_and_the_error_names_the_blocker(featu
 
 
 def test_the_http_transport_takes_the_actor_from_the_token(feature):
-    user = User.objects.create_user("ci-bot")
-    user.groups.add(Group.objects.create(name="ci"))
-    token = Token.objects.create(user=user).key
+    token = create_api_token("ci-bot", "ci")
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "agileplus", "mcp", "--http", "--port", str(port)], cwd=ROOT,
                               env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
