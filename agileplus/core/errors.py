@@ -69,3 +69,11 @@ class PermissionDenied(DomainError):
 class ImportFailed(DomainError):
     code = "import_failed"
     exit_code = 2
+
+
+class RepositoryUnavailable(DomainError):
+    """The project's origin cannot be cloned or fetched (moved, offline, no permission)."""
+
+    code = "repository_unavailable"
+    http_status = 409
+    exit_code = 6

@@ -305,11 +305,11 @@ def get_wp(feature: Feature, code: str) -> WorkPackage:
 
 
 def normalize_wp_code(code: str) -> str:
-    text = str(code).strip().upper()
-    if text.isdigit():
-        return f"WP{int(text):02d}"
-    if text.startswith("WP") and text[2:].isdigit():
-        return f"WP{int(text[2:]):02d}"
+    """`2`, `wp2`, `WP02` → `WP02`. Only ASCII digits count (`³`.isdigit() is true, int() refuses it)."""
+    text = str(code).strip().upper()[:100]
+    digits = text[2:] if text.startswith("WP") else text
+    if digits.isascii() and digits.isdigit() and len(digits) <= 6:
+        return f"WP{int(digits):02d}"
     return text
 
 

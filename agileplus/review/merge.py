@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
-from agileplus.core.errors import DomainError
+from agileplus.core.errors import DomainError, RepositoryUnavailable
 from agileplus.review.models import MergeLock
 from harnesses.git import GitError, git, is_ancestor, mirror_path
 
@@ -67,11 +67,16 @@ def repo_lock(repo: str, *, wait_seconds: float = 120) -> Iterator[str]:
 def workspace(origin: str) -> Path:
     """A clean, non-bare clone of the origin used only for merges and review gates."""
     path = mirror_path(settings.DATA_DIR / "merge", origin).with_suffix("")
-    if not (path / ".git").exists():
-        shutil.rmtree(path, ignore_errors=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        git("clone", "--quiet", origin, str(path))
-    git("fetch", "--quiet", "--prune", "origin", cwd=path)
+    try:
+        if not (path / ".git").exists():
+            shutil.rmtree(path, ignore_errors=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            git("clone", "--quiet", origin, str(path))
+        git("fetch", "--quiet", "--prune", "origin", cwd=path)
+    except GitError as exc:
+        raise RepositoryUnavailable(f"cannot reach the repository {origin}: {str(exc)[-300:]}", field="repo_url",
+                                    fix="check the project's repo_url (agileplus feature import sets it) and "
+                                        "that this machine can read it") from None
     return path
 
 

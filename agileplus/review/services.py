@@ -14,14 +14,21 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from agileplus.core.actors import CI_AUTOMATION, Actor, parse_actor
-from agileplus.core.errors import DomainError, PermissionDenied
+from agileplus.core.errors import DomainError, IllegalTransition, PermissionDenied
 from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.features.lifecycles import WPState, normalize_wp_state
 from agileplus.features.models import Evidence, WorkPackage
 from agileplus.features.services import TransitionResult, record_wp_entry, transition_wp
 from agileplus.review import checks as c
 from agileplus.review.governance import check_range
-from agileplus.review.merge import MergeConflict, merge_branch, prepare_merge_result, repo_lock, workspace
+from agileplus.review.merge import (
+    MergeConflict,
+    branch_exists,
+    merge_branch,
+    prepare_merge_result,
+    repo_lock,
+    workspace,
+)
 from agileplus.review.models import ReviewReport
 from harnesses.git import branch_name
 
@@ -76,6 +83,10 @@ def run_review(wp: WorkPackage, *, actor: Actor | str = CI_AUTOMATION, apply: bo
 def _review_checks(wp: WorkPackage, job: DispatchJob | None, branch: str) -> tuple[list, str, str]:
     feature, project = wp.feature, wp.feature.project
     path = workspace(project.repo_url)
+    if not branch_exists(path, branch):
+        raise IllegalTransition(f"{wp.code} has no branch {branch} on the origin to review", field="wp",
+                                fix=f"dispatch it first (`agileplus implement {feature.slug} --wp {wp.code}`), "
+                                    "or see `agileplus logs` if the agent's push failed")
     try:
         main_sha, head_sha = prepare_merge_result(path, project.main_branch, branch)
     except MergeConflict as exc:

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -43,11 +44,12 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_web(timeout: float = 20.0):
+def running_web(timeout: float = 20.0, **env: str):
     port = free_port()
+    # A file, not a pipe: nobody reads a pipe while the test runs, and a full one blocks the server.
+    log = tempfile.NamedTemporaryFile(prefix="agileplus-web-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "agileplus", "web", "--port", str(port)], cwd=ROOT,
-                            env=subprocess_env(), start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+                            env=subprocess_env(**env), start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -57,7 +59,7 @@ def running_web(timeout: float = 20.0):
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode(errors="replace") if proc.poll() is not None else ""
+                    out = Path(log.name).read_text(errors="replace")
                     raise RuntimeError(f"agileplus web did not start: {out[-2000:]}") from None
                 time.sleep(0.1)
         yield url
@@ -67,3 +69,5 @@ def running_web(timeout: float = 20.0):
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
