@@ -83,6 +83,11 @@ def _load_commands() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     setup_django()
+    if os.environ.get("AGILEPLUS_URL"):  # a remote farm: the same commands, over its REST API
+        from agileplus.cli.remote import remote_cli
+
+        remote_cli.main(args=argv, prog_name="agileplus")
+        return
     _load_commands()
     cli.main(args=argv, prog_name="agileplus")
 
