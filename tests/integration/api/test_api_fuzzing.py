@@ -26,8 +26,9 @@ def test_fuzzing_the_live_schema_finds_no_server_error(tmp_path):
         run = subprocess.run(
             [str(Path(sys.executable).with_name("schemathesis")), "run", f"{url}/api/schema/", "--url", url,
              "-H", f"Authorization: Token {key}", "--checks", "not_a_server_error,response_schema_conformance",
-             "--max-examples", "10", "--seed", "7", "--max-time", "40", "--workers", "1", "--request-timeout", "30", "--phases", "examples,fuzzing",
+             "--max-examples", "10", "--seed", "7", "--max-time", "40", "--workers", "1",
+             "--request-timeout", "30", "--phases", "examples,fuzzing",
              "--exclude-path-regex", "^/api/(features/[^/]+/implement|tokens)$",  # would spawn work / users
              "--report", "junit", "--report-dir", str(tmp_path)],
-            capture_output=True, text=True, timeout=180)
+            cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
