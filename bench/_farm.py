@@ -1,0 +1,73 @@
+"""A scratch farm for benchmarks: its own data folder and database (SQLite file or a PostgreSQL
+scratch database), migrated, with Django set up. Import this before anything from agileplus."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PG_ADMIN_URL = os.environ.get("AGILEPLUS_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("AGILEPLUS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def _pg(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def setup(name: str, *, database: str = "sqlite", broker: str = "embedded") -> Path:
+    """Environment for this process and the workers it starts; returns the scratch folder."""
+    folder = Path(tempfile.mkdtemp(prefix=f"ap-bench-{name}-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["AGILEPLUS_DATA_DIR"] = str(folder / "data")
+    os.environ["AGILEPLUS_BROKER_DIR"] = str(folder / "broker")
+    if database == "postgres":
+        db = f"bench_ap_{name}"
+        _pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        _pg(f'CREATE DATABASE "{db}"')
+        atexit.register(_pg, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        os.environ["DATABASE_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{db}"
+    else:
+        os.environ["DATABASE_URL"] = f"sqlite:///{folder / 'bench.sqlite3'}"
+    if broker == "redis":
+        os.environ["CELERY_BROKER_URL"] = REDIS_URL
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).flushdb()
+    else:
+        os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agileplus.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return folder
+
+
+def service_reachable(url: str) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    try:
+        socket.create_connection((parsed.hostname, parsed.port or {"redis": 6379, "postgres": 5432,
+                                                                   "nats": 4222}.get(parsed.scheme, 0)), 1).close()
+        return True
+    except OSError:
+        return False
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    from _common import percentile
+
+    return percentile(samples, 50), percentile(samples, 95)
