@@ -101,7 +101,12 @@ SQLITE_OPTIONS = {
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
 }
 if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=0)}
+    DATABASES = {"default": dj_database_url.parse(
+        os.environ["DATABASE_URL"],
+        # Persistent connections pay off under a threaded WSGI server (gunicorn); keep 0 under ASGI.
+        conn_max_age=int(os.environ.get("AGILEPLUS_DB_CONN_MAX_AGE", "0")),
+        conn_health_checks=True,
+    )}
     if DATABASES["default"]["ENGINE"].endswith("postgresql"):
         DATABASES["default"].setdefault("OPTIONS", {})
         DATABASES["default"]["TEST"] = {"NAME": os.environ.get("AGILEPLUS_TEST_DB_NAME", "test_agileplus")}

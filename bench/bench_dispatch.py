@@ -86,7 +86,7 @@ def start_latency(database: str, broker: str) -> list[Figure]:
         print(f"skipped {label}: Redis or PostgreSQL not reachable")
         return []
     code = (
-        "import sys; sys.path.insert(0, %r); sys.argv = ['x', %r, %r]\n" % (str(ROOT / "bench"), database, broker)
+        f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); sys.argv = ['x', {database!r}, {broker!r}]\n"
         + "import bench_dispatch; bench_dispatch.latency_child()"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=600)
