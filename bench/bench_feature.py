@@ -1,0 +1,88 @@
+"""A whole feature, unattended: `agileplus implement 003 --all --wait` on a 3-layer DAG of 7 WPs
+(WP01-03 → WP04(01,02), WP05(02,03) → WP06(04), WP07(04,05)) with 3 real workers, an agent
+that works 1 s and commits, review and merge after each WP; embedded broker + SQLite.
+
+1. Whole-feature wall time against the critical-path lower bound (the longest dependency
+   chain's summed agent run times, measured from the same run's jobs).
+2. Time from a WP reaching done to its dependents' agents starting, p50/p95.
+Usage: .venv/bin/python bench/bench_feature.py [--quick]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Figure, emit, is_quick, percentile  # noqa: E402
+from _farm import ROOT, setup  # noqa: E402
+
+QUICK = is_quick()
+ROUNDS = 1 if QUICK else 3
+DAG = {"WP01": [], "WP02": [], "WP03": [], "WP04": ["WP01", "WP02"], "WP05": ["WP02", "WP03"],
+       "WP06": ["WP04"], "WP07": ["WP04", "WP05"]}
+
+
+def critical_path(durations: dict[str, float]) -> float:
+    finish: dict[str, float] = {}
+    for wp in sorted(DAG):  # codes are in topological order here
+        finish[wp] = durations[wp] + max((finish[d] for d in DAG[wp]), default=0.0)
+    return max(finish.values())
+
+
+def one_round(folder: Path, index: int) -> tuple[float, float, list[float]]:
+    from agileplus.audit.models import AuditEntry
+    from agileplus.dispatch.models import DispatchJob
+    from tests.support.farm import import_target, job_env, make_target_repo, running_workers
+
+    root = folder / f"round-{index}"
+    root.mkdir()
+    repo = make_target_repo(root, wps=DAG, behaviour="sleep:1,commit:1", slug=f"{index + 3:03d}-dag")
+    feature = import_target(repo)
+    env = job_env(root / "cli", None, AGILEPLUS_BROKER_DIR=str(root / "broker"))  # the workers' broker
+    with running_workers(root, 3, broker_url=None):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "agileplus", "implement", feature.slug, "--all", "--wait",
+                               "--actor", "human:bench"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=600)
+        wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(done.stdout + done.stderr)
+    jobs = {j.wp.code: j for j in DispatchJob.objects.filter(feature=feature, state="succeeded")
+            .select_related("wp")}
+    durations = {code: (j.finished_at - j.started_at).total_seconds() for code, j in jobs.items()}
+    done_at = {e.wp.code: e.timestamp for e in AuditEntry.objects.filter(feature=feature,
+                                                                        transition__endswith="->done")
+               .select_related("wp")}
+    gaps = [(jobs[wp].started_at - max(done_at[d] for d in deps)).total_seconds()
+            for wp, deps in DAG.items() if deps]
+    return wall, critical_path(durations), gaps
+
+
+def main() -> None:
+    folder = setup("feature")
+    walls, bounds, gaps = [], [], []
+    for i in range(ROUNDS):
+        wall, bound, round_gaps = one_round(folder, i)
+        walls.append(wall)
+        bounds.append(bound)
+        gaps += round_gaps
+        print(f"round {i + 1}: feature shipped in {wall:.1f}s; critical-path bound {bound:.1f}s; "
+              f"done → dependents started: {', '.join(f'{g * 1000:.0f}' for g in round_gaps)} ms")
+    wall, bound = percentile(walls, 50), percentile(bounds, 50)
+    g50, g95 = percentile(gaps, 50) * 1000, percentile(gaps, 95) * 1000
+    emit("feature", [
+        Figure("7-WP / 3-layer feature to shipped, 3 workers (median)", round(wall, 2), "s",
+               "critical-path bound: longest chain of agent run times", round(bound, 2), "s",
+               note=f"{ROUNDS} round(s); includes review + merge of every WP"),
+        Figure("WP done → dependents' agents started (p50)", round(g50, 1), "ms",
+               note="merge, unblock, queue, claim, mirror fetch, worktree, prompt"),
+        Figure("WP done → dependents' agents started (p95)", round(g95, 1), "ms"),
+    ])
+
+
+if __name__ == "__main__":
+    main()
