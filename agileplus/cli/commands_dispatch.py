@@ -128,7 +128,9 @@ def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, a
     if inline:
         from agileplus.dispatch.runner import run_job
 
-        run_job(job.id)
+        # Here there is no other worker: an attempt handed back for retry is retried in place.
+        while run_job(job.id) == JobState.QUEUED:
+            pass
     if wait is None:
         wait = True
     if not as_json:

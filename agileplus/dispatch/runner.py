@@ -95,8 +95,14 @@ class JobRun:
             connection.close()
 
     # --- commits -------------------------------------------------------------------
-    def scan_commits(self, worktree: Path, base: str) -> None:
-        for commit in g.commits_since(worktree, base):
+    def scan_commits(self, worktree: Path, base: str, *, strict: bool = True) -> None:
+        try:
+            commits = g.commits_since(worktree, base)
+        except g.GitError:
+            if strict:
+                raise
+            return  # during the run: the agent may be mid-operation; the final scan decides
+        for commit in commits:
             if commit.sha in self.reported:
                 continue
             self.reported.add(commit.sha)
@@ -205,7 +211,7 @@ class JobRun:
 
         def tick() -> StopReason | None:
             self.flush()
-            self.scan_commits(worktree, base)
+            self.scan_commits(worktree, base, strict=False)
             if self.fenced:
                 return StopReason("fenced", "this worker no longer holds the job")
             if services.cancel_requested(self.claim):
@@ -218,14 +224,21 @@ class JobRun:
             reap_marked(mark)
             prompt_file.unlink(missing_ok=True)
             prompt_dir.rmdir()
-        self.scan_commits(worktree, base)
-        salvaged = g.salvage(worktree, f"refs/agileplus/salvage/{job.id}")
-        pushed = self._push(worktree, branch, salvaged)
-        files = g.files_changed(worktree, base)
         tests = (usage or {}).get("tests")
         outcome = self._outcome(result)
-        if outcome.state == JobState.SUCCEEDED:
-            outcome = self._governance(outcome, worktree, base)
+        try:
+            self.scan_commits(worktree, base)
+            salvaged = g.salvage(worktree, f"refs/agileplus/salvage/{job.id}")
+            pushed = self._push(worktree, branch, salvaged)
+            files = g.files_changed(worktree, base)
+            head = g.head(worktree)
+            if outcome.state == JobState.SUCCEEDED:
+                outcome = self._governance(outcome, worktree, base)
+        except g.GitError as exc:  # the agent broke its worktree (deleted .git, corrupted the index…)
+            self.say(f"The worktree is no longer a usable git checkout: {exc}")
+            salvaged, pushed, files, head = None, False, [], ""
+            outcome = Outcome(JobState.FAILED, result.exit_code, "worktree_broken",
+                              f"the agent left {worktree.name} unusable: {str(exc)[-300:]}")
         self.say(
             f"Agent {'finished' if outcome.state == JobState.SUCCEEDED else 'failed'}: exit {result.exit_code}, "
             f"{len(self.reported)} commits, {len(files)} files changed"
@@ -236,7 +249,7 @@ class JobRun:
         services.update_progress(self.claim, usage=usage)
         finished = services.finish_job(self.claim, outcome, result={
             "commits": len(self.reported), "files_changed": len(files), "files": files[:200],
-            "head": g.head(worktree), "pushed": pushed, "salvage_ref": f"refs/agileplus/salvage/{job.id}"
+            "head": head, "pushed": pushed, "salvage_ref": f"refs/agileplus/salvage/{job.id}"
             if salvaged else None, "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
         })
         if outcome.reason == "rate_limited":

@@ -17,7 +17,7 @@ from tests.support.server import running_web
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def test_fuzzing_the_live_schema_finds_no_server_error(tmp_path):
+def test_fuzzing_the_live_schema_finds_no_server_error(tmp_path, on_postgres):
     feature = import_target(make_target_repo(tmp_path, wps={"WP01": [], "WP02": ["WP01"]}))
     DispatchJob.objects.create(id="job_fuzz", feature=feature, wp=feature.work_packages.get(code="WP01"),
                                harness="command")
