@@ -15,8 +15,14 @@ def review_wp(wp_id: int) -> dict:
     wp = WorkPackage.objects.select_related("feature__project").get(pk=wp_id)
     if wp.state != WPState.FOR_REVIEW:
         return {"skipped": wp.state}
+    from agileplus.review.merge import MergeConflict
+    from agileplus.review.services import send_back_after_conflict
+
     try:
         review = run_review(wp, apply=True)
+    except MergeConflict as exc:  # main moved between the review and the merge
+        send_back_after_conflict(wp, exc)
+        return {"error": exc.as_dict()}
     except DomainError as exc:
         return {"error": exc.as_dict()}
     return {"approved": review.approved, "report": review.report.pk}

@@ -84,11 +84,14 @@ def send_review(wp: WorkPackage) -> None:
 def redispatch_with_review(wp: WorkPackage, feature: Feature) -> DispatchJob | None:
     """Changes requested: a fresh agent session gets the failing checks as context,
     up to ``max_review_cycles``; then the WP is blocked for a person to look at."""
+    from agileplus.audit.models import AuditEntry
     from agileplus.dispatch.services import enqueue_job
     from agileplus.features.services import transition_wp
     from agileplus.review.models import ReviewReport
 
-    cycles = ReviewReport.objects.filter(wp=wp, approved=False).count()
+    conflict = AuditEntry.objects.filter(wp=wp, transition=f"{wp.code}:merge_conflict").order_by("-seq").first()
+    cycles = ReviewReport.objects.filter(wp=wp, approved=False).count() + \
+        AuditEntry.objects.filter(wp=wp, transition=f"{wp.code}:merge_conflict").count()
     limit = int((feature.agent_config or {}).get("max_review_cycles") or 2)
     if cycles >= limit:
         transition_wp(wp, WPState.BLOCKED, actor="system:agileplus",
@@ -97,6 +100,10 @@ def redispatch_with_review(wp: WorkPackage, feature: Feature) -> DispatchJob | N
     report = ReviewReport.objects.filter(wp=wp).first()
     failed = [line for check in (report.checks if report else []) if not check["ok"] for line in check["lines"]]
     notes = ["Changes requested by the automated review:", *failed[:20]]
+    if conflict and (report is None or report.approved):
+        paths = ", ".join((conflict.metadata or {}).get("conflicts", [])) or "(see the audit entry)"
+        notes = [f"Your approved branch no longer merges: main changed and conflicts with it in {paths}.",
+                 "Rebase onto the current main (git fetch; git rebase origin/main), resolve, and commit."]
     return enqueue_job(wp, harness=(feature.agent_config or {}).get("harness"),
                        actor=(feature.agent_config or {}).get("auto_actor") or "system:agileplus", notes=notes)
 

@@ -231,3 +231,12 @@ def _block_for_governance(wp: WorkPackage, gov) -> None:
                             "violations": [v.as_dict() for v in gov.violations[:50]]},
                   evidence_refs=[{"commit": v.commit, "path": v.path, "rule": v.rule}
                                  for v in gov.violations[:50]])
+
+
+def send_back_after_conflict(wp: WorkPackage, conflict: MergeConflict) -> None:
+    """An approved WP whose merge conflicted goes back to its agent, with the conflict as context
+    (auto mode re-dispatches it on the for_review → doing transition)."""
+    wp.refresh_from_db()
+    if wp.state == WPState.FOR_REVIEW:
+        transition_wp(wp, WPState.DOING, actor=CI_AUTOMATION,
+                      metadata={"reason": "merge_conflict", "conflicts": conflict.details.get("conflicts", [])})
