@@ -50,7 +50,9 @@ def one_round(folder: Path, index: int) -> tuple[float, float, list[float]]:
                               timeout=600)
         wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(done.stdout + done.stderr)
+        blocked = AuditEntry.objects.filter(feature=feature).order_by("seq")
+        raise SystemExit(done.stdout[-1000:] + done.stderr[-1000:] + "\n".join(
+            f"{e.transition}: {e.metadata}" for e in blocked))
     jobs = {j.wp.code: j for j in DispatchJob.objects.filter(feature=feature, state="succeeded")
             .select_related("wp")}
     durations = {code: (j.finished_at - j.started_at).total_seconds() for code, j in jobs.items()}

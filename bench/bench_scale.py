@@ -80,7 +80,11 @@ def main() -> None:
                               timeout=3600)
         ours = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(done.stdout[-2000:] + done.stderr[-2000:])
+        from agileplus.audit.models import AuditEntry
+
+        blocked = AuditEntry.objects.filter(feature=feature, transition__endswith="->blocked")[:5]
+        raise SystemExit(done.stdout[-1000:] + done.stderr[-1000:] + "\n".join(
+            f"{e.transition}: {e.metadata}" for e in blocked))
     completed = Event.objects.filter(subject__endswith=".completed").values_list("subject", flat=True)
     doubles = len(completed) - len(set(completed))
     runs = DispatchJob.objects.filter(feature=feature).count()

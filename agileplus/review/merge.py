@@ -151,6 +151,33 @@ def merge_branch(origin: str, main: str, branch: str, message: str, *, strategy:
     return MergeResult(True, new_sha, commits, files)
 
 
+def rebase_branch(path: Path, main: str, branch: str) -> tuple[str, str]:
+    """Rebase ``origin/<branch>`` onto ``origin/<main>`` in the workspace and push it back, with a
+    lease so a concurrent push of the branch is never overwritten. Returns (old head, new head);
+    raises MergeConflict naming the paths, leaving the branch as it was."""
+    old = git("rev-parse", f"origin/{branch}", cwd=path)
+    onto = git("rev-parse", f"origin/{main}", cwd=path)
+    if _is_ancestor(path, onto, old):
+        return old, old
+    reset_to(path, f"origin/{main}")
+    git("checkout", "--quiet", "-B", "agileplus-rebase", old, cwd=path)
+    git("rebase", "--quiet", onto, cwd=path, check=False)
+    if _rebasing(path):
+        conflicts = git("diff", "--name-only", "--diff-filter=U", cwd=path, check=False).splitlines()
+        git("rebase", "--abort", cwd=path, check=False)
+        reset_to(path, f"origin/{main}")
+        raise MergeConflict(f"{branch} does not rebase onto {main}: {', '.join(conflicts)}", field="branch",
+                            conflicts=conflicts)
+    new = git("rev-parse", "HEAD", cwd=path)
+    try:
+        git("push", "--quiet", f"--force-with-lease=refs/heads/{branch}:{old}", "origin",
+            f"{new}:refs/heads/{branch}", cwd=path)
+    finally:
+        git("fetch", "--quiet", "--prune", "origin", cwd=path)
+        reset_to(path, f"origin/{main}")
+    return old, new
+
+
 def _is_ancestor(path: Path, a: str, b: str) -> bool:
     return is_ancestor(path, a, b)
 

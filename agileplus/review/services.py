@@ -9,11 +9,12 @@ unblocks dependents.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from agileplus.core.actors import CI_AUTOMATION, Actor, parse_actor
+from agileplus.core.actors import CI_AUTOMATION, SYSTEM, Actor, parse_actor
 from agileplus.core.errors import DomainError, IllegalTransition, PermissionDenied
 from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.features.lifecycles import WPState, normalize_wp_state
@@ -26,11 +27,14 @@ from agileplus.review.merge import (
     branch_exists,
     merge_branch,
     prepare_merge_result,
+    rebase_branch,
     repo_lock,
     workspace,
 )
 from agileplus.review.models import ReviewReport
-from harnesses.git import branch_name
+from harnesses.git import GitError, branch_name
+
+log = logging.getLogger("agileplus.review")
 
 SECTION_ORDER = ["Deliverables Check", "Test Quality", "Code Quality", "Specification Compliance", "Governance"]
 
@@ -73,9 +77,10 @@ def run_review(wp: WorkPackage, *, actor: Actor | str = CI_AUTOMATION, apply: bo
     actor = parse_actor(actor)
     project = wp.feature.project
     branch = branch_name(wp.feature.slug, wp.code)
-    job = latest_job(wp)
-    # One merge workspace per origin: reviews and merges of a repository take turns.
+    # One merge workspace per origin: reviews and merges of a repository take turns. The job is
+    # read under the lock: a merge that just rebased this branch moved its base.
     with repo_lock(project.repo_url):
+        job = latest_job(wp)
         results, base, head_sha = _review_checks(wp, job, branch)
     return _store(wp, job, actor, results, base, head_sha, apply)
 
@@ -193,8 +198,8 @@ def _merge_for_done(wp: WorkPackage, actor: Actor) -> dict | None:
     if not wp.jobs.exists():
         return None
     branch = branch_name(feature.slug, wp.code)
-    job = latest_job(wp)
     with repo_lock(project.repo_url):
+        job = latest_job(wp)
         path = workspace(project.repo_url)
         head = _remote_head(path, branch)
         if head is None:
@@ -215,8 +220,44 @@ def _merge_for_done(wp: WorkPackage, actor: Actor) -> dict | None:
             record_wp_entry(wp, actor=actor, transition=f"{wp.code}:merge_conflict",
                             metadata={"branch": branch, "conflicts": exc.details.get("conflicts", [])})
             raise
+        if not result.already:
+            rebase_waiting_branches(wp, path)
     return {"branch": branch, "merge_sha": result.merge_sha, "commits": result.commits,
             "files": len(result.files), "already_merged": result.already}
+
+
+def rebase_waiting_branches(merged: WorkPackage, path) -> None:
+    """After a merge, the branches waiting for review are rebased onto the new main (under the
+    merge lock the caller holds), so they are reviewed and merged against what main now is. A
+    branch that does not rebase keeps its head; its conflict is recorded, and the gate on
+    main + branch sends it back to its agent with the conflict as context."""
+    feature, main = merged.feature, merged.feature.project.main_branch
+    onto = git_rev(path, f"origin/{main}")
+    for wp in feature.work_packages.filter(state=WPState.FOR_REVIEW).exclude(pk=merged.pk):
+        branch = branch_name(feature.slug, wp.code)
+        if _remote_head(path, branch) is None or wp.jobs.filter(state__in=JobState.ACTIVE).exists():
+            continue
+        try:
+            old, new = rebase_branch(path, main, branch)
+        except MergeConflict as exc:
+            record_wp_entry(wp, actor=SYSTEM, transition=f"{wp.code}:rebase_conflict",
+                            metadata={"onto": onto, "after": merged.code, "conflicts": exc.details.get("conflicts", [])})
+            continue
+        except GitError as exc:  # the branch moved meanwhile (lease refused): the gate decides later
+            log.warning("rebase of %s skipped: %s", branch, exc)
+            continue
+        if old != new:
+            job = latest_job(wp)
+            if job is not None:  # governance and review now measure the branch from the new main
+                DispatchJob.objects.filter(pk=job.pk).update(base_commit=onto)
+            record_wp_entry(wp, actor=SYSTEM, transition=f"{wp.code}:rebased",
+                            metadata={"onto": onto, "after": merged.code, "old_head": old, "new_head": new})
+
+
+def git_rev(path, ref: str) -> str:
+    from harnesses.git import git
+
+    return git("rev-parse", ref, cwd=path)
 
 
 def _remote_head(path, branch: str) -> str | None:
