@@ -163,11 +163,11 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "agileplus.api.errors.exception_handler",
-    # Writes and failed logins are rate-limited per user (or per address when anonymous).
-    "DEFAULT_THROTTLE_CLASSES": ["agileplus.api.throttles.WriteThrottle", "agileplus.api.throttles.AnonThrottle"],
+    # Writes are rate-limited per user; logins and bad tokens per address (agileplus.api.throttles).
+    "DEFAULT_THROTTLE_CLASSES": ["agileplus.api.throttles.ScopedThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "write": os.environ.get("AGILEPLUS_API_WRITE_RATE", "600/min"),
-        "anon": os.environ.get("AGILEPLUS_API_ANON_RATE", "60/min"),
+        "auth": os.environ.get("AGILEPLUS_API_AUTH_RATE", "60/min"),
     },
 }
 SPECTACULAR_SETTINGS = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.core import exceptions as django_exceptions
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -50,12 +51,19 @@ def _first_field_error(detail, prefix: str = "") -> tuple[str | None, str]:
 
 def exception_handler(exc, context) -> Response:
     if isinstance(exc, DomainError):
-        return Response({"error": exc.as_dict()}, status=exc.http_status)
+        response = Response({"error": exc.as_dict()}, status=exc.http_status)
+        if exc.http_status == status.HTTP_401_UNAUTHORIZED:
+            response["WWW-Authenticate"] = "Token"
+        return response
     if isinstance(exc, exceptions.ValidationError):
         field, message = _first_field_error(exc.detail)
         return Response(error_body("invalid", message, field=field), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, django_exceptions.ValidationError):
+        return Response(error_body("invalid", "; ".join(exc.messages)[:500]), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "not found")
+    if isinstance(exc, django_exceptions.PermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
     if isinstance(exc, exceptions.APIException):
         code, fix = next(((c, f) for cls, (c, f) in CODES.items() if isinstance(exc, cls)), ("error", None))
         if isinstance(exc, exceptions.Throttled) and exc.wait:

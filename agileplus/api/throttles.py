@@ -1,18 +1,49 @@
-"""Rate limits: on writes per user, and on anonymous callers (failed or missing auth) per address."""
+"""Rate limits (DRF ScopedRateThrottle), read from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` at
+request time, so ``override_settings`` and the environment (``AGILEPLUS_API_WRITE_RATE``,
+``AGILEPLUS_API_AUTH_RATE``) take effect without redefining classes.
+
+Scopes:
+
+- ``write``: every POST, per user (or per address when anonymous).
+- ``auth``: per address: every login attempt (``POST /api/auth/token``) and every request with
+  a bad token. Past the limit, those get 429 instead of 401. (A request with a valid token is
+  not held back: tokens are 160 random bits, so the budget guards passwords, not tokens.)
+"""
 
 from __future__ import annotations
 
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.settings import api_settings
+from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
+
+DEFAULT_RATES = {"write": "600/min", "auth": "60/min"}
 
 
-class WriteThrottle(UserRateThrottle):
-    scope = "write"
+def rate_for(scope: str) -> str | None:
+    rates = api_settings.DEFAULT_THROTTLE_RATES or {}
+    return rates.get(scope, DEFAULT_RATES.get(scope))
+
+
+class ScopedThrottle(ScopedRateThrottle):
+    """ScopedRateThrottle on unsafe methods only, with rates looked up per request."""
 
     def allow_request(self, request, view) -> bool:
-        if request.method in ("GET", "HEAD", "OPTIONS"):
+        if request.method in SAFE_METHODS:
             return True
         return super().allow_request(request, view)
 
+    def get_rate(self) -> str | None:
+        return rate_for(self.scope)
 
-class AnonThrottle(AnonRateThrottle):
-    scope = "anon"
+
+class AuthFailureThrottle(SimpleRateThrottle):
+    """One failed authentication, counted against the ``auth`` budget of the caller's address
+    (the same cache key as the ``auth`` scope of the login endpoint)."""
+
+    scope = "auth"
+
+    def get_rate(self) -> str | None:
+        return rate_for(self.scope)
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

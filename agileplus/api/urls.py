@@ -1,15 +1,41 @@
-from django.urls import path
+from django.conf import settings
+from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from agileplus.api import views as v
+from agileplus.api.schemas import ENUM_NAME_OVERRIDES
+
+
+class WPCode:
+    """WP02, wp2, 2 (anything else is a 404 before it reaches the database)."""
+
+    regex = r"[A-Za-z0-9]{1,20}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class JobId(WPCode):
+    regex = r"[A-Za-z0-9_.\-]{1,40}"
+
+
+register_converter(WPCode, "api_wp")
+register_converter(JobId, "api_job")
 
 F = "features/<slug:slug>"
-W = f"{F}/wps/<str:wp>"
+W = f"{F}/wps/<api_wp:wp>"
+J = "jobs/<api_job:job_id>"
 urlpatterns = [
     path("health", v.health, name="health"),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", SpectacularAPIView.as_view(custom_settings={"ENUM_NAME_OVERRIDES": {
+        **settings.SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES", {}), **ENUM_NAME_OVERRIDES}}), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("auth/token", v.Login.as_view(), name="auth-token"),
+    path("tokens", v.TokenCreate.as_view(), name="tokens"),
     path("projects", v.ProjectList.as_view(), name="projects"),
     path("features", v.FeatureList.as_view(), name="features"),
     path(F, v.FeatureDetail.as_view(), name="feature"),
@@ -24,11 +50,12 @@ urlpatterns = [
     path(f"{W}/review", v.WPReview.as_view(), name="wp-review"),
     path(f"{W}/reviews", v.ReviewList.as_view(), name="wp-reviews"),
     path("jobs", v.JobList.as_view(), name="jobs"),
-    path("jobs/<str:job_id>", v.JobDetail.as_view(), name="job"),
-    path("jobs/<str:job_id>/log", v.JobLog.as_view(), name="job-log"),
-    path("jobs/<str:job_id>/cancel", v.JobCancel.as_view(), name="job-cancel"),
+    path(J, v.JobDetail.as_view(), name="job"),
+    path(f"{J}/log", v.JobLog.as_view(), name="job-log"),
+    path(f"{J}/cancel", v.JobCancel.as_view(), name="job-cancel"),
+    # /api/events/stream and /api/events/jobs/… are agileplus.events.urls (routed before this file).
     path("events", v.EventList.as_view(), name="events"),
     path("agents", v.AgentList.as_view(), name="agents"),
     path("workers", v.WorkerList.as_view(), name="workers"),
-    path("tokens", v.TokenCreate.as_view(), name="tokens"),
+    re_path(r"^[\s\S]*$", v.NoRoute.as_view(), name="api-404"),
 ]

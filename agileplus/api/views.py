@@ -1,33 +1,38 @@
-"""The REST API: thin views. Parse and check the caller's role, call the same services as the
-CLI, render. The actor in every audit entry is the authenticated identity."""
+"""The REST API: thin views. Parse (``serializers``), check the caller's role (``roles``), call the
+same services as the CLI, render. The actor in every audit entry is the authenticated identity,
+never a request field. Response shapes are described in ``schemas``."""
 
 from __future__ import annotations
 
 from django.db import connection
-from django.http import JsonResponse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.permissions import BasePermission
+from django.http import HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agileplus.api import queries
+from agileplus.api import schemas as out
 from agileplus.api import serializers as s
-from agileplus.api.roles import actor_for_user, role_of
-from agileplus.api.services import create_api_token
+from agileplus.api.auth import RoleTokenAuthentication
+from agileplus.api.pagination import after_page, job_page
+from agileplus.api.roles import RolePermission, actor_for_user, ensure_owns_job, ensure_owns_wp
+from agileplus.api.services import create_api_token, dispatch_wps, obtain_token
+from agileplus.api.throttles import AuthFailureThrottle, ScopedThrottle
 from agileplus.audit.chain import entry_as_dict, verify_chain
 from agileplus.audit.models import AuditEntry
-from agileplus.core.errors import NotFound, PermissionDenied
+from agileplus.core.errors import NotFound, StaleState
 from agileplus.dispatch import costs
 from agileplus.dispatch import selectors as jobs
 from agileplus.dispatch import services as dispatch
-from agileplus.dispatch.models import DispatchJob, Worker
 from agileplus.features import selectors as features
-from agileplus.features.models import Project
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review import services as review
 from agileplus.review.autodispatch import start_feature
-from agileplus.review.models import ReviewReport
 
 
 def health(request):
@@ -37,69 +42,59 @@ def health(request):
     return JsonResponse({"status": "ok"})
 
 
-# --- roles ---------------------------------------------------------------------------------
-WRITE_ROLES = {
-    "transition": {"human", "ci", "admin", "agent"},  # agents: only their own WP, never to done
-    "move": {"human", "ci", "admin"},
-    "implement": {"human", "ci", "admin"},
-    "review": {"human", "ci", "admin"},
-    "cancel": {"human", "ci", "admin", "agent"},  # agents: only their own job
-    "report": {"human", "admin", "agent"},  # agents: only their own job
-    "tokens": {"admin"},
-}
-
-
-class Role(BasePermission):
-    """Allows the roles of the view's ``action`` (WRITE_ROLES); every role may read."""
-
-    message = "your role may not do this"
-
-    def has_permission(self, request, view) -> bool:
-        if not (request.user and request.user.is_authenticated):
-            return False  # DRF turns this into 401 (authentication failed or missing)
-        if request.method in ("GET", "HEAD", "OPTIONS"):
-            return True
-        return role_of(request.user) in WRITE_ROLES.get(getattr(view, "action_name", ""), set())
-
-
-def _agent_owns(request, job: DispatchJob) -> None:
-    actor = actor_for_user(request.user)
-    if actor.kind == "agent" and job.harness != actor.name:
-        raise PermissionDenied(f"{actor} may only act on its own jobs, not {job.id} ({job.harness})",
-                               field="job", fix="use the token of the agent that runs this job")
-
-
-def _page(request: Request, default: int = 100, maximum: int = 1000) -> tuple[int, int]:
-    data = s.LogFilter(data={"after": request.query_params.get("after", 0),
-                             "limit": request.query_params.get("limit", default)})
-    data.is_valid(raise_exception=True)
-    return data.validated_data["after"], min(data.validated_data["limit"], maximum)
+def parse(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
 
 
 class Base(APIView):
-    permission_classes = [Role]
-    action_name = ""
+    authentication_classes = [RoleTokenAuthentication, SessionAuthentication]
+    permission_classes = [RolePermission]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "write"  # POSTs only (see throttles)
+    action_name = ""  # the write this view does, for roles.MAY
+
+    def initial(self, request, *args, **kwargs):
+        try:
+            super().initial(request, *args, **kwargs)
+        except exceptions.AuthenticationFailed:
+            guard = AuthFailureThrottle()
+            if not guard.allow_request(request, self):
+                raise exceptions.Throttled(guard.wait()) from None
+            raise
 
     def actor(self):
         return actor_for_user(self.request.user)
 
 
-# --- read ----------------------------------------------------------------------------------
+def read(ok, *params, tags: list[str], **kwargs):
+    return extend_schema(responses=out.with_errors({200: ok}), parameters=list(params), tags=tags, **kwargs)
+
+
+def write(ok, body, *params, status: int = 200, tags: list[str], errors=(400, 403, 409), **kwargs):
+    return extend_schema(request=body, responses=out.with_errors({status: ok}, *errors), parameters=list(params),
+                         tags=tags, **kwargs)
+
+
+# --- projects and features ---------------------------------------------------------------------
 class ProjectList(Base):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @read(out.ProjectListOut, tags=["features"], operation_id="projects_list")
     def get(self, request):
         return Response({"results": [{"name": p.name, "repo_url": p.repo_url, "main_branch": p.main_branch}
-                                     for p in Project.objects.order_by("name")]})
+                                     for p in queries.projects()]})
 
 
 class FeatureList(Base):
-    @extend_schema(operation_id="features_list", responses=OpenApiTypes.OBJECT)
+    @read(out.FeatureListOut, tags=["features"], operation_id="features_list",
+          description="One row per feature with its WP counts (`agileplus status`).")
     def get(self, request):
         return Response({"results": features.features_overview()})
 
 
 class FeatureDetail(Base):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @read(out.FeatureStatusOut, out.SLUG, tags=["features"], operation_id="features_status",
+          description="A feature's status, as `agileplus status FEATURE --json`.")
     def get(self, request, slug: str):
         feature = get_feature(slug)
         status = features.feature_status(feature)
@@ -108,80 +103,150 @@ class FeatureDetail(Base):
 
 
 class WPList(Base):
-    @extend_schema(operation_id="wps_list", responses=OpenApiTypes.OBJECT)
+    @read(out.WPListOut, out.SLUG, tags=["work packages"], operation_id="wps_list",
+          description="The feature's work packages with dependencies, readiness and latest job.")
     def get(self, request, slug: str):
         return Response({"results": features.feature_status(get_feature(slug))["work_packages"]})
 
 
 class WPDetail(Base):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @read(out.WPOut, out.SLUG, out.WP, tags=["work packages"], operation_id="wps_retrieve")
     def get(self, request, slug: str, wp: str):
         feature = get_feature(slug)
         code = get_wp(feature, wp).code
-        item = next(w for w in features.feature_status(feature)["work_packages"] if w["code"] == code)
-        return Response(item)
+        return Response(next(w for w in features.feature_status(feature)["work_packages"] if w["code"] == code))
 
 
-class AuditList(Base):
-    @extend_schema(parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
-                   responses=OpenApiTypes.OBJECT)
-    def get(self, request, slug: str):
+def _moved(result) -> dict:
+    return {"wp": result.wp.code, "from": result.source, "to": result.target, "state": result.target,
+            "actor": result.entry.actor, "audit_entry": result.entry.seq,
+            "merge": (result.entry.metadata or {}).get("merge"), "unblocked": [u.code for u in result.unblocked]}
+
+
+class WPTransition(Base):
+    action_name = "transition"
+
+    @write(out.MovedOut, s.TransitionIn, out.SLUG, out.WP, tags=["work packages"], operation_id="wps_transition",
+           description="Move a WP through its lifecycle (`agileplus wp transition`); to done merges it. "
+                       "409: illegal transition, blocked by a dependency, or `expected_state` is stale. "
+                       "Agents move only their own WP, never to done.")
+    def post(self, request, slug: str, wp: str):
+        data = parse(s.TransitionIn, request.data)
+        wp_obj = get_wp(get_feature(slug), wp)
+        actor = self.actor()
+        ensure_owns_wp(actor, jobs.latest_job(wp_obj) if actor.kind == "agent" else None)
+        try:
+            result = review.move_wp(wp_obj, data["to"], actor=actor, expected_source=data.get("expected_state"),
+                                    metadata={"note": data["note"]} if data.get("note") else None)
+        except StaleState as exc:
+            exc.field = "expected_state"
+            raise
+        return Response(_moved(result))
+
+
+class WPMove(Base):
+    action_name = "move"
+
+    @write(out.MovedOut, s.MoveIn, out.SLUG, out.WP, tags=["work packages"], operation_id="wps_move",
+           description="`agileplus move`: to done runs governance on every commit, merges, then transitions "
+                       "(humans, CI and admins only).")
+    def post(self, request, slug: str, wp: str):
+        data = parse(s.MoveIn, request.data)
+        return Response(_moved(review.move_wp(get_wp(get_feature(slug), wp), data["to"], actor=self.actor())))
+
+
+class Implement(Base):
+    action_name = "implement"
+
+    @write(out.ImplementOut, s.ImplementIn, out.SLUG, status=202, tags=["dispatch"], operation_id="implement",
+           description="`agileplus implement`: queue agent jobs for the given WPs (all or none), or with "
+                       "`all` every ready WP, turning auto-dispatch on.")
+    def post(self, request, slug: str):
+        data = parse(s.ImplementIn, request.data)
         feature = get_feature(slug)
-        after, limit = _page(request)
-        rows = list(AuditEntry.objects.filter(feature=feature, seq__gt=after).select_related("feature", "wp")
-                    .order_by("seq")[:limit])
-        return Response({"results": [entry_as_dict(e) for e in rows],
-                         "next_after": rows[-1].seq if len(rows) == limit else None})
+        options = {"harness": data.get("agent"), "actor": self.actor(), "timeout_seconds": data.get("timeout"),
+                   "retries": data.get("retries")}
+        if data.get("all"):
+            queued = start_feature(feature, **options)
+        else:
+            queued = dispatch_wps(feature, data["wps"], **options)
+        return Response({"feature": feature.slug, "jobs": [{"id": j.id, "wp": j.wp.code, "harness": j.harness,
+                                                            "state": j.state} for j in queued]}, status=202)
 
 
-class AuditVerify(Base):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request, slug: str):
-        return Response(verify_chain(get_feature(slug)).as_dict())
+# --- review --------------------------------------------------------------------------------------
+class WPReview(Base):
+    action_name = "review"
 
-
-class CostList(Base):
-    @extend_schema(parameters=[OpenApiParameter("by", str, enum=list(costs.GROUPINGS))],
-                   responses=OpenApiTypes.OBJECT)
-    def get(self, request, slug: str):
-        feature = get_feature(slug)
-        query = s.CostFilter(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        rows = costs.ledger(feature_id=feature.pk, by=query.validated_data["by"])
-        return Response({"results": [r.as_dict() for r in rows],
-                         "total_cost_usd": str(sum((r.cost_usd for r in rows), costs.ZERO))})
+    @write(out.ReviewOut, s.ReviewIn, out.SLUG, out.WP, tags=["review"], operation_id="reviews_run",
+           description="`agileplus review`: run the configured checks on main merged with the WP branch and "
+                       "store the report; with `apply`, approved → done (merge), else → doing.")
+    def post(self, request, slug: str, wp: str):
+        data = parse(s.ReviewIn, request.data)
+        report = review.run_review(get_wp(get_feature(slug), wp), actor=self.actor(), apply=data["apply"]).report
+        return Response({"id": report.pk, "approved": report.approved, "checks": report.checks, "text": report.text})
 
 
 class ReviewList(Base):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @read(out.ReviewListOut, out.SLUG, out.WP, tags=["review"], operation_id="reviews_list",
+          description="The WP's latest review reports (newest first, at most 50).")
     def get(self, request, slug: str, wp: str):
-        wp_obj = get_wp(get_feature(slug), wp)
-        reports = ReviewReport.objects.filter(wp=wp_obj).order_by("-created_at")[:50]
+        reports = queries.review_reports(get_wp(get_feature(slug), wp))
         return Response({"results": [{"id": r.pk, "approved": r.approved, "actor": r.actor, "head_sha": r.head_sha,
                                       "checks": r.checks, "text": r.text, "created_at": r.created_at}
                                      for r in reports]})
 
 
+# --- audit and costs -----------------------------------------------------------------------------
+class AuditList(Base):
+    @read(out.AuditPageOut, out.SLUG, s.PageFilter, tags=["audit"],
+          operation_id="audit_list", description="The feature's audit chain in order, a page at a time.")
+    def get(self, request, slug: str):
+        query = parse(s.PageFilter, request.query_params)
+        feature = get_feature(slug)
+        rows = list(AuditEntry.objects.filter(feature=feature, seq__gt=query["after"]).order_by("seq")
+                    [:query["limit"]])
+        return Response({"results": [entry_as_dict(e) for e in rows],
+                         **after_page(request, rows, key=lambda e: e.seq, after=query["after"],
+                                      limit=query["limit"])})
+
+
+class AuditVerify(Base):
+    @read(out.VerificationOut, out.SLUG, tags=["audit"], operation_id="audit_verify",
+          description="`agileplus events audit-verify`: recompute every hash and link.")
+    def get(self, request, slug: str):
+        return Response(verify_chain(get_feature(slug)).as_dict())
+
+
+class CostList(Base):
+    @read(out.CostListOut, out.SLUG, s.CostFilter, tags=["features"],
+          operation_id="costs_list")
+    def get(self, request, slug: str):
+        query = parse(s.CostFilter, request.query_params)
+        feature = get_feature(slug)
+        rows = costs.ledger(feature_id=feature.pk, by=query["by"])
+        return Response({"results": [r.as_dict() for r in rows],
+                         "total_cost_usd": str(sum((r.cost_usd for r in rows), costs.ZERO))})
+
+
+# --- jobs ----------------------------------------------------------------------------------------
 class JobList(Base):
-    @extend_schema(operation_id="jobs_list", parameters=[OpenApiParameter("feature", str), OpenApiParameter("state", str),
-                               OpenApiParameter("harness", str), OpenApiParameter("limit", int)],
-                   responses=OpenApiTypes.OBJECT)
+    @read(out.JobPageOut, s.JobFilter, tags=["dispatch"], operation_id="jobs_list",
+          description="Dispatch jobs, newest first.")
     def get(self, request):
-        query = s.JobFilter(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        _after, limit = _page(request, default=50, maximum=500)
-        data = query.validated_data
-        feature = get_feature(data["feature"]) if data.get("feature") else None
-        rows = jobs.list_jobs(feature=feature, state=data.get("state"), limit=limit)
-        if data.get("harness"):
-            rows = [j for j in rows if j.harness == data["harness"]]
+        query = parse(s.JobFilter, request.query_params)
+        feature = get_feature(query["feature"]) if query.get("feature") else None
+        rows, links = job_page(request, queries.jobs(feature=feature, status=query.get("status"),
+                                                     harness=query.get("harness")),
+                               cursor=query.get("cursor"), limit=query["limit"])
         return Response({"results": [{"id": j.id, "feature": j.feature.slug, "wp": j.wp.code, "harness": j.harness,
                                       "state": j.state, "attempt": j.attempt, "worker": j.worker,
-                                      "queued_at": j.queued_at} for j in rows]})
+                                      "requested_by": j.requested_by, "queued_at": j.queued_at,
+                                      "commits": j.n_commits} for j in rows], **links})
 
 
 class JobDetail(Base):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @read(out.JobOut, out.JOB, tags=["dispatch"], operation_id="jobs_retrieve")
     def get(self, request, job_id: str):
         return Response(jobs.job_summary(jobs.get_job(job_id)))
 
@@ -189,146 +254,123 @@ class JobDetail(Base):
 class JobLog(Base):
     action_name = "report"
 
-    @extend_schema(parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
-                   responses=OpenApiTypes.OBJECT)
+    @read(out.LogPageOut, out.JOB, s.LogFilter, tags=["dispatch"],
+          operation_id="jobs_log", description="The job's log lines after `after`, in order.")
     def get(self, request, job_id: str):
-        job = jobs.get_job(job_id)
-        after, limit = _page(request, default=500, maximum=5000)
-        rows = jobs.log_lines(job, after_seq=after)[:limit]
+        query = parse(s.LogFilter, request.query_params)
+        rows = queries.log_lines(jobs.get_job(job_id), after=query["after"], limit=query["limit"])
         return Response({"results": [{"seq": r.seq, "time": r.timestamp, "stream": r.stream, "line": r.line}
-                                     for r in rows], "next_after": rows[-1].seq if rows else after})
+                                     for r in rows],
+                         **after_page(request, rows, key=lambda r: r.seq, after=query["after"],
+                                      limit=query["limit"], stream=True)})
 
-    @extend_schema(request=s.LogIn, responses=OpenApiTypes.OBJECT)
+    @write(out.ReportOut, s.LogIn, out.JOB, status=201, tags=["dispatch"], errors=(400, 403),
+           operation_id="jobs_report", description="Append report lines to the job's log (agents: own jobs only).")
     def post(self, request, job_id: str):
-        body = s.LogIn(data=request.data)
-        body.is_valid(raise_exception=True)
+        data = parse(s.LogIn, request.data)
         job = jobs.get_job(job_id)
-        _agent_owns(request, job)
-        added = dispatch.append_report(job, body.validated_data["lines"], actor=self.actor())
-        return Response({"job": job.id, "added": added}, status=201)
+        actor = self.actor()
+        ensure_owns_job(actor, job)
+        return Response({"job": job.id, "added": dispatch.append_report(job, data["lines"], actor=actor)},
+                        status=201)
 
 
 class JobCancel(Base):
     action_name = "cancel"
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @write(out.CancelOut, None, out.JOB, tags=["dispatch"], operation_id="jobs_cancel",
+           description="Cancel a queued job at once; ask a running one's worker to stop it.")
     def post(self, request, job_id: str):
         job = jobs.get_job(job_id)
-        _agent_owns(request, job)
-        job = dispatch.cancel_job(job.id, actor=self.actor())
+        actor = self.actor()
+        ensure_owns_job(actor, job)
+        job = dispatch.cancel_job(job.id, actor=actor)
         return Response({"id": job.id, "state": job.state, "cancel_requested": job.cancel_requested})
 
 
+# --- events, agents, workers ---------------------------------------------------------------------
 class EventList(Base):
-    @extend_schema(parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int),
-                               OpenApiParameter("feature", str), OpenApiParameter("subject", str)],
-                   responses=OpenApiTypes.OBJECT)
+    @read(out.EventPageOut, s.EventFilter, tags=["events"], operation_id="events_list",
+          description="The event outbox after id `after`, in id order; poll with `next_after` to resume "
+                      "(live: /api/events/stream).")
     def get(self, request):
-        query = s.EventFilter(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        data = query.validated_data
-        feature = get_feature(data["feature"]) if data.get("feature") else None
-        rows = features.list_events(feature=feature, pattern=data.get("subject"), after=data["after"],
-                                    limit=data["limit"])
+        query = parse(s.EventFilter, request.query_params)
+        feature = get_feature(query["feature"]) if query.get("feature") else None
+        rows = features.list_events(feature=feature, pattern=query.get("subject"), after=query["after"],
+                                    limit=query["limit"])
         return Response({"results": [e.as_message() for e in rows],
-                         "next_after": rows[-1].pk if rows else data["after"]})
+                         **after_page(request, rows, key=lambda e: e.pk, after=query["after"],
+                                      limit=query["limit"], stream=True)})
 
 
 class AgentList(Base):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @read(out.AgentListOut, tags=["dispatch"], operation_id="agents_list")
     def get(self, request):
         return Response({"results": jobs.agents_overview()})
 
 
 class WorkerList(Base):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @read(out.WorkerListOut, tags=["dispatch"], operation_id="workers_list")
     def get(self, request):
         return Response({"results": [{"hostname": w.hostname, "harnesses": w.harnesses, "concurrency": w.concurrency,
                                       "active_sessions": w.active_sessions, "last_heartbeat": w.last_heartbeat,
-                                      "stopped_at": w.stopped_at} for w in Worker.objects.order_by("hostname")]})
+                                      "stopped_at": w.stopped_at} for w in queries.workers()]})
 
 
-# --- write ---------------------------------------------------------------------------------
-class WPTransition(Base):
-    action_name = "transition"
-
-    @extend_schema(request=s.TransitionIn, responses=OpenApiTypes.OBJECT)
-    def post(self, request, slug: str, wp: str):
-        body = s.TransitionIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        wp_obj = get_wp(get_feature(slug), wp)
-        actor = self.actor()
-        if actor.kind == "agent":
-            latest = jobs.latest_job(wp_obj)
-            if latest is None or latest.harness != actor.name:
-                raise PermissionDenied(f"{actor} may only move the WP it works on", field="wp")
-        result = review.move_wp(wp_obj, data["to"], actor=actor, expected_source=data.get("expected_state"),
-                                metadata={"note": data["note"]} if data.get("note") else None)
-        return Response(_moved(result))
-
-
-class WPMove(Base):
-    action_name = "move"
-
-    @extend_schema(request=s.MoveIn, responses=OpenApiTypes.OBJECT)
-    def post(self, request, slug: str, wp: str):
-        body = s.MoveIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        result = review.move_wp(get_wp(get_feature(slug), wp), body.validated_data["to"], actor=self.actor())
-        return Response(_moved(result))
-
-
-class WPReview(Base):
-    action_name = "review"
-
-    @extend_schema(request=s.ReviewIn, responses=OpenApiTypes.OBJECT)
-    def post(self, request, slug: str, wp: str):
-        body = s.ReviewIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        outcome = review.run_review(get_wp(get_feature(slug), wp), actor=self.actor(),
-                                    apply=body.validated_data["apply"])
-        report = outcome.report
-        return Response({"id": report.pk, "approved": report.approved, "checks": report.checks, "text": report.text})
-
-
-class Implement(Base):
-    action_name = "implement"
-
-    @extend_schema(request=s.ImplementIn, responses=OpenApiTypes.OBJECT)
-    def post(self, request, slug: str):
-        body = s.ImplementIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        feature = get_feature(slug)
-        if data.get("all"):
-            queued = start_feature(feature, harness=data.get("agent"), actor=self.actor(),
-                                   timeout_seconds=data.get("timeout"), retries=data.get("retries"))
-        else:
-            queued = [dispatch.enqueue_job(get_wp(feature, data["wp"]), harness=data.get("agent"), actor=self.actor(),
-                                           timeout_seconds=data.get("timeout"), retries=data.get("retries"))]
-        return Response({"feature": feature.slug, "jobs": [{"id": j.id, "wp": j.wp.code, "harness": j.harness,
-                                                            "state": j.state} for j in queued]}, status=202)
-
-
+# --- identities ----------------------------------------------------------------------------------
 class TokenCreate(Base):
     action_name = "tokens"
 
-    @extend_schema(request=s.TokenIn, responses=OpenApiTypes.OBJECT)
+    @write(out.TokenOut, s.TokenIn, status=201, tags=["auth"], errors=(400, 403), operation_id="tokens_create",
+           description="Admins only: create (or rotate) a user's token with a role. The key is shown once.")
     def post(self, request):
-        body = s.TokenIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        key = create_api_token(data["username"], data["role"], agent=data.get("agent", ""))
+        data = parse(s.TokenIn, request.data)
+        key = create_api_token(data["username"], data["role"], data.get("agent") or None)
         return Response({"username": data["username"], "role": data["role"], "token": key}, status=201)
 
 
-def _moved(result) -> dict:
-    merge = (result.entry.metadata or {}).get("merge")
-    return {"wp": result.wp.code if result.wp else None, "from": result.source, "to": result.target,
-            "actor": result.entry.actor, "audit_entry": result.entry.seq, "merge": merge,
-            "unblocked": [u.code for u in result.unblocked]}
+class Login(Base):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_scope = "auth"
+
+    @extend_schema(request=s.LoginIn, responses=out.with_errors({200: out.TokenOut}, 400), auth=[], tags=["auth"],
+                   operation_id="auth_token",
+                   description="Your own token for your username and password (rate-limited per address).")
+    def post(self, request):
+        data = parse(s.LoginIn, request.data)
+        issued = obtain_token(data["username"], data["password"])
+        return Response({"username": issued.username, "role": issued.role, "token": issued.token})
 
 
-def not_found(request, exception=None):
-    raise NotFound("no such endpoint", fix="see /api/docs/")
+@extend_schema(exclude=True)
+class NoRoute(APIView):
+    """Anything else under /api/: a 404 in the API's error shape (a GET missing its trailing slash
+    is redirected, as Django's APPEND_SLASH would)."""
+
+    authentication_classes = []
+    permission_classes = []
+    throttle_classes = []
+
+    def dispatch(self, request, *args, **kwargs):
+        path = request.path
+        if not path.endswith("/") and request.method in ("GET", "HEAD") and _routed(path + "/"):
+            query = request.META.get("QUERY_STRING", "")
+            return HttpResponsePermanentRedirect(path + "/" + (f"?{query}" if query else ""))
+        return super().dispatch(request, *args, **kwargs)
+
+    def missing(self, request: Request, *args, **kwargs):
+        path = request.path
+        if path.endswith("/") and _routed(path.rstrip("/")):
+            raise NotFound(f"no endpoint {path}", field="path", fix=f"drop the trailing slash: {path.rstrip('/')}")
+        raise NotFound(f"no endpoint {path[:200]}", field="path", fix="see /api/docs/ for the endpoints")
+
+    get = post = put = patch = delete = head = options = missing
+
+
+def _routed(path: str) -> bool:
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return False
+    return getattr(match.func, "cls", None) is not NoRoute
