@@ -119,7 +119,7 @@ def latency_child() -> None:
     worker = start_worker("bench", folder / "worker", broker_url=broker_url, broker_dir=folder / "broker")
     noop = subprocess.Popen([sys.executable, "-m", "celery", "-A", "_noop_app", "worker", "-c", "1", "-l", "warning",
                              "--without-gossip", "--without-mingle", "-n", "noop@bench"],
-                            cwd=ROOT / "bench", env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                            cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT / "bench")}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     ours, base = [], []
     try:
