@@ -16,7 +16,7 @@ from django.db import transaction
 
 from agileplus.core.actors import CI_AUTOMATION, SYSTEM, Actor, parse_actor
 from agileplus.core.errors import DomainError, IllegalTransition, PermissionDenied
-from agileplus.dispatch.models import DispatchJob, JobState
+from agileplus.dispatch.models import DispatchJob, JobCommit, JobState
 from agileplus.features.lifecycles import WPState, normalize_wp_state
 from agileplus.features.models import Evidence, WorkPackage
 from agileplus.features.services import TransitionResult, record_wp_entry, transition_wp
@@ -221,19 +221,22 @@ def _merge_for_done(wp: WorkPackage, actor: Actor) -> dict | None:
                             metadata={"branch": branch, "conflicts": exc.details.get("conflicts", [])})
             raise
         if not result.already:
-            rebase_waiting_branches(wp, path)
+            rebase_waiting_branches(wp, path, result.files)
     return {"branch": branch, "merge_sha": result.merge_sha, "commits": result.commits,
             "files": len(result.files), "already_merged": result.already}
 
 
-def rebase_waiting_branches(merged: WorkPackage, path) -> None:
-    """After a merge, the branches waiting for review are rebased onto the new main (under the
-    merge lock the caller holds), so they are reviewed and merged against what main now is. A
-    branch that does not rebase keeps its head; its conflict is recorded, and the gate on
-    main + branch sends it back to its agent with the conflict as context."""
+def rebase_waiting_branches(merged: WorkPackage, path, merged_files: list[str]) -> None:
+    """After a merge, the branches waiting for review that touch a path the merge changed are
+    rebased onto the new main (under the merge lock the caller holds), so they are reviewed and
+    merged against what main now is. A branch that does not rebase keeps its head; its conflict is
+    recorded, and the gate on main + branch sends it back to its agent with the conflict as context.
+    Branches touching none of those paths are left alone: nothing of theirs can conflict, and the
+    gate reviews main + branch anyway (rebasing every waiting branch on every merge cost a push per
+    waiting branch per merge, quadratic on a wide DAG)."""
     feature, main = merged.feature, merged.feature.project.main_branch
     onto = git_rev(path, f"origin/{main}")
-    for wp in feature.work_packages.filter(state=WPState.FOR_REVIEW).exclude(pk=merged.pk):
+    for wp in waiting_branches_touching(merged, set(merged_files)):
         branch = branch_name(feature.slug, wp.code)
         if _remote_head(path, branch) is None or wp.jobs.filter(state__in=JobState.ACTIVE).exists():
             continue
@@ -252,6 +255,16 @@ def rebase_waiting_branches(merged: WorkPackage, path) -> None:
                 DispatchJob.objects.filter(pk=job.pk).update(base_commit=onto)
             record_wp_entry(wp, actor=SYSTEM, transition=f"{wp.code}:rebased",
                             metadata={"onto": onto, "after": merged.code, "old_head": old, "new_head": new})
+
+
+def waiting_branches_touching(merged: WorkPackage, paths: set[str]) -> list[WorkPackage]:
+    """WPs in review (other than ``merged``) whose reported commits touch any of ``paths``; a WP
+    with no file list on record counts as touching everything."""
+    waiting = list(merged.feature.work_packages.filter(state=WPState.FOR_REVIEW).exclude(pk=merged.pk))
+    touched: dict[int, set[str]] = {wp.pk: set() for wp in waiting}
+    for wp_id, files in JobCommit.objects.filter(job__wp__in=waiting).values_list("job__wp_id", "files"):
+        touched[wp_id].update(files or [])
+    return [wp for wp in waiting if not touched[wp.pk] or touched[wp.pk] & paths]
 
 
 def git_rev(path, ref: str) -> str:

@@ -1,5 +1,6 @@
-"""After a merge, branches waiting for review are rebased onto the new main; one that cannot be
-rebased keeps its head and its conflict is recorded for the gate."""
+"""After a merge, branches waiting for review that touch a merged path are rebased onto the new
+main; one that cannot be rebased keeps its head and its conflict is recorded for the gate; one
+that touches none of the merged paths is left as the agent pushed it."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from tests.support.farm import import_target, make_target_repo
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-def two_in_review(tmp_path, behaviour: str):
-    repo = make_target_repo(tmp_path, wps={"WP01": [], "WP02": []}, behaviour=behaviour)
+SHARED = "".join(f"line {i}\n" for i in range(1, 21))
+
+
+def two_in_review(tmp_path, behaviour: str = "commit:1", **repo_options):
+    repo = make_target_repo(tmp_path, wps={"WP01": [], "WP02": []}, behaviour=behaviour, **repo_options)
     feature = import_target(repo)
     feature.work_packages.update(deliverables=[])
     for code in ("WP01", "WP02"):
@@ -23,8 +27,18 @@ def two_in_review(tmp_path, behaviour: str):
     return repo, feature
 
 
-def test_a_waiting_branch_is_rebased_onto_main_after_a_merge_and_then_merges_cleanly(tmp_path):
-    repo, feature = two_in_review(tmp_path, "commit:1")
+def edit_of_shared(tmp_path, wp: str, line: int) -> str:
+    """An ``apply:`` behaviour that rewrites one line of shared.txt (different lines merge cleanly)."""
+    folder = tmp_path / f"edit-{wp}"
+    folder.mkdir()
+    (folder / "shared.txt").write_text(SHARED.replace(f"line {line}\n", f"line {line} by {wp}\n"))
+    return f"apply:{folder}"
+
+
+def test_a_waiting_branch_touching_a_merged_path_is_rebased_onto_main_and_then_merges_cleanly(tmp_path):
+    repo, feature = two_in_review(tmp_path, files={"shared.txt": SHARED}, environment={
+        "AGENT_BEHAVIOUR_WP01": edit_of_shared(tmp_path, "WP01", 1),
+        "AGENT_BEHAVIOUR_WP02": edit_of_shared(tmp_path, "WP02", 20)})
     before = repo.head("feat/003-auth-system-WP02")
 
     assert run_cli("move 003 WP01 --to done --actor human:alice").exit_code == 0
@@ -37,6 +51,20 @@ def test_a_waiting_branch_is_rebased_onto_main_after_a_merge_and_then_merges_cle
     assert DispatchJob.objects.get(wp__code="WP02", feature=feature).base_commit == repo.head("main")
     assert "APPROVED" in run_cli("review 003 WP02 --apply").output  # governance measures from the new base
     assert feature.work_packages.get(code="WP02").state == "done"
+    assert repo.git("show", "main:shared.txt").splitlines()[::19] == ["line 1 by WP01", "line 20 by WP02"]
+    assert verify_chain(feature).ok
+
+
+def test_a_waiting_branch_touching_none_of_the_merged_paths_is_left_as_pushed_and_still_merges(tmp_path):
+    repo, feature = two_in_review(tmp_path, "commit:1")
+    before = repo.head("feat/003-auth-system-WP02")
+
+    assert run_cli("move 003 WP01 --to done --actor human:alice").exit_code == 0
+
+    assert repo.head("feat/003-auth-system-WP02") == before
+    assert not AuditEntry.objects.filter(feature=feature, transition__startswith="WP02:rebase").exists()
+    assert "APPROVED" in run_cli("review 003 WP02 --apply").output
+    assert repo.git("ls-tree", "--name-only", "-r", "main").split().count("wp02/file_1.txt") == 1
     assert verify_chain(feature).ok
 
 
