@@ -320,20 +320,28 @@ def discover(bench_dir: Path = BENCH_DIR, only: Sequence[str] = ()) -> list[Path
 def run_script(script: Path, *, quick: bool, timeout: float, python: str = sys.executable) -> BenchResult:
     argv = [python, str(script), *(["--quick"] if quick else [])]
     started = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=script.parent.parent)
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=script.parent.parent)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        # SIGTERM first: the script stops the workers and drops the scratch database it started
+        proc.terminate()
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
         return BenchResult(script.stem, script=script.name, ok=False, error=f"timed out after {timeout:g}s",
                            seconds=time.monotonic() - started)
     seconds = time.monotonic() - started
     try:
-        payload = parse_bench_json(proc.stdout)
+        payload = parse_bench_json(stdout)
     except ValueError as exc:
         return BenchResult(script.stem, script=script.name, ok=False, error=f"bad BENCH-JSON: {exc}", seconds=seconds)
     figures = figures_from_payload(payload) if payload else []
     name = payload["name"] if payload else script.stem
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+        last = (stderr.strip().splitlines() or ["(no stderr)"])[-1]
         return BenchResult(name, figures, script.name, ok=False, error=f"exit {proc.returncode}: {last}", seconds=seconds)
     if payload is None:
         return BenchResult(name, script=script.name, ok=False, error="no BENCH-JSON line on stdout", seconds=seconds)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +26,8 @@ def _pg(sql: str) -> None:
 
 def setup(name: str, *, database: str = "sqlite", broker: str = "embedded") -> Path:
     """Environment for this process and the workers it starts; returns the scratch folder."""
+    # A terminated bench (bench/run's timeout, Ctrl-C) unwinds: workers it started stop, scratch goes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     folder = Path(tempfile.mkdtemp(prefix=f"ap-bench-{name}-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     os.environ["AGILEPLUS_DATA_DIR"] = str(folder / "data")
