@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
+from agileplus.audit.models import AuditEntry
 from agileplus.dispatch.models import DispatchJob, JobLogLine, Worker
 from agileplus.features.models import Feature, Project, WorkPackage
 from agileplus.review.models import ReviewReport
@@ -22,6 +23,10 @@ def jobs(*, feature: Feature | None = None, status: str | None = None, harness: 
     if harness:
         qs = qs.filter(harness=harness)
     return qs
+
+
+def audit_entries(feature: Feature, *, after: int, limit: int) -> list[AuditEntry]:
+    return list(AuditEntry.objects.filter(feature=feature, seq__gt=after).order_by("seq")[:limit])
 
 
 def log_lines(job: DispatchJob, *, after: int, limit: int) -> list[JobLogLine]:

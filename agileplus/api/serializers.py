@@ -6,14 +6,15 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from agileplus.api.roles import ROLES
+from agileplus.api.services import AGENT_RE, USERNAME_RE
 from agileplus.dispatch.costs import GROUPINGS
 from agileplus.dispatch.models import JobState
 from agileplus.features.lifecycles import WP_STATE_ALIASES, WPState
 
 STATE_CHOICES = sorted(set(WPState.ALL) | set(WP_STATE_ALIASES))
 WP_CODE = r"^([Ww][Pp])?[0-9]{1,4}$"
-HARNESS = r"^[a-z0-9][a-z0-9._-]{0,63}$"
-USERNAME = r"^[A-Za-z0-9._@+\-]{1,100}$"
+HARNESS = AGENT_RE.pattern
+USERNAME = USERNAME_RE.pattern
 
 
 class TransitionIn(serializers.Serializer):

@@ -16,12 +16,9 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 
-DEFAULT_RATES = {"write": "600/min", "auth": "60/min"}
-
 
 def rate_for(scope: str) -> str | None:
-    rates = api_settings.DEFAULT_THROTTLE_RATES or {}
-    return rates.get(scope, DEFAULT_RATES.get(scope))
+    return (api_settings.DEFAULT_THROTTLE_RATES or {}).get(scope)
 
 
 class ScopedThrottle(ScopedRateThrottle):

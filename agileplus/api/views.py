@@ -24,7 +24,6 @@ from agileplus.api.roles import RolePermission, actor_for_user, ensure_owns_job,
 from agileplus.api.services import create_api_token, dispatch_wps, obtain_token
 from agileplus.api.throttles import AuthFailureThrottle, ScopedThrottle
 from agileplus.audit.chain import entry_as_dict, verify_chain
-from agileplus.audit.models import AuditEntry
 from agileplus.core.errors import NotFound, StaleState
 from agileplus.dispatch import costs
 from agileplus.dispatch import selectors as jobs
@@ -203,9 +202,7 @@ class AuditList(Base):
           operation_id="audit_list", description="The feature's audit chain in order, a page at a time.")
     def get(self, request, slug: str):
         query = parse(s.PageFilter, request.query_params)
-        feature = get_feature(slug)
-        rows = list(AuditEntry.objects.filter(feature=feature, seq__gt=query["after"]).order_by("seq")
-                    [:query["limit"]])
+        rows = queries.audit_entries(get_feature(slug), after=query["after"], limit=query["limit"])
         return Response({"results": [entry_as_dict(e) for e in rows],
                          **after_page(request, rows, key=lambda e: e.seq, after=query["after"],
                                       limit=query["limit"])})
