@@ -32,6 +32,7 @@ from agileplus.features import selectors as features
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review import services as review
 from agileplus.review.autodispatch import start_feature
+from harnesses.git import redact_url
 
 
 def health(request):
@@ -80,7 +81,7 @@ def write(ok, body, *params, status: int = 200, tags: list[str], errors=(400, 40
 class ProjectList(Base):
     @read(out.ProjectListOut, tags=["features"], operation_id="projects_list")
     def get(self, request):
-        return Response({"results": [{"name": p.name, "repo_url": p.repo_url, "main_branch": p.main_branch}
+        return Response({"results": [{"name": p.name, "repo_url": redact_url(p.repo_url), "main_branch": p.main_branch}
                                      for p in queries.projects()]})
 
 

@@ -19,6 +19,8 @@ Behaviours (comma-separated, run in order):
   fail:CODE          exit with CODE
   record:FILE        append "<WP> start <t>" now and "<WP> end <t>" at exit to FILE
   flood:N            print N lines
+  raid_origin:F      try to push to the origin and write what it could see (git config, env,
+                     the push's output) to file F: the origin's credentials must be nowhere in it
 """
 
 from __future__ import annotations
@@ -128,6 +130,12 @@ def main() -> int:
             record = Path(arg)
             with record.open("a") as handle:
                 handle.write(f"{wp} start {time.time()}\n")
+        elif name == "raid_origin":
+            seen = [subprocess.run(cmd, capture_output=True, text=True) for cmd in (
+                ["git", "config", "--list", "--show-origin"],
+                ["git", "push", "origin", f"HEAD:refs/heads/raided-{wp}"])]
+            Path(arg).write_text("\n".join(f"{p.args}\nexit {p.returncode}\n{p.stdout}{p.stderr}" for p in seen)
+                                 + "\n" + "\n".join(f"{k}={v}" for k, v in os.environ.items()))
         elif name == "flood":
             for i in range(int(arg)):
                 print(f"flood line {i}", flush=True)
