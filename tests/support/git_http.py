@@ -135,14 +135,14 @@ def wait_listening(host: str, port: int, proc: subprocess.Popen, timeout: float 
 
 @contextmanager
 def running_git_http(root: Path, *, user: str, password: str, host: str = "127.0.0.1", port: int = 0,
-                     prefix: list[str] | None = None, log: Path | None = None) -> Iterator[int]:
-    """Serve ``root``'s repositories; yields the port. ``prefix`` runs it elsewhere (``ip netns exec NS``)."""
+                     log: Path | None = None) -> Iterator[int]:
+    """Serve ``root``'s repositories on loopback; yields the port."""
     if not port:
         from tests.support.server import free_port
 
         port = free_port()
     out = log.open("ab") if log else subprocess.DEVNULL
-    proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "tests.support.git_http", "--root", str(root),
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.git_http", "--root", str(root),
                              "--host", host, "--port", str(port), "--user", user, "--password-env", "ORIGIN_PASSWORD"],
                             cwd=Path(__file__).resolve().parents[2], stdout=out, stderr=out,
                             env={**os.environ, "ORIGIN_PASSWORD": password}, start_new_session=True)
