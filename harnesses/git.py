@@ -33,6 +33,10 @@ GIT_ENV = {
     "GIT_AUTHOR_EMAIL": "agileplus@localhost",
     "GIT_COMMITTER_NAME": "AgilePlus",
     "GIT_COMMITTER_EMAIL": "agileplus@localhost",
+    # A network origin that stops answering mid-transfer fails the command after a minute
+    # instead of hanging the job until the kernel gives the connection up.
+    "GIT_HTTP_LOW_SPEED_LIMIT": "1000",
+    "GIT_HTTP_LOW_SPEED_TIME": "60",
 }
 
 

@@ -5,18 +5,22 @@ plugged into a bridge that lives in a namespace of its own (the "switch"): nothi
 the machine's own namespace, its interfaces or its routes, and no packet can leave the test's
 namespaces. Hosts:
 
-- ``svc``    10.231.0.2  its own PostgreSQL cluster (initdb into a temp folder), Redis, NATS JetStream
+- ``svc``    10.231.0.2  its own PostgreSQL cluster (initdb into a temp folder) and Redis; NATS
+                         JetStream on its second address 10.231.0.6
 - ``origin`` 10.231.0.3  the target repository over git smart HTTP with basic auth
-- ``ctl``    10.231.0.9  the operator: CLI commands, beat, the outbox relay
-- ``w1..w3`` 10.231.0.11…  workers, each with a private ``/tmp`` (tmpfs in its own mount
-                         namespace) holding its data folder, so no folder is shared by accident
+- ``relay``  10.231.0.5  the outbox relay
+- ``ctl``    10.231.0.9  the operator: CLI commands, beat
+- ``w1..w3`` 10.231.0.11…  workers, each with its own process table and a private ``/tmp`` (tmpfs
+                         in its own mount namespace) holding its data folder, so no folder is
+                         shared by accident
 
 Everything is reached by address, never by path. The test process itself stays in the machine's
 namespace and reads the farm's database through the PostgreSQL server's Unix socket (a file, not
 the network) to assert on it with the ORM.
 
-Faults: ``cut(host)``/``heal(host)`` take the host's switch port down/up; ``netem(host, …)``
-adds latency and loss on its link (``tc qdisc … netem``).
+Faults: ``cut(host)``/``heal(host)`` take the host's switch port down/up; ``block(host, other)``/
+``unblock`` cut one host from one address (a blackhole route inside ``host``'s namespace);
+``netem(host, …)`` adds latency and loss on its link (``tc qdisc … netem``).
 
 Namespaces are named ``aph<pid>-<host>``; a run that crashed leaves them behind, and the next
 run deletes those whose pid is gone (and kills what still runs in them).
@@ -49,11 +53,16 @@ ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "aph"
 SUBNET = "10.231.0"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-ADDRESSES = {"svc": 2, "origin": 3, "web": 4, "ctl": 9, "w1": 11, "w2": 12, "w3": 13}
+# "nats" is a second address of the svc host, so a test can cut one host from NATS alone.
+ADDRESSES = {"svc": 2, "origin": 3, "web": 4, "relay": 5, "nats": 6, "ctl": 9, "w1": 11, "w2": 12, "w3": 13}
 
 
 def require_bed() -> None:
     """Skip (fail in CI) unless this machine can build the bed."""
+    if os.environ.get("DATABASE_URL"):
+        # scripts/test runs the suite twice (SQLite, then PostgreSQL); the bed brings its own
+        # PostgreSQL and ignores the run's database, so once is enough.
+        pytest.skip("the multi-host bed runs in the SQLite pass (it has its own PostgreSQL)")
     missing = []
     if os.geteuid() != 0:
         missing.append("root (ip netns)")
@@ -175,6 +184,13 @@ class Bed:
     def heal(self, host: str) -> None:
         run("ip", "-n", self.ns("switch"), "link", "set", f"p-{host}", "up")
 
+    def block(self, host: str, other: str) -> None:
+        """``host`` can no longer reach ``other``'s address (everything else still works)."""
+        run("ip", "-n", self.ns(host), "route", "add", "blackhole", f"{self.address(other)}/32")
+
+    def unblock(self, host: str, other: str) -> None:
+        run("ip", "-n", self.ns(host), "route", "del", "blackhole", f"{self.address(other)}/32")
+
     def netem(self, host: str, *spec: str) -> None:
         """``netem("w1", "delay", "100ms", "loss", "1%")`` on the host's link (outgoing)."""
         run("ip", "netns", "exec", self.ns(host), "tc", "qdisc", "replace", "dev", "eth0", "root", "netem", *spec)
@@ -182,8 +198,12 @@ class Bed:
     # --- processes ---------------------------------------------------------------------------
     def prefix(self, host: str, *, private_tmp: bool = False) -> list[str]:
         argv = ["ip", "netns", "exec", self.ns(host)]
-        if private_tmp:  # `ip netns exec` gives a mount namespace of its own: this tmpfs is the host's only
-            argv += ["sh", "-c", 'mount -t tmpfs -o size=2g tmpfs /tmp && exec "$@"', "sh"]
+        if private_tmp:
+            # A process table of its own (a worker reaps orphaned agents it finds in /proc: on one
+            # machine it would find the other hosts' agents) and a /tmp of its own (a tmpfs in the
+            # mount namespace `ip netns exec` makes): the host's data folder is visible to it alone.
+            argv += ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
+                     "sh", "-c", 'mount -t tmpfs -o size=2g tmpfs /tmp && exec "$@"', "sh"]
         return argv
 
     def spawn(self, host: str, name: str, argv: list[str], env: dict[str, str], *, private_tmp: bool = False,
@@ -224,6 +244,7 @@ class Services:
 def start_services(bed: Bed, host: str = "svc") -> Services:
     """PostgreSQL (a private cluster), Redis and NATS JetStream, listening on ``host``'s address."""
     addr = bed.address(host)
+    run("ip", "-n", bed.ns(host), "addr", "add", f"{bed.address('nats')}/24", "dev", "eth0")
     # initdb and postgres refuse to run as root: the cluster belongs to the postgres user, in a
     # folder of its own (the test's tmp folder is private to root).
     pg = Path(tempfile.mkdtemp(prefix=f"{bed.tag}-pg-"))
@@ -244,19 +265,19 @@ def start_services(bed: Bed, host: str = "svc") -> Services:
                                             "-c", "max_connections=200"], dict(os.environ), user="postgres")
     store = bed.root / "jetstream"
     nats = bed.spawn(host, "nats", [_nats_binary(), "-c", str(ROOT / "docker" / "nats" / "nats-server.conf"),
-                                    "-a", addr, "-p", "4222", "-m", "0", "--jetstream", "--store_dir", str(store)],
+                                    "-a", bed.address("nats"), "-p", "4222", "-m", "0", "--jetstream", "--store_dir", str(store)],
                      dict(os.environ))
     redis = bed.spawn(host, "redis", ["redis-server", "--bind", addr, "--port", "6379", "--save", "",
                                       "--appendonly", "no", "--protected-mode", "no"], dict(os.environ))
-    for port, proc in ((5432, postgres), (6379, redis), (4222, nats)):
-        bed.wait_port(host, host, port, proc)
+    for target, port, proc in ((host, 5432, postgres), (host, 6379, redis), ("nats", 4222, nats)):
+        bed.wait_port(host, target, port, proc)
     database = "farm"
     created = run("runuser", "-u", "postgres", "--", str(PG_BIN.parent / "bin" / "psql"), "-h", str(sockets),
                   "-c", f"CREATE DATABASE {database}", check=False)
     if created.returncode:
         raise RuntimeError(f"create database failed: {created.stderr}")
     atexit_cleanup(pg)
-    return Services(f"postgres://postgres@{addr}:5432/{database}", f"redis://{addr}:6379/0", f"nats://{addr}:4222",
+    return Services(f"postgres://postgres@{addr}:5432/{database}", f"redis://{addr}:6379/0", f"nats://{bed.address('nats')}:4222",
                     sockets, database)
 
 
@@ -363,11 +384,11 @@ class Farm:
 def running_farm(root: Path, *, workers: int = 3, lease: str = "5", relay: bool = True,
                  **repo_options) -> Iterator[Farm]:
     """The bed with services, an HTTP origin holding a target repository (``make_target_repo``
-    options), the feature imported over HTTP from ``ctl``, beat and relay on ``ctl``, and
+    options), the feature imported over HTTP from ``ctl``, beat on ``ctl``, the relay on ``relay``, and
     ``workers`` workers on w1…wN, all started and announced."""
     from tests.support.farm import make_target_repo, wait_until
 
-    hosts = ["svc", "origin", "ctl", *[f"w{i}" for i in range(1, workers + 1)]]
+    hosts = ["svc", "origin", "ctl", "relay", *[f"w{i}" for i in range(1, workers + 1)]]
     bed = Bed(root / "bed", hosts)
     bed.root.mkdir(parents=True, exist_ok=True)
     try:
@@ -395,7 +416,7 @@ def running_farm(root: Path, *, workers: int = 3, lease: str = "5", relay: bool 
         bed.spawn("ctl", "beat", [sys.executable, "-m", "agileplus", "beat"], farm.env("/tmp/beat", **lease_env),
                   private_tmp=True)
         if relay:
-            bed.spawn("ctl", "relay", [sys.executable, "-m", "agileplus", "relay"], farm.env("/tmp/relay"),
+            bed.spawn("relay", "relay", [sys.executable, "-m", "agileplus", "relay"], farm.env("/tmp/relay"),
                       private_tmp=True)
         for i in range(1, workers + 1):
             farm.workers.append(bed.spawn(

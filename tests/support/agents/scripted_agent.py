@@ -12,6 +12,7 @@ Behaviours (comma-separated, run in order):
   symlink:PATH:TO    commit a symlink PATH pointing at TO
   apply:DIR          copy the files under DIR into the worktree and commit them
   sleep:S            sleep S seconds
+  sleep_first:S      sleep S seconds on the job's first attempt only (a retry goes straight on)
   stubborn           ignore SIGTERM, start a grandchild that ignores it too, sleep forever
   echo_env:NAME      print the value of env NAME (a secret must reach the agent)
   env_to_file:NAME:F write the value of env NAME to file F (outside the worktree)
@@ -109,6 +110,9 @@ def main() -> int:
             commit(paths, f"feat({wp}): apply change")
         elif name == "sleep":
             time.sleep(float(arg))
+        elif name == "sleep_first":
+            if os.environ.get("AGILEPLUS_JOB_MARK", "").endswith(".1"):
+                time.sleep(float(arg))
         elif name == "stubborn":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             subprocess.Popen([sys.executable, "-c",
