@@ -100,7 +100,8 @@ def test_a_worker_cut_off_from_the_origin_before_its_push_fails_the_job_cleanly_
         feature = Feature.objects.get()
         wp = feature.work_packages.get(code="WP01")
 
-        assert finished.result.get("pushed") is False
-        assert wp.state != "done" and farm.repo.head("main") == main_before
+        assert (finished.state, finished.result.get("pushed")) == ("failed", False)
+        assert "could not be pushed to the origin" in finished.error
+        assert wp.state == "blocked" and farm.repo.head("main") == main_before
         assert not farm.repo.has_branch("feat/003-auth-system-WP01")
         assert_invariants(feature)
