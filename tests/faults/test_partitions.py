@@ -1,17 +1,20 @@
 """Network partitions on the multi-host bed (tests/support/multihost.py): a worker host cut off
-mid-job, the relay cut off from NATS, a worker cut off from the origin before its push. After
+mid-job, the relay cut off from NATS, a worker cut off from the origin before its push, the web
+host cut off from PostgreSQL. After
 each, the fault suite's invariants hold (every WP in a legal state, no job completed twice, the
 audit chain verifies)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 from collections import Counter
 
 import pytest
 from django.utils import timezone
 
+from agileplus.audit.models import AuditEntry
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine
 from agileplus.events.models import Event
 from agileplus.features.models import Feature
@@ -104,4 +107,27 @@ def test_a_worker_cut_off_from_the_origin_before_its_push_fails_the_job_cleanly_
         assert "could not be pushed to the origin" in finished.error
         assert wp.state == "blocked" and farm.repo.head("main") == main_before
         assert not farm.repo.has_branch("feat/003-auth-system-WP01")
+        assert_invariants(feature)
+
+
+def test_the_web_host_cut_off_from_postgresql_answers_503_and_writes_nothing(tmp_path, bed_db):
+    with running_farm(tmp_path, workers=1, web=True, wps={"WP01": []}) as farm, observing(farm.services):
+        token = farm.bed.exec("ctl", [sys.executable, "manage.py", "api_token", "alice", "--role", "human"],
+                              farm.env("/tmp/cli"), private_tmp=True).stdout.split()[-1]
+        feature = Feature.objects.get()
+        audit, events = AuditEntry.objects.count(), Event.objects.count()
+        transition = f"/api/features/{feature.slug}/wps/WP01/transition"
+
+        farm.bed.block("web", "svc")
+        refused = farm.api("POST", transition, token, {"to": "doing"})
+        health = farm.api("GET", "/api/health", token)
+        farm.bed.unblock("web", "svc")
+        written = (AuditEntry.objects.count() - audit, Event.objects.count() - events,
+                   feature.work_packages.get(code="WP01").state)
+        after = farm.api("POST", transition, token, {"to": "doing"})
+
+        assert refused[0] == 503 and refused[1]["error"]["code"] == "database_unavailable", refused
+        assert "nothing was changed" in refused[1]["error"]["message"] and health[0] == 503
+        assert written == (0, 0, "planned")
+        assert after[0] == 200 and feature.work_packages.get(code="WP01").state == "doing", after
         assert_invariants(feature)

@@ -375,20 +375,35 @@ class Farm:
         return self.bed.exec(host, [sys.executable, "-m", "agileplus", *args], self.env("/tmp/cli"),
                              timeout=timeout, private_tmp=True)
 
+    def api(self, method: str, path: str, token: str, body: dict | None = None) -> tuple[int, dict]:
+        """An API request from ``ctl`` to the web host: (status, JSON body)."""
+        script = ("import json, sys, urllib.request, urllib.error\n"
+                  "req = urllib.request.Request(sys.argv[1], method=sys.argv[2], data=sys.argv[4].encode() or None,\n"
+                  "    headers={'Authorization': 'Token ' + sys.argv[3], 'Content-Type': 'application/json'})\n"
+                  "try:\n    r = urllib.request.urlopen(req, timeout=30); print(r.status, r.read().decode())\n"
+                  "except urllib.error.HTTPError as e:\n    print(e.code, e.read().decode())\n")
+        url = f"http://{self.bed.address('web')}:8000{path}"
+        done = self.bed.exec("ctl", [sys.executable, "-c", script, url, method, token,
+                                     json.dumps(body) if body is not None else ""])
+        code, _, text = done.stdout.partition(" ")
+        if not code.isdigit():
+            raise RuntimeError(f"API request failed: {done.stdout}{done.stderr}")
+        return int(code), json.loads(text or "{}")
+
     def logs(self) -> str:
         return "\n".join(f"--- {p.host} {p.name} ---\n{p.output()[-2500:]}" for p in self.bed.procs
                          if p.name not in ("postgres", "redis", "nats"))
 
 
 @contextmanager
-def running_farm(root: Path, *, workers: int = 3, lease: str = "5", relay: bool = True,
+def running_farm(root: Path, *, workers: int = 3, lease: str = "5", relay: bool = True, web: bool = False,
                  **repo_options) -> Iterator[Farm]:
     """The bed with services, an HTTP origin holding a target repository (``make_target_repo``
     options), the feature imported over HTTP from ``ctl``, beat on ``ctl``, the relay on ``relay``, and
     ``workers`` workers on w1…wN, all started and announced."""
     from tests.support.farm import make_target_repo, wait_until
 
-    hosts = ["svc", "origin", "ctl", "relay", *[f"w{i}" for i in range(1, workers + 1)]]
+    hosts = ["svc", "origin", "ctl", "relay", *(["web"] if web else []), *[f"w{i}" for i in range(1, workers + 1)]]
     bed = Bed(root / "bed", hosts)
     bed.root.mkdir(parents=True, exist_ok=True)
     try:
@@ -418,6 +433,11 @@ def running_farm(root: Path, *, workers: int = 3, lease: str = "5", relay: bool 
         if relay:
             bed.spawn("relay", "relay", [sys.executable, "-m", "agileplus", "relay"], farm.env("/tmp/relay"),
                       private_tmp=True)
+        if web:
+            server = bed.spawn("web", "web", [sys.executable, "-m", "agileplus", "web", "--host", bed.address("web"),
+                                              "--port", "8000"], farm.env("/tmp/web", ALLOWED_HOSTS=bed.address("web")),
+                               private_tmp=True)
+            bed.wait_port("ctl", "web", 8000, server)
         for i in range(1, workers + 1):
             farm.workers.append(bed.spawn(
                 f"w{i}", "worker", [sys.executable, "-m", "agileplus", "worker", "--hostname", f"w{i}",
