@@ -1,6 +1,7 @@
 """Network partitions on the multi-host bed (tests/support/multihost.py): a worker host cut off
 mid-job, the relay cut off from NATS, a worker cut off from the origin before its push, the web
-host cut off from PostgreSQL. After
+host cut off from PostgreSQL, 100 ms latency and 1 % loss on a worker's database and broker
+connections (a userspace forwarder: this kernel has no netem). After
 each, the fault suite's invariants hold (every WP in a legal state, no job completed twice, the
 audit chain verifies)."""
 
@@ -21,7 +22,14 @@ from agileplus.features.models import Feature
 from harnesses.process import all_marked
 from tests.faults.test_worker_and_agent_faults import assert_invariants
 from tests.support.farm import wait_until
-from tests.support.multihost import consume, observing, require_bed, running_farm
+from tests.support.multihost import (
+    assert_every_event_reached_the_consumer_once,
+    consume,
+    observing,
+    require_bed,
+    running_farm,
+    unmerged_wps,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -130,4 +138,28 @@ def test_the_web_host_cut_off_from_postgresql_answers_503_and_writes_nothing(tmp
         assert "nothing was changed" in refused[1]["error"]["message"] and health[0] == 503
         assert written == (0, 0, "planned")
         assert after[0] == 200 and feature.work_packages.get(code="WP01").state == "doing", after
+        assert_invariants(feature)
+
+
+def layered_dag(layers: int, width: int) -> dict[str, list[str]]:
+    """``layers`` × ``width`` WPs; each depends on the WP below it and its right neighbour below."""
+    code = lambda layer, i: f"WP{layer * width + i + 1:02d}"  # noqa: E731
+    return {code(layer, i): [] if layer == 0 else sorted({code(layer - 1, i), code(layer - 1, (i + 1) % width)})
+            for layer in range(layers) for i in range(width)}
+
+
+def test_a_twenty_wp_dag_ships_with_100ms_latency_and_1pct_loss_on_a_worker_link(tmp_path, bed_db):
+    dag = layered_dag(5, 4)
+    with running_farm(tmp_path, workers=2, wps=dag, behaviour="commit:1", slow={"w1": (0.05, 0.01)}) as farm, \
+            observing(farm.services):
+        shipped = farm.cli("implement", "003", "--all", "--wait", "--actor", "human:alice", timeout=280)
+        feature = Feature.objects.get()
+        jobs = list(DispatchJob.objects.values_list("wp__code", "state", "worker"))
+
+        assert shipped.returncode == 0, shipped.stdout + shipped.stderr
+        assert feature.state == "shipped"
+        assert Counter(code for code, state, _ in jobs if state == "succeeded") == dict.fromkeys(dag, 1), jobs
+        assert any(worker == "worker@w1" for *_, worker in jobs), "the slow link ran nothing"
+        assert unmerged_wps(farm.repo, dag) == []
+        assert_every_event_reached_the_consumer_once(farm)
         assert_invariants(feature)

@@ -19,8 +19,11 @@ namespace and reads the farm's database through the PostgreSQL server's Unix soc
 the network) to assert on it with the ORM.
 
 Faults: ``cut(host)``/``heal(host)`` take the host's switch port down/up; ``block(host, other)``/
-``unblock`` cut one host from one address (a blackhole route inside ``host``'s namespace);
-``netem(host, …)`` adds latency and loss on its link (``tc qdisc … netem``).
+``unblock`` cut one host from one address (a blackhole route inside ``host``'s namespace).
+Latency and loss: ``running_farm(slow={"w1": (0.05, 0.01)})`` sends that worker's database and
+broker connections through ``tests/support/lag.py`` on the ``lag`` host (10.231.0.7), 50 ms
+each way (+100 ms round trip) and 1 % of chunks one RTO late. A kernel with sch_netem can use
+``netem(host, "delay", "100ms", "loss", "1%")`` instead; this build machine's kernel has none.
 
 Namespaces are named ``aph<pid>-<host>``; a run that crashed leaves them behind, and the next
 run deletes those whose pid is gone (and kills what still runs in them).
@@ -54,7 +57,7 @@ PREFIX = "aph"
 SUBNET = "10.231.0"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # "nats" is a second address of the svc host, so a test can cut one host from NATS alone.
-ADDRESSES = {"svc": 2, "origin": 3, "web": 4, "relay": 5, "nats": 6, "ctl": 9, "w1": 11, "w2": 12, "w3": 13}
+ADDRESSES = {"svc": 2, "origin": 3, "web": 4, "relay": 5, "nats": 6, "lag": 7, "ctl": 9, "w1": 11, "w2": 12, "w3": 13}
 
 
 def require_bed() -> None:
@@ -356,6 +359,31 @@ def consume(bed: Bed, host: str, services: Services, stream: str = "AGILEPLUS") 
     return json.loads(done.stdout)
 
 
+# --- what must hold after a run -----------------------------------------------------------------
+def assert_every_event_reached_the_consumer_once(farm: Farm) -> None:
+    """The outbox against what a JetStream consumer on another host received: none lost, none twice."""
+    from collections import Counter
+
+    from agileplus.events.models import Event
+    from tests.support.farm import wait_until
+
+    wait_until(lambda: not Event.objects.filter(published_at__isnull=True).exists(), timeout=90,
+               what="the relay to publish the outbox")
+    ids = set(Event.objects.values_list("id", flat=True))
+    received = Counter(m["id"] for m in consume(farm.bed, farm.placement["ctl"], farm.services))
+    assert [i for i, n in received.items() if n > 1] == [], "duplicates at the consumer"
+    assert ids - set(received) == set(), "events lost before the consumer"
+
+
+def unmerged_wps(repo, wps, slug: str = "003-auth-system") -> list[str]:
+    """WPs whose branch head on the origin is not in main, or whose file is not in main's tree."""
+    files = set(repo.git("ls-tree", "-r", "--name-only", "main").splitlines())
+    in_main = {code for code in wps if subprocess.run(
+        ["git", "-C", str(repo.path), "merge-base", "--is-ancestor", f"feat/{slug}-{code}", "main"]
+    ).returncode == 0 and f"{code.lower()}/file_1.txt" in files}
+    return sorted(set(wps) - in_main)
+
+
 # --- a whole farm on the bed -----------------------------------------------------------------
 ORIGIN_USER, ORIGIN_PASSWORD = "farm", "bed-origin-token-8d41"  # noqa: S105 - the test origin's credential
 
@@ -367,12 +395,13 @@ class Farm:
     repo: object  # tests.support.farm.TargetRepo
     origin_url: str
     workers: list[Proc]
+    placement: dict[str, str]  # role (svc, origin, ctl, relay, web, w1…) -> the host it runs on
 
     def env(self, data_dir: str, **extra: str) -> dict[str, str]:
         return farm_env(self.services, data_dir, **extra)
 
-    def cli(self, *args: str, host: str = "ctl", timeout: float = 240) -> subprocess.CompletedProcess:
-        return self.bed.exec(host, [sys.executable, "-m", "agileplus", *args], self.env("/tmp/cli"),
+    def cli(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+        return self.bed.exec(self.placement["ctl"], [sys.executable, "-m", "agileplus", *args], self.env("/tmp/cli"),
                              timeout=timeout, private_tmp=True)
 
     def api(self, method: str, path: str, token: str, body: dict | None = None) -> tuple[int, dict]:
@@ -382,8 +411,8 @@ class Farm:
                   "    headers={'Authorization': 'Token ' + sys.argv[3], 'Content-Type': 'application/json'})\n"
                   "try:\n    r = urllib.request.urlopen(req, timeout=30); print(r.status, r.read().decode())\n"
                   "except urllib.error.HTTPError as e:\n    print(e.code, e.read().decode())\n")
-        url = f"http://{self.bed.address('web')}:8000{path}"
-        done = self.bed.exec("ctl", [sys.executable, "-c", script, url, method, token,
+        url = f"http://{self.bed.address(self.placement['web'])}:8000{path}"
+        done = self.bed.exec(self.placement["ctl"], [sys.executable, "-c", script, url, method, token,
                                      json.dumps(body) if body is not None else ""])
         code, _, text = done.stdout.partition(" ")
         if not code.isdigit():
@@ -397,52 +426,72 @@ class Farm:
 
 @contextmanager
 def running_farm(root: Path, *, workers: int = 3, lease: str = "5", relay: bool = True, web: bool = False,
+                 one_host: bool = False, slow: dict[str, tuple[float, float]] | None = None,
                  **repo_options) -> Iterator[Farm]:
     """The bed with services, an HTTP origin holding a target repository (``make_target_repo``
     options), the feature imported over HTTP from ``ctl``, beat on ``ctl``, the relay on ``relay``, and
-    ``workers`` workers on w1…wN, all started and announced."""
+    ``workers`` workers on w1…wN, all started and announced.
+
+    ``slow``: worker role -> (delay each way in seconds, loss share) on its database and broker
+    connections (through the ``lag`` host).
+    ``one_host``: every role on the ``svc`` host (still each worker with its own folder and
+    process table), so every connection stays on that host — the loopback baseline of the bench."""
     from tests.support.farm import make_target_repo, wait_until
 
-    hosts = ["svc", "origin", "ctl", "relay", *(["web"] if web else []), *[f"w{i}" for i in range(1, workers + 1)]]
-    bed = Bed(root / "bed", hosts)
+    roles = ["svc", "origin", "ctl", "relay", *(["web"] if web else []), *(["lag"] if slow else []),
+             *[f"w{i}" for i in range(1, workers + 1)]]
+    placement = {role: "svc" if one_host else role for role in roles}
+    at = placement.__getitem__
+    bed = Bed(root / "bed", sorted(set(placement.values()), key=roles.index))
     bed.root.mkdir(parents=True, exist_ok=True)
     try:
         bed.up()
         services = start_services(bed)
-        migrated = bed.exec("ctl", [sys.executable, "manage.py", "migrate", "-v0"], farm_env(services, "/tmp/m"),
+        migrated = bed.exec(at("ctl"), [sys.executable, "manage.py", "migrate", "-v0"], farm_env(services, "/tmp/m"),
                             private_tmp=True, timeout=180)
         if migrated.returncode:
             raise RuntimeError(f"migrate failed: {migrated.stderr[-2000:]}")
         repo = make_target_repo(root / "served", **repo_options)
-        server = bed.spawn("origin", "git-http", [sys.executable, "-m", "tests.support.git_http", "--root",
-                                                  str(root / "served"), "--host", bed.address("origin"),
+        server = bed.spawn(at("origin"), "git-http", [sys.executable, "-m", "tests.support.git_http", "--root",
+                                                  str(root / "served"), "--host", bed.address(at("origin")),
                                                   "--port", "8080", "--user", ORIGIN_USER,
                                                   "--password-env", "ORIGIN_PASSWORD"],
                            {**os.environ, "ORIGIN_PASSWORD": ORIGIN_PASSWORD, "PYTHONPATH": str(ROOT)})
-        bed.wait_port("ctl", "origin", 8080, server)
+        bed.wait_port(at("ctl"), at("origin"), 8080, server)
         from tests.support.git_http import url
 
-        origin = url(bed.address("origin"), 8080, "origin", ORIGIN_USER, ORIGIN_PASSWORD)
-        farm = Farm(bed, services, repo, origin, [])
+        origin = url(bed.address(at("origin")), 8080, "origin", ORIGIN_USER, ORIGIN_PASSWORD)
+        farm = Farm(bed, services, repo, origin, [], placement)
         imported = farm.cli("feature", "import", origin, "--actor", "human:alice")
         if imported.returncode:
             raise RuntimeError(f"import over HTTP failed: {imported.stdout}{imported.stderr}")
         lease_env = {"AGILEPLUS_JOB_LEASE_SECONDS": lease}
-        bed.spawn("ctl", "beat", [sys.executable, "-m", "agileplus", "beat"], farm.env("/tmp/beat", **lease_env),
+        bed.spawn(at("ctl"), "beat", [sys.executable, "-m", "agileplus", "beat"], farm.env("/tmp/beat", **lease_env),
                   private_tmp=True)
         if relay:
-            bed.spawn("relay", "relay", [sys.executable, "-m", "agileplus", "relay"], farm.env("/tmp/relay"),
+            bed.spawn(at("relay"), "relay", [sys.executable, "-m", "agileplus", "relay"], farm.env("/tmp/relay"),
                       private_tmp=True)
         if web:
-            server = bed.spawn("web", "web", [sys.executable, "-m", "agileplus", "web", "--host", bed.address("web"),
-                                              "--port", "8000"], farm.env("/tmp/web", ALLOWED_HOSTS=bed.address("web")),
+            server = bed.spawn(at("web"), "web", [sys.executable, "-m", "agileplus", "web", "--host", bed.address(at("web")),
+                                              "--port", "8000"], farm.env("/tmp/web", ALLOWED_HOSTS=bed.address(at("web"))),
                                private_tmp=True)
-            bed.wait_port("ctl", "web", 8000, server)
+            bed.wait_port(at("ctl"), at("web"), 8000, server)
+        lagged: dict[str, dict[str, str]] = {}
+        for n, (role, (delay, loss)) in enumerate(sorted((slow or {}).items())):
+            lag, svc = bed.address(at("lag")), bed.address(at("svc"))
+            pg_port, redis_port = 15432 + n, 16379 + n
+            proxy = bed.spawn(at("lag"), f"lag-{role}", [
+                sys.executable, "-m", "tests.support.lag", "--listen", f"{lag}:{pg_port}", "--to", f"{svc}:5432",
+                "--listen", f"{lag}:{redis_port}", "--to", f"{svc}:6379", "--delay", str(delay), "--loss", str(loss)],
+                {**os.environ, "PYTHONPATH": str(ROOT)})
+            bed.wait_port(at(role), at("lag"), pg_port, proxy)
+            lagged[role] = {"DATABASE_URL": f"postgres://postgres@{lag}:{pg_port}/{services.database}",
+                            "CELERY_BROKER_URL": f"redis://{lag}:{redis_port}/0"}
         for i in range(1, workers + 1):
             farm.workers.append(bed.spawn(
-                f"w{i}", "worker", [sys.executable, "-m", "agileplus", "worker", "--hostname", f"w{i}",
-                                    "--concurrency", "1", "--harnesses", "command"],
-                farm.env("/tmp/data", **lease_env), private_tmp=True))
+                at(f"w{i}"), f"worker-w{i}", [sys.executable, "-m", "agileplus", "worker", "--hostname", f"w{i}",
+                                              "--concurrency", "1", "--harnesses", "command"],
+                farm.env("/tmp/data", **lease_env, **lagged.get(f"w{i}", {})), private_tmp=True))
         with observing(services):
             from agileplus.dispatch.models import Worker
 
