@@ -25,6 +25,7 @@ from tests.support.farm import wait_until
 from tests.support.multihost import (
     assert_every_event_reached_the_consumer_once,
     consume,
+    layered_dag,
     observing,
     require_bed,
     running_farm,
@@ -139,13 +140,6 @@ def test_the_web_host_cut_off_from_postgresql_answers_503_and_writes_nothing(tmp
         assert written == (0, 0, "planned")
         assert after[0] == 200 and feature.work_packages.get(code="WP01").state == "doing", after
         assert_invariants(feature)
-
-
-def layered_dag(layers: int, width: int) -> dict[str, list[str]]:
-    """``layers`` × ``width`` WPs; each depends on the WP below it and its right neighbour below."""
-    code = lambda layer, i: f"WP{layer * width + i + 1:02d}"  # noqa: E731
-    return {code(layer, i): [] if layer == 0 else sorted({code(layer - 1, i), code(layer - 1, (i + 1) % width)})
-            for layer in range(layers) for i in range(width)}
 
 
 # 5 × 4 = 20 WPs passed here in 123 s; 2 × 4 keeps the whole bed suite inside CI's ~4 minutes (the

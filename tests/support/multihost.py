@@ -375,6 +375,15 @@ def assert_every_event_reached_the_consumer_once(farm: Farm) -> None:
     assert ids - set(received) == set(), "events lost before the consumer"
 
 
+def layered_dag(layers: int, width: int) -> dict[str, list[str]]:
+    """``layers`` × ``width`` WPs; each depends on the WP below it and that one's right neighbour."""
+    def code(layer: int, i: int) -> str:
+        return f"WP{layer * width + i + 1:02d}"
+
+    return {code(layer, i): [] if layer == 0 else sorted({code(layer - 1, i), code(layer - 1, (i + 1) % width)})
+            for layer in range(layers) for i in range(width)}
+
+
 def unmerged_wps(repo, wps, slug: str = "003-auth-system") -> list[str]:
     """WPs whose branch head on the origin is not in main, or whose file is not in main's tree."""
     files = set(repo.git("ls-tree", "-r", "--name-only", "main").splitlines())
