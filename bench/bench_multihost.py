@@ -17,20 +17,18 @@ Usage: .venv/bin/python bench/bench_multihost.py [--quick]
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Figure, emit, is_quick, percentile  # noqa: E402
+from _farm import bed_setup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 QUICK = is_quick()
-WPS = 4 if QUICK else 8
+WPS = 3 if QUICK else 5
 ADDED_RTT = 0.1
 
 
@@ -52,22 +50,12 @@ def run_farm(root: Path, **placement) -> tuple[list[float], list[float]]:
 
 
 def main() -> None:
-    if os.geteuid() != 0:
-        print("skipped: the multi-host bed needs root (ip netns)")
-        emit("multihost", [])
+    scratch = bed_setup("multihost")
+    if scratch is None:
         return
-    scratch = Path(tempfile.mkdtemp(prefix="ap-bench-multihost-"))
-    os.environ.update(AGILEPLUS_DATA_DIR=str(scratch / "data"), DJANGO_SETTINGS_MODULE="agileplus.settings")
-    os.environ.pop("DATABASE_URL", None)
-    import django
-
-    django.setup()
-    try:
-        runs = {"loopback": run_farm(scratch / "loopback", one_host=True),
-                "bed": run_farm(scratch / "bed"),
-                "bed + 100 ms": run_farm(scratch / "slow", slow={"w1": (ADDED_RTT / 2, 0.0)})}
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    runs = {"loopback": run_farm(scratch / "loopback", one_host=True),
+            "bed": run_farm(scratch / "bed"),
+            "bed + 100 ms": run_farm(scratch / "slow", slow={"w1": (ADDED_RTT / 2, 0.0)})}
     p50 = {name: (percentile(start, 50) * 1000, percentile(total, 50) * 1000) for name, (start, total) in runs.items()}
     for name, (start, total) in p50.items():
         print(f"{name}: enqueue → agent start p50 {start:.0f} ms, per-WP orchestration p50 {total:.0f} ms")

@@ -9,10 +9,7 @@ Usage: .venv/bin/python bench/bench_multihost_dag.py [--quick]   (--quick: 20 WP
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Figure, emit, is_quick  # noqa: E402
+from _farm import bed_setup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -61,24 +59,14 @@ def ship(root: Path, dag: dict[str, list[str]], **placement) -> tuple[float, Cou
 
 
 def main() -> None:
-    if os.geteuid() != 0:
-        print("skipped: the multi-host bed needs root (ip netns)")
-        emit("multihost_dag", [])
+    scratch = bed_setup("multihost_dag")
+    if scratch is None:
         return
-    scratch = Path(tempfile.mkdtemp(prefix="ap-bench-multihost-dag-"))
-    os.environ.update(AGILEPLUS_DATA_DIR=str(scratch / "data"), DJANGO_SETTINGS_MODULE="agileplus.settings")
-    os.environ.pop("DATABASE_URL", None)
-    import django
-
-    django.setup()
     from tests.support.multihost import layered_dag
 
     dag = layered_dag(LAYERS, WIDTH)
-    try:
-        hosts, share = ship(scratch / "bed", dag)
-        loopback, _ = ship(scratch / "loopback", dag, one_host=True)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    hosts, share = ship(scratch / "bed", dag)
+    loopback, _ = ship(scratch / "loopback", dag, one_host=True)
     n = len(dag)
     print(f"{n}-WP / {LAYERS}-layer DAG: three worker hosts {hosts:.1f} s ({dict(share)}), one host {loopback:.1f} s; "
           "0 double runs, every event once at the consumer, chain verifies, main holds every WP")
