@@ -113,12 +113,14 @@ class JobRun:
 
     def flush(self) -> None:
         lines, self.pending = self.pending, []
-        self.last_flush = time.monotonic()
         if lines and not self.fenced:
             try:
                 services.append_log(self.claim, lines)
             except StaleAttempt:
                 self.fenced = True
+        # Timed from the end of the write: far from the database a write (5 round trips) outlasts
+        # the interval, and timing from its start flushed every following line on its own.
+        self.last_flush = time.monotonic()
 
     # --- heartbeat thread --------------------------------------------------------
     def _beat(self) -> None:

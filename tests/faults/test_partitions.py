@@ -143,7 +143,7 @@ def test_the_web_host_cut_off_from_postgresql_answers_503_and_writes_nothing(tmp
 
 
 # 5 × 4 = 20 WPs passed here in 123 s; 2 × 4 keeps the whole bed suite inside CI's ~4 minutes (the
-# latency multiplies ~130 round trips per WP on the slow worker: bench/bench_multihost.py).
+# latency multiplies ~74 round trips per WP on the slow worker: bench/bench_multihost.py).
 LATENCY_DAG = layered_dag(2, 4)
 
 
