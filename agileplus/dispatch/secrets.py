@@ -121,16 +121,20 @@ def worker_secret_values(source_env: Mapping[str, str] | None = None,
     credential variable (``ANTHROPIC_API_KEY``, ``OPENAI_API_KEY``, ``AWS_SECRET_ACCESS_KEY``…) and
     any variable named like a credential, the passwords in the connection URLs, the values of the
     secrets file, the Django secret key, and every secret resolved for an agent so far."""
-    source = os.environ if source_env is None else source_env
-    values = set(_RESOLVED)
-    for name, value in source.items():
-        if name.startswith(SECRET_PREFIX) or name in HARNESS_CREDENTIAL_NAMES or CREDENTIAL_NAME_RE.search(name):
-            values.add(value)
-        elif name in URL_NAMES:
-            values.add(_url_password(value))
+    values = set(_RESOLVED) | set(_env_values(os.environ if source_env is None else source_env))
     values.update(_cached_file_values(secrets_file or settings.DATA_DIR / "secrets.env"))
     values.add(getattr(settings, "SECRET_KEY", ""))
     return sorted(v for v in values if v and len(v) >= MIN_SECRET_CHARS)
+
+
+def _env_values(source: Mapping[str, str]) -> tuple[str, ...]:
+    values = []
+    for name, value in source.items():
+        if name.startswith(SECRET_PREFIX) or name in HARNESS_CREDENTIAL_NAMES or CREDENTIAL_NAME_RE.search(name):
+            values.append(value)
+        elif name in URL_NAMES:
+            values.append(_url_password(value))
+    return tuple(values)
 
 
 def _url_password(url: str) -> str:
@@ -172,6 +176,7 @@ def secret_forms(value: str) -> set[str]:
 class _Redactor:
     exact: tuple[str, ...]  # forms shorter than a fragment, longest first
     fragments: frozenset[str]  # every FRAGMENT_CHARS-long run of the longer forms
+    candidates: re.Pattern | None  # runs of text made only of characters the longer forms use
 
     def __call__(self, text: str) -> str:
         if not text:
@@ -182,10 +187,13 @@ class _Redactor:
             while start != -1:
                 covered[start:start + len(form)] = b"\1" * len(form)
                 start = text.find(form, start + 1)
-        if self.fragments:
-            for i in range(len(text) - FRAGMENT_CHARS + 1):
-                if text[i:i + FRAGMENT_CHARS] in self.fragments:
-                    covered[i:i + FRAGMENT_CHARS] = b"\1" * FRAGMENT_CHARS
+        if self.candidates is not None:
+            # A fragment lies inside a run of its own characters: only such runs are looked at
+            # (ordinary words are shorter than a fragment, so most lines cost one regex scan).
+            for run in self.candidates.finditer(text):
+                for i in range(run.start(), run.end() - FRAGMENT_CHARS + 1):
+                    if text[i:i + FRAGMENT_CHARS] in self.fragments:
+                        covered[i:i + FRAGMENT_CHARS] = b"\1" * FRAGMENT_CHARS
         if not any(covered):
             return text
         out, i = [], 0
@@ -206,7 +214,10 @@ def _redactor(values: tuple[str, ...]) -> _Redactor:
     short = sorted((f for f in forms if len(f) < FRAGMENT_CHARS), key=len, reverse=True)
     fragments = frozenset(f[i:i + FRAGMENT_CHARS] for f in forms if len(f) >= FRAGMENT_CHARS
                           for i in range(len(f) - FRAGMENT_CHARS + 1))
-    return _Redactor(tuple(short), fragments)
+    chars = set("".join(fragments))
+    candidates = re.compile(f"[{''.join(re.escape(c) for c in sorted(chars))}]{{{FRAGMENT_CHARS},}}") \
+        if fragments else None
+    return _Redactor(tuple(short), fragments, candidates)
 
 
 def redact(text: str, secret_values: Iterable[str] = ()) -> str:
@@ -214,8 +225,25 @@ def redact(text: str, secret_values: Iterable[str] = ()) -> str:
     replaced by ``***``."""
     if not text:
         return text
-    values = set(worker_secret_values()) | {v for v in secret_values if v and len(v) >= MIN_SECRET_CHARS}
-    return _redactor(tuple(sorted(values)))(text)
+    extra = tuple(sorted({v for v in secret_values if v and len(v) >= MIN_SECRET_CHARS}))
+    raw_env = getattr(os.environ, "_data", None)
+    if raw_env is None:
+        return _redactor(tuple(sorted(set(worker_secret_values()) | set(extra))))(text)
+    # Every stored line is redacted: what the worker holds is read again only when it changed
+    # (its environment, the secrets file, a secret resolved for an agent).
+    secrets_file = str(settings.DATA_DIR / "secrets.env")
+    try:
+        st = os.stat(secrets_file)
+        file_key = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        file_key = None
+    key = (tuple(raw_env.items()), secrets_file, file_key, len(_RESOLVED), settings.SECRET_KEY)
+    return _held_redactor(key, extra)(text)
+
+
+@lru_cache(maxsize=8)
+def _held_redactor(_key: tuple, extra: tuple[str, ...]) -> _Redactor:
+    return _redactor(tuple(sorted(set(worker_secret_values()) | set(extra))))
 
 
 def redact_data(data, secret_values: Iterable[str] = ()):
