@@ -70,3 +70,15 @@ def test_logging_in_again_replaces_the_previous_token(django_user_model):
     second = obtain_token("gina", "a-long-password").token
 
     assert first != second and status_with(second) == 200 and status_with(first) == 401
+
+
+def test_the_admin_lists_whose_tokens_exist_and_cannot_create_one(django_user_model, client):
+    create_api_token("ci-bot", "ci")
+    client.force_login(django_user_model.objects.create_superuser("root", password="a-long-password"))
+
+    listing = client.get("/admin/authtoken/tokenproxy/")
+    adding = client.get("/admin/authtoken/tokenproxy/add/")
+
+    assert listing.status_code == 200 and "ci-bot" in listing.content.decode()
+    assert Token.objects.get(user__username="ci-bot").key not in listing.content.decode()
+    assert adding.status_code == 403
