@@ -1,7 +1,7 @@
 """A real agent (a shell script run by the `command` harness, on a real `agileplus worker`) prints
 the secret it was given plainly, base64, hex, reversed and printf-wrapped, makes it its current
-activity, writes it to stderr, puts it in two commit messages, and prints a harness credential of
-the worker it found in /proc. No form of either is stored in any table, served by the API, the
+activity, writes it to stderr, puts it in two commit messages and in the path of a forbidden file,
+and prints a harness credential and another WP's secret of the worker found in /proc. No form of either is stored in any table, served by the API, the
 CLI, the dashboard or the MCP tools, or written into the audit chain, which still verifies; the
 secret in a commit message blocks the WP as a governance violation."""
 
@@ -76,6 +76,7 @@ def mcp_outputs(feature: str) -> str:
 def test_no_form_of_a_secret_the_agent_printed_is_stored_or_served_anywhere(tmp_path, django_user_model):
     secret = "lk-" + secrets.token_hex(12)
     credential = "sk-ant-api03-" + secrets.token_urlsafe(24)
+    not_given = "other-" + secrets.token_hex(12)
     repo = make_target_repo(tmp_path, wps={"WP01": []}, agent={"command": f"sh {LEAKY_AGENT}"},
                             environment={"LEAK": "${{ secrets.LEAK_TOKEN }}", "HOLD_SECONDS": str(HOLD_SECONDS)})
     feature = import_target(repo)
@@ -87,7 +88,8 @@ def test_no_form_of_a_secret_the_agent_printed_is_stored_or_served_anywhere(tmp_
     served: dict[str, str] = {}
 
     worker = start_worker("w1", tmp_path / "w1", broker_url=None, broker_dir=tmp_path / "broker",
-                          AGILEPLUS_SECRET_LEAK_TOKEN=secret, ANTHROPIC_API_KEY=credential)
+                          AGILEPLUS_SECRET_LEAK_TOKEN=secret, ANTHROPIC_API_KEY=credential,
+                          AGILEPLUS_SECRET_OTHER_WP=not_given)
     try:
         implement = subprocess.Popen([sys.executable, "-m", "agileplus", "implement", "003", "--wp", "WP01"], cwd=ROOT,
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -109,7 +111,8 @@ def test_no_form_of_a_secret_the_agent_printed_is_stored_or_served_anywhere(tmp_
     assert job.state == "failed" and "carries what looks like a secret value held by the farm" in job.error
     entry = AuditEntry.objects.filter(feature=feature).order_by("-seq").first()
     assert entry.transition == "WP01:doing->blocked" and entry.metadata["reason"] == "governance_violation"
-    assert any(e["rule"] == "secret" and e["commit"] for e in entry.evidence_refs)
+    assert {"secret", "forbidden_path"} <= {e["rule"] for e in entry.evidence_refs}
+    assert any(e.get("path") == "secrets/***.txt" for e in entry.evidence_refs)
     assert verify_chain(feature).ok
     served |= {
         "database (every table)": every_stored_text(),
@@ -125,5 +128,5 @@ def test_no_form_of_a_secret_the_agent_printed_is_stored_or_served_anywhere(tmp_
         "dashboard": dashboard.get(f"/features/{feature.slug}/").content.decode(),
         "MCP tools": mcp_outputs("003"),
     }
-    found = {where: leaks(text, [secret, credential]) for where, text in served.items()}
+    found = {where: leaks(text, [secret, credential, not_given]) for where, text in served.items()}
     assert not {where: what for where, what in found.items() if what}, found

@@ -1,6 +1,7 @@
 #!/bin/sh
 # A `command`-harness agent that tries to get secrets out through everything the farm stores:
-# the secret it was given ($LEAK) and any harness credential of the worker it can find in /proc.
+# the secret it was given ($LEAK), and a harness credential and another WP's secret of the worker
+# that it finds in /proc (where the worker's environment is visible).
 # Each form goes to stdout (the job log, current_activity), stderr, or a commit message.
 set -u
 printf 'plain: %s\n' "$LEAK"
@@ -11,7 +12,7 @@ printf '%s' "$LEAK" | od -An -tx1 | tr -d ' \n' | tr 'a-f' 'A-F'; echo
 printf '%s\n' "$LEAK" | rev
 printf 'wrapped: [%s]\n' "$(printf '%s' "$LEAK" | base64)"
 for f in /proc/[0-9]*/environ; do { tr '\0' '\n' < "$f"; } 2>/dev/null; done \
-  | sed -n 's/^ANTHROPIC_API_KEY=//p' | head -n 1 | while read -r key; do
+  | sed -n -E 's/^(ANTHROPIC_API_KEY|AGILEPLUS_SECRET_OTHER_WP)=//p' | sort -u | while read -r key; do
     printf 'found a credential: %s\n' "$key"
     printf '%s' "$key" | base64
   done
@@ -22,6 +23,10 @@ git -c user.name=agent -c user.email=agent@localhost commit -q -m "feat(WP01): u
 echo "more" >> wp01/file_1.txt
 git add wp01/file_1.txt
 git -c user.name=agent -c user.email=agent@localhost commit -q -m "leaked $(printf '%s' "$LEAK" | rev)"
+mkdir -p secrets
+echo "stolen" > "secrets/$LEAK.txt"
+git add secrets
+git -c user.name=agent -c user.email=agent@localhost commit -q -m "feat(WP01): keep a copy"
 printf 'error: could not authenticate with %s\n' "$LEAK" >&2
 # The last line on stdout becomes the job's current activity while the agent keeps running.
 printf 'activity: %s\n' "$(printf '%s' "$LEAK" | base64)"
