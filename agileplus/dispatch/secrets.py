@@ -44,7 +44,8 @@ HARNESS_CREDENTIAL_NAMES = (
 )
 # Any other variable whose name says it holds a credential.
 CREDENTIAL_NAME_RE = re.compile(r"(?:API_?KEY|_TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE_KEY|_CREDENTIALS?)$", re.I)
-# Connection URLs whose password the worker holds.
+# Connection URLs whose password the worker holds (with any other `*_URL`, e.g. a proxy in
+# ANTHROPIC_BASE_URL).
 URL_NAMES = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL", "NATS_URL")
 
 
@@ -120,7 +121,9 @@ def worker_secret_values(source_env: Mapping[str, str] | None = None,
     """Every secret value this worker process holds: each ``AGILEPLUS_SECRET_*``, each harness
     credential variable (``ANTHROPIC_API_KEY``, ``OPENAI_API_KEY``, ``AWS_SECRET_ACCESS_KEY``…) and
     any variable named like a credential, the passwords in the connection URLs, the values of the
-    secrets file, the Django secret key, and every secret resolved for an agent so far."""
+    secrets file, the Django secret key, and every secret resolved for an agent so far.
+    (Credentials the worker passes to a harness from elsewhere, e.g. a credential file, belong
+    here too: add their values to this set.)"""
     values = set(_RESOLVED) | set(_env_values(os.environ if source_env is None else source_env))
     values.update(_cached_file_values(secrets_file or settings.DATA_DIR / "secrets.env"))
     values.add(getattr(settings, "SECRET_KEY", ""))
@@ -132,7 +135,7 @@ def _env_values(source: Mapping[str, str]) -> tuple[str, ...]:
     for name, value in source.items():
         if name.startswith(SECRET_PREFIX) or name in HARNESS_CREDENTIAL_NAMES or CREDENTIAL_NAME_RE.search(name):
             values.append(value)
-        elif name in URL_NAMES:
+        elif name in URL_NAMES or name.endswith("_URL"):
             values.append(_url_password(value))
     return tuple(values)
 

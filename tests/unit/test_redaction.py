@@ -65,11 +65,12 @@ def test_every_agileplus_secret_and_harness_credential_of_the_worker_is_held(mon
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
     monkeypatch.setenv("DATABASE_URL", "postgres://farm:db-pass-31337@db:5432/farm")
     monkeypatch.setenv("HOME_PAGE", "https://example.org/not-a-secret")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "https://proxy-user:proxy-pass-8d2e@llm.example")
 
     held = worker_secret_values()
 
     assert {"deploy-9f8e7d6c5b", "sk-ant-api03-abcdefghijklmnop", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            "db-pass-31337"} <= set(held)
+            "db-pass-31337", "proxy-pass-8d2e"} <= set(held)
     assert "https://example.org/not-a-secret" not in held
     assert redact("key sk-ant-api03-abcdefghijklmnop") == f"key {REDACTED}"
 
