@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from agileplus.api.services import create_api_token, obtain_token
 from tests.support.stored import every_stored_text
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db]
 
 
 def database_file_bytes() -> bytes:
@@ -31,6 +31,7 @@ def status_with(key: str) -> int:
     return client.get("/api/features").status_code
 
 
+@pytest.mark.django_db(transaction=True)  # committed, so in the database file as a reader finds it
 def test_the_database_holds_no_api_token_plain_or_reversed(django_user_model):
     django_user_model.objects.create_user("frank", password="a-long-password")
     keys = [create_api_token("root", "admin"), create_api_token("bot", "agent", "claude-code"),
