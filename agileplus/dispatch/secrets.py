@@ -42,6 +42,7 @@ FRAGMENT_CHARS = 12
 SEPARATED_HEX = re.compile(rf"(?<![0-9A-Fa-f])(?:\\x|0x)?[0-9A-Fa-f]{{2}}"
                            rf"(?:[ \t:,.\-]{{0,2}}(?:\\x|0x)?[0-9A-Fa-f]{{2}}){{{FRAGMENT_CHARS // 2 - 1},}}")
 NOT_HEX_DIGIT = re.compile(r"\\x|0x|[^0-9A-Fa-f]")
+BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
 SECRET_PREFIX = "AGILEPLUS_SECRET_"
 # The agent CLIs' own credentials, wherever the worker holds them (issue 12, item 5).
 HARNESS_CREDENTIAL_NAMES = (
@@ -173,9 +174,16 @@ def secret_forms(value: str) -> set[str]:
     """How an agent can print ``value`` so that a plain search misses it."""
     raw = value.encode()
     forms = {value, value[::-1], raw.hex(), raw.hex().upper(), raw[::-1].hex(), raw[::-1].hex().upper(),
-             quote(value, safe=""), quote(value[::-1], safe="")}
+             quote(value, safe=""), quote(value[::-1], safe="")} | base64_forms(value)
+    return {f for f in forms if len(f) >= MIN_SECRET_CHARS}
+
+
+def base64_forms(value: str) -> set[str]:
+    """The base64 characters that encode ``value`` (or its reverse) alone, wherever it starts in a
+    3-byte group, standard and URL-safe alphabets."""
+    raw, forms = value.encode(), set()
     for data in (raw, raw[::-1]):
-        for offset in range(3):  # where the value starts within a base64 3-byte group
+        for offset in range(3):
             encoded = base64.b64encode(b"\0" * offset + data).decode().rstrip("=")
             # Keep the characters made of the value's bits alone (not the filler's, not what follows).
             first, last = -(-8 * offset // 6), 8 * (offset + len(data)) // 6
@@ -189,15 +197,22 @@ class _Redactor:
     exact: tuple[str, ...]  # forms shorter than a fragment, longest first
     fragments: frozenset[str]  # every FRAGMENT_CHARS-long run of the longer forms
     candidates: re.Pattern | None  # runs of text made only of characters the longer forms use
+    base64: frozenset[str]  # the exact forms and fragments that are base64
 
     def __call__(self, text: str) -> str:
         if not text:
             return text
-        covered = bytearray(len(text))
+        covered = bytearray(len(text))  # 1: part of a secret's form, 2: of a base64 form
+
+        def cover(start: int, form: str) -> None:
+            mark = 2 if form in self.base64 else 1
+            for j in range(start, start + len(form)):
+                covered[j] = max(covered[j], mark)
+
         for form in self.exact:
             start = text.find(form)
             while start != -1:
-                covered[start:start + len(form)] = b"\1" * len(form)
+                cover(start, form)
                 start = text.find(form, start + 1)
         if self.candidates is not None:
             # A fragment lies inside a run of its own characters: only such runs are looked at
@@ -205,7 +220,7 @@ class _Redactor:
             for run in self.candidates.finditer(text):
                 for i in range(run.start(), run.end() - FRAGMENT_CHARS + 1):
                     if text[i:i + FRAGMENT_CHARS] in self.fragments:
-                        covered[i:i + FRAGMENT_CHARS] = b"\1" * FRAGMENT_CHARS
+                        cover(i, text[i:i + FRAGMENT_CHARS])
         if self.candidates is not None:
             for run in SEPARATED_HEX.finditer(text):
                 digits = NOT_HEX_DIGIT.sub("", run.group()).lower()
@@ -215,16 +230,34 @@ class _Redactor:
                     covered[run.start():end] = b"\1" * (end - run.start())
         if not any(covered):
             return text
-        out, i = [], 0
+        out, i, done = [], 0, 0
         while i < len(text):
-            if covered[i]:
-                while i < len(text) and covered[i]:
-                    i += 1
-                out.append(REDACTED)
-            else:
-                out.append(text[i])
+            if not covered[i]:
                 i += 1
+                continue
+            start, base64_form = i, False
+            while i < len(text) and covered[i]:
+                base64_form |= covered[i] == 2
+                i += 1
+            if base64_form:
+                # Up to 3 characters on either side are made partly of the secret's bits (and then
+                # comes the padding): they go too.
+                start -= _b64_run(text[max(done, start - 3):start][::-1])
+                i += _b64_run(text[i:i + 3])
+                while i < len(text) and text[i] == "=":
+                    i += 1
+            out += [text[done:start], REDACTED]
+            done = i
+        out.append(text[done:])
         return "".join(out)
+
+
+def _b64_run(chars: str) -> int:
+    """How many of ``chars`` (from their start) are base64 characters."""
+    n = 0
+    while n < len(chars) and chars[n] in BASE64_CHARS:
+        n += 1
+    return n
 
 
 @lru_cache(maxsize=32)
@@ -236,7 +269,9 @@ def _redactor(values: tuple[str, ...]) -> _Redactor:
     chars = set("".join(fragments))
     candidates = re.compile(f"[{''.join(re.escape(c) for c in sorted(chars))}]{{{FRAGMENT_CHARS},}}") \
         if fragments else None
-    return _Redactor(tuple(short), fragments, candidates)
+    base64_parts = set().union(*(base64_forms(v) for v in values)) if values else set()
+    base64_parts |= {f[i:i + FRAGMENT_CHARS] for f in base64_parts for i in range(len(f) - FRAGMENT_CHARS + 1)}
+    return _Redactor(tuple(short), fragments, candidates, frozenset(base64_parts))
 
 
 def redact(text: str, secret_values: Iterable[str] = ()) -> str:

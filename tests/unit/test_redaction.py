@@ -54,6 +54,13 @@ def test_each_form_of_a_secret_is_redacted(name):
         assert form not in out
 
 
+@pytest.mark.parametrize("prefix", [b"", b"k", b"=k"], ids=["aligned", "one byte before", "two bytes before"])
+def test_nothing_of_a_base64_form_is_left_around_the_redaction(prefix):
+    encoded = base64.b64encode(prefix + ENCODED + b"\n").decode()
+
+    assert redact(f"found {encoded} here", [SECRET]) == f"found {REDACTED} here"
+
+
 def test_ordinary_text_is_left_alone():
     line = "Commit: feat(WP01): change 1 (abcdef1234567890) files wp01/file_1.txt"
 
