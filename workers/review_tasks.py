@@ -19,10 +19,21 @@ def review_wp(wp_id: int) -> dict:
     from agileplus.review.services import send_back_after_conflict
 
     try:
-        review = run_review(wp, apply=True)
+        review = run_review(wp, apply=True, wait_for_merge=False)
     except MergeConflict as exc:  # main moved between the review and the merge
         send_back_after_conflict(wp, exc)
         return {"error": exc.as_dict()}
     except DomainError as exc:
         return {"error": exc.as_dict()}
     return {"approved": review.approved, "report": review.report.pk}
+
+
+@app.task(name="review.process_merge_queues")
+def process_merge_queues() -> dict:
+    """Beat's safety net: run any queue whose entries wait with no process running it (its
+    holder died, or every approver returned while another held the lock)."""
+    from agileplus.review.merge_queue import process_queue
+    from agileplus.review.models import MergeQueueEntry
+
+    repos = set(MergeQueueEntry.objects.filter(state__in=MergeQueueEntry.ACTIVE).values_list("repo", flat=True))
+    return {repo: process_queue(repo) for repo in sorted(repos)}
