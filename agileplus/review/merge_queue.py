@@ -325,8 +325,9 @@ def _test(batch: _Batch, group: list[Entry]) -> Candidate | None:
     for entry in included:
         _update(entry, candidate_sha=candidate.sha)
     tree = git("rev-parse", "HEAD^{tree}", cwd=path)
-    if tree in batch.by_tree:
+    if tree in batch.by_tree:  # the same tree was tested in this batch (the parent of a bisection)
         candidate.results = batch.by_tree[tree]
+        _progress(candidate, candidate.results)
     else:
         candidate.results = _run_checks(batch, candidate)
         batch.by_tree[tree] = candidate.results
