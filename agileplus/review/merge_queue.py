@@ -429,12 +429,17 @@ def _move_main(batch: _Batch, candidate: Candidate) -> bool:
     if not push_if_unchanged(path, main, candidate.main_sha, candidate.sha):
         return False
     evidence = [{"name": r.name, "figures": r.figures} for r in candidate.results]
+    # The one merge commit per WP of the batch, in order: main's first-parent history gained these,
+    # and main points at the last (the tested candidate).
+    first_parent = git("rev-list", "--first-parent", "--reverse", f"{candidate.main_sha}..{candidate.sha}",
+                       cwd=path).splitlines()
     by_feature: dict[int, list[Entry]] = {}
     for entry in candidate.entries:
         by_feature.setdefault(entry.feature_id, []).append(entry)
     for entries in by_feature.values():
         meta = {"main": main, "from": candidate.main_sha, "candidate": candidate.sha, "batch": batch.id,
-                "wps": _codes(entries), "batch_wps": _codes(candidate.entries), "checks_passed": evidence}
+                "first_parent": first_parent, "wps": _codes(entries), "batch_wps": _codes(candidate.entries),
+                "checks_passed": evidence}
         record_wp_entry(entries[0].wp, actor=CI_AUTOMATION, transition="merge_queue:main_moved", metadata=meta,
                         subject=subjects.merge_main_moved(entries[0].feature.slug), payload=meta)
     files: set[str] = set()
