@@ -280,6 +280,8 @@ def run_batch(repo: str) -> bool:
             passed_first = passed_first or first_try
         elif len(candidate.entries) == 1:
             _eject_failing(candidate.entries[0], candidate)
+            if pending:  # the breaker is out: what is left of the batch is tested together again
+                pending = [[e for g in pending for e in g]]
         elif config.bisect:
             half = len(candidate.entries) // 2
             pending[:0] = [candidate.entries[:half], candidate.entries[half:]]
@@ -479,8 +481,6 @@ def _finish_merged(batch: _Batch, entry: Entry, candidate: Candidate) -> set[str
 def _eject_failing(entry: Entry, candidate: Candidate) -> None:
     """The WP fails the checks on main alone: a review report with the failing checks, and back to
     its agent (the changes-requested path) when it came from the automated review."""
-    from agileplus.review.services import render_report
-
     failed = [r for r in candidate.results if not r.ok]
     why = c.CheckResult("merge_queue", "Governance", False, [
         f"✗ Fails when merged with the current main ({candidate.main_sha[:7]}): candidate {candidate.sha[:7]}"])
@@ -488,7 +488,7 @@ def _eject_failing(entry: Entry, candidate: Candidate) -> None:
     report = ReviewReport.objects.create(
         feature=entry.feature, wp=entry.wp, actor=str(CI_AUTOMATION), approved=False, base_sha=candidate.main_sha,
         head_sha=entry.head_sha, checks=[r.as_dict() for r in results],
-        text=render_report(entry.wp, results, False))
+        text=_render(entry.wp, results))
     names = [r.name for r in failed]
     _eject(entry, f"{entry.wp.code} fails {', '.join(names)} when merged with main {candidate.main_sha[:7]}",
            outcome={"failed": names, "report_id": report.pk, "candidate": candidate.sha,
@@ -499,18 +499,26 @@ def _eject(entry: Entry, reason: str, *, outcome: dict, notify: bool = True) -> 
     """Out of the queue, with the reason recorded (audit entry + event); sent back to its agent when
     it came from the automated review."""
     wp = entry.wp
+    sent_back = notify and entry.send_back
+    if sent_back and outcome.get("conflicts"):  # the agent gets it as review feedback, like any failed check
+        results = [c.CheckResult("merge", "Governance", False, [f"✗ {reason}"])]
+        report = ReviewReport.objects.create(
+            feature=entry.feature, wp=wp, actor=str(CI_AUTOMATION), approved=False, head_sha=entry.head_sha,
+            checks=[r.as_dict() for r in results], text=_render(wp, results))
+        outcome = {**outcome, "report_id": report.pk}
     _update(entry, state=Entry.EJECTED, reason=reason, outcome={**entry.outcome, **outcome})
-    transition = f"{wp.code}:merge_conflict" if outcome.get("conflicts") else f"{wp.code}:merge_ejected"
+    # A person's merge that conflicts is recorded as before the queue (merge_conflict, WP stays in review).
+    conflict = outcome.get("conflicts") and not sent_back
+    transition = f"{wp.code}:merge_conflict" if conflict else f"{wp.code}:merge_ejected"
     meta = {"reason": reason, "branch": _branch(entry), "batch": entry.batch, **outcome}
     record_wp_entry(wp, actor=CI_AUTOMATION, transition=transition, metadata=meta,
                     subject=subjects.merge_queue_wp(entry.feature.slug, wp.code, "ejected"), payload=meta)
-    if not (notify and entry.send_back):
+    if not sent_back:
         return
     wp.refresh_from_db()
     if wp.state == WPState.FOR_REVIEW:
-        reason_key = "merge_conflict" if outcome.get("conflicts") else "changes_requested"
         transition_wp(wp, WPState.DOING, actor=CI_AUTOMATION,
-                      metadata={"reason": reason_key, "merge_queue": reason,
+                      metadata={"reason": "changes_requested", "merge_queue": reason,
                                 **{k: v for k, v in outcome.items() if k in ("conflicts", "report_id", "failed")}})
 
 
@@ -522,6 +530,12 @@ def _requeue(entries: list[Entry], note: str = "") -> None:
 
 
 # --- small helpers --------------------------------------------------------------------------
+
+
+def _render(wp: WorkPackage, results: list[c.CheckResult]) -> str:
+    from agileplus.review.services import render_report
+
+    return render_report(wp, results, False)
 
 
 def _branch(entry: Entry) -> str:
