@@ -25,6 +25,10 @@ def review_wp(wp_id: int) -> dict:
         return {"error": exc.as_dict()}
     except DomainError as exc:
         return {"error": exc.as_dict()}
+    finally:  # WPs approved while this review held the repository's lock wait for a queue run
+        from agileplus.review.merge_queue import process_queue
+
+        process_queue(wp.feature.project.repo_url)
     return {"approved": review.approved, "report": review.report.pk}
 
 

@@ -150,7 +150,7 @@ def on_approved(wp: WorkPackage, actor: Actor | str, *, wait: bool = True) -> No
     merge at once, as before the queue existed."""
     from agileplus.review.services import move_wp
 
-    if not queue_config(wp.feature.project).enabled:
+    if not queue_config(wp.feature.project).enabled or not wp.jobs.exists():  # no agent: no branch to merge
         move_wp(wp, WPState.DONE, actor=actor)
         return
     entry = enqueue(wp, actor=actor, send_back=True)

@@ -14,6 +14,7 @@ import pytest
 from agileplus.audit.models import AuditEntry
 from agileplus.review.merge_queue import enqueue, process_queue
 from agileplus.review.models import MergeQueueEntry, ReviewReport
+from tests.integration.api.conftest import client_for
 from tests.support.cli import run_cli
 from tests.support.farm import TargetRepo, import_target, make_target_repo
 
@@ -189,3 +190,15 @@ def test_queue_shows_what_was_merged_and_why_a_wp_was_ejected(tmp_path):
     assert queue["batch_size"] < queue["batch_max"]  # the batch failed: the next one is smaller
     text = run_cli("queue 003").output
     assert "✗ 003-auth-system WP02 ejected: WP02 fails tests" in text
+
+
+def test_the_api_shows_the_queue_of_a_features_repository(tmp_path):
+    _repo, feature = approved_wps(tmp_path, {"WP01": "new signature", "WP02": "new caller"})
+    approve_in_order(feature, ["WP01", "WP02"])
+
+    response = client_for("ci").get(f"/api/features/{feature.slug}/merge-queue")
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["enabled"] and body["entries"] == []
+    assert {e["wp"]: e["state"] for e in body["recent"]} == {"WP01": "merged", "WP02": "ejected"}
