@@ -268,13 +268,10 @@ def run_batch(repo: str) -> bool:
     while pending:
         group = pending.pop(0)
         candidate = _test(batch, group)
-        if candidate is None:  # main moved under us: everything left goes back, in order
-            _requeue([e for g in [group, *pending] for e in g])
-            return True
         if not candidate.entries:
             continue
         if candidate.ok:
-            if not _move_main(batch, candidate):
+            if not _move_main(batch, candidate):  # main moved meanwhile: all of it is tested again on it
                 _requeue([e for g in [candidate.entries, *pending] for e in g])
                 return True
             passed_first = passed_first or first_try
@@ -297,9 +294,9 @@ def run_batch(repo: str) -> bool:
     return True
 
 
-def _test(batch: _Batch, group: list[Entry]) -> Candidate | None:
+def _test(batch: _Batch, group: list[Entry]) -> Candidate:
     """Build main + the group's branches (in queue order) and run the checks on it. Entries that
-    cannot be part of it are settled or put back on the way. None if main moved meanwhile."""
+    cannot be part of it are settled or put back on the way."""
     path, main = batch.path, batch.project.main_branch
     git("fetch", "--quiet", "--prune", "origin", cwd=path)
     reset_to(path, f"origin/{main}")
@@ -333,8 +330,6 @@ def _test(batch: _Batch, group: list[Entry]) -> Candidate | None:
     else:
         candidate.results = _run_checks(batch, candidate)
         batch.by_tree[tree] = candidate.results
-    if git("rev-parse", f"origin/{main}", cwd=path) != main_sha:
-        return None
     return candidate
 
 

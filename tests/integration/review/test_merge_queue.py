@@ -49,7 +49,7 @@ CHANGES = {
 }
 
 
-def approved_wps(tmp_path: Path, changes: dict[str, str], *, merge: dict | None = None):
+def approved_wps(tmp_path: Path, changes: dict[str, str], *, merge: dict | None = None, extra_checks=()):
     """A real project whose WPs (code → change) were each dispatched and reviewed alone on main:
     every review approved."""
     env = {}
@@ -59,7 +59,8 @@ def approved_wps(tmp_path: Path, changes: dict[str, str], *, merge: dict | None 
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             (source / name).write_text(text)
         env[f"AGENT_BEHAVIOUR_{code}"] = f"apply:{source}"
-    repo = make_target_repo(tmp_path, wps={code: [] for code in changes}, files=PROJECT, review=REVIEW,
+    review = {"checks": [*REVIEW["checks"], *extra_checks]}
+    repo = make_target_repo(tmp_path, wps={code: [] for code in changes}, files=PROJECT, review=review,
                             environment=env, merge=merge)
     feature = import_target(repo)
     for code, change in changes.items():
@@ -202,3 +203,20 @@ def test_the_api_shows_the_queue_of_a_features_repository(tmp_path):
     body = response.json()
     assert body["enabled"] and body["entries"] == []
     assert {e["wp"]: e["state"] for e in body["recent"]} == {"WP01": "merged", "WP02": "ejected"}
+
+
+def test_main_moved_while_the_candidate_was_tested_is_not_overwritten_and_the_wp_is_retested(tmp_path):
+    armed = tmp_path / "armed"
+    outside_push = {"name": "outside_push", "command": f"if [ -e {armed} ]; then rm {armed}; git -C "
+                    f"{tmp_path / 'origin'} -c user.name=o -c user.email=o@localhost commit -q --allow-empty "
+                    "-m 'pushed outside AgilePlus'; fi"}
+    repo, feature = approved_wps(tmp_path, {"WP01": "unrelated"}, extra_checks=[outside_push])
+    armed.touch()  # the next check run moves main on the origin while the candidate is tested
+
+    approve_in_order(feature, ["WP01"])
+
+    history = first_parent_history(repo)
+    assert repo.git("log", "-1", "--format=%s", history[1]) == "pushed outside AgilePlus"
+    move = AuditEntry.objects.get(feature=feature, transition="merge_queue:main_moved")
+    assert move.metadata["from"] == history[1] and move.metadata["candidate"] == history[2] == history[-1]
+    assert feature.work_packages.get(code="WP01").state == "done"
