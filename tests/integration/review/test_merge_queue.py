@@ -220,3 +220,23 @@ def test_main_moved_while_the_candidate_was_tested_is_not_overwritten_and_the_wp
     move = AuditEntry.objects.get(feature=feature, transition="merge_queue:main_moved")
     assert move.metadata["from"] == history[1] and move.metadata["candidate"] == history[2] == history[-1]
     assert feature.work_packages.get(code="WP01").state == "done"
+
+
+def test_a_batch_left_by_a_holder_that_died_is_tested_again_once_its_lease_ran_out(tmp_path):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from agileplus.review.models import MergeLock
+
+    repo, feature = approved_wps(tmp_path, {"WP01": "unrelated"})
+    wp = feature.work_packages.get(code="WP01")
+    MergeQueueEntry.objects.create(repo=feature.project.repo_url, feature=feature, wp=wp, actor="ci:automation",
+                                   state="testing", batch="deadbeef")
+    MergeLock.objects.filter(repo=feature.project.repo_url).update(  # the reviews created the row
+        holder="dead-holder", lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+    process_queue(feature.project.repo_url)
+
+    assert MergeQueueEntry.objects.get(wp=wp).state == "merged"
+    assert "calc/text.py" in repo.git("ls-tree", "-r", "--name-only", "main")
