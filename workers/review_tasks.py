@@ -26,18 +26,29 @@ def review_wp(wp_id: int) -> dict:
     except DomainError as exc:
         return {"error": exc.as_dict()}
     finally:  # WPs approved while this review held the repository's lock wait for a queue run
-        from agileplus.review.merge_queue import process_queue
-
-        process_queue(wp.feature.project.repo_url)
+        _run_merge_queue(wp.feature.project.repo_url)
     return {"approved": review.approved, "report": review.report.pk}
+
+
+def _run_merge_queue(repo: str) -> None:
+    import logging
+
+    from agileplus.core.errors import DomainError
+    from agileplus.review.merge_queue import process_queue
+
+    try:
+        process_queue(repo)
+    except DomainError as exc:  # e.g. the origin is unreachable: the entries stay queued for the next run
+        logging.getLogger("agileplus.merge_queue").warning("merge queue of %s not run: %s", repo, exc)
 
 
 @app.task(name="review.process_merge_queues")
 def process_merge_queues() -> dict:
     """Beat's safety net: run any queue whose entries wait with no process running it (its
     holder died, or every approver returned while another held the lock)."""
-    from agileplus.review.merge_queue import process_queue
     from agileplus.review.models import MergeQueueEntry
 
     repos = set(MergeQueueEntry.objects.filter(state__in=MergeQueueEntry.ACTIVE).values_list("repo", flat=True))
-    return {repo: process_queue(repo) for repo in sorted(repos)}
+    for repo in sorted(repos):
+        _run_merge_queue(repo)
+    return {"repos": sorted(repos)}
