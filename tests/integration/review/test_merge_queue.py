@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from agileplus.audit.models import AuditEntry
+from agileplus.events.models import Event
 from agileplus.review.merge_queue import enqueue, process_queue
 from agileplus.review.models import MergeQueueEntry, ReviewReport
 from tests.integration.api.conftest import client_for
@@ -115,6 +116,8 @@ def test_the_breaking_wp_is_named_with_its_failing_checks(tmp_path):
     assert entry.metadata["failed"] == ["tests"]
     report = ReviewReport.objects.filter(wp__code="WP02").first()  # what the agent is sent back with
     assert not report.approved and "✗ Tests failing" in report.text
+    event = Event.objects.get(subject="agileplus.merge.003-auth-system.wp.WP02.ejected")
+    assert event.payload["failed"] == ["tests"] and "fails tests" in event.payload["reason"]
 
 
 def test_only_the_combination_of_two_breaks_the_other_two_merge(tmp_path):
