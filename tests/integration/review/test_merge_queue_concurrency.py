@@ -55,3 +55,22 @@ def test_concurrent_approvals_merge_every_wp_exactly_once(tmp_path):
     assert [sha for m in moves for sha in m.metadata["first_parent"]] == history[1:]  # each commit, once, audited
     assert moves[-1].metadata["candidate"] == history[-1]
     assert verify_chain(feature).ok
+
+
+def test_approvals_from_several_worker_processes_share_one_queue(tmp_path):
+    from tests.support.farm import job_env, running_workers
+
+    repo = make_target_repo(tmp_path, wps={code: [] for code in CODES}, behaviour="commit:1", files=PROJECT,
+                            review=REVIEW)
+    feature = import_target(repo)
+    env = job_env(tmp_path / "cli", None, AGILEPLUS_BROKER_DIR=str(tmp_path / "broker"))
+
+    with running_workers(tmp_path, 3, broker_url=None):  # each reviews (auto mode) and approves as ci:automation
+        done = subprocess.run([sys.executable, "-m", "agileplus", "implement", "003", "--all", "--wait", "--actor",
+                               "human:alice"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+
+    assert {wp.state for wp in feature.work_packages.all()} == {"done"}, done.stdout + done.stderr
+    merges = Counter(s.split("'")[1] for s in repo.git("log", "--merges", "--format=%s", "main").splitlines())
+    assert merges == Counter({f"feat/003-auth-system-{code}": 1 for code in CODES})
+    assert MergeQueueEntry.objects.filter(feature=feature, state="merged").count() == len(CODES)
+    assert MergeQueueEntry.objects.filter(feature=feature).count() == len(CODES)
