@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 
 from agileplus.core.actors import CI_AUTOMATION, Actor, parse_actor
 from agileplus.core.errors import DomainError
+from agileplus.dispatch.secrets import redact, redact_data
 from agileplus.events import subjects
 from agileplus.events.services import record_event
 from agileplus.features.lifecycles import WPState
@@ -480,14 +481,11 @@ def _eject_failing(entry: Entry, candidate: Candidate) -> None:
     why = c.CheckResult("merge_queue", "Governance", False, [
         f"✗ Fails when merged with the current main ({candidate.main_sha[:7]}): candidate {candidate.sha[:7]}"])
     results = [why, *candidate.results]
-    report = ReviewReport.objects.create(
-        feature=entry.feature, wp=entry.wp, actor=str(CI_AUTOMATION), approved=False, base_sha=candidate.main_sha,
-        head_sha=entry.head_sha, checks=[r.as_dict() for r in results],
-        text=_render(entry.wp, results))
+    report = _changes_requested(entry, results, base=candidate.main_sha)
     names = [r.name for r in failed]
     _eject(entry, f"{entry.wp.code} fails {', '.join(names)} when merged with main {candidate.main_sha[:7]}",
            outcome={"failed": names, "report_id": report.pk, "candidate": candidate.sha,
-                    "failing_lines": [line for r in failed for line in r.lines][:20]})
+                    "failing_lines": redact_data([line for r in failed for line in r.lines][:20])})
 
 
 def _eject(entry: Entry, reason: str, *, outcome: dict, notify: bool = True) -> None:
@@ -497,9 +495,7 @@ def _eject(entry: Entry, reason: str, *, outcome: dict, notify: bool = True) -> 
     sent_back = notify and entry.send_back
     if sent_back and outcome.get("conflicts"):  # the agent gets it as review feedback, like any failed check
         results = [c.CheckResult("merge", "Governance", False, [f"✗ {reason}"])]
-        report = ReviewReport.objects.create(
-            feature=entry.feature, wp=wp, actor=str(CI_AUTOMATION), approved=False, head_sha=entry.head_sha,
-            checks=[r.as_dict() for r in results], text=_render(wp, results))
+        report = _changes_requested(entry, results)
         outcome = {**outcome, "report_id": report.pk}
     _update(entry, state=Entry.EJECTED, reason=reason, outcome={**entry.outcome, **outcome})
     # A person's merge that conflicts is recorded as before the queue (merge_conflict, WP stays in review).
@@ -527,10 +523,14 @@ def _requeue(entries: list[Entry], note: str = "") -> None:
 # --- small helpers --------------------------------------------------------------------------
 
 
-def _render(wp: WorkPackage, results: list[c.CheckResult]) -> str:
+def _changes_requested(entry: Entry, results: list[c.CheckResult], base: str = "") -> ReviewReport:
+    """The review report an ejected WP goes back with (check output redacted like any review's)."""
     from agileplus.review.services import render_report
 
-    return render_report(wp, results, False)
+    return ReviewReport.objects.create(
+        feature=entry.feature, wp=entry.wp, actor=str(CI_AUTOMATION), approved=False, base_sha=base,
+        head_sha=entry.head_sha, checks=redact_data([r.as_dict() for r in results]),
+        text=redact(render_report(entry.wp, results, False)))
 
 
 def _branch(entry: Entry) -> str:
