@@ -243,7 +243,6 @@ class _Batch:
         self.repo = repo
         self.id = secrets.token_hex(4)
         self.project = entries[0].feature.project
-        self.config = queue_config(self.project)
         self.path = workspace(repo)
         self.by_tree: dict[str, list[c.CheckResult]] = {}
         self.governed: set[int] = set()
@@ -305,7 +304,12 @@ def _test(batch: _Batch, group: list[Entry]) -> Candidate:
     included: list[Entry] = []
     for entry in group:
         entry.refresh_from_db()
+        entry.wp.refresh_from_db()
         if entry.state != Entry.TESTING:
+            continue
+        if entry.wp.state != WPState.FOR_REVIEW:  # moved back (or blocked) by someone while it waited
+            _update(entry, state=Entry.CANCELLED, reason=f"{entry.wp.code} left review ({entry.wp.state}) before "
+                                                         "it was merged")
             continue
         head = git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{_branch(entry)}", cwd=path,
                    check=False)

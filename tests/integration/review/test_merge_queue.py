@@ -243,3 +243,16 @@ def test_a_batch_left_by_a_holder_that_died_is_tested_again_once_its_lease_ran_o
 
     assert MergeQueueEntry.objects.get(wp=wp).state == "merged"
     assert "calc/text.py" in repo.git("ls-tree", "-r", "--name-only", "main")
+
+
+def test_a_wp_moved_out_of_review_while_queued_is_not_merged(tmp_path):
+    repo, feature = approved_wps(tmp_path, {"WP01": "unrelated"})
+    wp = feature.work_packages.get(code="WP01")
+    enqueue(wp, actor="ci:automation")
+    assert run_cli("wp transition WP01 --feature 003 --to doing --actor human:alice").exit_code == 0
+
+    process_queue(feature.project.repo_url)
+
+    entry = MergeQueueEntry.objects.get(wp=wp)
+    assert entry.state == "cancelled" and "left review (doing)" in entry.reason
+    assert "calc/text.py" not in repo.git("ls-tree", "-r", "--name-only", "main")
