@@ -61,6 +61,8 @@ app.conf.update(
     worker_hijack_root_logger=False,
     beat_schedule={
         "reap-expired-leases": {"task": "farm.reap", "schedule": float(os.environ.get("AGILEPLUS_REAP_EVERY", "10"))},
+        "merge-queues": {"task": "review.process_merge_queues",
+                         "schedule": float(os.environ.get("AGILEPLUS_MERGE_QUEUE_EVERY", "30"))},
     },
     beat_schedule_filename=str(settings.DATA_DIR / "celerybeat-schedule"),
 )

@@ -202,6 +202,16 @@ class ReviewList(Base):
                                      for r in reports]})
 
 
+class MergeQueueView(Base):
+    @read(out.MergeQueueOut, out.SLUG, tags=["review"], operation_id="merge_queue",
+          description="`agileplus queue FEATURE`: the merge queue of the feature's repository, its entries "
+                      "in order (position, batch, check progress) and the latest merged or ejected ones.")
+    def get(self, request, slug: str):
+        from agileplus.review.selectors import merge_queues
+
+        return Response(merge_queues(get_feature(slug))[0])
+
+
 # --- audit and costs -----------------------------------------------------------------------------
 class AuditList(Base):
     @read(out.AuditPageOut, out.SLUG, s.PageFilter, tags=["audit"],

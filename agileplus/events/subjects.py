@@ -22,4 +22,17 @@ def job_event(job_id: str, kind: str) -> str:
     return f"{PREFIX}.agent.job.{job_id}.{kind}"
 
 
+MERGE_QUEUE_KINDS = ("queued", "testing", "progress", "merged", "ejected")
+
+
+def merge_queue_wp(feature_slug: str, wp_code: str, kind: str) -> str:
+    """A WP in the merge queue; ``kind`` is one of MERGE_QUEUE_KINDS."""
+    return f"{PREFIX}.merge.{feature_slug}.wp.{wp_code}.{kind}"
+
+
+def merge_main_moved(feature_slug: str) -> str:
+    """Main moved to a candidate that passed the checks (one per main move, per feature in the batch)."""
+    return f"{PREFIX}.merge.{feature_slug}.main.moved"
+
+
 ALL_SUBJECTS = f"{PREFIX}.>"

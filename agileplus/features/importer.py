@@ -335,12 +335,23 @@ def parse_config(repo: Path, errors: _Collector) -> RepoConfig:
         errors.add(path, _nested_line(text, "max_file_size"), "constraints.max_file_size must be a byte count > 0")
     for key in ("allowed_paths", "forbidden_paths"):
         constraints[key] = _str_list(constraints.get(key), f"constraints.{key}", path, _nested_line(text, key), errors)
+    _check_merge_config(data.get("merge"), text, path, lines, errors)
     commit = data.get("commit") if isinstance(data.get("commit"), dict) else {}
     constraints["commit_convention"] = str(
         data.get("commit_convention") or commit.get("convention") or constraints.get("commit_convention")
         or DEFAULT_COMMIT_CONVENTION
     )
     return RepoConfig(data, dict(agent), constraints)
+
+
+def _check_merge_config(merge: object, text: str, path: Path, lines: dict[str, int], errors: _Collector) -> None:
+    from agileplus.review.merge_queue import validate_merge_config
+
+    try:
+        validate_merge_config(merge)
+    except DomainError as exc:
+        key = (exc.field or "merge").split(".")[-1]
+        errors.add(path, _nested_line(text, key) or lines.get("merge"), f"{exc.message} ({exc.fix})")
 
 
 def _nested_line(text: str, key: str) -> int | None:
