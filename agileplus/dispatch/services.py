@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from agileplus.core.actors import SYSTEM, SYSTEM_TIMEOUT, Actor, parse_actor
 from agileplus.core.errors import DomainError, IllegalTransition, NotFound
+from agileplus.core.text import MAX_LINE_CHARS, storable_json, storable_text
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine, JobState, Worker
 from agileplus.events import subjects
 from agileplus.events.services import record_event
@@ -246,7 +247,7 @@ def append_log(claim: Claim, lines: list[tuple[dt.datetime, str, str]]) -> int:
             return 0
         rows = [
             JobLogLine(job_id=claim.job_id, attempt=claim.attempt, seq=last + i + 1, timestamp=ts, stream=stream,
-                       line=text[:8000])
+                       line=storable_text(text, MAX_LINE_CHARS))
             for i, (ts, stream, text) in enumerate(lines[:room])
         ]
         if len(lines) > room:
@@ -264,13 +265,14 @@ def append_report(job: DispatchJob, lines: list[str], *, actor: Actor | str) -> 
         room = max(0, settings.JOB_LOG_MAX_LINES - last)
         now = timezone.now()
         rows = [JobLogLine(job_id=job.pk, attempt=job.attempt, seq=last + i + 1, timestamp=now, stream="report",
-                           line=f"[{actor}] {text}"[:8000]) for i, text in enumerate(lines[:room])]
+                           line=storable_text(f"[{actor}] {text}", MAX_LINE_CHARS)) for i, text in enumerate(lines[:room])]
         JobLogLine.objects.bulk_create(rows)
     return len(rows)
 
 
 def report_commit(claim: Claim, *, sha: str, message: str, files: list[str]) -> bool:
     """Record one new commit and emit its event. False if it was already reported."""
+    message, files = storable_text(message, 20000), [storable_text(f, 4096) for f in files]
     with transaction.atomic():
         job = _lock_held(claim)
         if JobCommit.objects.filter(job_id=job.id, sha=sha).exists():
@@ -289,8 +291,9 @@ def report_commit(claim: Claim, *, sha: str, message: str, files: list[str]) -> 
 def update_progress(claim: Claim, **fields) -> None:
     """current_activity, usage, session_id… (fenced, no event: the log carries detail)."""
     if fields:
-        if "current_activity" in fields:
-            fields["current_activity"] = (fields["current_activity"] or "")[:300]
+        # Every value here comes from the agent's stream: untrusted, maybe with NUL bytes.
+        fields = {name: storable_text(value, 300 if name == "current_activity" else 2000)
+                  if isinstance(value, str) else storable_json(value) for name, value in fields.items()}
         _held(claim).update(**fields)
 
 
@@ -316,8 +319,8 @@ def finish_job(claim: Claim, outcome: Outcome, *, result: dict) -> DispatchJob:
         job.exit_code = outcome.exit_code
         job.finished_at = timezone.now()
         job.lease_expires_at = None
-        job.result = {**(job.result or {}), **result}
-        job.error = outcome.detail if outcome.state != JobState.SUCCEEDED else ""
+        job.result = storable_json({**(job.result or {}), **result})
+        job.error = storable_text(outcome.detail, 20000) if outcome.state != JobState.SUCCEEDED else ""
         job.current_activity = "completed" if outcome.state == JobState.SUCCEEDED else outcome.reason
         job.save()
         commits = job.commits.count()
@@ -351,8 +354,8 @@ def _block_wp(wp: WorkPackage, job: DispatchJob, outcome: Outcome, partial_commi
         "exit_code": outcome.exit_code,
     }
     if outcome.detail:
-        metadata["detail"] = outcome.detail[:500]
-    metadata.update(outcome.metadata)
+        metadata["detail"] = storable_text(outcome.detail, 500)
+    metadata.update(storable_json(outcome.metadata))
     transition_wp(wp, WPState.BLOCKED, actor=actor, metadata=metadata, evidence_refs=outcome.evidence or None,
                   event_extra={"job_id": job.id, "reason": outcome.reason})
 

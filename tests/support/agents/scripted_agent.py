@@ -19,6 +19,7 @@ Behaviours (comma-separated, run in order):
   fail:CODE          exit with CODE
   record:FILE        append "<WP> start <t>" now and "<WP> end <t>" at exit to FILE
   flood:N            print N lines
+  binary             print raw bytes with NUL and a 20,000-character line (untrusted output)
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ def main() -> int:
         elif name == "flood":
             for i in range(int(arg)):
                 print(f"flood line {i}", flush=True)
+        elif name == "binary":
+            sys.stdout.buffer.write(b"binary\x00output\x00\xff\xfe here\n" + b"x" * 20000 + b"\n")
+            sys.stdout.buffer.flush()
         else:
             print(f"unknown behaviour {step}", file=sys.stderr)
             return 3
