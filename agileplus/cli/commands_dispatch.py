@@ -7,7 +7,7 @@ import time
 import click
 from django.utils import timezone
 
-from agileplus.cli.context import actor_option, current_actor, json_option
+from agileplus.cli.context import actor_option, current_actor, feature_and_wp, json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo_json, mark_json
 from agileplus.core.errors import DomainError
@@ -69,9 +69,9 @@ def _print_failure(job) -> None:
     click.echo("  Option 1: Review partial commits and continue manually")
     click.echo(f"    cd {job.worktree}")
     click.echo("    git log --oneline   # see what was done")
-    click.echo(f"    agileplus wp transition {job.wp.code} --feature {job.feature.slug} --to review")
+    click.echo(f"    agileplus wp transition {job.feature.slug} {job.wp.code} --to for_review")
     click.echo("  Option 2: Retry with fresh agent session")
-    click.echo(f"    agileplus wp transition {job.wp.code} --feature {job.feature.slug} --to planned   # reset")
+    click.echo(f"    agileplus wp transition {job.feature.slug} {job.wp.code} --to planned   # reset")
     click.echo(f"    agileplus implement {job.feature.slug} --wp {job.wp.code} --agent {job.harness} "
                f"--timeout {job.timeout_seconds}")
 
@@ -158,7 +158,7 @@ def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, a
         click.echo(f"Job {job.id} was cancelled.")
         raise SystemExit(1)
     else:
-        click.echo(f"Job {job.id} is {job.state}: follow it with `agileplus logs {wp.code} --follow`.")
+        click.echo(f"Job {job.id} is {job.state}: follow it with `agileplus logs {feature.slug} {wp.code} --follow`.")
 
 
 def _wait_feature(feature) -> None:
@@ -205,13 +205,26 @@ def jobs_list(feature_ref, state, limit, as_json) -> None:
                    f"/{j.max_attempts}  commits {j.n_commits}  {j.worker or '-'}")
 
 
+def _print_log(job, *, tail: int | None = None) -> int:
+    """The job's log as `[10:15:33] …` lines; returns the last line's seq."""
+    last = 0
+    for line in selectors.log_lines(job, tail=tail):
+        click.echo(f"[{line.timestamp:%H:%M:%S}] {line.line}")
+        last = line.seq
+    return last
+
+
 @jobs.command("show")
 @click.argument("job_id")
+@click.option("--log", "with_log", is_flag=True, help="Also print the job's whole log (the raw agent stream)")
 @json_option
-def jobs_show(job_id, as_json) -> None:
+def jobs_show(job_id, with_log, as_json) -> None:
     job = selectors.get_job(job_id)
     data = selectors.job_summary(job)
     if as_json:
+        if with_log:
+            data["log"] = [{"seq": ln.seq, "timestamp": ln.timestamp, "stream": ln.stream, "line": ln.line}
+                           for ln in selectors.log_lines(job)]
         echo_json(data)
         return
     for key in ("id", "feature", "wp", "harness", "state", "attempt", "worker", "session_id", "branch",
@@ -219,6 +232,11 @@ def jobs_show(job_id, as_json) -> None:
                 "manifest_hash", "error"):
         if data.get(key) not in (None, ""):
             click.echo(f"{key.replace('_', ' ').capitalize()}: {data[key]}")
+    usage = data.get("usage") or {}
+    if usage.get("input_tokens") or usage.get("output_tokens"):
+        click.echo(f"Tokens: {usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out")
+    if usage.get("cost_usd") not in (None, ""):
+        click.echo(f"Cost: ${usage['cost_usd']}")
     if data["commits"]:
         click.echo("Commits:")
         for c in data["commits"]:
@@ -226,6 +244,9 @@ def jobs_show(job_id, as_json) -> None:
     salvage = (data.get("result") or {}).get("salvage_ref")
     if salvage:
         click.echo(f"Salvaged work: {salvage}")
+    if with_log:
+        click.echo("Log:")
+        _print_log(job)
 
 
 @jobs.command("replay")
@@ -258,25 +279,23 @@ def jobs_cancel(job_id, actor) -> None:
 
 
 @cli.command()
-@click.argument("wp_code", metavar="WP")
-@click.option("--feature", "feature_ref", default=None)
+@click.argument("refs", nargs=-1, metavar="[FEATURE] WP")
+@click.option("--feature", "feature_ref", default=None, help="Feature (optional when the WP code is unique)")
 @click.option("--tail", type=click.IntRange(1), default=None, help="Only the last N lines")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends")
 @click.option("--job", "job_id", default=None, help="A job id instead of the WP's latest job")
-def logs(wp_code, feature_ref, tail, follow, job_id) -> None:
+def logs(refs, feature_ref, tail, follow, job_id) -> None:
     """The agent's log for a WP, as `[10:15:33] …` lines."""
     if job_id:
         job = selectors.get_job(job_id)
     else:
+        feature_ref, wp_code = feature_and_wp(refs, feature_ref)
         wp = get_wp(get_feature(feature_ref), wp_code) if feature_ref else find_wp(wp_code)
         job = selectors.latest_job(wp)
         if job is None:
             raise DomainError(f"{wp.code} has no jobs yet", field="WP",
                               fix=f"agileplus implement {wp.feature.slug} --wp {wp.code}")
-    last = 0
-    for line in selectors.log_lines(job, tail=tail):
-        click.echo(f"[{line.timestamp:%H:%M:%S}] {line.line}")
-        last = line.seq
+    last = _print_log(job, tail=tail)
     while follow:
         job = selectors.get_job(job.id)
         for line in selectors.log_lines(job, after_seq=last):
