@@ -132,6 +132,8 @@ CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # --- Events ---------------------------------------------------------------------
 NATS_URL = os.environ.get("NATS_URL", "")
 NATS_STREAM = os.environ.get("AGILEPLUS_NATS_STREAM", "AGILEPLUS")
+# The first subject token on NATS: two farms sharing one NATS need a stream and a prefix each.
+NATS_SUBJECT_PREFIX = os.environ.get("AGILEPLUS_NATS_SUBJECT_PREFIX", "agileplus")
 SSE_MAX_CLIENTS = int(os.environ.get("AGILEPLUS_SSE_MAX_CLIENTS", "100"))
 
 # --- Farm -------------------------------------------------------------------------
