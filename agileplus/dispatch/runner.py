@@ -414,12 +414,24 @@ def farm_id() -> str:
     return sha256_hex(f"{connection.vendor}|{db.get('HOST')}|{db.get('PORT')}|{db.get('NAME')}")[:10]
 
 
-def reap_orphaned_agents() -> list[int]:
+def reap_orphaned_agents(restarting: str | None = None) -> list[int]:
     """SIGKILL agent processes on this machine whose job attempt nobody holds any more
-    (their worker was killed or restarted). Attempts still held, by any worker, are left alone."""
+    (their worker was killed or restarted). Attempts still held, by any worker, are left alone,
+    except those held by ``restarting``: a worker that is starting holds nothing yet."""
+    return [pid for pids in _reap_orphans(restarting).values() for pid in pids]
+
+
+def restart_worker(worker: str) -> list[str]:
+    """What a worker does as it starts, before it takes a job: end the agents its previous life
+    left running on this machine, and release (with an audit entry) the attempts it held."""
+    killed = _reap_orphans(worker)
+    return services.release_lost_attempts(worker, agents_killed=killed)
+
+
+def _reap_orphans(restarting: str | None) -> dict[str, list[int]]:
     from harnesses.process import all_marked
 
-    killed = []
+    killed: dict[str, list[int]] = {}
     mine = f"{farm_id()}:"
     for pid, mark in all_marked().items():
         if not mark.startswith(mine):
@@ -427,13 +439,15 @@ def reap_orphaned_agents() -> list[int]:
         job_id, _, attempt = mark[len(mine):].rpartition(".")
         if not attempt.isdigit():
             continue
-        held = DispatchJob.objects.filter(pk=job_id, attempt=int(attempt), state__in=JobState.HELD).exists()
-        if not held:
+        held = DispatchJob.objects.filter(pk=job_id, attempt=int(attempt), state__in=JobState.HELD)
+        if restarting:
+            held = held.exclude(worker=restarting)
+        if not held.exists():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+                killed.setdefault(job_id, []).append(pid)
     if killed:
-        log.warning("killed %d orphaned agent process(es): %s", len(killed), killed)
+        log.warning("killed orphaned agent process(es): %s", killed)
     return killed
 
 

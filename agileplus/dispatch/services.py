@@ -19,7 +19,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from agileplus.core.actors import SYSTEM, SYSTEM_TIMEOUT, Actor, parse_actor
+from agileplus.core.actors import SYSTEM, SYSTEM_REAPER, SYSTEM_TIMEOUT, Actor, parse_actor
 from agileplus.core.errors import DomainError, IllegalTransition, NotFound
 from agileplus.core.text import MAX_LINE_CHARS, storable_json, storable_text
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine, JobState, Worker
@@ -27,7 +27,7 @@ from agileplus.events import subjects
 from agileplus.events.services import record_event
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import WorkPackage
-from agileplus.features.services import blocking_dependencies, transition_wp
+from agileplus.features.services import blocking_dependencies, record_wp_entry, transition_wp
 
 DEFAULT_HARNESS = "command"
 DEFAULT_TIMEOUT = 3600
@@ -374,13 +374,14 @@ def reap_expired() -> dict:
     fail the rest and block their WP. Re-ring queued jobs nobody claimed."""
     requeued, failed = [], []
     expired = DispatchJob.objects.filter(state__in=JobState.HELD, lease_expires_at__lt=Now())
-    for job_id, attempt, max_attempts in expired.values_list("id", "attempt", "max_attempts"):
+    for job_id, attempt, max_attempts, worker in expired.values_list("id", "attempt", "max_attempts", "worker"):
         if attempt < max_attempts:
             moved = DispatchJob.objects.filter(pk=job_id, attempt=attempt, state__in=JobState.HELD,
                                                lease_expires_at__lt=Now()).update(
                 state=JobState.QUEUED, worker="", lease_expires_at=None, current_activity="re-queued: lease expired")
             if moved:
                 requeued.append(job_id)
+                _record_lost_attempt(job_id, attempt, "lease_expired", requeued=True, worker=worker)
                 send_doorbell(DispatchJob.objects.get(pk=job_id))
         else:
             claim = Claim(job_id, attempt, "reaper")
@@ -398,6 +399,46 @@ def reap_expired() -> dict:
         send_doorbell(job)
         rung.append(job.id)
     return {"requeued": requeued, "failed": failed, "rung": rung}
+
+
+def _record_lost_attempt(job_id: str, attempt: int, reason: str, *, requeued: bool, worker: str = "",
+                         agents_killed: list[int] | None = None) -> None:
+    """The audit chain's record of an attempt that ended without its worker (actor system:reaper)."""
+    job = DispatchJob.objects.select_related("wp").get(pk=job_id)
+    record_wp_entry(job.wp, actor=SYSTEM_REAPER, transition=f"{job.wp.code}:attempt_lost", metadata={
+        "reason": reason, "job_id": job_id, "attempt": attempt, "worker": worker or job.worker,
+        "requeued": requeued, "agents_killed": agents_killed or []})
+
+
+def release_lost_attempts(worker: str, *, agents_killed: dict[str, list[int]] | None = None) -> list[str]:
+    """Called by a worker as it starts, before it takes any job: whatever is on record as held
+    by its name was lost with its previous life (kill -9, a crash, a power cut). Each attempt
+    gets an audit entry (system:reaper) and is queued again, or fails when none is left.
+    ``agents_killed`` maps job id → pids of its agent processes the restart ended."""
+    released = []
+    held = DispatchJob.objects.filter(worker=worker, state__in=JobState.HELD)
+    for job_id, attempt, max_attempts in held.values_list("id", "attempt", "max_attempts"):
+        killed = (agents_killed or {}).get(job_id, [])
+        if attempt < max_attempts:
+            moved = DispatchJob.objects.filter(pk=job_id, attempt=attempt, worker=worker,
+                                               state__in=JobState.HELD).update(
+                state=JobState.QUEUED, worker="", lease_expires_at=None,
+                current_activity=f"re-queued: {worker} restarted without finishing attempt {attempt}")
+            if moved:
+                _record_lost_attempt(job_id, attempt, "worker_lost", requeued=True, worker=worker,
+                                     agents_killed=killed)
+                send_doorbell(DispatchJob.objects.get(pk=job_id))
+                released.append(job_id)
+            continue
+        try:
+            _record_lost_attempt(job_id, attempt, "worker_lost", requeued=False, worker=worker, agents_killed=killed)
+            finish_job(Claim(job_id, attempt, worker),
+                       Outcome(JobState.FAILED, None, "worker_lost",
+                               f"{worker} restarted without finishing attempt {attempt}, the last one"), result={})
+            released.append(job_id)
+        except StaleAttempt:
+            pass
+    return released
 
 
 def cancel_job(job_id: str, *, actor: Actor | str) -> DispatchJob:
