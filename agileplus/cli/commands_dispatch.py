@@ -56,24 +56,45 @@ def _follow(job_id: str, *, until_running: bool = False, quiet: bool = False) ->
         waited += POLL
 
 
+def _tests_line(job) -> str:
+    tests = (job.result or {}).get("tests") or {}
+    if tests.get("total") is None:
+        return "Tests: not run"
+    return f"Tests: {tests.get('passed', 0)}/{tests['total']} passing"
+
+
 def _print_failure(job) -> None:
-    click.echo("Agent failed:")
+    """The example's failure screen, from what was recorded (the job and its audit entry)."""
     code = "-1 (timeout)" if job.state == JobState.TIMED_OUT else str(job.exit_code)
-    click.echo(f"  Exit code: {code}")
-    click.echo(f"  Commits made: {job.commits.count()} (partial work)")
-    click.echo(f"{job.wp.code} moved to Blocked state.")
-    actor = "system:timeout" if job.state == JobState.TIMED_OUT else "system:agileplus"
-    click.echo(f"Audit entry recorded: actor={actor}, transition={job.wp.code}:doing->blocked")
+    if job.state == JobState.TIMED_OUT:
+        click.echo(f"Agent session timeout after {job.timeout_seconds} seconds.")
+        click.echo("Capturing partial output...")
+    setup_failed = job.started_at is None
+    click.echo("Setup failed before the agent started:" if setup_failed else "Agent failed:")
+    if not setup_failed:
+        click.echo(f"  Exit code: {code}")
+        commits = job.commits.count()
+        click.echo(f"  Commits made: {commits}{' (partial work)' if commits else ''}")
+        click.echo(f"  {_tests_line(job)}")
+    entry = selectors.block_entry(job)
+    if entry is not None:
+        click.echo(f"{job.wp.code} moved to Blocked state.")
+        click.echo(f"Audit entry recorded: actor={entry.actor}, transition={entry.transition}")
     click.echo(f"Reason: {job.error or job.current_activity}")
     click.echo("Next steps:")
-    click.echo("  Option 1: Review partial commits and continue manually")
-    click.echo(f"    cd {job.worktree}")
-    click.echo("    git log --oneline   # see what was done")
-    click.echo(f"    agileplus wp transition {job.feature.slug} {job.wp.code} --to for_review")
-    click.echo("  Option 2: Retry with fresh agent session")
-    click.echo(f"    agileplus wp transition {job.feature.slug} {job.wp.code} --to planned   # reset")
-    click.echo(f"    agileplus implement {job.feature.slug} --wp {job.wp.code} --agent {job.harness} "
-               f"--timeout {job.timeout_seconds}")
+    slug, code_ = job.feature.slug, job.wp.code
+    if setup_failed:
+        click.echo("  Fix the cause above, then reset and retry:")
+    else:
+        click.echo("  Option 1: Review partial commits and continue manually")
+        click.echo(f"    cd {job.worktree}")
+        click.echo("    git log --oneline   # see what was done")
+        click.echo("    # ... continue work, commit ...")
+        click.echo(f"    git push origin HEAD:{job.branch}")
+        click.echo(f"    agileplus wp transition {slug} {code_} --to for_review")
+        click.echo("  Option 2: Retry with fresh agent session")
+    click.echo(f"    agileplus wp transition {slug} {code_} --to planned   # reset")
+    click.echo(f"    agileplus implement {slug} --wp {code_} --agent {job.harness} --timeout {job.timeout_seconds}")
 
 
 @cli.command()

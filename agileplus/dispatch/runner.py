@@ -241,7 +241,9 @@ class JobRun:
         job, feature, wp = self.job, self.job.feature, self.job.wp
         proc = AgentProcess(launch.invocation.argv, cwd=workspace.worktree, env=launch.env,
                             stdin_text=launch.invocation.stdin_text, timeout_seconds=job.timeout_seconds,
-                            grace_seconds=settings.AGENT_KILL_GRACE_SECONDS, idle_seconds=policy.idle_seconds)
+                            grace_seconds=settings.AGENT_KILL_GRACE_SECONDS, idle_seconds=policy.idle_seconds,
+                            warning_seconds=float(self.config.get("timeout_warning_seconds",
+                                                                  settings.AGENT_TIMEOUT_WARNING_SECONDS)))
         self.say("Workspace setup:")
         self.say(f"  Worktree: .worktrees/{workspace.name}")
         self.say(f"  Branch: {workspace.branch}")
@@ -261,7 +263,7 @@ class JobRun:
         """Read the agent's output to its end or a stop; then end every process it began."""
         try:
             return proc.run(lambda stream, text: self.on_line(policy, stream, text),
-                            lambda: self.tick(workspace), on_stop=lambda t: self.say(t))
+                            lambda: self.tick(workspace), on_stop=lambda t: self.say(t), on_warning=self.warn)
         finally:
             reap_marked(launch.mark)
             launch.prompt_file.unlink(missing_ok=True)
@@ -283,6 +285,14 @@ class JobRun:
         if stream == "stderr":
             self.say(text, "stderr")
         return stop
+
+    def warn(self, seconds_left: float) -> None:
+        """The timeout's warning step: a log line and an event, before SIGTERM."""
+        self.say(f"Warning: agent session timeout in {seconds_left:.0f} seconds "
+                 f"(timeout {self.job.timeout_seconds} seconds); then SIGTERM, "
+                 f"{settings.AGENT_KILL_GRACE_SECONDS:g}s grace, SIGKILL")
+        self.flush()
+        services.record_timeout_warning(self.claim, seconds_left)
 
     def tick(self, workspace: Workspace) -> StopReason | None:
         """Between lines: flush the log, report new commits, notice fencing and cancels."""

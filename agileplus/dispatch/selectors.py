@@ -25,6 +25,14 @@ def latest_job(wp: WorkPackage) -> DispatchJob | None:
     return wp.jobs.order_by("-queued_at").first()
 
 
+def block_entry(job: DispatchJob):
+    """The audit entry that blocked ``job``'s WP (None if the job blocked nothing)."""
+    from agileplus.audit.models import AuditEntry
+
+    return (AuditEntry.objects.filter(feature_id=job.feature_id, wp_id=job.wp_id, transition__endswith="->blocked",
+                                      metadata__job_id=job.id).order_by("-seq").first())
+
+
 def list_jobs(*, feature=None, state: str | None = None, limit: int = 50) -> list[DispatchJob]:
     qs = DispatchJob.objects.select_related("feature", "wp").annotate(n_commits=Count("commits"))
     if feature is not None:

@@ -297,6 +297,15 @@ def update_progress(claim: Claim, **fields) -> None:
         _held(claim).update(**fields)
 
 
+def record_timeout_warning(claim: Claim, seconds_left: float) -> None:
+    """``agileplus.agent.job.<id>.timeout_warning``: the agent is stopped in ``seconds_left``."""
+    with transaction.atomic():
+        job = _lock_held(claim)
+        record_event(subjects.job_event(job.id, "timeout_warning"),
+                     {"wp_id": job.wp.code, "seconds_left": round(seconds_left), "timeout_secs": job.timeout_seconds,
+                      "attempt": claim.attempt}, feature_id=job.feature_id)
+
+
 def cancel_requested(claim: Claim) -> bool:
     return DispatchJob.objects.filter(pk=claim.job_id, cancel_requested=True).exists()
 
