@@ -84,6 +84,7 @@ class Collected:
     pushed: bool = False
     files: list[str] = field(default_factory=list)
     head: str = ""
+    tests: dict | None = None  # the review's test checks in the worktree: {"passed", "failed", "total"}
 
 
 class JobRun:
@@ -184,6 +185,8 @@ class JobRun:
         self.flush()
         if self.fenced:
             return "fenced"
+        if collected.outcome.state == JobState.SUCCEEDED:
+            collected.tests = self.count_tests(workspace)
         finished = self.finish(collected, result, policy.usage)
         if collected.outcome.reason == "rate_limited":
             self.reroute(finished)
@@ -321,9 +324,21 @@ class JobRun:
                                      f"the agent left {worktree.name} unusable: {str(exc)[-300:]}"))
         return Collected(outcome, salvaged=salvaged, pushed=pushed, files=files, head=head)
 
+    def count_tests(self, workspace: Workspace) -> dict | None:
+        """The review's test checks, run in the worktree as the agent left it: their parsed counts
+        go into the job's result and the ``completed`` event (the review later runs them again
+        on main merged with the branch and records its own counts)."""
+        from agileplus.review.services import run_test_checks
+
+        counts, results = run_test_checks(self.job.wp, workspace.worktree)
+        for line in (line for r in results for line in r.lines[:1]):
+            self.say(f"Tests: {line}")
+        self.flush()
+        return counts
+
     def finish(self, collected: Collected, result: ProcessResult, usage: dict) -> DispatchJob:
         """Write the final usage and the outcome with its result summary."""
-        tests = usage.get("tests")
+        tests = collected.tests or usage.get("tests")
         services.update_progress(self.claim, usage=usage)
         salvage_ref = f"refs/agileplus/salvage/{self.job.id}" if collected.salvaged else None
         return services.finish_job(self.claim, collected.outcome, result={

@@ -336,7 +336,9 @@ def finish_job(claim: Claim, outcome: Outcome, *, result: dict) -> DispatchJob:
         record_event(
             subjects.job_event(job.id, "completed"),
             {"success": outcome.state == JobState.SUCCEEDED, "commits": commits,
-             "files_changed": result.get("files_changed", 0), "tests_passed": result.get("tests_passed"),
+             "files_changed": result.get("files_changed", 0),
+             "tests_passed": (result.get("tests") or {}).get("passed", result.get("tests_passed")),
+             "tests_total": (result.get("tests") or {}).get("total"),
              "state": outcome.state, "exit_code": outcome.exit_code},
             feature_id=job.feature_id,
         )
