@@ -19,6 +19,8 @@ from agileplus.features.services import find_wp, get_feature, get_wp
 HARNESS_TITLES = {"claude-code": "Claude Code", "codex": "Codex", "gemini": "Gemini CLI", "aider": "Aider",
                   "opencode": "opencode", "command": "command"}
 POLL = 0.2
+AGENT_SCREEN = {"active": ("active", "connected"), "idle": ("available", "connected"),
+                "available": ("available", "idle"), "unavailable": ("unavailable", "unavailable")}
 
 
 def harness_title(name: str) -> str:
@@ -155,13 +157,20 @@ def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, a
     if wait is None:
         wait = True
     if not as_json:
-        _follow(job.id, until_running=True)
+        _follow(job.id, until_running=True, quiet=True)
         job = selectors.get_job(job.id)
-        if job.state == JobState.RUNNING:
+        if job.started_at is not None:  # the agent started (now, or already in an inline run)
+            for line in selectors.dispatch_screen(job):
+                click.echo(line)
             click.echo(f"Dispatching to {harness_title(job.harness)} harness...")
             click.echo(f"Session: {job.session_id or job.id}")
+            model = selectors.job_model(job)
+            if model:
+                click.echo(f"Model: {model}")
             click.echo(f"Started: {job.started_at:%Y-%m-%d %H:%M:%S} UTC")
-            click.echo(f"Agent ready. Working on {wp.code}.")
+            click.echo("Waiting for agent to initialize...")
+            if selectors.wait_agent_ready(job.id, poll=POLL):
+                click.echo(f"Agent ready. Working on {wp.code}.")
     if wait:
         _follow(job.id, quiet=True)
     job = selectors.get_job(job.id)
@@ -343,9 +352,11 @@ def agents_list(as_json) -> None:
         return
     click.echo("Available Agent Harnesses:")
     for row in rows:
-        click.echo(f"{row['name']} ({row['status']})")
-        connected = "connected" if row["status"] in ("active", "idle") else row["status"]
-        click.echo(f"  Status: {connected if row['status'] != 'idle' else 'idle'}")
+        # The example's words: (active) with sessions, (available) otherwise; "connected" while a
+        # live worker serves it, "idle" when only installed or its workers went quiet.
+        header, state = AGENT_SCREEN.get(row["status"], (row["status"], row["status"]))
+        click.echo(f"{row['name']} ({header})")
+        click.echo(f"  Status: {state}")
         if row["model"]:
             click.echo(f"  Model: {row['model']}")
         click.echo(f"  Last heartbeat: {_ago(row['last_heartbeat'])}")

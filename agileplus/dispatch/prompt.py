@@ -23,7 +23,7 @@ class PackagedPrompt:
         return [
             f"Feature spec: {feature_slug} ({kb(self.sections.get('SPECIFICATION', 0))})",
             f"Work package plan: {wp_code} ({kb(self.sections.get('WORK PACKAGE PLAN', 0))})",
-            f"Deliverables list: {self.deliverables} files",
+            f"Deliverables list: {self.deliverables} file{'s' if self.deliverables != 1 else ''}",
             f"Governance constraints: {kb(self.sections.get('GOVERNANCE CONSTRAINTS', 0))}",
             f"Total prompt: {kb(len(self.text.encode()))}",
         ]

@@ -279,6 +279,9 @@ class JobRun:
             if event.session_id:
                 services.update_progress(self.claim, session_id=event.session_id)
             stop = policy.observe(event) or stop
+            if event.model and policy.usage.get("model") != event.model:  # what the CLI says it runs
+                policy.usage["model"] = event.model
+                services.update_progress(self.claim, usage=dict(policy.usage))
             if event.usage:
                 services.update_progress(self.claim, usage=dict(policy.usage))  # the ledger is live
             if event.text:
@@ -423,7 +426,7 @@ def build_manifest(job: DispatchJob, adapter: HarnessAdapter, invocation: Invoca
         "prompt_sha256": sha256_hex(prompt_text), "argv": invocation.argv, "harness": job.harness,
         "cli_version": getattr(adapter, "pinned_version", ""), "base_sha": workspace.base, "branch": workspace.branch,
         "constraints": feature.constraints or {}, "timeout_seconds": job.timeout_seconds,
-        "environment_names": environment_names, "budget": config.get("budget") or {},
+        "environment_names": environment_names, "budget": config.get("budget") or {}, "model": config.get("model"),
         "max_turns": config.get("max_turns"), "idle_timeout_seconds": config.get("idle_timeout_seconds"),
         "gates": [c.get("name") for c in ((feature.project.config or {}).get("review") or {}).get("checks") or []
                   if isinstance(c, dict)],

@@ -41,11 +41,11 @@ def farm(tmp_path):
     feature = import_target(make_target_repo(tmp_path, files={"tests/test_login.py": TESTS}, review=REVIEW))
     done = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--inline")
     assert done.returncode == 0, done.stdout + done.stderr
-    return tmp_path, feature
+    return tmp_path, feature, done.stdout
 
 
 def test_the_tests_counted_when_the_agent_finishes_are_in_the_result_and_the_completed_event(farm):
-    _tmp, feature = farm
+    _tmp, feature, _screen = farm
     job = DispatchJob.objects.get(feature=feature, wp__code="WP01")
     completed = Event.objects.get(subject=f"agileplus.agent.job.{job.id}.completed")
 
@@ -53,8 +53,38 @@ def test_the_tests_counted_when_the_agent_finishes_are_in_the_result_and_the_com
     assert (completed.payload["tests_passed"], completed.payload["tests_total"]) == (3, 3)
 
 
+def test_implement_is_the_examples_screen(farm):
+    _tmp, _feature, screen = farm
+    screen = re.sub(r"\((\d+\.\d) KB\)", "(<size>)", screen)
+    screen = re.sub(r": \d+\.\d KB$", ": <size>", screen, flags=re.M)
+    screen = re.sub(r"Base commit: [0-9a-f]{7} ", "Base commit: <sha> ", screen)
+    screen = re.sub(r"Session: job_\w+", "Session: <job>", screen)
+    screen = re.sub(r"Started: [\d-]+ [\d:]+ UTC", "Started: <time> UTC", screen)
+
+    assert screen.splitlines() == [
+        "Dispatching WP01 to command...",
+        "Workspace setup:",
+        "  Worktree: .worktrees/003-auth-system-WP01",
+        "  Branch: feat/003-auth-system-WP01",
+        "  Base commit: <sha> (main)",
+        "Prompt prepared:",
+        "  Feature spec: 003-auth-system (<size>)",
+        "  Work package plan: WP01 (<size>)",
+        "  Deliverables list: 1 file",
+        "  Governance constraints: <size>",
+        "  Total prompt: <size>",
+        "Dispatching to command harness...",
+        "Session: <job>",
+        "Started: <time> UTC",
+        "Waiting for agent to initialize...",
+        "Agent ready. Working on WP01.",
+        "✓ Agent completed: 2 commits, 2 files changed; WP01 is for_review.",
+        "Next: agileplus review 003-auth-system WP01",
+    ]
+
+
 def test_status_of_a_wp_for_review_is_the_examples_screen(farm):
-    tmp_path, _feature = farm
+    tmp_path, _feature, _screen = farm
     lines = masked(agileplus(tmp_path, "status", "003").stdout)
 
     assert lines[2:7] == [
@@ -67,7 +97,7 @@ def test_status_of_a_wp_for_review_is_the_examples_screen(farm):
 
 
 def test_move_to_done_is_the_examples_screen(farm):
-    tmp_path, _feature = farm
+    tmp_path, _feature, _screen = farm
     assert agileplus(tmp_path, "review", "003", "WP01").returncode == 0
 
     lines = agileplus(tmp_path, "move", "003", "WP01", "--to", "done").stdout.splitlines()
@@ -82,7 +112,7 @@ def test_move_to_done_is_the_examples_screen(farm):
 
 
 def test_status_after_the_merge_is_the_examples_screen(farm):
-    tmp_path, _feature = farm
+    tmp_path, _feature, _screen = farm
     agileplus(tmp_path, "review", "003", "WP01")
     agileplus(tmp_path, "move", "003", "WP01", "--to", "done")
 
