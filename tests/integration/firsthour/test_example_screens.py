@@ -22,6 +22,22 @@ REVIEW = {"checks": [{"name": "tests", "command": f"{sys.executable} -m pytest -
                      {"name": "governance"}, {"name": "commit_convention"}]}
 
 
+REVIEW_SCREEN = [
+    "Reviewing WP01: Work package WP01",
+    "Deliverables Check",
+    "  ✓ wp01/file_1.txt (1 line)",
+    "  ✓ 1/1 deliverables present",
+    "Test Quality",
+    "  ✓ All tests pass (3/3)",
+    "Governance",
+    "  ✓ Commit messages follow convention",
+    "  ✓ Only allowed paths modified",
+    "  ✓ No forbidden files touched",
+    "  ✓ Audit trail intact",
+    "Result: APPROVED ✓",
+]
+
+
 def agileplus(tmp_path, *args: str) -> subprocess.CompletedProcess:
     env = job_env(tmp_path / "cli", None, AGILEPLUS_BROKER_DIR=str(tmp_path / "broker"),
                   AGILEPLUS_WORKER_DIR=str(tmp_path / "worker"), AGILEPLUS_ACTOR="human:alice")
@@ -94,6 +110,15 @@ def test_status_of_a_wp_for_review_is_the_examples_screen(farm):
         "  Tests: 3 passing",
         "  Agent: command (completed)",
     ]
+
+
+def test_review_is_the_examples_screen(farm):
+    tmp_path, _feature, _screen = farm
+
+    reviewed = agileplus(tmp_path, "review", "003", "WP01")
+
+    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
+    assert reviewed.stdout.splitlines() == REVIEW_SCREEN
 
 
 def test_move_to_done_is_the_examples_screen(farm):
