@@ -160,3 +160,14 @@ def test_status_after_the_merge_is_the_examples_screen(farm):
         "Total WP progress: 1/3 (33%)",
         "Estimated completion: 2 days",
     ]
+
+
+def test_implement_of_a_wp_its_dependency_unblocked_notes_the_constraint(farm):
+    tmp_path, _feature, _screen = farm
+    agileplus(tmp_path, "review", "003", "WP01")
+    agileplus(tmp_path, "move", "003", "WP01", "--to", "done")
+
+    lines = agileplus(tmp_path, "implement", "003", "--wp", "WP02", "--inline").stdout.splitlines()
+
+    notes = lines.index("  Constraint notes: WP01 completion unblocks this")
+    assert lines[notes - 1].startswith("  Governance constraints: ") and lines[notes + 1].startswith("  Total prompt: ")
