@@ -387,12 +387,15 @@ def reap_expired() -> dict:
     expired = DispatchJob.objects.filter(state__in=JobState.HELD, lease_expires_at__lt=Now())
     for job_id, attempt, max_attempts, worker in expired.values_list("id", "attempt", "max_attempts", "worker"):
         if attempt < max_attempts:
-            moved = DispatchJob.objects.filter(pk=job_id, attempt=attempt, state__in=JobState.HELD,
-                                               lease_expires_at__lt=Now()).update(
-                state=JobState.QUEUED, worker="", lease_expires_at=None, current_activity="re-queued: lease expired")
+            with transaction.atomic():  # the re-queue and its audit entry, together
+                moved = DispatchJob.objects.filter(pk=job_id, attempt=attempt, state__in=JobState.HELD,
+                                                   lease_expires_at__lt=Now()).update(
+                    state=JobState.QUEUED, worker="", lease_expires_at=None,
+                    current_activity="re-queued: lease expired")
+                if moved:
+                    _record_lost_attempt(job_id, attempt, "lease_expired", requeued=True, worker=worker)
             if moved:
                 requeued.append(job_id)
-                _record_lost_attempt(job_id, attempt, "lease_expired", requeued=True, worker=worker)
                 send_doorbell(DispatchJob.objects.get(pk=job_id))
         else:
             claim = Claim(job_id, attempt, "reaper")
@@ -431,21 +434,25 @@ def release_lost_attempts(worker: str, *, agents_killed: dict[str, list[int]] | 
     for job_id, attempt, max_attempts in held.values_list("id", "attempt", "max_attempts"):
         killed = (agents_killed or {}).get(job_id, [])
         if attempt < max_attempts:
-            moved = DispatchJob.objects.filter(pk=job_id, attempt=attempt, worker=worker,
-                                               state__in=JobState.HELD).update(
-                state=JobState.QUEUED, worker="", lease_expires_at=None,
-                current_activity=f"re-queued: {worker} restarted without finishing attempt {attempt}")
+            with transaction.atomic():  # the release and its audit entry, together
+                moved = DispatchJob.objects.filter(pk=job_id, attempt=attempt, worker=worker,
+                                                   state__in=JobState.HELD).update(
+                    state=JobState.QUEUED, worker="", lease_expires_at=None,
+                    current_activity=f"re-queued: {worker} restarted without finishing attempt {attempt}")
+                if moved:
+                    _record_lost_attempt(job_id, attempt, "worker_lost", requeued=True, worker=worker,
+                                         agents_killed=killed)
             if moved:
-                _record_lost_attempt(job_id, attempt, "worker_lost", requeued=True, worker=worker,
-                                     agents_killed=killed)
                 send_doorbell(DispatchJob.objects.get(pk=job_id))
                 released.append(job_id)
             continue
         try:
-            _record_lost_attempt(job_id, attempt, "worker_lost", requeued=False, worker=worker, agents_killed=killed)
-            finish_job(Claim(job_id, attempt, worker),
-                       Outcome(JobState.FAILED, None, "worker_lost",
-                               f"{worker} restarted without finishing attempt {attempt}, the last one"), result={})
+            with transaction.atomic():
+                _record_lost_attempt(job_id, attempt, "worker_lost", requeued=False, worker=worker,
+                                     agents_killed=killed)
+                finish_job(Claim(job_id, attempt, worker),
+                           Outcome(JobState.FAILED, None, "worker_lost",
+                                   f"{worker} restarted without finishing attempt {attempt}, the last one"), result={})
             released.append(job_id)
         except StaleAttempt:
             pass
