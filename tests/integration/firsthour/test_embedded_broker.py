@@ -31,7 +31,7 @@ with Connection(transport="workers.broker:Transport", transport_options=options)
 def bind_at_once(folder, processes: int) -> list[subprocess.Popen]:
     for sub in ("out", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    start = time.time() + 1.5  # all started and connected by then, on a loaded 2-core machine
+    start = time.time() + 3  # all started and connected by then, on a loaded 2-core machine
     return [subprocess.Popen([sys.executable, "-c", BINDER, str(folder), f"w{i}", str(start)], cwd=ROOT,
                              stderr=subprocess.PIPE, text=True) for i in range(processes)]
 
