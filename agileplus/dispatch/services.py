@@ -23,6 +23,7 @@ from agileplus.core.actors import SYSTEM, SYSTEM_REAPER, SYSTEM_TIMEOUT, Actor, 
 from agileplus.core.errors import DomainError, IllegalTransition, NotFound
 from agileplus.core.text import MAX_LINE_CHARS, storable_json, storable_text
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine, JobState, Worker
+from agileplus.dispatch.secrets import redact, redact_data
 from agileplus.events import subjects
 from agileplus.events.services import record_event
 from agileplus.features.lifecycles import WPState
@@ -247,7 +248,7 @@ def append_log(claim: Claim, lines: list[tuple[dt.datetime, str, str]]) -> int:
             return 0
         rows = [
             JobLogLine(job_id=claim.job_id, attempt=claim.attempt, seq=last + i + 1, timestamp=ts, stream=stream,
-                       line=storable_text(text, MAX_LINE_CHARS))
+                       line=storable_text(redact(text), MAX_LINE_CHARS))
             for i, (ts, stream, text) in enumerate(lines[:room])
         ]
         if len(lines) > room:
@@ -265,14 +266,16 @@ def append_report(job: DispatchJob, lines: list[str], *, actor: Actor | str) -> 
         room = max(0, settings.JOB_LOG_MAX_LINES - last)
         now = timezone.now()
         rows = [JobLogLine(job_id=job.pk, attempt=job.attempt, seq=last + i + 1, timestamp=now, stream="report",
-                           line=storable_text(f"[{actor}] {text}", MAX_LINE_CHARS)) for i, text in enumerate(lines[:room])]
+                           line=storable_text(redact(f"[{actor}] {text}"), MAX_LINE_CHARS))
+                for i, text in enumerate(lines[:room])]
         JobLogLine.objects.bulk_create(rows)
     return len(rows)
 
 
 def report_commit(claim: Claim, *, sha: str, message: str, files: list[str]) -> bool:
-    """Record one new commit and emit its event. False if it was already reported."""
-    message, files = storable_text(message, 20000), [storable_text(f, 4096) for f in files]
+    """Record one new commit and emit its event. False if it was already reported.
+    The message and paths are the agent's: stored redacted, without NUL, cut to size."""
+    message, files = storable_text(redact(message), 20000), [storable_text(redact(f), 4096) for f in files]
     with transaction.atomic():
         job = _lock_held(claim)
         if JobCommit.objects.filter(job_id=job.id, sha=sha).exists():
@@ -291,9 +294,10 @@ def report_commit(claim: Claim, *, sha: str, message: str, files: list[str]) -> 
 def update_progress(claim: Claim, **fields) -> None:
     """current_activity, usage, session_id… (fenced, no event: the log carries detail)."""
     if fields:
-        # Every value here comes from the agent's stream: untrusted, maybe with NUL bytes.
+        # Every value here comes from the agent's stream: untrusted (secrets, NUL bytes, endless text).
         fields = {name: storable_text(value, 300 if name == "current_activity" else 2000)
-                  if isinstance(value, str) else storable_json(value) for name, value in fields.items()}
+                  if isinstance(value, str) else storable_json(value)
+                  for name, value in ((n, redact_data(v)) for n, v in fields.items())}
         _held(claim).update(**fields)
 
 
@@ -328,9 +332,10 @@ def finish_job(claim: Claim, outcome: Outcome, *, result: dict) -> DispatchJob:
         job.exit_code = outcome.exit_code
         job.finished_at = timezone.now()
         job.lease_expires_at = None
-        job.result = storable_json({**(job.result or {}), **result})
-        job.error = storable_text(outcome.detail, 20000) if outcome.state != JobState.SUCCEEDED else ""
-        job.current_activity = "completed" if outcome.state == JobState.SUCCEEDED else outcome.reason
+        job.result = storable_json(redact_data({**(job.result or {}), **result}))
+        job.error = storable_text(redact(outcome.detail), 20000) if outcome.state != JobState.SUCCEEDED else ""
+        job.current_activity = ("completed" if outcome.state == JobState.SUCCEEDED
+                                else storable_text(redact(outcome.reason), 300))
         job.save()
         commits = job.commits.count()
         record_event(
@@ -365,7 +370,7 @@ def _block_wp(wp: WorkPackage, job: DispatchJob, outcome: Outcome, partial_commi
         "exit_code": outcome.exit_code,
     }
     if outcome.detail:
-        metadata["detail"] = storable_text(outcome.detail, 500)
+        metadata["detail"] = storable_text(redact(outcome.detail), 500)
     metadata.update(storable_json(outcome.metadata))
     transition_wp(wp, WPState.BLOCKED, actor=actor, metadata=metadata, evidence_refs=outcome.evidence or None,
                   event_extra={"job_id": job.id, "reason": outcome.reason})
@@ -374,7 +379,7 @@ def _block_wp(wp: WorkPackage, job: DispatchJob, outcome: Outcome, partial_commi
 def release_for_retry(claim: Claim, reason: str) -> bool:
     """Hand a job we hold back to the queue (setup failed, worker shutting down), if attempts remain."""
     moved = _held(claim).filter(attempt__lt=F("max_attempts")).update(
-        state=JobState.QUEUED, worker="", lease_expires_at=None, current_activity=reason[:300])
+        state=JobState.QUEUED, worker="", lease_expires_at=None, current_activity=redact(reason)[:300])
     if moved:
         send_doorbell(DispatchJob.objects.get(pk=claim.job_id))
     return bool(moved)
