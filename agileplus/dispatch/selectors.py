@@ -121,10 +121,10 @@ def dispatch_screen(job: DispatchJob) -> list[str]:
     lines = ["Workspace setup:", f"  Worktree: .worktrees/{Path(job.worktree).name}", f"  Branch: {job.branch}",
              f"  Base commit: {job.base_commit[:7]} ({feature.project.main_branch})", "Prompt prepared:"]
     summary = prompt.summary_lines(feature.slug, wp.code)
-    from agileplus.audit.models import AuditEntry
+    from agileplus.features.selectors import wp_history
 
     deps = [d.depends_on.code for d in wp.dependency_links.select_related("depends_on").order_by("depends_on__code")]
-    if deps and AuditEntry.objects.filter(wp_id=wp.pk, transition=f"{wp.code}:unblocked").exists():
+    if deps and wp_history(feature).get(wp.pk, {}).get("unblocked"):
         # the example's WP03: it was blocked, and what it waited for just completed
         summary.insert(-1, f"Constraint notes: {' and '.join(deps)} completion unblocks this")
     return lines + [f"  {line}" for line in summary]

@@ -89,21 +89,33 @@ def duration(seconds: float) -> str:
     return "0 seconds"
 
 
-def _review_history(feature: Feature) -> dict[int, dict]:
-    """Per WP id: review cycles, whether the first one approved, and whether it was unblocked."""
+def wp_history(feature: Feature) -> dict[int, dict]:
+    """Per WP id: review cycles, whether the first one approved, and whether the farm unblocked it
+    (a dependency it merged; one imported as done does not count: that WP was simply ready)."""
     from agileplus.audit.models import AuditEntry
 
     history: dict[int, dict] = {}
+    unblocked_by: dict[int, set[str]] = {}
+    imported_done: set[str] = set()
     rows = AuditEntry.objects.filter(feature=feature).filter(
-        Q(transition__endswith=":review") | Q(transition__endswith=":unblocked")).order_by("seq")
+        Q(transition__endswith=":review") | Q(transition__endswith=":unblocked") | Q(transition__endswith="->done")
+    ).order_by("seq")
     for wp_id, transition, metadata in rows.values_list("wp_id", "transition", "metadata"):
+        metadata = metadata or {}
+        if transition.endswith("->done"):
+            if metadata.get("imported_from"):
+                imported_done.add(transition.split(":", 1)[0])
+            continue
         h = history.setdefault(wp_id, {"review_cycles": 0, "approved_first_pass": False, "unblocked": False})
         if transition.endswith(":unblocked"):
-            h["unblocked"] = True
+            by = metadata.get("unblocked_by")
+            unblocked_by.setdefault(wp_id, set()).update([by] if isinstance(by, str) else (by or []))
         else:
             h["review_cycles"] += 1
             if h["review_cycles"] == 1:
-                h["approved_first_pass"] = bool((metadata or {}).get("approved"))
+                h["approved_first_pass"] = bool(metadata.get("approved"))
+    for wp_id, codes in unblocked_by.items():
+        history[wp_id]["unblocked"] = bool(codes - imported_done)
     return history
 
 
@@ -178,7 +190,7 @@ def feature_status(feature: Feature, *, now: dt.datetime | None = None) -> dict:
         )
     )
     jobs = _latest_jobs(feature)
-    history = _review_history(feature)
+    history = wp_history(feature)
     items = []
     edges = []
     for wp in wps:
