@@ -249,3 +249,18 @@ def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
     proc = subprocess.run(["git", "merge-base", "--is-ancestor", ancestor, descendant], cwd=repo,
                           capture_output=True)
     return proc.returncode == 0
+
+
+def checked_out_push_fix(origin: str | Path, main: str) -> str | None:
+    """The exact command that lets merges push ``main`` to a local non-bare origin that has
+    ``main`` checked out (git refuses such a push by default); None when pushes are accepted
+    (a bare repository, another branch checked out, a remote URL, or already configured)."""
+    path = Path(origin)
+    if not path.is_dir() or git("rev-parse", "--is-bare-repository", cwd=path, check=False) != "false":
+        return None
+    if git("symbolic-ref", "--quiet", "--short", "HEAD", cwd=path, check=False) != main:
+        return None
+    deny = git("config", "--get", "receive.denyCurrentBranch", cwd=path, check=False)
+    if deny in ("updateInstead", "ignore", "warn", "false"):
+        return None
+    return f"git -C {path} config receive.denyCurrentBranch updateInstead"

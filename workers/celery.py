@@ -15,6 +15,10 @@ import django  # noqa: E402
 
 django.setup()
 
+from workers.broker import use_atomic_filesystem_transport  # noqa: E402
+
+use_atomic_filesystem_transport()  # N workers starting at once on the embedded broker (workers/broker.py)
+
 app = Celery("agileplus", include=["workers.tasks", "workers.review_tasks"])
 
 import workers.lifecycle  # noqa: E402,F401 - worker heartbeat signals

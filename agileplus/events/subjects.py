@@ -36,3 +36,21 @@ def merge_main_moved(feature_slug: str) -> str:
 
 
 ALL_SUBJECTS = f"{PREFIX}.>"
+
+
+def on_nats(subject: str, prefix: str) -> str:
+    """The subject an outbox row is published under on NATS: the rows keep ``agileplus.…``
+    (what ``events list --subject`` matches), NATS gets ``<prefix>.…``."""
+    return prefix + subject[len(PREFIX):] if subject.startswith(PREFIX + ".") else subject
+
+
+def nats_prefix(prefix: str) -> str:
+    """``prefix`` if NATS accepts it as leading subject tokens, else a DomainError naming the setting."""
+    import re
+
+    from agileplus.core.errors import DomainError
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", prefix or ""):
+        raise DomainError(f"'{prefix}' is not a NATS subject prefix", field="AGILEPLUS_NATS_SUBJECT_PREFIX",
+                          fix="dot-separated letters, digits, '-' or '_', e.g. farm2 or acme.agileplus")
+    return prefix

@@ -539,6 +539,7 @@ def _import_features(path: Path, *, actor: Actor | str, project: str | None, rep
     config = parse_config(root, errors)
     specs = [s for s in (parse_feature_dir(f, errors) for f in folders) if s is not None]
     errors.raise_if_any()
+    _refuse_unpushable_origin(root, project or _config_project(config))
     report = ImportReport()
     with transaction.atomic():
         name = _project_name(project or _config_project(config), root)
@@ -548,7 +549,27 @@ def _import_features(path: Path, *, actor: Actor | str, project: str | None, rep
         proj.save(update_fields=["repo_url", "config"])
         for spec in specs:
             report.features.append(_write_feature(spec, proj, config, actor, report))
+    from harnesses.git import git
+
+    if git("rev-parse", "--show-toplevel", cwd=root, check=False) != str(root):
+        report.notes.append(f"{root} is not the root of a git repository: the features are planned, but an agent "
+                            f"needs one to branch from (git -C {root} init -b main && git -C {root} add -A && "
+                            f"git -C {root} commit -m initial)")
     return report
+
+
+def _refuse_unpushable_origin(root: Path, project: str | None) -> None:
+    """A merge pushes main to this repository: refuse now, with the exact fix, when git would
+    refuse that push later (a normal clone with main checked out)."""
+    from harnesses.git import checked_out_push_fix
+
+    existing = Project.objects.filter(name=_project_name(project, root)).first()
+    main = existing.main_branch if existing else Project._meta.get_field("main_branch").default
+    fix = checked_out_push_fix(root, main)
+    if fix:
+        raise ImportFailed(f"{root} has {main} checked out, and git refuses the push of each merge to it",
+                           field="repository", fix=f"{fix}  (git then updates the checked-out files on each "
+                                                   "merge, and refuses while they have uncommitted changes)")
 
 
 def import_path(path: str | Path, *, actor: Actor | str, project: str | None = None,

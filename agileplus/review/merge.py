@@ -19,7 +19,15 @@ from django.db.models.functions import Now
 
 from agileplus.core.errors import DomainError, RepositoryUnavailable
 from agileplus.review.models import MergeLock
-from harnesses.git import GitError, git, is_ancestor, mirror_path, redact_url, remote_url
+from harnesses.git import (
+    GitError,
+    checked_out_push_fix,
+    git,
+    is_ancestor,
+    mirror_path,
+    redact_url,
+    remote_url,
+)
 
 LOCK_LEASE_SECONDS = 120
 
@@ -182,6 +190,13 @@ def merge_branch(origin: str, main: str, branch: str, message: str, *, strategy:
     try:
         git("push", "--quiet", "origin", f"{new_sha}:refs/heads/{main}", cwd=path)
     except GitError as exc:
+        reset_to(path, f"origin/{main}")
+        fix = checked_out_push_fix(origin, main)
+        if fix:  # not a conflict: the origin refuses pushes to its checked-out branch
+            raise RepositoryUnavailable(
+                f"the origin {origin} has {main} checked out and refuses the merge's push to it",
+                field="repository", fix=f"{fix}  (git then updates its files on each merge), "
+                                        "or make the origin a bare repository") from None
         raise MergeConflict(f"pushing {main} to the origin failed: {exc}", field="branch",
                             fix="main moved on the origin outside AgilePlus; retry the move") from None
     git("fetch", "--quiet", "origin", cwd=path)

@@ -91,6 +91,24 @@ def run_review(wp: WorkPackage, *, actor: Actor | str = CI_AUTOMATION, apply: bo
     return _store(wp, job, actor, results, base, head_sha, apply, wait_for_merge)
 
 
+def is_test_check(spec: dict) -> bool:
+    return str(spec.get("name", "")).startswith("test") or bool(spec.get("parser"))
+
+
+def test_counts(results: list[c.CheckResult]) -> dict | None:
+    """The parsed counts of the test checks among ``results``: {"passed", "failed", "total"}."""
+    figures = [r.figures for r in results if "total" in (r.figures or {}) and "passed" in r.figures]
+    if not figures:
+        return None
+    return {k: sum(int(f.get(k) or 0) for f in figures) for k in ("passed", "failed", "total")}
+
+
+def run_test_checks(wp: WorkPackage, root) -> tuple[dict | None, list[c.CheckResult]]:
+    """The review's configured test checks, run in ``root`` (an agent's worktree when it finishes)."""
+    results = [c.check_tests(root, spec) for spec in review_config(wp).get("checks") or [] if is_test_check(spec)]
+    return test_counts(results), results
+
+
 def _review_checks(wp: WorkPackage, job: DispatchJob | None, branch: str) -> tuple[list, str, str]:
     feature, project = wp.feature, wp.feature.project
     path = workspace(project.repo_url)
@@ -130,7 +148,7 @@ def tree_checks(config: dict, path, changed: list[str]) -> Iterator[c.CheckResul
         name = spec.get("name", "")
         if name in ("deliverables", "governance", "commit_convention"):
             continue
-        if name.startswith("test") or spec.get("parser"):
+        if is_test_check(spec):
             yield c.check_tests(path, spec)
         elif name == "function_length":
             yield c.check_function_length(path, changed, int(spec.get("max_lines", 50)))
@@ -165,9 +183,15 @@ def _store(wp, job, actor, results, base, head, apply, wait_for_merge=True) -> R
                                              reference=f"review:{report.pk}", summary=f"{r.name}: "
                                              f"{'pass' if r.ok else 'fail'}")
                 refs.append({"fr_id": fr, "evidence_id": ev.pk})
+        tests = test_counts(results)
         record_wp_entry(wp, actor=actor, transition=f"{wp.code}:review", evidence_refs=refs,
                         metadata={"report_id": report.pk, "approved": approved, "head": head,
-                                  "failed": [r.name for r in results if not r.ok]})
+                                  "failed": [r.name for r in results if not r.ok],
+                                  **({"tests": tests} if tests else {})})
+        if job is not None and tests:  # status shows the review's counts (main merged with the branch)
+            job = DispatchJob.objects.select_for_update().get(pk=job.pk)
+            job.result = {**(job.result or {}), "tests": tests}
+            job.save(update_fields=["result"])
     review = Review(report, results)
     if apply:
         wp.refresh_from_db()

@@ -22,6 +22,7 @@ Behaviours (comma-separated, run in order):
   flood:N            print N lines
   raid_origin:F      try to push to the origin and write what it could see (git config, env,
                      the push's output) to file F: the origin's credentials must be nowhere in it
+  binary             print raw bytes with NUL and a 20,000-character line (untrusted output)
 """
 
 from __future__ import annotations
@@ -143,6 +144,9 @@ def main() -> int:
         elif name == "flood":
             for i in range(int(arg)):
                 print(f"flood line {i}", flush=True)
+        elif name == "binary":
+            sys.stdout.buffer.write(b"binary\x00output\x00\xff\xfe here\n" + b"x" * 20000 + b"\n")
+            sys.stdout.buffer.flush()
         else:
             print(f"unknown behaviour {step}", file=sys.stderr)
             return 3
