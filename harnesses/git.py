@@ -258,6 +258,9 @@ def checked_out_push_fix(origin: str | Path, main: str) -> str | None:
     path = Path(origin)
     if not path.is_dir() or git("rev-parse", "--is-bare-repository", cwd=path, check=False) != "false":
         return None
+    # A folder inside another repository (an example in a checkout) is not what merges push to.
+    if git("rev-parse", "--show-toplevel", cwd=path, check=False) != str(path.resolve()):
+        return None
     if git("symbolic-ref", "--quiet", "--short", "HEAD", cwd=path, check=False) != main:
         return None
     deny = git("config", "--get", "receive.denyCurrentBranch", cwd=path, check=False)
