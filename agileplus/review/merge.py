@@ -102,9 +102,20 @@ def push_if_unchanged(path: Path, main: str, expected: str, new_sha: str) -> boo
     try:
         git("push", "--quiet", "--porcelain", f"--force-with-lease=refs/heads/{main}:{expected}", "origin",
             f"{new_sha}:refs/heads/{main}", cwd=path)
-    except GitError:
+    except GitError as exc:
         git("fetch", "--quiet", "origin", cwd=path, check=False)
-        return False
+        if git("rev-parse", "--verify", "--quiet", f"origin/{main}", cwd=path, check=False) != expected:
+            return False  # main moved meanwhile: the caller retests on the new main
+        # Main did not move, so the origin refused the push itself: retrying cannot help.
+        origin = git("config", "--get", "remote.origin.url", cwd=path, check=False)
+        fix = checked_out_push_fix(origin, main)
+        if fix:
+            raise RepositoryUnavailable(
+                f"the origin {redact_url(origin)} has {main} checked out and refuses the merge's push to it",
+                field="repository", fix=f"{fix}  (git then updates its files on each merge), "
+                                        "or make the origin a bare repository") from None
+        raise RepositoryUnavailable(f"the origin {redact_url(origin)} refused the push of {main}: {str(exc)[-300:]}",
+                                    field="repository", fix="check that this machine may push to the origin") from None
     git("fetch", "--quiet", "origin", cwd=path)
     return True
 
