@@ -28,7 +28,15 @@ result only: per-message usage repeats for each content block of one API call.
 from __future__ import annotations
 
 from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation, RunSpec, Usage
-from harnesses.jsonlines import as_decimal, as_int, one_line, parse_json_line, string_list, tool_input_summary
+from harnesses.jsonlines import (
+    as_decimal,
+    as_int,
+    one_line,
+    parse_json_line,
+    string_list,
+    tool_input_summary,
+    whole,
+)
 from harnesses.registry import register
 
 # A WP is done by committing: let the agent run the git commands that takes, nothing more.
@@ -78,7 +86,7 @@ def _usage(raw: object, cost: object, turns: object) -> Usage:
 def _tool_result_text(content: object) -> str:
     if isinstance(content, list):
         content = "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    return one_line(content)
+    return whole(content)
 
 
 @register
@@ -86,6 +94,7 @@ class ClaudeCodeAdapter(HarnessAdapter):
     name = "claude-code"
     binary = "claude"
     install_hint = "npm install -g @anthropic-ai/claude-code"
+    credential_env = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL")
 
     def build_command(self, spec: RunSpec) -> Invocation:
         options = spec.options

@@ -35,6 +35,7 @@ from harnesses.jsonlines import (
     prompt_fits_argv,
     string_list,
     tool_input_summary,
+    whole,
 )
 from harnesses.registry import register
 
@@ -119,7 +120,7 @@ class GeminiAdapter(HarnessAdapter):
         elif kind == "tool_result":
             failed = obj.get("status") == "error"
             error = obj.get("error") if isinstance(obj.get("error"), dict) else {}
-            text = f"error: {one_line(error.get('message') or obj.get('output'))}" if failed else one_line(obj.get("output"))
+            text = f"error: {whole(error.get('message') or obj.get('output'))}" if failed else whole(obj.get("output"))
             events.append(AgentEvent(kind="tool_result", text=text, is_error=failed, raw=obj))
         elif kind == "error":
             severe = obj.get("severity") != "warning"

@@ -145,11 +145,11 @@ def test_assistant_text_is_a_message_and_a_tool_call_is_a_tool_use():
     assert (tool.kind, tool.text) == ("tool_use", 'Bash: git commit -m "feat(WP01): login"')
 
 
-def test_a_tool_result_is_reported_with_its_first_line():
+def test_a_tool_result_is_reported_whole():
     [event] = ClaudeCodeAdapter().parse_line(TOOL_RESULT)
 
     assert (event.kind, event.is_error) == ("tool_result", False)
-    assert event.text == "[feat/WP01 1a2b3c4] feat(WP01): login …"
+    assert event.text == "[feat/WP01 1a2b3c4] feat(WP01): login\n 1 file changed"
 
 
 def test_the_result_is_final_with_tokens_cost_and_turns():
