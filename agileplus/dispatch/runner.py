@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -32,7 +33,7 @@ from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_e
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from harnesses import git as g
 from harnesses.adapters.command import PROMPT_FILE_ENV
-from harnesses.base import HarnessError, RunSpec
+from harnesses.base import HarnessError, RunSpec, cli_version
 from harnesses.process import JOB_MARK_ENV, AgentProcess, StopReason, reap_marked
 from harnesses.registry import get_adapter
 
@@ -148,7 +149,10 @@ class JobRun:
         prompt_file = prompt_dir / "prompt.md"
         prompt_file.write_text(prompt.text)
         mark = f"{farm_id()}:{job.id}.{self.claim.attempt}"
-        env = {**agent_base_environment(), **resolved.env, PROMPT_FILE_ENV: str(prompt_file), JOB_MARK_ENV: mark}
+        credentials = adapter.credentials()  # the worker's model endpoint and key, never the repo's
+        self.secret_values += [v for k, v in credentials.items() if not k.endswith("_BASE_URL")]
+        env = {**agent_base_environment(), **credentials, **resolved.env, PROMPT_FILE_ENV: str(prompt_file),
+               JOB_MARK_ENV: mark}
         spec = RunSpec(prompt=prompt.text, workdir=worktree, env=env, model=config.get("model"),
                        timeout_seconds=job.timeout_seconds,
                        allowed_paths=list((feature.constraints or {}).get("allowed_paths") or []),
@@ -158,7 +162,8 @@ class JobRun:
         env.update(invocation.env)
         manifest = {
             "prompt_sha256": sha256_hex(prompt.text), "argv": invocation.argv, "harness": job.harness,
-            "cli_version": getattr(adapter, "pinned_version", ""), "base_sha": base, "branch": branch,
+            "cli_version": getattr(adapter, "pinned_version", "") or installed_version(invocation.argv[0]),
+            "base_sha": base, "branch": branch,
             "constraints": feature.constraints or {}, "timeout_seconds": job.timeout_seconds,
             "environment_names": resolved.names, "budget": config.get("budget") or {},
             "max_turns": config.get("max_turns"), "idle_timeout_seconds": config.get("idle_timeout_seconds"),
@@ -184,10 +189,16 @@ class JobRun:
         usage: dict = {}
         allowance = allowance_for(job)
         max_turns = config.get("max_turns")
+        last_error = [""]  # what the CLI last reported as an error: the reason a run that did nothing failed
+        reported_model = [config.get("model") or ""]  # the model the CLI says it runs, else the configured one
 
         def on_line(stream: str, text: str) -> StopReason | None:
             stop = None
             for event in adapter.parse_line(text) if stream == "stdout" else []:
+                if event.is_error and event.text:
+                    last_error[0] = event.text
+                if event.model:
+                    reported_model[0] = event.model
                 if event.session_id:
                     services.update_progress(self.claim, session_id=event.session_id)
                 if event.usage:
@@ -232,6 +243,10 @@ class JobRun:
             pushed = self._push(worktree, branch, salvaged)
             files = g.files_changed(worktree, base)
             head = g.head(worktree)
+            if outcome.state == JobState.SUCCEEDED and not self.reported and not files and not salvaged:
+                outcome = Outcome(JobState.FAILED, result.exit_code, "no_change",
+                                  "the agent ended without a commit or a change"
+                                  + (f"; its last error: {last_error[0][:500]}" if last_error[0] else ""))
             if outcome.state == JobState.SUCCEEDED:
                 outcome = self._governance(outcome, worktree, base)
         except g.GitError as exc:  # the agent broke its worktree (deleted .git, corrupted the index…)
@@ -249,7 +264,7 @@ class JobRun:
         services.update_progress(self.claim, usage=usage)
         finished = services.finish_job(self.claim, outcome, result={
             "commits": len(self.reported), "files_changed": len(files), "files": files[:200],
-            "head": head, "pushed": pushed, "salvage_ref": f"refs/agileplus/salvage/{job.id}"
+            "head": head, "pushed": pushed, "model": reported_model[0], "salvage_ref": f"refs/agileplus/salvage/{job.id}"
             if salvaged else None, "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
         })
         if outcome.reason == "rate_limited":
@@ -316,6 +331,14 @@ class JobRun:
         if stopped.kind == "budget":
             return Outcome(JobState.FAILED, result.exit_code, "budget_exceeded", stopped.detail)
         return Outcome(JobState.FAILED, result.exit_code, f"agent_{stopped.kind}", stopped.detail)
+
+
+def installed_version(binary: str) -> str:
+    """The agent CLI's own ``--version`` line (cached per binary), "" if it cannot say."""
+    try:
+        return cli_version(binary) or ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def farm_id() -> str:

@@ -21,8 +21,13 @@ Stream (``--verbose`` is required with stream-json in print mode): a ``system``/
 line (session id, model), ``assistant`` messages whose content blocks are ``text`` and
 ``tool_use``, ``user`` messages carrying ``tool_result`` blocks, and a final ``result`` with
 ``subtype`` (``success``, ``error_max_turns``, ``error_during_execution``…), ``is_error``,
-``num_turns``, ``total_cost_usd``, ``usage`` and ``session_id``. Usage comes from the
-result only: per-message usage repeats for each content block of one API call.
+``num_turns``, ``total_cost_usd``, ``usage`` and ``session_id``.
+
+Usage: the result's figures (and its ``total_cost_usd``) are the CLI's own and final. While it
+runs, each assistant message carries its API call's usage (repeated for each content block of
+that call, so counted once per message id): the adapter adds those up into a running
+``usage`` event priced from ``options["prices"]`` or ``DEFAULT_PRICES`` (an estimate, so a
+budget can stop the run mid-stream; unknown model and no ``"*"`` price: no estimate).
 """
 
 from __future__ import annotations
@@ -31,13 +36,25 @@ from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation,
 from harnesses.jsonlines import (
     as_decimal,
     as_int,
+    cost_of,
     one_line,
     parse_json_line,
+    price_for,
+    price_table,
     string_list,
     tool_input_summary,
     whole,
 )
 from harnesses.registry import register
+
+# USD per 1M tokens, Anthropic's published API prices when this was written (cache reads at a
+# tenth of input); only for the running estimate: the CLI's total_cost_usd is what the ledger keeps.
+DEFAULT_PRICES = {
+    "claude-opus-4-5": {"input": "5", "cached_input": "0.5", "output": "25"},
+    "claude-opus-4": {"input": "15", "cached_input": "1.5", "output": "75"},
+    "claude-sonnet-4": {"input": "3", "cached_input": "0.3", "output": "15"},
+    "claude-haiku-4": {"input": "1", "cached_input": "0.1", "output": "5"},
+}
 
 # A WP is done by committing: let the agent run the git commands that takes, nothing more.
 DEFAULT_ALLOWED_TOOLS = (
@@ -96,8 +113,16 @@ class ClaudeCodeAdapter(HarnessAdapter):
     install_hint = "npm install -g @anthropic-ai/claude-code"
     credential_env = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL")
 
+    def __init__(self) -> None:
+        self.prices = price_table(DEFAULT_PRICES)
+        self.message_usage: dict[str, Usage] = {}  # per API call (message id), for the running estimate
+
     def build_command(self, spec: RunSpec) -> Invocation:
         options = spec.options
+        try:
+            self.prices = price_table(options["prices"]) if options.get("prices") else price_table(DEFAULT_PRICES)
+        except ValueError as exc:
+            raise HarnessError(f"harness 'claude-code': agent.prices: {exc}") from None
         argv = [self.resolve_binary(spec), "-p", "--output-format", "stream-json", "--verbose",
                 "--permission-mode", str(options.get("permission_mode") or "acceptEdits")]
         if spec.model:
@@ -171,7 +196,20 @@ class ClaudeCodeAdapter(HarnessAdapter):
                 summary = tool_input_summary(block.get("input"))
                 events.append(AgentEvent(kind="tool_use", text=f"{name}: {summary}" if summary else name,
                                          model=model, raw=obj))
-        return events
+        running = self._running_usage(message, model)
+        return events + ([running] if running else [])
+
+    def _running_usage(self, message: dict, model: str | None) -> AgentEvent | None:
+        """The first time a message id is seen: the running total of every call so far."""
+        message_id = message.get("id")
+        if not isinstance(message_id, str) or message_id in self.message_usage:
+            return None
+        self.message_usage[message_id] = _usage(message.get("usage"), None, None)
+        total = Usage(input_tokens=sum(u.input_tokens for u in self.message_usage.values()),
+                      output_tokens=sum(u.output_tokens for u in self.message_usage.values()),
+                      cached_input_tokens=sum(u.cached_input_tokens for u in self.message_usage.values()))
+        total.cost_usd = cost_of(total, price_for(model, self.prices))
+        return AgentEvent(kind="usage", usage=total, model=model)
 
     def _tool_results(self, message: dict, obj: dict) -> list[AgentEvent]:
         content = message.get("content")

@@ -34,7 +34,7 @@ class ResponsesEndpoint(ScriptedEndpoint):
     protocol = "openai_responses"
 
     def is_agent_request(self, path: str, body: dict | None) -> bool:
-        return path.split("?")[0].endswith("/responses") and bool(body and body.get("tools"))
+        return path.split("?")[0].endswith("/responses") and bool(body and body.get("input"))
 
     def reply_side(self, handler: BaseHTTPRequestHandler, path: str, body: dict | None) -> None:
         if path.split("?")[0].endswith("/models"):
