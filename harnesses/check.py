@@ -68,6 +68,7 @@ def endpoint_environment(harness: str, endpoint: ScriptedEndpoint) -> dict[str, 
 QUIET_ENVIRONMENT = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}
 
 
+
 @dataclass
 class CheckResult:
     harness: str

@@ -195,7 +195,7 @@ class JobRun:
         def on_line(stream: str, text: str) -> StopReason | None:
             stop = None
             for event in adapter.parse_line(text) if stream == "stdout" else []:
-                if event.is_error and event.text:
+                if (event.is_error or event.kind == "error") and event.text:
                     last_error[0] = event.text
                 if event.model:
                     reported_model[0] = event.model
@@ -237,6 +237,8 @@ class JobRun:
             prompt_dir.rmdir()
         tests = (usage or {}).get("tests")
         outcome = self._outcome(result)
+        if outcome.reason == "agent_failed" and last_error[0]:  # say why, in the CLI's words
+            outcome.detail = f"{outcome.detail}: {last_error[0][:500]}"
         try:
             self.scan_commits(worktree, base)
             salvaged = g.salvage(worktree, f"refs/agileplus/salvage/{job.id}")

@@ -162,6 +162,10 @@ class ClaudeCodeAdapter(HarnessAdapter):
                 model = obj.get("model") if isinstance(obj.get("model"), str) else None
                 return [AgentEvent(kind="init", text=f"Claude Code session {session} ({model or 'default model'})",
                                    session_id=session, model=model, raw=obj)]
+            if obj.get("subtype") == "api_retry":  # the CLI retries on its own; the reason if it gives up
+                return [AgentEvent(kind="error", text=f"API retry {obj.get('attempt')}/{obj.get('max_retries')}: "
+                                   f"{obj.get('error_status') or ''} {obj.get('error') or 'error'}".replace("  ", " "),
+                                   raw=obj)]
             return [AgentEvent(kind="log", text=f"system: {obj.get('subtype') or 'event'}", raw=obj)]
         if kind == "assistant":
             return self._assistant(obj.get("message") or {}, obj)
@@ -173,9 +177,10 @@ class ClaudeCodeAdapter(HarnessAdapter):
             result = obj.get("result") if isinstance(obj.get("result"), str) else ""
             errors = "; ".join(str(e) for e in obj.get("errors") or [] if e)
             text = one_line(result)
-            if is_error:
+            if is_error:  # subtype "success" with is_error: the API failed (e.g. "API Error: 429 …")
                 detail = one_line(result or errors)
-                text = f"{subtype or 'error'}: {detail}" if detail else subtype or "error"
+                label = subtype if subtype and subtype != "success" else "error"
+                text = f"{label}: {detail}" if detail else label
             return [AgentEvent(kind="result", text=text, session_id=session,
                                usage=_usage(obj.get("usage"), obj.get("total_cost_usd"), obj.get("num_turns")),
                                is_error=is_error, final=True, raw=obj)]

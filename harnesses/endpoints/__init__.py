@@ -210,7 +210,8 @@ class ScriptedEndpoint:
     # --- writing ------------------------------------------------------------------------
     @staticmethod
     def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict,
-                  headers: dict[str, str] | None = None) -> None:
+                  headers: dict[str, str] | None = None, *, cut: bool = False) -> None:
+        """A JSON reply; ``cut``: announce the whole length, send half, close the connection."""
         data = json.dumps(payload).encode()
         handler.send_response(status)
         handler.send_header("content-type", "application/json")
@@ -218,8 +219,12 @@ class ScriptedEndpoint:
         for key, value in (headers or {}).items():
             handler.send_header(key, value)
         handler.end_headers()
-        handler.wfile.write(data)
+        handler.wfile.write(data[: len(data) // 2] if cut else data)
         handler.wfile.flush()
+        if cut:
+            handler.close_connection = True
+            handler.connection.shutdown(2)
+            handler.connection.close()
 
     @staticmethod
     def start_stream(handler: BaseHTTPRequestHandler) -> None:
@@ -233,12 +238,11 @@ class ScriptedEndpoint:
     @staticmethod
     def send_events(handler: BaseHTTPRequestHandler, events: list[tuple[str | None, dict]], *, cut: bool,
                     pause: float = 0.0) -> None:
-        """SSE events (``event:`` name or None, data). ``cut``: send the first half whole, then
-        half of the next event, and close the connection mid-event."""
+        """SSE events (``event:`` name or None, data). ``cut``: send the first event whole, then
+        half of the next one, and close the connection mid-event."""
         chunks = [(f"event: {name}\n" if name else "") + f"data: {json.dumps(data)}\n\n" for name, data in events]
         if cut:
-            keep = max(1, len(chunks) // 2)
-            chunks = chunks[:keep] + [chunks[keep][: len(chunks[keep]) // 2]] if keep < len(chunks) else chunks[:1]
+            chunks = chunks[:1] + [chunks[1][: len(chunks[1]) // 2]] if len(chunks) > 1 else chunks[:1]
         try:
             for chunk in chunks:
                 handler.wfile.write(chunk.encode())

@@ -72,7 +72,7 @@ class AnthropicEndpoint(ScriptedEndpoint):
                    "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
         if not body.get("stream"):
             message.update(content=blocks, stop_reason=stop, usage={**usage, "output_tokens": turn.output_tokens})
-            self.send_json(handler, 200, message)
+            self.send_json(handler, 200, message, cut=cut)
             return
         events: list[tuple[str | None, dict]] = [("message_start", {"type": "message_start", "message": message})]
         for index, block in enumerate(blocks):
