@@ -86,6 +86,9 @@ class LoggedRequest:
     body: dict | None
     consumed_step: int | None  # index of the script step it got, None for a side request
 
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
 
 class ScriptedEndpoint:
     """Base for the protocol modules: the server, the script cursor and the request log."""
