@@ -245,9 +245,12 @@ class JobRun:
             pushed = self._push(worktree, branch, salvaged)
             files = g.files_changed(worktree, base)
             head = g.head(worktree)
-            if outcome.state == JobState.SUCCEEDED and not self.reported and not files and not salvaged:
-                outcome = Outcome(JobState.FAILED, result.exit_code, "no_change",
-                                  "the agent ended without a commit or a change"
+            if outcome.state == JobState.SUCCEEDED and not self.reported:  # nothing to review: say why
+                outcome = Outcome(JobState.FAILED, result.exit_code, "no_commit",
+                                  "the agent ended without a commit"
+                                  + (f" (its uncommitted work is saved at refs/agileplus/salvage/{job.id})"
+                                     if salvaged else
+                                     " or any change")
                                   + (f"; its last error: {last_error[0][:500]}" if last_error[0] else ""))
             if outcome.state == JobState.SUCCEEDED:
                 outcome = self._governance(outcome, worktree, base)

@@ -134,9 +134,9 @@ def test_the_turn_cap_stops_claude_code_and_says_so(tmp_path):
     result, job, endpoint, feature = run_inline(tmp_path, SCRIPT, max_turns=1)
 
     assert job.state == "failed", result.stdout
-    assert "error_max_turns" in job.error
+    assert job.error == "2 turns exceed max_turns 1"  # the CLI's own cap ended its second turn
     assert len(endpoint.agent_requests) == 1
-    assert last_reason(feature) == "agent_failed"
+    assert last_reason(feature) == "agent_turns"
 
 
 def test_a_budget_crossed_mid_run_stops_claude_code_at_that_stream_event(tmp_path):
@@ -196,7 +196,9 @@ def test_codex_s_workspace_write_sandbox_cannot_commit_in_a_worktree_so_the_run_
                                                 model="gpt-5", sandbox="workspace-write")
 
     assert job.state == "failed", result.stdout
-    assert last_reason(feature) == "no_change"
+    assert last_reason(feature) == "no_commit"
+    assert job.error.startswith(f"the agent ended without a commit (its uncommitted work is saved at "
+                                f"refs/agileplus/salvage/{job.id})")
     assert job.commits.count() == 0
     outputs = [item.get("output", "") for r in endpoint.agent_requests for item in r.body["input"]
                if isinstance(item, dict) and item.get("type") == "function_call_output"]
