@@ -118,7 +118,8 @@ def scratch_worktree(root: Path) -> Path:
 
 def run_against_endpoint(harness: str, endpoint: ScriptedEndpoint, workdir: Path, *, binary: str | None = None,
                          options: dict | None = None, home: Path | None = None, timeout: float = 180,
-                         resume_session: str | None = None) -> tuple[int, list[AgentEvent], list[str], list[str]]:
+                         resume_session: str | None = None, model: str | None = None,
+                         forbidden_paths: list[str] | None = None) -> tuple[int, list[AgentEvent], list[str], list[str]]:
     """Run ``harness``'s real CLI as the runner would, pointed at ``endpoint``: exit code,
     parsed events, stdout and stderr lines."""
     adapter = get_adapter(harness)
@@ -127,7 +128,8 @@ def run_against_endpoint(harness: str, endpoint: ScriptedEndpoint, workdir: Path
     Path(env["HOME"]).mkdir(parents=True, exist_ok=True)
     spec = RunSpec(prompt=f"Write {CHECK_FILE} and commit it.", workdir=workdir, env=env,
                    options={**({"binary": binary} if binary else {}), **(options or {})},
-                   timeout_seconds=int(timeout), resume_session=resume_session, model=CHECK_MODELS.get(harness))
+                   timeout_seconds=int(timeout), resume_session=resume_session,
+                   model=model or CHECK_MODELS.get(harness), forbidden_paths=list(forbidden_paths or []))
     invocation = adapter.build_command(spec)
     events: list[AgentEvent] = []
     stdout: list[str] = []
@@ -145,7 +147,10 @@ def run_against_endpoint(harness: str, endpoint: ScriptedEndpoint, workdir: Path
     return result.exit_code, events, stdout, stderr
 
 
-def check_harness(harness: str, *, binary: str | None = None, timeout: float = 180) -> CheckResult:
+def check_harness(harness: str, *, binary: str | None = None, timeout: float = 180, options: dict | None = None,
+                  model: str | None = None, forbidden_paths: list[str] | None = None) -> CheckResult:
+    """Run ``harness`` against its scripted endpoint; ``options``/``model``/``forbidden_paths``
+    as a feature's agent config would give them (so every flag the adapter can pass is tried)."""
     result = CheckResult(harness)
     adapter = get_adapter(harness)
     try:
@@ -168,7 +173,8 @@ def check_harness(harness: str, *, binary: str | None = None, timeout: float = 1
         script = commit_script(CHECK_FILE, "checked by agileplus agents check\n", CHECK_MESSAGE)
         with endpoint_for(PROTOCOLS[harness], script) as endpoint:
             code, events, result.stdout, result.stderr = run_against_endpoint(
-                harness, endpoint, worktree, binary=result.path, timeout=timeout)
+                harness, endpoint, worktree, binary=result.path, timeout=timeout, options=options, model=model,
+                forbidden_paths=forbidden_paths)
             reached = bool(endpoint.agent_requests)
         commits = git(worktree, "log", "--format=%s", "main..HEAD").splitlines()
     result.seconds = time.monotonic() - started
