@@ -34,14 +34,16 @@ PINNED_PATHS = {
     "opencode": "node_modules/opencode-linux-x64/bin/opencode",
 }
 # The wire protocol each harness's CLI speaks, where a scripted endpoint exists for it.
-PROTOCOLS = {"claude-code": "anthropic", "codex": "openai_responses"}
+PROTOCOLS = {"claude-code": "anthropic", "codex": "openai_responses", "gemini": "gemini"}
 # The model each check names: Codex offers no tools to its default model when the endpoint
 # does not know it (no model metadata), so the check runs a model it has metadata for.
-CHECK_MODELS = {"codex": "gpt-5"}
+CHECK_MODELS = {"codex": "gpt-5", "gemini": "gemini-2.5-flash"}
 SCRATCH_KEY = "scripted-endpoint-no-tokens"
 CHECK_MESSAGE = "feat(WP01): agents check"
 CHECK_FILE = "agents-check.txt"
-REJECTED_ARGS = ("unknown option", "unexpected argument", "unrecognized", "invalid value", "Usage:")
+# How the CLIs refuse a command line (commander, clap, yargs); a usage banner only as a last resort.
+REJECTED_ARGS = ("unknown option", "unexpected argument", "Unknown argument", "unrecognized", "invalid value")
+USAGE_BANNER = "Usage:"
 
 
 def pinned_binaries() -> dict[str, str]:
@@ -61,7 +63,20 @@ def endpoint_environment(harness: str, endpoint: ScriptedEndpoint) -> dict[str, 
         return {"ANTHROPIC_BASE_URL": endpoint.base_url, "ANTHROPIC_API_KEY": SCRATCH_KEY}
     if harness == "codex":
         return {"OPENAI_BASE_URL": f"{endpoint.base_url}/v1", "OPENAI_API_KEY": SCRATCH_KEY}
+    if harness == "gemini":
+        return {"GOOGLE_GEMINI_BASE_URL": endpoint.base_url, "GEMINI_API_KEY": SCRATCH_KEY}
     raise HarnessError(f"no scripted endpoint for harness '{harness}'")
+
+
+def prepare_home(harness: str, home: Path) -> None:
+    """What a CLI needs in a fresh HOME to run headless on an API key (a worker's real HOME is
+    set up once the same way): Gemini CLI asks for an auth method and a trusted folder."""
+    home.mkdir(parents=True, exist_ok=True)
+    if harness == "gemini":
+        (home / ".gemini").mkdir(exist_ok=True)
+        (home / ".gemini" / "settings.json").write_text(json.dumps({
+            "security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": False}},
+            "privacy": {"usageStatisticsEnabled": False}}))
 
 
 # Not credentials: settings that keep a CLI from calling home during a check or a test.
@@ -125,7 +140,7 @@ def run_against_endpoint(harness: str, endpoint: ScriptedEndpoint, workdir: Path
     adapter = get_adapter(harness)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home or workdir.parent / "home"), "LANG": "C.UTF-8",
            **QUIET_ENVIRONMENT, **endpoint_environment(harness, endpoint)}
-    Path(env["HOME"]).mkdir(parents=True, exist_ok=True)
+    prepare_home(harness, Path(env["HOME"]))
     spec = RunSpec(prompt=f"Write {CHECK_FILE} and commit it.", workdir=workdir, env=env,
                    options={**({"binary": binary} if binary else {}), **(options or {})},
                    timeout_seconds=int(timeout), resume_session=resume_session,
@@ -183,7 +198,9 @@ def check_harness(harness: str, *, binary: str | None = None, timeout: float = 1
 
 
 def _judge(result: CheckResult, code: int, events: list[AgentEvent], reached: bool, commits: list[str]) -> None:
-    rejected = [line for line in result.stderr + result.stdout if any(m in line for m in REJECTED_ARGS)]
+    said = result.stderr + result.stdout
+    rejected = [line for line in said if any(m in line for m in REJECTED_ARGS)] or [
+        line for line in said if USAGE_BANNER in line]
     result.flags_accepted = reached and not (code != 0 and rejected)
     if not result.flags_accepted:
         detail = rejected[0] if rejected else (result.stderr[-1] if result.stderr else f"exit {code}")

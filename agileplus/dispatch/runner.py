@@ -131,6 +131,7 @@ class JobRun:
         adapter = get_adapter(job.harness)
         root = worker_root(self.claim.worker)
         mirror = g.ensure_mirror(root, feature.project.repo_url)
+        g.pin_commit_identity(mirror)
         branch = g.branch_name(feature.slug, wp.code)
         main = feature.project.main_branch
         original = self._replayed_job()

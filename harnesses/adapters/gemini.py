@@ -55,6 +55,7 @@ class GeminiAdapter(HarnessAdapter):
     name = "gemini"
     binary = "gemini"
     install_hint = "npm install -g @google/gemini-cli"
+    credential_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL")
 
     def __init__(self) -> None:
         self.model: str | None = None

@@ -260,9 +260,10 @@ class ScriptedEndpoint:
 
 
 def endpoint_for(protocol: str, script: list[Step] | None = None, **kwargs) -> ScriptedEndpoint:
-    """The scripted endpoint for ``protocol`` (``anthropic`` | ``openai_responses``)."""
+    """The scripted endpoint for ``protocol`` (``anthropic`` | ``openai_responses`` | ``gemini``)."""
     from harnesses.endpoints.anthropic import AnthropicEndpoint
+    from harnesses.endpoints.gemini import GeminiEndpoint
     from harnesses.endpoints.openai_responses import ResponsesEndpoint
 
-    classes = {c.protocol: c for c in (AnthropicEndpoint, ResponsesEndpoint)}
+    classes = {c.protocol: c for c in (AnthropicEndpoint, ResponsesEndpoint, GeminiEndpoint)}
     return classes[protocol](script, **kwargs)

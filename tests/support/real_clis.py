@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harnesses.check import endpoint_environment, pinned_binaries
+from harnesses.check import endpoint_environment, pinned_binaries, prepare_home
 from harnesses.endpoints import ScriptedEndpoint
 from tests.support.services import in_ci
 
@@ -27,8 +27,7 @@ def require_cli(harness: str) -> str:
 def worker_environment(harness: str, endpoint: ScriptedEndpoint, home: Path) -> dict[str, str]:
     """What a worker process needs to run ``harness`` against ``endpoint``: the pinned binary
     (``AGILEPLUS_<HARNESS>_BIN``), the endpoint and key, and a HOME of its own (the CLIs write
-    their sessions and settings there, and git its identity, as in a worker's real HOME)."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / ".gitconfig").write_text("[user]\n\tname = AgilePlus agent\n\temail = agent@agileplus.localhost\n")
+    their sessions and settings there; no git identity: the worker gives the agent one)."""
+    prepare_home(harness, home)
     return {f"AGILEPLUS_{harness.upper().replace('-', '_')}_BIN": require_cli(harness), "HOME": str(home),
             **endpoint_environment(harness, endpoint)}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STREAMS = Path(__file__).resolve().parents[1] / "fixtures" / "streams"
-PACKAGES = {"claude-code": "@anthropic-ai/claude-code", "codex": "@openai/codex"}
+PACKAGES = {"claude-code": "@anthropic-ai/claude-code", "codex": "@openai/codex", "gemini": "@google/gemini-cli"}
 
 
 def pinned_version(harness: str) -> str:

@@ -44,6 +44,14 @@ def test_every_flag_the_codex_adapter_can_pass_is_accepted_by_the_pinned_cli():
     assert result.ok, result.problems
 
 
+def test_every_flag_the_gemini_adapter_can_pass_is_accepted_by_the_pinned_cli(tmp_path):
+    result = check_harness("gemini", binary=require_cli("gemini"), model="gemini-2.5-flash",
+                           options={"approval_mode": "yolo", "include_directories": [str(tmp_path)]})
+
+    assert result.flags_accepted, result.problems + result.stderr[-5:]
+    assert result.ok, result.problems
+
+
 def test_codex_accepts_the_workspace_write_command_line_with_the_git_dir_added():
     result = check_harness("codex", binary=require_cli("codex"), options={"sandbox": "workspace-write"})
 
@@ -51,13 +59,13 @@ def test_codex_accepts_the_workspace_write_command_line_with_the_git_dir_added()
     assert result.problems == ["expected the commit 'feat(WP01): agents check', found none"]  # its sandbox
 
 
-@pytest.mark.parametrize("harness", ["claude-code", "codex"])
+@pytest.mark.parametrize("harness", ["claude-code", "codex", "gemini"])
 def test_a_flag_the_pinned_cli_rejects_is_reported_as_drift(harness):
-    result = check_harness(harness, binary=require_cli(harness), options={"extra_args": ["--no-such-flag"]})
+    result = check_harness(harness, binary=require_cli(harness), options={"extra_args": ["--definitely-not-a-flag"]})
 
     assert result.flags_accepted is False
     assert not result.ok
-    assert "--no-such-flag" in result.problems[0]
+    assert "definitely-not-a-flag" in result.problems[0]
 
 
 def test_a_resumed_claude_code_session_sends_the_earlier_turns_to_the_model():
@@ -81,13 +89,16 @@ def test_agents_check_reports_the_pinned_clis_and_exits_zero():
     require_cli("claude-code")
     require_cli("codex")
 
-    done = subprocess.run([sys.executable, "-m", "agileplus", "agents", "check", "claude-code", "codex", "--pinned",
-                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    require_cli("gemini")
+
+    done = subprocess.run([sys.executable, "-m", "agileplus", "agents", "check", "claude-code", "codex", "gemini",
+                           "--pinned", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {r["harness"]: r for r in json.loads(done.stdout)}
     assert rows["claude-code"]["version"] == "2.1.328 (Claude Code)" and rows["claude-code"]["ok"]
     assert rows["codex"]["version"] == "codex-cli 0.169.0" and rows["codex"]["ok"]
+    assert rows["gemini"]["version"] == "0.61.0" and rows["gemini"]["ok"]
     assert all(r["commits"] == 1 and r["session_id"] and r["usage"]["input_tokens"] for r in rows.values())
 
 

@@ -21,6 +21,7 @@ from agileplus.events.models import Event
 from harnesses.check import QUIET_ENVIRONMENT
 from harnesses.endpoints import Fail, Run, Say, Turn, Write
 from harnesses.endpoints.anthropic import AnthropicEndpoint
+from harnesses.endpoints.gemini import GeminiEndpoint
 from harnesses.endpoints.openai_responses import ResponsesEndpoint
 from tests.support.farm import ROOT, TargetRepo, import_target, job_env, make_target_repo, running_workers
 from tests.support.real_clis import worker_environment
@@ -110,6 +111,31 @@ def test_codex_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     # 3 calls of 1000 input / 100 output tokens at gpt-5's $1.25 / $10 per million
     assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
     assert Decimal(job.usage["cost_usd"]) == Decimal("0.00675")
+    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
+    assert feature.work_packages.get(code="WP01").state == "done"
+    assert repo.git("show", "main:wp01/file_1.txt") == "one"
+
+
+def test_gemini_cli_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
+    with GeminiEndpoint(SCRIPT) as endpoint:
+        worker_env = worker_environment("gemini", endpoint, tmp_path / "home")
+        repo = target(tmp_path, "gemini", model="gemini-2.5-flash")
+        feature = import_target(repo)
+        with running_workers(tmp_path, 1, broker_url=None, with_beat=False, harnesses="gemini", **worker_env):
+            done = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", "gemini", "--wait")
+        reviewed = agileplus(tmp_path, "review", "003", "WP01", "--apply", "--actor", "human:alice")
+
+    assert done.returncode == 0, done.stdout + log_text(DispatchJob.objects.get(feature=feature))
+    job = DispatchJob.objects.get(feature=feature)
+    assert job.state == "succeeded"
+    assert [c.message.strip() for c in job.commits.all()] == [MESSAGE], log_text(job)
+    assert job_subjects(job) == ["started", "commit", "completed"]
+    assert f"Gemini CLI session {job.session_id} (gemini-2.5-flash)" in log_text(job)
+    assert job.manifest["cli_version"] == "0.61.0"
+    # 3 calls of 1000 input / 100 output tokens at gemini-2.5-flash's $0.30 / $2.50 per million
+    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
+    assert Decimal(job.usage["cost_usd"]) == Decimal("0.00165")
+    assert {r.header("x-goog-api-key") for r in endpoint.agent_requests} == {worker_env["GEMINI_API_KEY"]}
     assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
     assert feature.work_packages.get(code="WP01").state == "done"
     assert repo.git("show", "main:wp01/file_1.txt") == "one"
