@@ -60,17 +60,24 @@ def last_reason(feature) -> str:
     return AuditEntry.objects.filter(feature=feature).order_by("-seq").first().metadata.get("reason", "")
 
 
+def through_the_farm(tmp_path: Path, harness: str, endpoint, **agent):
+    """Dispatch WP01 to ``harness`` on a worker (holding the endpoint's credentials), wait, then
+    review with --apply (merge). Returns the implement and review runs, the repo and feature."""
+    worker_env = worker_environment(harness, endpoint, tmp_path / "home")
+    repo = target(tmp_path, harness, **agent)
+    feature = import_target(repo)
+    with running_workers(tmp_path, 1, broker_url=None, with_beat=False, harnesses=harness, **worker_env):
+        done = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", harness, "--wait")
+    reviewed = agileplus(tmp_path, "review", "003", "WP01", "--apply", "--actor", "human:alice")
+    return done, reviewed, repo, feature, worker_env
+
+
 # --- one WP per CLI, dispatch → worker → governance → review → merged main ----------------
 
 
 def test_claude_code_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     with AnthropicEndpoint(SCRIPT) as endpoint:
-        worker_env = worker_environment("claude-code", endpoint, tmp_path / "home")
-        repo = target(tmp_path, "claude-code")
-        feature = import_target(repo)
-        with running_workers(tmp_path, 1, broker_url=None, with_beat=False, harnesses="claude-code", **worker_env):
-            done = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", "claude-code", "--wait")
-        reviewed = agileplus(tmp_path, "review", "003", "WP01", "--apply", "--actor", "human:alice")
+        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "claude-code", endpoint)
 
     assert done.returncode == 0, done.stdout + done.stderr
     job = DispatchJob.objects.get(feature=feature)
@@ -93,12 +100,7 @@ def test_claude_code_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
 
 def test_codex_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     with ResponsesEndpoint(SCRIPT) as endpoint:
-        worker_env = worker_environment("codex", endpoint, tmp_path / "home")
-        repo = target(tmp_path, "codex", model="gpt-5")
-        feature = import_target(repo)
-        with running_workers(tmp_path, 1, broker_url=None, with_beat=False, harnesses="codex", **worker_env):
-            done = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", "codex", "--wait")
-        reviewed = agileplus(tmp_path, "review", "003", "WP01", "--apply", "--actor", "human:alice")
+        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "codex", endpoint, model="gpt-5")
 
     assert done.returncode == 0, done.stdout + done.stderr
     job = DispatchJob.objects.get(feature=feature)
@@ -118,12 +120,7 @@ def test_codex_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
 
 def test_gemini_cli_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     with GeminiEndpoint(SCRIPT) as endpoint:
-        worker_env = worker_environment("gemini", endpoint, tmp_path / "home")
-        repo = target(tmp_path, "gemini", model="gemini-2.5-flash")
-        feature = import_target(repo)
-        with running_workers(tmp_path, 1, broker_url=None, with_beat=False, harnesses="gemini", **worker_env):
-            done = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", "gemini", "--wait")
-        reviewed = agileplus(tmp_path, "review", "003", "WP01", "--apply", "--actor", "human:alice")
+        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "gemini", endpoint, model="gemini-2.5-flash")
 
     assert done.returncode == 0, done.stdout + log_text(DispatchJob.objects.get(feature=feature))
     job = DispatchJob.objects.get(feature=feature)
