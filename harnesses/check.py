@@ -34,10 +34,10 @@ PINNED_PATHS = {
     "opencode": "node_modules/opencode-linux-x64/bin/opencode",
 }
 # The wire protocol each harness's CLI speaks, where a scripted endpoint exists for it.
-PROTOCOLS = {"claude-code": "anthropic", "codex": "openai_responses", "gemini": "gemini"}
+PROTOCOLS = {"claude-code": "anthropic", "codex": "openai_responses", "gemini": "gemini", "opencode": "anthropic"}
 # The model each check names: Codex offers no tools to its default model when the endpoint
 # does not know it (no model metadata), so the check runs a model it has metadata for.
-CHECK_MODELS = {"codex": "gpt-5", "gemini": "gemini-2.5-flash"}
+CHECK_MODELS = {"codex": "gpt-5", "gemini": "gemini-2.5-flash", "opencode": "anthropic/claude-sonnet-4-5"}
 SCRATCH_KEY = "scripted-endpoint-no-tokens"
 CHECK_MESSAGE = "feat(WP01): agents check"
 CHECK_FILE = "agents-check.txt"
@@ -59,7 +59,7 @@ def pinned_environment() -> dict[str, str]:
 
 def endpoint_environment(harness: str, endpoint: ScriptedEndpoint) -> dict[str, str]:
     """The worker environment that points ``harness``'s CLI at ``endpoint`` (its credential_env)."""
-    if harness == "claude-code":
+    if harness in ("claude-code", "opencode"):  # opencode through its anthropic provider
         return {"ANTHROPIC_BASE_URL": endpoint.base_url, "ANTHROPIC_API_KEY": SCRATCH_KEY}
     if harness == "codex":
         return {"OPENAI_BASE_URL": f"{endpoint.base_url}/v1", "OPENAI_API_KEY": SCRATCH_KEY}
@@ -80,7 +80,9 @@ def prepare_home(harness: str, home: Path) -> None:
 
 
 # Not credentials: settings that keep a CLI from calling home during a check or a test.
-QUIET_ENVIRONMENT = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}
+QUIET_ENVIRONMENT = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
+                     "OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_AUTOUPDATE": "1",
+                     "OPENCODE_DISABLE_LSP_DOWNLOAD": "1"}
 
 
 
@@ -203,7 +205,8 @@ def _judge(result: CheckResult, code: int, events: list[AgentEvent], reached: bo
         line for line in said if USAGE_BANNER in line]
     result.flags_accepted = reached and not (code != 0 and rejected)
     if not result.flags_accepted:
-        detail = rejected[0] if rejected else (result.stderr[-1] if result.stderr else f"exit {code}")
+        # no refusal message (opencode only prints its usage): the first thing it said
+        detail = rejected[0] if rejected else (result.stderr[0] if result.stderr else f"exit {code}")
         result.problems.append(f"the CLI did not accept the adapter's command line: {detail.strip()[:300]}")
         return
     result.session_id = next((e.session_id for e in events if e.session_id), None)

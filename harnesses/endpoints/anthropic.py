@@ -44,19 +44,23 @@ class AnthropicEndpoint(ScriptedEndpoint):
             self.send_json(handler, 404, self.error_body(404, "not_found_error", f"no {path} here"))
 
     def blocks(self, turn: Turn, body: dict) -> list[dict]:
+        """Claude Code's tools are ``Write``/``Bash``; opencode's (same protocol) ``write``/``bash``."""
         tools, cwd = _tool_names(body), _workdir(body)
+        bash = "bash" if "bash" in tools and "Bash" not in tools else "Bash"
         blocks: list[dict] = []
         for action in turn.actions:
             if isinstance(action, Say):
                 blocks.append({"type": "text", "text": action.text})
             elif isinstance(action, Write) and "Write" in tools and cwd:
                 blocks.append(self._tool("Write", {"file_path": f"{cwd}/{action.path}", "content": action.content}))
+            elif isinstance(action, Write) and "write" in tools and cwd:
+                blocks.append(self._tool("write", {"filePath": f"{cwd}/{action.path}", "content": action.content}))
             elif isinstance(action, Write):
                 command = f"mkdir -p \"$(dirname {shlex.quote(action.path)})\" && printf %s {shlex.quote(action.content)}" \
                           f" > {shlex.quote(action.path)}"
-                blocks.append(self._tool("Bash", {"command": command, "description": f"write {action.path}"}))
+                blocks.append(self._tool(bash, {"command": command, "description": f"write {action.path}"}))
             elif isinstance(action, Run):
-                blocks.append(self._tool("Bash", {"command": action.command, "description": "run a command"}))
+                blocks.append(self._tool(bash, {"command": action.command, "description": "run a command"}))
         return blocks
 
     def _tool(self, name: str, arguments: dict) -> dict:

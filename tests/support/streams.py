@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STREAMS = Path(__file__).resolve().parents[1] / "fixtures" / "streams"
-PACKAGES = {"claude-code": "@anthropic-ai/claude-code", "codex": "@openai/codex", "gemini": "@google/gemini-cli"}
+PACKAGES = {"claude-code": "@anthropic-ai/claude-code", "codex": "@openai/codex", "gemini": "@google/gemini-cli",
+            "opencode": "opencode-linux-x64"}
 
 
 def pinned_version(harness: str) -> str:
     package = json.loads((STREAMS.parents[2] / "tools" / "agent-clis" / "package.json").read_text())
-    return package["dependencies"][PACKAGES[harness]]
+    return {**package["dependencies"], **package.get("optionalDependencies", {})}[PACKAGES[harness]]
 
 
 @dataclass

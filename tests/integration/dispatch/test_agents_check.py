@@ -52,6 +52,14 @@ def test_every_flag_the_gemini_adapter_can_pass_is_accepted_by_the_pinned_cli(tm
     assert result.ok, result.problems
 
 
+def test_every_flag_the_opencode_adapter_can_pass_is_accepted_by_the_pinned_cli():
+    result = check_harness("opencode", binary=require_cli("opencode"),
+                           options={"agent": "build", "skip_permissions": True})
+
+    assert result.flags_accepted, result.problems + result.stderr[-5:]
+    assert result.ok, result.problems
+
+
 def test_codex_accepts_the_workspace_write_command_line_with_the_git_dir_added():
     result = check_harness("codex", binary=require_cli("codex"), options={"sandbox": "workspace-write"})
 
@@ -59,13 +67,15 @@ def test_codex_accepts_the_workspace_write_command_line_with_the_git_dir_added()
     assert result.problems == ["expected the commit 'feat(WP01): agents check', found none"]  # its sandbox
 
 
-@pytest.mark.parametrize("harness", ["claude-code", "codex", "gemini"])
+@pytest.mark.parametrize("harness", ["claude-code", "codex", "gemini", "opencode"])
 def test_a_flag_the_pinned_cli_rejects_is_reported_as_drift(harness):
     result = check_harness(harness, binary=require_cli(harness), options={"extra_args": ["--definitely-not-a-flag"]})
 
     assert result.flags_accepted is False
     assert not result.ok
-    assert "definitely-not-a-flag" in result.problems[0]
+    assert result.problems[0].startswith("the CLI did not accept the adapter's command line: ")
+    if harness != "opencode":  # opencode prints its usage without naming the flag
+        assert "definitely-not-a-flag" in result.problems[0]
 
 
 def test_a_resumed_claude_code_session_sends_the_earlier_turns_to_the_model():

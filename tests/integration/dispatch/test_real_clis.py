@@ -138,6 +138,27 @@ def test_gemini_cli_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     assert repo.git("show", "main:wp01/file_1.txt") == "one"
 
 
+def test_opencode_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
+    with AnthropicEndpoint(SCRIPT) as endpoint:  # opencode's anthropic provider, pointed here
+        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "opencode", endpoint,
+                                                                     model="anthropic/claude-sonnet-4-5")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    job = DispatchJob.objects.get(feature=feature)
+    assert job.state == "succeeded"
+    assert [c.message.strip() for c in job.commits.all()] == [MESSAGE], log_text(job)
+    assert job_subjects(job) == ["started", "commit", "completed"]
+    assert f"opencode session {job.session_id}" in log_text(job)
+    assert job.manifest["cli_version"] == "1.18.33"
+    # opencode prices the steps itself (claude-sonnet-4-5: $3 / $15 per million)
+    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
+    assert Decimal(job.usage["cost_usd"]) == Decimal("0.0135")
+    assert {r.header("x-api-key") for r in endpoint.agent_requests} == {worker_env["ANTHROPIC_API_KEY"]}
+    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
+    assert feature.work_packages.get(code="WP01").state == "done"
+    assert repo.git("show", "main:wp01/file_1.txt") == "one"
+
+
 # --- failure paths, with the real Claude Code ----------------------------------------------
 
 

@@ -10,6 +10,7 @@ import pytest
 from harnesses.adapters.opencode import OpencodeAdapter
 from harnesses.base import HarnessError, RunSpec
 from tests.support.standins import run_adapter, subjects, tracked
+from tests.support.streams import recorded
 
 SESSION = "ses_494719016ffe85dkDMj0FPRbHK"
 STEP_START = ('{"type":"step_start","timestamp":1767036059338,"sessionID":"ses_494719016ffe85dkDMj0FPRbHK",'
@@ -168,3 +169,23 @@ def test_the_stand_in_refuses_an_option_the_real_cli_does_not_have(standins, rep
 
     assert run.exit_code == 2
     assert "unknown option '--no-such-option'" in "\n".join(run.stderr)
+
+
+# --- the stream opencode 1.18.33 printed against the scripted endpoint ------------------------
+
+
+def test_the_recorded_stream_gives_the_session_tool_calls_and_the_cli_s_own_cost():
+    stream = recorded("opencode")
+    adapter = OpencodeAdapter()
+
+    events = [e for line in stream.lines for e in adapter.parse_line(line)]
+
+    [init] = [e for e in events if e.kind == "init"]
+    assert init.session_id == stream.objects()[0]["sessionID"]
+    tools = [e.text for e in events if e.kind == "tool_use"]
+    assert len(tools) == 2 and tools[0].startswith("write: ")
+    final = events[-1]
+    assert (final.kind, final.final, final.is_error) == ("result", True, False)
+    assert final.text == "Done: the work is committed."
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (3000, 300)
+    assert final.usage.cost_usd == Decimal("0.0135")  # as opencode priced its three steps
