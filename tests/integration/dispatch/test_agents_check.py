@@ -64,7 +64,8 @@ def test_codex_accepts_the_workspace_write_command_line_with_the_git_dir_added()
     result = check_harness("codex", binary=require_cli("codex"), options={"sandbox": "workspace-write"})
 
     assert result.flags_accepted, result.problems + result.stderr[-5:]
-    assert result.problems == ["expected the commit 'feat(WP01): agents check', found none"]  # its sandbox
+    # its sandbox refuses the commit (Codex does not always print that failed command's item)
+    assert "expected the commit 'feat(WP01): agents check', found none" in result.problems
 
 
 @pytest.mark.parametrize("harness", ["claude-code", "codex", "gemini", "opencode"])

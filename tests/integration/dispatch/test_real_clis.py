@@ -72,6 +72,20 @@ def through_the_farm(tmp_path: Path, harness: str, endpoint, **agent):
     return done, reviewed, repo, feature, worker_env
 
 
+def merged_job(done, reviewed, repo: TargetRepo, feature) -> DispatchJob:
+    """Assert what every CLI's run through the farm shows (its commit reported while it ran,
+    the review approved and merged into main) and return the job for the CLI's own figures."""
+    job = DispatchJob.objects.get(feature=feature)
+    assert done.returncode == 0, done.stdout + done.stderr + log_text(job)
+    assert job.state == "succeeded"
+    assert [c.message.strip() for c in job.commits.all()] == [MESSAGE], log_text(job)
+    assert job_subjects(job) == ["started", "commit", "completed"]  # the commit reported before the end
+    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
+    assert feature.work_packages.get(code="WP01").state == "done"
+    assert repo.git("show", "main:wp01/file_1.txt") == "one"
+    return job
+
+
 # --- one WP per CLI, dispatch → worker → governance → review → merged main ----------------
 
 
@@ -79,11 +93,7 @@ def test_claude_code_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     with AnthropicEndpoint(SCRIPT) as endpoint:
         done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "claude-code", endpoint)
 
-    assert done.returncode == 0, done.stdout + done.stderr
-    job = DispatchJob.objects.get(feature=feature)
-    assert job.state == "succeeded"
-    assert [c.message.strip() for c in job.commits.all()] == [MESSAGE], log_text(job)
-    assert job_subjects(job) == ["started", "commit", "completed"]  # the commit reported before the end
+    job = merged_job(done, reviewed, repo, feature)
     assert f"Claude Code session {job.session_id} " in log_text(job)
     assert job.manifest["cli_version"] == "2.1.328 (Claude Code)"
     # usage and cost as the CLI reports them: the same script made the recorded stream's figures
@@ -93,49 +103,32 @@ def test_claude_code_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     # the key came from the worker's environment, not the repository, and never reached the log
     assert {r.header("x-api-key") for r in endpoint.agent_requests} == {worker_env["ANTHROPIC_API_KEY"]}
     assert worker_env["ANTHROPIC_API_KEY"] not in log_text(job)
-    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
-    assert feature.work_packages.get(code="WP01").state == "done"
-    assert repo.git("show", "main:wp01/file_1.txt") == "one"
 
 
 def test_codex_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     with ResponsesEndpoint(SCRIPT) as endpoint:
         done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "codex", endpoint, model="gpt-5")
 
-    assert done.returncode == 0, done.stdout + done.stderr
-    job = DispatchJob.objects.get(feature=feature)
-    assert job.state == "succeeded"
-    assert [c.message.strip() for c in job.commits.all()] == [MESSAGE]
-    assert job_subjects(job) == ["started", "commit", "completed"]
+    job = merged_job(done, reviewed, repo, feature)
     assert f"Codex thread {job.session_id} (gpt-5)" in log_text(job)
     assert job.manifest["cli_version"] == "codex-cli 0.169.0"
     assert "danger-full-access" in job.manifest["argv"]  # the farm's sandbox confines it, not Codex's
     # 3 calls of 1000 input / 100 output tokens at gpt-5's $1.25 / $10 per million
     assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
     assert Decimal(job.usage["cost_usd"]) == Decimal("0.00675")
-    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
-    assert feature.work_packages.get(code="WP01").state == "done"
-    assert repo.git("show", "main:wp01/file_1.txt") == "one"
 
 
 def test_gemini_cli_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     with GeminiEndpoint(SCRIPT) as endpoint:
         done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "gemini", endpoint, model="gemini-2.5-flash")
 
-    assert done.returncode == 0, done.stdout + log_text(DispatchJob.objects.get(feature=feature))
-    job = DispatchJob.objects.get(feature=feature)
-    assert job.state == "succeeded"
-    assert [c.message.strip() for c in job.commits.all()] == [MESSAGE], log_text(job)
-    assert job_subjects(job) == ["started", "commit", "completed"]
+    job = merged_job(done, reviewed, repo, feature)
     assert f"Gemini CLI session {job.session_id} (gemini-2.5-flash)" in log_text(job)
     assert job.manifest["cli_version"] == "0.61.0"
     # 3 calls of 1000 input / 100 output tokens at gemini-2.5-flash's $0.30 / $2.50 per million
     assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
     assert Decimal(job.usage["cost_usd"]) == Decimal("0.00165")
     assert {r.header("x-goog-api-key") for r in endpoint.agent_requests} == {worker_env["GEMINI_API_KEY"]}
-    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
-    assert feature.work_packages.get(code="WP01").state == "done"
-    assert repo.git("show", "main:wp01/file_1.txt") == "one"
 
 
 def test_opencode_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
@@ -143,20 +136,13 @@ def test_opencode_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
         done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "opencode", endpoint,
                                                                      model="anthropic/claude-sonnet-4-5")
 
-    assert done.returncode == 0, done.stdout + done.stderr
-    job = DispatchJob.objects.get(feature=feature)
-    assert job.state == "succeeded"
-    assert [c.message.strip() for c in job.commits.all()] == [MESSAGE], log_text(job)
-    assert job_subjects(job) == ["started", "commit", "completed"]
+    job = merged_job(done, reviewed, repo, feature)
     assert f"opencode session {job.session_id}" in log_text(job)
     assert job.manifest["cli_version"] == "1.18.33"
     # opencode prices the steps itself (claude-sonnet-4-5: $3 / $15 per million)
     assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
     assert Decimal(job.usage["cost_usd"]) == Decimal("0.0135")
     assert {r.header("x-api-key") for r in endpoint.agent_requests} == {worker_env["ANTHROPIC_API_KEY"]}
-    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
-    assert feature.work_packages.get(code="WP01").state == "done"
-    assert repo.git("show", "main:wp01/file_1.txt") == "one"
 
 
 # --- failure paths, with the real Claude Code ----------------------------------------------
