@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harnesses.check import check_harness, run_against_endpoint, scratch_worktree
-from harnesses.endpoints import Say, Turn, commit_script
+from harnesses.endpoints import Say, Turn, Write, commit_script
 from harnesses.endpoints.anthropic import AnthropicEndpoint
 from tests.support.real_clis import require_cli
 from tests.support.server import ROOT
@@ -120,3 +120,18 @@ def test_agents_check_exits_non_zero_when_a_named_cli_is_missing(tmp_path):
 
     assert done.returncode == 1
     assert "aider: not found" in done.stdout
+
+
+def test_claude_code_refuses_a_write_under_a_forbidden_path_from_the_adapter_s_deny_rules():
+    with tempfile.TemporaryDirectory() as scratch:
+        worktree = scratch_worktree(Path(scratch))
+        with AnthropicEndpoint([Turn([Write("secrets/token.txt", "leak\n")])]) as endpoint:
+            code, events, out, _err = run_against_endpoint("claude-code", endpoint, worktree,
+                                                           binary=require_cli("claude-code"),
+                                                           forbidden_paths=["secrets/"])
+        written = (worktree / "secrets" / "token.txt").exists()
+
+    assert code == 0
+    assert not written
+    assert any(e.kind == "tool_result" and e.is_error for e in events)
+    assert json.loads(out[-1])["permission_denials"][0]["tool_name"] == "Write"

@@ -10,7 +10,7 @@ import pytest
 
 from harnesses.adapters.claude_code import ClaudeCodeAdapter
 from harnesses.base import HarnessError, RunSpec
-from tests.support.standins import run_adapter, subjects, tracked
+from tests.support.standins import run_adapter
 from tests.support.streams import recorded
 
 
@@ -190,19 +190,7 @@ def test_blank_lines_give_no_events():
     assert ClaudeCodeAdapter().parse_line("   ") == []
 
 
-# --- a run of the stand-in CLI -------------------------------------------------------------
-
-
-def test_a_run_commits_in_the_worktree_and_reports_session_tokens_and_cost(standins, repo):
-    run = run_adapter(ClaudeCodeAdapter(), spec(repo, forbidden_paths=["secrets/"]))
-
-    assert run.exit_code == 0, run.stderr
-    assert subjects(repo)[0] == "feat(WP01): stand-in change"
-    assert "standin_claude.txt" in tracked(repo)
-    assert run.of("init")[0].session_id == run.final.session_id
-    assert run.final.usage.input_tokens == 33572 and run.final.usage.output_tokens == 640
-    assert run.final.usage.cost_usd == Decimal("0.0421835")
-    assert [e.kind for e in run.events if e.kind == "log"] == []
+# --- a run of the stand-in CLI: only what the real CLI cannot be made to do (a malformed line) ---
 
 
 def test_a_malformed_line_mid_stream_is_logged_and_the_rest_still_parses(standins, repo):
@@ -211,19 +199,3 @@ def test_a_malformed_line_mid_stream_is_logged_and_the_rest_still_parses(standin
     [log] = run.of("log")
     assert log.text.startswith('{"type": "malformed"')
     assert run.final.usage.cost_usd == Decimal("0.0421835")
-
-
-def test_the_cli_refuses_edits_under_a_forbidden_path(standins, repo):
-    run = run_adapter(ClaudeCodeAdapter(), spec(repo, forbidden_paths=["secrets/"]),
-                      env={"STANDIN_FILE": "secrets/token.txt"})
-
-    assert subjects(repo) == ["initial"]
-    assert any(e.kind == "tool_result" and e.is_error for e in run.events)
-    assert json.loads(run.stdout[-1])["permission_denials"][0]["tool_name"] == "Write"
-
-
-def test_the_stand_in_refuses_an_option_the_real_cli_does_not_have(standins, repo):
-    run = run_adapter(ClaudeCodeAdapter(), spec(repo, options={"extra_args": ["--no-such-option"]}))
-
-    assert run.exit_code == 2
-    assert "unknown option '--no-such-option'" in "\n".join(run.stderr)

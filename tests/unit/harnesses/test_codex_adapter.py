@@ -10,7 +10,7 @@ import pytest
 
 from harnesses.adapters.codex import CodexAdapter, git_dirs
 from harnesses.base import HarnessError, RunSpec
-from tests.support.standins import git, run_adapter, subjects, tracked
+from tests.support.standins import git, run_adapter
 from tests.support.streams import recorded
 
 STREAM = recorded("codex")  # Codex 0.169.0 against the scripted endpoint (scripts/record-agent-streams)
@@ -202,20 +202,7 @@ def test_lines_it_cannot_read_never_raise(line):
     assert all(e.kind in ("log", "result") for e in events)
 
 
-# --- a run of the stand-in CLI -------------------------------------------------------------
-
-
-def test_a_run_in_a_worktree_commits_and_reports_tokens(standins, repo, tmp_path):
-    worktree = worktree_of(repo, tmp_path)
-
-    run = run_adapter(CodexAdapter(), spec(worktree, model="gpt-5-codex"))
-
-    assert run.exit_code == 0, run.stderr
-    assert subjects(worktree)[0] == "feat(WP01): stand-in change"
-    assert "standin_codex.txt" in tracked(worktree)
-    assert run.final.usage.input_tokens == 24763 and run.final.usage.output_tokens == 1222
-    assert run.final.usage.cost_usd == Decimal("0.01566975")
-    assert run.of("init")[0].session_id
+# --- a run of the stand-in CLI: only what the real CLI cannot be made to do (a malformed line) ---
 
 
 def test_a_malformed_line_mid_stream_is_logged_and_the_rest_still_parses(standins, repo):
@@ -224,10 +211,3 @@ def test_a_malformed_line_mid_stream_is_logged_and_the_rest_still_parses(standin
     [log] = run.of("log")
     assert log.text.startswith('{"type": "malformed"')
     assert run.final.usage.output_tokens == 1222
-
-
-def test_the_stand_in_refuses_an_option_the_real_cli_does_not_have(standins, repo):
-    run = run_adapter(CodexAdapter(), spec(repo, options={"extra_args": ["--ask-for-approval", "never"]}))
-
-    assert run.exit_code == 2
-    assert "unexpected argument '--ask-for-approval' found" in "\n".join(run.stderr)
