@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harnesses.base import AgentEvent, HarnessError, RunSpec, cli_version
-from harnesses.endpoints import ScriptedEndpoint, commit_script, endpoint_for
+from harnesses.endpoints import Say, ScriptedEndpoint, Turn, Write, commit_script, endpoint_for
 from harnesses.process import AgentProcess
 from harnesses.registry import adapter_names, get_adapter
 
@@ -32,12 +32,20 @@ PINNED_PATHS = {
     "codex": "node_modules/.bin/codex",
     "gemini": "node_modules/.bin/gemini",
     "opencode": "node_modules/opencode-linux-x64/bin/opencode",
+    "aider": "aider-venv/bin/aider",
 }
 # The wire protocol each harness's CLI speaks, where a scripted endpoint exists for it.
-PROTOCOLS = {"claude-code": "anthropic", "codex": "openai_responses", "gemini": "gemini", "opencode": "anthropic"}
+PROTOCOLS = {"claude-code": "anthropic", "codex": "openai_responses", "gemini": "gemini", "opencode": "anthropic",
+             "aider": "openai_chat"}
+# What each CLI's stream says besides usage and the commit (Aider prints no session or tool calls).
+STREAM_PARTS = {"aider": ()}
+DEFAULT_STREAM_PARTS = ("session", "tool_calls")
 # The model each check names: Codex offers no tools to its default model when the endpoint
 # does not know it (no model metadata), so the check runs a model it has metadata for.
-CHECK_MODELS = {"codex": "gpt-5", "gemini": "gemini-2.5-flash", "opencode": "anthropic/claude-sonnet-4-5"}
+CHECK_MODELS = {"codex": "gpt-5", "gemini": "gemini-2.5-flash", "opencode": "anthropic/claude-sonnet-4-5",
+                "aider": "openai/gpt-4o"}
+# Aider edits through text: the whole-file format is the one a scripted reply can give exactly.
+CHECK_OPTIONS = {"aider": {"edit_format": "whole"}}
 SCRATCH_KEY = "scripted-endpoint-no-tokens"
 CHECK_MESSAGE = "feat(WP01): agents check"
 CHECK_FILE = "agents-check.txt"
@@ -65,6 +73,8 @@ def endpoint_environment(harness: str, endpoint: ScriptedEndpoint) -> dict[str, 
         return {"OPENAI_BASE_URL": f"{endpoint.base_url}/v1", "OPENAI_API_KEY": SCRATCH_KEY}
     if harness == "gemini":
         return {"GOOGLE_GEMINI_BASE_URL": endpoint.base_url, "GEMINI_API_KEY": SCRATCH_KEY}
+    if harness == "aider":
+        return {"OPENAI_API_BASE": f"{endpoint.base_url}/v1", "OPENAI_API_KEY": SCRATCH_KEY}
     raise HarnessError(f"no scripted endpoint for harness '{harness}'")
 
 
@@ -82,7 +92,7 @@ def prepare_home(harness: str, home: Path) -> None:
 # Not credentials: settings that keep a CLI from calling home during a check or a test.
 QUIET_ENVIRONMENT = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
                      "OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_AUTOUPDATE": "1",
-                     "OPENCODE_DISABLE_LSP_DOWNLOAD": "1"}
+                     "OPENCODE_DISABLE_LSP_DOWNLOAD": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
 
 
@@ -144,7 +154,7 @@ def run_against_endpoint(harness: str, endpoint: ScriptedEndpoint, workdir: Path
            **QUIET_ENVIRONMENT, **endpoint_environment(harness, endpoint)}
     prepare_home(harness, Path(env["HOME"]))
     spec = RunSpec(prompt=f"Write {CHECK_FILE} and commit it.", workdir=workdir, env=env,
-                   options={**({"binary": binary} if binary else {}), **(options or {})},
+                   options={**CHECK_OPTIONS.get(harness, {}), **({"binary": binary} if binary else {}), **(options or {})},
                    timeout_seconds=int(timeout), resume_session=resume_session,
                    model=model or CHECK_MODELS.get(harness), forbidden_paths=list(forbidden_paths or []))
     invocation = adapter.build_command(spec)
@@ -187,8 +197,7 @@ def check_harness(harness: str, *, binary: str | None = None, timeout: float = 1
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"agileplus-check-{harness}-") as scratch:
         worktree = scratch_worktree(Path(scratch))
-        script = commit_script(CHECK_FILE, "checked by agileplus agents check\n", CHECK_MESSAGE)
-        with endpoint_for(PROTOCOLS[harness], script) as endpoint:
+        with check_endpoint(harness) as endpoint:
             code, events, result.stdout, result.stderr = run_against_endpoint(
                 harness, endpoint, worktree, binary=result.path, timeout=timeout, options=options, model=model,
                 forbidden_paths=forbidden_paths)
@@ -197,6 +206,15 @@ def check_harness(harness: str, *, binary: str | None = None, timeout: float = 1
     result.seconds = time.monotonic() - started
     _judge(result, code, events, reached, commits)
     return result
+
+
+def check_endpoint(harness: str, content: str = "checked by agileplus agents check\n") -> ScriptedEndpoint:
+    """The scripted endpoint ``harness``'s CLI speaks, with the check's script: write a file and
+    commit it (Aider commits by itself, with the message its commit-message request gets)."""
+    if PROTOCOLS[harness] == "openai_chat":
+        return endpoint_for("openai_chat", [Turn([Say("Writing the file."), Write(CHECK_FILE, content)])],
+                            commit_message=CHECK_MESSAGE)
+    return endpoint_for(PROTOCOLS[harness], commit_script(CHECK_FILE, content, CHECK_MESSAGE))
 
 
 def _judge(result: CheckResult, code: int, events: list[AgentEvent], reached: bool, commits: list[str]) -> None:
@@ -216,15 +234,16 @@ def _judge(result: CheckResult, code: int, events: list[AgentEvent], reached: bo
     result.usage = usage.as_dict() if usage else None
     if code != 0:
         result.problems.append(f"the CLI exited with {code}")
-    if not result.session_id:
+    parts = STREAM_PARTS.get(result.harness, DEFAULT_STREAM_PARTS)
+    if "session" in parts and not result.session_id:
         result.problems.append("no session id in the stream")
-    if result.tool_calls < 2:
+    if "tool_calls" in parts and result.tool_calls < 2:
         result.problems.append(f"{result.tool_calls} tool calls understood, the script made 2")
     if commits != [CHECK_MESSAGE]:
         result.problems.append(f"expected the commit '{CHECK_MESSAGE}', found {commits or 'none'}")
     if not usage or usage.input_tokens <= 0:
         result.problems.append("no usage reported")
-    if not any(e.final for e in events):
+    if parts and not any(e.final for e in events):  # Aider's output has no final event
         result.problems.append("no final result event")
 
 
@@ -258,7 +277,9 @@ def render(results: list[CheckResult]) -> list[str]:
             lines.append(f"  flags accepted: {'yes' if r.flags_accepted else 'NO'}")
         if r.flags_accepted:
             usage = r.usage or {}
-            lines.append(f"  stream: session {r.session_id or 'MISSING'}, {r.tool_calls} tool calls, "
+            says = STREAM_PARTS.get(r.harness, DEFAULT_STREAM_PARTS)
+            session = r.session_id or ("MISSING" if "session" in says else "none (the CLI prints none)")
+            lines.append(f"  stream: session {session}, {r.tool_calls} tool calls, "
                          f"{r.commits} commit(s), usage {usage.get('input_tokens', 0)} in / "
                          f"{usage.get('output_tokens', 0)} out, cost {usage.get('cost_usd') or 'not reported'}")
             lines.append(f"  time: {r.seconds:.1f}s")

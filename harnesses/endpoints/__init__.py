@@ -260,10 +260,12 @@ class ScriptedEndpoint:
 
 
 def endpoint_for(protocol: str, script: list[Step] | None = None, **kwargs) -> ScriptedEndpoint:
-    """The scripted endpoint for ``protocol`` (``anthropic`` | ``openai_responses`` | ``gemini``)."""
+    """The scripted endpoint for ``protocol`` (``anthropic`` | ``openai_responses`` | ``gemini`` |
+    ``openai_chat``)."""
     from harnesses.endpoints.anthropic import AnthropicEndpoint
     from harnesses.endpoints.gemini import GeminiEndpoint
+    from harnesses.endpoints.openai_chat import ChatEndpoint
     from harnesses.endpoints.openai_responses import ResponsesEndpoint
 
-    classes = {c.protocol: c for c in (AnthropicEndpoint, ResponsesEndpoint, GeminiEndpoint)}
+    classes = {c.protocol: c for c in (AnthropicEndpoint, ResponsesEndpoint, GeminiEndpoint, ChatEndpoint)}
     return classes[protocol](script, **kwargs)

@@ -9,10 +9,13 @@ from pathlib import Path
 
 STREAMS = Path(__file__).resolve().parents[1] / "fixtures" / "streams"
 PACKAGES = {"claude-code": "@anthropic-ai/claude-code", "codex": "@openai/codex", "gemini": "@google/gemini-cli",
-            "opencode": "opencode-linux-x64"}
+            "opencode": "opencode-linux-x64", "aider": "aider-chat"}
 
 
 def pinned_version(harness: str) -> str:
+    if harness == "aider":
+        pins = (STREAMS.parents[2] / "tools" / "agent-clis" / "aider-requirements.txt").read_text().splitlines()
+        return next(line.split("==")[1] for line in pins if line.startswith("aider-chat=="))
     package = json.loads((STREAMS.parents[2] / "tools" / "agent-clis" / "package.json").read_text())
     return {**package["dependencies"], **package.get("optionalDependencies", {})}[PACKAGES[harness]]
 

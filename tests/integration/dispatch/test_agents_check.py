@@ -63,6 +63,17 @@ def test_every_flag_the_opencode_adapter_can_pass_is_accepted_by_the_pinned_cli(
     assert result.ok, result.problems
 
 
+def test_every_flag_the_aider_adapter_can_pass_is_accepted_by_the_pinned_cli(tmp_path):
+    notes = tmp_path / "CONVENTIONS.md"
+    notes.write_text("Commit with the WP's prefix.\n")
+
+    result = check_harness("aider", binary=require_cli("aider"), model="openai/gpt-4o",
+                           options={"edit_format": "whole", "files": ["README.md"], "read": [str(notes)]})
+
+    assert result.flags_accepted, result.problems + result.stderr[-5:]
+    assert result.ok, result.problems
+
+
 def test_codex_accepts_the_workspace_write_command_line_with_the_git_dir_added():
     result = check_harness("codex", binary=require_cli("codex"), options={"sandbox": "workspace-write"})
 
@@ -71,7 +82,7 @@ def test_codex_accepts_the_workspace_write_command_line_with_the_git_dir_added()
     assert "expected the commit 'feat(WP01): agents check', found none" in result.problems
 
 
-@pytest.mark.parametrize("harness", ["claude-code", "codex", "gemini", "opencode"])
+@pytest.mark.parametrize("harness", ["claude-code", "codex", "gemini", "opencode", "aider"])
 def test_a_flag_the_pinned_cli_rejects_is_reported_as_drift(harness):
     result = check_harness(harness, binary=require_cli(harness), options={"extra_args": ["--definitely-not-a-flag"]})
 

@@ -22,6 +22,7 @@ from harnesses.check import QUIET_ENVIRONMENT
 from harnesses.endpoints import Fail, Run, Say, Turn, Write
 from harnesses.endpoints.anthropic import AnthropicEndpoint
 from harnesses.endpoints.gemini import GeminiEndpoint
+from harnesses.endpoints.openai_chat import ChatEndpoint
 from harnesses.endpoints.openai_responses import ResponsesEndpoint
 from tests.support.farm import ROOT, TargetRepo, import_target, job_env, make_target_repo, running_workers
 from tests.support.real_clis import worker_environment
@@ -78,7 +79,7 @@ def merged_job(done, reviewed, repo: TargetRepo, feature) -> DispatchJob:
     job = DispatchJob.objects.get(feature=feature)
     assert done.returncode == 0, done.stdout + done.stderr + log_text(job)
     assert job.state == "succeeded"
-    assert [c.message.strip() for c in job.commits.all()] == [MESSAGE], log_text(job)
+    assert [c.message.splitlines()[0] for c in job.commits.all()] == [MESSAGE], log_text(job)
     assert job_subjects(job) == ["started", "commit", "completed"]  # the commit reported before the end
     assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
     assert feature.work_packages.get(code="WP01").state == "done"
@@ -143,6 +144,20 @@ def test_opencode_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
     assert Decimal(job.usage["cost_usd"]) == Decimal("0.0135")
     assert {r.header("x-api-key") for r in endpoint.agent_requests} == {worker_env["ANTHROPIC_API_KEY"]}
+
+
+def test_aider_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
+    edit = [Turn([Say("Adding the deliverable."), Write("wp01/file_1.txt", "one\n")])]  # Aider commits itself
+    with ChatEndpoint(edit, commit_message=MESSAGE) as endpoint:
+        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "aider", endpoint,
+                                                                     model="openai/gpt-4o", edit_format="whole")
+
+    job = merged_job(done, reviewed, repo, feature)
+    assert job.manifest["cli_version"] == "aider 0.86.2"
+    # Aider's own rounded counts and cost (gpt-4o: $2.50 / $10 per million, from its price map)
+    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (1000, 100)
+    assert Decimal(job.usage["cost_usd"]) == Decimal("0.0035")
+    assert {r.header("authorization") for r in endpoint.agent_requests} == {f"Bearer {worker_env['OPENAI_API_KEY']}"}
 
 
 # --- failure paths, with the real Claude Code ----------------------------------------------
