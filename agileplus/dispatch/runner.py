@@ -114,12 +114,14 @@ class JobRun:
 
     def flush(self) -> None:
         lines, self.pending = self.pending, []
-        self.last_flush = time.monotonic()
         if lines and not self.fenced:
             try:
                 services.append_log(self.claim, lines)
             except StaleAttempt:
                 self.fenced = True
+        # Timed from the end of the write: far from the database a write (5 round trips) outlasts
+        # the interval, and timing from its start flushed every following line on its own.
+        self.last_flush = time.monotonic()
 
     # --- heartbeat thread --------------------------------------------------------
     def _beat(self) -> None:
@@ -319,6 +321,12 @@ class JobRun:
                                   + (f"; its last error: {last_error[:500]}" if last_error else ""))
             if outcome.state == JobState.SUCCEEDED:
                 outcome = self._governance(outcome, worktree, base)
+            if outcome.state == JobState.SUCCEEDED and not pushed:
+                # Work that never reached the origin cannot be reviewed or merged: say so now,
+                # rather than a review that later finds no branch.
+                outcome = Outcome(JobState.FAILED, outcome.exit_code, "push_failed",
+                                  f"the branch {workspace.branch} could not be pushed to the origin (see the job log); "
+                                  "its commits are kept in this worker's mirror: retry with `agileplus implement`")
         except g.GitError as exc:  # the agent broke its worktree (deleted .git, corrupted the index…)
             self.say(f"The worktree is no longer a usable git checkout: {exc}")
             return Collected(Outcome(JobState.FAILED, result.exit_code, "worktree_broken",

@@ -19,6 +19,7 @@ reported, not forced.
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -491,20 +492,47 @@ def _walk_new_wps_to_lanes(spec: FeatureSpec, by_code: dict[str, WorkPackage], n
                 ) from exc
 
 
+def is_remote(path: str | Path) -> bool:
+    """A git URL (``https://…``, ``ssh://…``, ``git@host:repo``) rather than a folder."""
+    text = str(path)
+    return "://" in text or bool(re.match(r"^[\w.-]+@[\w.-]+:", text))
+
+
 def import_features(path: str | Path, *, actor: Actor | str, project: str | None = None,
                     repo: str | Path | None = None) -> ImportReport:
-    """Import every feature under ``path`` (a feature folder or a repository root) in one transaction."""
+    """Import every feature under ``path`` (a feature folder, a repository root, or the URL of a
+    repository, read from a shallow clone of its main branch) in one transaction."""
+    if not is_remote(path):
+        return _import_features(Path(path), actor=actor, project=project, repo=repo)
+    if repo:
+        raise ImportFailed("--repo is for a local feature folder; a URL is the repository itself", field="--repo",
+                           fix="drop --repo when importing from a URL")
+    from harnesses.git import GitError, git, redact_url
+
+    url = str(path)
+    with tempfile.TemporaryDirectory(prefix="agileplus-import-") as scratch:
+        clone = Path(scratch) / re.sub(r"\.git$", "", url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1])
+        try:
+            git("clone", "--quiet", "--depth", "1", url, str(clone))
+        except GitError as exc:
+            raise ImportFailed(f"cannot clone {redact_url(url)}: {str(exc)[-300:]}", field="path",
+                               fix="check the URL and that this machine's credentials can read it") from None
+        return _import_features(clone, actor=actor, project=project, repo=None, origin=url)
+
+
+def _import_features(path: Path, *, actor: Actor | str, project: str | None, repo: str | Path | None,
+                     origin: str | None = None) -> ImportReport:
     actor = parse_actor(actor)
     errors = _Collector()
-    root, folders = discover(Path(path), Path(repo).resolve() if repo else None, errors)
+    root, folders = discover(path, Path(repo).resolve() if repo else None, errors)
     config = parse_config(root, errors)
     specs = [s for s in (parse_feature_dir(f, errors) for f in folders) if s is not None]
     errors.raise_if_any()
     report = ImportReport()
     with transaction.atomic():
         name = _project_name(project or _config_project(config), root)
-        proj, _ = Project.objects.get_or_create(name=name, defaults={"repo_url": str(root)})
-        proj.repo_url = str(root)
+        proj, _ = Project.objects.get_or_create(name=name, defaults={"repo_url": origin or str(root)})
+        proj.repo_url = origin or str(root)
         proj.config = config.raw
         proj.save(update_fields=["repo_url", "config"])
         for spec in specs:

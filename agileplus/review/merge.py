@@ -18,7 +18,7 @@ from django.db.models.functions import Now
 
 from agileplus.core.errors import DomainError, RepositoryUnavailable
 from agileplus.review.models import MergeLock
-from harnesses.git import GitError, git, is_ancestor, mirror_path
+from harnesses.git import GitError, git, is_ancestor, mirror_path, redact_url, remote_url
 
 LOCK_LEASE_SECONDS = 120
 
@@ -48,6 +48,7 @@ class MergeResult:
 def repo_lock(repo: str, *, wait_seconds: float = 120) -> Iterator[str]:
     """Hold the merge lock of ``repo``. A holder that died loses it when its lease runs out."""
     token = secrets.token_hex(8)
+    repo = remote_url(repo)  # the lock row (shown in the admin) names the repository, not its token
     MergeLock.objects.get_or_create(repo=repo)
     lease = ExpressionWrapper(Now() + dt.timedelta(seconds=LOCK_LEASE_SECONDS), output_field=DateTimeField())
     deadline = time.monotonic() + wait_seconds
@@ -74,7 +75,7 @@ def workspace(origin: str) -> Path:
             git("clone", "--quiet", origin, str(path))
         git("fetch", "--quiet", "--prune", "origin", cwd=path)
     except GitError as exc:
-        raise RepositoryUnavailable(f"cannot reach the repository {origin}: {str(exc)[-300:]}", field="repo_url",
+        raise RepositoryUnavailable(f"cannot reach the repository {redact_url(origin)}: {str(exc)[-300:]}", field="repo_url",
                                     fix="check the project's repo_url (agileplus feature import sets it) and "
                                         "that this machine can read it") from None
     return path

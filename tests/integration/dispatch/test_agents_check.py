@@ -5,7 +5,6 @@ the CLI rejects is reported as drift."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -19,9 +18,7 @@ from harnesses.endpoints.anthropic import AnthropicEndpoint
 from tests.support.real_clis import require_cli
 from tests.support.server import ROOT
 
-# No database here: the SQLite pass of scripts/test runs these once; the PostgreSQL pass skips them.
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"),
-                                                   reason="uses no database: the SQLite pass runs it")]
+pytestmark = pytest.mark.slow
 
 
 def test_every_flag_the_claude_code_adapter_can_pass_is_accepted_by_the_pinned_cli(tmp_path):
