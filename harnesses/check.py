@@ -59,12 +59,6 @@ def pinned_binaries() -> dict[str, str]:
     return {name: str(PINNED_DIR / rel) for name, rel in PINNED_PATHS.items() if (PINNED_DIR / rel).exists()}
 
 
-def pinned_environment() -> dict[str, str]:
-    """``AGILEPLUS_<HARNESS>_BIN`` for every pinned CLI present: how a worker or a test makes
-    the adapters use them (the adapters read that variable before PATH)."""
-    return {f"AGILEPLUS_{name.upper().replace('-', '_')}_BIN": path for name, path in pinned_binaries().items()}
-
-
 def endpoint_environment(harness: str, endpoint: ScriptedEndpoint) -> dict[str, str]:
     """The worker environment that points ``harness``'s CLI at ``endpoint`` (its credential_env)."""
     if harness in ("claude-code", "opencode"):  # opencode through its anthropic provider
