@@ -8,9 +8,9 @@ what it may do. The farm passes ``--sandbox danger-full-access`` by default: Cod
 ``workspace-write`` mounts every ``.git`` read-only, including a linked worktree's git dir
 given with ``--add-dir``, so the agent's ``git commit`` fails with exit 128 on ``index.lock``
 (tested against the real CLI: tests/integration/dispatch/test_real_clis.py). A WP is done by
-committing, so that sandbox cannot do the work. The agent is confined by the farm's own
-sandbox around the whole agent process (the worker's bubblewrap sandbox), which leaves
-Codex's inner one redundant. ``sandbox: workspace-write`` is still accepted (the git dir is
+committing, so that sandbox cannot do the work. The agent is to be confined by the farm's
+own sandbox around the whole agent process (the worker's bubblewrap sandbox, branch
+``sandbox``), which leaves Codex's inner one redundant; without it Codex runs unconfined. ``sandbox: workspace-write`` is still accepted (the git dir is
 then added with ``--add-dir``, read from the worktree's ``.git`` file) for Codex versions
 that let it write there.
 
