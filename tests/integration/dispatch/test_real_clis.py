@@ -248,3 +248,25 @@ def test_codex_s_workspace_write_sandbox_cannot_commit_in_a_worktree_so_the_run_
     outputs = [item.get("output", "") for r in endpoint.agent_requests for item in r.body["input"]
                if isinstance(item, dict) and item.get("type") == "function_call_output"]
     assert any("index.lock': Read-only file system" in o for o in outputs)  # what Codex sent back to the model
+
+
+# --- failure paths, with the real Codex -------------------------------------------------------
+
+
+def test_a_429_to_codex_is_the_rate_limit_path(tmp_path):
+    result, job, endpoint, feature = run_inline(tmp_path, [Fail("429", retry_after=1)] * 8, harness="codex",
+                                                endpoint_class=ResponsesEndpoint, model="gpt-5")
+
+    assert job.state == "failed", result.stdout
+    assert last_reason(feature) == "rate_limited"
+    assert "429 Too Many Requests" in job.error  # stopped at Codex's first reconnect notice
+
+
+def test_a_stream_cut_mid_event_fails_a_codex_run_with_its_reason(tmp_path):
+    result, job, endpoint, feature = run_inline(tmp_path, [Fail("cut")] * 8, harness="codex",
+                                                endpoint_class=ResponsesEndpoint, model="gpt-5")
+
+    assert job.state == "failed", result.stdout
+    assert last_reason(feature) == "agent_failed"
+    assert "stream disconnected before completion" in job.error
+    assert len(endpoint.agent_requests) == 6  # Codex's own five reconnects, then it gave up
