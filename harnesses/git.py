@@ -235,6 +235,19 @@ def salvage(worktree: Path, ref: str) -> str | None:
     return sha
 
 
+AGENT_IDENTITY = ("AgilePlus agent", "agent@agileplus.localhost")
+
+
+def pin_commit_identity(mirror: Path) -> None:
+    """Write the identity the agent commits as into the mirror's own config (its worktrees read
+    it): the worker's global identity if it has one, else AgilePlus's. Some CLIs run their shell
+    with the global config switched off (Gemini CLI sets GIT_CONFIG_GLOBAL=/dev/null), where a
+    commit would otherwise fail with "Author identity unknown"."""
+    for key, default in zip(("user.name", "user.email"), AGENT_IDENTITY, strict=True):
+        if not git("config", "--local", "--get", key, cwd=mirror, check=False):
+            git("config", "--local", key, git("config", "--get", key, cwd=mirror, check=False) or default, cwd=mirror)
+
+
 def push(worktree_or_mirror: Path, refspecs: list[str]) -> None:
     git("push", "--quiet", "origin", *refspecs, cwd=worktree_or_mirror)
 

@@ -359,6 +359,8 @@ def agents_list(as_json) -> None:
         click.echo(f"  Status: {state}")
         if row["model"]:
             click.echo(f"  Model: {row['model']}")
+        if row.get("version"):
+            click.echo(f"  Version: {row['version']}")
         click.echo(f"  Last heartbeat: {_ago(row['last_heartbeat'])}")
         click.echo(f"  Sessions: {row['sessions']} active")
         for w in row["workers"]:
@@ -367,3 +369,24 @@ def agents_list(as_json) -> None:
         if row["status"] == "unavailable" and row["local"].get("reason"):
             click.echo(f"  Why: {row['local']['reason']}")
     click.echo("Select harness with --agent flag or set default in config.")
+
+
+@agents.command("check")
+@click.argument("harnesses", nargs=-1)
+@click.option("--pinned", is_flag=True, help="Check the CLIs pinned in tools/agent-clis instead of those on PATH.")
+@json_option
+def agents_check(harnesses, pinned, as_json) -> None:
+    """Run each installed agent CLI against a built-in scripted model endpoint (no tokens spent)
+    in a scratch repository; exit 1 if any drifted from what its adapter expects."""
+    from harnesses.base import HarnessError
+    from harnesses.check import as_json as results_json
+    from harnesses.check import check_harnesses, render
+
+    try:
+        results = check_harnesses(list(harnesses) or None, use_pinned=pinned)
+    except HarnessError as exc:
+        raise DomainError(str(exc), field="harnesses", fix="name harnesses from `agileplus agents list`") from None
+    click.echo(results_json(results) if as_json else "\n".join(render(results)))
+    drifted = [r for r in results if r.problems]
+    if drifted:
+        raise SystemExit(1)

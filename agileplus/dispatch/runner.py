@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -34,7 +35,7 @@ from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from agileplus.dispatch.stream_policy import StreamPolicy
 from harnesses import git as g
 from harnesses.adapters.command import PROMPT_FILE_ENV
-from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec
+from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec, cli_version
 from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, reap_marked
 from harnesses.registry import get_adapter
 
@@ -179,7 +180,10 @@ class JobRun:
         policy = StreamPolicy.from_config(self.job.harness, self.config, allowance_for(self.job))
         proc = self.start_agent(workspace, launch, policy)
         result = self.stream(proc, workspace, launch, policy)
-        collected = self.collect(workspace, outcome_of(result), result)
+        outcome = outcome_of(result)
+        if outcome.reason == "agent_failed" and policy.last_error:  # say why, in the CLI's words
+            outcome.detail = f"{outcome.detail}: {policy.last_error[:500]}"
+        collected = self.collect(workspace, outcome, result, policy.last_error)
         self.say(
             f"Agent {'finished' if collected.outcome.state == JobState.SUCCEEDED else 'failed'}: "
             f"exit {result.exit_code}, {len(self.reported)} commits, {len(collected.files)} files changed"
@@ -189,7 +193,7 @@ class JobRun:
             return "fenced"
         if collected.outcome.state == JobState.SUCCEEDED:
             collected.tests = self.count_tests(workspace)
-        finished = self.finish(collected, result, policy.usage)
+        finished = self.finish(collected, result, policy.usage, model=policy.model or self.config.get("model") or "")
         if collected.outcome.reason == "rate_limited":
             self.reroute(finished)
         return collected.outcome.state
@@ -200,6 +204,7 @@ class JobRun:
         feature, wp = self.job.feature, self.job.wp
         root = worker_root(self.claim.worker)
         mirror = g.ensure_mirror(root, feature.project.repo_url)
+        g.pin_commit_identity(mirror)
         branch = g.branch_name(feature.slug, wp.code)
         main = feature.project.main_branch
         original = self._replayed_job()
@@ -219,7 +224,9 @@ class JobRun:
         prompt_file = prompt_dir / "prompt.md"
         prompt_file.write_text(prompt.text)
         mark = f"{farm_id()}:{job.id}.{self.claim.attempt}"
-        env = {**agent_base_environment(), **resolved.env, PROMPT_FILE_ENV: str(prompt_file), JOB_MARK_ENV: mark}
+        credentials = self.adapter.credentials()  # the worker's model endpoint and key, never the repo's
+        env = {**agent_base_environment(), **credentials, **resolved.env, PROMPT_FILE_ENV: str(prompt_file),
+               JOB_MARK_ENV: mark}
         spec = RunSpec(prompt=prompt.text, workdir=workspace.worktree, env=env, model=self.config.get("model"),
                        timeout_seconds=job.timeout_seconds,
                        allowed_paths=list((feature.constraints or {}).get("allowed_paths") or []),
@@ -312,8 +319,9 @@ class JobRun:
             return StopReason("cancelled", "cancel requested")
         return None
 
-    def collect(self, workspace: Workspace, outcome: Outcome, result: ProcessResult) -> Collected:
-        """The final commit scan, salvage of uncommitted work, push, and governance on success."""
+    def collect(self, workspace: Workspace, outcome: Outcome, result: ProcessResult, last_error: str = "") -> Collected:
+        """The final commit scan, salvage of uncommitted work, push, and governance on success.
+        A run that ends without a commit has nothing to review: it fails, saying why."""
         worktree, base = workspace.worktree, workspace.base
         try:
             self.scan_commits(worktree, base)
@@ -321,6 +329,12 @@ class JobRun:
             pushed = self._push(worktree, workspace.branch, salvaged)
             files = g.files_changed(worktree, base)
             head = g.head(worktree)
+            if outcome.state == JobState.SUCCEEDED and not self.reported:
+                outcome = Outcome(JobState.FAILED, result.exit_code, "no_commit",
+                                  "the agent ended without a commit"
+                                  + (f" (its uncommitted work is saved at refs/agileplus/salvage/{self.job.id})"
+                                     if salvaged else " or any change")
+                                  + (f"; its last error: {last_error[:500]}" if last_error else ""))
             if outcome.state == JobState.SUCCEEDED:
                 outcome = self._governance(outcome, worktree, base)
             if outcome.state == JobState.SUCCEEDED and not pushed:
@@ -347,14 +361,14 @@ class JobRun:
         self.flush()
         return counts
 
-    def finish(self, collected: Collected, result: ProcessResult, usage: dict) -> DispatchJob:
-        """Write the final usage and the outcome with its result summary."""
+    def finish(self, collected: Collected, result: ProcessResult, usage: dict, model: str = "") -> DispatchJob:
+        """Write the final usage and the outcome with its result summary (and the model the CLI ran)."""
         tests = collected.tests or usage.get("tests")
         services.update_progress(self.claim, usage=usage)
         salvage_ref = f"refs/agileplus/salvage/{self.job.id}" if collected.salvaged else None
         return services.finish_job(self.claim, collected.outcome, result={
             "commits": len(self.reported), "files_changed": len(collected.files), "files": collected.files[:200],
-            "head": collected.head, "pushed": collected.pushed, "salvage_ref": salvage_ref,
+            "head": collected.head, "pushed": collected.pushed, "salvage_ref": salvage_ref, "model": model,
             "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
         })
 
@@ -432,7 +446,8 @@ def build_manifest(job: DispatchJob, adapter: HarnessAdapter, invocation: Invoca
     feature, config = job.feature, job.feature.agent_config or {}
     manifest = {
         "prompt_sha256": sha256_hex(prompt_text), "argv": invocation.argv, "harness": job.harness,
-        "cli_version": getattr(adapter, "pinned_version", ""), "base_sha": workspace.base, "branch": workspace.branch,
+        "cli_version": getattr(adapter, "pinned_version", "") or installed_version(invocation.argv[0]),
+        "base_sha": workspace.base, "branch": workspace.branch,
         "constraints": feature.constraints or {}, "timeout_seconds": job.timeout_seconds,
         "environment_names": environment_names, "budget": config.get("budget") or {}, "model": config.get("model"),
         "max_turns": config.get("max_turns"), "idle_timeout_seconds": config.get("idle_timeout_seconds"),
@@ -441,6 +456,14 @@ def build_manifest(job: DispatchJob, adapter: HarnessAdapter, invocation: Invoca
     }
     manifest["hash"] = sha256_hex(manifest)
     return manifest
+
+
+def installed_version(binary: str) -> str:
+    """The agent CLI's own ``--version`` line (cached per binary), "" if it cannot say."""
+    try:
+        return cli_version(binary) or ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def farm_id() -> str:

@@ -86,6 +86,9 @@ def agents_overview(local: dict | None = None) -> list[dict]:
         last = max((w.last_heartbeat for w in serving if w.last_heartbeat), default=None)
         sessions = running.get(name, 0)
         local_info = (local or {}).get(name, {})
+        if not models.get(name):  # the model the CLI reported in its last finished run
+            latest = DispatchJob.objects.filter(harness=name, finished_at__isnull=False).order_by("-finished_at").first()
+            models[name] = ((latest.result or {}).get("model") if latest else "") or ""
         if sessions:
             status = "active"
         elif live:
@@ -96,6 +99,9 @@ def agents_overview(local: dict | None = None) -> list[dict]:
             status = "unavailable"
         rows.append({
             "name": name, "status": status, "model": models.get(name) or "",
+            "version": local_info.get("version") or next(
+                ((w.harnesses.get(name) or {}).get("version") for w in serving
+                 if (w.harnesses.get(name) or {}).get("version")), None),
             "last_heartbeat": last, "sessions": sessions,
             "workers": [{"hostname": w.hostname, "sessions": per_worker.get(name, {}).get(w.hostname, 0),
                          "version": (w.harnesses.get(name) or {}).get("version"),
