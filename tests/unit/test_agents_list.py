@@ -28,6 +28,6 @@ def test_agents_list_shows_the_cli_version_and_the_model_it_last_ran(monkeypatch
 
     shown = run_cli("agents list").output.splitlines()
 
-    start = shown.index("claude-code (idle)")
+    start = next(i for i, line in enumerate(shown) if line.startswith("claude-code ("))
     block = shown[start:start + 4]
     assert block[2:4] == ["  Model: claude-opus-5-5", "  Version: 2.1.328 (Claude Code)"]
