@@ -18,6 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harnesses.sandbox import Sandbox
 
 MAX_LINE_BYTES = 64 * 1024
 PR_SET_PDEATHSIG = 1
@@ -84,16 +88,23 @@ class AgentProcess:
         grace_seconds: float = 30.0,
         idle_seconds: float | None = None,
         tick_seconds: float = 0.5,
+        sandbox: Sandbox | None = None,
     ):
-        self.argv = argv
+        self.sandbox = sandbox
+        self.argv = sandbox.wrap(argv) if sandbox else argv
         self.cwd = cwd
-        self.env = env
+        self.env = sandbox.environment(env) if sandbox else env
         self.stdin_text = stdin_text
         self.timeout_seconds = timeout_seconds
         self.grace_seconds = grace_seconds
         self.idle_seconds = idle_seconds
         self.tick_seconds = tick_seconds
         self.proc: subprocess.Popen | None = None
+
+    def _child_setup(self) -> None:
+        _child_setup()
+        if self.sandbox is not None:
+            self.sandbox.preexec()
 
     @property
     def pid(self) -> int | None:
@@ -108,7 +119,7 @@ class AgentProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_child_setup,
+            preexec_fn=self._child_setup,
         )
         if self.stdin_text is not None:
             threading.Thread(target=self._feed_stdin, daemon=True).start()

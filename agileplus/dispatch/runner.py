@@ -28,6 +28,7 @@ from agileplus.dispatch import services
 from agileplus.dispatch.costs import allowance_for, usage_cost
 from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
+from agileplus.dispatch.sandboxing import harness_credentials, job_sandbox
 from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from harnesses import git as g
@@ -96,8 +97,10 @@ class JobRun:
 
     # --- commits -------------------------------------------------------------------
     def scan_commits(self, worktree: Path, base: str, *, strict: bool = True) -> None:
+        # The agent's repository is only ever fetched from (harnesses/git.py): commits are read in the mirror.
         try:
-            commits = g.commits_since(worktree, base)
+            g.fetch_agent_branch(self.mirror, worktree, self.branch)
+            commits = g.commits_since(self.mirror, base, f"refs/heads/{self.branch}")
         except g.GitError:
             if strict:
                 raise
@@ -129,13 +132,14 @@ class JobRun:
         config = dict(feature.agent_config or {})
         adapter = get_adapter(job.harness)
         root = worker_root(self.claim.worker)
-        mirror = g.ensure_mirror(root, feature.project.repo_url)
-        branch = g.branch_name(feature.slug, wp.code)
+        mirror = self.mirror = g.ensure_mirror(root, feature.project.repo_url)
+        branch = self.branch = g.branch_name(feature.slug, wp.code)
         main = feature.project.main_branch
         original = self._replayed_job()
         worktree, base = g.create_worktree(mirror, root / ".worktrees", g.worktree_name(feature.slug, wp.code),
                                            branch, original.manifest["base_sha"] if original else g.origin_ref(main),
                                            reset=original is not None)
+        refs_before = g.agent_refs(worktree)
         resolved = resolve_environment(config.get("environment") or {})
         self.secret_values = resolved.secret_values
         if original:  # a replay runs the original's exact prompt on the original's base
@@ -156,6 +160,11 @@ class JobRun:
                        options={k: v for k, v in config.items() if k not in ("environment",)})
         invocation = adapter.build_command(spec)
         env.update(invocation.env)
+        credentials = harness_credentials(job.harness)
+        env.update(credentials.env)  # the worker's own, for this harness only; never stored
+        sandbox = job_sandbox(harness_binary=invocation.argv[0] if invocation.argv else None, worktree=worktree,
+                              mirror=mirror, prompt_dir=prompt_dir, config=config, credentials=credentials,
+                              path_env=env.get("PATH"))
         manifest = {
             "prompt_sha256": sha256_hex(prompt.text), "argv": invocation.argv, "harness": job.harness,
             "cli_version": getattr(adapter, "pinned_version", ""), "base_sha": base, "branch": branch,
@@ -164,15 +173,17 @@ class JobRun:
             "max_turns": config.get("max_turns"), "idle_timeout_seconds": config.get("idle_timeout_seconds"),
             "gates": [c.get("name") for c in ((feature.project.config or {}).get("review") or {}).get("checks") or []
                       if isinstance(c, dict)],
+            "sandbox": sandbox.describe(),
         }
         manifest["hash"] = sha256_hex(manifest)
         proc = AgentProcess(invocation.argv, cwd=worktree, env=env, stdin_text=invocation.stdin_text,
                             timeout_seconds=job.timeout_seconds, grace_seconds=settings.AGENT_KILL_GRACE_SECONDS,
-                            idle_seconds=config.get("idle_timeout_seconds"))
+                            idle_seconds=config.get("idle_timeout_seconds"), sandbox=sandbox.open())
         self.say("Workspace setup:")
         self.say(f"  Worktree: .worktrees/{g.worktree_name(feature.slug, wp.code)}")
         self.say(f"  Branch: {branch}")
         self.say(f"  Base commit: {base[:7]} ({main})")
+        self.say(f"  Sandbox: {sandbox.mode}, network {sandbox.spec.network}")
         self.say("Prompt prepared:")
         for line in prompt.summary_lines(feature.slug, wp.code):
             self.say(f"  {line}")
@@ -222,21 +233,23 @@ class JobRun:
             result = proc.run(on_line, tick, on_stop=lambda t: self.say(t))
         finally:
             reap_marked(mark)
+            sandbox.close()
             prompt_file.unlink(missing_ok=True)
             prompt_dir.rmdir()
         tests = (usage or {}).get("tests")
         outcome = self._outcome(result)
         try:
             self.scan_commits(worktree, base)
-            salvaged = g.salvage(worktree, f"refs/agileplus/salvage/{job.id}")
-            pushed = self._push(worktree, branch, salvaged)
-            files = g.files_changed(worktree, base)
-            head = g.head(worktree)
+            ignored_refs = self._foreign_refs(worktree, branch, refs_before)
+            salvaged = g.salvage(mirror, worktree, branch, f"refs/agileplus/salvage/{job.id}")
+            pushed = self._push(mirror, branch, salvaged)
+            files = g.files_changed(mirror, base, f"refs/heads/{branch}")
+            head = g.head(mirror, f"refs/heads/{branch}")
             if outcome.state == JobState.SUCCEEDED:
-                outcome = self._governance(outcome, worktree, base)
+                outcome = self._governance(outcome, mirror, base)
         except g.GitError as exc:  # the agent broke its worktree (deleted .git, corrupted the index…)
             self.say(f"The worktree is no longer a usable git checkout: {exc}")
-            salvaged, pushed, files, head = None, False, [], ""
+            salvaged, pushed, files, head, ignored_refs = None, False, [], "", []
             outcome = Outcome(JobState.FAILED, result.exit_code, "worktree_broken",
                               f"the agent left {worktree.name} unusable: {str(exc)[-300:]}")
         self.say(
@@ -251,6 +264,7 @@ class JobRun:
             "commits": len(self.reported), "files_changed": len(files), "files": files[:200],
             "head": head, "pushed": pushed, "salvage_ref": f"refs/agileplus/salvage/{job.id}"
             if salvaged else None, "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
+            "sandbox": sandbox.describe(), **({"ignored_refs": ignored_refs} if ignored_refs else {}),
         })
         if outcome.reason == "rate_limited":
             rerouted = services.reroute_rate_limited(finished)
@@ -259,12 +273,21 @@ class JobRun:
                 self.flush()
         return outcome.state
 
-    def _governance(self, outcome: Outcome, worktree: Path, base: str) -> Outcome:
+    def _foreign_refs(self, worktree: Path, branch: str, before: dict[str, str]) -> list[str]:
+        """Refs other than the WP branch the agent changed in its repository: ignored, reported."""
+        changed = g.foreign_refs(worktree, branch, before)
+        for ref in changed:
+            self.say(f"Ignored: the agent changed {ref} (only {branch} is taken from its repository)")
+        if changed:
+            log.warning("job %s: agent changed refs other than %s: %s", self.job.id, branch, changed)
+        return changed
+
+    def _governance(self, outcome: Outcome, mirror: Path, base: str) -> Outcome:
         """The authoritative check over every commit base..head: a violation fails the run,
         which blocks the WP with the offending commits and paths as audit evidence."""
         from agileplus.review.services import governance_for
 
-        gov = governance_for(self.job.wp, worktree, base, g.head(worktree))
+        gov = governance_for(self.job.wp, mirror, base, g.head(mirror, f"refs/heads/{self.branch}"))
         if gov.ok:
             self.say(f"Governance: {gov.commits} commits checked, no violation")
             return outcome
@@ -281,19 +304,19 @@ class JobRun:
         replay_of = (self.job.result or {}).get("replay_of")
         return DispatchJob.objects.filter(pk=replay_of).first() if replay_of else None
 
-    def _push(self, worktree: Path, branch: str, salvaged: str | None) -> bool:
+    def _push(self, mirror: Path, branch: str, salvaged: str | None) -> bool:
         # A replay restarts the branch from the original base: it replaces the old head
         # (kept as refs/agileplus/replaced/<branch>), so its push is forced.
         force = "+" if (self.job.result or {}).get("replay_of") else ""
         refspecs = [f"{force}{branch}:refs/heads/{branch}"]
         replaced = f"refs/agileplus/replaced/{branch}"
-        if force and g.git("rev-parse", "--verify", "--quiet", replaced, cwd=worktree, check=False):
+        if force and g.git("rev-parse", "--verify", "--quiet", replaced, cwd=mirror, check=False):
             refspecs.append(f"+{replaced}:{replaced}")
         if salvaged:
             refspecs.append(f"refs/agileplus/salvage/{self.job.id}:refs/agileplus/salvage/{self.job.id}")
             self.say(f"Salvaged uncommitted work to refs/agileplus/salvage/{self.job.id}")
         try:
-            g.push(worktree, refspecs)
+            g.push(mirror, refspecs)
             return True
         except g.GitError as exc:
             self.say(f"Push to origin failed: {exc}")

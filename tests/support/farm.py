@@ -98,6 +98,15 @@ def make_target_repo(
     return repo
 
 
+def outbox_file(tmp_path: Path, name: str) -> Path:
+    """A file a sandboxed agent may write outside its repository (the folder named in
+    AGILEPLUS_SANDBOX_WRITABLE, see tests/conftest.py), unique to this test."""
+    folder = Path(os.environ["AGILEPLUS_SANDBOX_WRITABLE"].split(os.pathsep)[0]) / tmp_path.name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).unlink(missing_ok=True)
+    return folder / name
+
+
 def import_target(repo: TargetRepo) -> Feature:
     return import_path(repo.path, actor="human:alice")[0]
 
@@ -181,6 +190,20 @@ def running_workers(root: Path, count: int, *, broker_url: str | None, with_beat
         raise
     finally:
         stop(procs)
+
+
+def running_with(text: str) -> list[int]:
+    """Host pids of processes whose command line or environment contains ``text``. A sandboxed
+    agent's pid is its PID namespace's, not the host's: tests find its processes this way."""
+    needle = text.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with suppress(OSError):
+            if needle in (entry / "cmdline").read_bytes() or needle in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+    return found
 
 
 def process_alive(pid: int) -> bool:

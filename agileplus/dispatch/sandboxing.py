@@ -1,0 +1,137 @@
+"""The sandbox of one dispatch job (harnesses/sandbox.py does the mechanism), and the harness
+credentials that belong to the worker.
+
+Harness credentials: each worker names, per harness, the environment variables and credential
+files it passes to that harness's sandbox, read from the worker's own environment and home:
+``AGILEPLUS_HARNESS_CREDENTIALS_<HARNESS>`` (e.g. ``AGILEPLUS_HARNESS_CREDENTIALS_CLAUDE_CODE=
+ANTHROPIC_API_KEY,ANTHROPIC_BASE_URL,~/.claude/.credentials.json``); without it, the defaults in
+``DEFAULT_CREDENTIALS``. They never reach the database, events, logs or prompts: only the names of
+the ones present are announced.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+from harnesses.base import HarnessError
+from harnesses.sandbox import SANDBOX_HOME, Limits, Sandbox, SandboxSpec, network_policy, runtime_paths
+
+CREDENTIALS_ENV = "AGILEPLUS_HARNESS_CREDENTIALS_{}"
+DEFAULT_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "claude-code": ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "CLAUDE_CODE_USE_BEDROCK",
+                    "CLAUDE_CODE_USE_VERTEX", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                    "AWS_REGION", "AWS_PROFILE", "~/.claude/.credentials.json"),
+    "codex": ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_HOME", "~/.codex/auth.json", "~/.codex/config.toml"),
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_GENAI_USE_VERTEXAI",
+               "~/.gemini/oauth_creds.json", "~/.gemini/settings.json"),
+    "aider": ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_API_BASE", "GEMINI_API_KEY", "DEEPSEEK_API_KEY",
+              "OPENROUTER_API_KEY"),
+    "opencode": ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "OPENROUTER_API_KEY",
+                 "~/.local/share/opencode/auth.json"),
+    "command": (),
+}
+# Values of these are not secret, but they still stay out of logs through redaction.
+NOT_SECRET = {"ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_BASE", "AWS_REGION", "AWS_PROFILE",
+              "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "GOOGLE_CLOUD_PROJECT", "GOOGLE_GENAI_USE_VERTEXAI",
+              "CODEX_HOME"}
+
+
+@dataclass
+class HarnessCredentials:
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # path inside the sandbox → worker's file
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def present(self) -> list[str]:
+        return sorted(self.env) + sorted(f"~/{Path(inside).relative_to(SANDBOX_HOME)}" for inside in self.files)
+
+
+def credential_names(harness: str, source: dict[str, str] | None = None) -> list[str]:
+    source = os.environ if source is None else source
+    configured = source.get(CREDENTIALS_ENV.format(harness.upper().replace("-", "_")))
+    if configured is not None:
+        return [n.strip() for n in configured.split(",") if n.strip()]
+    return list(DEFAULT_CREDENTIALS.get(harness, ()))
+
+
+def harness_credentials(harness: str, source: dict[str, str] | None = None,
+                        home: Path | None = None) -> HarnessCredentials:
+    """The credentials this worker holds for ``harness``, from its own environment and home."""
+    source = os.environ if source is None else source
+    home = home or Path(source.get("HOME") or Path.home())
+    found = HarnessCredentials()
+    for name in credential_names(harness, source):
+        if name.startswith(("~/", "/")):
+            host = home / name[2:] if name.startswith("~/") else Path(name)
+            inside = f"{SANDBOX_HOME}/{name[2:]}" if name.startswith("~/") else name
+            if host.is_file():
+                found.files[inside] = host
+            else:
+                found.missing.append(name)
+        elif source.get(name):
+            found.env[name] = source[name]
+        else:
+            found.missing.append(name)
+    return found
+
+
+def worker_secret_values(source: dict[str, str] | None = None) -> list[str]:
+    """Every secret value this worker holds: its ``AGILEPLUS_SECRET_*`` variables and the harness
+    credentials it passes (variables and file contents). For redaction (branch ``secrets``)."""
+    source = os.environ if source is None else source
+    values = [v for k, v in source.items() if k.startswith("AGILEPLUS_SECRET_") and v]
+    for harness in DEFAULT_CREDENTIALS:
+        creds = harness_credentials(harness, source)
+        values += [v for k, v in creds.env.items() if k not in NOT_SECRET]
+        for host in creds.files.values():
+            try:
+                values.append(host.read_text(errors="replace").strip())
+            except OSError:
+                continue
+    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+
+
+def hidden_paths() -> list[Path]:
+    """Folders no read-only mount of a sandbox may contain: the worker's state and its home."""
+    return [settings.DATA_DIR, settings.BROKER_DIR, settings.WORKER_DATA_DIR, Path.home()]
+
+
+def job_sandbox(*, harness_binary: str | None, worktree: Path, mirror: Path, prompt_dir: Path, config: dict,
+                credentials: HarnessCredentials, path_env: str | None = None) -> Sandbox:
+    """The sandbox of one agent run: the agent's repository writable, the mirror's object store
+    read-only (its repository borrows those objects), the prompt folder read-only."""
+    spec = SandboxSpec(
+        workdir=worktree,
+        writable=extra_writable(),
+        read_only=[*runtime_paths(harness_binary, path_env), *extra_read_only()],
+        files=dict(credentials.files),
+        network=network_policy(config),
+        limits=Limits.from_config(config.get("limits")),
+        hidden=hidden_paths(),
+    )
+    sandbox = Sandbox(spec)
+    # Explicit mounts inside the hidden folders: only these two.
+    spec.read_only_over = [(mirror / "objects").resolve(), prompt_dir]
+    return sandbox
+
+
+def extra_writable() -> list[Path]:
+    """``AGILEPLUS_SANDBOX_WRITABLE``: folders (':'-separated) every sandbox may write besides its
+    repository. For an operator's shared cache, or a test's outbox; never the data folder."""
+    paths = [Path(p).resolve() for p in os.environ.get("AGILEPLUS_SANDBOX_WRITABLE", "").split(os.pathsep) if p]
+    for path in paths:
+        if any(path == h.resolve() or h.resolve() in path.parents or path in h.resolve().parents
+               for h in hidden_paths()):
+            raise HarnessError(f"AGILEPLUS_SANDBOX_WRITABLE names {path}, which overlaps the worker's data folder "
+                               "or home: name a folder of its own")
+    return [p for p in paths if p.is_dir()]
+
+
+def extra_read_only() -> list[Path]:
+    """``AGILEPLUS_SANDBOX_READONLY``: more install folders (':'-separated) every sandbox mounts read-only."""
+    return [Path(p) for p in os.environ.get("AGILEPLUS_SANDBOX_READONLY", "").split(os.pathsep) if p]
