@@ -67,6 +67,26 @@ def kill_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it, parents before children (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, queue_ = [], [pid]
+    while queue_:
+        current = queue_.pop(0)
+        found.append(current)
+        queue_ += sorted(children.get(current, []))
+    return found
+
+
 def _reader(stream, name: str, out: queue.Queue) -> None:
     for raw in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):
         out.put((name, raw.decode("utf-8", errors="replace").rstrip("\r\n")))
@@ -199,7 +219,15 @@ class AgentProcess:
         pgid = self.proc.pid
         say = on_stop or (lambda _text: None)
         say(f"Stopping agent: {result.stopped.kind} ({result.stopped.detail}); SIGTERM, {self.grace_seconds:g}s grace")
-        kill_group(pgid, signal.SIGTERM)
+        if self.sandbox is not None and self.sandbox.mode != "off":
+            # bwrap dies of SIGTERM and takes the PID namespace with it at once: the agent's own
+            # processes (a new session inside) get the SIGTERM instead, and the grace to use it.
+            for pid in descendants(pgid):
+                with contextlib.suppress(OSError):
+                    if Path(f"/proc/{pid}/comm").read_text().strip() != "bwrap":
+                        os.kill(pid, signal.SIGTERM)
+        else:
+            kill_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_seconds
         while time.monotonic() < deadline:
             if self.proc.poll() is not None and not group_alive(pgid):

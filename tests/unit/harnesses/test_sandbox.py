@@ -12,7 +12,15 @@ import pytest
 
 from agileplus.dispatch.sandboxing import harness_credentials, worker_secret_values
 from harnesses.base import HarnessError
-from harnesses.sandbox import Sandbox, SandboxSpec, SandboxUnavailable, network_policy, sandbox_mode
+from harnesses.process import AgentProcess, StopReason
+from harnesses.sandbox import (
+    Sandbox,
+    SandboxSpec,
+    SandboxUnavailable,
+    network_policy,
+    runtime_paths,
+    sandbox_mode,
+)
 
 
 @pytest.fixture
@@ -94,3 +102,22 @@ def test_a_worker_names_its_own_credentials_per_harness(tmp_path):
 
     assert creds.env == {"MY_OPENAI_KEY": "k-123"}
     assert os.environ.get("MY_OPENAI_KEY") is None
+
+
+def test_a_sandboxed_agent_gets_sigterm_and_its_grace_before_the_sandbox_ends(tmp_path, monkeypatch):
+    monkeypatch.delenv("AGILEPLUS_BWRAP", raising=False)
+    monkeypatch.delenv("AGILEPLUS_SANDBOX", raising=False)
+    sandbox = Sandbox(SandboxSpec(workdir=tmp_path, read_only=runtime_paths()))
+    script = "trap 'echo cleaning-up; exit 3' TERM; echo ready; while true; do sleep 0.1; done"
+    proc = AgentProcess(["/bin/sh", "-c", script], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, timeout_seconds=60,
+                        grace_seconds=10, sandbox=sandbox)
+    lines: list[str] = []
+
+    def on_line(_stream: str, text: str) -> StopReason | None:
+        lines.append(text)
+        return StopReason("cancelled", "test") if text == "ready" else None  # its trap is set by now
+
+    result = proc.run(on_line)
+
+    assert result.stopped.kind == "cancelled" and not result.killed
+    assert "cleaning-up" in lines
