@@ -129,7 +129,7 @@ def test_a_daemon_the_agent_left_behind_is_reaped_with_the_job(tmp_path):
 def test_an_agent_that_deletes_its_git_fails_cleanly_and_the_worker_carries_on(tmp_path):
     repo = make_target_repo(tmp_path, wps={"WP01": [], "WP02": []},
                             environment={"AGENT_BEHAVIOUR_WP02": "commit:1"},
-                            agent={"command": "rm -f .git; echo gone"})
+                            agent={"command": "rm -rf .git; echo gone"})
     feature = import_target(repo)
 
     broken = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--inline")
