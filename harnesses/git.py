@@ -176,9 +176,7 @@ def create_worktree(mirror: Path, worktrees_root: Path, name: str, branch: str, 
 def _create_worktree(mirror: Path, path: Path, branch: str, base_ref: str, *, reset: bool = False) -> tuple[Path, str]:
     base_sha = git("rev-parse", f"{base_ref}^{{commit}}", cwd=mirror)
     if path.exists() or path.is_symlink():
-        with contextlib.suppress(GitError):
-            fetch_agent_branch(mirror, path, branch)
-            salvage(mirror, path, branch, f"refs/agileplus/salvage/{path.name}-{int(time.time())}")
+        _salvage_leftover(mirror, path, branch)
         remove_worktree(mirror, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     git("worktree", "prune", cwd=mirror)  # linked worktrees of the previous design
@@ -202,6 +200,24 @@ def _create_worktree(mirror: Path, path: Path, branch: str, base_ref: str, *, re
             git("update-ref", f"refs/heads/{branch}", base_sha, cwd=mirror)
     agent_clone(mirror, path, branch, start)
     return path, base_sha
+
+
+def _salvage_leftover(mirror: Path, path: Path, branch: str) -> None:
+    """A repository left at ``path`` (a crashed run, or the same feature/WP name in another project)
+    keeps its work in the mirror it borrows objects from, if that is one of this worker's mirrors:
+    the same mirror continues its branch; another gets it as ``refs/agileplus/salvage/<name>-<time>``."""
+    with contextlib.suppress(OSError, IndexError):
+        owner = Path((path / ".git" / "objects" / "info" / "alternates").read_text().splitlines()[0]).parent
+        if owner.resolve() == mirror.resolve():
+            with contextlib.suppress(GitError):
+                fetch_agent_branch(mirror, path, branch)
+                salvage(mirror, path, branch, f"refs/agileplus/salvage/{path.name}-{int(time.time())}")
+        elif owner.resolve().parent == mirror.resolve().parent and (owner / "HEAD").exists():
+            ref = f"refs/agileplus/salvage/{path.name}-{int(time.time())}"
+            with contextlib.suppress(GitError):
+                git("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--upload-pack", SAFE_UPLOAD_PACK,
+                    str(agent_git_dir(path)), f"+refs/heads/{branch}:{ref}", cwd=owner)
+                salvage(owner, path, branch, ref, tip=ref)
 
 
 def agent_clone(mirror: Path, path: Path, branch: str, start: str) -> None:
@@ -274,13 +290,13 @@ def files_changed(repo: Path, base: str, tip: str = "HEAD") -> list[str]:
     return [f for f in out.splitlines() if f]
 
 
-def salvage(mirror: Path, path: Path, branch: str, ref: str) -> str | None:
+def salvage(mirror: Path, path: Path, branch: str, ref: str, *, tip: str | None = None) -> str | None:
     """Commit the agent's uncommitted files (tracked and untracked) onto the mirror's ``branch`` as
     ``ref``, without touching the branch. The mirror is the git directory and the agent's folder only
     the work tree: the agent's index, config and hooks are never read."""
     if not path.is_dir() or not (path / ".git").exists():
         return None
-    tip = git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", cwd=mirror, check=False)
+    tip = git("rev-parse", "--verify", "--quiet", tip or f"refs/heads/{branch}", cwd=mirror, check=False)
     if not tip:
         return None
     index = mirror / f"salvage-index-{os.getpid()}-{path.name}"

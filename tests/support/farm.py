@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,15 @@ def outbox_file(tmp_path: Path, name: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).unlink(missing_ok=True)
     return folder / name
+
+
+def outbox_dir(tmp_path: Path, name: str) -> Path:
+    """A fresh folder a sandboxed agent can read (and write) outside its repository, e.g. the files
+    of an ``apply:`` behaviour: in the outbox (see ``outbox_file``)."""
+    folder = outbox_file(tmp_path, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    return folder
 
 
 def import_target(repo: TargetRepo) -> Feature:
