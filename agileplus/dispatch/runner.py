@@ -236,6 +236,7 @@ class JobRun:
         env.update(invocation.env)
         credentials = harness_credentials(job.harness)
         env.update(credentials.env)  # the worker's own, for this harness only; never stored
+        self.secret_values = self.secret_values + credentials.secret_values()  # redacted like injected secrets
         sandbox = job_sandbox(harness_binary=invocation.argv[0] if invocation.argv else None,
                               worktree=workspace.worktree, mirror=workspace.mirror, prompt_dir=prompt_dir,
                               config=self.config, credentials=credentials, path_env=env.get("PATH"))

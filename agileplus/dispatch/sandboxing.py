@@ -11,6 +11,7 @@ the ones present are announced.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,14 @@ class HarnessCredentials:
     files: dict[str, Path] = field(default_factory=dict)  # path inside the sandbox → worker's file
     missing: list[str] = field(default_factory=list)
 
+    def secret_values(self) -> list[str]:
+        """The values to redact: the variables' (but base URLs, regions…) and the files' contents."""
+        values = [v for k, v in self.env.items() if k not in NOT_SECRET]
+        for host in self.files.values():
+            with contextlib.suppress(OSError):
+                values.append(host.read_text(errors="replace").strip())
+        return [v for v in values if len(v) >= 4]
+
     @property
     def present(self) -> list[str]:
         return sorted(self.env) + sorted(f"~/{Path(inside).relative_to(SANDBOX_HOME)}" for inside in self.files)
@@ -94,13 +103,7 @@ def worker_secret_values(source: dict[str, str] | None = None) -> list[str]:
     source = os.environ if source is None else source
     values = [v for k, v in source.items() if k.startswith("AGILEPLUS_SECRET_") and v]
     for harness in DEFAULT_CREDENTIALS:
-        creds = harness_credentials(harness, source)
-        values += [v for k, v in creds.env.items() if k not in NOT_SECRET]
-        for host in creds.files.values():
-            try:
-                values.append(host.read_text(errors="replace").strip())
-            except OSError:
-                continue
+        values += harness_credentials(harness, source).secret_values()
     return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
 
 

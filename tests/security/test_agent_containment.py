@@ -376,3 +376,29 @@ def test_under_network_model_only_the_allowed_hosts_are_reachable_and_each_refus
     assert f"Network: refused a connection to 127.0.0.1:{refused_port}" in log
     assert Event.objects.filter(subject=job_event(job.id, "network_refused")).exists()
     assert job.state == "succeeded" and attack.chain_verifies()
+
+
+def test_harness_credentials_come_from_the_worker_read_only_and_are_stored_nowhere(tmp_path):
+    home = tmp_path / "worker-home"
+    (home / ".mytool").mkdir(parents=True)
+    token, file_secret = f"tok-{uuid.uuid4().hex}", f"file-{uuid.uuid4().hex}"
+    (home / ".mytool" / "cred.json").write_text(file_secret)
+    script = WP + (
+        '[ -n "$MY_TOOL_TOKEN" ] && echo has-token\n'
+        'echo "$MY_TOOL_TOKEN"\n'
+        'cat ~/.mytool/cred.json && echo\n'
+        'echo tampered >> ~/.mytool/cred.json 2>/dev/null || echo credential-file-read-only\n'
+    ) + COMMIT
+    attack = hostile(tmp_path, script)
+
+    job = attack.run(HOME=str(home), MY_TOOL_TOKEN=token,
+                     AGILEPLUS_HARNESS_CREDENTIALS_COMMAND="MY_TOOL_TOKEN,~/.mytool/cred.json")
+
+    log = job_log(job)
+    assert "has-token" in log and "credential-file-read-only" in log, log
+    assert (home / ".mytool" / "cred.json").read_text() == file_secret
+    job.refresh_from_db()
+    events = [str(payload) for payload in Event.objects.filter(feature=attack.feature).values_list("payload", flat=True)]
+    stored = " ".join([log, str(job.manifest), job.prompt or "", str(job.result), str(job.error), *events])
+    assert token not in stored and file_secret not in stored
+    assert job.state == "succeeded"
