@@ -256,8 +256,16 @@ def agent_refs(path: Path) -> dict[str, str]:
 def fetch_agent_branch(mirror: Path, path: Path, branch: str) -> str:
     """Copy the agent's ``branch`` into the mirror's ``refs/heads/<branch>`` (objects and ref, by
     fetch: nothing of the agent's repository executes). Returns the branch head."""
-    git("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--upload-pack", SAFE_UPLOAD_PACK,
-        str(agent_git_dir(path)), f"+refs/heads/{branch}:refs/heads/{branch}", cwd=mirror)
+    source = str(agent_git_dir(path))
+    for attempt in range(3):  # another job's fetch into the same mirror may hold a lock for a moment
+        try:
+            git("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-gc", "--upload-pack",
+                SAFE_UPLOAD_PACK, source, f"+refs/heads/{branch}:refs/heads/{branch}", cwd=mirror)
+            break
+        except GitError:
+            if attempt == 2:
+                raise
+            time.sleep(0.2 * (attempt + 1))
     return git("rev-parse", f"refs/heads/{branch}", cwd=mirror)
 
 
