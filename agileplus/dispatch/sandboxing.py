@@ -97,14 +97,13 @@ def harness_credentials(harness: str, source: dict[str, str] | None = None,
     return found
 
 
-def worker_secret_values(source: dict[str, str] | None = None) -> list[str]:
-    """Every secret value this worker holds: its ``AGILEPLUS_SECRET_*`` variables and the harness
-    credentials it passes (variables and file contents). For redaction (branch ``secrets``)."""
-    source = os.environ if source is None else source
-    values = [v for k, v in source.items() if k.startswith("AGILEPLUS_SECRET_") and v]
+def harness_credential_values(source: dict[str, str] | None = None) -> list[str]:
+    """The values of every harness credential this worker passes (variables and file contents):
+    ``agileplus.dispatch.secrets.worker_secret_values`` adds them to what is redacted."""
+    values: list[str] = []
     for harness in DEFAULT_CREDENTIALS:
         values += harness_credentials(harness, source).secret_values()
-    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+    return sorted(set(values))
 
 
 def hidden_paths() -> list[Path]:

@@ -28,10 +28,9 @@ def _authenticate(request: HttpRequest):
     if user is None:
         header = request.headers.get("Authorization", "")
         if header.startswith("Token "):
-            from rest_framework.authtoken.models import Token
+            from agileplus.api.tokens import user_for_key
 
-            token = Token.objects.select_related("user").filter(key=header[6:].strip()).first()
-            user = token.user if token and token.user.is_active else None
+            user = user_for_key(header[6:].strip())
     return user
 
 

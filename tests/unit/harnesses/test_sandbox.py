@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from agileplus.dispatch.sandboxing import harness_credentials, worker_secret_values
+from agileplus.dispatch.sandboxing import harness_credentials
+from agileplus.dispatch.secrets import worker_secret_values
 from harnesses.base import HarnessError
 from harnesses.process import AgentProcess, StopReason
 from harnesses.sandbox import (
