@@ -300,7 +300,7 @@ def test_git_hooks_and_executable_config_the_agent_plants_never_run_outside_the_
 
 EVIL_TEST = '''import os, sys
 outside = {outside!r}
-found = [k for k, v in os.environ.items() if "{canary}" in v]
+found = [k for k, v in os.environ.items() if k.startswith("AGILEPLUS_SECRET") or "{prefix}" in v]
 for target in (outside, os.path.join(".git", "hooks", "pre-push")):
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -320,7 +320,8 @@ sys.exit(1 if found else 0)
 def test_an_agent_written_test_run_by_the_review_reads_no_secret_and_writes_nothing_outside_its_tree(tmp_path):
     canary = f"canary-{uuid.uuid4().hex}"
     outside = tmp_path / "review-outside.txt"
-    evil = EVIL_TEST.format(outside=str(outside), canary=canary)
+    # Not the value itself in the test's code: the secret scan of the review would flag it (rightly).
+    evil = EVIL_TEST.format(outside=str(outside), prefix=canary[:10])
     script = WP + f"mkdir -p \"$wp\" && cat > \"$wp/test_evil.py\" <<'PYEOF'\n{evil}PYEOF\n" + COMMIT
     checks = [{"name": "tests", "command": "python3 wp01/test_evil.py", "parser": "unittest"},
               {"name": "governance"}, {"name": "commit_convention"}]
