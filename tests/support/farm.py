@@ -100,12 +100,16 @@ def make_target_repo(
 
 
 def outbox_file(tmp_path: Path, name: str) -> Path:
-    """A file a sandboxed agent may write outside its repository (the folder named in
-    AGILEPLUS_SANDBOX_WRITABLE, see tests/conftest.py), unique to this test."""
-    folder = Path(os.environ["AGILEPLUS_SANDBOX_WRITABLE"].split(os.pathsep)[0]) / tmp_path.name
+    """A path a sandboxed agent may write outside its repository (the folder named in
+    AGILEPLUS_SANDBOX_WRITABLE, see tests/conftest.py), unique to this test and this pytest run."""
+    folder = Path(os.environ["AGILEPLUS_SANDBOX_WRITABLE"].split(os.pathsep)[0]) / tmp_path.parent.name / tmp_path.name
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).unlink(missing_ok=True)
-    return folder / name
+    target = folder / name
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
+    return target
 
 
 def outbox_dir(tmp_path: Path, name: str) -> Path:
