@@ -17,7 +17,7 @@ from agileplus.review.merge_queue import enqueue, process_queue
 from agileplus.review.models import MergeQueueEntry, ReviewReport
 from tests.integration.api.conftest import client_for
 from tests.support.cli import run_cli
-from tests.support.farm import TargetRepo, import_target, make_target_repo
+from tests.support.farm import TargetRepo, import_target, make_target_repo, outbox_dir
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -55,7 +55,7 @@ def approved_wps(tmp_path: Path, changes: dict[str, str], *, merge: dict | None 
     every review approved."""
     env = {}
     for code, change in changes.items():
-        source = tmp_path / "changes" / code
+        source = outbox_dir(tmp_path, f"change-{code}")  # the agent reads it from inside its sandbox
         for name, text in CHANGES[change].items():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             (source / name).write_text(text)
