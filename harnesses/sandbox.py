@@ -33,6 +33,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -296,6 +297,7 @@ class Sandbox:
         if self.mode == "off" or not os.access(PIDS_CGROUP_V1, os.W_OK):
             return self
         path = PIDS_CGROUP_V1 / "agileplus" / self.id
+        _sweep_cgroups(path.parent)
         try:
             path.mkdir(parents=True)
             (path / "pids.max").write_text(str(self.spec.limits.processes))
@@ -305,9 +307,17 @@ class Sandbox:
         return self
 
     def close(self) -> None:
+        # The namespace's last processes may still be exiting: a busy cgroup is retried briefly,
+        # and one left behind is swept by a later open().
         if self.cgroup is not None:
-            with contextlib.suppress(OSError):
-                self.cgroup.rmdir()
+            for _ in range(50):
+                try:
+                    self.cgroup.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
             self.cgroup = None
 
     def __enter__(self) -> Sandbox:
@@ -315,6 +325,17 @@ class Sandbox:
 
     def __exit__(self, *_exc) -> None:
         self.close()
+
+
+def _sweep_cgroups(parent: Path) -> None:
+    """Remove the empty job cgroups a minute old or more (left when a close found them busy)."""
+    if not parent.is_dir():
+        return
+    now = time.time()
+    for child in parent.iterdir():
+        with contextlib.suppress(OSError):
+            if now - child.stat().st_mtime > 60 and not (child / "cgroup.procs").read_text().strip():
+                child.rmdir()
 
 
 SYSTEM_PATHS = tuple(Path(p) for p in SYSTEM_DIRS if Path(p).is_dir() and not Path(p).is_symlink())
