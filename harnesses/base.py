@@ -93,6 +93,8 @@ class HarnessAdapter(ABC):
     # The model endpoint and key the CLI reads, passed from the WORKER's environment to the
     # agent (never from the target repository's config): a worker holds its harness credentials.
     credential_env: ClassVar[tuple[str, ...]] = ()
+    # Credential files in the worker's home (``~/…``) that go read-only into the sandbox's home.
+    credential_files: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def build_command(self, spec: RunSpec) -> Invocation:
@@ -113,11 +115,6 @@ class HarnessAdapter(ABC):
                 + (f": {self.install_hint}" if self.install_hint else "")
             )
         return found
-
-    def credentials(self, source: dict[str, str] | None = None) -> dict[str, str]:
-        """The ``credential_env`` variables set in ``source`` (default: this worker's environment)."""
-        source = os.environ if source is None else source
-        return {name: source[name] for name in self.credential_env if source.get(name)}
 
     def availability(self) -> Availability:
         try:

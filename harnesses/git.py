@@ -5,6 +5,22 @@ detection, pushes back to the origin, and salvage before any cleanup.
 Plain ``git`` subprocesses: they are the fastest path and behave exactly as users
 expect from their own repositories.
 
+Git is a trust boundary (the agent is untrusted code with a shell):
+
+- The agent works in its OWN repository (``agent_clone``): a fresh ``git init`` whose object
+  store borrows the mirror's objects through ``objects/info/alternates`` (read-only inside the
+  sandbox), holding only its WP branch and no remote. Nothing it can write is a git directory the
+  worker later runs a command in: a linked worktree would share the mirror's config and hooks
+  (``git rev-parse --git-common-dir``), and a hard-linked clone would share the mirror's object files.
+- The worker never runs git inside the agent's repository. It *fetches* the WP branch out of it
+  into its own mirror (``fetch_agent_branch``): git's ``upload-pack`` is the one command git
+  documents as safe to run against an untrusted repository (it ignores hooks and the repository's
+  executable config), and its command line is fixed here with protected overrides too. Salvage
+  reads the agent's files with the mirror as the git directory, so the agent's config is never read.
+- Every git command goes through ``git_run`` (and ``git``), which disables hooks and fsmonitor,
+  ignores the system and global config (``AGILEPLUS_GIT_CONFIG`` names the one config file an
+  operator wants, e.g. for push credentials) and neutralizes the pager, editor and askpass.
+
 An origin may be a URL with credentials (``https://user:token@host/repo.git``). The credentials
 never reach a git command line, a clone's ``.git/config`` (which the agent's worktree shares)
 or a message: git gets the URL without them and an ``Authorization`` header scoped to that URL
@@ -82,10 +98,56 @@ def _auth_env() -> dict[str, str]:
     return env
 
 
-def git(*args: str, cwd: Path | str | None = None, check: bool = True, input: str | None = None) -> str:
+# Command-line config beats every config file, so these hold whatever a repository says.
+HARDENED_CONFIG = (
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "core.untrackedCache=false",
+    "core.pager=cat",
+    "core.editor=true",
+    "core.askPass=",
+    "core.alternateRefsCommand=true",
+    "core.sshCommand=ssh",
+    "gpg.program=false",
+    "sequence.editor=true",
+    "credential.helper=",
+    "protocol.ext.allow=never",
+)
+# Variables of the worker's environment that would make git run something or read other config.
+_DROPPED_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_EXTERNAL_DIFF", "GIT_PAGER", "GIT_EDITOR",
+                "GIT_ASKPASS", "SSH_ASKPASS", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
+                "GIT_EXEC_PATH", "GIT_PROXY_COMMAND", "GIT_SEQUENCE_EDITOR")
+# The fixed upload-pack a fetch from an agent's repository runs (in that repository).
+SAFE_UPLOAD_PACK = "git " + " ".join(f"-c {item}" for item in HARDENED_CONFIG) + " upload-pack"
+
+
+def hardened_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+    env.update(GIT_ENV)
+    env.update({
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.environ.get("AGILEPLUS_GIT_CONFIG") or os.devnull,
+        "GIT_PAGER": "cat", "PAGER": "cat", "GIT_EDITOR": "true",
+    })
+    env.update(extra or {})
+    return env
+
+
+def git_run(args: list[str] | tuple[str, ...], *, cwd: Path | str | None = None, env: dict[str, str] | None = None,
+            input: str | None = None, text: bool = True) -> subprocess.CompletedProcess:
+    """THE way every caller runs git: hooks off, fsmonitor off, no system/global config, no
+    repository config that executes (see ``HARDENED_CONFIG``)."""
+    argv = ["git"]
+    for item in HARDENED_CONFIG:
+        argv += ["-c", item]
     args = tuple(remote_url(a) if _USERINFO.match(a) else a for a in args)
-    env = {**os.environ, **GIT_ENV, **_auth_env()}
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, input=input)
+    return subprocess.run([*argv, *args], cwd=cwd, capture_output=True, text=text,
+                          env=hardened_env({**_auth_env(), **(env or {})}), input=input)
+
+
+def git(*args: str, cwd: Path | str | None = None, check: bool = True, input: str | None = None,
+        env: dict[str, str] | None = None) -> str:
+    proc = git_run(args, cwd=cwd, env=env, input=input)
     if check and proc.returncode != 0:
         raise GitError(redact_url(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}"))
     return proc.stdout.strip()
@@ -152,11 +214,12 @@ def _ensure_mirror(path: Path, origin: str) -> None:
 
 def create_worktree(mirror: Path, worktrees_root: Path, name: str, branch: str, base_ref: str, *,
                     reset: bool = False) -> tuple[Path, str]:
-    """``worktrees_root/name`` on ``branch`` from ``base_ref``; returns (path, base sha).
+    """The agent's own repository ``worktrees_root/name`` on ``branch`` from ``base_ref``;
+    returns (path, base sha). See the module docstring for why it is not a linked worktree.
 
     An existing branch (a retry, partial work pushed before) is continued, not reset, unless
     ``reset`` (a replay: the same base as the original run; the old head stays reachable as
-    ``refs/agileplus/replaced/<branch>``). A leftover worktree with uncommitted work is
+    ``refs/agileplus/replaced/<branch>``). A leftover repository with uncommitted work is
     salvaged to ``refs/agileplus/salvage/<name>-<time>`` before it is removed.
     """
     with mirror_lock(mirror):
@@ -164,36 +227,111 @@ def create_worktree(mirror: Path, worktrees_root: Path, name: str, branch: str, 
 
 
 def _create_worktree(mirror: Path, path: Path, branch: str, base_ref: str, *, reset: bool = False) -> tuple[Path, str]:
-    worktrees_root = path.parent
     base_sha = git("rev-parse", f"{base_ref}^{{commit}}", cwd=mirror)
-    if path.exists():
-        salvage(path, f"refs/agileplus/salvage/{path.name}-{int(time.time())}")
+    if path.exists() or path.is_symlink():
+        _salvage_leftover(mirror, path, branch)
         remove_worktree(mirror, path)
-    worktrees_root.mkdir(parents=True, exist_ok=True)
-    git("worktree", "prune", cwd=mirror)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    git("worktree", "prune", cwd=mirror)  # linked worktrees of the previous design
+    start = base_sha
     if reset:
         for ref in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"):
             old = git("rev-parse", "--verify", "--quiet", ref, cwd=mirror, check=False)
             if old:
                 git("update-ref", f"refs/agileplus/replaced/{branch}", old, cwd=mirror)
-        git("worktree", "add", "--quiet", "-B", branch, str(path), base_sha, cwd=mirror)
-        return path, base_sha
-    local = bool(git("branch", "--list", branch, cwd=mirror))
-    remote = bool(git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=mirror, check=False))
-    if remote and not local:
-        git("branch", branch, f"refs/remotes/origin/{branch}", cwd=mirror)
-        local = True
-    if local:
-        git("worktree", "add", "--quiet", str(path), branch, cwd=mirror)
-        base_sha = git("merge-base", branch, base_sha, cwd=mirror)
+        git("update-ref", f"refs/heads/{branch}", base_sha, cwd=mirror)
     else:
-        git("worktree", "add", "--quiet", "-b", branch, str(path), base_sha, cwd=mirror)
+        local = git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", cwd=mirror, check=False)
+        remote = git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=mirror, check=False)
+        if remote and not local:
+            git("update-ref", f"refs/heads/{branch}", remote, cwd=mirror)
+            local = remote
+        if local:
+            start = local
+            base_sha = git("merge-base", local, base_sha, cwd=mirror)
+        else:
+            git("update-ref", f"refs/heads/{branch}", base_sha, cwd=mirror)
+    agent_clone(mirror, path, branch, start)
     return path, base_sha
 
 
-def commits_since(worktree: Path, base: str) -> list[Commit]:
-    """Commits on HEAD after ``base``, oldest first, with the files each changed."""
-    out = git("log", "--reverse", "--format=%x1e%H%x1f%B%x1f", "--name-only", f"{base}..HEAD", cwd=worktree,
+def _salvage_leftover(mirror: Path, path: Path, branch: str) -> None:
+    """A repository left at ``path`` (a crashed run, or the same feature/WP name in another project)
+    keeps its work in the mirror it borrows objects from, if that is one of this worker's mirrors:
+    the same mirror continues its branch; another gets it as ``refs/agileplus/salvage/<name>-<time>``."""
+    with contextlib.suppress(OSError, IndexError):
+        owner = Path((path / ".git" / "objects" / "info" / "alternates").read_text().splitlines()[0]).parent
+        if owner.resolve() == mirror.resolve():
+            with contextlib.suppress(GitError):
+                fetch_agent_branch(mirror, path, branch)
+                salvage(mirror, path, branch, f"refs/agileplus/salvage/{path.name}-{int(time.time())}")
+        elif owner.resolve().parent == mirror.resolve().parent and (owner / "HEAD").exists():
+            ref = f"refs/agileplus/salvage/{path.name}-{int(time.time())}"
+            with contextlib.suppress(GitError):
+                git("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--upload-pack", SAFE_UPLOAD_PACK,
+                    str(agent_git_dir(path)), f"+refs/heads/{branch}:{ref}", cwd=owner)
+                salvage(owner, path, branch, ref, tip=ref)
+
+
+def agent_clone(mirror: Path, path: Path, branch: str, start: str) -> None:
+    """A fresh repository at ``path`` with only ``branch`` at ``start`` checked out, objects borrowed
+    from the mirror (alternates), no remote, no hooks. Written by the worker before the agent runs."""
+    git("init", "--quiet", "--template=", "-b", branch, str(path))
+    git_dir = path / ".git"
+    (git_dir / "objects" / "info").mkdir(parents=True, exist_ok=True)
+    (git_dir / "objects" / "info" / "alternates").write_text(f"{(mirror / 'objects').resolve()}\n")
+    git("config", "user.name", "AgilePlus agent", cwd=path)
+    git("config", "user.email", "agent@agileplus.localhost", cwd=path)
+    git("update-ref", f"refs/heads/{branch}", start, cwd=path)
+    git("reset", "--quiet", "--hard", start, cwd=path)
+
+
+def agent_git_dir(path: Path) -> Path:
+    """The agent repository's git directory, refusing a ``.git`` the agent replaced by a
+    symlink or a ``gitdir:`` file (it would point the worker's fetch elsewhere)."""
+    git_dir = path / ".git"
+    if git_dir.is_symlink() or not git_dir.is_dir():
+        raise GitError(f"{git_dir} is no longer a git directory (the agent replaced it)")
+    return git_dir
+
+
+def agent_refs(path: Path) -> dict[str, str]:
+    """Every ref of the agent's repository (name → sha), read through the safe upload-pack."""
+    out = git("ls-remote", "--upload-pack", SAFE_UPLOAD_PACK, str(agent_git_dir(path)), cwd=path.parent)
+    refs = {}
+    for line in out.splitlines():
+        sha, _, name = line.partition("\t")
+        if name and name != "HEAD":
+            refs[name] = sha
+    return refs
+
+
+def fetch_agent_branch(mirror: Path, path: Path, branch: str) -> str:
+    """Copy the agent's ``branch`` into the mirror's ``refs/heads/<branch>`` (objects and ref, by
+    fetch: nothing of the agent's repository executes). Returns the branch head."""
+    source = str(agent_git_dir(path))
+    for attempt in range(3):  # another job's fetch into the same mirror may hold a lock for a moment
+        try:
+            git("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-gc", "--upload-pack",
+                SAFE_UPLOAD_PACK, source, f"+refs/heads/{branch}:refs/heads/{branch}", cwd=mirror)
+            break
+        except GitError:
+            if attempt == 2:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    return git("rev-parse", f"refs/heads/{branch}", cwd=mirror)
+
+
+def foreign_refs(path: Path, branch: str, before: dict[str, str]) -> list[str]:
+    """Refs the agent created, moved or deleted other than its WP branch (ignored, reported)."""
+    after = agent_refs(path)
+    names = (set(before) | set(after)) - {f"refs/heads/{branch}"}
+    return sorted(n for n in names if before.get(n) != after.get(n))
+
+
+def commits_since(repo: Path, base: str, tip: str = "HEAD") -> list[Commit]:
+    """Commits on ``tip`` after ``base``, oldest first, with the files each changed."""
+    out = git("log", "--reverse", "--format=%x1e%H%x1f%B%x1f", "--name-only", f"{base}..{tip}", cwd=repo,
               check=False)
     commits = []
     for record in out.split("\x1e"):
@@ -204,48 +342,41 @@ def commits_since(worktree: Path, base: str) -> list[Commit]:
     return commits
 
 
-def head(worktree: Path) -> str:
-    return git("rev-parse", "HEAD", cwd=worktree)
+def head(repo: Path, tip: str = "HEAD") -> str:
+    return git("rev-parse", tip, cwd=repo)
 
 
-def files_changed(worktree: Path, base: str) -> list[str]:
-    out = git("diff", "--name-only", f"{base}..HEAD", cwd=worktree, check=False)
+def files_changed(repo: Path, base: str, tip: str = "HEAD") -> list[str]:
+    out = git("diff", "--name-only", f"{base}..{tip}", cwd=repo, check=False)
     return [f for f in out.splitlines() if f]
 
 
-def has_uncommitted(worktree: Path) -> bool:
-    return bool(git("status", "--porcelain", cwd=worktree, check=False))
-
-
-def salvage(worktree: Path, ref: str) -> str | None:
-    """Commit uncommitted work (tracked and untracked) to ``ref`` without touching the branch."""
-    if not worktree.exists() or not (worktree / ".git").exists() or not has_uncommitted(worktree):
+def salvage(mirror: Path, path: Path, branch: str, ref: str, *, tip: str | None = None) -> str | None:
+    """Commit the agent's uncommitted files (tracked and untracked) onto the mirror's ``branch`` as
+    ``ref``, without touching the branch. The mirror is the git directory and the agent's folder only
+    the work tree: the agent's index, config and hooks are never read."""
+    if not path.is_dir() or not (path / ".git").exists():
         return None
-    index = worktree.parent / f".salvage-index-{worktree.name}"
-    env = {**os.environ, **GIT_ENV, "GIT_INDEX_FILE": str(index)}
+    tip = git("rev-parse", "--verify", "--quiet", tip or f"refs/heads/{branch}", cwd=mirror, check=False)
+    if not tip:
+        return None
+    index = mirror / f"salvage-index-{os.getpid()}-{path.name}"
+    env = {"GIT_DIR": str(mirror), "GIT_WORK_TREE": str(path), "GIT_INDEX_FILE": str(index)}
     try:
-        subprocess.run(["git", "read-tree", "HEAD"], cwd=worktree, env=env, check=True, capture_output=True)
-        subprocess.run(["git", "add", "-A"], cwd=worktree, env=env, check=True, capture_output=True)
-        tree = subprocess.run(["git", "write-tree"], cwd=worktree, env=env, check=True, capture_output=True,
-                              text=True).stdout.strip()
+        git("read-tree", tip, cwd=path, env=env)
+        git("add", "-A", "--", ".", ":(exclude).git", cwd=path, env=env)
+        tree = git("write-tree", cwd=path, env=env)
     finally:
         index.unlink(missing_ok=True)
-    sha = git("commit-tree", tree, "-p", "HEAD", "-m", f"salvage: uncommitted work ({ref})", cwd=worktree)
-    git("update-ref", ref, sha, cwd=worktree)
+    if tree == git("rev-parse", f"{tip}^{{tree}}", cwd=mirror):
+        return None
+    sha = git("commit-tree", tree, "-p", tip, "-m", f"salvage: uncommitted work ({ref})", cwd=mirror)
+    git("update-ref", ref, sha, cwd=mirror)
     return sha
 
 
 AGENT_IDENTITY = ("AgilePlus agent", "agent@agileplus.localhost")
 
-
-def pin_commit_identity(mirror: Path) -> None:
-    """Write the identity the agent commits as into the mirror's own config (its worktrees read
-    it): the worker's global identity if it has one, else AgilePlus's. Some CLIs run their shell
-    with the global config switched off (Gemini CLI sets GIT_CONFIG_GLOBAL=/dev/null), where a
-    commit would otherwise fail with "Author identity unknown"."""
-    for key, default in zip(("user.name", "user.email"), AGENT_IDENTITY, strict=True):
-        if not git("config", "--local", "--get", key, cwd=mirror, check=False):
-            git("config", "--local", key, git("config", "--get", key, cwd=mirror, check=False) or default, cwd=mirror)
 
 
 def push(worktree_or_mirror: Path, refspecs: list[str]) -> None:
@@ -253,15 +384,14 @@ def push(worktree_or_mirror: Path, refspecs: list[str]) -> None:
 
 
 def remove_worktree(mirror: Path, path: Path) -> None:
-    git("worktree", "remove", "--force", str(path), cwd=mirror, check=False)
+    if path.is_symlink():
+        path.unlink()
     shutil.rmtree(path, ignore_errors=True)
     git("worktree", "prune", cwd=mirror, check=False)
 
 
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
-    proc = subprocess.run(["git", "merge-base", "--is-ancestor", ancestor, descendant], cwd=repo,
-                          capture_output=True)
-    return proc.returncode == 0
+    return git_run(["merge-base", "--is-ancestor", ancestor, descendant], cwd=repo).returncode == 0
 
 
 def checked_out_push_fix(origin: str | Path, main: str) -> str | None:

@@ -18,6 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harnesses.sandbox import Sandbox
 
 MAX_LINE_BYTES = 64 * 1024
 PR_SET_PDEATHSIG = 1
@@ -63,6 +67,26 @@ def kill_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it, parents before children (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, queue_ = [], [pid]
+    while queue_:
+        current = queue_.pop(0)
+        found.append(current)
+        queue_ += sorted(children.get(current, []))
+    return found
+
+
 def _reader(stream, name: str, out: queue.Queue) -> None:
     for raw in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):
         out.put((name, raw.decode("utf-8", errors="replace").rstrip("\r\n")))
@@ -85,10 +109,12 @@ class AgentProcess:
         idle_seconds: float | None = None,
         tick_seconds: float = 0.5,
         warning_seconds: float = 0.0,
+        sandbox: Sandbox | None = None,
     ):
-        self.argv = argv
+        self.sandbox = sandbox
+        self.argv = sandbox.wrap(argv) if sandbox else argv
         self.cwd = cwd
-        self.env = env
+        self.env = sandbox.environment(env) if sandbox else env
         self.stdin_text = stdin_text
         self.timeout_seconds = timeout_seconds
         self.grace_seconds = grace_seconds
@@ -97,6 +123,11 @@ class AgentProcess:
         # The warning step: ``on_warning(seconds_left)`` once, this long before the timeout.
         self.warning_seconds = warning_seconds if 0 < warning_seconds < timeout_seconds else 0.0
         self.proc: subprocess.Popen | None = None
+
+    def _child_setup(self) -> None:
+        _child_setup()
+        if self.sandbox is not None:
+            self.sandbox.preexec()
 
     @property
     def pid(self) -> int | None:
@@ -111,7 +142,7 @@ class AgentProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_child_setup,
+            preexec_fn=self._child_setup,
         )
         if self.stdin_text is not None:
             threading.Thread(target=self._feed_stdin, daemon=True).start()
@@ -197,7 +228,15 @@ class AgentProcess:
         pgid = self.proc.pid
         say = on_stop or (lambda _text: None)
         say(f"Stopping agent: {result.stopped.kind} ({result.stopped.detail}); SIGTERM, {self.grace_seconds:g}s grace")
-        kill_group(pgid, signal.SIGTERM)
+        if self.sandbox is not None and self.sandbox.mode != "off":
+            # bwrap dies of SIGTERM and takes the PID namespace with it at once: the agent's own
+            # processes (a new session inside) get the SIGTERM instead, and the grace to use it.
+            for pid in descendants(pgid):
+                with contextlib.suppress(OSError):
+                    if Path(f"/proc/{pid}/comm").read_text().strip() != "bwrap":
+                        os.kill(pid, signal.SIGTERM)
+        else:
+            kill_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_seconds
         while time.monotonic() < deadline:
             if self.proc.poll() is not None and not group_alive(pgid):

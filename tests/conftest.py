@@ -3,10 +3,21 @@ SQLite by default, PostgreSQL when ``DATABASE_URL`` is set (CI runs both)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from django.db import connection
 
 from tests.support.services import require_service
+
+# Agents run sandboxed (harnesses/sandbox.py): the test agents' scripts are mounted read-only, and
+# the one folder outside its repository an agent may write is the tests' outbox (AGENT_OUTBOX).
+_ROOT = Path(__file__).resolve().parents[1]
+AGENT_OUTBOX = Path(os.environ.setdefault("AGILEPLUS_SANDBOX_WRITABLE", f"/tmp/agileplus-agent-outbox-{os.getuid()}"))
+AGENT_OUTBOX.mkdir(parents=True, exist_ok=True)
+os.environ.setdefault("AGILEPLUS_SANDBOX_READONLY", os.pathsep.join(
+    [str(_ROOT / "tests" / "support" / "agents"), str(_ROOT / "tests" / "standins")]))
 
 # The PostgreSQL pass of ./scripts/test runs only the tests where the database engine changes the
 # outcome (locking, transactions, concurrency, vendor types): every test under these paths, every test

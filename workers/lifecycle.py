@@ -16,13 +16,23 @@ log = logging.getLogger("agileplus.worker")
 
 
 def local_harnesses(names: list[str] | None = None) -> dict:
+    """What this worker can run, per harness: available (the CLI is there AND the sandbox can be
+    made, or AGILEPLUS_SANDBOX=off), version, sandbox mode, network policy default, and the names
+    of the harness credentials it holds or misses (never their values)."""
+    from agileplus.dispatch.sandboxing import harness_credentials
     from harnesses.registry import adapter_names, get_adapter
+    from harnesses.sandbox import sandbox_status
 
+    sandbox = sandbox_status()
     found = {}
     for name in names or adapter_names():
         availability = get_adapter(name).availability()
-        found[name] = {"available": availability.available, "version": availability.version,
-                       "reason": availability.reason}
+        credentials = harness_credentials(name)
+        refused = sandbox["mode"] == "unavailable"
+        found[name] = {"available": availability.available and not refused, "version": availability.version,
+                       "reason": sandbox["reason"] if refused else availability.reason,
+                       "sandbox": sandbox["mode"], "network": "model",
+                       "credentials": {"present": credentials.present, "missing": credentials.missing}}
     return found
 
 

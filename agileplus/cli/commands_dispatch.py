@@ -336,6 +336,15 @@ def logs(refs, feature_ref, tail, follow, job_id) -> None:
         time.sleep(POLL)
 
 
+def _sandbox_line(info: dict) -> str:
+    """Sandbox mode, network policy and credential names (present / missing) of a harness on a worker."""
+    creds = info.get("credentials") or {}
+    present = ", ".join(creds.get("present") or []) or "none"
+    missing = ", ".join(creds.get("missing") or [])
+    return (f"Sandbox: {info.get('sandbox', 'unknown')}, network {info.get('network', 'model')}; "
+            f"credentials: {present}" + (f" (missing: {missing})" if missing else ""))
+
+
 @cli.group()
 def agents() -> None:
     """Agent harnesses."""
@@ -366,6 +375,9 @@ def agents_list(as_json) -> None:
         for w in row["workers"]:
             click.echo(f"    worker {w['hostname']}: {w['sessions']} active"
                        f"{'' if w['alive'] else ' (no heartbeat)'}")
+            click.echo(f"      {_sandbox_line(w)}")
+        if row["local"].get("sandbox"):
+            click.echo(f"  This machine: {_sandbox_line(row['local'])}")
         if row["status"] == "unavailable" and row["local"].get("reason"):
             click.echo(f"  Why: {row['local']['reason']}")
     click.echo("Select harness with --agent flag or set default in config.")

@@ -30,6 +30,7 @@ from agileplus.dispatch import services
 from agileplus.dispatch.costs import allowance_for
 from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
+from agileplus.dispatch.sandboxing import harness_credentials, job_sandbox, report_refused, start_egress
 from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from agileplus.dispatch.stream_policy import StreamPolicy
@@ -38,6 +39,7 @@ from harnesses.adapters.command import PROMPT_FILE_ENV
 from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec, cli_version
 from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, reap_marked
 from harnesses.registry import get_adapter
+from harnesses.sandbox import Sandbox
 
 log = logging.getLogger("agileplus.runner")
 LOG_FLUSH_LINES = 50
@@ -62,6 +64,8 @@ class Workspace:
     main: str
     name: str  # the worktree's folder name under .worktrees/
     original: DispatchJob | None = None  # the job a replay repeats
+    mirror: Path | None = None  # the worker's mirror: the only repository the worker runs git in
+    refs_before: dict[str, str] = field(default_factory=dict)  # the agent repository's refs at the start
 
 
 @dataclass
@@ -74,6 +78,8 @@ class Launch:
     env: dict[str, str]
     invocation: Invocation
     manifest: dict
+    sandbox: Sandbox | None = None
+    egress: object | None = None  # harnesses.egress.EgressProxy under agent.network: model
 
 
 @dataclass
@@ -85,6 +91,7 @@ class Collected:
     pushed: bool = False
     files: list[str] = field(default_factory=list)
     head: str = ""
+    ignored_refs: list[str] = field(default_factory=list)  # refs the agent moved besides its branch
     tests: dict | None = None  # the review's test checks in the worktree: {"passed", "failed", "total"}
 
 
@@ -101,6 +108,8 @@ class JobRun:
         self.reported: set[str] = set()
         self.fenced = False
         self.stop_heartbeat = threading.Event()
+        self.egress = None
+        self.sandbox_info: dict = {}
 
     @functools.cached_property
     def adapter(self) -> HarnessAdapter:
@@ -143,8 +152,10 @@ class JobRun:
 
     # --- commits -------------------------------------------------------------------
     def scan_commits(self, worktree: Path, base: str, *, strict: bool = True) -> None:
+        # The agent's repository is only ever fetched from (harnesses/git.py): commits are read in the mirror.
         try:
-            commits = g.commits_since(worktree, base)
+            g.fetch_agent_branch(self.mirror, worktree, self.branch)
+            commits = g.commits_since(self.mirror, base, f"refs/heads/{self.branch}")
         except g.GitError:
             if strict:
                 raise
@@ -203,16 +214,16 @@ class JobRun:
         """The project's mirror and this WP's worktree, on the original's base for a replay."""
         feature, wp = self.job.feature, self.job.wp
         root = worker_root(self.claim.worker)
-        mirror = g.ensure_mirror(root, feature.project.repo_url)
-        g.pin_commit_identity(mirror)
-        branch = g.branch_name(feature.slug, wp.code)
+        mirror = self.mirror = g.ensure_mirror(root, feature.project.repo_url)
+        branch = self.branch = g.branch_name(feature.slug, wp.code)
         main = feature.project.main_branch
         original = self._replayed_job()
         name = g.worktree_name(feature.slug, wp.code)
         worktree, base = g.create_worktree(mirror, root / ".worktrees", name, branch,
                                            original.manifest["base_sha"] if original else g.origin_ref(main),
                                            reset=original is not None)
-        return Workspace(worktree=worktree, base=base, branch=branch, main=main, name=name, original=original)
+        return Workspace(worktree=worktree, base=base, branch=branch, main=main, name=name, original=original,
+                         mirror=mirror, refs_before=g.agent_refs(worktree))
 
     def prepare_launch(self, workspace: Workspace) -> Launch:
         """Environment (secrets resolved, remembered for redaction), prompt file, command, manifest."""
@@ -224,8 +235,11 @@ class JobRun:
         prompt_file = prompt_dir / "prompt.md"
         prompt_file.write_text(prompt.text)
         mark = f"{farm_id()}:{job.id}.{self.claim.attempt}"
-        credentials = self.adapter.credentials()  # the worker's model endpoint and key, never the repo's
-        env = {**agent_base_environment(), **credentials, **resolved.env, PROMPT_FILE_ENV: str(prompt_file),
+        # The worker's own model endpoint and key for this harness, never the repository's (they come
+        # last: a repository must not point the worker's key at another host); never stored.
+        credentials = harness_credentials(job.harness)
+        self.secret_values = self.secret_values + credentials.secret_values()  # redacted like injected secrets
+        env = {**agent_base_environment(), **resolved.env, **credentials.env, PROMPT_FILE_ENV: str(prompt_file),
                JOB_MARK_ENV: mark}
         spec = RunSpec(prompt=prompt.text, workdir=workspace.worktree, env=env, model=self.config.get("model"),
                        timeout_seconds=job.timeout_seconds,
@@ -234,9 +248,15 @@ class JobRun:
                        options={k: v for k, v in self.config.items() if k not in ("environment",)})
         invocation = self.adapter.build_command(spec)
         env.update(invocation.env)
-        manifest = build_manifest(job, self.adapter, invocation, prompt.text, workspace, resolved.names)
+        sandbox = job_sandbox(harness_binary=invocation.argv[0] if invocation.argv else None,
+                              worktree=workspace.worktree, mirror=workspace.mirror, prompt_dir=prompt_dir,
+                              config=self.config, credentials=credentials, path_env=env.get("PATH"))
+        self.egress = start_egress(sandbox, harness=job.harness, config=self.config, env=env, socket_dir=prompt_dir)
+        self.sandbox_info = sandbox.describe()
+        manifest = build_manifest(job, self.adapter, invocation, prompt.text, workspace, resolved.names,
+                                  sandbox=self.sandbox_info)
         return Launch(prompt=prompt, prompt_file=prompt_file, mark=mark, env=env, invocation=invocation,
-                      manifest=manifest)
+                      manifest=manifest, sandbox=sandbox, egress=self.egress)
 
     def prepare_prompt(self, workspace: Workspace, environment_names: list[str]) -> PackagedPrompt:
         """A replay runs the original's exact prompt on the original's base; else a fresh prompt."""
@@ -255,11 +275,14 @@ class JobRun:
                             stdin_text=launch.invocation.stdin_text, timeout_seconds=job.timeout_seconds,
                             grace_seconds=settings.AGENT_KILL_GRACE_SECONDS, idle_seconds=policy.idle_seconds,
                             warning_seconds=float(self.config.get("timeout_warning_seconds",
-                                                                  settings.AGENT_TIMEOUT_WARNING_SECONDS)))
+                                                                  settings.AGENT_TIMEOUT_WARNING_SECONDS)),
+                            sandbox=launch.sandbox.open() if launch.sandbox else None)
         self.say("Workspace setup:")
         self.say(f"  Worktree: .worktrees/{workspace.name}")
         self.say(f"  Branch: {workspace.branch}")
         self.say(f"  Base commit: {workspace.base[:7]} ({workspace.main})")
+        if launch.sandbox:
+            self.say(f"  Sandbox: {launch.sandbox.mode}, network {launch.sandbox.spec.network}")
         self.say("Prompt prepared:")
         for line in launch.prompt.summary_lines(feature.slug, wp.code):
             self.say(f"  {line}")
@@ -278,6 +301,11 @@ class JobRun:
                             lambda: self.tick(workspace), on_stop=lambda t: self.say(t), on_warning=self.warn)
         finally:
             reap_marked(launch.mark)
+            if launch.sandbox:
+                launch.sandbox.close()
+            if launch.egress is not None:
+                launch.egress.stop()
+                report_refused(self, launch.egress)
             launch.prompt_file.unlink(missing_ok=True)
             launch.prompt_file.parent.rmdir()
 
@@ -310,7 +338,8 @@ class JobRun:
         services.record_timeout_warning(self.claim, seconds_left)
 
     def tick(self, workspace: Workspace) -> StopReason | None:
-        """Between lines: flush the log, report new commits, notice fencing and cancels."""
+        """Between lines: flush the log, report new commits and refused connections, notice fencing and cancels."""
+        report_refused(self, self.egress)
         self.flush()
         self.scan_commits(workspace.worktree, workspace.base, strict=False)
         if self.fenced:
@@ -322,13 +351,14 @@ class JobRun:
     def collect(self, workspace: Workspace, outcome: Outcome, result: ProcessResult, last_error: str = "") -> Collected:
         """The final commit scan, salvage of uncommitted work, push, and governance on success.
         A run that ends without a commit has nothing to review: it fails, saying why."""
-        worktree, base = workspace.worktree, workspace.base
+        worktree, base, mirror, branch = workspace.worktree, workspace.base, workspace.mirror, workspace.branch
         try:
             self.scan_commits(worktree, base)
-            salvaged = g.salvage(worktree, f"refs/agileplus/salvage/{self.job.id}")
-            pushed = self._push(worktree, workspace.branch, salvaged)
-            files = g.files_changed(worktree, base)
-            head = g.head(worktree)
+            ignored_refs = self._foreign_refs(worktree, branch, workspace.refs_before)
+            salvaged = g.salvage(mirror, worktree, branch, f"refs/agileplus/salvage/{self.job.id}")
+            pushed = self._push(mirror, branch, salvaged)
+            files = g.files_changed(mirror, base, f"refs/heads/{branch}")
+            head = g.head(mirror, f"refs/heads/{branch}")
             if outcome.state == JobState.SUCCEEDED and not self.reported:
                 outcome = Outcome(JobState.FAILED, result.exit_code, "no_commit",
                                   "the agent ended without a commit"
@@ -336,7 +366,7 @@ class JobRun:
                                      if salvaged else " or any change")
                                   + (f"; its last error: {last_error[:500]}" if last_error else ""))
             if outcome.state == JobState.SUCCEEDED:
-                outcome = self._governance(outcome, worktree, base)
+                outcome = self._governance(outcome, mirror, base)
             if outcome.state == JobState.SUCCEEDED and not pushed:
                 # Work that never reached the origin cannot be reviewed or merged: say so now,
                 # rather than a review that later finds no branch.
@@ -347,7 +377,8 @@ class JobRun:
             self.say(f"The worktree is no longer a usable git checkout: {exc}")
             return Collected(Outcome(JobState.FAILED, result.exit_code, "worktree_broken",
                                      f"the agent left {worktree.name} unusable: {str(exc)[-300:]}"))
-        return Collected(outcome, salvaged=salvaged, pushed=pushed, files=files, head=head)
+        return Collected(outcome, salvaged=salvaged, pushed=pushed, files=files, head=head,
+                         ignored_refs=ignored_refs)
 
     def count_tests(self, workspace: Workspace) -> dict | None:
         """The review's test checks, run in the worktree as the agent left it: their parsed counts
@@ -370,6 +401,9 @@ class JobRun:
             "commits": len(self.reported), "files_changed": len(collected.files), "files": collected.files[:200],
             "head": collected.head, "pushed": collected.pushed, "salvage_ref": salvage_ref, "model": model,
             "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
+            "sandbox": self.sandbox_info, **({"ignored_refs": collected.ignored_refs} if collected.ignored_refs else {}),
+            **({"refused_connections": self.egress.refused} if self.egress is not None and self.egress.refused
+               else {}),
         })
 
     def reroute(self, finished: DispatchJob) -> None:
@@ -379,12 +413,21 @@ class JobRun:
             self.say(f"Routed to {rerouted.harness} as {rerouted.id}")
             self.flush()
 
-    def _governance(self, outcome: Outcome, worktree: Path, base: str) -> Outcome:
+    def _foreign_refs(self, worktree: Path, branch: str, before: dict[str, str]) -> list[str]:
+        """Refs other than the WP branch the agent changed in its repository: ignored, reported."""
+        changed = g.foreign_refs(worktree, branch, before)
+        for ref in changed:
+            self.say(f"Ignored: the agent changed {ref} (only {branch} is taken from its repository)")
+        if changed:
+            log.warning("job %s: agent changed refs other than %s: %s", self.job.id, branch, changed)
+        return changed
+
+    def _governance(self, outcome: Outcome, mirror: Path, base: str) -> Outcome:
         """The authoritative check over every commit base..head: a violation fails the run,
         which blocks the WP with the offending commits and paths as audit evidence."""
         from agileplus.review.services import governance_for
 
-        gov = governance_for(self.job.wp, worktree, base, g.head(worktree))
+        gov = governance_for(self.job.wp, mirror, base, g.head(mirror, f"refs/heads/{self.branch}"))
         if gov.ok:
             self.say(f"Governance: {gov.commits} commits checked, no violation")
             return outcome
@@ -401,19 +444,19 @@ class JobRun:
         replay_of = (self.job.result or {}).get("replay_of")
         return DispatchJob.objects.filter(pk=replay_of).first() if replay_of else None
 
-    def _push(self, worktree: Path, branch: str, salvaged: str | None) -> bool:
+    def _push(self, mirror: Path, branch: str, salvaged: str | None) -> bool:
         # A replay restarts the branch from the original base: it replaces the old head
         # (kept as refs/agileplus/replaced/<branch>), so its push is forced.
         force = "+" if (self.job.result or {}).get("replay_of") else ""
         refspecs = [f"{force}{branch}:refs/heads/{branch}"]
         replaced = f"refs/agileplus/replaced/{branch}"
-        if force and g.git("rev-parse", "--verify", "--quiet", replaced, cwd=worktree, check=False):
+        if force and g.git("rev-parse", "--verify", "--quiet", replaced, cwd=mirror, check=False):
             refspecs.append(f"+{replaced}:{replaced}")
         if salvaged:
             refspecs.append(f"refs/agileplus/salvage/{self.job.id}:refs/agileplus/salvage/{self.job.id}")
             self.say(f"Salvaged uncommitted work to refs/agileplus/salvage/{self.job.id}")
         try:
-            g.push(worktree, refspecs)
+            g.push(mirror, refspecs)
             return True
         except g.GitError as exc:
             self.say(f"Push to origin failed: {exc}")
@@ -441,7 +484,7 @@ def outcome_of(result: ProcessResult) -> Outcome:
 
 
 def build_manifest(job: DispatchJob, adapter: HarnessAdapter, invocation: Invocation, prompt_text: str,
-                   workspace: Workspace, environment_names: list[str]) -> dict:
+                   workspace: Workspace, environment_names: list[str], sandbox: dict | None = None) -> dict:
     """Everything that determines a run (no secret values), and its hash: a replay runs this again."""
     feature, config = job.feature, job.feature.agent_config or {}
     manifest = {
@@ -453,6 +496,7 @@ def build_manifest(job: DispatchJob, adapter: HarnessAdapter, invocation: Invoca
         "max_turns": config.get("max_turns"), "idle_timeout_seconds": config.get("idle_timeout_seconds"),
         "gates": [c.get("name") for c in ((feature.project.config or {}).get("review") or {}).get("checks") or []
                   if isinstance(c, dict)],
+        **({"sandbox": sandbox} if sandbox is not None else {}),
     }
     manifest["hash"] = sha256_hex(manifest)
     return manifest

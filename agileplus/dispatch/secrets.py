@@ -130,11 +130,14 @@ def worker_secret_values(source_env: Mapping[str, str] | None = None,
     """Every secret value this worker process holds: each ``AGILEPLUS_SECRET_*``, each harness
     credential variable (``ANTHROPIC_API_KEY``, ``OPENAI_API_KEY``, ``AWS_SECRET_ACCESS_KEY``…) and
     any variable named like a credential, the passwords in the connection URLs, the values of the
-    secrets file, the Django secret key, and every secret resolved for an agent so far.
-    (Credentials the worker passes to a harness from elsewhere, e.g. a credential file, belong
-    here too: add their values to this set.)"""
+    secrets file, the Django secret key, every secret resolved for an agent so far, and the
+    harness credentials the worker passes (``AGILEPLUS_HARNESS_CREDENTIALS_*``: variables and
+    credential files, agileplus/dispatch/sandboxing.py)."""
+    from agileplus.dispatch.sandboxing import harness_credential_values
+
     values = set(_RESOLVED) | set(_env_values(os.environ if source_env is None else source_env))
     values.update(_cached_file_values(secrets_file or settings.DATA_DIR / "secrets.env"))
+    values.update(harness_credential_values(None if source_env is None else dict(source_env)))
     values.add(getattr(settings, "SECRET_KEY", ""))
     return sorted(v for v in values if v and len(v) >= MIN_SECRET_CHARS)
 

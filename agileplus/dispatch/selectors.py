@@ -105,6 +105,9 @@ def agents_overview(local: dict | None = None) -> list[dict]:
             "last_heartbeat": last, "sessions": sessions,
             "workers": [{"hostname": w.hostname, "sessions": per_worker.get(name, {}).get(w.hostname, 0),
                          "version": (w.harnesses.get(name) or {}).get("version"),
+                         "sandbox": (w.harnesses.get(name) or {}).get("sandbox", "unknown"),
+                         "network": (w.harnesses.get(name) or {}).get("network", "model"),
+                         "credentials": (w.harnesses.get(name) or {}).get("credentials") or {},
                          "alive": w in live} for w in serving],
             "local": local_info,
         })

@@ -31,13 +31,26 @@ class CheckResult:
                 "figures": self.figures, "fr_ids": self.fr_ids}
 
 
-def run_command(command: str, cwd: Path, timeout: int, env: dict | None = None) -> tuple[int | None, str]:
+def run_command(command: str, cwd: Path, timeout: int, env: dict | None = None,
+                network: str = "none") -> tuple[int | None, str]:
+    """Run a check's command on the candidate tree. It is the agent's code: it runs in the same
+    sandbox as an agent (no farm secrets, no network unless the check declares it, the candidate
+    tree writable but not its .git, nothing else of this machine)."""
+    from agileplus.dispatch.sandboxing import check_sandbox
+    from harnesses.base import HarnessError
+
     try:
-        proc = subprocess.run(["/bin/sh", "-c", command], cwd=cwd, capture_output=True, text=True,
-                              timeout=timeout, env={**agent_base_environment(), **(env or {})},
-                              start_new_session=True)
-    except subprocess.TimeoutExpired as exc:
-        return None, f"timed out after {timeout}s\n{exc.stdout or ''}"
+        sandbox = check_sandbox(cwd, network=network)
+    except HarnessError as exc:
+        return 1, f"not run: {exc}"
+    environment = sandbox.environment({**agent_base_environment(), **(env or {})})
+    with sandbox:
+        try:
+            proc = subprocess.run(sandbox.wrap(["/bin/sh", "-c", command]), cwd=cwd, capture_output=True, text=True,
+                                  timeout=timeout, env=environment, start_new_session=True,
+                                  preexec_fn=sandbox.preexec)
+        except subprocess.TimeoutExpired as exc:
+            return None, f"timed out after {timeout}s\n{exc.stdout or ''}"
     return proc.returncode, (proc.stdout or "") + (proc.stderr or "")
 
 
@@ -155,7 +168,8 @@ def check_deliverables(root: Path, deliverables: list[str], changed: list[str]) 
 
 def check_tests(root: Path, spec: dict) -> CheckResult:
     parser = TEST_PARSERS.get(spec.get("parser", "pytest"), parse_pytest)
-    code, out = run_command(spec["command"], root, int(spec.get("timeout", DEFAULT_TIMEOUT)), spec.get("env"))
+    code, out = run_command(spec["command"], root, int(spec.get("timeout", DEFAULT_TIMEOUT)), spec.get("env"),
+                            spec.get("network", "none"))
     counts = parser(out)
     result = CheckResult(spec.get("name", "tests"), "Test Quality", False, fr_ids=spec.get("fr_ids", []))
     if code is None:
@@ -189,7 +203,8 @@ def check_tests(root: Path, spec: dict) -> CheckResult:
 
 
 def check_command(root: Path, spec: dict, section: str) -> CheckResult:
-    code, out = run_command(spec["command"], root, int(spec.get("timeout", DEFAULT_TIMEOUT)), spec.get("env"))
+    code, out = run_command(spec["command"], root, int(spec.get("timeout", DEFAULT_TIMEOUT)), spec.get("env"),
+                            spec.get("network", "none"))
     result = CheckResult(spec["name"], section, code == 0, fr_ids=spec.get("fr_ids", []))
     label = spec.get("label") or spec["name"]
     result.lines.append(f"{'✓' if result.ok else '✗'} {label}" + ("" if result.ok else f" (exit {code})"))

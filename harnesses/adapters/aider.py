@@ -66,7 +66,8 @@ class AiderAdapter(HarnessAdapter):
     name = "aider"
     binary = "aider"
     install_hint = "python -m pip install aider-install && aider-install (or: pipx install aider-chat)"
-    credential_env = ("OPENAI_API_KEY", "OPENAI_API_BASE", "ANTHROPIC_API_KEY")
+    credential_env = ("OPENAI_API_KEY", "OPENAI_API_BASE", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY",
+                      "OPENROUTER_API_KEY")
 
     def __init__(self) -> None:
         self.usage = Usage()

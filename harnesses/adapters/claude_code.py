@@ -111,7 +111,10 @@ class ClaudeCodeAdapter(HarnessAdapter):
     name = "claude-code"
     binary = "claude"
     install_hint = "npm install -g @anthropic-ai/claude-code"
-    credential_env = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL")
+    credential_env = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "CLAUDE_CODE_USE_BEDROCK",
+                      "CLAUDE_CODE_USE_VERTEX", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                      "AWS_REGION", "AWS_PROFILE")
+    credential_files = ("~/.claude/.credentials.json",)
 
     def __init__(self) -> None:
         self.prices = price_table(DEFAULT_PRICES)

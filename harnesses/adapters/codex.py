@@ -103,7 +103,8 @@ class CodexAdapter(HarnessAdapter):
     name = "codex"
     binary = "codex"
     install_hint = "npm install -g @openai/codex"
-    credential_env = ("OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL")
+    credential_env = ("OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL", "CODEX_HOME")
+    credential_files = ("~/.codex/auth.json", "~/.codex/config.toml")
 
     def __init__(self) -> None:
         self.model: str | None = None

@@ -55,7 +55,9 @@ class GeminiAdapter(HarnessAdapter):
     name = "gemini"
     binary = "gemini"
     install_hint = "npm install -g @google/gemini-cli"
-    credential_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL")
+    credential_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_CLOUD_PROJECT",
+                      "GOOGLE_GENAI_USE_VERTEXAI")
+    credential_files = ("~/.gemini/oauth_creds.json", "~/.gemini/settings.json")
 
     def __init__(self) -> None:
         self.model: str | None = None

@@ -40,7 +40,9 @@ class OpencodeAdapter(HarnessAdapter):
     name = "opencode"
     binary = "opencode"
     install_hint = "npm install -g opencode-ai (or: curl -fsSL https://opencode.ai/install | bash)"
-    credential_env = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+    credential_env = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "GEMINI_API_KEY",
+                      "OPENROUTER_API_KEY")
+    credential_files = ("~/.local/share/opencode/auth.json",)
 
     def __init__(self) -> None:
         self.session: str | None = None

@@ -22,7 +22,8 @@ from tests.support.farm import (
     import_target,
     job_env,
     make_target_repo,
-    process_alive,
+    outbox_file,
+    running_with,
     running_workers,
     wait_until,
 )
@@ -46,7 +47,7 @@ def assert_invariants(feature) -> None:
 
 
 def test_a_worker_frozen_past_its_lease_is_fenced_when_it_wakes(tmp_path):
-    runs = tmp_path / "runs.txt"
+    runs = outbox_file(tmp_path, "runs.txt")
     repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour=f"record:{runs},sleep:3,commit:1",
                             agent={"retries": 2})
     feature = import_target(repo)
@@ -109,7 +110,7 @@ def test_an_agent_flooding_its_output_keeps_a_bounded_log_and_finishes(tmp_path)
 
 
 def test_a_daemon_the_agent_left_behind_is_reaped_with_the_job(tmp_path):
-    pid_file = tmp_path / "daemon.pid"
+    pid_file = outbox_file(tmp_path, "daemon.pid")
     daemon = (f"{sys.executable} -c \"import os,sys,time,signal\n"
               f"if os.fork(): sys.exit(0)\nos.setsid()\nif os.fork(): sys.exit(0)\n"
               f"signal.signal(signal.SIGTERM, signal.SIG_IGN)\nopen('{pid_file}','w').write(str(os.getpid()))\n"
@@ -119,8 +120,8 @@ def test_a_daemon_the_agent_left_behind_is_reaped_with_the_job(tmp_path):
 
     agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--inline")
 
-    daemon_pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), timeout=10, what="daemon"))
-    wait_until(lambda: not process_alive(daemon_pid), timeout=10, what="the daemon to be reaped")
+    wait_until(lambda: pid_file.exists() and pid_file.read_text(), timeout=10, what="daemon")
+    wait_until(lambda: not running_with(str(pid_file)), timeout=10, what="the daemon to be reaped")
     assert DispatchJob.objects.get(feature=feature).state in ("succeeded", "failed")
     assert_invariants(feature)
 
@@ -128,7 +129,7 @@ def test_a_daemon_the_agent_left_behind_is_reaped_with_the_job(tmp_path):
 def test_an_agent_that_deletes_its_git_fails_cleanly_and_the_worker_carries_on(tmp_path):
     repo = make_target_repo(tmp_path, wps={"WP01": [], "WP02": []},
                             environment={"AGENT_BEHAVIOUR_WP02": "commit:1"},
-                            agent={"command": "rm -f .git; echo gone"})
+                            agent={"command": "rm -rf .git; echo gone"})
     feature = import_target(repo)
 
     broken = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--inline")

@@ -14,7 +14,7 @@ import pytest
 from agileplus.review.models import MergeQueueEntry, ReviewReport
 from tests.security.test_review_output_redacted import LEAKY_TEST
 from tests.support.cli import run_cli
-from tests.support.farm import ROOT, import_target, job_env, make_target_repo
+from tests.support.farm import ROOT, import_target, job_env, make_target_repo, outbox_dir
 from tests.support.stored import every_stored_text
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -27,7 +27,7 @@ LEAKS_ON_CANDIDATE = LEAKY_TEST.replace("def test_leak():\n", "def test_leak():\
 
 
 def test_a_secret_printed_by_the_agents_tests_on_the_candidate_is_stored_nowhere(tmp_path):
-    change = tmp_path / "change"
+    change = outbox_dir(tmp_path, "change")  # the agent reads it from inside its sandbox
     (change / "tests").mkdir(parents=True)
     (change / "tests" / "test_leak.py").write_text(LEAKS_ON_CANDIDATE)
     tests_check = {"name": "tests", "parser": "pytest", "timeout": 120,

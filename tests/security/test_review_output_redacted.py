@@ -13,7 +13,7 @@ import pytest
 
 from agileplus.review.models import ReviewReport
 from tests.support.cli import run_cli
-from tests.support.farm import ROOT, import_target, job_env, make_target_repo
+from tests.support.farm import ROOT, import_target, job_env, make_target_repo, outbox_dir
 from tests.support.stored import every_stored_text
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -44,7 +44,7 @@ def test_leak():
 
 
 def test_a_secret_printed_by_the_agents_tests_in_review_is_stored_nowhere(tmp_path):
-    change = tmp_path / "change"
+    change = outbox_dir(tmp_path, "change")  # the agent reads it from inside its sandbox
     (change / "tests").mkdir(parents=True)
     (change / "tests" / "test_leak.py").write_text(LEAKY_TEST)
     tests_check = {"name": "tests", "parser": "pytest", "timeout": 120,

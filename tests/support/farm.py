@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,6 +102,28 @@ def make_target_repo(
     return repo
 
 
+def outbox_file(tmp_path: Path, name: str) -> Path:
+    """A path a sandboxed agent may write outside its repository (the folder named in
+    AGILEPLUS_SANDBOX_WRITABLE, see tests/conftest.py), unique to this test and this pytest run."""
+    folder = Path(os.environ["AGILEPLUS_SANDBOX_WRITABLE"].split(os.pathsep)[0]) / tmp_path.parent.name / tmp_path.name
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
+    return target
+
+
+def outbox_dir(tmp_path: Path, name: str) -> Path:
+    """A fresh folder a sandboxed agent can read (and write) outside its repository, e.g. the files
+    of an ``apply:`` behaviour: in the outbox (see ``outbox_file``)."""
+    folder = outbox_file(tmp_path, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    return folder
+
+
 def import_target(repo: TargetRepo) -> Feature:
     return import_path(repo.path, actor="human:alice")[0]
 
@@ -184,6 +207,20 @@ def running_workers(root: Path, count: int, *, broker_url: str | None, with_beat
         raise
     finally:
         stop(procs)
+
+
+def running_with(text: str) -> list[int]:
+    """Host pids of processes whose command line or environment contains ``text``. A sandboxed
+    agent's pid is its PID namespace's, not the host's: tests find its processes this way."""
+    needle = text.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with suppress(OSError):
+            if needle in (entry / "cmdline").read_bytes() or needle in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+    return found
 
 
 def process_alive(pid: int) -> bool:

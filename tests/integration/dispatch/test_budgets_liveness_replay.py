@@ -13,7 +13,15 @@ import pytest
 from agileplus.audit.models import AuditEntry
 from agileplus.dispatch.models import DispatchJob
 from tests.support.cli import run_cli
-from tests.support.farm import ROOT, import_target, job_env, make_target_repo, process_alive, wait_until
+from tests.support.farm import (
+    ROOT,
+    import_target,
+    job_env,
+    make_target_repo,
+    outbox_file,
+    running_with,
+    wait_until,
+)
 from tests.support.standins import path_with_standins
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -68,7 +76,7 @@ def test_a_bad_budget_is_refused_before_dispatch_naming_the_key(tmp_path):
 
 
 def test_a_silent_agent_is_killed_by_the_idle_watchdog_before_the_timeout(tmp_path):
-    pid_file = tmp_path / "grandchild.pid"
+    pid_file = outbox_file(tmp_path, "grandchild.pid")
     repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour="stubborn",
                             environment={"GRANDCHILD_PID_FILE": str(pid_file)},
                             agent={"idle_timeout_seconds": 2, "timeout_seconds": 120})
@@ -82,13 +90,14 @@ def test_a_silent_agent_is_killed_by_the_idle_watchdog_before_the_timeout(tmp_pa
     assert (job.finished_at - job.started_at).total_seconds() < 15
     entry = AuditEntry.objects.filter(feature=feature).order_by("-seq").first()
     assert entry.metadata["reason"] == "agent_idle"
-    wait_until(lambda: not process_alive(int(pid_file.read_text())), timeout=5, what="the grandchild to die")
+    assert pid_file.exists()  # the grandchild started
+    wait_until(lambda: not running_with(str(pid_file)), timeout=5, what="the grandchild to die")
 
 
 def test_uncommitted_work_of_a_timed_out_agent_is_salvaged_to_a_ref(tmp_path):
     # The agent leaves a file uncommitted, then hangs until the timeout.
     repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour="commit:1,wip:wip.txt,stubborn",
-                            environment={"GRANDCHILD_PID_FILE": str(tmp_path / "pid")})
+                            environment={"GRANDCHILD_PID_FILE": str(outbox_file(tmp_path, "pid"))})
     feature = import_target(repo)
     result = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--inline", "--timeout", "3",
                        extra_env={"grace": "1"})

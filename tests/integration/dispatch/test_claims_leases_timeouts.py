@@ -22,7 +22,8 @@ from tests.support.farm import (
     import_target,
     job_env,
     make_target_repo,
-    process_alive,
+    outbox_file,
+    running_with,
     running_workers,
     start_worker,
     stop,
@@ -99,7 +100,7 @@ def test_a_stale_attempt_cannot_write_results(tmp_path):
 
 
 def test_the_same_task_delivered_twice_to_two_workers_runs_once(tmp_path):
-    runs = tmp_path / "runs.txt"
+    runs = outbox_file(tmp_path, "runs.txt")
     repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour=f"record:{runs},sleep:2,commit:1")
     feature = import_target(repo)
     env = cli_env(tmp_path)
@@ -121,7 +122,7 @@ def test_the_same_task_delivered_twice_to_two_workers_runs_once(tmp_path):
 
 
 def test_a_worker_killed_mid_job_is_taken_over_after_its_lease_expires(tmp_path):
-    runs = tmp_path / "runs.txt"
+    runs = outbox_file(tmp_path, "runs.txt")
     repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour=f"record:{runs},sleep:4,commit:1",
                             agent={"retries": 2})
     feature = import_target(repo)
@@ -146,7 +147,7 @@ def test_a_worker_killed_mid_job_is_taken_over_after_its_lease_expires(tmp_path)
 
 
 def test_an_agent_ignoring_sigterm_and_its_grandchild_are_killed_and_the_wp_blocked(tmp_path):
-    pid_file = tmp_path / "grandchild.pid"
+    pid_file = outbox_file(tmp_path, "grandchild.pid")
     repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour="commit:2,stubborn",
                             environment={"GRANDCHILD_PID_FILE": str(pid_file)})
     feature = import_target(repo)
@@ -161,8 +162,8 @@ def test_an_agent_ignoring_sigterm_and_its_grandchild_are_killed_and_the_wp_bloc
     job = DispatchJob.objects.get(feature=feature)
     assert job.state == "timed_out"
     assert (job.finished_at - job.started_at).total_seconds() < 3 + 2 + 3  # timeout + grace + slack
-    grandchild = int(pid_file.read_text())
-    wait_until(lambda: not process_alive(grandchild), timeout=5, what="the grandchild to die")
+    assert pid_file.exists()  # the grandchild started
+    wait_until(lambda: not running_with(str(pid_file)), timeout=5, what="the grandchild to die")
     entry = AuditEntry.objects.filter(feature=feature).order_by("-seq").first()
     assert entry.transition == "WP01:doing->blocked" and entry.actor == "system:timeout"
     assert {k: entry.metadata[k] for k in ("reason", "timeout_secs", "job_id", "partial_commits")} == {
@@ -172,7 +173,7 @@ def test_an_agent_ignoring_sigterm_and_its_grandchild_are_killed_and_the_wp_bloc
 
 def test_a_configured_secret_reaches_the_agent_and_nothing_else(tmp_path):
     secret = "sk-test-4f9c2e7a1b8d6053"
-    seen = tmp_path / "seen.txt"
+    seen = outbox_file(tmp_path, "seen.txt")
     repo = make_target_repo(tmp_path, wps={"WP01": []},
                             behaviour=f"env_to_file:API_KEY:{seen},echo_env:API_KEY,print_prompt,commit:1",
                             environment={"API_KEY": "${{ secrets.TEST_API_KEY }}"})

@@ -112,6 +112,12 @@ def test_app_services_start_after_the_infrastructure_they_use():
     assert "nats" in services["relay"]["depends_on"]
 
 
+def test_only_the_worker_may_create_the_namespaces_of_the_agent_sandbox():
+    services = _services()
+    assert {"seccomp=unconfined", "apparmor=unconfined"} <= set(services["worker"].get("security_opt") or [])
+    assert not any(services[name].get("security_opt") for name in APP_SERVICES - {"worker"})
+
+
 def test_worker_is_scalable():
     worker = _services()["worker"]
     assert "container_name" not in worker, "a fixed container name prevents --scale worker=N"

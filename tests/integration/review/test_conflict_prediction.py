@@ -11,7 +11,7 @@ from collections import defaultdict
 import pytest
 
 from tests.support.cli import run_cli
-from tests.support.farm import ROOT, import_target, job_env, make_target_repo, running_workers
+from tests.support.farm import ROOT, import_target, job_env, make_target_repo, outbox_file, running_workers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -29,7 +29,7 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 
 def test_wps_owning_the_same_file_run_one_after_the_other_and_disjoint_ones_in_parallel(tmp_path):
-    runs = tmp_path / "runs.txt"
+    runs = outbox_file(tmp_path, "runs.txt")
     repo = make_target_repo(tmp_path, wps={"WP01": [], "WP02": [], "WP03": []},
                             owned={"WP01": ["src/shared.py"], "WP02": ["src/shared.py"], "WP03": ["src/other.py"]},
                             behaviour=f"record:{runs},sleep:2,commit:1")

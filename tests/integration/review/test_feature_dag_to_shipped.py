@@ -14,7 +14,7 @@ from agileplus.audit.models import AuditEntry
 from agileplus.dispatch.models import DispatchJob
 from agileplus.events.models import Event
 from agileplus.features.models import Feature
-from tests.support.farm import ROOT, import_target, job_env, make_target_repo, running_workers
+from tests.support.farm import ROOT, import_target, job_env, make_target_repo, outbox_file, running_workers
 from tests.support.services import require_service
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -51,7 +51,7 @@ def diagnose(feature) -> str:
 
 
 def test_a_three_layer_dag_ships_with_each_layer_running_in_parallel(tmp_path, broker):
-    runs = tmp_path / "runs.txt"
+    runs = outbox_file(tmp_path, "runs.txt")
     repo = make_target_repo(tmp_path, wps=DAG, behaviour=f"record:{runs},sleep:2,commit:1")
     feature = import_target(repo)
     first_event = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0

@@ -10,7 +10,7 @@ import pytest
 
 from agileplus.audit.models import AuditEntry
 from tests.support.cli import run_cli
-from tests.support.farm import import_target, make_target_repo
+from tests.support.farm import import_target, make_target_repo, outbox_dir
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -33,7 +33,7 @@ TESTS = {"name": "tests", "parser": "pytest", "timeout": 120,
 
 
 def write_change(root, name: str, files: dict[str, str]):
-    folder = root / name
+    folder = outbox_dir(root, name)  # the agent reads it from inside its sandbox
     for path, text in files.items():
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
         (folder / path).write_text(text)

@@ -17,7 +17,7 @@ from agileplus.review.merge_queue import enqueue, process_queue
 from agileplus.review.models import MergeQueueEntry, ReviewReport
 from tests.integration.api.conftest import client_for
 from tests.support.cli import run_cli
-from tests.support.farm import TargetRepo, import_target, make_target_repo
+from tests.support.farm import TargetRepo, import_target, make_target_repo, outbox_dir
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -55,7 +55,7 @@ def approved_wps(tmp_path: Path, changes: dict[str, str], *, merge: dict | None 
     every review approved."""
     env = {}
     for code, change in changes.items():
-        source = tmp_path / "changes" / code
+        source = outbox_dir(tmp_path, f"change-{code}")  # the agent reads it from inside its sandbox
         for name, text in CHANGES[change].items():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             (source / name).write_text(text)
@@ -208,7 +208,10 @@ def test_the_api_shows_the_queue_of_a_features_repository(tmp_path):
     assert {e["wp"]: e["state"] for e in body["recent"]} == {"WP01": "merged", "WP02": "ejected"}
 
 
-def test_main_moved_while_the_candidate_was_tested_is_not_overwritten_and_the_wp_is_retested(tmp_path):
+def test_main_moved_while_the_candidate_was_tested_is_not_overwritten_and_the_wp_is_retested(tmp_path, monkeypatch):
+    # The "outside push" is made by a check reaching the origin: sandboxed checks cannot (that is
+    # tests/security's business), so this test runs unsandboxed, on purpose.
+    monkeypatch.setenv("AGILEPLUS_SANDBOX", "off")
     armed = tmp_path / "armed"
     outside_push = {"name": "outside_push", "command": f"if [ -e {armed} ]; then rm {armed}; git -C "
                     f"{tmp_path / 'origin'} -c user.name=o -c user.email=o@localhost commit -q --allow-empty "

@@ -10,7 +10,7 @@ from agileplus.audit.chain import verify_chain
 from agileplus.audit.models import AuditEntry
 from agileplus.dispatch.models import DispatchJob
 from tests.support.cli import run_cli
-from tests.support.farm import import_target, make_target_repo
+from tests.support.farm import import_target, make_target_repo, outbox_dir
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -29,8 +29,7 @@ def two_in_review(tmp_path, behaviour: str = "commit:1", **repo_options):
 
 def edit_of_shared(tmp_path, wp: str, line: int) -> str:
     """An ``apply:`` behaviour that rewrites one line of shared.txt (different lines merge cleanly)."""
-    folder = tmp_path / f"edit-{wp}"
-    folder.mkdir()
+    folder = outbox_dir(tmp_path, f"edit-{wp}")  # the agent reads it from inside its sandbox
     (folder / "shared.txt").write_text(SHARED.replace(f"line {line}\n", f"line {line} by {wp}\n"))
     return f"apply:{folder}"
 

@@ -12,7 +12,7 @@ import pytest
 from agileplus.features.models import Evidence
 from agileplus.review.models import ReviewReport
 from tests.support.cli import run_cli
-from tests.support.farm import import_target, make_target_repo
+from tests.support.farm import import_target, make_target_repo, outbox_dir
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -46,7 +46,7 @@ REVIEW = {"checks": [
 @pytest.fixture
 def reviewed(tmp_path):
     def run(change: str, *, apply: bool = False):
-        source = tmp_path / "change"
+        source = outbox_dir(tmp_path, "change")  # the agent reads it from inside its sandbox
         for name, text in CHANGES[change].items():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             (source / name).write_text(text)

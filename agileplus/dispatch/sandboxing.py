@@ -1,0 +1,188 @@
+"""The sandbox of one dispatch job (harnesses/sandbox.py does the mechanism), and the harness
+credentials that belong to the worker.
+
+Harness credentials: each worker names, per harness, the environment variables and credential
+files it passes to that harness's sandbox, read from the worker's own environment and home:
+``AGILEPLUS_HARNESS_CREDENTIALS_<HARNESS>`` (e.g. ``AGILEPLUS_HARNESS_CREDENTIALS_CLAUDE_CODE=
+ANTHROPIC_API_KEY,ANTHROPIC_BASE_URL,~/.claude/.credentials.json``); without it, the defaults in
+the adapter's ``credential_env`` and ``credential_files``. They never reach the database, events, logs or prompts: only the names of
+the ones present are announced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+from harnesses.base import HarnessError
+from harnesses.registry import adapter_names, get_adapter
+from harnesses.sandbox import (
+    PROXY_PORT,
+    SANDBOX_HOME,
+    Limits,
+    Sandbox,
+    SandboxSpec,
+    network_policy,
+    runtime_paths,
+)
+
+CREDENTIALS_ENV = "AGILEPLUS_HARNESS_CREDENTIALS_{}"
+# Values of these are not secret, but they still stay out of logs through redaction.
+NOT_SECRET = {"ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_BASE", "AWS_REGION", "AWS_PROFILE",
+              "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "GOOGLE_CLOUD_PROJECT", "GOOGLE_GENAI_USE_VERTEXAI",
+              "CODEX_HOME", "GOOGLE_GEMINI_BASE_URL"}
+
+
+@dataclass
+class HarnessCredentials:
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # path inside the sandbox → worker's file
+    missing: list[str] = field(default_factory=list)
+
+    def secret_values(self) -> list[str]:
+        """The values to redact: the variables' (but base URLs, regions…) and the files' contents."""
+        values = [v for k, v in self.env.items() if k not in NOT_SECRET]
+        for host in self.files.values():
+            with contextlib.suppress(OSError):
+                values.append(host.read_text(errors="replace").strip())
+        return [v for v in values if len(v) >= 4]
+
+    @property
+    def present(self) -> list[str]:
+        return sorted(self.env) + sorted(f"~/{Path(inside).relative_to(SANDBOX_HOME)}" for inside in self.files)
+
+
+def credential_names(harness: str, source: dict[str, str] | None = None) -> list[str]:
+    source = os.environ if source is None else source
+    configured = source.get(CREDENTIALS_ENV.format(harness.upper().replace("-", "_")))
+    if configured is not None:
+        return [n.strip() for n in configured.split(",") if n.strip()]
+    try:
+        adapter = get_adapter(harness)
+    except HarnessError:
+        return []
+    return [*adapter.credential_env, *adapter.credential_files]
+
+
+def harness_credentials(harness: str, source: dict[str, str] | None = None,
+                        home: Path | None = None) -> HarnessCredentials:
+    """The credentials this worker holds for ``harness``, from its own environment and home."""
+    source = os.environ if source is None else source
+    home = home or Path(source.get("HOME") or Path.home())
+    found = HarnessCredentials()
+    for name in credential_names(harness, source):
+        if name.startswith(("~/", "/")):
+            host = home / name[2:] if name.startswith("~/") else Path(name)
+            inside = f"{SANDBOX_HOME}/{name[2:]}" if name.startswith("~/") else name
+            if host.is_file():
+                found.files[inside] = host
+            else:
+                found.missing.append(name)
+        elif source.get(name):
+            found.env[name] = source[name]
+        else:
+            found.missing.append(name)
+    return found
+
+
+def harness_credential_values(source: dict[str, str] | None = None) -> list[str]:
+    """The values of every harness credential this worker passes (variables and file contents):
+    ``agileplus.dispatch.secrets.worker_secret_values`` adds them to what is redacted."""
+    values: list[str] = []
+    for harness in adapter_names():
+        values += harness_credentials(harness, source).secret_values()
+    return sorted(set(values))
+
+
+def hidden_paths() -> list[Path]:
+    """Folders no read-only mount of a sandbox may contain: the worker's state and its home."""
+    return [settings.DATA_DIR, settings.BROKER_DIR, settings.WORKER_DATA_DIR, Path.home()]
+
+
+def job_sandbox(*, harness_binary: str | None, worktree: Path, mirror: Path, prompt_dir: Path, config: dict,
+                credentials: HarnessCredentials, path_env: str | None = None) -> Sandbox:
+    """The sandbox of one agent run: the agent's repository writable, the mirror's object store
+    read-only (its repository borrows those objects), the prompt folder read-only."""
+    spec = SandboxSpec(
+        workdir=worktree,
+        writable=extra_writable(),
+        read_only=[*runtime_paths(harness_binary, path_env), *extra_read_only()],
+        files=dict(credentials.files),
+        network=network_policy(config),
+        limits=Limits.from_config(config.get("limits")),
+        hidden=hidden_paths(),
+    )
+    sandbox = Sandbox(spec)
+    # Explicit mounts inside the hidden folders: only these two.
+    spec.read_only_over = [(mirror / "objects").resolve(), prompt_dir]
+    return sandbox
+
+
+def extra_writable() -> list[Path]:
+    """``AGILEPLUS_SANDBOX_WRITABLE``: folders (':'-separated) every sandbox may write besides its
+    repository. For an operator's shared cache, or a test's outbox; never the data folder."""
+    paths = [Path(p).resolve() for p in os.environ.get("AGILEPLUS_SANDBOX_WRITABLE", "").split(os.pathsep) if p]
+    for path in paths:
+        if any(path == h.resolve() or h.resolve() in path.parents or path in h.resolve().parents
+               for h in hidden_paths()):
+            raise HarnessError(f"AGILEPLUS_SANDBOX_WRITABLE names {path}, which overlaps the worker's data folder "
+                               "or home: name a folder of its own")
+    return [p for p in paths if p.is_dir()]
+
+
+def extra_read_only() -> list[Path]:
+    """``AGILEPLUS_SANDBOX_READONLY``: more install folders (':'-separated) every sandbox mounts read-only."""
+    return [Path(p) for p in os.environ.get("AGILEPLUS_SANDBOX_READONLY", "").split(os.pathsep) if p]
+
+
+def check_sandbox(tree: Path, *, network: str = "none") -> Sandbox:
+    """The sandbox of a review check: the candidate tree writable, its .git read-only (a planted
+    hook there would run at the merge's push), network ``none`` unless the check declares one."""
+    spec = SandboxSpec(
+        workdir=tree,
+        read_only=[*runtime_paths(None), *extra_read_only()],
+        network=network_policy({"network": network}),
+        hidden=hidden_paths(),
+    )
+    spec.read_only_over = [tree / ".git"]
+    return Sandbox(spec)
+
+
+def start_egress(sandbox: Sandbox, *, harness: str, config: dict, env: dict[str, str], socket_dir: Path):
+    """Under ``agent.network: model``: the job's egress proxy, started, and the sandbox pointed at it.
+    Returns the proxy (``stop()`` it after the run; ``refused`` lists what it turned away) or None."""
+    from harnesses.egress import EgressProxy, allowed_destinations, loopback_ports
+
+    if not (sandbox.mode != "off" and sandbox.spec.network == "model"):
+        return None
+    allowed = allowed_destinations(harness, config, env)
+    sandbox.spec.proxy_socket = socket_dir / "egress.sock"
+    sandbox.spec.forward_ports = [p for p in loopback_ports(allowed) if p != PROXY_PORT]
+    return EgressProxy(sandbox.spec.proxy_socket, allowed).start()
+
+
+def report_refused(run, egress) -> None:
+    """Each connection the egress proxy refused since the last call: a log line and an event
+    (``agileplus.agent.job.<id>.network_refused``); the job's result keeps the whole list."""
+    if egress is None:
+        return
+    reported = getattr(run, "_refused_reported", 0)
+    fresh = egress.refused[reported:]
+    run._refused_reported = reported + len(fresh)
+    if not fresh:
+        return
+    from django.db import transaction
+
+    from agileplus.events.services import record_event
+    from agileplus.events.subjects import job_event
+
+    for destination in fresh:
+        run.say(f"Network: refused a connection to {destination} (agent.network: model allows only "
+                "the harness's API hosts)")
+    with transaction.atomic():
+        record_event(job_event(run.job.id, "network_refused"), {"job_id": run.job.id, "destinations": fresh},
+                     feature_id=run.job.feature_id)

