@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
-import re
 import signal
 import socket
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -25,22 +26,21 @@ from django.utils import timezone
 from agileplus.core.canonical import sha256_hex
 from agileplus.core.errors import DomainError
 from agileplus.dispatch import services
-from agileplus.dispatch.costs import allowance_for, usage_cost
+from agileplus.dispatch.costs import allowance_for
 from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
 from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
+from agileplus.dispatch.stream_policy import StreamPolicy
 from harnesses import git as g
 from harnesses.adapters.command import PROMPT_FILE_ENV
-from harnesses.base import HarnessError, RunSpec
-from harnesses.process import JOB_MARK_ENV, AgentProcess, StopReason, reap_marked
+from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec
+from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, reap_marked
 from harnesses.registry import get_adapter
 
 log = logging.getLogger("agileplus.runner")
 LOG_FLUSH_LINES = 50
 LOG_FLUSH_SECONDS = 0.5
-# What the agent CLIs say when their backend refuses more work for now.
-RATE_LIMITED = re.compile(r"rate[ _-]?limit|\b429\b|too many requests|quota exceeded|overloaded", re.IGNORECASE)
 
 
 def worker_name() -> str:
@@ -51,16 +51,59 @@ def worker_root(name: str | None = None) -> Path:
     return settings.WORKER_DATA_DIR / (name or worker_name())
 
 
+@dataclass
+class Workspace:
+    """Where the agent works: its worktree on ``branch``, started from ``base``."""
+
+    worktree: Path
+    base: str
+    branch: str
+    main: str
+    name: str  # the worktree's folder name under .worktrees/
+    original: DispatchJob | None = None  # the job a replay repeats
+
+
+@dataclass
+class Launch:
+    """How the agent is started: prompt (and its file), command, environment, manifest."""
+
+    prompt: PackagedPrompt
+    prompt_file: Path
+    mark: str  # JOB_MARK_ENV: finds every process the agent began
+    env: dict[str, str]
+    invocation: Invocation
+    manifest: dict
+
+
+@dataclass
+class Collected:
+    """What the run left: the outcome after governance, and what reached origin."""
+
+    outcome: Outcome
+    salvaged: str | None = None
+    pushed: bool = False
+    files: list[str] = field(default_factory=list)
+    head: str = ""
+
+
 class JobRun:
+    """One claimed job on this worker; ``run`` takes it through the steps listed in ``_run``."""
+
     def __init__(self, claim: Claim):
         self.claim = claim
         self.job = DispatchJob.objects.select_related("feature__project", "wp").get(pk=claim.job_id)
+        self.config = dict(self.job.feature.agent_config or {})
         self.secret_values: list[str] = []
         self.pending: list[tuple[dt.datetime, str, str]] = []
         self.last_flush = time.monotonic()
         self.reported: set[str] = set()
         self.fenced = False
         self.stop_heartbeat = threading.Event()
+
+    @functools.cached_property
+    def adapter(self) -> HarnessAdapter:
+        # Looked up inside run(): an unknown harness is a setup failure, reported on the job.
+        return get_adapter(self.job.harness)
 
     # --- log -------------------------------------------------------------------
     def say(self, text: str, stream: str = "agileplus") -> None:
@@ -124,140 +167,167 @@ class JobRun:
             self.stop_heartbeat.set()
 
     def _run(self) -> str:
-        job = self.job
-        feature, wp = job.feature, job.wp
-        config = dict(feature.agent_config or {})
-        adapter = get_adapter(job.harness)
+        """The steps of one run, in order: prepare the workspace (mirror, worktree); resolve the
+        environment and write the prompt; build the manifest; start the agent; stream its output
+        under the stream policy; collect commits (salvage, push) and check governance; finish;
+        reroute a rate-limited job."""
+        workspace = self.prepare_workspace()
+        launch = self.prepare_launch(workspace)
+        policy = StreamPolicy.from_config(self.job.harness, self.config, allowance_for(self.job))
+        proc = self.start_agent(workspace, launch, policy)
+        result = self.stream(proc, workspace, launch, policy)
+        collected = self.collect(workspace, outcome_of(result), result)
+        self.say(
+            f"Agent {'finished' if collected.outcome.state == JobState.SUCCEEDED else 'failed'}: "
+            f"exit {result.exit_code}, {len(self.reported)} commits, {len(collected.files)} files changed"
+        )
+        self.flush()
+        if self.fenced:
+            return "fenced"
+        finished = self.finish(collected, result, policy.usage)
+        if collected.outcome.reason == "rate_limited":
+            self.reroute(finished)
+        return collected.outcome.state
+
+    # --- steps -----------------------------------------------------------------------
+    def prepare_workspace(self) -> Workspace:
+        """The project's mirror and this WP's worktree, on the original's base for a replay."""
+        feature, wp = self.job.feature, self.job.wp
         root = worker_root(self.claim.worker)
         mirror = g.ensure_mirror(root, feature.project.repo_url)
         branch = g.branch_name(feature.slug, wp.code)
         main = feature.project.main_branch
         original = self._replayed_job()
-        worktree, base = g.create_worktree(mirror, root / ".worktrees", g.worktree_name(feature.slug, wp.code),
-                                           branch, original.manifest["base_sha"] if original else g.origin_ref(main),
+        name = g.worktree_name(feature.slug, wp.code)
+        worktree, base = g.create_worktree(mirror, root / ".worktrees", name, branch,
+                                           original.manifest["base_sha"] if original else g.origin_ref(main),
                                            reset=original is not None)
-        resolved = resolve_environment(config.get("environment") or {})
+        return Workspace(worktree=worktree, base=base, branch=branch, main=main, name=name, original=original)
+
+    def prepare_launch(self, workspace: Workspace) -> Launch:
+        """Environment (secrets resolved, remembered for redaction), prompt file, command, manifest."""
+        job, feature = self.job, self.job.feature
+        resolved = resolve_environment(self.config.get("environment") or {})
         self.secret_values = resolved.secret_values
-        if original:  # a replay runs the original's exact prompt on the original's base
-            prompt = PackagedPrompt(original.prompt, dict(original.prompt_sizes or {}), len(wp.deliverables or []))
-            self.say(f"Replaying {original.id} (manifest {original.manifest.get('hash', '')[:12]})")
-        else:
-            prompt = build_prompt(feature, wp, config=config, environment_names=resolved.names, base_commit=base,
-                                  notes=(job.result or {}).get("notes"), timeout_seconds=job.timeout_seconds)
+        prompt = self.prepare_prompt(workspace, resolved.names)
         prompt_dir = Path(tempfile.mkdtemp(prefix=f"agileplus-{job.id}-"))
         prompt_file = prompt_dir / "prompt.md"
         prompt_file.write_text(prompt.text)
         mark = f"{farm_id()}:{job.id}.{self.claim.attempt}"
         env = {**agent_base_environment(), **resolved.env, PROMPT_FILE_ENV: str(prompt_file), JOB_MARK_ENV: mark}
-        spec = RunSpec(prompt=prompt.text, workdir=worktree, env=env, model=config.get("model"),
+        spec = RunSpec(prompt=prompt.text, workdir=workspace.worktree, env=env, model=self.config.get("model"),
                        timeout_seconds=job.timeout_seconds,
                        allowed_paths=list((feature.constraints or {}).get("allowed_paths") or []),
                        forbidden_paths=list((feature.constraints or {}).get("forbidden_paths") or []),
-                       options={k: v for k, v in config.items() if k not in ("environment",)})
-        invocation = adapter.build_command(spec)
+                       options={k: v for k, v in self.config.items() if k not in ("environment",)})
+        invocation = self.adapter.build_command(spec)
         env.update(invocation.env)
-        manifest = {
-            "prompt_sha256": sha256_hex(prompt.text), "argv": invocation.argv, "harness": job.harness,
-            "cli_version": getattr(adapter, "pinned_version", ""), "base_sha": base, "branch": branch,
-            "constraints": feature.constraints or {}, "timeout_seconds": job.timeout_seconds,
-            "environment_names": resolved.names, "budget": config.get("budget") or {},
-            "max_turns": config.get("max_turns"), "idle_timeout_seconds": config.get("idle_timeout_seconds"),
-            "gates": [c.get("name") for c in ((feature.project.config or {}).get("review") or {}).get("checks") or []
-                      if isinstance(c, dict)],
-        }
-        manifest["hash"] = sha256_hex(manifest)
-        proc = AgentProcess(invocation.argv, cwd=worktree, env=env, stdin_text=invocation.stdin_text,
-                            timeout_seconds=job.timeout_seconds, grace_seconds=settings.AGENT_KILL_GRACE_SECONDS,
-                            idle_seconds=config.get("idle_timeout_seconds"))
+        manifest = build_manifest(job, self.adapter, invocation, prompt.text, workspace, resolved.names)
+        return Launch(prompt=prompt, prompt_file=prompt_file, mark=mark, env=env, invocation=invocation,
+                      manifest=manifest)
+
+    def prepare_prompt(self, workspace: Workspace, environment_names: list[str]) -> PackagedPrompt:
+        """A replay runs the original's exact prompt on the original's base; else a fresh prompt."""
+        job, original = self.job, workspace.original
+        if original:
+            self.say(f"Replaying {original.id} (manifest {original.manifest.get('hash', '')[:12]})")
+            return PackagedPrompt(original.prompt, dict(original.prompt_sizes or {}), len(job.wp.deliverables or []))
+        return build_prompt(job.feature, job.wp, config=self.config, environment_names=environment_names,
+                            base_commit=workspace.base, notes=(job.result or {}).get("notes"),
+                            timeout_seconds=job.timeout_seconds)
+
+    def start_agent(self, workspace: Workspace, launch: Launch, policy: StreamPolicy) -> AgentProcess:
+        """Start the agent process and record the run (pid, base, prompt, manifest) on the job."""
+        job, feature, wp = self.job, self.job.feature, self.job.wp
+        proc = AgentProcess(launch.invocation.argv, cwd=workspace.worktree, env=launch.env,
+                            stdin_text=launch.invocation.stdin_text, timeout_seconds=job.timeout_seconds,
+                            grace_seconds=settings.AGENT_KILL_GRACE_SECONDS, idle_seconds=policy.idle_seconds)
         self.say("Workspace setup:")
-        self.say(f"  Worktree: .worktrees/{g.worktree_name(feature.slug, wp.code)}")
-        self.say(f"  Branch: {branch}")
-        self.say(f"  Base commit: {base[:7]} ({main})")
+        self.say(f"  Worktree: .worktrees/{workspace.name}")
+        self.say(f"  Branch: {workspace.branch}")
+        self.say(f"  Base commit: {workspace.base[:7]} ({workspace.main})")
         self.say("Prompt prepared:")
-        for line in prompt.summary_lines(feature.slug, wp.code):
+        for line in launch.prompt.summary_lines(feature.slug, wp.code):
             self.say(f"  {line}")
         pid = proc.start()
-        services.start_running(self.claim, pid=pid, base_commit=base, branch=branch, worktree=str(worktree),
-                               prompt=prompt.text, prompt_sizes=prompt.sections, manifest=manifest,
+        services.start_running(self.claim, pid=pid, base_commit=workspace.base, branch=workspace.branch,
+                               worktree=str(workspace.worktree), prompt=launch.prompt.text,
+                               prompt_sizes=launch.prompt.sections, manifest=launch.manifest,
                                session_id=job.id, current_activity="starting")
         self.say(f"Agent session started (pid {pid}, attempt {self.claim.attempt})")
-        usage: dict = {}
-        allowance = allowance_for(job)
-        max_turns = config.get("max_turns")
+        return proc
 
-        def on_line(stream: str, text: str) -> StopReason | None:
-            stop = None
-            for event in adapter.parse_line(text) if stream == "stdout" else []:
-                if event.session_id:
-                    services.update_progress(self.claim, session_id=event.session_id)
-                if event.usage:
-                    usage.update({k: v for k, v in event.usage.as_dict().items() if v is not None})
-                    services.update_progress(self.claim, usage=dict(usage))  # the ledger is live
-                    cost = usage_cost(usage)
-                    if allowance.crossed(cost):
-                        stop = StopReason("budget", f"cost ${cost} crossed the {allowance.budget} budget "
-                                                    f"(${allowance.limit} left)")
-                    elif max_turns and (usage.get("turns") or 0) > int(max_turns):
-                        stop = StopReason("turns", f"{usage['turns']} turns exceed max_turns {max_turns}")
-                if event.is_error and RATE_LIMITED.search(event.text or ""):
-                    stop = StopReason("rate_limited", f"{job.harness} is rate-limited: {event.text[:200]}")
-                if event.text:
-                    self.say(event.text, "agent")
-                    if event.kind != "result":
-                        services.update_progress(self.claim, current_activity=event.text)
-            if stream == "stderr":
-                self.say(text, "stderr")
-            return stop
-
-        def tick() -> StopReason | None:
-            self.flush()
-            self.scan_commits(worktree, base, strict=False)
-            if self.fenced:
-                return StopReason("fenced", "this worker no longer holds the job")
-            if services.cancel_requested(self.claim):
-                return StopReason("cancelled", "cancel requested")
-            return None
-
+    def stream(self, proc: AgentProcess, workspace: Workspace, launch: Launch, policy: StreamPolicy) -> ProcessResult:
+        """Read the agent's output to its end or a stop; then end every process it began."""
         try:
-            result = proc.run(on_line, tick, on_stop=lambda t: self.say(t))
+            return proc.run(lambda stream, text: self.on_line(policy, stream, text),
+                            lambda: self.tick(workspace), on_stop=lambda t: self.say(t))
         finally:
-            reap_marked(mark)
-            prompt_file.unlink(missing_ok=True)
-            prompt_dir.rmdir()
-        tests = (usage or {}).get("tests")
-        outcome = self._outcome(result)
+            reap_marked(launch.mark)
+            launch.prompt_file.unlink(missing_ok=True)
+            launch.prompt_file.parent.rmdir()
+
+    def on_line(self, policy: StreamPolicy, stream: str, text: str) -> StopReason | None:
+        """Log and report one output line; the policy decides whether it stops the agent."""
+        stop = None
+        for event in self.adapter.parse_line(text) if stream == "stdout" else []:
+            if event.session_id:
+                services.update_progress(self.claim, session_id=event.session_id)
+            stop = policy.observe(event) or stop
+            if event.usage:
+                services.update_progress(self.claim, usage=dict(policy.usage))  # the ledger is live
+            if event.text:
+                self.say(event.text, "agent")
+                if event.kind != "result":
+                    services.update_progress(self.claim, current_activity=event.text)
+        if stream == "stderr":
+            self.say(text, "stderr")
+        return stop
+
+    def tick(self, workspace: Workspace) -> StopReason | None:
+        """Between lines: flush the log, report new commits, notice fencing and cancels."""
+        self.flush()
+        self.scan_commits(workspace.worktree, workspace.base, strict=False)
+        if self.fenced:
+            return StopReason("fenced", "this worker no longer holds the job")
+        if services.cancel_requested(self.claim):
+            return StopReason("cancelled", "cancel requested")
+        return None
+
+    def collect(self, workspace: Workspace, outcome: Outcome, result: ProcessResult) -> Collected:
+        """The final commit scan, salvage of uncommitted work, push, and governance on success."""
+        worktree, base = workspace.worktree, workspace.base
         try:
             self.scan_commits(worktree, base)
-            salvaged = g.salvage(worktree, f"refs/agileplus/salvage/{job.id}")
-            pushed = self._push(worktree, branch, salvaged)
+            salvaged = g.salvage(worktree, f"refs/agileplus/salvage/{self.job.id}")
+            pushed = self._push(worktree, workspace.branch, salvaged)
             files = g.files_changed(worktree, base)
             head = g.head(worktree)
             if outcome.state == JobState.SUCCEEDED:
                 outcome = self._governance(outcome, worktree, base)
         except g.GitError as exc:  # the agent broke its worktree (deleted .git, corrupted the index…)
             self.say(f"The worktree is no longer a usable git checkout: {exc}")
-            salvaged, pushed, files, head = None, False, [], ""
-            outcome = Outcome(JobState.FAILED, result.exit_code, "worktree_broken",
-                              f"the agent left {worktree.name} unusable: {str(exc)[-300:]}")
-        self.say(
-            f"Agent {'finished' if outcome.state == JobState.SUCCEEDED else 'failed'}: exit {result.exit_code}, "
-            f"{len(self.reported)} commits, {len(files)} files changed"
-        )
-        self.flush()
-        if self.fenced:
-            return "fenced"
+            return Collected(Outcome(JobState.FAILED, result.exit_code, "worktree_broken",
+                                     f"the agent left {worktree.name} unusable: {str(exc)[-300:]}"))
+        return Collected(outcome, salvaged=salvaged, pushed=pushed, files=files, head=head)
+
+    def finish(self, collected: Collected, result: ProcessResult, usage: dict) -> DispatchJob:
+        """Write the final usage and the outcome with its result summary."""
+        tests = usage.get("tests")
         services.update_progress(self.claim, usage=usage)
-        finished = services.finish_job(self.claim, outcome, result={
-            "commits": len(self.reported), "files_changed": len(files), "files": files[:200],
-            "head": head, "pushed": pushed, "salvage_ref": f"refs/agileplus/salvage/{job.id}"
-            if salvaged else None, "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
+        salvage_ref = f"refs/agileplus/salvage/{self.job.id}" if collected.salvaged else None
+        return services.finish_job(self.claim, collected.outcome, result={
+            "commits": len(self.reported), "files_changed": len(collected.files), "files": collected.files[:200],
+            "head": collected.head, "pushed": collected.pushed, "salvage_ref": salvage_ref,
+            "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
         })
-        if outcome.reason == "rate_limited":
-            rerouted = services.reroute_rate_limited(finished)
-            if rerouted:
-                self.say(f"Routed to {rerouted.harness} as {rerouted.id}")
-                self.flush()
-        return outcome.state
+
+    def reroute(self, finished: DispatchJob) -> None:
+        """A rate-limited job is queued again on another harness, if one is configured."""
+        rerouted = services.reroute_rate_limited(finished)
+        if rerouted:
+            self.say(f"Routed to {rerouted.harness} as {rerouted.id}")
+            self.flush()
 
     def _governance(self, outcome: Outcome, worktree: Path, base: str) -> Outcome:
         """The authoritative check over every commit base..head: a violation fails the run,
@@ -299,23 +369,42 @@ class JobRun:
             self.say(f"Push to origin failed: {exc}")
             return False
 
-    def _outcome(self, result) -> Outcome:
-        stopped = result.stopped
-        if stopped is None:
-            if result.exit_code == 0:
-                return Outcome(JobState.SUCCEEDED, 0)
-            return Outcome(JobState.FAILED, result.exit_code, "agent_failed", f"agent exited with {result.exit_code}")
-        if stopped.kind == "timeout":
-            return Outcome(JobState.TIMED_OUT, -1, "agent_timeout",
-                           f"Agent timeout (SIGKILL after {settings.AGENT_KILL_GRACE_SECONDS:g}s warning period)"
-                           if result.killed else "Agent timeout (stopped by SIGTERM)")
-        if stopped.kind == "cancelled":
-            return Outcome(JobState.CANCELLED, result.exit_code, "cancelled", stopped.detail)
-        if stopped.kind == "rate_limited":
-            return Outcome(JobState.FAILED, result.exit_code, "rate_limited", stopped.detail)
-        if stopped.kind == "budget":
-            return Outcome(JobState.FAILED, result.exit_code, "budget_exceeded", stopped.detail)
-        return Outcome(JobState.FAILED, result.exit_code, f"agent_{stopped.kind}", stopped.detail)
+
+def outcome_of(result: ProcessResult) -> Outcome:
+    """What the agent's exit (or the reason it was stopped) means for the job."""
+    stopped = result.stopped
+    if stopped is None:
+        if result.exit_code == 0:
+            return Outcome(JobState.SUCCEEDED, 0)
+        return Outcome(JobState.FAILED, result.exit_code, "agent_failed", f"agent exited with {result.exit_code}")
+    if stopped.kind == "timeout":
+        return Outcome(JobState.TIMED_OUT, -1, "agent_timeout",
+                       f"Agent timeout (SIGKILL after {settings.AGENT_KILL_GRACE_SECONDS:g}s warning period)"
+                       if result.killed else "Agent timeout (stopped by SIGTERM)")
+    if stopped.kind == "cancelled":
+        return Outcome(JobState.CANCELLED, result.exit_code, "cancelled", stopped.detail)
+    if stopped.kind == "rate_limited":
+        return Outcome(JobState.FAILED, result.exit_code, "rate_limited", stopped.detail)
+    if stopped.kind == "budget":
+        return Outcome(JobState.FAILED, result.exit_code, "budget_exceeded", stopped.detail)
+    return Outcome(JobState.FAILED, result.exit_code, f"agent_{stopped.kind}", stopped.detail)
+
+
+def build_manifest(job: DispatchJob, adapter: HarnessAdapter, invocation: Invocation, prompt_text: str,
+                   workspace: Workspace, environment_names: list[str]) -> dict:
+    """Everything that determines a run (no secret values), and its hash: a replay runs this again."""
+    feature, config = job.feature, job.feature.agent_config or {}
+    manifest = {
+        "prompt_sha256": sha256_hex(prompt_text), "argv": invocation.argv, "harness": job.harness,
+        "cli_version": getattr(adapter, "pinned_version", ""), "base_sha": workspace.base, "branch": workspace.branch,
+        "constraints": feature.constraints or {}, "timeout_seconds": job.timeout_seconds,
+        "environment_names": environment_names, "budget": config.get("budget") or {},
+        "max_turns": config.get("max_turns"), "idle_timeout_seconds": config.get("idle_timeout_seconds"),
+        "gates": [c.get("name") for c in ((feature.project.config or {}).get("review") or {}).get("checks") or []
+                  if isinstance(c, dict)],
+    }
+    manifest["hash"] = sha256_hex(manifest)
+    return manifest
 
 
 def farm_id() -> str:

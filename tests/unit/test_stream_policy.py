@@ -1,0 +1,81 @@
+"""The stream policy: which agent events stop a run (budget, turn cap, rate limit), on its own."""
+
+from decimal import Decimal
+
+from agileplus.dispatch.costs import Allowance
+from agileplus.dispatch.stream_policy import StreamPolicy
+from harnesses.base import AgentEvent, Usage
+
+
+def usage_event(cost: str | None = None, turns: int | None = None, **tokens) -> AgentEvent:
+    return AgentEvent("usage", usage=Usage(cost_usd=None if cost is None else Decimal(cost), turns=turns, **tokens))
+
+
+def test_usage_keeps_the_latest_cumulative_figures_and_ignores_missing_ones():
+    policy = StreamPolicy("claude-code")
+    policy.observe(usage_event("0.10", turns=2, input_tokens=100))
+    policy.observe(usage_event(None, turns=None, input_tokens=250))
+    assert policy.usage["input_tokens"] == 250
+    assert policy.usage["cost_usd"] == "0.10"
+    assert policy.usage["turns"] == 2
+
+
+def test_a_cost_over_the_allowance_stops_the_run_naming_the_binding_budget():
+    policy = StreamPolicy("claude-code", Allowance(Decimal("0.50"), "wp_usd"))
+    stop = policy.observe(usage_event("0.51"))
+    assert stop.kind == "budget"
+    assert "wp_usd" in stop.detail and "0.51" in stop.detail
+
+
+def test_a_cost_equal_to_the_allowance_does_not_stop_the_run():
+    policy = StreamPolicy("claude-code", Allowance(Decimal("0.50"), "job_usd"))
+    assert policy.observe(usage_event("0.50")) is None
+
+
+def test_without_a_budget_no_cost_stops_the_run():
+    assert StreamPolicy("claude-code").observe(usage_event("1000")) is None
+
+
+def test_turns_over_max_turns_stop_the_run():
+    policy = StreamPolicy("codex", max_turns=3)
+    assert policy.observe(usage_event(turns=3)) is None
+    stop = policy.observe(usage_event(turns=4))
+    assert stop.kind == "turns"
+    assert "max_turns 3" in stop.detail
+
+
+def test_max_turns_given_as_text_in_config_is_compared_as_a_number():
+    policy = StreamPolicy.from_config("codex", {"max_turns": "10"}, Allowance(None))
+    assert policy.observe(usage_event(turns=9)) is None
+    assert policy.observe(usage_event(turns=11)).kind == "turns"
+
+
+def test_the_budget_stop_is_reported_when_budget_and_turns_are_both_crossed():
+    policy = StreamPolicy("codex", Allowance(Decimal("1"), "job_usd"), max_turns=1)
+    assert policy.observe(usage_event("2", turns=5)).kind == "budget"
+
+
+def test_an_error_event_saying_rate_limit_stops_the_run_as_rate_limited():
+    stop = StreamPolicy("gemini").observe(AgentEvent("error", text="429 Too Many Requests", is_error=True))
+    assert stop.kind == "rate_limited"
+    assert stop.detail.startswith("gemini is rate-limited: 429")
+
+
+def test_rate_limit_words_in_ordinary_output_do_not_stop_the_run():
+    event = AgentEvent("message", text="I will add a rate limit to the API")
+    assert StreamPolicy("gemini").observe(event) is None
+
+
+def test_an_error_event_without_rate_limit_words_does_not_stop_the_run():
+    assert StreamPolicy("gemini").observe(AgentEvent("error", text="syntax error", is_error=True)) is None
+
+
+def test_rate_limited_outranks_a_budget_stop_in_the_same_event():
+    policy = StreamPolicy("claude-code", Allowance(Decimal("0.01"), "job_usd"))
+    event = AgentEvent("result", text="API overloaded", is_error=True, usage=Usage(cost_usd=Decimal("5")))
+    assert policy.observe(event).kind == "rate_limited"
+
+
+def test_the_policy_carries_idle_and_turn_limits_from_the_agent_config():
+    policy = StreamPolicy.from_config("codex", {"max_turns": 7, "idle_timeout_seconds": 30}, Allowance(None))
+    assert (policy.max_turns, policy.idle_seconds) == (7, 30)
