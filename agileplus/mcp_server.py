@@ -125,21 +125,18 @@ def run_stdio(actor: Actor) -> None:
 
 def http_app(*, path: str = "/mcp"):
     """The streamable HTTP app, wrapped so every request carries a valid token."""
-    from rest_framework.authtoken.models import Token
     from starlette.responses import JSONResponse
 
-    inner = build_server().streamable_http_app(streamable_http_path=path, stateless_http=True)
+    from agileplus.api.auth import user_for_token_header
 
-    def user_for(key: str):
-        token = Token.objects.select_related("user").filter(key=key).first()
-        return token.user if token and token.user.is_active else None
+    inner = build_server().streamable_http_app(streamable_http_path=path, stateless_http=True)
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return await inner(scope, receive, send)
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
         auth = headers.get("authorization", "")
-        user = await sync_to_async(user_for)(auth[6:].strip()) if auth.startswith("Token ") else None
+        user = await sync_to_async(user_for_token_header)(auth)
         if user is None:
             response = JSONResponse({"error": {"code": "not_authenticated", "field": "Authorization",
                                                "message": "send `Authorization: Token <key>`"}}, status_code=401)

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "agileplus.api.middleware.RequestLimitsMiddleware",  # body size, JSON depth: before reading or auth
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -133,6 +134,8 @@ CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 NATS_URL = os.environ.get("NATS_URL", "")
 NATS_STREAM = os.environ.get("AGILEPLUS_NATS_STREAM", "AGILEPLUS")
 SSE_MAX_CLIENTS = int(os.environ.get("AGILEPLUS_SSE_MAX_CLIENTS", "100"))
+API_MAX_BODY_BYTES = int(os.environ.get("AGILEPLUS_API_MAX_BODY_BYTES", "1000000"))
+API_MAX_JSON_DEPTH = int(os.environ.get("AGILEPLUS_API_MAX_JSON_DEPTH", "64"))
 
 # --- Farm -------------------------------------------------------------------------
 WORKER_DATA_DIR = Path(os.environ.get("AGILEPLUS_WORKER_DIR", DATA_DIR / "worker")).resolve()

@@ -22,3 +22,15 @@ class RoleTokenAuthentication(TokenAuthentication):
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         return token.user, token
+
+
+def user_for_token_header(header: str):
+    """The active user of an ``Authorization: Token <key>`` header, or None: the same checks as
+    the REST API, for the entry points outside DRF (SSE, MCP over HTTP)."""
+    if not header.startswith("Token "):
+        return None
+    try:
+        user, _token = RoleTokenAuthentication().authenticate_credentials(header[6:].strip())
+    except exceptions.AuthenticationFailed:
+        return None
+    return user
