@@ -175,6 +175,9 @@ def salvage(worktree: Path, ref: str) -> str | None:
         subprocess.run(["git", "add", "-A"], cwd=worktree, env=env, check=True, capture_output=True)
         tree = subprocess.run(["git", "write-tree"], cwd=worktree, env=env, check=True, capture_output=True,
                               text=True).stdout.strip()
+    except subprocess.CalledProcessError as exc:  # e.g. a tree entry named '..' the agent committed
+        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else str(exc.stderr or "")
+        raise GitError(f"salvage of {worktree.name} failed: {' '.join(exc.cmd)}: {stderr.strip()[-300:]}") from exc
     finally:
         index.unlink(missing_ok=True)
     sha = git("commit-tree", tree, "-p", "HEAD", "-m", f"salvage: uncommitted work ({ref})", cwd=worktree)

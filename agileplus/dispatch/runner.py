@@ -40,7 +40,7 @@ from harnesses.registry import get_adapter
 
 log = logging.getLogger("agileplus.runner")
 LOG_FLUSH_LINES = 50
-LOG_FLUSH_SECONDS = 0.5
+LOG_FLUSH_SECONDS = 0.2
 
 
 def worker_name() -> str:
@@ -95,6 +95,7 @@ class JobRun:
         self.config = dict(self.job.feature.agent_config or {})
         self.secret_values: list[str] = []
         self.pending: list[tuple[dt.datetime, str, str]] = []
+        self.progress: dict = {}  # session_id, usage, current_activity: written with the log batch
         self.last_flush = time.monotonic()
         self.reported: set[str] = set()
         self.fenced = False
@@ -112,13 +113,20 @@ class JobRun:
             self.flush()
 
     def flush(self) -> None:
+        """One write for the batch of log lines and one for the latest progress, not one per line:
+        an agent printing without pause must not turn into a database write per line."""
         lines, self.pending = self.pending, []
+        progress, self.progress = self.progress, {}
         self.last_flush = time.monotonic()
-        if lines and not self.fenced:
-            try:
+        if self.fenced:
+            return
+        try:
+            if lines:
                 services.append_log(self.claim, lines)
-            except StaleAttempt:
-                self.fenced = True
+            if progress:
+                services.update_progress(self.claim, **progress)
+        except StaleAttempt:
+            self.fenced = True
 
     # --- heartbeat thread --------------------------------------------------------
     def _beat(self) -> None:
@@ -272,14 +280,14 @@ class JobRun:
         stop = None
         for event in self.adapter.parse_line(text) if stream == "stdout" else []:
             if event.session_id:
-                services.update_progress(self.claim, session_id=event.session_id)
+                self.progress["session_id"] = event.session_id
             stop = policy.observe(event) or stop
             if event.usage:
-                services.update_progress(self.claim, usage=dict(policy.usage))  # the ledger is live
+                self.progress["usage"] = dict(policy.usage)  # the ledger is live (to the next flush)
             if event.text:
-                self.say(event.text, "agent")
                 if event.kind != "result":
-                    services.update_progress(self.claim, current_activity=event.text)
+                    self.progress["current_activity"] = event.text
+                self.say(event.text, "agent")
         if stream == "stderr":
             self.say(text, "stderr")
         return stop
@@ -456,6 +464,16 @@ def run_job(job_id: str, worker: str | None = None) -> str:
             if services.release_for_retry(claim, f"setup failed: {exc}"):
                 return JobState.QUEUED
             services.finish_job(claim, Outcome(JobState.FAILED, None, "setup_failed", str(exc)), result={})
+        except StaleAttempt:
+            return "fenced"
+        return JobState.FAILED
+    except Exception as exc:  # noqa: BLE001 - a bug must fail the job now, not leave it to expire its lease
+        log.exception("job %s crashed in the runner", job_id)
+        detail = f"internal error in the worker: {type(exc).__name__}: {str(exc)[-300:]}"
+        run.say(detail)
+        run.flush()
+        try:
+            services.finish_job(claim, Outcome(JobState.FAILED, None, "internal_error", detail), result={})
         except StaleAttempt:
             return "fenced"
         return JobState.FAILED

@@ -1,0 +1,58 @@
+"""An agent cannot turn its output or its git objects into a stuck worker: a flood is stopped
+within its timeout and grace with the stop lines in the log, and a crash in the runner (a tree
+entry named '..' breaking salvage) fails the job and blocks the WP at once, with the reason."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from agileplus.audit.models import AuditEntry
+from agileplus.dispatch.models import DispatchJob, JobLogLine
+from agileplus.dispatch.services import LOG_TRUNCATED
+from tests.support.farm import ROOT, import_target, job_env, make_target_repo
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+def implement_inline(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    environment = job_env(tmp_path / "cli", None, AGILEPLUS_BROKER_DIR=str(tmp_path / "broker"), **env)
+    return subprocess.run([sys.executable, "-m", "agileplus", "implement", "003", "--wp", "WP01", "--inline"],
+                          cwd=ROOT, env=environment, capture_output=True, text=True, timeout=200)
+
+
+def test_a_flood_of_output_is_stopped_within_timeout_and_grace_with_the_stop_lines_logged(tmp_path):
+    repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour="flood_mb:200", agent={"timeout_seconds": 5})
+    feature = import_target(repo)
+
+    started = time.monotonic()
+    result = implement_inline(tmp_path, AGILEPLUS_JOB_LOG_MAX_LINES="2000", grace="2")
+    elapsed = time.monotonic() - started
+
+    job = DispatchJob.objects.get(feature=feature)
+    assert job.state == "timed_out", result.stdout[-2000:] + result.stderr[-2000:]
+    # timeout 5 s + grace 2 s + draining within the grace 2 s + CLI start-up and setup: a wide margin on 2 cores
+    assert elapsed < 5 + 2 + 2 + 30, elapsed
+    lines = list(JobLogLine.objects.filter(job=job).order_by("seq").values_list("line", flat=True))
+    assert len(lines) <= 2000
+    assert LOG_TRUNCATED in lines
+    assert any(line.startswith("Stopping agent: timeout") for line in lines)
+    assert feature.work_packages.get(code="WP01").state == "blocked"
+
+
+def test_a_tree_entry_named_dotdot_fails_the_job_and_blocks_the_wp_at_once(tmp_path):
+    repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour="dotdot")
+    feature = import_target(repo)
+
+    result = implement_inline(tmp_path, lease="60")
+
+    job = DispatchJob.objects.get(feature=feature)
+    assert job.state == "failed", result.stdout[-2000:] + result.stderr[-2000:]
+    assert "lease" not in job.error and ".." in job.error
+    wp = feature.work_packages.get(code="WP01")
+    assert wp.state == "blocked"
+    entry = AuditEntry.objects.filter(wp=wp).order_by("-seq").first()
+    assert entry.transition == "WP01:doing->blocked" and entry.metadata["reason"] == "worktree_broken"
