@@ -17,11 +17,11 @@ from asgiref.sync import sync_to_async
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from agileplus.api.roles import actor_for_user
+from agileplus.api.roles import Caller, caller_for_actor, caller_for_user, ensure_may, ensure_owns_wp
 from agileplus.core.actors import Actor
 from agileplus.core.errors import DomainError
 
-_caller: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("agileplus_mcp_caller", default=None)
+_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("agileplus_mcp_caller", default=None)
 
 
 def _run(fn: Callable[[], Any]):
@@ -40,11 +40,12 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
     server = MCPServer(name="agileplus", version="1.0",
                        instructions="Features, work packages, agent jobs and the audit chain of an AgilePlus farm.")
 
-    def caller() -> Actor:
-        actor = _caller.get() or default_actor
-        if actor is None:
+    def caller() -> Caller:
+        """The caller, checked by the same permission functions as the REST API (agileplus.api.roles)."""
+        found = _caller.get() or (caller_for_actor(default_actor) if default_actor else None)
+        if found is None:
             raise ToolError("not authenticated: send `Authorization: Token <key>`")
-        return actor
+        return found
 
     @server.tool(description="List features with their WP counts and state.")
     async def list_features() -> dict:
@@ -84,13 +85,11 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
         from agileplus.dispatch import selectors, services
         from agileplus.features.services import get_feature, get_wp
 
-        actor = caller()
+        who = caller()
 
         def enqueue():
-            if actor.kind == "agent":
-                raise DomainError("an agent may not dispatch work", field="actor",
-                                  fix="ask a human or CI to dispatch it")
-            job = services.enqueue_job(get_wp(get_feature(feature), wp), harness=agent, actor=actor)
+            ensure_may(who, "implement")
+            job = services.enqueue_job(get_wp(get_feature(feature), wp), harness=agent, actor=who.actor)
             return selectors.job_summary(job)
         return await _run(enqueue)
 
@@ -99,11 +98,14 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
         from agileplus.features.services import get_feature, get_wp
         from agileplus.review.services import move_wp
 
-        actor = caller()
+        who = caller()
 
         def move():
-            result = move_wp(get_wp(get_feature(feature), wp), to, actor=actor)
-            return {"wp": wp, "from": result.source, "to": result.target, "actor": str(actor),
+            ensure_may(who, "transition")
+            target = get_wp(get_feature(feature), wp)
+            ensure_owns_wp(who, target)
+            result = move_wp(target, to, actor=who.actor)
+            return {"wp": wp, "from": result.source, "to": result.target, "actor": str(who.actor),
                     "unblocked": [u.code for u in result.unblocked]}
         return await _run(move)
 
@@ -141,8 +143,7 @@ def http_app(*, path: str = "/mcp"):
             response = JSONResponse({"error": {"code": "not_authenticated", "field": "Authorization",
                                                "message": "send `Authorization: Token <key>`"}}, status_code=401)
             return await response(scope, receive, send)
-        actor = await sync_to_async(actor_for_user)(user)
-        reset = _caller.set(actor)
+        reset = _caller.set(await sync_to_async(caller_for_user)(user))
         try:
             return await inner(scope, receive, send)
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
@@ -21,6 +22,9 @@ class RoleTokenAuthentication(TokenAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        role = getattr(token.user, "api_role", None)
+        if role is not None and role.expires_at is not None and role.expires_at <= timezone.now():
+            raise exceptions.AuthenticationFailed("Token expired.")
         return token.user, token
 
 

@@ -20,7 +20,7 @@ from agileplus.api import schemas as out
 from agileplus.api import serializers as s
 from agileplus.api.auth import RoleTokenAuthentication
 from agileplus.api.pagination import after_page, job_page
-from agileplus.api.roles import RolePermission, actor_for_user, ensure_owns_job, ensure_owns_wp
+from agileplus.api.roles import RolePermission, caller_for_user, ensure_owns_job, ensure_owns_wp
 from agileplus.api.services import create_api_token, dispatch_wps, obtain_token
 from agileplus.api.throttles import AuthFailureThrottle, ScopedThrottle
 from agileplus.audit.chain import entry_as_dict, verify_chain
@@ -63,8 +63,11 @@ class Base(APIView):
                 raise exceptions.Throttled(guard.wait()) from None
             raise
 
+    def caller(self):
+        return caller_for_user(self.request.user)
+
     def actor(self):
-        return actor_for_user(self.request.user)
+        return self.caller().actor
 
 
 def read(ok, *params, tags: list[str], **kwargs):
@@ -132,10 +135,10 @@ class WPTransition(Base):
     def post(self, request, slug: str, wp: str):
         data = parse(s.TransitionIn, request.data)
         wp_obj = get_wp(get_feature(slug), wp)
-        actor = self.actor()
-        ensure_owns_wp(actor, jobs.latest_job(wp_obj) if actor.kind == "agent" else None)
+        caller = self.caller()
+        ensure_owns_wp(caller, wp_obj)
         try:
-            result = review.move_wp(wp_obj, data["to"], actor=actor, expected_source=data.get("expected_state"),
+            result = review.move_wp(wp_obj, data["to"], actor=caller.actor, expected_source=data.get("expected_state"),
                                     metadata={"note": data["note"]} if data.get("note") else None)
         except StaleState as exc:
             exc.field = "expected_state"
@@ -266,9 +269,9 @@ class JobLog(Base):
     def post(self, request, job_id: str):
         data = parse(s.LogIn, request.data)
         job = jobs.get_job(job_id)
-        actor = self.actor()
-        ensure_owns_job(actor, job)
-        return Response({"job": job.id, "added": dispatch.append_report(job, data["lines"], actor=actor)},
+        caller = self.caller()
+        ensure_owns_job(caller, job)
+        return Response({"job": job.id, "added": dispatch.append_report(job, data["lines"], actor=caller.actor)},
                         status=201)
 
 
@@ -279,9 +282,9 @@ class JobCancel(Base):
            description="Cancel a queued job at once; ask a running one's worker to stop it.")
     def post(self, request, job_id: str):
         job = jobs.get_job(job_id)
-        actor = self.actor()
-        ensure_owns_job(actor, job)
-        job = dispatch.cancel_job(job.id, actor=actor)
+        caller = self.caller()
+        ensure_owns_job(caller, job)
+        job = dispatch.cancel_job(job.id, actor=caller.actor)
         return Response({"id": job.id, "state": job.state, "cancel_requested": job.cancel_requested})
 
 

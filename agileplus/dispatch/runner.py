@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
+from agileplus.api.services import mint_job_token, revoke_job_token
 from agileplus.core.canonical import sha256_hex
 from agileplus.core.errors import DomainError
 from agileplus.dispatch import services
@@ -39,6 +40,7 @@ from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopRea
 from harnesses.registry import get_adapter
 
 log = logging.getLogger("agileplus.runner")
+JOB_TOKEN_ENV, JOB_ID_ENV = "AGILEPLUS_TOKEN", "AGILEPLUS_JOB_ID"  # what the remote CLI / API client reads
 LOG_FLUSH_LINES = 50
 LOG_FLUSH_SECONDS = 0.2
 
@@ -173,6 +175,7 @@ class JobRun:
             return self._run()
         finally:
             self.stop_heartbeat.set()
+            revoke_job_token(self.job.id)  # the agent's per-job API token ends with the job
 
     def _run(self) -> str:
         """The steps of one run, in order: prepare the workspace (mirror, worktree); resolve the
@@ -216,13 +219,15 @@ class JobRun:
         """Environment (secrets resolved, remembered for redaction), prompt file, command, manifest."""
         job, feature = self.job, self.job.feature
         resolved = resolve_environment(self.config.get("environment") or {})
-        self.secret_values = resolved.secret_values
+        job_token = mint_job_token(job)  # acts on this job and its WP only; revoked in run()
+        self.secret_values = [*resolved.secret_values, job_token]
         prompt = self.prepare_prompt(workspace, resolved.names)
         prompt_dir = Path(tempfile.mkdtemp(prefix=f"agileplus-{job.id}-"))
         prompt_file = prompt_dir / "prompt.md"
         prompt_file.write_text(prompt.text)
         mark = f"{farm_id()}:{job.id}.{self.claim.attempt}"
-        env = {**agent_base_environment(), **resolved.env, PROMPT_FILE_ENV: str(prompt_file), JOB_MARK_ENV: mark}
+        env = {**agent_base_environment(), **resolved.env, PROMPT_FILE_ENV: str(prompt_file), JOB_MARK_ENV: mark,
+               JOB_TOKEN_ENV: job_token, JOB_ID_ENV: job.id}
         spec = RunSpec(prompt=prompt.text, workdir=workspace.worktree, env=env, model=self.config.get("model"),
                        timeout_seconds=job.timeout_seconds,
                        allowed_paths=list((feature.constraints or {}).get("allowed_paths") or []),

@@ -1,6 +1,7 @@
-"""An agent cannot turn its output or its git objects into a stuck worker: a flood is stopped
-within its timeout and grace with the stop lines in the log, and a crash in the runner (a tree
-entry named '..' breaking salvage) fails the job and blocks the WP at once, with the reason."""
+"""An agent cannot turn its output or its git objects into a stuck worker, nor keep its job's
+token past the job: a flood is stopped within its timeout and grace with the stop lines in the
+log; a crash in the runner (a tree entry named '..' breaking salvage) fails the job and blocks
+the WP at once, with the reason; the per-job token is redacted from the log and revoked."""
 
 from __future__ import annotations
 
@@ -56,3 +57,22 @@ def test_a_tree_entry_named_dotdot_fails_the_job_and_blocks_the_wp_at_once(tmp_p
     assert wp.state == "blocked"
     entry = AuditEntry.objects.filter(wp=wp).order_by("-seq").first()
     assert entry.transition == "WP01:doing->blocked" and entry.metadata["reason"] == "worktree_broken"
+
+
+def test_the_agent_gets_a_token_for_its_job_that_is_redacted_in_the_log_and_revoked_at_the_end(tmp_path):
+    from rest_framework.test import APIClient
+
+    token_file = tmp_path / "token.txt"
+    repo = make_target_repo(tmp_path, wps={"WP01": []},
+                            behaviour=f"env_to_file:AGILEPLUS_TOKEN:{token_file},echo_env:AGILEPLUS_TOKEN,commit:1")
+    feature = import_target(repo)
+
+    implement_inline(tmp_path)
+
+    key = token_file.read_text().strip()
+    job = DispatchJob.objects.get(feature=feature)
+    assert job.state == "succeeded" and len(key) == 40
+    assert not JobLogLine.objects.filter(job=job, line__contains=key).exists()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/features").status_code == 401
