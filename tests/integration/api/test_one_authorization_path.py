@@ -5,24 +5,16 @@ revokes when it ends."""
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 
-import anyio
 import pytest
 from django.test import Client
 from django.utils import timezone
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 from rest_framework.test import APIClient
 
 from agileplus.api.models import ApiRole
 from agileplus.api.services import create_api_token, mint_job_token, revoke_job_token
 from tests.integration.api.conftest import add_job, client_for
-from tests.support.server import ROOT, free_port, subprocess_env
+from tests.support.mcp import mcp_http_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,41 +71,15 @@ def test_an_expired_job_token_is_refused_by_rest_and_sse(feature):
     assert Client(HTTP_AUTHORIZATION=f"Token {key}").get(f"/api/events/jobs/{job.id}/log").status_code == 401
 
 
-def _mcp_http_call(token: str, tool: str, arguments: dict):
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "agileplus", "mcp", "--http", "--port", str(port)], cwd=ROOT,
-                              env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/mcp"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(urllib.request.Request(url, method="POST", data=b"{}"), timeout=1)
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                assert time.monotonic() < deadline, server.stderr.read().decode()
-                time.sleep(0.2)
-
-        async def run():
-            client = create_mcp_http_client(headers={"Authorization": f"Token {token}"})
-            async with streamable_http_client(url, http_client=client) as (read, write), \
-                    ClientSession(read, write) as session:
-                await session.initialize()
-                return await session.call_tool(tool, arguments)
-
-        return anyio.run(run)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
 @pytest.mark.slow
 def test_mcp_over_http_refuses_an_agent_moving_another_harness_wp_as_rest_does(feature):
     add_job(feature, "WP01", harness="codex")
     token = create_api_token("claude-agent", "agent", "claude-code")
 
-    result = _mcp_http_call(token, "transition", {"feature": feature.slug, "wp": "WP01", "to": "blocked"})
+    async def calls(session):
+        return await session.call_tool("transition", {"feature": feature.slug, "wp": "WP01", "to": "blocked"})
+
+    result = mcp_http_session(token, calls)
 
     assert result.is_error and "may not move WP01" in result.content[0].text
     assert feature.work_packages.get(code="WP01").state == "planned"
