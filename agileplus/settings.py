@@ -178,6 +178,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Features, work packages, dispatch jobs, audit chain and events of an AgilePlus farm.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/schema/ and /api/docs/ describe the endpoints and carry no farm data: public by default
+    # (clients generate from them); AGILEPLUS_API_DOCS_PUBLIC=0 asks for a token or a login.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"
+                          if os.environ.get("AGILEPLUS_API_DOCS_PUBLIC", "1") != "0"
+                          else "rest_framework.permissions.IsAuthenticated"],
     "ENUM_NAME_OVERRIDES": {"WPStateEnum": "agileplus.api.serializers.STATE_CHOICES"},
 }
 
