@@ -53,19 +53,24 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
 
         return {"features": await _run(lambda: features_overview())}
 
-    @server.tool(description="A feature's status: WPs, states, progress, estimated completion.")
-    async def feature_status(feature: str) -> dict:
+    @server.tool(description="A feature's status: WPs (one page of up to 500), states, progress, estimated "
+                             "completion.")
+    async def feature_status(feature: str, after: str = "", limit: int = 500) -> dict:
         from agileplus.features.selectors import feature_status as status
         from agileplus.features.services import get_feature
 
-        return await _run(lambda: status(get_feature(feature)))
+        return await _run(lambda: status(get_feature(feature), after=after[:20], limit=max(1, min(limit, 1000))))
 
-    @server.tool(description="The work packages of a feature with their dependencies and readiness.")
-    async def list_wps(feature: str) -> dict:
+    @server.tool(description="The work packages of a feature with their dependencies and readiness (a page of "
+                             "up to `limit`, after the code `after`).")
+    async def list_wps(feature: str, after: str = "", limit: int = 500) -> dict:
         from agileplus.features.selectors import feature_status as status
         from agileplus.features.services import get_feature
 
-        return {"work_packages": await _run(lambda: status(get_feature(feature))["work_packages"])}
+        def page():
+            found = status(get_feature(feature), after=after[:20], limit=max(1, min(limit, 1000)))
+            return {"work_packages": found["work_packages"], "next_after": found["work_packages_page"]["next_after"]}
+        return await _run(page)
 
     @server.tool(description="The last lines of the agent log of a WP's latest job.")
     async def wp_log(feature: str, wp: str, tail: int = 50) -> dict:

@@ -19,7 +19,7 @@ from agileplus.api import queries
 from agileplus.api import schemas as out
 from agileplus.api import serializers as s
 from agileplus.api.auth import RoleTokenAuthentication
-from agileplus.api.pagination import after_page, job_page
+from agileplus.api.pagination import after_page, job_page, next_url
 from agileplus.api.roles import RolePermission, caller_for_user, ensure_owns_job, ensure_owns_wp
 from agileplus.api.services import create_api_token, dispatch_wps, obtain_token
 from agileplus.api.throttles import AuthFailureThrottle, ScopedThrottle
@@ -95,20 +95,26 @@ class FeatureList(Base):
 
 
 class FeatureDetail(Base):
-    @read(out.FeatureStatusOut, out.SLUG, tags=["features"], operation_id="features_status",
-          description="A feature's status, as `agileplus status FEATURE --json`.")
+    @read(out.FeatureStatusOut, out.SLUG, s.WPPage, tags=["features"], operation_id="features_status",
+          description="A feature's status, as `agileplus status FEATURE --json`, with one page of its work "
+                      "packages (totals and the critical path cover all of them).")
     def get(self, request, slug: str):
+        query = parse(s.WPPage, request.query_params)
         feature = get_feature(slug)
-        status = features.feature_status(feature)
+        status = features.feature_status(feature, after=query["after"], limit=query["limit"])
         status["cost_usd"] = str(costs.feature_cost(feature.pk))
         return Response(status)
 
 
 class WPList(Base):
-    @read(out.WPListOut, out.SLUG, tags=["work packages"], operation_id="wps_list",
-          description="The feature's work packages with dependencies, readiness and latest job.")
+    @read(out.WPListOut, out.SLUG, s.WPPage, tags=["work packages"], operation_id="wps_list",
+          description="The feature's work packages with dependencies, readiness and latest job, a page at a time.")
     def get(self, request, slug: str):
-        return Response({"results": features.feature_status(get_feature(slug))["work_packages"]})
+        query = parse(s.WPPage, request.query_params)
+        status = features.feature_status(get_feature(slug), after=query["after"], limit=query["limit"])
+        last = status["work_packages_page"]["next_after"]
+        return Response({"results": status["work_packages"], "next_after": last,
+                         "next": next_url(request, after=last) if last else None})
 
 
 class WPDetail(Base):
@@ -116,7 +122,7 @@ class WPDetail(Base):
     def get(self, request, slug: str, wp: str):
         feature = get_feature(slug)
         code = get_wp(feature, wp).code
-        return Response(next(w for w in features.feature_status(feature)["work_packages"] if w["code"] == code))
+        return Response(features.feature_status(feature, codes=[code], summary=False)["work_packages"][0])
 
 
 def _moved(result) -> dict:
