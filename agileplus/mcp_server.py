@@ -53,9 +53,9 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
 
         return {"features": await _run(lambda: features_overview())}
 
-    @server.tool(description="A feature's status: WPs (one page of up to 500), states, progress, estimated "
+    @server.tool(description="A feature's status: WPs (one page of up to 200), states, progress, estimated "
                              "completion.")
-    async def feature_status(feature: str, after: str = "", limit: int = 500) -> dict:
+    async def feature_status(feature: str, after: str = "", limit: int = 200) -> dict:
         from agileplus.features.selectors import feature_status as status
         from agileplus.features.services import get_feature
 
@@ -63,7 +63,7 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
 
     @server.tool(description="The work packages of a feature with their dependencies and readiness (a page of "
                              "up to `limit`, after the code `after`).")
-    async def list_wps(feature: str, after: str = "", limit: int = 500) -> dict:
+    async def list_wps(feature: str, after: str = "", limit: int = 200) -> dict:
         from agileplus.features.selectors import feature_status as status
         from agileplus.features.services import get_feature
 

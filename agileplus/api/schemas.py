@@ -184,7 +184,7 @@ class CompletionOut(s.Serializer):
 
 class FeatureStatusOut(s.Serializer):
     feature = FeatureHeadOut()
-    work_packages = WPOut(many=True, help_text="one page (`limit`, default 500) in code order; the rest: "
+    work_packages = WPOut(many=True, help_text="one page (`limit`, default 200) in code order; the rest: "
                                                "`after=work_packages_page.next_after` or /wps")
     work_packages_page = WPPageOut()
     totals = StatusTotalsOut()

@@ -105,7 +105,7 @@ class PageFilter(serializers.Serializer):
 class WPPage(serializers.Serializer):
     after = serializers.RegexField(r"^[A-Za-z0-9]{1,20}$", required=False, default="",
                                    help_text="the last WP code seen (work_packages_page.next_after)")
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=500)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=200)
 
 
 class LogFilter(serializers.Serializer):
