@@ -62,23 +62,25 @@ def revoke_api_token(username: str) -> int:
     return revoked
 
 
-def job_token_username(job_id: str) -> str:
-    return f"job.{job_id}"[:100]
+def job_token_username(job_id: str, attempt: int) -> str:
+    # one identity per attempt: a fenced worker revoking its own token leaves the new attempt's alone
+    return f"job.{job_id}.{attempt}"[:100]
 
 
 def mint_job_token(job) -> str:
-    """A short-lived agent token for one job: it acts only on this job and its WP (see roles), and
-    expires after the job's timeout, grace and a margin, or when ``revoke_job_token`` is called."""
-    key = create_api_token(job_token_username(job.id), AGENT, job.harness)
+    """A short-lived agent token for one attempt of one job: it acts only on this job and its WP
+    (see roles), and expires after the job's timeout, grace and a margin, or when
+    ``revoke_job_token`` is called."""
+    username = job_token_username(job.id, job.attempt)
+    key = create_api_token(username, AGENT, job.harness)
     expires = timezone.now() + dt.timedelta(seconds=job.timeout_seconds + settings.AGENT_KILL_GRACE_SECONDS)
-    ApiRole.objects.filter(user__username=job_token_username(job.id)).update(
-        job_id=job.id, expires_at=expires + JOB_TOKEN_MARGIN)
-    get_user_model().objects.filter(username=job_token_username(job.id)).update(is_active=True)
+    ApiRole.objects.filter(user__username=username).update(job_id=job.id, expires_at=expires + JOB_TOKEN_MARGIN)
+    get_user_model().objects.filter(username=username).update(is_active=True)
     return key
 
 
-def revoke_job_token(job_id: str) -> int:
-    return revoke_api_token(job_token_username(job_id))
+def revoke_job_token(job_id: str, attempt: int) -> int:
+    return revoke_api_token(job_token_username(job_id, attempt))
 
 
 class BadCredentials(DomainError):

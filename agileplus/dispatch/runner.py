@@ -175,7 +175,7 @@ class JobRun:
             return self._run()
         finally:
             self.stop_heartbeat.set()
-            revoke_job_token(self.job.id)  # the agent's per-job API token ends with the job
+            revoke_job_token(self.job.id, self.claim.attempt)  # the agent's per-job API token ends with the job
 
     def _run(self) -> str:
         """The steps of one run, in order: prepare the workspace (mirror, worktree); resolve the
@@ -219,7 +219,7 @@ class JobRun:
         """Environment (secrets resolved, remembered for redaction), prompt file, command, manifest."""
         job, feature = self.job, self.job.feature
         resolved = resolve_environment(self.config.get("environment") or {})
-        job_token = mint_job_token(job)  # acts on this job and its WP only; revoked in run()
+        job_token = mint_job_token(job)  # acts on this job and its WP only, this attempt; revoked in run()
         self.secret_values = [*resolved.secret_values, job_token]
         prompt = self.prepare_prompt(workspace, resolved.names)
         prompt_dir = Path(tempfile.mkdtemp(prefix=f"agileplus-{job.id}-"))

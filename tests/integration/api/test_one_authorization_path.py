@@ -59,7 +59,7 @@ def test_a_job_token_may_not_cancel_another_job_of_its_harness(feature):
 def test_a_revoked_job_token_is_refused(feature):
     job = add_job(feature, "WP01", harness="claude-code")
     key = mint_job_token(job)
-    revoke_job_token(job.id)
+    revoke_job_token(job.id, job.attempt)
     assert _token_client(key).get("/api/features").status_code == 401
 
 
@@ -84,3 +84,12 @@ def test_mcp_over_http_refuses_an_agent_moving_another_harness_wp_as_rest_does(f
     assert result.is_error and "may not move WP01" in result.content[0].text
     assert feature.work_packages.get(code="WP01").state == "planned"
     assert _transition(_token_client(token), feature, "WP01", "blocked").status_code == 403
+
+
+def test_revoking_a_fenced_attempts_token_leaves_the_next_attempts_token_working(feature):
+    job = add_job(feature, "WP01", harness="claude-code")
+    job.attempt = 2
+    job.save(update_fields=["attempt"])
+    current = mint_job_token(job)
+    revoke_job_token(job.id, 1)  # the worker that lost attempt 1 cleans up after itself
+    assert _token_client(current).get("/api/features").status_code == 200
