@@ -185,6 +185,7 @@ class AgentProcess:
                 stopped = reason
                 break
         result = ProcessResult(exit_code=0, stopped=stopped, lines=count)
+        stop_began = time.monotonic()
         if stopped is not None:
             self._stop(result, on_stop)
         else:
@@ -193,8 +194,12 @@ class AgentProcess:
         if group_alive(self.proc.pid):
             kill_group(self.proc.pid, signal.SIGKILL)
         # What is still queued (at most MAX_QUEUED_LINES, plus what a reader blocked on the end
-        # marker adds) is handled, but never past the grace period: the timeout stays a timeout.
-        drain_until = time.monotonic() + self.grace_seconds
+        # marker adds) is handled, but a stopped run never past the grace period it began with
+        # (less what the stop itself took; at least a moment): the timeout stays a timeout.
+        if stopped is not None:
+            drain_until = max(stop_began + self.grace_seconds, time.monotonic() + 0.5)
+        else:
+            drain_until = time.monotonic() + self.grace_seconds
         left = 0
         while not lines.empty():
             name, text = lines.get_nowait()

@@ -37,8 +37,8 @@ def test_a_flooding_agent_is_stopped_within_its_timeout_and_grace(tmp_path):
     result = _agent(tmp_path, FLOOD, timeout=2, grace=1).run(_slow_sink(seen))
     elapsed = time.monotonic() - started
     assert result.stopped.kind == "timeout" and result.killed
-    # timeout 2 s + grace 1 s + drain within the grace 1 s; generous margin for a busy 2-core machine
-    assert elapsed < 2 + 1 + 1 + 10
+    # timeout 2 s + grace 1 s (the drain of queued lines shares it); generous margin for a busy 2-core machine
+    assert elapsed < 2 + 1 + 10
 
 
 @pytest.mark.timeout(120)
