@@ -10,6 +10,7 @@ streamable HTTP (`agileplus mcp --http --port 8765`, every request authenticated
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from agileplus.api.roles import Caller, caller_for_actor, caller_for_user, ensur
 from agileplus.core.actors import Actor
 from agileplus.core.errors import DomainError
 
+log = logging.getLogger("agileplus.mcp")
 _caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("agileplus_mcp_caller", default=None)
 
 
@@ -33,6 +35,9 @@ def _run(fn: Callable[[], Any]):
         except DomainError as exc:
             fix = f" Fix: {exc.fix}" if getattr(exc, "fix", None) else ""
             raise ToolError(f"{exc}{fix}") from None
+        except Exception:  # a bug: logged here, one plain sentence to the caller (the fuzz test looks for it)
+            log.exception("MCP tool failed")
+            raise ToolError("internal error: the server could not complete this call; it has been logged") from None
     return sync_to_async(guarded, thread_sensitive=True)()
 
 
