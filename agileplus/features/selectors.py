@@ -167,8 +167,11 @@ def feature_status(feature: Feature, *, now: dt.datetime | None = None, after: s
     if paged and not summary:
         light, all_edges = [], []
     elif paged:  # the totals and the critical path still cover the whole feature
-        light = [_Row(*row) for row in feature.work_packages.values_list("code", "state", "estimate_days")]
-        all_edges = list(Dependency.objects.filter(wp__feature=feature).values_list("wp__code", "depends_on__code"))
+        rows = list(feature.work_packages.values_list("pk", "code", "state", "estimate_days"))
+        light = [_Row(*row[1:]) for row in rows]
+        code_of = {row[0]: row[1] for row in rows}  # ids → codes here, not two joins in the database
+        all_edges = [(code_of[a], code_of[b]) for a, b in
+                     Dependency.objects.filter(wp__feature=feature).values_list("wp_id", "depends_on_id")]
     done = sum(1 for wp in light if wp.state == WPState.DONE)
     days, path = remaining_critical_path(light, all_edges)
     status = {
