@@ -485,6 +485,10 @@ def parse_config(repo: Path, errors: _Collector) -> RepoConfig:
     if not isinstance(data, dict):
         errors.add(path, 1, "config must be a YAML mapping")
         return RepoConfig({}, {}, {})
+    odd = _non_finite_key(data)
+    if odd is not None:  # .nan / .inf cannot be stored (JSON has no such numbers) nor mean anything here
+        errors.add(path, _nested_line(text, odd.rsplit(".", 1)[-1]), f"'{odd}' is .nan or .inf: give a number")
+        return RepoConfig({}, {}, {})
     agent = data.get("agent") or {}
     constraints = dict(data.get("constraints") or {})
     if not isinstance(agent, dict):
@@ -515,6 +519,18 @@ def parse_config(repo: Path, errors: _Collector) -> RepoConfig:
         or DEFAULT_COMMIT_CONVENTION
     )
     return RepoConfig(data, dict(agent), constraints)
+
+
+def _non_finite_key(value: Any, where: str = "") -> str | None:
+    """The dotted key of the first NaN or infinite float inside ``value``, or None."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return where or "(top)"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        found = _non_finite_key(inner, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def _check_budgets(agent: dict, path: Path, text: str, errors: _Collector) -> None:

@@ -179,3 +179,8 @@ def test_more_dependencies_than_the_limit_are_refused(repo, monkeypatch):
 def test_a_title_longer_than_the_database_holds_is_refused(repo):
     _edit(repo / WP01, "title: User & Session Models", "title: " + "T" * 400)
     assert "title has 400 characters" in str(_refused(repo))
+
+
+def test_a_nan_or_infinite_number_in_the_config_is_refused_naming_the_key(repo):
+    _edit(repo / ".kittify" / "config.yaml", "max_file_size: 1000000", "max_file_size: 10\n  ratio: .nan")
+    assert "'constraints.ratio' is .nan or .inf" in str(_refused(repo))
