@@ -342,7 +342,8 @@ class Login(Base):
 
     @extend_schema(request=s.LoginIn, responses=out.with_errors({200: out.TokenOut}, 400), auth=[], tags=["auth"],
                    operation_id="auth_token",
-                   description="Your own token for your username and password (rate-limited per address).")
+                   description="A new token for your username and password, replacing your previous one (tokens are "
+                                "stored as digests, so none is shown twice); rate-limited per address.")
     def post(self, request):
         data = parse(s.LoginIn, request.data)
         issued = obtain_token(data["username"], data["password"])

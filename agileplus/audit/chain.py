@@ -76,7 +76,12 @@ def append_entry(
     evidence_refs: list | None = None,
     metadata: dict | None = None,
 ) -> AuditEntry:
-    """Append one entry. The caller holds the feature's row lock inside a transaction."""
+    """Append one entry. The caller holds the feature's row lock inside a transaction.
+
+    An entry can never be edited afterwards, so no secret this process holds is written into
+    one: its metadata and evidence are redacted before they are hashed."""
+    from agileplus.dispatch.secrets import redact_data
+
     last = (
         AuditEntry.objects.filter(feature_id=feature_id).order_by("-seq").values("seq", "hash").first()
     )
@@ -91,8 +96,8 @@ def append_entry(
         actor=actor,
         transition=transition,
         prev_hash=prev_hash,
-        evidence_refs=evidence_refs or [],
-        metadata=metadata or {},
+        evidence_refs=redact_data(evidence_refs or []),
+        metadata=redact_data(metadata or {}),
     )
     entry = AuditEntry(
         feature_id=feature_id,

@@ -22,6 +22,7 @@ from django.utils import timezone
 from agileplus.core.actors import SYSTEM, SYSTEM_TIMEOUT, Actor, parse_actor
 from agileplus.core.errors import DomainError, IllegalTransition, NotFound
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine, JobState, Worker
+from agileplus.dispatch.secrets import redact, redact_data
 from agileplus.events import subjects
 from agileplus.events.services import record_event
 from agileplus.features.lifecycles import WPState
@@ -263,7 +264,7 @@ def append_log(claim: Claim, lines: list[tuple[dt.datetime, str, str]]) -> int:
                 kept.append((ts, "agileplus", LOG_TRUNCATED))  # once: where the agent's output stops
                 marked = True
         rows = [JobLogLine(job_id=claim.job_id, attempt=claim.attempt, seq=last + i + 1, timestamp=ts, stream=stream,
-                           line=text[:8000])
+                           line=redact(text)[:8000])
                 for i, (ts, stream, text) in enumerate(kept)]
         JobLogLine.objects.bulk_create(rows)
     return len(rows)
@@ -278,13 +279,15 @@ def append_report(job: DispatchJob, lines: list[str], *, actor: Actor | str) -> 
         room = max(0, settings.JOB_LOG_MAX_LINES - last)
         now = timezone.now()
         rows = [JobLogLine(job_id=job.pk, attempt=job.attempt, seq=last + i + 1, timestamp=now, stream="report",
-                           line=f"[{actor}] {text}"[:8000]) for i, text in enumerate(lines[:room])]
+                           line=redact(f"[{actor}] {text}")[:8000]) for i, text in enumerate(lines[:room])]
         JobLogLine.objects.bulk_create(rows)
     return len(rows)
 
 
 def report_commit(claim: Claim, *, sha: str, message: str, files: list[str]) -> bool:
-    """Record one new commit and emit its event. False if it was already reported."""
+    """Record one new commit and emit its event. False if it was already reported.
+    The message and paths are the agent's: stored redacted."""
+    message, files = redact(message), [redact(f) for f in files]
     with transaction.atomic():
         job = _lock_held(claim)
         if JobCommit.objects.filter(job_id=job.id, sha=sha).exists():
@@ -303,6 +306,7 @@ def report_commit(claim: Claim, *, sha: str, message: str, files: list[str]) -> 
 def update_progress(claim: Claim, **fields) -> None:
     """current_activity, usage, session_id… (fenced, no event: the log carries detail)."""
     if fields:
+        fields = {name: redact_data(value) for name, value in fields.items()}  # all of it comes from the agent
         if "current_activity" in fields:
             fields["current_activity"] = (fields["current_activity"] or "")[:300]
         _held(claim).update(**fields)
@@ -330,9 +334,9 @@ def finish_job(claim: Claim, outcome: Outcome, *, result: dict) -> DispatchJob:
         job.exit_code = outcome.exit_code
         job.finished_at = timezone.now()
         job.lease_expires_at = None
-        job.result = {**(job.result or {}), **result}
-        job.error = outcome.detail if outcome.state != JobState.SUCCEEDED else ""
-        job.current_activity = "completed" if outcome.state == JobState.SUCCEEDED else outcome.reason
+        job.result = redact_data({**(job.result or {}), **result})
+        job.error = redact(outcome.detail) if outcome.state != JobState.SUCCEEDED else ""
+        job.current_activity = "completed" if outcome.state == JobState.SUCCEEDED else redact(outcome.reason)[:300]
         job.save()
         commits = job.commits.count()
         record_event(
@@ -365,7 +369,7 @@ def _block_wp(wp: WorkPackage, job: DispatchJob, outcome: Outcome, partial_commi
         "exit_code": outcome.exit_code,
     }
     if outcome.detail:
-        metadata["detail"] = outcome.detail[:500]
+        metadata["detail"] = redact(outcome.detail)[:500]
     metadata.update(outcome.metadata)
     transition_wp(wp, WPState.BLOCKED, actor=actor, metadata=metadata, evidence_refs=outcome.evidence or None,
                   event_extra={"job_id": job.id, "reason": outcome.reason})
@@ -374,7 +378,7 @@ def _block_wp(wp: WorkPackage, job: DispatchJob, outcome: Outcome, partial_commi
 def release_for_retry(claim: Claim, reason: str) -> bool:
     """Hand a job we hold back to the queue (setup failed, worker shutting down), if attempts remain."""
     moved = _held(claim).filter(attempt__lt=F("max_attempts")).update(
-        state=JobState.QUEUED, worker="", lease_expires_at=None, current_activity=reason[:300])
+        state=JobState.QUEUED, worker="", lease_expires_at=None, current_activity=redact(reason)[:300])
     if moved:
         send_doorbell(DispatchJob.objects.get(pk=claim.job_id))
     return bool(moved)

@@ -17,4 +17,7 @@ def record_event(subject: str, payload: dict, *, feature_id: int | None = None) 
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_event must run inside the transaction of the change it describes")
     advisory_xact_lock(OUTBOX_LOCK_KEY)
-    return Event.objects.create(subject=subject, payload=payload, feature_id=feature_id)
+    from agileplus.dispatch.secrets import redact_data
+
+    # Payloads carry agent text (commit messages, paths): no secret this process holds leaves in one.
+    return Event.objects.create(subject=subject, payload=redact_data(payload), feature_id=feature_id)

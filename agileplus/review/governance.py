@@ -9,7 +9,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agileplus.review.secret_scan import scan_range
+from agileplus.dispatch.secrets import fingerprint
+from agileplus.review.secret_scan import scan_messages, scan_range
 from harnesses.git import git, is_ancestor
 
 SYMLINK_MODE = "120000"
@@ -123,8 +124,10 @@ def check_range(repo: Path, base: str, head: str, *, constraints: dict, wp_code:
             if subject.startswith("Merge ") and len(git("rev-list", "--parents", "-n1", sha, cwd=repo).split()) > 2:
                 continue
             if not rx.match(subject):
-                report.violations.append(Violation("commit_message", f"'{subject}' does not follow "
-                                                   f"'{convention.replace('{wp}', wp_code)}'", commit=sha))
+                # The subject is the agent's text and the detail reaches the audit chain: a fingerprint.
+                report.violations.append(Violation(
+                    "commit_message", f"the subject of {sha[:7]} ({fingerprint(subject)}) does not follow "
+                                      f"'{convention.replace('{wp}', wp_code)}'", commit=sha))
     seen = set()
     for sha, _old_mode, new_mode, blob, paths in _raw_changes(repo, base, head):
         for path in paths:
@@ -160,4 +163,7 @@ def check_range(repo: Path, base: str, head: str, *, constraints: dict, wp_code:
     if constraints.get("secret_scan", True):
         for finding in scan_range(repo, base, head):
             report.violations.append(Violation("secret", finding.describe(), path=finding.path))
+        for sha, kind, message in scan_messages(repo, base, head):
+            report.violations.append(Violation("secret", f"the message of {sha[:7]} ({fingerprint(message)}) "
+                                               f"carries what looks like a {kind}", commit=sha))
     return report

@@ -17,6 +17,7 @@ from django.db import transaction
 from agileplus.core.actors import CI_AUTOMATION, SYSTEM, Actor, parse_actor
 from agileplus.core.errors import DomainError, IllegalTransition, PermissionDenied
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobState
+from agileplus.dispatch.secrets import redact, redact_data
 from agileplus.features.lifecycles import WPState, normalize_wp_state
 from agileplus.features.models import Evidence, WorkPackage
 from agileplus.features.services import TransitionResult, record_wp_entry, transition_wp
@@ -144,7 +145,8 @@ def _store(wp, job, actor, results, base, head, apply) -> Review:
     with transaction.atomic():
         report = ReviewReport.objects.create(feature=wp.feature, wp=wp, job=job, actor=str(actor),
                                              approved=approved, base_sha=base, head_sha=head,
-                                             checks=[r.as_dict() for r in results], text=text)
+                                             checks=redact_data([r.as_dict() for r in results]),
+                                             text=redact(text))
         refs = []
         for r in results:
             for fr in r.fr_ids:
