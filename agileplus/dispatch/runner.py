@@ -312,7 +312,11 @@ class JobRun:
         worktree, base = workspace.worktree, workspace.base
         try:
             self.scan_commits(worktree, base)
-            salvaged = g.salvage(worktree, f"refs/agileplus/salvage/{self.job.id}")
+            try:
+                salvaged = g.salvage(worktree, f"refs/agileplus/salvage/{self.job.id}")
+            except g.GitError as exc:  # e.g. a committed tree entry named '..': governance below names it
+                self.say(f"Uncommitted work not salvaged: {exc}")
+                salvaged = None
             pushed = self._push(worktree, workspace.branch, salvaged)
             files = g.files_changed(worktree, base)
             head = g.head(worktree)

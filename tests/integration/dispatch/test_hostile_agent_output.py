@@ -1,7 +1,8 @@
 """An agent cannot turn its output or its git objects into a stuck worker, nor keep its job's
 token past the job: a flood is stopped within its timeout and grace with the stop lines in the
-log; a crash in the runner (a tree entry named '..' breaking salvage) fails the job and blocks
-the WP at once, with the reason; the per-job token is redacted from the log and revoked."""
+log; a tree entry named '..' (which broke salvage, leaving the job to expire its lease) fails the
+job and blocks the WP at once with the governance violation; the per-job token is redacted from
+the log and revoked."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def test_a_flood_of_output_is_stopped_within_timeout_and_grace_with_the_stop_lin
     assert feature.work_packages.get(code="WP01").state == "blocked"
 
 
-def test_a_tree_entry_named_dotdot_fails_the_job_and_blocks_the_wp_at_once(tmp_path):
+def test_a_tree_entry_named_dotdot_is_a_governance_violation_recorded_at_once(tmp_path):
     repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour="dotdot")
     feature = import_target(repo)
 
@@ -52,11 +53,12 @@ def test_a_tree_entry_named_dotdot_fails_the_job_and_blocks_the_wp_at_once(tmp_p
 
     job = DispatchJob.objects.get(feature=feature)
     assert job.state == "failed", result.stdout[-2000:] + result.stderr[-2000:]
-    assert "lease" not in job.error and ".." in job.error
+    assert "lease" not in job.error and "../escaped.txt" in job.error
     wp = feature.work_packages.get(code="WP01")
     assert wp.state == "blocked"
     entry = AuditEntry.objects.filter(wp=wp).order_by("-seq").first()
-    assert entry.transition == "WP01:doing->blocked" and entry.metadata["reason"] == "worktree_broken"
+    assert entry.transition == "WP01:doing->blocked" and entry.metadata["reason"] == "governance_violation"
+    assert any(v["rule"] == "path_escape" for v in entry.metadata["violations"])
 
 
 def test_the_agent_gets_a_token_for_its_job_that_is_redacted_in_the_log_and_revoked_at_the_end(tmp_path):
@@ -76,3 +78,23 @@ def test_the_agent_gets_a_token_for_its_job_that_is_redacted_in_the_log_and_revo
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert client.get("/api/features").status_code == 401
+
+
+def test_an_unexpected_error_in_the_runner_fails_the_job_and_blocks_the_wp_at_once(tmp_path, monkeypatch):
+    from agileplus.dispatch import runner, services
+
+    repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour="commit:1")
+    feature = import_target(repo)
+    monkeypatch.setattr(services, "send_doorbell", lambda job: None)
+    job = services.enqueue_job(feature.work_packages.get(code="WP01"), harness="command", actor="human:alice")
+
+    def broken(*args, **kwargs):  # fault injection: a bug after the agent ran
+        raise KeyError("a bug in a runner step")
+    monkeypatch.setattr(runner.JobRun, "collect", broken)
+
+    assert runner.run_job(job.id, worker="worker@fault") == "failed"
+
+    job.refresh_from_db()
+    assert job.state == "failed" and "KeyError" in job.error and job.lease_expires_at is None
+    assert feature.work_packages.get(code="WP01").state == "blocked"
+    assert JobLogLine.objects.filter(job=job, line__startswith="internal error in the worker").exists()
