@@ -109,7 +109,10 @@ if os.environ.get("DATABASE_URL"):
         conn_health_checks=True,
     )}
     if DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        DATABASES["default"].setdefault("OPTIONS", {})
+        # A database host that stops answering fails a connection attempt in seconds, not in the
+        # kernel's two minutes of SYN retries: the API answers 503, a heartbeat retries next beat.
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+            "connect_timeout", int(os.environ.get("AGILEPLUS_DB_CONNECT_TIMEOUT", "5")))
         DATABASES["default"]["TEST"] = {"NAME": os.environ.get("AGILEPLUS_TEST_DB_NAME", "test_agileplus")}
     elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
@@ -133,6 +136,8 @@ CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # --- Events ---------------------------------------------------------------------
 NATS_URL = os.environ.get("NATS_URL", "")
 NATS_STREAM = os.environ.get("AGILEPLUS_NATS_STREAM", "AGILEPLUS")
+# The first subject token on NATS: two farms sharing one NATS need a stream and a prefix each.
+NATS_SUBJECT_PREFIX = os.environ.get("AGILEPLUS_NATS_SUBJECT_PREFIX", "agileplus")
 SSE_MAX_CLIENTS = int(os.environ.get("AGILEPLUS_SSE_MAX_CLIENTS", "100"))
 API_MAX_BODY_BYTES = int(os.environ.get("AGILEPLUS_API_MAX_BODY_BYTES", "1000000"))
 API_MAX_JSON_DEPTH = int(os.environ.get("AGILEPLUS_API_MAX_JSON_DEPTH", "64"))
@@ -142,6 +147,8 @@ WORKER_DATA_DIR = Path(os.environ.get("AGILEPLUS_WORKER_DIR", DATA_DIR / "worker
 JOB_LEASE_SECONDS = int(os.environ.get("AGILEPLUS_JOB_LEASE_SECONDS", "60"))
 JOB_LOG_MAX_LINES = int(os.environ.get("AGILEPLUS_JOB_LOG_MAX_LINES", "20000"))
 AGENT_KILL_GRACE_SECONDS = float(os.environ.get("AGILEPLUS_KILL_GRACE_SECONDS", "30"))
+# A warning (log line + `timeout_warning` event) this long before an agent's timeout; 0 = none.
+AGENT_TIMEOUT_WARNING_SECONDS = float(os.environ.get("AGILEPLUS_TIMEOUT_WARNING_SECONDS", "30"))
 
 # --- Web / API -----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

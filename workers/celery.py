@@ -15,6 +15,10 @@ import django  # noqa: E402
 
 django.setup()
 
+from workers.broker import use_atomic_filesystem_transport  # noqa: E402
+
+use_atomic_filesystem_transport()  # N workers starting at once on the embedded broker (workers/broker.py)
+
 app = Celery("agileplus", include=["workers.tasks", "workers.review_tasks"])
 
 import workers.lifecycle  # noqa: E402,F401 - worker heartbeat signals
@@ -61,6 +65,8 @@ app.conf.update(
     worker_hijack_root_logger=False,
     beat_schedule={
         "reap-expired-leases": {"task": "farm.reap", "schedule": float(os.environ.get("AGILEPLUS_REAP_EVERY", "10"))},
+        "merge-queues": {"task": "review.process_merge_queues",
+                         "schedule": float(os.environ.get("AGILEPLUS_MERGE_QUEUE_EVERY", "30"))},
     },
     beat_schedule_filename=str(settings.DATA_DIR / "celerybeat-schedule"),
 )

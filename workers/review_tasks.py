@@ -19,10 +19,36 @@ def review_wp(wp_id: int) -> dict:
     from agileplus.review.services import send_back_after_conflict
 
     try:
-        review = run_review(wp, apply=True)
+        review = run_review(wp, apply=True, wait_for_merge=False)
     except MergeConflict as exc:  # main moved between the review and the merge
         send_back_after_conflict(wp, exc)
         return {"error": exc.as_dict()}
     except DomainError as exc:
         return {"error": exc.as_dict()}
+    finally:  # WPs approved while this review held the repository's lock wait for a queue run
+        _run_merge_queue(wp.feature.project.repo_url)
     return {"approved": review.approved, "report": review.report.pk}
+
+
+def _run_merge_queue(repo: str) -> None:
+    import logging
+
+    from agileplus.core.errors import DomainError
+    from agileplus.review.merge_queue import process_queue
+
+    try:
+        process_queue(repo)
+    except DomainError as exc:  # e.g. the origin is unreachable: the entries stay queued for the next run
+        logging.getLogger("agileplus.merge_queue").warning("merge queue of %s not run: %s", repo, exc)
+
+
+@app.task(name="review.process_merge_queues")
+def process_merge_queues() -> dict:
+    """Beat's safety net: run any queue whose entries wait with no process running it (its
+    holder died, or every approver returned while another held the lock)."""
+    from agileplus.review.models import MergeQueueEntry
+
+    repos = set(MergeQueueEntry.objects.filter(state__in=MergeQueueEntry.ACTIVE).values_list("repo", flat=True))
+    for repo in sorted(repos):
+        _run_merge_queue(repo)
+    return {"repos": sorted(repos)}

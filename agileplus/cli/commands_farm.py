@@ -52,6 +52,11 @@ def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str
     if not names:
         raise click.ClickException("no harness is available on this machine: " +
                                    "; ".join(f"{n}: {i['reason']}" for n, i in found.items()))
+    from agileplus.dispatch.runner import restart_worker
+
+    # Before any job is taken: what this name held was lost with its previous life (kill -9).
+    for job_id in restart_worker(node):
+        click.echo(f"worker {node}: released job {job_id}, lost when this worker last stopped", err=True)
     # Children inherit these: the runner names its claims and data folder after the worker.
     os.environ["AGILEPLUS_WORKER_NAME"] = node
     os.environ["AGILEPLUS_WORKER_HARNESSES"] = ",".join(names)

@@ -9,6 +9,7 @@ from agileplus.dispatch.models import JobCommit
 from agileplus.features.models import Feature
 from agileplus.features.selectors import feature_status, features_overview
 from agileplus.review.models import ReviewReport
+from agileplus.review.selectors import merge_queues
 
 
 def overview() -> list[dict]:
@@ -38,4 +39,5 @@ def board(feature: Feature, *, after: str = "") -> dict:
         "costs": ledger(feature_id=feature.pk, by="agent"),
         "conflicts": predicted_conflicts(feature, with_branches=False)[:50],
         "page": status["work_packages_page"],
+        "merge_queue": merge_queues(feature, recent=5)[0],
     }

@@ -86,6 +86,7 @@ class Collected:
     pushed: bool = False
     files: list[str] = field(default_factory=list)
     head: str = ""
+    tests: dict | None = None  # the review's test checks in the worktree: {"passed", "failed", "total"}
 
 
 class JobRun:
@@ -119,16 +120,16 @@ class JobRun:
         an agent printing without pause must not turn into a database write per line."""
         lines, self.pending = self.pending, []
         progress, self.progress = self.progress, {}
-        self.last_flush = time.monotonic()
-        if self.fenced:
-            return
         try:
-            if lines:
+            if lines and not self.fenced:
                 services.append_log(self.claim, lines)
-            if progress:
+            if progress and not self.fenced:
                 services.update_progress(self.claim, **progress)
         except StaleAttempt:
             self.fenced = True
+        # Timed from the end of the write: far from the database a write (5 round trips) outlasts
+        # the interval, and timing from its start flushed every following line on its own.
+        self.last_flush = time.monotonic()
 
     # --- heartbeat thread --------------------------------------------------------
     def _beat(self) -> None:
@@ -195,6 +196,8 @@ class JobRun:
         self.flush()
         if self.fenced:
             return "fenced"
+        if collected.outcome.state == JobState.SUCCEEDED:
+            collected.tests = self.count_tests(workspace)
         finished = self.finish(collected, result, policy.usage)
         if collected.outcome.reason == "rate_limited":
             self.reroute(finished)
@@ -254,7 +257,9 @@ class JobRun:
         job, feature, wp = self.job, self.job.feature, self.job.wp
         proc = AgentProcess(launch.invocation.argv, cwd=workspace.worktree, env=launch.env,
                             stdin_text=launch.invocation.stdin_text, timeout_seconds=job.timeout_seconds,
-                            grace_seconds=settings.AGENT_KILL_GRACE_SECONDS, idle_seconds=policy.idle_seconds)
+                            grace_seconds=settings.AGENT_KILL_GRACE_SECONDS, idle_seconds=policy.idle_seconds,
+                            warning_seconds=float(self.config.get("timeout_warning_seconds",
+                                                                  settings.AGENT_TIMEOUT_WARNING_SECONDS)))
         self.say("Workspace setup:")
         self.say(f"  Worktree: .worktrees/{workspace.name}")
         self.say(f"  Branch: {workspace.branch}")
@@ -274,7 +279,7 @@ class JobRun:
         """Read the agent's output to its end or a stop; then end every process it began."""
         try:
             return proc.run(lambda stream, text: self.on_line(policy, stream, text),
-                            lambda: self.tick(workspace), on_stop=lambda t: self.say(t))
+                            lambda: self.tick(workspace), on_stop=lambda t: self.say(t), on_warning=self.warn)
         finally:
             reap_marked(launch.mark)
             launch.prompt_file.unlink(missing_ok=True)
@@ -287,6 +292,9 @@ class JobRun:
             if event.session_id:
                 self.progress["session_id"] = event.session_id
             stop = policy.observe(event) or stop
+            if event.model and policy.usage.get("model") != event.model:  # what the CLI says it runs
+                policy.usage["model"] = event.model
+                services.update_progress(self.claim, usage=dict(policy.usage))
             if event.usage:
                 self.progress["usage"] = dict(policy.usage)  # the ledger is live (to the next flush)
             if event.text:
@@ -296,6 +304,14 @@ class JobRun:
         if stream == "stderr":
             self.say(text, "stderr")
         return stop
+
+    def warn(self, seconds_left: float) -> None:
+        """The timeout's warning step: a log line and an event, before SIGTERM."""
+        self.say(f"Warning: agent session timeout in {seconds_left:.0f} seconds "
+                 f"(timeout {self.job.timeout_seconds} seconds); then SIGTERM, "
+                 f"{settings.AGENT_KILL_GRACE_SECONDS:g}s grace, SIGKILL")
+        self.flush()
+        services.record_timeout_warning(self.claim, seconds_left)
 
     def tick(self, workspace: Workspace) -> StopReason | None:
         """Between lines: flush the log, report new commits, notice fencing and cancels."""
@@ -322,15 +338,33 @@ class JobRun:
             head = g.head(worktree)
             if outcome.state == JobState.SUCCEEDED:
                 outcome = self._governance(outcome, worktree, base)
+            if outcome.state == JobState.SUCCEEDED and not pushed:
+                # Work that never reached the origin cannot be reviewed or merged: say so now,
+                # rather than a review that later finds no branch.
+                outcome = Outcome(JobState.FAILED, outcome.exit_code, "push_failed",
+                                  f"the branch {workspace.branch} could not be pushed to the origin (see the job log); "
+                                  "its commits are kept in this worker's mirror: retry with `agileplus implement`")
         except g.GitError as exc:  # the agent broke its worktree (deleted .git, corrupted the index…)
             self.say(f"The worktree is no longer a usable git checkout: {exc}")
             return Collected(Outcome(JobState.FAILED, result.exit_code, "worktree_broken",
                                      f"the agent left {worktree.name} unusable: {str(exc)[-300:]}"))
         return Collected(outcome, salvaged=salvaged, pushed=pushed, files=files, head=head)
 
+    def count_tests(self, workspace: Workspace) -> dict | None:
+        """The review's test checks, run in the worktree as the agent left it: their parsed counts
+        go into the job's result and the ``completed`` event (the review later runs them again
+        on main merged with the branch and records its own counts)."""
+        from agileplus.review.services import run_test_checks
+
+        counts, results = run_test_checks(self.job.wp, workspace.worktree)
+        for line in (line for r in results for line in r.lines[:1]):
+            self.say(f"Tests: {line}")
+        self.flush()
+        return counts
+
     def finish(self, collected: Collected, result: ProcessResult, usage: dict) -> DispatchJob:
         """Write the final usage and the outcome with its result summary."""
-        tests = usage.get("tests")
+        tests = collected.tests or usage.get("tests")
         services.update_progress(self.claim, usage=usage)
         salvage_ref = f"refs/agileplus/salvage/{self.job.id}" if collected.salvaged else None
         return services.finish_job(self.claim, collected.outcome, result={
@@ -415,7 +449,7 @@ def build_manifest(job: DispatchJob, adapter: HarnessAdapter, invocation: Invoca
         "prompt_sha256": sha256_hex(prompt_text), "argv": invocation.argv, "harness": job.harness,
         "cli_version": getattr(adapter, "pinned_version", ""), "base_sha": workspace.base, "branch": workspace.branch,
         "constraints": feature.constraints or {}, "timeout_seconds": job.timeout_seconds,
-        "environment_names": environment_names, "budget": config.get("budget") or {},
+        "environment_names": environment_names, "budget": config.get("budget") or {}, "model": config.get("model"),
         "max_turns": config.get("max_turns"), "idle_timeout_seconds": config.get("idle_timeout_seconds"),
         "gates": [c.get("name") for c in ((feature.project.config or {}).get("review") or {}).get("checks") or []
                   if isinstance(c, dict)],
@@ -431,12 +465,24 @@ def farm_id() -> str:
     return sha256_hex(f"{connection.vendor}|{db.get('HOST')}|{db.get('PORT')}|{db.get('NAME')}")[:10]
 
 
-def reap_orphaned_agents() -> list[int]:
+def reap_orphaned_agents(restarting: str | None = None) -> list[int]:
     """SIGKILL agent processes on this machine whose job attempt nobody holds any more
-    (their worker was killed or restarted). Attempts still held, by any worker, are left alone."""
+    (their worker was killed or restarted). Attempts still held, by any worker, are left alone,
+    except those held by ``restarting``: a worker that is starting holds nothing yet."""
+    return [pid for pids in _reap_orphans(restarting).values() for pid in pids]
+
+
+def restart_worker(worker: str) -> list[str]:
+    """What a worker does as it starts, before it takes a job: end the agents its previous life
+    left running on this machine, and release (with an audit entry) the attempts it held."""
+    killed = _reap_orphans(worker)
+    return services.release_lost_attempts(worker, agents_killed=killed)
+
+
+def _reap_orphans(restarting: str | None) -> dict[str, list[int]]:
     from harnesses.process import all_marked
 
-    killed = []
+    killed: dict[str, list[int]] = {}
     mine = f"{farm_id()}:"
     for pid, mark in all_marked().items():
         if not mark.startswith(mine):
@@ -444,13 +490,15 @@ def reap_orphaned_agents() -> list[int]:
         job_id, _, attempt = mark[len(mine):].rpartition(".")
         if not attempt.isdigit():
             continue
-        held = DispatchJob.objects.filter(pk=job_id, attempt=int(attempt), state__in=JobState.HELD).exists()
-        if not held:
+        held = DispatchJob.objects.filter(pk=job_id, attempt=int(attempt), state__in=JobState.HELD)
+        if restarting:
+            held = held.exclude(worker=restarting)
+        if not held.exists():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+                killed.setdefault(job_id, []).append(pid)
     if killed:
-        log.warning("killed %d orphaned agent process(es): %s", len(killed), killed)
+        log.warning("killed orphaned agent process(es): %s", killed)
     return killed
 
 

@@ -19,6 +19,7 @@ from agileplus.core.errors import DomainError
 from agileplus.features import services
 from agileplus.features.lifecycles import FeatureState, WPState
 from agileplus.features.models import Dependency, Evidence, Feature, Project, WorkPackage
+from harnesses.git import redact_url
 
 
 def admin_actor(request) -> str:
@@ -50,8 +51,12 @@ def _move_action(target: str, *, for_feature: bool):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ("name", "repo_url", "main_branch", "created_at")
+    list_display = ("name", "origin", "main_branch", "created_at")
     search_fields = ("name", "repo_url")
+
+    @admin.display(description="repo url", ordering="repo_url")
+    def origin(self, obj: Project) -> str:
+        return redact_url(obj.repo_url)
 
 
 class WorkPackageInline(admin.TabularInline):

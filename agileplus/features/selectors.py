@@ -9,7 +9,8 @@ the dashboard share. Bounded query counts: no query per work package.
                         "estimate_days": float|None, "estimate": "3 days"|None, "progress": 0..1,
                         "agent", "done_at", "job": None|{"id", "agent", "harness", "session_id", "state",
                         "started_at", "finished_at", "commits", "files_changed", "tests": {"passed", "total",
-                        "failed"}|None, "current_activity", "completed_ago"}}],
+                        "failed"}|None, "current_activity", "completed_ago"}, "completed_in": "45 minutes"|None,
+                        "review_cycles", "approved_first_pass", "unblocked"}],
      "totals": {"done", "total", "percent"},
      "estimated_completion": {"days": float, "estimate": "5 days", "critical_path": [codes]}}
 """
@@ -78,6 +79,46 @@ def _tests(result: dict) -> dict | None:
     return {"passed": passed, "total": total, "failed": failed}
 
 
+def duration(seconds: float) -> str:
+    """``45 minutes``, ``2 hours``, ``30 seconds``: how long something took."""
+    seconds = max(0, int(seconds))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size or unit == "second":
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return "0 seconds"
+
+
+def wp_history(feature: Feature) -> dict[int, dict]:
+    """Per WP id: review cycles, whether the first one approved, and whether the farm unblocked it
+    (a dependency it merged; one imported as done does not count: that WP was simply ready)."""
+    from agileplus.audit.models import AuditEntry
+
+    history: dict[int, dict] = {}
+    unblocked_by: dict[int, set[str]] = {}
+    imported_done: set[str] = set()
+    rows = AuditEntry.objects.filter(feature=feature).filter(
+        Q(transition__endswith=":review") | Q(transition__endswith=":unblocked") | Q(transition__endswith="->done")
+    ).order_by("seq")
+    for wp_id, transition, metadata in rows.values_list("wp_id", "transition", "metadata"):
+        metadata = metadata or {}
+        if transition.endswith("->done"):
+            if metadata.get("imported_from"):
+                imported_done.add(transition.split(":", 1)[0])
+            continue
+        h = history.setdefault(wp_id, {"review_cycles": 0, "approved_first_pass": False, "unblocked": False})
+        if transition.endswith(":unblocked"):
+            by = metadata.get("unblocked_by")
+            unblocked_by.setdefault(wp_id, set()).update([by] if isinstance(by, str) else (by or []))
+        else:
+            h["review_cycles"] += 1
+            if h["review_cycles"] == 1:
+                h["approved_first_pass"] = bool(metadata.get("approved"))
+    for wp_id, codes in unblocked_by.items():
+        history[wp_id]["unblocked"] = bool(codes - imported_done)
+    return history
+
+
 def job_summary(job: Any, now: dt.datetime | None = None) -> dict:
     commits = list(job.commits.all())
     files = {f for c in commits for f in (c.files or [])}
@@ -98,8 +139,16 @@ def job_summary(job: Any, now: dt.datetime | None = None) -> dict:
     }
 
 
-def _wp_status(wp: WorkPackage, deps: list[WorkPackage], job: Any, now: dt.datetime) -> dict:
+def _wp_status(wp: WorkPackage, deps: list[WorkPackage], job: Any, now: dt.datetime,
+               history: dict | None = None) -> dict:
+    from agileplus.dispatch.models import JobState
+
     blocked_by = [d.code for d in deps if d.state != WPState.DONE]
+    if job is not None and wp.state == WPState.PLANNED and job.state in JobState.FINAL:
+        job = None  # reset to planned: the ended attempt is history, not this WP's progress
+    history = history or {}
+    took = (duration((wp.done_at - job.started_at).total_seconds())
+            if wp.state == WPState.DONE and wp.done_at and job is not None and job.started_at else None)
     return {
         "id": wp.pk,
         "code": wp.code,
@@ -115,6 +164,10 @@ def _wp_status(wp: WorkPackage, deps: list[WorkPackage], job: Any, now: dt.datet
         "agent": (job.harness if job else "") or wp.agent,
         "done_at": wp.done_at.isoformat() if wp.done_at else None,
         "completed_ago": ago(wp.done_at, now),
+        "completed_in": took,  # dispatch to done, for a WP the farm ran
+        "review_cycles": history.get("review_cycles", 0),
+        "approved_first_pass": history.get("approved_first_pass", False),
+        "unblocked": history.get("unblocked", False),
         "job": job_summary(job, now) if job else None,
     }
 
@@ -157,12 +210,13 @@ def feature_status(feature: Feature, *, now: dt.datetime | None = None, after: s
     more = limit is not None and len(wps) > limit
     wps = wps[:limit] if limit is not None else wps
     jobs = _latest_jobs(feature, [wp.pk for wp in wps] if paged else None)
+    history = wp_history(feature)
     items = []
     edges = []
     for wp in wps:
         deps = [link.depends_on for link in wp.dependency_links.all()]
         edges.extend((wp.code, d.code) for d in deps)
-        items.append(_wp_status(wp, deps, jobs.get(wp.pk), now))
+        items.append(_wp_status(wp, deps, jobs.get(wp.pk), now, history.get(wp.pk)))
     light, all_edges = wps, edges
     if paged and not summary:
         light, all_edges = [], []
