@@ -10,6 +10,7 @@ streamable HTTP (`agileplus mcp --http --port 8765`, every request authenticated
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -17,11 +18,12 @@ from asgiref.sync import sync_to_async
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from agileplus.api.roles import actor_for_user
+from agileplus.api.roles import Caller, caller_for_actor, caller_for_user, ensure_may, ensure_owns_wp
 from agileplus.core.actors import Actor
 from agileplus.core.errors import DomainError
 
-_caller: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("agileplus_mcp_caller", default=None)
+log = logging.getLogger("agileplus.mcp")
+_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("agileplus_mcp_caller", default=None)
 
 
 def _run(fn: Callable[[], Any]):
@@ -33,6 +35,9 @@ def _run(fn: Callable[[], Any]):
         except DomainError as exc:
             fix = f" Fix: {exc.fix}" if getattr(exc, "fix", None) else ""
             raise ToolError(f"{exc}{fix}") from None
+        except Exception:  # a bug: logged here, one plain sentence to the caller (the fuzz test looks for it)
+            log.exception("MCP tool failed")
+            raise ToolError("internal error: the server could not complete this call; it has been logged") from None
     return sync_to_async(guarded, thread_sensitive=True)()
 
 
@@ -40,11 +45,12 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
     server = MCPServer(name="agileplus", version="1.0",
                        instructions="Features, work packages, agent jobs and the audit chain of an AgilePlus farm.")
 
-    def caller() -> Actor:
-        actor = _caller.get() or default_actor
-        if actor is None:
+    def caller() -> Caller:
+        """The caller, checked by the same permission functions as the REST API (agileplus.api.roles)."""
+        found = _caller.get() or (caller_for_actor(default_actor) if default_actor else None)
+        if found is None:
             raise ToolError("not authenticated: send `Authorization: Token <key>`")
-        return actor
+        return found
 
     @server.tool(description="List features with their WP counts and state.")
     async def list_features() -> dict:
@@ -52,19 +58,24 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
 
         return {"features": await _run(lambda: features_overview())}
 
-    @server.tool(description="A feature's status: WPs, states, progress, estimated completion.")
-    async def feature_status(feature: str) -> dict:
+    @server.tool(description="A feature's status: WPs (one page of up to 200), states, progress, estimated "
+                             "completion.")
+    async def feature_status(feature: str, after: str = "", limit: int = 200) -> dict:
         from agileplus.features.selectors import feature_status as status
         from agileplus.features.services import get_feature
 
-        return await _run(lambda: status(get_feature(feature)))
+        return await _run(lambda: status(get_feature(feature), after=after[:20], limit=max(1, min(limit, 1000))))
 
-    @server.tool(description="The work packages of a feature with their dependencies and readiness.")
-    async def list_wps(feature: str) -> dict:
+    @server.tool(description="The work packages of a feature with their dependencies and readiness (a page of "
+                             "up to `limit`, after the code `after`).")
+    async def list_wps(feature: str, after: str = "", limit: int = 200) -> dict:
         from agileplus.features.selectors import feature_status as status
         from agileplus.features.services import get_feature
 
-        return {"work_packages": await _run(lambda: status(get_feature(feature))["work_packages"])}
+        def page():
+            found = status(get_feature(feature), after=after[:20], limit=max(1, min(limit, 1000)))
+            return {"work_packages": found["work_packages"], "next_after": found["work_packages_page"]["next_after"]}
+        return await _run(page)
 
     @server.tool(description="The last lines of the agent log of a WP's latest job.")
     async def wp_log(feature: str, wp: str, tail: int = 50) -> dict:
@@ -84,13 +95,11 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
         from agileplus.dispatch import selectors, services
         from agileplus.features.services import get_feature, get_wp
 
-        actor = caller()
+        who = caller()
 
         def enqueue():
-            if actor.kind == "agent":
-                raise DomainError("an agent may not dispatch work", field="actor",
-                                  fix="ask a human or CI to dispatch it")
-            job = services.enqueue_job(get_wp(get_feature(feature), wp), harness=agent, actor=actor)
+            ensure_may(who, "implement")
+            job = services.enqueue_job(get_wp(get_feature(feature), wp), harness=agent, actor=who.actor)
             return selectors.job_summary(job)
         return await _run(enqueue)
 
@@ -99,11 +108,14 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
         from agileplus.features.services import get_feature, get_wp
         from agileplus.review.services import move_wp
 
-        actor = caller()
+        who = caller()
 
         def move():
-            result = move_wp(get_wp(get_feature(feature), wp), to, actor=actor)
-            return {"wp": wp, "from": result.source, "to": result.target, "actor": str(actor),
+            ensure_may(who, "transition")
+            target = get_wp(get_feature(feature), wp)
+            ensure_owns_wp(who, target)
+            result = move_wp(target, to, actor=who.actor)
+            return {"wp": wp, "from": result.source, "to": result.target, "actor": str(who.actor),
                     "unblocked": [u.code for u in result.unblocked]}
         return await _run(move)
 
@@ -127,7 +139,7 @@ def http_app(*, path: str = "/mcp"):
     """The streamable HTTP app, wrapped so every request carries a valid token."""
     from starlette.responses import JSONResponse
 
-    from agileplus.api.tokens import user_for_key
+    from agileplus.api.auth import user_for_token_header
 
     inner = build_server().streamable_http_app(streamable_http_path=path, stateless_http=True)
 
@@ -136,13 +148,12 @@ def http_app(*, path: str = "/mcp"):
             return await inner(scope, receive, send)
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
         auth = headers.get("authorization", "")
-        user = await sync_to_async(user_for_key)(auth[6:].strip()) if auth.startswith("Token ") else None
+        user = await sync_to_async(user_for_token_header)(auth)
         if user is None:
             response = JSONResponse({"error": {"code": "not_authenticated", "field": "Authorization",
                                                "message": "send `Authorization: Token <key>`"}}, status_code=401)
             return await response(scope, receive, send)
-        actor = await sync_to_async(actor_for_user)(user)
-        reset = _caller.set(actor)
+        reset = _caller.set(await sync_to_async(caller_for_user)(user))
         try:
             return await inner(scope, receive, send)
         finally:

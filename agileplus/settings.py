@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "agileplus.api.middleware.RequestLimitsMiddleware",  # body size, JSON depth: before reading or auth
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -138,6 +139,8 @@ NATS_STREAM = os.environ.get("AGILEPLUS_NATS_STREAM", "AGILEPLUS")
 # The first subject token on NATS: two farms sharing one NATS need a stream and a prefix each.
 NATS_SUBJECT_PREFIX = os.environ.get("AGILEPLUS_NATS_SUBJECT_PREFIX", "agileplus")
 SSE_MAX_CLIENTS = int(os.environ.get("AGILEPLUS_SSE_MAX_CLIENTS", "100"))
+API_MAX_BODY_BYTES = int(os.environ.get("AGILEPLUS_API_MAX_BODY_BYTES", "1000000"))
+API_MAX_JSON_DEPTH = int(os.environ.get("AGILEPLUS_API_MAX_JSON_DEPTH", "64"))
 
 # --- Farm -------------------------------------------------------------------------
 WORKER_DATA_DIR = Path(os.environ.get("AGILEPLUS_WORKER_DIR", DATA_DIR / "worker")).resolve()
@@ -182,6 +185,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Features, work packages, dispatch jobs, audit chain and events of an AgilePlus farm.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/schema/ and /api/docs/ describe the endpoints and carry no farm data: public by default
+    # (clients generate from them); AGILEPLUS_API_DOCS_PUBLIC=0 asks for a token or a login.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"
+                          if os.environ.get("AGILEPLUS_API_DOCS_PUBLIC", "1") != "0"
+                          else "rest_framework.permissions.IsAuthenticated"],
     "ENUM_NAME_OVERRIDES": {"WPStateEnum": "agileplus.api.serializers.STATE_CHOICES"},
 }
 

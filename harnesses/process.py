@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from harnesses.sandbox import Sandbox
 
 MAX_LINE_BYTES = 64 * 1024
+# Lines read but not yet handled. An agent printing faster than its lines are stored has the
+# surplus dropped (counted, and reported by a marker line) instead of filling the worker's memory.
+MAX_QUEUED_LINES = 10_000
+DROPPED_MARKER = "[agileplus: {n} line(s) of {stream} dropped: the agent printed faster than they could be stored]"
 PR_SET_PDEATHSIG = 1
 
 
@@ -88,8 +92,20 @@ def descendants(pid: int) -> list[int]:
 
 
 def _reader(stream, name: str, out: queue.Queue) -> None:
+    """Put each line of ``stream`` on ``out`` without ever blocking the agent on a full queue:
+    a line that does not fit is counted, and the count goes in as one marker line when there is
+    room again (or at the end). The end of the stream (``None``) is always delivered."""
+    dropped = 0
     for raw in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):
-        out.put((name, raw.decode("utf-8", errors="replace").rstrip("\r\n")))
+        try:
+            if dropped:
+                out.put_nowait((name, DROPPED_MARKER.format(n=dropped, stream=name)))
+                dropped = 0
+            out.put_nowait((name, raw.decode("utf-8", errors="replace").rstrip("\r\n")))
+        except queue.Full:
+            dropped += 1
+    if dropped:
+        out.put((name, DROPPED_MARKER.format(n=dropped, stream=name)))
     out.put((name, None))
 
 
@@ -164,7 +180,7 @@ class AgentProcess:
     ) -> ProcessResult:
         if self.proc is None:
             self.start()
-        lines: queue.Queue = queue.Queue()
+        lines: queue.Queue = queue.Queue(maxsize=MAX_QUEUED_LINES)
         for name, stream in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr)):
             threading.Thread(target=_reader, args=(stream, name, lines), daemon=True).start()
         started = time.monotonic()
@@ -209,6 +225,7 @@ class AgentProcess:
                 stopped = reason
                 break
         result = ProcessResult(exit_code=0, stopped=stopped, lines=count)
+        stop_began = time.monotonic()
         if stopped is not None:
             self._stop(result, on_stop)
         else:
@@ -216,11 +233,25 @@ class AgentProcess:
         # Reap whatever the agent left behind in its group (forked daemons, helpers).
         if group_alive(self.proc.pid):
             kill_group(self.proc.pid, signal.SIGKILL)
+        # What is still queued (at most MAX_QUEUED_LINES, plus what a reader blocked on the end
+        # marker adds) is handled, but a stopped run never past the grace period it began with
+        # (less what the stop itself took; at least a moment): the timeout stays a timeout.
+        if stopped is not None:
+            drain_until = max(stop_began + self.grace_seconds, time.monotonic() + 0.5)
+        else:
+            drain_until = time.monotonic() + self.grace_seconds
+        left = 0
         while not lines.empty():
             name, text = lines.get_nowait()
-            if text is not None:
-                on_line(name, text)
-                result.lines += 1
+            if text is None:
+                continue
+            if time.monotonic() > drain_until:
+                left += 1 + lines.qsize()  # a daemon outside the group may still be filling it
+                break
+            on_line(name, text)
+            result.lines += 1
+        if left:
+            on_line("stderr", DROPPED_MARKER.format(n=left, stream="output"))
         result.duration = time.monotonic() - started
         return result
 

@@ -18,14 +18,23 @@ report on job  yes    own job                 no  yes
 tokens         no     no                      no  yes
 =============  =====  ======================  ==  =====
 
-"Own" means the job's harness is the agent's harness (the WP's latest job, for transitions).
+"Own" means the job the agent runs: a per-job token (minted by the worker when the job starts,
+revoked when it ends, ``AGILEPLUS_TOKEN`` in the agent's environment) acts only on its job and that
+job's WP while the job is held; a standing agent token only on a job of its harness that is held
+(queued/claimed/running), never on a finished job or a WP nobody of its harness is running.
 Approving (→ done) is also refused by the domain itself for agent actors (``Actor.may_approve``).
+
+Every door calls the same functions: ``caller_for_user`` / ``caller_for_actor``, then
+``ensure_may`` (the table), ``ensure_owns_wp`` and ``ensure_owns_job`` — the REST views, the MCP
+tools (stdio and HTTP), the SSE endpoints (authentication) and, through REST, the remote CLI.
 
 The actor written into the audit chain always comes from here, never from a request body:
 ``human:<username>``, ``agent:<agent name>``, ``ci:<username>``; an admin acts as ``human:<username>``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
@@ -69,6 +78,35 @@ def actor_for_user(user) -> Actor:
     return Actor("human", user.username)
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, whatever the door: the actor for the audit chain, the role for the table,
+    and for a per-job agent token the one job it may act on."""
+
+    actor: Actor
+    role: str
+    job_id: str = ""
+
+
+def caller_for_user(user) -> Caller:
+    role = role_of(user)
+    job_id = user.api_role.job_id if role == AGENT else ""
+    return Caller(actor_for_user(user), role, job_id)
+
+
+def caller_for_actor(actor: Actor) -> Caller:
+    """A local caller named by its actor (``agileplus mcp --actor agent:claude-code``)."""
+    return Caller(actor, {"agent": AGENT, "ci": CI}.get(actor.kind, HUMAN))
+
+
+def ensure_may(caller: Caller, action: str) -> None:
+    """The role table (``MAY``): refuse a write the caller's role does not allow."""
+    if caller.role not in MAY.get(action, set()):
+        allowed = ", ".join(r for r in ROLES if r in MAY.get(action, set())) or "nobody"
+        raise PermissionDenied(f"a {caller.role or 'anonymous'} caller may not {WORDS.get(action, action or 'write')}",
+                               field="role", fix=f"use a token with role {allowed}")
+
+
 class RolePermission(BasePermission):
     """Reads for every authenticated caller; a write only for the roles of the view's ``action_name``."""
 
@@ -77,24 +115,33 @@ class RolePermission(BasePermission):
             return False  # DRF answers 401 (no or bad credentials)
         if request.method in SAFE_METHODS or not hasattr(view, request.method.lower()):
             return True  # reads; or a method the view lacks, which DRF answers with 405
-        action = getattr(view, "action_name", "")
-        role = role_of(request.user)
-        if role not in MAY.get(action, set()):
-            allowed = ", ".join(r for r in ROLES if r in MAY.get(action, set())) or "nobody"
-            raise PermissionDenied(f"a {role} token may not {WORDS.get(action, action or 'write')}",
-                                   field="role", fix=f"use a token with role {allowed}")
+        ensure_may(caller_for_user(request.user), getattr(view, "action_name", ""))
         return True
 
 
-def ensure_owns_job(actor: Actor, job) -> None:
-    """An agent acts only on the jobs of its own harness."""
-    if actor.kind == "agent" and job.harness != actor.name:
-        raise PermissionDenied(f"{actor} may only act on its own jobs, not {job.id} ({job.harness})",
-                               field="job", fix="use the token of the agent that runs this job")
+def _runs(caller: Caller, job) -> bool:
+    from agileplus.dispatch.models import JobState
+
+    if job is None or job.harness != caller.actor.name or job.state not in JobState.HELD + (JobState.QUEUED,):
+        return False
+    return not caller.job_id or job.id == caller.job_id
 
 
-def ensure_owns_wp(actor: Actor, latest_job) -> None:
-    """An agent moves only the WP its harness works on (the WP's latest job)."""
-    if actor.kind == "agent" and (latest_job is None or latest_job.harness != actor.name):
-        raise PermissionDenied(f"{actor} may only move the work package it works on", field="wp",
+def ensure_owns_job(caller: Caller, job) -> None:
+    """An agent acts only on the job it runs (its per-job token's job, or a live job of its harness)."""
+    if caller.role == AGENT and not _runs(caller, job):
+        raise PermissionDenied(f"{caller.actor} may not act on {job.id} ({job.harness}): only on the job it runs",
+                               field="job", fix="use the token the worker gave the agent running this job")
+
+
+def ensure_owns_wp(caller: Caller, wp) -> None:
+    """An agent moves only the WP of the job it runs, while that job runs."""
+    if caller.role != AGENT:
+        return
+    from agileplus.dispatch.models import DispatchJob
+    from agileplus.dispatch.selectors import latest_job
+
+    job = DispatchJob.objects.filter(pk=caller.job_id).first() if caller.job_id else latest_job(wp)
+    if job is None or job.wp_id != wp.pk or not _runs(caller, job):
+        raise PermissionDenied(f"{caller.actor} may not move {wp.code}: only the work package of the job it runs", field="wp",
                                fix="only the agent running this WP's job (or a person) may move it")

@@ -149,8 +149,16 @@ class WPOut(s.Serializer):
     job = WPJobOut(allow_null=True, help_text="the WP's latest dispatch job")
 
 
+class WPPageOut(s.Serializer):
+    after = maybe(s.CharField)
+    limit = s.IntegerField()
+    next_after = maybe(s.CharField, help_text="pass as `after` for the next page; null on the last page")
+
+
 class WPListOut(s.Serializer):
     results = WPOut(many=True)
+    next_after = maybe(s.CharField, help_text="pass as `after` for the next page; null on the last page")
+    next = maybe(s.URLField)
 
 
 class FeatureHeadOut(s.Serializer):
@@ -176,7 +184,9 @@ class CompletionOut(s.Serializer):
 
 class FeatureStatusOut(s.Serializer):
     feature = FeatureHeadOut()
-    work_packages = WPOut(many=True)
+    work_packages = WPOut(many=True, help_text="one page (`limit`, default 200) in code order; the rest: "
+                                               "`after=work_packages_page.next_after` or /wps")
+    work_packages_page = WPPageOut()
     totals = StatusTotalsOut()
     estimated_completion = CompletionOut()
     cost_usd = s.CharField(help_text="decimal string: USD spent by the feature's jobs")

@@ -102,6 +102,12 @@ class PageFilter(serializers.Serializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
 
+class WPPage(serializers.Serializer):
+    after = serializers.RegexField(r"^[A-Za-z0-9]{1,20}$", required=False, default="",
+                                   help_text="the last WP code seen (work_packages_page.next_after)")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=200)
+
+
 class LogFilter(serializers.Serializer):
     after = serializers.IntegerField(required=False, min_value=0, max_value=2**31, default=0,
                                      help_text="the last line seq seen")

@@ -3,11 +3,15 @@ dispatching several WPs at once."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.db import transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from agileplus.api.models import ApiRole
 from agileplus.api.roles import AGENT, ROLES, role_of
@@ -22,7 +26,9 @@ from agileplus.features.services import get_wp, normalize_wp_code
 USERNAME_RE = re.compile(r"^[A-Za-z0-9._@+\-]{1,100}$")
 AGENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
-__all__ = ["ROLES", "BadCredentials", "IssuedToken", "create_api_token", "dispatch_wps", "obtain_token"]
+__all__ = ["ROLES", "BadCredentials", "IssuedToken", "create_api_token", "dispatch_wps", "mint_job_token",
+           "obtain_token", "revoke_api_token", "revoke_job_token"]
+JOB_TOKEN_MARGIN = dt.timedelta(minutes=5)  # past the job's timeout and grace: setup, push, governance
 
 
 def create_api_token(username: str, role: str, agent: str | None = None) -> str:
@@ -46,6 +52,35 @@ def create_api_token(username: str, role: str, agent: str | None = None) -> str:
         user, _ = get_user_model().objects.get_or_create(username=username)
         ApiRole.objects.update_or_create(user=user, defaults={"role": role, "agent": agent})
         return issue_token(user)
+
+
+def revoke_api_token(username: str) -> int:
+    """Revoke every token of ``username`` (and sign it out for good); returns how many."""
+    with transaction.atomic():
+        revoked, _ = Token.objects.filter(user__username=username).delete()
+        get_user_model().objects.filter(username=username).update(is_active=False)
+    return revoked
+
+
+def job_token_username(job_id: str, attempt: int) -> str:
+    # one identity per attempt: a fenced worker revoking its own token leaves the new attempt's alone
+    return f"job.{job_id}.{attempt}"[:100]
+
+
+def mint_job_token(job) -> str:
+    """A short-lived agent token for one attempt of one job: it acts only on this job and its WP
+    (see roles), and expires after the job's timeout, grace and a margin, or when
+    ``revoke_job_token`` is called."""
+    username = job_token_username(job.id, job.attempt)
+    key = create_api_token(username, AGENT, job.harness)
+    expires = timezone.now() + dt.timedelta(seconds=job.timeout_seconds + settings.AGENT_KILL_GRACE_SECONDS)
+    ApiRole.objects.filter(user__username=username).update(job_id=job.id, expires_at=expires + JOB_TOKEN_MARGIN)
+    get_user_model().objects.filter(username=username).update(is_active=True)
+    return key
+
+
+def revoke_job_token(job_id: str, attempt: int) -> int:
+    return revoke_api_token(job_token_username(job_id, attempt))
 
 
 class BadCredentials(DomainError):

@@ -12,6 +12,10 @@ Scopes:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
@@ -44,3 +48,22 @@ class AuthFailureThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request, view) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+def throttle_logins(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A login form (the dashboard's, the admin's) under the same policy as ``POST /api/auth/token``:
+    every POST counts against the ``auth`` budget of the caller's address (shared with the token
+    endpoint, so switching doors does not buy more guesses); past it, 429 with Retry-After."""
+
+    @functools.wraps(view)
+    def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method == "POST":
+            guard = AuthFailureThrottle()
+            if not guard.allow_request(request, None):
+                wait = int(guard.wait() or 0) + 1
+                response = HttpResponse(f"Too many login attempts from your address: retry in {wait}s.\n",
+                                        status=429, content_type="text/plain; charset=utf-8")
+                response["Retry-After"] = str(wait)
+                return response
+        return view(request, *args, **kwargs)
+    return guarded

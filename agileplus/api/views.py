@@ -20,8 +20,8 @@ from agileplus.api import schemas as out
 from agileplus.api import serializers as s
 from agileplus.api.auth import RoleTokenAuthentication
 from agileplus.api.errors import error_body
-from agileplus.api.pagination import after_page, job_page
-from agileplus.api.roles import RolePermission, actor_for_user, ensure_owns_job, ensure_owns_wp
+from agileplus.api.pagination import after_page, job_page, next_url
+from agileplus.api.roles import RolePermission, caller_for_user, ensure_owns_job, ensure_owns_wp
 from agileplus.api.services import create_api_token, dispatch_wps, obtain_token
 from agileplus.api.throttles import AuthFailureThrottle, ScopedThrottle
 from agileplus.audit.chain import entry_as_dict, verify_chain
@@ -69,8 +69,11 @@ class Base(APIView):
                 raise exceptions.Throttled(guard.wait()) from None
             raise
 
+    def caller(self):
+        return caller_for_user(self.request.user)
+
     def actor(self):
-        return actor_for_user(self.request.user)
+        return self.caller().actor
 
 
 def read(ok, *params, tags: list[str], **kwargs):
@@ -98,20 +101,26 @@ class FeatureList(Base):
 
 
 class FeatureDetail(Base):
-    @read(out.FeatureStatusOut, out.SLUG, tags=["features"], operation_id="features_status",
-          description="A feature's status, as `agileplus status FEATURE --json`.")
+    @read(out.FeatureStatusOut, out.SLUG, s.WPPage, tags=["features"], operation_id="features_status",
+          description="A feature's status, as `agileplus status FEATURE --json`, with one page of its work "
+                      "packages (totals and the critical path cover all of them).")
     def get(self, request, slug: str):
+        query = parse(s.WPPage, request.query_params)
         feature = get_feature(slug)
-        status = features.feature_status(feature)
+        status = features.feature_status(feature, after=query["after"], limit=query["limit"])
         status["cost_usd"] = str(costs.feature_cost(feature.pk))
         return Response(status)
 
 
 class WPList(Base):
-    @read(out.WPListOut, out.SLUG, tags=["work packages"], operation_id="wps_list",
-          description="The feature's work packages with dependencies, readiness and latest job.")
+    @read(out.WPListOut, out.SLUG, s.WPPage, tags=["work packages"], operation_id="wps_list",
+          description="The feature's work packages with dependencies, readiness and latest job, a page at a time.")
     def get(self, request, slug: str):
-        return Response({"results": features.feature_status(get_feature(slug))["work_packages"]})
+        query = parse(s.WPPage, request.query_params)
+        status = features.feature_status(get_feature(slug), after=query["after"], limit=query["limit"])
+        last = status["work_packages_page"]["next_after"]
+        return Response({"results": status["work_packages"], "next_after": last,
+                         "next": next_url(request, after=last) if last else None})
 
 
 class WPDetail(Base):
@@ -119,7 +128,7 @@ class WPDetail(Base):
     def get(self, request, slug: str, wp: str):
         feature = get_feature(slug)
         code = get_wp(feature, wp).code
-        return Response(next(w for w in features.feature_status(feature)["work_packages"] if w["code"] == code))
+        return Response(features.feature_status(feature, codes=[code], summary=False)["work_packages"][0])
 
 
 def _moved(result) -> dict:
@@ -138,10 +147,10 @@ class WPTransition(Base):
     def post(self, request, slug: str, wp: str):
         data = parse(s.TransitionIn, request.data)
         wp_obj = get_wp(get_feature(slug), wp)
-        actor = self.actor()
-        ensure_owns_wp(actor, jobs.latest_job(wp_obj) if actor.kind == "agent" else None)
+        caller = self.caller()
+        ensure_owns_wp(caller, wp_obj)
         try:
-            result = review.move_wp(wp_obj, data["to"], actor=actor, expected_source=data.get("expected_state"),
+            result = review.move_wp(wp_obj, data["to"], actor=caller.actor, expected_source=data.get("expected_state"),
                                     metadata={"note": data["note"]} if data.get("note") else None)
         except StaleState as exc:
             exc.field = "expected_state"
@@ -282,9 +291,9 @@ class JobLog(Base):
     def post(self, request, job_id: str):
         data = parse(s.LogIn, request.data)
         job = jobs.get_job(job_id)
-        actor = self.actor()
-        ensure_owns_job(actor, job)
-        return Response({"job": job.id, "added": dispatch.append_report(job, data["lines"], actor=actor)},
+        caller = self.caller()
+        ensure_owns_job(caller, job)
+        return Response({"job": job.id, "added": dispatch.append_report(job, data["lines"], actor=caller.actor)},
                         status=201)
 
 
@@ -295,9 +304,9 @@ class JobCancel(Base):
            description="Cancel a queued job at once; ask a running one's worker to stop it.")
     def post(self, request, job_id: str):
         job = jobs.get_job(job_id)
-        actor = self.actor()
-        ensure_owns_job(actor, job)
-        job = dispatch.cancel_job(job.id, actor=actor)
+        caller = self.caller()
+        ensure_owns_job(caller, job)
+        job = dispatch.cancel_job(job.id, actor=caller.actor)
         return Response({"id": job.id, "state": job.state, "cancel_requested": job.cancel_requested})
 
 

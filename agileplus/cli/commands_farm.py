@@ -20,12 +20,18 @@ def _node_name(hostname: str | None) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, type=click.IntRange(1, 65535), show_default=True)
 @click.option("--workers", default=1, type=click.IntRange(1, 64), show_default=True)
-def web(host: str, port: int, workers: int) -> None:
+@click.option("--graceful-timeout", type=click.FloatRange(0, 3600), show_default=True,
+              default=lambda: float(os.environ.get("AGILEPLUS_WEB_GRACEFUL_SECONDS", "10")),
+              help="On SIGTERM, seconds open requests and event streams get before they are closed "
+                   "(AGILEPLUS_WEB_GRACEFUL_SECONDS)")
+def web(host: str, port: int, workers: int, graceful_timeout: float) -> None:
     """Serve the dashboard, admin and API (ASGI, uvicorn)."""
     import uvicorn
 
+    # Without a graceful timeout uvicorn waits for every open connection on SIGTERM, and an
+    # event stream never ends: the server would never stop.
     uvicorn.run("agileplus.asgi:application", host=host, port=port, workers=workers, log_level="warning",
-                lifespan="off")
+                lifespan="off", timeout_graceful_shutdown=graceful_timeout)
 
 
 @cli.command()

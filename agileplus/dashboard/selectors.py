@@ -16,11 +16,14 @@ def overview() -> list[dict]:
     return features_overview()
 
 
-def board(feature: Feature) -> dict:
+BOARD_PAGE = 200  # WPs per board page: a 10,000-WP feature is 50 pages, not one 5 GB render
+
+
+def board(feature: Feature, *, after: str = "") -> dict:
     from agileplus.dispatch.costs import ledger
     from agileplus.review.conflicts import predicted_conflicts
 
-    status = feature_status(feature)
+    status = feature_status(feature, after=after, limit=BOARD_PAGE)
     for wp in status["work_packages"]:
         wp["bar"] = bar(wp["progress"])
     running = [j for j in jobs.list_jobs(feature=feature, limit=20)]
@@ -34,6 +37,7 @@ def board(feature: Feature) -> dict:
         "chain": verify_chain(feature),
         "agents": jobs.agents_overview(),
         "costs": ledger(feature_id=feature.pk, by="agent"),
-        "conflicts": predicted_conflicts(feature, with_branches=False),
+        "conflicts": predicted_conflicts(feature, with_branches=False)[:50],
+        "page": status["work_packages_page"],
         "merge_queue": merge_queues(feature, recent=5)[0],
     }

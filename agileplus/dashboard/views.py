@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -23,14 +25,22 @@ def _feature(slug: str):
         raise Http404(f"no feature {slug}") from None
 
 
+def _after(request: HttpRequest) -> str:
+    """The board page: WPs after this code (anything but a WP-like code is the first page)."""
+    after = request.GET.get("after", "")
+    return after if re.fullmatch(r"[A-Za-z0-9]{1,20}", after) else ""
+
+
 @login_required
 def feature(request: HttpRequest, slug: str) -> HttpResponse:
     feature = _feature(slug)
-    return render(request, "dashboard/feature.html", {"feature": feature, **selectors.board(feature)})
+    return render(request, "dashboard/feature.html",
+                  {"feature": feature, **selectors.board(feature, after=_after(request))})
 
 
 @login_required
 def feature_panel(request: HttpRequest, slug: str) -> HttpResponse:
     """The board fragment the page swaps in when an event arrives (event-driven, no timer)."""
     feature = _feature(slug)
-    return render(request, "dashboard/_board.html", {"feature": feature, **selectors.board(feature)})
+    return render(request, "dashboard/_board.html",
+                  {"feature": feature, **selectors.board(feature, after=_after(request))})

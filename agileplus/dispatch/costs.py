@@ -48,7 +48,7 @@ def budget_config(config: dict) -> dict[str, Decimal]:
             limit = Decimal(str(value))
         except InvalidOperation:
             limit = Decimal(-1)
-        if limit <= 0:
+        if not limit.is_finite() or limit <= 0:  # NaN and infinity too (NaN <= 0 would raise)
             raise DomainError(f"agent.budget.{key} must be a positive amount of USD, not {value!r}",
                               field=f"agent.budget.{key}")
         limits[key] = limit

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
+from agileplus.api.services import mint_job_token, revoke_job_token
 from agileplus.core.canonical import sha256_hex
 from agileplus.core.errors import DomainError
 from agileplus.dispatch import services
@@ -42,8 +43,9 @@ from harnesses.registry import get_adapter
 from harnesses.sandbox import Sandbox
 
 log = logging.getLogger("agileplus.runner")
+JOB_TOKEN_ENV, JOB_ID_ENV = "AGILEPLUS_TOKEN", "AGILEPLUS_JOB_ID"  # what the remote CLI / API client reads
 LOG_FLUSH_LINES = 50
-LOG_FLUSH_SECONDS = 0.5
+LOG_FLUSH_SECONDS = 0.2
 
 
 def worker_name() -> str:
@@ -104,6 +106,7 @@ class JobRun:
         self.config = dict(self.job.feature.agent_config or {})
         self.secret_values: list[str] = []
         self.pending: list[tuple[dt.datetime, str, str]] = []
+        self.progress: dict = {}  # session_id, usage, current_activity: written with the log batch
         self.last_flush = time.monotonic()
         self.reported: set[str] = set()
         self.fenced = False
@@ -123,12 +126,17 @@ class JobRun:
             self.flush()
 
     def flush(self) -> None:
+        """One write for the batch of log lines and one for the latest progress, not one per line:
+        an agent printing without pause must not turn into a database write per line."""
         lines, self.pending = self.pending, []
-        if lines and not self.fenced:
-            try:
+        progress, self.progress = self.progress, {}
+        try:
+            if lines and not self.fenced:
                 services.append_log(self.claim, lines)
-            except StaleAttempt:
-                self.fenced = True
+            if progress and not self.fenced:
+                services.update_progress(self.claim, **progress)
+        except StaleAttempt:
+            self.fenced = True
         # Timed from the end of the write: far from the database a write (5 round trips) outlasts
         # the interval, and timing from its start flushed every following line on its own.
         self.last_flush = time.monotonic()
@@ -180,6 +188,7 @@ class JobRun:
             return self._run()
         finally:
             self.stop_heartbeat.set()
+            revoke_job_token(self.job.id, self.claim.attempt)  # the agent's per-job API token ends with the job
 
     def _run(self) -> str:
         """The steps of one run, in order: prepare the workspace (mirror, worktree); resolve the
@@ -229,7 +238,8 @@ class JobRun:
         """Environment (secrets resolved, remembered for redaction), prompt file, command, manifest."""
         job, feature = self.job, self.job.feature
         resolved = resolve_environment(self.config.get("environment") or {})
-        self.secret_values = resolved.secret_values
+        job_token = mint_job_token(job)  # acts on this job and its WP only, this attempt; revoked in run()
+        self.secret_values = [*resolved.secret_values, job_token]
         prompt = self.prepare_prompt(workspace, resolved.names)
         prompt_dir = Path(tempfile.mkdtemp(prefix=f"agileplus-{job.id}-"))
         prompt_file = prompt_dir / "prompt.md"
@@ -240,7 +250,7 @@ class JobRun:
         credentials = harness_credentials(job.harness)
         self.secret_values = self.secret_values + credentials.secret_values()  # redacted like injected secrets
         env = {**agent_base_environment(), **resolved.env, **credentials.env, PROMPT_FILE_ENV: str(prompt_file),
-               JOB_MARK_ENV: mark}
+               JOB_MARK_ENV: mark, JOB_TOKEN_ENV: job_token, JOB_ID_ENV: job.id}
         spec = RunSpec(prompt=prompt.text, workdir=workspace.worktree, env=env, model=self.config.get("model"),
                        timeout_seconds=job.timeout_seconds,
                        allowed_paths=list((feature.constraints or {}).get("allowed_paths") or []),
@@ -314,17 +324,17 @@ class JobRun:
         stop = None
         for event in self.adapter.parse_line(text) if stream == "stdout" else []:
             if event.session_id:
-                services.update_progress(self.claim, session_id=event.session_id)
+                self.progress["session_id"] = event.session_id
             stop = policy.observe(event) or stop
             if event.model and policy.usage.get("model") != event.model:  # what the CLI says it runs
                 policy.usage["model"] = event.model
                 services.update_progress(self.claim, usage=dict(policy.usage))
             if event.usage:
-                services.update_progress(self.claim, usage=dict(policy.usage))  # the ledger is live
+                self.progress["usage"] = dict(policy.usage)  # the ledger is live (to the next flush)
             if event.text:
-                self.say(event.text, "agent")
                 if event.kind != "result":
-                    services.update_progress(self.claim, current_activity=event.text)
+                    self.progress["current_activity"] = event.text
+                self.say(event.text, "agent")
         if stream == "stderr":
             self.say(text, "stderr")
         return stop
@@ -355,7 +365,11 @@ class JobRun:
         try:
             self.scan_commits(worktree, base)
             ignored_refs = self._foreign_refs(worktree, branch, workspace.refs_before)
-            salvaged = g.salvage(mirror, worktree, branch, f"refs/agileplus/salvage/{self.job.id}")
+            try:
+                salvaged = g.salvage(mirror, worktree, branch, f"refs/agileplus/salvage/{self.job.id}")
+            except g.GitError as exc:  # e.g. a committed tree entry named '..': governance below names it
+                self.say(f"Uncommitted work not salvaged: {exc}")
+                salvaged = None
             pushed = self._push(mirror, branch, salvaged)
             files = g.files_changed(mirror, base, f"refs/heads/{branch}")
             head = g.head(mirror, f"refs/heads/{branch}")
@@ -573,6 +587,16 @@ def run_job(job_id: str, worker: str | None = None) -> str:
             if services.release_for_retry(claim, f"setup failed: {exc}"):
                 return JobState.QUEUED
             services.finish_job(claim, Outcome(JobState.FAILED, None, "setup_failed", str(exc)), result={})
+        except StaleAttempt:
+            return "fenced"
+        return JobState.FAILED
+    except Exception as exc:  # noqa: BLE001 - a bug must fail the job now, not leave it to expire its lease
+        log.exception("job %s crashed in the runner", job_id)
+        detail = f"internal error in the worker: {type(exc).__name__}: {str(exc)[-300:]}"
+        run.say(detail)
+        run.flush()
+        try:
+            services.finish_job(claim, Outcome(JobState.FAILED, None, "internal_error", detail), result={})
         except StaleAttempt:
             return "fenced"
         return JobState.FAILED

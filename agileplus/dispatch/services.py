@@ -236,23 +236,37 @@ def start_running(claim: Claim, **fields) -> DispatchJob:
     return job
 
 
+def log_reserve() -> int:
+    """Lines of the cap kept for the worker's own lines (stream ``agileplus``: stopping, commits,
+    the outcome), so an agent that floods its output cannot push them out of the log."""
+    return min(200, settings.JOB_LOG_MAX_LINES // 10)
+
+
 def append_log(claim: Claim, lines: list[tuple[dt.datetime, str, str]]) -> int:
-    """Append timestamped lines; bounded by settings.JOB_LOG_MAX_LINES. Returns lines written."""
+    """Append timestamped lines; bounded by settings.JOB_LOG_MAX_LINES, of which the agent's
+    output may fill all but ``log_reserve()``. Returns lines written."""
     if not lines:
         return 0
+    cap = settings.JOB_LOG_MAX_LINES
+    agent_cap = cap - log_reserve()
     with transaction.atomic():
         _lock_held(claim)
         last = JobLogLine.objects.filter(job_id=claim.job_id).aggregate(m=Max("seq"))["m"] or 0
-        room = settings.JOB_LOG_MAX_LINES - last
-        if room <= 0:
-            return 0
-        rows = [
-            JobLogLine(job_id=claim.job_id, attempt=claim.attempt, seq=last + i + 1, timestamp=ts, stream=stream,
-                       line=storable_text(redact(text), MAX_LINE_CHARS))
-            for i, (ts, stream, text) in enumerate(lines[:room])
-        ]
-        if len(lines) > room:
-            rows[-1].line = LOG_TRUNCATED
+        kept: list[tuple[dt.datetime, str, str]] = []
+        marked = None  # whether the truncation marker is in the log (looked up on the first drop)
+        for ts, stream, text in lines:
+            seq = last + len(kept) + 1
+            if seq <= (cap if stream == "agileplus" else agent_cap):
+                kept.append((ts, stream, text))
+                continue
+            if marked is None:
+                marked = JobLogLine.objects.filter(job_id=claim.job_id, line=LOG_TRUNCATED).exists()
+            if not marked and seq <= cap:
+                kept.append((ts, "agileplus", LOG_TRUNCATED))  # once: where the agent's output stops
+                marked = True
+        rows = [JobLogLine(job_id=claim.job_id, attempt=claim.attempt, seq=last + i + 1, timestamp=ts, stream=stream,
+                           line=storable_text(redact(text), MAX_LINE_CHARS))
+                for i, (ts, stream, text) in enumerate(kept)]
         JobLogLine.objects.bulk_create(rows)
     return len(rows)
 

@@ -23,15 +23,20 @@ def _error(status: int, code: str, message: str, field: str | None = None, fix: 
 
 
 def _authenticate(request: HttpRequest):
-    """Session login (dashboard) or `Authorization: Token …` (bots, CLI)."""
+    """Session login (dashboard) or `Authorization: Token …` (bots, CLI), checked by the API's own
+    token authentication (one path: expiry and revocation of per-job tokens apply here too)."""
     user = request.user if request.user.is_authenticated else None
     if user is None:
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Token "):
-            from agileplus.api.tokens import user_for_key
+        from agileplus.api.auth import user_for_token_header
 
-            user = user_for_key(header[6:].strip())
+        user = user_for_token_header(request.headers.get("Authorization", ""))
     return user
+
+
+def _job_exists(job_id: str) -> bool:
+    from agileplus.dispatch.models import DispatchJob
+
+    return DispatchJob.objects.filter(pk=job_id).exists()
 
 
 def _resume_point(request: HttpRequest) -> int | None:
@@ -76,6 +81,9 @@ async def job_log(request: HttpRequest, job_id: str):
         after = _resume_point(request) or 0
     except ValueError:
         return _error(400, "invalid", "Last-Event-ID must be a log line number", field="Last-Event-ID")
+    if not await sync_to_async(_job_exists)(job_id):
+        return _error(404, "not_found", f"no job {job_id[:100]}", field="job_id",
+                      fix="see `agileplus jobs` (GET /api/jobs)")
     response = StreamingHttpResponse(job_log_stream(job_id, after), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     return response

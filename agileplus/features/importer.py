@@ -8,7 +8,13 @@ Layout::
     <repo>/kitty-specs/<slug>/tasks/WP01-<name>.md   YAML front matter + the WP's plan
 
 Everything is parsed and checked before the database is touched, and the whole
-import is one transaction: a bad file leaves the database as it was. A new
+import is one transaction: a bad file leaves the database as it was.
+
+The folder is untrusted input (an agent can write it): every file has a size limit, YAML is
+parsed with a cap on what aliases expand to, counts, texts and numbers are bounded (``LIMITS``),
+symlinks anywhere in the imported tree are refused (not followed: a link could carry a file from
+outside the repository into the database and into prompts), and owned paths must be relative
+paths inside the repository. Each refusal names the file, the line and the limit. A new
 feature walks created → specified → researched → planned through
 ``transition_feature`` (one audit entry each, by the importing actor); a new WP
 whose ``lane`` is past ``planned`` walks there through ``transition_wp``. On
@@ -18,10 +24,11 @@ reported, not forced.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import tempfile
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +57,28 @@ LANE_PATHS = {
 }
 _ESTIMATE_RE = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>d|days?|h|hours?|w|weeks?)?\s*$", re.IGNORECASE)
 _UNIT_DAYS = {"d": Decimal(1), "h": Decimal(1) / Decimal(8), "w": Decimal(5)}  # 8-hour days, 5-day weeks
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """What one import accepts; beyond these a file is refused, naming the limit."""
+
+    file_bytes: int = 1_000_000  # spec.md, plan.md, one WP file
+    config_bytes: int = 64_000  # .kittify/config.yaml
+    yaml_nodes: int = 20_000  # a YAML document after alias expansion (a 700-byte "bomb" expands to 10^7)
+    wps_per_feature: int = 10_000
+    dependencies_per_wp: int = 200
+    list_items: int = 500  # deliverables, owned_files, allowed/forbidden paths
+    item_chars: int = 1_000  # one deliverable or path
+    title_chars: int = 300  # WorkPackage.title / Feature.title
+    estimate_days: Decimal = Decimal(1000)  # fits WorkPackage.estimate_days (max 9999.99)
+    timeout_seconds: int = 7 * 24 * 3600
+    retries: int = 20
+    max_file_size: int = 1 << 30
+    budget_usd: Decimal = Decimal(1_000_000)
+
+
+LIMITS = ImportLimits()
 
 
 @dataclass
@@ -144,9 +173,64 @@ def _key_lines(text: str, first_line: int) -> dict[str, int]:
     return lines
 
 
+class YAMLTooLarge(yaml.YAMLError):
+    def __init__(self, problem: str, mark) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+
+def _expanded_size(node: yaml.Node, limit: int) -> int:
+    """How many nodes ``node`` becomes once every alias is expanded, computed on the composed
+    graph (where an alias is a shared node) without expanding it; a recursive alias is refused."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(current: yaml.Node) -> int:
+        key = id(current)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise YAMLTooLarge("a recursive alias (an anchor used inside itself) is not accepted", current.start_mark)
+        open_nodes.add(key)
+        total = 1
+        if isinstance(current, yaml.SequenceNode):
+            children = current.value
+        elif isinstance(current, yaml.MappingNode):
+            children = [item for pair in current.value for item in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > limit:
+                raise YAMLTooLarge(f"the document expands to more than {limit} values (aliases included): "
+                                   "limit yaml_nodes", child.start_mark)
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(node)
+
+
+def safe_yaml(text: str, *, max_nodes: int | None = None) -> Any:
+    """``yaml.safe_load`` that refuses a document expanding (through aliases) past ``max_nodes``."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, max_nodes or LIMITS.yaml_nodes)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def _load_yaml(text: str, path: Path, first_line: int, errors: _Collector) -> Any:
     try:
-        return yaml.safe_load(text)
+        return safe_yaml(text)
+    except RecursionError:
+        errors.add(path, first_line, "invalid YAML: nested too deeply")
+        return None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = first_line + mark.line if mark is not None else None
@@ -193,23 +277,84 @@ def parse_estimate(value: Any) -> Decimal | None:
     if isinstance(value, bool):
         raise ValueError(value)
     if isinstance(value, (int, float)):
-        return Decimal(str(value))
-    match = _ESTIMATE_RE.match(str(value))
-    if not match:
-        raise ValueError(value)
-    try:
-        number = Decimal(match["n"])
-    except InvalidOperation:
-        raise ValueError(value) from None
-    unit = (match["unit"] or "d")[0].lower()
+        number, unit = Decimal(str(value)), "d"
+    else:
+        match = _ESTIMATE_RE.match(str(value)[:100])
+        if not match:
+            raise ValueError(value)
+        number, unit = Decimal(match["n"]), (match["unit"] or "d")[0].lower()
+    if not number.is_finite() or number.adjusted() > 6:
+        raise OverflowError(value)  # beyond any estimate (and beyond what quantize can hold)
+    if isinstance(value, (int, float)):
+        return number
     return (number * _UNIT_DAYS[unit]).quantize(Decimal("0.01"))
 
 
-def _parse_wp(path: Path, errors: _Collector) -> WPSpec | None:
+def _refuse_symlink(path: Path, errors: _Collector) -> bool:
+    """True (and a problem) when ``path`` is a symlink: links are refused, never followed."""
+    if path.is_symlink():
+        errors.add(path, None, "is a symbolic link: links are not followed in an import; "
+                               "replace it with the file or folder itself")
+        return True
+    return False
+
+
+def _read_limited(path: Path, errors: _Collector, limit: int | None = None) -> str | None:
+    """The text of a regular file (not a link) of at most ``limit`` bytes, else a problem and None."""
+    limit = limit or LIMITS.file_bytes
+    if _refuse_symlink(path, errors):
+        return None
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+        if len(data) > limit:
+            errors.add(path, None, f"is larger than {limit} bytes (limit file_bytes): split it or shorten it")
+            return None
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         errors.add(path, None, f"cannot read: {exc}")
+        return None
+
+
+def _bounded_list(values: list[str], key: str, path: Path, line: int | None, errors: _Collector,
+                  limit: int | None = None) -> list[str]:
+    limit = limit or LIMITS.list_items
+    if len(values) > limit:
+        errors.add(path, line, f"'{key}' has {len(values)} entries; at most {limit} are accepted")
+        return values[:limit]
+    long = next((v for v in values if len(v) > LIMITS.item_chars), None)
+    if long is not None:
+        errors.add(path, line, f"'{key}' has an entry of {len(long)} characters; at most {LIMITS.item_chars}")
+    return values
+
+
+def normalize_repo_path(raw: str) -> str | None:
+    """A path inside the repository, normalised (``src/./a/`` → ``src/a/``); None when it is empty,
+    absolute, or leaves the repository (``..``). A trailing slash (a folder) is kept."""
+    text = raw.strip().replace("\\", "/")
+    if not text or text.startswith("/") or re.match(r"^[A-Za-z]:", text) or "\x00" in text:
+        return None
+    normal = posixpath.normpath(text)
+    if normal in (".", "..") or normal.startswith("../"):
+        return None
+    return normal + "/" if text.endswith("/") else normal
+
+
+def _repo_paths(values: list[str], key: str, path: Path, line: int | None, errors: _Collector) -> list[str]:
+    paths = []
+    for value in _bounded_list(values, key, path, line, errors):
+        normal = normalize_repo_path(value)
+        if normal is None:
+            errors.add(path, line, f"'{key}' entry {value!r} is not a relative path inside the repository "
+                                   "(empty, absolute or with ..): write it like src/models/")
+        else:
+            paths.append(normal)
+    return list(dict.fromkeys(paths))
+
+
+def _parse_wp(path: Path, errors: _Collector) -> WPSpec | None:
+    text = _read_limited(path, errors)
+    if text is None:
         return None
     parsed = _split_front_matter(text, path, errors)
     if parsed is None:
@@ -227,22 +372,36 @@ def _parse_wp(path: Path, errors: _Collector) -> WPSpec | None:
         errors.add(path, lines.get("lane"), f"lane '{lane_raw}' is not one of {', '.join(WPState.ALL)}")
     try:
         estimate = parse_estimate(data.get("estimate"))
+    except OverflowError:
+        estimate = Decimal(-1)
     except ValueError:
-        errors.add(path, lines.get("estimate"), f"estimate '{data.get('estimate')}' is not like '3 days' or '4 hours'")
+        errors.add(path, lines.get("estimate"), f"estimate '{str(data.get('estimate'))[:50]}' is not like "
+                                                "'3 days' or '4 hours'")
+        estimate = None
+    if estimate is not None and not (0 <= estimate <= LIMITS.estimate_days):
+        errors.add(path, lines.get("estimate"), f"estimate '{str(data.get('estimate'))[:50]}' is outside 0 to "
+                                                f"{LIMITS.estimate_days} days (limit estimate_days)")
         estimate = None
     title = str(data.get("title") or "").strip()
     if not title:
         heading = re.search(r"^#\s+(.+)$", body, re.MULTILINE)
         title = heading[1].strip() if heading else code
+    if len(title) > LIMITS.title_chars:
+        errors.add(path, lines.get("title"), f"title has {len(title)} characters; at most {LIMITS.title_chars}")
     deps = _str_list(data.get("dependencies"), "dependencies", path, lines.get("dependencies"), errors)
+    deps = _bounded_list(deps, "dependencies", path, lines.get("dependencies"), errors, LIMITS.dependencies_per_wp)
     return WPSpec(
         code=code,
         title=title,
         plan=body,
         dependencies=[normalize_wp_code(d) for d in deps],
-        deliverables=_str_list(data.get("deliverables"), "deliverables", path, lines.get("deliverables"), errors),
+        deliverables=_bounded_list(
+            _str_list(data.get("deliverables"), "deliverables", path, lines.get("deliverables"), errors),
+            "deliverables", path, lines.get("deliverables"), errors),
         estimate_days=estimate,
-        owned_paths=_str_list(data.get("owned_files"), "owned_files", path, lines.get("owned_files"), errors),
+        owned_paths=_repo_paths(
+            _str_list(data.get("owned_files"), "owned_files", path, lines.get("owned_files"), errors),
+            "owned_files", path, lines.get("owned_files"), errors),
         lane=lane,
         path=path,
         lines=lines,
@@ -276,14 +435,10 @@ def _check_graph(wps: list[WPSpec], errors: _Collector) -> None:
 
 
 def _read_required(path: Path, errors: _Collector, why: str) -> str:
-    if not path.is_file():
+    if not path.is_symlink() and not path.is_file():
         errors.add(path, None, f"missing file: {why}")
         return ""
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        errors.add(path, None, f"cannot read: {exc}")
-        return ""
+    return _read_limited(path, errors) or ""
 
 
 def parse_feature_dir(folder: Path, errors: _Collector) -> FeatureSpec | None:
@@ -292,25 +447,38 @@ def parse_feature_dir(folder: Path, errors: _Collector) -> FeatureSpec | None:
     if not match:
         errors.add(folder, None, f"feature folder '{slug}' must be named like 003-auth-system")
         return None
+    if _refuse_symlink(folder, errors):
+        return None
     spec = _read_required(folder / "spec.md", errors, "every feature needs spec.md")
     tasks_dir = folder / "tasks"
-    task_files = sorted(tasks_dir.glob("WP*.md")) if tasks_dir.is_dir() else []
+    task_files = []
+    if not _refuse_symlink(tasks_dir, errors) and tasks_dir.is_dir():
+        task_files = sorted(tasks_dir.glob("WP*.md"))
+    if len(task_files) > LIMITS.wps_per_feature:
+        errors.add(tasks_dir, None, f"{len(task_files)} work package files; at most {LIMITS.wps_per_feature} "
+                                    "per feature (limit wps_per_feature): split the feature")
+        return None
     plan_path = folder / "plan.md"
     plan = _read_required(plan_path, errors, "tasks need plan.md") if task_files else (
-        plan_path.read_text(encoding="utf-8") if plan_path.is_file() else ""
+        (_read_limited(plan_path, errors) or "") if plan_path.is_symlink() or plan_path.is_file() else ""
     )
     wps = [wp for wp in (_parse_wp(p, errors) for p in task_files) if wp is not None]
     _check_graph(wps, errors)
     heading = re.search(r"^#\s+(.+)$", spec, re.MULTILINE)
     title = heading[1].strip() if heading else slug
+    if len(title) > LIMITS.title_chars:
+        errors.add(folder / "spec.md", None, f"the title heading has {len(title)} characters; "
+                                             f"at most {LIMITS.title_chars}")
     return FeatureSpec(slug, int(match["number"]), title, spec, plan, folder, wps)
 
 
 def parse_config(repo: Path, errors: _Collector) -> RepoConfig:
     path = repo / CONFIG_PATH
-    if not path.is_file():
+    if _refuse_symlink(path.parent, errors) or (not path.is_symlink() and not path.is_file()):
         return RepoConfig({}, {}, {"commit_convention": DEFAULT_COMMIT_CONVENTION})
-    text = path.read_text(encoding="utf-8")
+    text = _read_limited(path, errors, LIMITS.config_bytes)
+    if text is None:
+        return RepoConfig({}, {}, {})
     data = _load_yaml(text, path, 1, errors)
     if data is None:
         return RepoConfig({}, {}, {})
@@ -318,23 +486,34 @@ def parse_config(repo: Path, errors: _Collector) -> RepoConfig:
     if not isinstance(data, dict):
         errors.add(path, 1, "config must be a YAML mapping")
         return RepoConfig({}, {}, {})
+    odd = _non_finite_key(data)
+    if odd is not None:  # .nan / .inf cannot be stored (JSON has no such numbers) nor mean anything here
+        errors.add(path, _nested_line(text, odd.rsplit(".", 1)[-1]), f"'{odd}' is .nan or .inf: give a number")
+        return RepoConfig({}, {}, {})
     agent = data.get("agent") or {}
     constraints = dict(data.get("constraints") or {})
     if not isinstance(agent, dict):
         errors.add(path, lines.get("agent"), "'agent' must be a mapping (harness, timeout_seconds, …)")
         agent = {}
-    for key, minimum in (("timeout_seconds", 1), ("retries", 0)):
+    for key, minimum, maximum in (("timeout_seconds", 1, LIMITS.timeout_seconds), ("retries", 0, LIMITS.retries)):
         value = agent.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < minimum):
-            errors.add(path, _nested_line(text, key), f"agent.{key} must be a whole number >= {minimum}")
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not minimum <= value <= maximum):
+            errors.add(path, _nested_line(text, key), f"agent.{key} must be a whole number from {minimum} "
+                                                      f"to {maximum} (limit {key})")
+    _check_budgets(agent, path, text, errors)
     env = agent.get("environment") or {}
     if not isinstance(env, dict):
         errors.add(path, _nested_line(text, "environment"), "agent.environment must be a mapping NAME: value")
     size = constraints.get("max_file_size")
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size <= 0):
-        errors.add(path, _nested_line(text, "max_file_size"), "constraints.max_file_size must be a byte count > 0")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool)
+                             or not 0 < size <= LIMITS.max_file_size):
+        errors.add(path, _nested_line(text, "max_file_size"),
+                   f"constraints.max_file_size must be a byte count from 1 to {LIMITS.max_file_size}")
     for key in ("allowed_paths", "forbidden_paths"):
-        constraints[key] = _str_list(constraints.get(key), f"constraints.{key}", path, _nested_line(text, key), errors)
+        line = _nested_line(text, key)
+        constraints[key] = _bounded_list(_str_list(constraints.get(key), f"constraints.{key}", path, line, errors),
+                                         f"constraints.{key}", path, line, errors)
     _check_merge_config(data.get("merge"), text, path, lines, errors)
     commit = data.get("commit") if isinstance(data.get("commit"), dict) else {}
     constraints["commit_convention"] = str(
@@ -342,6 +521,31 @@ def parse_config(repo: Path, errors: _Collector) -> RepoConfig:
         or DEFAULT_COMMIT_CONVENTION
     )
     return RepoConfig(data, dict(agent), constraints)
+
+
+def _non_finite_key(value: Any, where: str = "") -> str | None:
+    """The dotted key of the first NaN or infinite float inside ``value``, or None."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return where or "(top)"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        found = _non_finite_key(inner, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _check_budgets(agent: dict, path: Path, text: str, errors: _Collector) -> None:
+    from agileplus.dispatch.costs import budget_config
+
+    try:
+        budgets = budget_config(agent)
+    except DomainError:
+        return  # a malformed budget is refused at dispatch, naming the key; here only the bound
+
+    for key, value in budgets.items():
+        if not value.is_finite() or value > LIMITS.budget_usd:
+            errors.add(path, _nested_line(text, key), f"agent.budget.{key} must be at most {LIMITS.budget_usd} USD")
 
 
 def _check_merge_config(merge: object, text: str, path: Path, lines: dict[str, int], errors: _Collector) -> None:
@@ -377,7 +581,9 @@ def discover(path: Path, repo: Path | None, errors: _Collector) -> tuple[Path, l
                 field="path",
                 fix=f"give a repository root holding {SPECS_DIR}/<slug>/ or one feature folder",
             )
-        folders = sorted(p for p in specs.iterdir() if p.is_dir())
+        if _refuse_symlink(specs, errors):
+            return Path(repo or path).resolve(), []
+        folders = sorted(p for p in specs.iterdir() if p.is_dir() or p.is_symlink())
         root = repo or path
         if not folders:
             errors.add(specs, None, "no feature folders found")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
@@ -53,14 +53,14 @@ def ago(moment: dt.datetime | None, now: dt.datetime | None = None) -> str | Non
     return "just now"
 
 
-def _latest_jobs(feature: Feature) -> dict[int, Any]:
+def _latest_jobs(feature: Feature, wp_ids: list[int] | None = None) -> dict[int, Any]:
     from agileplus.dispatch.models import DispatchJob, JobCommit
 
     latest = DispatchJob.objects.filter(wp=OuterRef("pk")).order_by("-queued_at", "-pk").values("pk")[:1]
-    job_ids = [
-        pk for pk in WorkPackage.objects.filter(feature=feature)
-        .annotate(job_id=Subquery(latest)).values_list("job_id", flat=True) if pk
-    ]
+    wps = WorkPackage.objects.filter(feature=feature)
+    if wp_ids is not None:
+        wps = wps.filter(pk__in=wp_ids)
+    job_ids = [pk for pk in wps.annotate(job_id=Subquery(latest)).values_list("job_id", flat=True) if pk]
     jobs = DispatchJob.objects.filter(pk__in=job_ids).prefetch_related(
         Prefetch("commits", queryset=JobCommit.objects.only("job_id", "attempt", "files").order_by("id"))
     )
@@ -172,6 +172,12 @@ def _wp_status(wp: WorkPackage, deps: list[WorkPackage], job: Any, now: dt.datet
     }
 
 
+class _Row(NamedTuple):
+    code: str
+    state: str
+    estimate_days: Decimal | None
+
+
 def remaining_critical_path(wps: list[WorkPackage], edges: list[tuple[str, str]]) -> tuple[float, list[str]]:
     """Longest chain of estimates through the WPs not done yet."""
     remaining = {wp.code: float(wp.estimate_days or 0) for wp in wps if wp.state != WPState.DONE}
@@ -179,17 +185,31 @@ def remaining_critical_path(wps: list[WorkPackage], edges: list[tuple[str, str]]
     return dag.critical_path(remaining, live_edges)
 
 
-def feature_status(feature: Feature, *, now: dt.datetime | None = None) -> dict:
-    """Everything the status screens show about one feature (about five queries, any size)."""
+def feature_status(feature: Feature, *, now: dt.datetime | None = None, after: str = "", limit: int | None = None,
+                   codes: list[str] | None = None, summary: bool = True) -> dict:
+    """Everything the status screens show about one feature (about six queries, any size).
+
+    ``work_packages`` holds every WP, or with ``limit`` one page of them in code order after
+    ``after`` (then ``work_packages_page`` says where the next page starts), or with ``codes``
+    just those. Totals and the critical path always cover the whole feature, read as plain rows:
+    a 10,000-WP feature is not 10,000 WP objects with their dependencies and jobs; without
+    ``summary`` they are left out (one WP's detail does not need the feature's critical path)."""
     now = now or timezone.now()
     feature = Feature.objects.select_related("project").get(pk=feature.pk)
-    wps = list(
-        feature.work_packages.order_by("code").prefetch_related(
-            Prefetch("dependency_links",
-                     queryset=Dependency.objects.select_related("depends_on").order_by("depends_on__code"))
-        )
-    )
-    jobs = _latest_jobs(feature)
+    paged = limit is not None or codes is not None
+    page = feature.work_packages.order_by("code")
+    if codes is not None:
+        page = page.filter(code__in=codes)
+    elif after:
+        page = page.filter(code__gt=after)
+    if limit is not None:
+        page = page[: limit + 1]
+    wps = list(page.prefetch_related(
+        Prefetch("dependency_links", queryset=Dependency.objects.select_related("depends_on").order_by("depends_on__code"))
+    ))
+    more = limit is not None and len(wps) > limit
+    wps = wps[:limit] if limit is not None else wps
+    jobs = _latest_jobs(feature, [wp.pk for wp in wps] if paged else None)
     history = wp_history(feature)
     items = []
     edges = []
@@ -197,9 +217,18 @@ def feature_status(feature: Feature, *, now: dt.datetime | None = None) -> dict:
         deps = [link.depends_on for link in wp.dependency_links.all()]
         edges.extend((wp.code, d.code) for d in deps)
         items.append(_wp_status(wp, deps, jobs.get(wp.pk), now, history.get(wp.pk)))
-    done = sum(1 for wp in wps if wp.state == WPState.DONE)
-    days, path = remaining_critical_path(wps, edges)
-    return {
+    light, all_edges = wps, edges
+    if paged and not summary:
+        light, all_edges = [], []
+    elif paged:  # the totals and the critical path still cover the whole feature
+        rows = list(feature.work_packages.values_list("pk", "code", "state", "estimate_days"))
+        light = [_Row(*row[1:]) for row in rows]
+        code_of = {row[0]: row[1] for row in rows}  # ids → codes here, not two joins in the database
+        all_edges = [(code_of[a], code_of[b]) for a, b in
+                     Dependency.objects.filter(wp__feature=feature).values_list("wp_id", "depends_on_id")]
+    done = sum(1 for wp in light if wp.state == WPState.DONE)
+    days, path = remaining_critical_path(light, all_edges)
+    status = {
         "feature": {
             "id": feature.pk,
             "slug": feature.slug,
@@ -209,9 +238,15 @@ def feature_status(feature: Feature, *, now: dt.datetime | None = None) -> dict:
             "project": feature.project.name,
         },
         "work_packages": items,
-        "totals": {"done": done, "total": len(wps), "percent": round(100 * done / len(wps)) if wps else 0},
+        "totals": {"done": done, "total": len(light), "percent": round(100 * done / len(light)) if light else 0},
         "estimated_completion": {"days": days, "estimate": format_days(days), "critical_path": path},
     }
+    if not summary:
+        del status["totals"], status["estimated_completion"]
+    if limit is not None:
+        status["work_packages_page"] = {"after": after or None, "limit": limit,
+                                        "next_after": wps[-1].code if more else None}
+    return status
 
 
 def features_overview(*, include_closed: bool = True) -> list[dict]:

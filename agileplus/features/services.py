@@ -285,7 +285,7 @@ def get_feature(ref: str | int) -> Feature:
     text = str(ref).strip()
     qs = Feature.objects.select_related("project")
     feature = qs.filter(slug=text).first()
-    if feature is None and text.isdigit():
+    if feature is None and text.isascii() and text.isdigit():  # `³`.isdigit() is true, int() refuses it
         feature = qs.filter(number=int(text)).first()
     if feature is None:
         matches = list(qs.filter(slug__startswith=text)[:2])

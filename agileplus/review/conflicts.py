@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.features.lifecycles import WPState
@@ -52,9 +53,38 @@ def policy(feature: Feature) -> str:
     return value if value in POLICIES else "serialize"
 
 
+class _OpenWP(NamedTuple):
+    code: str
+    state: str
+    owned_paths: list
+
+
+def _folders_of(path: str) -> list[str]:
+    """``src/a/b.py`` → ``["src/", "src/a/"]`` (and the path itself when it is a folder)."""
+    return [path[:i + 1] for i, char in enumerate(path) if char == "/"]
+
+
 def declared_conflicts(wps: list[WorkPackage]) -> list[PredictedConflict]:
+    """Pairs of WPs whose owned paths overlap. Candidates come from an index of paths and their
+    folders (near-linear: a 10,000-WP feature is not 50 million pair comparisons); each candidate
+    pair is then checked with ``owned_overlap`` as before."""
+    ordered = sorted(wps, key=lambda w: w.code)
+    owners: dict[str, set[int]] = {}
+    for index, wp in enumerate(ordered):
+        for raw in wp.owned_paths or []:
+            path = raw.strip().rstrip("*")
+            if path:
+                owners.setdefault(path, set()).add(index)
+    candidates: set[tuple[int, int]] = set()
+    for path, holders in owners.items():
+        related = set(holders)
+        for folder in _folders_of(path):
+            related |= owners.get(folder, set())
+        for a in holders:
+            candidates.update((min(a, b), max(a, b)) for b in related if b != a)
     found = []
-    for a, b in itertools.combinations(sorted(wps, key=lambda w: w.code), 2):
+    for i, j in sorted(candidates):
+        a, b = ordered[i], ordered[j]
         paths = owned_overlap(list(a.owned_paths or []), list(b.owned_paths or []))
         if paths:
             found.append(PredictedConflict(a.code, b.code, "owned_paths", paths))
@@ -82,32 +112,41 @@ def branch_conflicts(feature: Feature, wps: list[WorkPackage]) -> list[Predicted
 
 
 def predicted_conflicts(feature: Feature, *, with_branches: bool = True) -> list[PredictedConflict]:
-    wps = list(feature.work_packages.filter(state__in=OPEN_STATES))
+    # plain rows, not model instances: a 10,000-WP feature is read on every board refresh
+    wps = [_OpenWP(*row) for row in feature.work_packages.filter(state__in=OPEN_STATES)
+           .values_list("code", "state", "owned_paths")]
     found = declared_conflicts(wps)
     if with_branches:
         with contextlib.suppress(Exception):  # no origin reachable: predictions from declarations only
             found += branch_conflicts(feature, [w for w in wps if w.state in (WPState.DOING, WPState.FOR_REVIEW)])
-    ordered = _ordered_pairs(feature)
-    return [c for c in found if (c.a, c.b) not in ordered and (c.b, c.a) not in ordered]
+    if not found:
+        return []
+    parents = _parents(feature)
+    return [c for c in found if not _depends_on(parents, c.a, c.b) and not _depends_on(parents, c.b, c.a)]
 
 
-def _ordered_pairs(feature: Feature) -> set[tuple[str, str]]:
-    """(WP, ancestor) for every dependency path: such pairs never run at the same time."""
+def _parents(feature: Feature) -> dict[str, set[str]]:
     from agileplus.features.models import Dependency
 
     parents: dict[str, set[str]] = {}
     for wp, dep in Dependency.objects.filter(wp__feature=feature).values_list("wp__code", "depends_on__code"):
         parents.setdefault(wp, set()).add(dep)
-    pairs = set()
-    for wp in parents:
-        stack, seen = list(parents[wp]), set()
-        while stack:
-            anc = stack.pop()
-            if anc not in seen:
-                seen.add(anc)
-                pairs.add((wp, anc))
-                stack.extend(parents.get(anc, ()))
-    return pairs
+    return parents
+
+
+def _depends_on(parents: dict[str, set[str]], wp: str, ancestor: str) -> bool:
+    """Whether ``ancestor`` is on a dependency path of ``wp`` (such a pair never runs at the same
+    time). One walk per predicted conflict, not the closure of every pair: a 10,000-WP chain has
+    50 million (WP, ancestor) pairs."""
+    stack, seen = list(parents.get(wp, ())), set()
+    while stack:
+        current = stack.pop()
+        if current == ancestor:
+            return True
+        if current not in seen:
+            seen.add(current)
+            stack.extend(parents.get(current, ()))
+    return False
 
 
 def held_back(feature: Feature, candidates: list[WorkPackage]) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -44,12 +45,15 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_web(timeout: float = 20.0, **env: str):
+def running_web(timeout: float = 20.0, *, started: list | None = None, **env: str):
+    """`agileplus web` on a free port; yields its URL (and appends its Popen to ``started``)."""
     port = free_port()
     # A file, not a pipe: nobody reads a pipe while the test runs, and a full one blocks the server.
     log = tempfile.NamedTemporaryFile(prefix="agileplus-web-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "agileplus", "web", "--port", str(port)], cwd=ROOT,
                             env=subprocess_env(**env), start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+    if started is not None:
+        started.append(proc)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -64,7 +68,8 @@ def running_web(timeout: float = 20.0, **env: str):
                 time.sleep(0.1)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # a test may have stopped it already
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

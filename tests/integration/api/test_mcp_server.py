@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
-import urllib.request
 
 import anyio
 import pytest
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
 from agileplus.api.services import create_api_token
 from agileplus.dispatch.models import DispatchJob
 from tests.support.farm import ROOT, import_target, make_target_repo
-from tests.support.server import free_port, subprocess_env
+from tests.support.mcp import mcp_http_session
+from tests.support.server import subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -80,32 +77,10 @@ def test_a_blocked_wp_cannot_be_dispatched_and_the_error_names_the_blocker(featu
 
 def test_the_http_transport_takes_the_actor_from_the_token(feature):
     token = create_api_token("ci-bot", "ci")
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "agileplus", "mcp", "--http", "--port", str(port)], cwd=ROOT,
-                              env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/mcp"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(urllib.request.Request(url, method="POST", data=b"{}"), timeout=1)
-            except urllib.error.HTTPError as exc:
-                assert exc.code == 401  # up, and refusing an anonymous caller
-                break
-            except OSError:
-                assert time.monotonic() < deadline, server.stderr.read().decode()
-                time.sleep(0.2)
 
-        async def run():
-            client = create_mcp_http_client(headers={"Authorization": f"Token {token}"})
-            async with streamable_http_client(url, http_client=client) as (read, write), \
-                    ClientSession(read, write) as session:
-                await session.initialize()
-                return payload(await session.call_tool("dispatch", {"feature": "003", "wp": "WP01"}))
+    async def calls(session):
+        return payload(await session.call_tool("dispatch", {"feature": "003", "wp": "WP01"}))
 
-        job = anyio.run(run)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    job = mcp_http_session(token, calls)
 
     assert DispatchJob.objects.get(pk=job["id"]).requested_by == "ci:ci-bot"

@@ -20,6 +20,8 @@ Behaviours (comma-separated, run in order):
   fail:CODE          exit with CODE
   record:FILE        append "<WP> start <t>" now and "<WP> end <t>" at exit to FILE
   flood:N            print N lines
+  flood_mb:N         ignore SIGTERM and print N megabytes of lines as fast as it can
+  dotdot             commit a tree with an entry named '..' (built with git mktree), leave a file uncommitted
   raid_origin:F      try to push to the origin and write what it could see (git config, env,
                      the push's output) to file F: the origin's credentials must be nowhere in it
   binary             print raw bytes with NUL and a 20,000-character line (untrusted output)
@@ -41,8 +43,11 @@ def prompt_text() -> str:
     return Path(path).read_text() if path else sys.stdin.read()
 
 
-def git(*args: str) -> str:
-    return subprocess.run(["git", *args], check=True, capture_output=True, text=True).stdout.strip()
+def git(*args: str, input_text: str | None = None) -> str:
+    identity = {"GIT_AUTHOR_NAME": "agent", "GIT_AUTHOR_EMAIL": "agent@localhost", "GIT_COMMITTER_NAME": "agent",
+                "GIT_COMMITTER_EMAIL": "agent@localhost"}
+    return subprocess.run(["git", *args], check=True, capture_output=True, text=True, input=input_text,
+                          env={**os.environ, **identity}).stdout.strip()
 
 
 def commit(paths: list[str], message: str) -> None:
@@ -144,6 +149,21 @@ def main() -> int:
         elif name == "flood":
             for i in range(int(arg)):
                 print(f"flood line {i}", flush=True)
+        elif name == "flood_mb":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            line = b"x" * 99 + b"\n"
+            for _ in range(int(arg) * 10_000):
+                sys.stdout.buffer.write(line)
+            sys.stdout.flush()
+        elif name == "dotdot":
+            blob = git("hash-object", "-w", "--stdin", input_text="outside\n")
+            inner = git("mktree", input_text=f"100644 blob {blob}\tescaped.txt\n")
+            head_tree = git("rev-parse", "HEAD^{tree}")
+            entries = git("ls-tree", head_tree)
+            tree = git("mktree", input_text=f"{entries}\n040000 tree {inner}\t..\n")
+            sha = git("commit-tree", tree, "-p", "HEAD", "-m", f"feat({wp}): a tree entry named ..")
+            git("update-ref", "HEAD", sha)
+            write(f"{wp.lower()}/uncommitted.txt", "left behind\n")
         elif name == "binary":
             sys.stdout.buffer.write(b"binary\x00output\x00\xff\xfe here\n" + b"x" * 20000 + b"\n")
             sys.stdout.buffer.flush()

@@ -36,7 +36,7 @@ def test_a_harness_with_a_running_session_is_active_and_connected_with_the_model
     block = block_of(run_cli("agents list").output, "claude-code")
 
     assert block[:3] == ["claude-code (active)", "  Status: connected", "  Model: claude-opus-4-6"]
-    assert block[4:] == ["  Sessions: 1 active", "    worker worker@w1: 1 active"]
+    assert block[4:6] == ["  Sessions: 1 active", "    worker worker@w1: 1 active"]
 
 
 def test_a_served_harness_without_sessions_shows_the_configured_model_of_its_last_run(farm):

@@ -11,7 +11,8 @@
   async function refresh() {
     if (refreshing) { again = true; return; }
     refreshing = true;
-    const response = await fetch(`/features/${slug}/panel`, {credentials: "same-origin"});
+    // the page of WPs shown (?after=WPnnnn) is kept across refreshes
+    const response = await fetch(`/features/${slug}/panel${window.location.search}`, {credentials: "same-origin"});
     if (response.ok) board.innerHTML = await response.text();
     refreshing = false;
     followLog();
