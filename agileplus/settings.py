@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "agileplus.review",
     "agileplus.api",
     "agileplus.dashboard",
+    "agileplus.workflow",
 ]
 
 MIDDLEWARE = [
@@ -139,6 +140,12 @@ WORKER_DATA_DIR = Path(os.environ.get("AGILEPLUS_WORKER_DIR", DATA_DIR / "worker
 JOB_LEASE_SECONDS = int(os.environ.get("AGILEPLUS_JOB_LEASE_SECONDS", "60"))
 JOB_LOG_MAX_LINES = int(os.environ.get("AGILEPLUS_JOB_LOG_MAX_LINES", "20000"))
 AGENT_KILL_GRACE_SECONDS = float(os.environ.get("AGILEPLUS_KILL_GRACE_SECONDS", "30"))
+# Jobs running at once across the farm under auto-dispatch (each feature also has agent.max_parallel).
+MAX_PARALLEL_JOBS = int(os.environ.get("AGILEPLUS_MAX_PARALLEL_JOBS", "16"))
+# A workflow follow-up (review, redispatch, queue ready WPs) not done this long after its last
+# attempt is tried again by the reaper, up to FOLLOW_UP_MAX_ATTEMPTS times.
+FOLLOW_UP_RETRY_SECONDS = float(os.environ.get("AGILEPLUS_FOLLOW_UP_RETRY_SECONDS", "120"))
+FOLLOW_UP_MAX_ATTEMPTS = int(os.environ.get("AGILEPLUS_FOLLOW_UP_MAX_ATTEMPTS", "10"))
 
 # --- Web / API -----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -16,8 +16,9 @@ def run_job(job_id: str) -> str:
 def reap() -> dict:
     from agileplus.dispatch.runner import reap_orphaned_agents
     from agileplus.dispatch.services import reap_expired
+    from agileplus.workflow.services import retry_follow_ups
 
-    return {**reap_expired(), "orphans_killed": reap_orphaned_agents()}
+    return {**reap_expired(), "orphans_killed": reap_orphaned_agents(), "follow_ups": retry_follow_ups()}
 
 
 @app.task(name="farm.worker_heartbeat")

@@ -31,7 +31,7 @@ from agileplus.dispatch import services as dispatch
 from agileplus.features import selectors as features
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review import services as review
-from agileplus.review.autodispatch import start_feature
+from agileplus.workflow.services import start_feature
 
 
 def health(request):

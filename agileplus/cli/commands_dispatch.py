@@ -96,7 +96,7 @@ def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, 
     if all_ready == bool(wp_code):
         raise DomainError("give either --wp WPxx or --all", field="--wp", fix="e.g. --wp WP02")
     if all_ready:
-        from agileplus.review.autodispatch import start_feature
+        from agileplus.workflow.services import start_feature
 
         jobs = start_feature(feature, harness=harness, actor=who, timeout_seconds=timeout, retries=retries)
         if as_json:

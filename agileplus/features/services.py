@@ -26,7 +26,7 @@ from agileplus.core.errors import (
 )
 from agileplus.events import subjects
 from agileplus.events.services import record_event
-from agileplus.features import dag, signals
+from agileplus.features import dag
 from agileplus.features.lifecycles import (
     FeatureState,
     WPState,
@@ -135,18 +135,16 @@ def transition_wp(
         unblocked = _unblock_dependents(feature, wp) if target == WPState.DONE else []
         feature_entries = _follow_wps(feature)
         result = TransitionResult(wp, feature, source, target, entry, unblocked, feature_entries)
-        transaction.on_commit(
-            lambda: signals.wp_transitioned.send(
-                sender=WorkPackage,
-                wp_id=wp.pk,
-                feature_id=feature.pk,
-                source=source,
-                target=target,
-                actor=str(actor),
-                unblocked_ids=[u.pk for u in unblocked],
-            )
-        )
+        _record_follow_ups(feature, wp, source, target, bool(unblocked))
     return result
+
+
+def _record_follow_ups(feature: Feature, wp: WorkPackage, source: str, target: str, unblocked: bool) -> None:
+    # The workflow (review, merge, dispatch) sits above this module and imports it: it is
+    # imported when a transition happens, not when this module loads.
+    from agileplus.workflow.services import record_follow_ups
+
+    record_follow_ups(feature, wp, source, target, unblocked)
 
 
 def _unblock_dependents(feature: Feature, finished: WorkPackage) -> list[WorkPackage]:
@@ -215,11 +213,6 @@ def _apply_feature_step(feature: Feature, target: str, actor: Actor, metadata: d
         subjects.feature_state_changed(feature.slug),
         {"from": source, "to": target, "actor": str(actor)},
         feature_id=feature.pk,
-    )
-    transaction.on_commit(
-        lambda: signals.feature_transitioned.send(
-            sender=Feature, feature_id=feature.pk, source=source, target=target, actor=str(actor)
-        )
     )
     return entry
 
