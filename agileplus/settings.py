@@ -129,6 +129,40 @@ BROKER_DIR = Path(os.environ.get("AGILEPLUS_BROKER_DIR", DATA_DIR / "broker")).r
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost//")
 CELERY_EMBEDDED_BROKER = CELERY_BROKER_URL.startswith("filesystem://")
 CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Longest agent run we allow (a WP timeout is enforced by the runner itself).
+CELERY_TASK_TIME_LIMIT = int(os.environ.get("AGILEPLUS_TASK_HARD_LIMIT", 6 * 3600))
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
+if CELERY_EMBEDDED_BROKER:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "out"),
+        "data_folder_out": str(BROKER_DIR / "out"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),  # remote control (Flower, inspect) works here too
+        "store_processed": False,
+        "polling_interval": 0.05,
+    }
+else:
+    # Redis re-delivers an unacked task after visibility_timeout: keep it above the hard limit.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 3600, "polling_interval": 0.1}
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # the attempt cap lives in the database (max_attempts)
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_TASK_DEFAULT_QUEUE = "agileplus"
+CELERY_TASK_ROUTES = {"review.*": {"queue": "agileplus"}, "farm.*": {"queue": "agileplus"},
+                      "workflow.*": {"queue": "agileplus"}}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# How often beat runs the reaper (expired leases, stale queued jobs) and retries workflow follow-ups.
+REAP_EVERY_SECONDS = float(os.environ.get("AGILEPLUS_REAP_EVERY", "10"))
+CELERY_BEAT_SCHEDULE = {
+    "reap-expired-leases": {"task": "farm.reap", "schedule": REAP_EVERY_SECONDS},
+    "retry-follow-ups": {"task": "workflow.retry_follow_ups", "schedule": REAP_EVERY_SECONDS},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # --- Events ---------------------------------------------------------------------
 NATS_URL = os.environ.get("NATS_URL", "")

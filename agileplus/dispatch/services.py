@@ -164,8 +164,9 @@ def reroute_rate_limited(job: DispatchJob) -> DispatchJob | None:
 
 
 def send_doorbell(job: DispatchJob) -> None:
-    """Ring the broker: only the job id travels; the queue is the harness's."""
-    from workers.tasks import run_job
+    """Ring the broker: only the job id travels; the queue is the harness's. The one place
+    dispatch reaches its task layer (which imports this module, hence the late import)."""
+    from agileplus.dispatch.tasks import run_job
 
     run_job.apply_async(args=[job.id], queue=queue_for(job.harness))
 

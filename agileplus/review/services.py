@@ -294,3 +294,11 @@ def send_back_after_conflict(wp: WorkPackage, conflict: MergeConflict) -> None:
     if wp.state == WPState.FOR_REVIEW:
         transition_wp(wp, WPState.DOING, actor=CI_AUTOMATION,
                       metadata={"reason": "merge_conflict", "conflicts": conflict.details.get("conflicts", [])})
+
+
+def request_review(wp: WorkPackage) -> None:
+    """Ring the broker for an automated review of ``wp``. The one place review reaches its task
+    layer (which imports this module, hence the late import)."""
+    from agileplus.review.tasks import review_wp
+
+    review_wp.apply_async(args=[wp.pk], queue="agileplus")

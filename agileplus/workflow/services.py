@@ -22,7 +22,7 @@ The steps in capitals run only where auto-dispatch is on (``implement --all``). 
 ``transition_wp``), run just after the commit (``run_follow_ups``) and deleted once done. A step
 that fails keeps its row with the error; a review whose message was lost (a worker killed while
 holding it, a broker restarted) is not done until a review report exists. The reaper (the
-``farm.reap`` beat task) calls ``retry_follow_ups``, which runs again every row whose last attempt
+``workflow.retry_follow_ups`` beat task) calls ``retry_follow_ups``, which runs again every row whose last attempt
 is older than ``FOLLOW_UP_RETRY_SECONDS``.
 """
 
@@ -33,7 +33,6 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from agileplus.audit.models import AuditEntry
@@ -43,6 +42,7 @@ from agileplus.dispatch.services import enqueue_job
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Feature, WorkPackage
 from agileplus.features.services import transition_wp
+from agileplus.review import services as review_services
 from agileplus.review.conflicts import held_back
 from agileplus.review.models import ReviewReport
 from agileplus.workflow.models import FollowUp
@@ -65,7 +65,9 @@ def record_follow_ups(feature: Feature, wp: WorkPackage, source: str, target: st
     """Inside the transition's transaction: write what it owes, and run it once committed."""
     if not auto_on(feature):
         return
-    ids = [FollowUp.objects.create(feature=feature, wp=wp, kind=kind).pk
+    # last_attempt_at: the first attempt is the on-commit one; the reaper waits its retry interval.
+    now = timezone.now()
+    ids = [FollowUp.objects.create(feature=feature, wp=wp, kind=kind, created_at=now, last_attempt_at=now).pk
            for kind in follow_ups_for(source, target, unblocked)]
     if ids:
         transaction.on_commit(lambda: run_follow_ups(ids))
@@ -79,8 +81,7 @@ def run_follow_ups(ids: list[int]) -> None:
 def retry_follow_ups() -> list[int]:
     """The reaper's share: run again every follow-up not done since its last attempt."""
     stale = timezone.now() - dt.timedelta(seconds=settings.FOLLOW_UP_RETRY_SECONDS)
-    due = FollowUp.objects.filter(attempts__lt=settings.FOLLOW_UP_MAX_ATTEMPTS).filter(
-        Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=stale))
+    due = FollowUp.objects.filter(attempts__lt=settings.FOLLOW_UP_MAX_ATTEMPTS, last_attempt_at__lte=stale)
     retried = []
     for follow_up in due.select_related("feature", "wp"):
         retried.append(follow_up.pk)
@@ -89,9 +90,13 @@ def retry_follow_ups() -> list[int]:
 
 
 def attempt(follow_up: FollowUp) -> bool:
-    """Run one follow-up; delete it when done, else record the attempt (and the error)."""
-    FollowUp.objects.filter(pk=follow_up.pk).update(attempts=follow_up.attempts + 1,
-                                                    last_attempt_at=timezone.now())
+    """Run one follow-up; delete it when done, else record the attempt (and the error).
+    The attempt is claimed by a conditional update: of two processes trying the same row
+    (the on-commit run and the reaper), one runs it."""
+    claimed = FollowUp.objects.filter(pk=follow_up.pk, attempts=follow_up.attempts).update(
+        attempts=follow_up.attempts + 1, last_attempt_at=timezone.now())
+    if not claimed:
+        return False
     try:
         done = STEPS[follow_up.kind](follow_up)
     except Exception as exc:  # noqa: BLE001 - the transition committed; the row keeps the error for the retry
@@ -106,7 +111,7 @@ def attempt(follow_up: FollowUp) -> bool:
 def _review(follow_up: FollowUp) -> bool:
     if _review_settled(follow_up):
         return True
-    send_review(follow_up.wp)
+    review_services.request_review(follow_up.wp)
     return _review_settled(follow_up)  # with an eager broker the review already ran
 
 
@@ -184,14 +189,8 @@ def start_feature(feature: Feature, *, harness: str | None, actor: Actor | str,
         feature.save(update_fields=["agent_config", "updated_at"])
     # Anything already waiting for review is picked up too.
     for wp in feature.work_packages.filter(state=WPState.FOR_REVIEW):
-        send_review(wp)
+        review_services.request_review(wp)
     return queue_ready(feature, actor=actor, harness=harness, retries=retries)
-
-
-def send_review(wp: WorkPackage) -> None:
-    from workers.review_tasks import review_wp
-
-    review_wp.apply_async(args=[wp.pk], queue="agileplus")
 
 
 def redispatch_with_review(wp: WorkPackage, feature: Feature) -> DispatchJob | None:

@@ -11,7 +11,7 @@ from agileplus.dispatch.models import DispatchJob
 from agileplus.features.services import transition_wp
 from agileplus.review.models import ReviewReport
 from agileplus.workflow.models import FollowUp
-from agileplus.workflow.services import retry_follow_ups
+from agileplus.workflow.services import attempt, retry_follow_ups
 from harnesses.git import branch_name
 from tests.support.farm import import_target, make_target_repo
 from workers.celery import app
@@ -99,3 +99,18 @@ def test_without_auto_dispatch_a_transition_owes_nothing(tmp_path):
     transition_wp(wp, "doing", actor="agent:command")
     transition_wp(wp, "for_review", actor="agent:command")
     assert not FollowUp.objects.exists()
+
+
+def test_of_two_processes_trying_the_same_follow_up_one_runs_it(tmp_path, monkeypatch):
+    feature = auto_feature(tmp_path, {"WP01": []})
+    wp = feature.work_packages.get(code="WP01")
+    push_wp_branch(tmp_path / "origin", feature, "WP01")
+    transition_wp(wp, "doing", actor="agent:command")
+    transition_wp(wp, "for_review", actor="agent:command")
+    lose_queued_messages("agileplus")
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    seen_by_reaper, seen_by_other = FollowUp.objects.get(wp=wp), FollowUp.objects.get(wp=wp)
+
+    assert attempt(seen_by_reaper) is True
+    assert attempt(seen_by_other) is False
+    assert ReviewReport.objects.filter(wp=wp).count() == 1
