@@ -41,3 +41,13 @@ def get_adapter(name: str) -> HarnessAdapter:
 def adapter_names() -> list[str]:
     _load()
     return sorted(_ADAPTERS)
+
+
+def local_harnesses(names: list[str] | None = None) -> dict:
+    """Which harnesses (all, or ``names``) this machine can run, with their versions or why not."""
+    found = {}
+    for name in names or adapter_names():
+        availability = get_adapter(name).availability()
+        found[name] = {"available": availability.available, "version": availability.version,
+                       "reason": availability.reason}
+    return found

@@ -9,21 +9,12 @@ import threading
 
 from celery import signals
 
+from harnesses.registry import local_harnesses
+
 HEARTBEAT_SECONDS = float(os.environ.get("AGILEPLUS_WORKER_HEARTBEAT", "5"))
 _stop = threading.Event()
 
 log = logging.getLogger("agileplus.worker")
-
-
-def local_harnesses(names: list[str] | None = None) -> dict:
-    from harnesses.registry import adapter_names, get_adapter
-
-    found = {}
-    for name in names or adapter_names():
-        availability = get_adapter(name).availability()
-        found[name] = {"available": availability.available, "version": availability.version,
-                       "reason": availability.reason}
-    return found
 
 
 def _active_sessions(hostname: str) -> int:

@@ -9,6 +9,10 @@ import sys
 import click
 
 from agileplus.cli.main import cli
+from agileplus.cli.output import echo_json
+from agileplus.core.supervisor import run_farm
+from agileplus.dispatch.services import queue_for, reap_expired
+from harnesses.registry import local_harnesses
 
 
 def _node_name(hostname: str | None) -> str:
@@ -36,8 +40,6 @@ def web(host: str, port: int, workers: int) -> None:
 @click.option("--loglevel", default="warning", show_default=True)
 def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str) -> None:
     """Run a Celery worker that claims and runs dispatch jobs."""
-    from agileplus.dispatch.services import queue_for
-    from workers.lifecycle import local_harnesses
 
     node = _node_name(hostname)
     wanted = [h.strip() for h in harnesses.split(",") if h.strip()]
@@ -70,8 +72,6 @@ def beat(loglevel: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def reaper(as_json: bool) -> None:
     """Re-queue jobs whose lease expired, once."""
-    from agileplus.cli.output import echo_json
-    from agileplus.dispatch.services import reap_expired
 
     result = reap_expired()
     if as_json:
@@ -86,6 +86,5 @@ def reaper(as_json: bool) -> None:
 @click.option("--concurrency", "-c", default=3, type=click.IntRange(1, 64), show_default=True)
 def up(port: int, concurrency: int) -> None:
     """Run the whole farm here: web + dashboard, one worker, beat (and the relay with NATS)."""
-    from agileplus.core.supervisor import run_farm
 
     sys.exit(run_farm(port=port, concurrency=concurrency))

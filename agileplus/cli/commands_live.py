@@ -10,6 +10,7 @@ from django.conf import settings
 from agileplus.cli.context import actor_option, current_actor
 from agileplus.cli.main import cli
 from agileplus.core.errors import DomainError
+from agileplus.events.relay import relay_singleton, run_relay
 
 
 @cli.command()
@@ -18,7 +19,6 @@ from agileplus.core.errors import DomainError
 @click.option("--batch", default=200, type=click.IntRange(1, 10000), show_default=True)
 def relay(url: str | None, once: bool, batch: int) -> None:
     """Publish outbox events to NATS JetStream, each once, in order."""
-    from agileplus.events.relay import relay_singleton, run_relay
 
     url = url or settings.NATS_URL
     if not url:

@@ -9,6 +9,7 @@ from agileplus.cli.main import cli
 from agileplus.cli.output import echo_json, mark_json
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review import services
+from agileplus.review.conflicts import policy, predicted_conflicts
 
 
 @cli.command()
@@ -71,7 +72,6 @@ def move(feature_ref, wp_code, target, actor, as_json) -> None:
 @json_option
 def conflicts(feature_ref: str, as_json: bool) -> None:
     """Predicted merge conflicts between open WPs: declared owned paths and pushed branches."""
-    from agileplus.review.conflicts import policy, predicted_conflicts
 
     if as_json:
         mark_json()

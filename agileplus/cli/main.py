@@ -13,6 +13,7 @@ import os
 import sys
 
 import click
+import django
 
 from agileplus.core.errors import DomainError
 
@@ -24,13 +25,11 @@ COMMAND_MODULES = [
     "agileplus.cli.commands_farm",
     "agileplus.cli.commands_live",
     "agileplus.cli.commands_costs",
-    "agileplus.cli.commands_api",
 ]
 
 
 def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agileplus.settings")
-    import django
 
     django.setup()
 
@@ -74,11 +73,7 @@ def cli() -> None:
 
 def _load_commands() -> None:
     for name in COMMAND_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+        importlib.import_module(name)
 
 
 def main(argv: list[str] | None = None) -> None:

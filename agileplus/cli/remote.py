@@ -12,6 +12,7 @@ import click
 import httpx
 
 from agileplus.cli import render
+from agileplus.cli.main import emit_error
 from agileplus.core.errors import DomainError
 
 EXIT_BY_STATUS = {400: 2, 401: 5, 403: 5, 404: 4, 409: 3, 429: 7}
@@ -68,8 +69,6 @@ class RemoteGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DomainError as exc:
-            from agileplus.cli.main import emit_error
-
             emit_error(exc)
             sys.exit(exc.exit_code)
 

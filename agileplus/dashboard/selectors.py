@@ -5,9 +5,11 @@ from __future__ import annotations
 from agileplus.audit.chain import verify_chain
 from agileplus.cli.output import bar
 from agileplus.dispatch import selectors as jobs
+from agileplus.dispatch.costs import ledger
 from agileplus.dispatch.models import JobCommit
 from agileplus.features.models import Feature
 from agileplus.features.selectors import feature_status, features_overview
+from agileplus.review.conflicts import predicted_conflicts
 from agileplus.review.models import ReviewReport
 
 
@@ -16,9 +18,6 @@ def overview() -> list[dict]:
 
 
 def board(feature: Feature) -> dict:
-    from agileplus.dispatch.costs import ledger
-    from agileplus.review.conflicts import predicted_conflicts
-
     status = feature_status(feature)
     for wp in status["work_packages"]:
         wp["bar"] = bar(wp["progress"])

@@ -32,10 +32,11 @@ from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
 from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from agileplus.dispatch.stream_policy import StreamPolicy
+from agileplus.review.services import governance_for
 from harnesses import git as g
 from harnesses.adapters.command import PROMPT_FILE_ENV
 from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec
-from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, reap_marked
+from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, all_marked, reap_marked
 from harnesses.registry import get_adapter
 
 log = logging.getLogger("agileplus.runner")
@@ -332,7 +333,6 @@ class JobRun:
     def _governance(self, outcome: Outcome, worktree: Path, base: str) -> Outcome:
         """The authoritative check over every commit base..head: a violation fails the run,
         which blocks the WP with the offending commits and paths as audit evidence."""
-        from agileplus.review.services import governance_for
 
         gov = governance_for(self.job.wp, worktree, base, g.head(worktree))
         if gov.ok:
@@ -417,7 +417,6 @@ def farm_id() -> str:
 def reap_orphaned_agents() -> list[int]:
     """SIGKILL agent processes on this machine whose job attempt nobody holds any more
     (their worker was killed or restarted). Attempts still held, by any worker, are left alone."""
-    from harnesses.process import all_marked
 
     killed = []
     mine = f"{farm_id()}:"

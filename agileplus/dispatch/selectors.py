@@ -8,8 +8,9 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from agileplus.core.errors import NotFound
-from agileplus.dispatch.models import DispatchJob, JobLogLine, JobState, Worker
+from agileplus.dispatch.models import AgentHarness, DispatchJob, JobLogLine, JobState, Worker
 from agileplus.features.models import WorkPackage
+from harnesses.registry import adapter_names
 
 WORKER_STALE_SECONDS = 30
 
@@ -56,7 +57,6 @@ def job_summary(job: DispatchJob) -> dict:
 
 def agents_overview(local: dict | None = None) -> list[dict]:
     """Each harness: status (active/idle/unavailable), model, last heartbeat, sessions, per worker."""
-    from harnesses.registry import adapter_names
 
     now = timezone.now()
     fresh = now - dt.timedelta(seconds=WORKER_STALE_SECONDS)
@@ -68,7 +68,6 @@ def agents_overview(local: dict | None = None) -> list[dict]:
     for row in DispatchJob.objects.filter(state__in=JobState.HELD).values("harness", "worker").annotate(
             n=Count("id")):
         per_worker.setdefault(row["harness"], {})[row["worker"]] = row["n"]
-    from agileplus.dispatch.models import AgentHarness
 
     models = dict(AgentHarness.objects.values_list("name", "model"))
     rows = []

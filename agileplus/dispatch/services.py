@@ -20,13 +20,16 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from agileplus.core.actors import SYSTEM, SYSTEM_TIMEOUT, Actor, parse_actor
-from agileplus.core.errors import DomainError, IllegalTransition, NotFound
+from agileplus.core.errors import BlockedByDependency, DomainError, IllegalTransition, NotFound
+from agileplus.dispatch.costs import budget_config
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine, JobState, Worker
 from agileplus.events import subjects
 from agileplus.events.services import record_event
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import WorkPackage
 from agileplus.features.services import blocking_dependencies, transition_wp
+from harnesses.base import HarnessError
+from harnesses.registry import get_adapter
 
 DEFAULT_HARNESS = "command"
 DEFAULT_TIMEOUT = 3600
@@ -77,8 +80,6 @@ def enqueue_job(
     replay_of: str | None = None,
 ) -> DispatchJob:
     """Queue one agent run for a ready WP. The WP moves to doing when the agent starts."""
-    from harnesses.base import HarnessError
-    from harnesses.registry import get_adapter
 
     actor = parse_actor(actor)
     config = job_config(wp)
@@ -87,7 +88,6 @@ def enqueue_job(
         get_adapter(harness)
     except HarnessError as exc:
         raise DomainError(str(exc), field="agent", fix="run `agileplus agents list` to see the harnesses") from None
-    from agileplus.dispatch.costs import budget_config
 
     budget_config(config)  # a bad budget is refused here, naming the key, not mid-run
     if timeout_seconds is not None and timeout_seconds <= 0:
@@ -106,8 +106,6 @@ def enqueue_job(
             )
         blockers = blocking_dependencies(wp)
         if blockers:
-            from agileplus.core.errors import BlockedByDependency
-
             raise BlockedByDependency(
                 f"{wp.code} is blocked by " + ", ".join(f"{b.code} ({b.state})" for b in blockers),
                 field="wp",
@@ -137,8 +135,6 @@ def replay_job(job_id: str, *, actor: Actor | str, harness: str | None = None, s
     """Dispatch the manifest of ``job_id`` again (same prompt, same base), to the same or another harness."""
     original = DispatchJob.objects.select_related("wp").filter(pk=job_id).first()
     if original is None:
-        from agileplus.core.errors import NotFound
-
         raise NotFound(f"no job {job_id}", field="job", fix="`agileplus jobs list` shows the jobs")
     if not original.manifest or not original.prompt:
         raise DomainError(f"{job_id} never started, so it has no manifest to replay", field="job",

@@ -17,11 +17,13 @@ import contextlib
 import fcntl
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 
 from agileplus.events.models import Event
@@ -44,7 +46,6 @@ def relay_singleton(wait: bool = True) -> Iterator[bool]:
                 if not wait:
                     yield False
                     return
-                import time
 
                 time.sleep(1)
             try:
@@ -66,8 +67,6 @@ def mark_published(event_ids: list[int]) -> None:
 
 
 def record_failure(event_id: int, error: str) -> None:
-    from django.db.models import F
-
     Event.objects.filter(pk=event_id).update(publish_attempts=F("publish_attempts") + 1, last_error=error[:1000])
 
 

@@ -7,6 +7,7 @@ import asyncio
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from rest_framework.authtoken.models import Token
 
 from agileplus.events.sse import event_stream, job_log_stream
 
@@ -28,8 +29,6 @@ def _authenticate(request: HttpRequest):
     if user is None:
         header = request.headers.get("Authorization", "")
         if header.startswith("Token "):
-            from rest_framework.authtoken.models import Token
-
             token = Token.objects.select_related("user").filter(key=header[6:].strip()).first()
             user = token.user if token and token.user.is_active else None
     return user

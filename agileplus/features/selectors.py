@@ -23,6 +23,9 @@ from typing import Any
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
 
+from agileplus.core.subjects import literal_prefix, subject_regex
+from agileplus.dispatch.models import DispatchJob, JobCommit
+from agileplus.events.models import Event
 from agileplus.features import dag
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Dependency, Feature, WorkPackage
@@ -53,8 +56,6 @@ def ago(moment: dt.datetime | None, now: dt.datetime | None = None) -> str | Non
 
 
 def _latest_jobs(feature: Feature) -> dict[int, Any]:
-    from agileplus.dispatch.models import DispatchJob, JobCommit
-
     latest = DispatchJob.objects.filter(wp=OuterRef("pk")).order_by("-queued_at", "-pk").values("pk")[:1]
     job_ids = [
         pk for pk in WorkPackage.objects.filter(feature=feature)
@@ -186,9 +187,6 @@ def features_overview(*, include_closed: bool = True) -> list[dict]:
 
 
 def _event_query(feature: Feature | None, pattern: str | None, after: int):
-    from agileplus.core.subjects import literal_prefix
-    from agileplus.events.models import Event
-
     qs = Event.objects.filter(pk__gt=after).order_by("pk")
     if feature is not None:
         qs = qs.filter(feature=feature)
@@ -205,7 +203,6 @@ def scan_events(*, feature: Feature | None = None, pattern: str | None = None, a
                 batch: int = 500) -> tuple[list, int]:
     """One poll for ``events tail``: the matching rows among the next ``batch`` ids after ``after``,
     and the highest id scanned (the next poll's ``after``), so filtered-out rows are read once."""
-    from agileplus.core.subjects import subject_regex
 
     regex = subject_regex(pattern) if pattern else None
     rows = list(_event_query(feature, pattern, after)[:batch])

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from agileplus.audit.chain import verify_chain
 from agileplus.core.actors import CI_AUTOMATION, SYSTEM, Actor, parse_actor
 from agileplus.core.errors import DomainError, IllegalTransition, PermissionDenied
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobState
@@ -32,7 +33,7 @@ from agileplus.review.merge import (
     workspace,
 )
 from agileplus.review.models import ReviewReport
-from harnesses.git import GitError, branch_name
+from harnesses.git import GitError, branch_name, git
 
 log = logging.getLogger("agileplus.review")
 
@@ -118,7 +119,6 @@ def _review_checks(wp: WorkPackage, job: DispatchJob | None, branch: str) -> tup
     results.append(c.CheckResult("governance", "Governance", not others,
                                  ["✓ Only allowed paths modified", "✓ No forbidden files touched"] if not others
                                  else [f"✗ {v.detail}" for v in others]))
-    from agileplus.audit.chain import verify_chain
 
     chain = verify_chain(feature)
     results.append(c.CheckResult("audit", "Governance", chain.ok,
@@ -268,14 +268,10 @@ def waiting_branches_touching(merged: WorkPackage, paths: set[str]) -> list[Work
 
 
 def git_rev(path, ref: str) -> str:
-    from harnesses.git import git
-
     return git("rev-parse", ref, cwd=path)
 
 
 def _remote_head(path, branch: str) -> str | None:
-    from harnesses.git import git
-
     return git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=path, check=False) or None
 
 
