@@ -255,7 +255,7 @@ class JobLog(Base):
           operation_id="jobs_log", description="The job's log lines after `after`, in order.")
     def get(self, request, job_id: str):
         query = parse(s.LogFilter, request.query_params)
-        rows = queries.log_lines(jobs.get_job(job_id), after=query["after"], limit=query["limit"])
+        rows = jobs.log_lines(jobs.get_job(job_id), after_seq=query["after"], limit=query["limit"])
         return Response({"results": [{"seq": r.seq, "time": r.timestamp, "stream": r.stream, "line": r.line}
                                      for r in rows],
                          **after_page(request, rows, key=lambda r: r.seq, after=query["after"],

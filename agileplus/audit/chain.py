@@ -13,7 +13,6 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from django.db.models import Max
 from django.utils import timezone
 
 from agileplus.audit.models import GENESIS_HASH, AuditEntry
@@ -210,17 +209,6 @@ def verify_rows(feature_slug: str, rows: Iterable[tuple]) -> Verification:
 
 def verify_chain(feature) -> Verification:
     return verify_rows(feature.slug, _rows(feature.pk))
-
-
-def last_hash(feature_id: int) -> str:
-    return (
-        AuditEntry.objects.filter(feature_id=feature_id).order_by("-seq").values_list("hash", flat=True).first()
-        or GENESIS_HASH
-    )
-
-
-def chain_length(feature_id: int) -> int:
-    return AuditEntry.objects.filter(feature_id=feature_id).aggregate(n=Max("seq"))["n"] or 0
 
 
 def export_lines(feature) -> Iterator[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from agileplus.core.errors import NotFound
@@ -35,11 +35,13 @@ def list_jobs(*, feature=None, state: str | None = None, limit: int = 50) -> lis
     return list(qs.order_by("-queued_at")[:limit])
 
 
-def log_lines(job: DispatchJob, *, tail: int | None = None, after_seq: int = 0) -> list[JobLogLine]:
+def log_lines(job: DispatchJob, *, tail: int | None = None, after_seq: int = 0,
+              limit: int | None = None) -> list[JobLogLine]:
+    """The job's log lines after ``after_seq`` in order: the last ``tail``, or the first ``limit``."""
     qs = JobLogLine.objects.filter(job=job, seq__gt=after_seq)
     if tail:
         return list(reversed(qs.order_by("-seq")[:tail]))
-    return list(qs.order_by("seq"))
+    return list(qs.order_by("seq")[:limit] if limit is not None else qs.order_by("seq"))
 
 
 def job_summary(job: DispatchJob) -> dict:
@@ -94,7 +96,3 @@ def agents_overview(local: dict | None = None) -> list[dict]:
             "local": local_info,
         })
     return rows
-
-
-def running_jobs_for_feature(feature) -> list[DispatchJob]:
-    return list(DispatchJob.objects.filter(feature=feature).filter(Q(state__in=JobState.ACTIVE)))

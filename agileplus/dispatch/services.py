@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Q
+from django.db.models import DateTimeField, ExpressionWrapper, F, Max
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -416,7 +416,3 @@ def record_worker_heartbeat(hostname: str, *, harnesses: dict, concurrency: int,
         defaults={"harnesses": harnesses, "concurrency": concurrency, "active_sessions": active_sessions,
                   "last_heartbeat": timezone.now(), "stopped_at": None},
     )
-
-
-def active_job_for(wp: WorkPackage) -> DispatchJob | None:
-    return wp.jobs.filter(Q(state__in=JobState.ACTIVE)).order_by("-queued_at").first()

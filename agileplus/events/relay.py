@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
-from django.db.models import F
 from django.utils import timezone
 
 from agileplus.events.models import Event
@@ -64,10 +63,6 @@ def pending(limit: int) -> list[Event]:
 
 def mark_published(event_ids: list[int]) -> None:
     Event.objects.filter(pk__in=event_ids, published_at__isnull=True).update(published_at=timezone.now())
-
-
-def record_failure(event_id: int, error: str) -> None:
-    Event.objects.filter(pk=event_id).update(publish_attempts=F("publish_attempts") + 1, last_error=error[:1000])
 
 
 async def ensure_stream(js, name: str) -> None:

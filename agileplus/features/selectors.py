@@ -79,7 +79,8 @@ def _tests(result: dict) -> dict | None:
     return {"passed": passed, "total": total, "failed": failed}
 
 
-def job_summary(job: Any, now: dt.datetime | None = None) -> dict:
+def _job_brief(job: Any, now: dt.datetime | None = None) -> dict:
+    """The job as the status screens show it (``dispatch.selectors.job_summary`` is the full record)."""
     commits = list(job.commits.all())
     files = {f for c in commits for f in (c.files or [])}
     result = job.result if isinstance(job.result, dict) else {}
@@ -106,7 +107,7 @@ def _wp_status(wp: WorkPackage, deps: list[WorkPackage], job: Any, now: dt.datet
         "code": wp.code,
         "title": wp.title,
         "state": wp.state,
-        "ready": wp.state == WPState.PLANNED and not blocked_by,
+        "ready": dag.is_ready(wp.state, [d.state for d in deps], waiting=WPState.PLANNED, done=WPState.DONE),
         "blocked_by": blocked_by,
         "dependencies": [{"code": d.code, "state": d.state, "done": d.state == WPState.DONE} for d in deps],
         "deliverables": list(wp.deliverables or []),
@@ -116,7 +117,7 @@ def _wp_status(wp: WorkPackage, deps: list[WorkPackage], job: Any, now: dt.datet
         "agent": (job.harness if job else "") or wp.agent,
         "done_at": wp.done_at.isoformat() if wp.done_at else None,
         "completed_ago": ago(wp.done_at, now),
-        "job": job_summary(job, now) if job else None,
+        "job": _job_brief(job, now) if job else None,
     }
 
 

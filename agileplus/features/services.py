@@ -36,7 +36,7 @@ from agileplus.features.lifecycles import (
     wp_rule,
     wp_targets,
 )
-from agileplus.features.models import Dependency, Feature, Project, WorkPackage
+from agileplus.features.models import Dependency, Feature, WorkPackage
 
 
 @dataclass
@@ -147,17 +147,26 @@ def _record_follow_ups(feature: Feature, wp: WorkPackage, source: str, target: s
     record_follow_ups(feature, wp, source, target, unblocked)
 
 
+def dependency_graph(feature: Feature) -> tuple[dict[int, str], list[tuple[int, int]]]:
+    """The feature's WP states by id and its edges ``(wp, depends_on)``, for ``features.dag``."""
+    states = dict(feature.work_packages.values_list("pk", "state"))
+    edges = list(Dependency.objects.filter(wp__feature=feature).values_list("wp_id", "depends_on_id"))
+    return states, edges
+
+
+def ready_wps(feature: Feature) -> list[WorkPackage]:
+    """The feature's WPs that are ready to dispatch (``dag.is_ready``), by code."""
+    states, edges = dependency_graph(feature)
+    ready = dag.ready_nodes(states, edges, waiting=WPState.PLANNED, done=WPState.DONE)
+    return list(feature.work_packages.filter(pk__in=ready).order_by("code"))
+
+
 def _unblock_dependents(feature: Feature, finished: WorkPackage) -> list[WorkPackage]:
     """Dependents of ``finished`` that became ready: one audit entry and one event each."""
+    states, edges = dependency_graph(feature)
+    ids = dag.unblocked_by(finished.pk, states, edges, waiting=WPState.PLANNED, done=WPState.DONE)
     unblocked = []
-    candidates = (
-        WorkPackage.objects.filter(dependency_links__depends_on=finished, state=WPState.PLANNED)
-        .prefetch_related("dependencies")
-        .order_by("code")
-    )
-    for dependent in candidates:
-        if any(d.state != WPState.DONE for d in dependent.dependencies.all()):
-            continue
+    for dependent in WorkPackage.objects.filter(pk__in=ids).order_by("code"):
         append_entry(
             feature_id=feature.pk,
             wp_id=dependent.pk,
@@ -339,13 +348,6 @@ def set_dependencies(wp: WorkPackage, depends_on_codes: Iterable[str]) -> None:
         check_acyclic(by_code, edges)
         Dependency.objects.filter(wp=wp).delete()
         Dependency.objects.bulk_create([Dependency(wp=wp, depends_on=by_code[c]) for c in dict.fromkeys(wanted)])
-
-
-def ensure_project(name: str, repo_url: str, *, main_branch: str = "main", config: dict | None = None) -> Project:
-    project, _ = Project.objects.update_or_create(
-        name=name, defaults={"repo_url": repo_url, "main_branch": main_branch, "config": config or {}}
-    )
-    return project
 
 
 ACTIVE_FEATURE_STATES = tuple(s for s in FeatureState.ALL if s not in (FeatureState.SHIPPED, FeatureState.CANCELLED))

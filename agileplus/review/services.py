@@ -48,7 +48,8 @@ def merge_config(wp: WorkPackage) -> dict:
     return dict((wp.feature.project.config or {}).get("merge") or {})
 
 
-def latest_job(wp: WorkPackage) -> DispatchJob | None:
+def job_to_review(wp: WorkPackage) -> DispatchJob | None:
+    """The job whose branch is reviewed and merged: the latest that succeeded, else the latest."""
     return wp.jobs.filter(state=JobState.SUCCEEDED).order_by("-finished_at").first() or \
         wp.jobs.order_by("-queued_at").first()
 
@@ -81,7 +82,7 @@ def run_review(wp: WorkPackage, *, actor: Actor | str = CI_AUTOMATION, apply: bo
     # One merge workspace per origin: reviews and merges of a repository take turns. The job is
     # read under the lock: a merge that just rebased this branch moved its base.
     with repo_lock(project.repo_url):
-        job = latest_job(wp)
+        job = job_to_review(wp)
         results, base, head_sha = _review_checks(wp, job, branch)
     return _store(wp, job, actor, results, base, head_sha, apply)
 
@@ -166,12 +167,6 @@ def _store(wp, job, actor, results, base, head, apply) -> Review:
     return review
 
 
-@dataclass
-class MoveOutcome:
-    transition: TransitionResult
-    merge: dict | None = None
-
-
 def move_wp(
     wp: WorkPackage, target: str, *, actor: Actor | str, expected_source: str | None = None,
     metadata: dict | None = None,
@@ -199,7 +194,7 @@ def _merge_for_done(wp: WorkPackage, actor: Actor) -> dict | None:
         return None
     branch = branch_name(feature.slug, wp.code)
     with repo_lock(project.repo_url):
-        job = latest_job(wp)
+        job = job_to_review(wp)
         path = workspace(project.repo_url)
         head = _remote_head(path, branch)
         if head is None:
@@ -250,7 +245,7 @@ def rebase_waiting_branches(merged: WorkPackage, path, merged_files: list[str]) 
             log.warning("rebase of %s skipped: %s", branch, exc)
             continue
         if old != new:
-            job = latest_job(wp)
+            job = job_to_review(wp)
             if job is not None:  # governance and review now measure the branch from the new main
                 DispatchJob.objects.filter(pk=job.pk).update(base_commit=onto)
             record_wp_entry(wp, actor=SYSTEM, transition=f"{wp.code}:rebased",

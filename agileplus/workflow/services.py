@@ -41,7 +41,7 @@ from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.dispatch.services import enqueue_job
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Feature, WorkPackage
-from agileplus.features.services import transition_wp
+from agileplus.features.services import ready_wps, transition_wp
 from agileplus.review import services as review_services
 from agileplus.review.conflicts import held_back
 from agileplus.review.models import ReviewReport
@@ -147,10 +147,10 @@ def _limits(feature: Feature) -> tuple[int, int]:
     return per_feature, settings.MAX_PARALLEL_JOBS
 
 
-def ready_wps(feature: Feature) -> list[WorkPackage]:
-    wps = feature.work_packages.filter(state=WPState.PLANNED).prefetch_related("dependencies").order_by("code")
+def dispatchable_wps(feature: Feature) -> list[WorkPackage]:
+    """Ready WPs (``features.services.ready_wps``) without a job in flight."""
     busy = set(DispatchJob.objects.filter(feature=feature, state__in=JobState.ACTIVE).values_list("wp_id", flat=True))
-    return [w for w in wps if w.pk not in busy and all(d.state == WPState.DONE for d in w.dependencies.all())]
+    return [wp for wp in ready_wps(feature) if wp.pk not in busy]
 
 
 def queue_ready(feature: Feature, *, actor: Actor | str, harness: str | None = None,
@@ -161,7 +161,7 @@ def queue_ready(feature: Feature, *, actor: Actor | str, harness: str | None = N
     running_feature = DispatchJob.objects.filter(feature=feature, state__in=JobState.ACTIVE).count()
     running_farm = DispatchJob.objects.filter(state__in=JobState.ACTIVE).count()
     room = max(0, min(per_feature - running_feature, per_farm - running_farm))
-    candidates = ready_wps(feature)
+    candidates = dispatchable_wps(feature)
     held = held_back(feature, candidates)
     for code, other in held.items():
         log.info("%s %s waits for %s: their owned paths overlap (conflict_policy: serialize)", feature.slug, code, other)
