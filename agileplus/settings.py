@@ -176,6 +176,8 @@ JOB_LOG_MAX_LINES = int(os.environ.get("AGILEPLUS_JOB_LOG_MAX_LINES", "20000"))
 AGENT_KILL_GRACE_SECONDS = float(os.environ.get("AGILEPLUS_KILL_GRACE_SECONDS", "30"))
 # Jobs running at once across the farm under auto-dispatch (each feature also has agent.max_parallel).
 MAX_PARALLEL_JOBS = int(os.environ.get("AGILEPLUS_MAX_PARALLEL_JOBS", "16"))
+# How often a worker writes its presence row (harnesses, active sessions) for `agents list`.
+WORKER_HEARTBEAT_SECONDS = float(os.environ.get("AGILEPLUS_WORKER_HEARTBEAT", "5"))
 # A workflow follow-up (review, redispatch, queue ready WPs) not done this long after its last
 # attempt is tried again by the reaper, up to FOLLOW_UP_MAX_ATTEMPTS times.
 FOLLOW_UP_RETRY_SECONDS = float(os.environ.get("AGILEPLUS_FOLLOW_UP_RETRY_SECONDS", "120"))
@@ -231,3 +233,12 @@ LOGGING = {
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- CLI ------------------------------------------------------------------------------
+# The acting identity when --actor is not given (else human:<login name>).
+CLI_ACTOR = os.environ.get("AGILEPLUS_ACTOR", "")
+# Show the traceback of an unexpected CLI error instead of one line.
+CLI_DEBUG = _env_bool("AGILEPLUS_DEBUG", False)
+# A remote farm: the CLI sends its commands to this farm's REST API with this token.
+REMOTE_URL = os.environ.get("AGILEPLUS_URL", "")
+REMOTE_TOKEN = os.environ.get("AGILEPLUS_TOKEN", "")

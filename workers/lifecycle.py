@@ -8,10 +8,10 @@ import os
 import threading
 
 from celery import signals
+from django.conf import settings
 
 from harnesses.registry import local_harnesses
 
-HEARTBEAT_SECONDS = float(os.environ.get("AGILEPLUS_WORKER_HEARTBEAT", "5"))
 _stop = threading.Event()
 
 log = logging.getLogger("agileplus.worker")
@@ -34,7 +34,7 @@ def _beat(hostname: str, harnesses: dict, concurrency: int) -> None:
                                     active_sessions=_active_sessions(hostname))
         except Exception:  # noqa: BLE001 - the database may be restarting; try again next beat
             connection.close()
-        if _stop.wait(HEARTBEAT_SECONDS):
+        if _stop.wait(settings.WORKER_HEARTBEAT_SECONDS):
             return
 
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import getpass
-import os
 
 import click
+from django.conf import settings
 
 from agileplus.core.actors import Actor, parse_actor
 
 
 def current_actor(explicit: str | None = None) -> Actor:
     """``--actor``, else ``AGILEPLUS_ACTOR``, else ``human:<login name>``."""
-    value = explicit or os.environ.get("AGILEPLUS_ACTOR") or f"human:{getpass.getuser() or 'unknown'}"
+    value = explicit or settings.CLI_ACTOR or f"human:{getpass.getuser() or 'unknown'}"
     return parse_actor(value, field="--actor")
 
 

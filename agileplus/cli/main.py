@@ -14,6 +14,7 @@ import sys
 
 import click
 import django
+from django.conf import settings
 
 from agileplus.core.errors import DomainError
 
@@ -49,7 +50,7 @@ class AgilePlusGroup(click.Group):
             click.echo("interrupted", err=True)
             sys.exit(130)
         except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback reaches a user
-            if os.environ.get("AGILEPLUS_DEBUG"):
+            if settings.CLI_DEBUG:
                 raise
             click.echo(f"error: {type(exc).__name__}: {exc} (set AGILEPLUS_DEBUG=1 for details)", err=True)
             sys.exit(1)
@@ -78,7 +79,7 @@ def _load_commands() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     setup_django()
-    if os.environ.get("AGILEPLUS_URL"):  # a remote farm: the same commands, over its REST API
+    if settings.REMOTE_URL:  # a remote farm: the same commands, over its REST API
         from agileplus.cli.remote import remote_cli
 
         remote_cli.main(args=argv, prog_name="agileplus")

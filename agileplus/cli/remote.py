@@ -5,11 +5,11 @@ actor is the token's identity, so ``--actor`` is not offered remotely."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
 import httpx
+from django.conf import settings
 
 from agileplus.cli import render
 from agileplus.cli.main import emit_error
@@ -57,7 +57,7 @@ class Farm:
 
 
 def farm() -> Farm:
-    return Farm(os.environ["AGILEPLUS_URL"], os.environ.get("AGILEPLUS_TOKEN"))
+    return Farm(settings.REMOTE_URL, settings.REMOTE_TOKEN or None)
 
 
 def _out(data, as_json: bool, lines: list[str]) -> None:
