@@ -169,7 +169,14 @@ class AgentProcess:
                 stopped = reason
                 break
         result = ProcessResult(exit_code=0, stopped=stopped, lines=count)
-        if stopped is not None:
+        self._end(result, lines, on_line, on_stop)
+        result.duration = time.monotonic() - started
+        return result
+
+    def _end(self, result: ProcessResult, lines: queue.Queue, on_line: Callable[[str, str], StopReason | None],
+             on_stop: Callable[[str], None] | None) -> None:
+        """Stop the agent (or wait for its exit), end its whole group, and pass on the last lines."""
+        if result.stopped is not None:
             self._stop(result, on_stop)
         else:
             result.exit_code = self.proc.wait()
@@ -181,8 +188,6 @@ class AgentProcess:
             if text is not None:
                 on_line(name, text)
                 result.lines += 1
-        result.duration = time.monotonic() - started
-        return result
 
     def _stop(self, result: ProcessResult, on_stop: Callable[[str], None] | None) -> None:
         pgid = self.proc.pid

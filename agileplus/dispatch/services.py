@@ -84,16 +84,7 @@ def enqueue_job(
     actor = parse_actor(actor)
     config = job_config(wp)
     harness = harness or config.get("harness") or DEFAULT_HARNESS
-    try:
-        get_adapter(harness)
-    except HarnessError as exc:
-        raise DomainError(str(exc), field="agent", fix="run `agileplus agents list` to see the harnesses") from None
-
-    budget_config(config)  # a bad budget is refused here, naming the key, not mid-run
-    if timeout_seconds is not None and timeout_seconds <= 0:
-        raise DomainError("timeout must be a positive number of seconds", field="timeout")
-    if retries is not None and retries < 0:
-        raise DomainError("retries cannot be negative", field="retries")
+    _check_request(harness, config, timeout_seconds, retries)
     with transaction.atomic():
         wp = WorkPackage.objects.select_for_update().select_related("feature").get(pk=wp.pk)
         rework = wp.state == WPState.DOING and not wp.jobs.filter(state__in=JobState.ACTIVE).exists()
@@ -129,6 +120,19 @@ def enqueue_job(
         if send:
             transaction.on_commit(lambda: send_doorbell(job))
     return job
+
+
+def _check_request(harness: str, config: dict, timeout_seconds: int | None, retries: int | None) -> None:
+    """Refuse, naming the field, what would only fail later on a worker."""
+    try:
+        get_adapter(harness)
+    except HarnessError as exc:
+        raise DomainError(str(exc), field="agent", fix="run `agileplus agents list` to see the harnesses") from None
+    budget_config(config)  # a bad budget is refused here, naming the key, not mid-run
+    if timeout_seconds is not None and timeout_seconds <= 0:
+        raise DomainError("timeout must be a positive number of seconds", field="timeout")
+    if retries is not None and retries < 0:
+        raise DomainError("retries cannot be negative", field="retries")
 
 
 def replay_job(job_id: str, *, actor: Actor | str, harness: str | None = None, send: bool = True) -> DispatchJob:

@@ -85,36 +85,7 @@ def transition_wp(
         feature = _lock_feature(feature_id)
         wp = WorkPackage.objects.select_for_update().get(pk=wp_id)
         source = wp.state
-        if expected_source is not None and normalize_wp_state(expected_source) != source:
-            raise StaleState(
-                f"{wp.code} is {source}, not {expected_source}",
-                field="from",
-                fix="reload the work package and retry",
-            )
-        rule = wp_rule(source, target)
-        if rule is None:
-            allowed = ", ".join(wp_targets(source)) or "none"
-            raise IllegalTransition(
-                f"{wp.code} cannot move from {source} to {target}",
-                field="to",
-                fix=f"from {source} it can move to: {allowed}",
-            )
-        if rule.approve and not actor.may_approve:
-            raise PermissionDenied(
-                f"{actor} may not move {wp.code} to {target}",
-                field="actor",
-                fix="only a human or CI actor may approve work; an agent cannot approve its own",
-            )
-        if rule.needs_dependencies_done:
-            blockers = blocking_dependencies(wp)
-            if blockers:
-                names = ", ".join(f"{b.code} ({b.state})" for b in blockers)
-                raise BlockedByDependency(
-                    f"{wp.code} is blocked by {names}",
-                    field="to",
-                    fix="finish the blocking work packages first",
-                    blocked_by=[b.code for b in blockers],
-                )
+        _check_wp_move(wp, source, target, actor, expected_source)
         now = timezone.now()
         wp.state = target
         wp.state_changed_at = now
@@ -137,6 +108,26 @@ def transition_wp(
         result = TransitionResult(wp, feature, source, target, entry, unblocked, feature_entries)
         _record_follow_ups(feature, wp, source, target, bool(unblocked))
     return result
+
+
+def _check_wp_move(wp: WorkPackage, source: str, target: str, actor: Actor, expected_source: str | None) -> None:
+    """Refuse a move the lifecycle table, the actor or the dependencies do not allow."""
+    if expected_source is not None and normalize_wp_state(expected_source) != source:
+        raise StaleState(f"{wp.code} is {source}, not {expected_source}", field="from",
+                         fix="reload the work package and retry")
+    rule = wp_rule(source, target)
+    if rule is None:
+        allowed = ", ".join(wp_targets(source)) or "none"
+        raise IllegalTransition(f"{wp.code} cannot move from {source} to {target}", field="to",
+                                fix=f"from {source} it can move to: {allowed}")
+    if rule.approve and not actor.may_approve:
+        raise PermissionDenied(f"{actor} may not move {wp.code} to {target}", field="actor",
+                               fix="only a human or CI actor may approve work; an agent cannot approve its own")
+    blockers = blocking_dependencies(wp) if rule.needs_dependencies_done else []
+    if blockers:
+        names = ", ".join(f"{b.code} ({b.state})" for b in blockers)
+        raise BlockedByDependency(f"{wp.code} is blocked by {names}", field="to",
+                                  fix="finish the blocking work packages first", blocked_by=[b.code for b in blockers])
 
 
 def _record_follow_ups(feature: Feature, wp: WorkPackage, source: str, target: str, unblocked: bool) -> None:
