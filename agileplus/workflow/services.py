@@ -187,9 +187,11 @@ def start_feature(feature: Feature, *, harness: str | None, actor: Actor | str,
             config["timeout_seconds"] = timeout_seconds
         feature.agent_config = config
         feature.save(update_fields=["agent_config", "updated_at"])
-    # Anything already waiting for review is picked up too.
+    # Anything already waiting for review is picked up too, as a follow-up (retried like the rest).
     for wp in feature.work_packages.filter(state=WPState.FOR_REVIEW):
-        review_services.request_review(wp)
+        now = timezone.now()
+        attempt(FollowUp.objects.create(feature=feature, wp=wp, kind=FollowUp.REVIEW, created_at=now,
+                                        last_attempt_at=now))
     return queue_ready(feature, actor=actor, harness=harness, retries=retries)
 
 

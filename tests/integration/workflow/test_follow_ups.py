@@ -11,7 +11,7 @@ from agileplus.dispatch.models import DispatchJob
 from agileplus.features.services import transition_wp
 from agileplus.review.models import ReviewReport
 from agileplus.workflow.models import FollowUp
-from agileplus.workflow.services import attempt, retry_follow_ups
+from agileplus.workflow.services import attempt, retry_follow_ups, start_feature
 from harnesses.git import branch_name
 from tests.support.farm import import_target, make_target_repo
 from workers.celery import app
@@ -114,3 +114,15 @@ def test_of_two_processes_trying_the_same_follow_up_one_runs_it(tmp_path, monkey
     assert attempt(seen_by_reaper) is True
     assert attempt(seen_by_other) is False
     assert ReviewReport.objects.filter(wp=wp).count() == 1
+
+
+def test_turning_auto_dispatch_on_owes_a_review_to_each_wp_already_waiting(tmp_path):
+    feature = import_target(make_target_repo(tmp_path, wps={"WP01": []}))
+    wp = feature.work_packages.get(code="WP01")
+    transition_wp(wp, "doing", actor="agent:command")
+    transition_wp(wp, "for_review", actor="agent:command")
+
+    start_feature(feature, harness=None, actor="human:alice")
+
+    assert lose_queued_messages("agileplus") == 1
+    assert FollowUp.objects.get(wp=wp).kind == "review"  # a lost message is re-sent by the reaper
