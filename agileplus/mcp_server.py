@@ -17,10 +17,10 @@ import anyio
 from asgiref.sync import sync_to_async
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from rest_framework.authtoken.models import Token
 from starlette.responses import JSONResponse
 
 from agileplus.api.roles import actor_for_user
+from agileplus.api.tokens import user_for_key
 from agileplus.audit.chain import verify_chain
 from agileplus.core.actors import Actor
 from agileplus.core.errors import DomainError
@@ -121,16 +121,12 @@ def http_app(*, path: str = "/mcp"):
     """The streamable HTTP app, wrapped so every request carries a valid token."""
     inner = build_server().streamable_http_app(streamable_http_path=path, stateless_http=True)
 
-    def user_for(key: str):
-        token = Token.objects.select_related("user").filter(key=key).first()
-        return token.user if token and token.user.is_active else None
-
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return await inner(scope, receive, send)
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
         auth = headers.get("authorization", "")
-        user = await sync_to_async(user_for)(auth[6:].strip()) if auth.startswith("Token ") else None
+        user = await sync_to_async(user_for_key)(auth[6:].strip()) if auth.startswith("Token ") else None
         if user is None:
             response = JSONResponse({"error": {"code": "not_authenticated", "field": "Authorization",
                                                "message": "send `Authorization: Token <key>`"}}, status_code=401)

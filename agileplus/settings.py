@@ -101,15 +101,20 @@ SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
 }
-if os.environ.get("DATABASE_URL"):
+# Unset = the embedded SQLite file in the data folder (one machine; the CLI creates it on first use).
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(
-        os.environ["DATABASE_URL"],
+        DATABASE_URL,
         # Persistent connections pay off under a threaded WSGI server (gunicorn); keep 0 under ASGI.
         conn_max_age=int(os.environ.get("AGILEPLUS_DB_CONN_MAX_AGE", "0")),
         conn_health_checks=True,
     )}
     if DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        DATABASES["default"].setdefault("OPTIONS", {})
+        # A database host that stops answering fails a connection attempt in seconds, not in the
+        # kernel's two minutes of SYN retries: the API answers 503, a heartbeat retries next beat.
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+            "connect_timeout", int(os.environ.get("AGILEPLUS_DB_CONNECT_TIMEOUT", "5")))
         DATABASES["default"]["TEST"] = {"NAME": os.environ.get("AGILEPLUS_TEST_DB_NAME", "test_agileplus")}
     elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
@@ -158,15 +163,21 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # How often beat runs the reaper (expired leases, stale queued jobs) and retries workflow follow-ups.
 REAP_EVERY_SECONDS = float(os.environ.get("AGILEPLUS_REAP_EVERY", "10"))
+# How often beat runs the merge queues nobody is running (their holder died, or every approver
+# returned while another held the lock).
+MERGE_QUEUE_EVERY_SECONDS = float(os.environ.get("AGILEPLUS_MERGE_QUEUE_EVERY", "30"))
 CELERY_BEAT_SCHEDULE = {
     "reap-expired-leases": {"task": "farm.reap", "schedule": REAP_EVERY_SECONDS},
     "retry-follow-ups": {"task": "workflow.retry_follow_ups", "schedule": REAP_EVERY_SECONDS},
+    "merge-queues": {"task": "review.process_merge_queues", "schedule": MERGE_QUEUE_EVERY_SECONDS},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # --- Events ---------------------------------------------------------------------
 NATS_URL = os.environ.get("NATS_URL", "")
 NATS_STREAM = os.environ.get("AGILEPLUS_NATS_STREAM", "AGILEPLUS")
+# The first subject token on NATS: two farms sharing one NATS need a stream and a prefix each.
+NATS_SUBJECT_PREFIX = os.environ.get("AGILEPLUS_NATS_SUBJECT_PREFIX", "agileplus")
 SSE_MAX_CLIENTS = int(os.environ.get("AGILEPLUS_SSE_MAX_CLIENTS", "100"))
 
 # --- Farm -------------------------------------------------------------------------
@@ -182,6 +193,8 @@ WORKER_HEARTBEAT_SECONDS = float(os.environ.get("AGILEPLUS_WORKER_HEARTBEAT", "5
 # attempt is tried again by the reaper, up to FOLLOW_UP_MAX_ATTEMPTS times.
 FOLLOW_UP_RETRY_SECONDS = float(os.environ.get("AGILEPLUS_FOLLOW_UP_RETRY_SECONDS", "120"))
 FOLLOW_UP_MAX_ATTEMPTS = int(os.environ.get("AGILEPLUS_FOLLOW_UP_MAX_ATTEMPTS", "10"))
+# A warning (log line + `timeout_warning` event) this long before an agent's timeout; 0 = none.
+AGENT_TIMEOUT_WARNING_SECONDS = float(os.environ.get("AGILEPLUS_TIMEOUT_WARNING_SECONDS", "30"))
 
 # --- Web / API -----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -198,7 +211,7 @@ STORAGES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "agileplus.api.auth.RoleTokenAuthentication",  # keys stored as digests (agileplus.api.tokens)
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

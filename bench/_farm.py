@@ -74,3 +74,22 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     from _common import percentile
 
     return percentile(samples, 50), percentile(samples, 95)
+
+
+def bed_setup(name: str) -> Path | None:
+    """A scratch folder and Django (no database of its own) for a bench on the multi-host bed
+    (tests/support/multihost.py); None, after saying why and emitting no figure, without root."""
+    if os.geteuid() != 0:
+        from _common import emit
+
+        print("skipped: the multi-host bed needs root (ip netns)")
+        emit(name, [])
+        return None
+    folder = Path(tempfile.mkdtemp(prefix=f"ap-bench-{name}-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ.update(AGILEPLUS_DATA_DIR=str(folder / "data"), DJANGO_SETTINGS_MODULE="agileplus.settings")
+    os.environ.pop("DATABASE_URL", None)  # the bed brings its own PostgreSQL
+    import django
+
+    django.setup()
+    return folder

@@ -7,6 +7,7 @@ timeouts and reporting belong to the dispatch runner, the same for every agent.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -89,6 +90,9 @@ class HarnessAdapter(ABC):
     binary: ClassVar[str]
     install_hint: ClassVar[str] = ""
     version_args: ClassVar[tuple[str, ...]] = ("--version",)
+    # The model endpoint and key the CLI reads, passed from the WORKER's environment to the
+    # agent (never from the target repository's config): a worker holds its harness credentials.
+    credential_env: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def build_command(self, spec: RunSpec) -> Invocation:
@@ -110,14 +114,32 @@ class HarnessAdapter(ABC):
             )
         return found
 
+    def credentials(self, source: dict[str, str] | None = None) -> dict[str, str]:
+        """The ``credential_env`` variables set in ``source`` (default: this worker's environment)."""
+        source = os.environ if source is None else source
+        return {name: source[name] for name in self.credential_env if source.get(name)}
+
     def availability(self) -> Availability:
         try:
             path = self.resolve_binary()
         except HarnessError as exc:
             return Availability(False, reason=str(exc))
         try:
-            out = subprocess.run([path, *self.version_args], capture_output=True, text=True, timeout=10)
-            version = (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else None
+            version = cli_version(path, self.version_args)
         except (OSError, subprocess.SubprocessError) as exc:
             return Availability(False, path=path, reason=f"`{path} --version` failed: {exc}")
         return Availability(True, path=path, version=version)
+
+
+def cli_version(path: str, version_args: tuple[str, ...] = ("--version",)) -> str | None:
+    """The first line ``path --version`` prints, cached per binary file (path, size, mtime):
+    a worker asks once, and again only after the CLI is upgraded in place."""
+    st = os.stat(path)
+    return _cli_version(os.path.realpath(path), tuple(version_args), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _cli_version(path: str, version_args: tuple[str, ...], size: int, mtime_ns: int) -> str | None:
+    out = subprocess.run([path, *version_args], capture_output=True, text=True, timeout=30)
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else None

@@ -4,10 +4,17 @@ detection, pushes back to the origin, and salvage before any cleanup.
 
 Plain ``git`` subprocesses: they are the fastest path and behave exactly as users
 expect from their own repositories.
+
+An origin may be a URL with credentials (``https://user:token@host/repo.git``). The credentials
+never reach a git command line, a clone's ``.git/config`` (which the agent's worktree shares)
+or a message: git gets the URL without them and an ``Authorization`` header scoped to that URL
+through ``GIT_CONFIG_*`` environment variables of its own process only; every message shows the
+URL redacted (``https://***@host/repo.git``).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -18,6 +25,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 GIT_ENV = {
     "GIT_TERMINAL_PROMPT": "0",
@@ -25,6 +33,10 @@ GIT_ENV = {
     "GIT_AUTHOR_EMAIL": "agileplus@localhost",
     "GIT_COMMITTER_NAME": "AgilePlus",
     "GIT_COMMITTER_EMAIL": "agileplus@localhost",
+    # A network origin that stops answering mid-transfer fails the command after a minute
+    # instead of hanging the job until the kernel gives the connection up.
+    "GIT_HTTP_LOW_SPEED_LIMIT": "1000",
+    "GIT_HTTP_LOW_SPEED_TIME": "60",
 }
 
 
@@ -32,11 +44,56 @@ class GitError(Exception):
     pass
 
 
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+# Clean origin URL -> "Authorization: Basic …" header, for this process's git commands only.
+_AUTH_HEADERS: dict[str, str] = {}
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the user/password part of every URL in it replaced by ``***``."""
+    return _USERINFO.sub(r"\g<scheme>***@", text)
+
+
+def remote_url(origin: str) -> str:
+    """``origin`` without its credentials, which are kept for this process's git commands.
+
+    Only http(s) credentials are taken out: an ssh origin (``git@host:repo`` or
+    ``ssh://git@host/repo``) names a user, not a secret, and authenticates with the host's key.
+    """
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+        return origin
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, ""))
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    _AUTH_HEADERS[clean] = f"Authorization: Basic {token}"
+    return clean
+
+
+def _auth_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for i, (url, header) in enumerate(_AUTH_HEADERS.items()):
+        # http.<url>.extraHeader: sent only to that URL (and below it), never to another host.
+        env[f"GIT_CONFIG_KEY_{i}"] = f"http.{url}.extraHeader"
+        env[f"GIT_CONFIG_VALUE_{i}"] = header
+    if env:
+        env["GIT_CONFIG_COUNT"] = str(len(_AUTH_HEADERS))
+    return env
+
+
+def git_env() -> dict[str, str]:
+    """The environment of a git process this module does not run itself (e.g. ``merge-tree``,
+    whose exit code is the answer): this process's, with AgilePlus's identity and no prompt."""
+    return {**os.environ, **GIT_ENV}
+
+
 def git(*args: str, cwd: Path | str | None = None, check: bool = True, input: str | None = None) -> str:
-    env = {**os.environ, **GIT_ENV}
+    args = tuple(remote_url(a) if _USERINFO.match(a) else a for a in args)
+    env = {**os.environ, **GIT_ENV, **_auth_env()}
     proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, input=input)
     if check and proc.returncode != 0:
-        raise GitError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+        raise GitError(redact_url(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}"))
     return proc.stdout.strip()
 
 
@@ -56,6 +113,7 @@ def worktree_name(feature_slug: str, wp_code: str) -> str:
 
 
 def mirror_path(root: Path, origin: str) -> Path:
+    origin = remote_url(origin)  # one mirror per repository, whatever token reaches it
     digest = hashlib.sha256(origin.encode()).hexdigest()[:12]
     name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(origin.rstrip("/")).name or "repo")
     return root / "mirrors" / f"{name}-{digest}.git"
@@ -86,6 +144,7 @@ def ensure_mirror(root: Path, origin: str) -> Path:
 
 
 def _ensure_mirror(path: Path, origin: str) -> None:
+    origin = remote_url(origin)
     if not (path / "HEAD").exists():
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -182,6 +241,19 @@ def salvage(worktree: Path, ref: str) -> str | None:
     return sha
 
 
+AGENT_IDENTITY = ("AgilePlus agent", "agent@agileplus.localhost")
+
+
+def pin_commit_identity(mirror: Path) -> None:
+    """Write the identity the agent commits as into the mirror's own config (its worktrees read
+    it): the worker's global identity if it has one, else AgilePlus's. Some CLIs run their shell
+    with the global config switched off (Gemini CLI sets GIT_CONFIG_GLOBAL=/dev/null), where a
+    commit would otherwise fail with "Author identity unknown"."""
+    for key, default in zip(("user.name", "user.email"), AGENT_IDENTITY, strict=True):
+        if not git("config", "--local", "--get", key, cwd=mirror, check=False):
+            git("config", "--local", key, git("config", "--get", key, cwd=mirror, check=False) or default, cwd=mirror)
+
+
 def push(worktree_or_mirror: Path, refspecs: list[str]) -> None:
     git("push", "--quiet", "origin", *refspecs, cwd=worktree_or_mirror)
 
@@ -196,3 +268,21 @@ def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
     proc = subprocess.run(["git", "merge-base", "--is-ancestor", ancestor, descendant], cwd=repo,
                           capture_output=True)
     return proc.returncode == 0
+
+
+def checked_out_push_fix(origin: str | Path, main: str) -> str | None:
+    """The exact command that lets merges push ``main`` to a local non-bare origin that has
+    ``main`` checked out (git refuses such a push by default); None when pushes are accepted
+    (a bare repository, another branch checked out, a remote URL, or already configured)."""
+    path = Path(origin)
+    if not path.is_dir() or git("rev-parse", "--is-bare-repository", cwd=path, check=False) != "false":
+        return None
+    # A folder inside another repository (an example in a checkout) is not what merges push to.
+    if git("rev-parse", "--show-toplevel", cwd=path, check=False) != str(path.resolve()):
+        return None
+    if git("symbolic-ref", "--quiet", "--short", "HEAD", cwd=path, check=False) != main:
+        return None
+    deny = git("config", "--get", "receive.denyCurrentBranch", cwd=path, check=False)
+    if deny in ("updateInstead", "ignore", "warn", "false"):
+        return None
+    return f"git -C {path} config receive.denyCurrentBranch updateInstead"

@@ -27,6 +27,7 @@ from harnesses.base import AgentEvent, Usage
 # Linux refuses a single argv string over 128 KiB (MAX_ARG_STRLEN); larger prompts go on stdin.
 ARG_PROMPT_LIMIT = 100_000
 SUMMARY_CHARS = 200
+TOOL_OUTPUT_CHARS = 8000  # a tool's output is logged whole up to this, then cut with a count
 PER_MILLION = Decimal(1_000_000)
 
 
@@ -99,6 +100,18 @@ def one_line(value: object, limit: int = SUMMARY_CHARS) -> str:
     if len(lines) > 1:
         text += " …"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def whole(value: object, limit: int = TOOL_OUTPUT_CHARS) -> str:
+    """Every line of a tool's output for the job log (the reason a command failed is rarely on
+    its first line), cut at ``limit`` characters with the count of what was left out."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
 
 
 def tool_input_summary(tool_input: object) -> str:

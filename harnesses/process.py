@@ -84,6 +84,7 @@ class AgentProcess:
         grace_seconds: float = 30.0,
         idle_seconds: float | None = None,
         tick_seconds: float = 0.5,
+        warning_seconds: float = 0.0,
     ):
         self.argv = argv
         self.cwd = cwd
@@ -93,6 +94,8 @@ class AgentProcess:
         self.grace_seconds = grace_seconds
         self.idle_seconds = idle_seconds
         self.tick_seconds = tick_seconds
+        # The warning step: ``on_warning(seconds_left)`` once, this long before the timeout.
+        self.warning_seconds = warning_seconds if 0 < warning_seconds < timeout_seconds else 0.0
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -126,6 +129,7 @@ class AgentProcess:
         on_line: Callable[[str, str], StopReason | None],
         tick: Callable[[], StopReason | None] | None = None,
         on_stop: Callable[[str], None] | None = None,
+        on_warning: Callable[[float], None] | None = None,
     ) -> ProcessResult:
         if self.proc is None:
             self.start()
@@ -138,8 +142,13 @@ class AgentProcess:
         next_tick = started + self.tick_seconds
         stopped: StopReason | None = None
         count = 0
+        warn_at = started + self.timeout_seconds - self.warning_seconds if self.warning_seconds else None
         while open_streams:
             now = time.monotonic()
+            if warn_at is not None and now >= warn_at:
+                warn_at = None
+                if on_warning:
+                    on_warning(max(0.0, self.timeout_seconds - (now - started)))
             if stopped is None:
                 if now - started > self.timeout_seconds:
                     stopped = StopReason("timeout", f"no result after {self.timeout_seconds:g}s")

@@ -13,7 +13,11 @@ import os
 from celery import Celery
 from django.conf import settings
 
+from workers.broker import use_atomic_filesystem_transport
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agileplus.settings")
+
+use_atomic_filesystem_transport()  # N workers starting at once on the embedded broker (workers/broker.py)
 
 app = Celery("agileplus")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -1,22 +1,18 @@
-"""Token authentication that loads the caller's role in the same query, and refuses malformed
-keys before they reach the database."""
+"""Token authentication (DRF's ``Authorization: Token <key>``) against the stored digests of the
+keys (``agileplus.api.tokens``), loading the caller's role in the same query and refusing
+malformed keys before they reach the database."""
 
 from __future__ import annotations
-
-import re
 
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
-KEY_RE = re.compile(r"^[0-9a-f]{40}$")
+from agileplus.api.tokens import token_for_key
 
 
 class RoleTokenAuthentication(TokenAuthentication):
     def authenticate_credentials(self, key: str):
-        if not KEY_RE.match(key or ""):
-            raise exceptions.AuthenticationFailed("Invalid token.")
-        model = self.get_model()
-        token = model.objects.select_related("user", "user__api_role").filter(key=key).first()
+        token = token_for_key(key)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not token.user.is_active:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.core import exceptions as django_exceptions
+from django.db import DatabaseError, connection
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -74,6 +75,25 @@ def exception_handler(exc, context) -> Response:
         if isinstance(exc, exceptions.Throttled) and exc.wait:
             response["Retry-After"] = str(int(exc.wait) + 1)
         return response
+    if isinstance(exc, DatabaseError) and database_unreachable():
+        # Nothing was written: the request's transaction never reached the database.
+        log.warning("database unreachable in %s: %s", context.get("view"), exc)
+        response = Response(error_body("database_unavailable", "the farm's database cannot be reached from this "
+                                       "server; nothing was changed", fix="retry in a few seconds; if it persists, "
+                                       "check that this server reaches the host in DATABASE_URL"),
+                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        response["Retry-After"] = "5"
+        return response
     log.exception("unexpected API error in %s", context.get("view"))
     return Response(error_body("internal", "the server could not complete this request; it has been logged"),
                     status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def database_unreachable() -> bool:
+    """Whether a new connection to the database fails now (a lost server, not a bad query)."""
+    connection.close()
+    try:
+        connection.ensure_connection()
+    except DatabaseError:
+        return True
+    return False

@@ -249,6 +249,43 @@ class ReviewListOut(s.Serializer):
     results = ReviewReportOut(many=True)
 
 
+class MergeQueueChecksOut(s.Serializer):
+    done = s.IntegerField()
+    passed = s.ListField(child=s.CharField())
+    failed = s.ListField(child=s.CharField())
+
+
+class MergeQueueEntryOut(s.Serializer):
+    wp = s.CharField()
+    feature = s.CharField()
+    title = s.CharField()
+    state = s.ChoiceField(choices=["queued", "testing", "merged", "ejected", "cancelled"])
+    position = s.IntegerField(allow_null=True, help_text="1 = next to be tested; null once settled")
+    batch = s.CharField(allow_null=True)
+    batch_wps = s.ListField(child=s.CharField(), help_text="the WPs tested together in the current candidate")
+    candidate = s.CharField(allow_null=True, help_text="the commit being (or last) tested")
+    head = s.CharField(allow_null=True)
+    checks = MergeQueueChecksOut()
+    note = s.CharField(allow_null=True)
+    reason = s.CharField(allow_null=True, help_text="why the WP was ejected")
+    merge_sha = s.CharField(allow_null=True, help_text="the main commit it was merged in")
+    actor = s.CharField()
+    enqueued_at = s.DateTimeField()
+    updated_at = s.DateTimeField()
+
+
+class MergeQueueOut(s.Serializer):
+    repo = s.CharField()
+    project = s.CharField()
+    main_branch = s.CharField()
+    enabled = s.BooleanField()
+    batch_max = s.IntegerField()
+    bisect = s.BooleanField()
+    batch_size = s.IntegerField(help_text="the adaptive size of the next batch")
+    entries = MergeQueueEntryOut(many=True)
+    recent = MergeQueueEntryOut(many=True)
+
+
 class ReviewOut(s.Serializer):
     id = s.IntegerField()
     approved = s.BooleanField()

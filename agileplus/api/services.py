@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from django.contrib.auth import authenticate, get_user_model
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from agileplus.api.models import ApiRole
 from agileplus.api.roles import AGENT, ROLES, role_of
+from agileplus.api.tokens import issue_token
 from agileplus.core.actors import Actor
 from agileplus.core.errors import DomainError
 from agileplus.dispatch.services import enqueue_job
@@ -45,8 +45,7 @@ def create_api_token(username: str, role: str, agent: str | None = None) -> str:
     with transaction.atomic():
         user, _ = get_user_model().objects.get_or_create(username=username)
         ApiRole.objects.update_or_create(user=user, defaults={"role": role, "agent": agent})
-        Token.objects.filter(user=user).delete()
-        return Token.objects.create(user=user).key
+        return issue_token(user)
 
 
 class BadCredentials(DomainError):
@@ -63,13 +62,13 @@ class IssuedToken:
 
 
 def obtain_token(username: str, password: str) -> IssuedToken:
-    """A person's own token for their username and password (the existing one, or a new one)."""
+    """A new token for a person's username and password. Only the digest of a token is stored, so an
+    existing one cannot be handed out again: logging in replaces it."""
     user = authenticate(username=username, password=password)
     if user is None or not user.is_active:
         raise BadCredentials("wrong username or password", field="password",
                              fix="check them, or ask an admin for a token")
-    token, _ = Token.objects.get_or_create(user=user)
-    return IssuedToken(user.username, role_of(user), token.key)
+    return IssuedToken(user.username, role_of(user), issue_token(user))
 
 
 def dispatch_wps(feature: Feature, codes: list[str], *, harness: str | None, actor: Actor,

@@ -44,6 +44,7 @@ urlpatterns = [
     path(f"{F}/audit", v.AuditList.as_view(), name="audit"),
     path(f"{F}/audit/verify", v.AuditVerify.as_view(), name="audit-verify"),
     path(f"{F}/costs", v.CostList.as_view(), name="costs"),
+    path(f"{F}/merge-queue", v.MergeQueueView.as_view(), name="merge-queue"),
     path(W, v.WPDetail.as_view(), name="wp"),
     path(f"{W}/transition", v.WPTransition.as_view(), name="wp-transition"),
     path(f"{W}/move", v.WPMove.as_view(), name="wp-move"),

@@ -4,7 +4,7 @@ never a request field. Response shapes are described in ``schemas``."""
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.urls import Resolver404, resolve
 from drf_spectacular.utils import extend_schema
@@ -19,6 +19,7 @@ from agileplus.api import queries
 from agileplus.api import schemas as out
 from agileplus.api import serializers as s
 from agileplus.api.auth import RoleTokenAuthentication
+from agileplus.api.errors import error_body
 from agileplus.api.pagination import after_page, job_page
 from agileplus.api.roles import RolePermission, actor_for_user, ensure_owns_job, ensure_owns_wp
 from agileplus.api.services import create_api_token, dispatch_wps, obtain_token
@@ -31,13 +32,19 @@ from agileplus.dispatch import services as dispatch
 from agileplus.features import selectors as features
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review import services as review
+from agileplus.review.selectors import merge_queues
 from agileplus.workflow.services import start_feature
+from harnesses.git import redact_url
 
 
 def health(request):
     """Liveness and database reachability, for load balancers and compose health checks."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        return JsonResponse(error_body("database_unavailable", "the farm's database cannot be reached from this server",
+                                       fix="check that this server reaches the host in DATABASE_URL"), status=503)
     return JsonResponse({"status": "ok"})
 
 
@@ -80,7 +87,7 @@ def write(ok, body, *params, status: int = 200, tags: list[str], errors=(400, 40
 class ProjectList(Base):
     @read(out.ProjectListOut, tags=["features"], operation_id="projects_list")
     def get(self, request):
-        return Response({"results": [{"name": p.name, "repo_url": p.repo_url, "main_branch": p.main_branch}
+        return Response({"results": [{"name": p.name, "repo_url": redact_url(p.repo_url), "main_branch": p.main_branch}
                                      for p in queries.projects()]})
 
 
@@ -194,6 +201,14 @@ class ReviewList(Base):
         return Response({"results": [{"id": r.pk, "approved": r.approved, "actor": r.actor, "head_sha": r.head_sha,
                                       "checks": r.checks, "text": r.text, "created_at": r.created_at}
                                      for r in reports]})
+
+
+class MergeQueueView(Base):
+    @read(out.MergeQueueOut, out.SLUG, tags=["review"], operation_id="merge_queue",
+          description="`agileplus queue FEATURE`: the merge queue of the feature's repository, its entries "
+                      "in order (position, batch, check progress) and the latest merged or ejected ones.")
+    def get(self, request, slug: str):
+        return Response(merge_queues(get_feature(slug))[0])
 
 
 # --- audit and costs -----------------------------------------------------------------------------
@@ -333,7 +348,8 @@ class Login(Base):
 
     @extend_schema(request=s.LoginIn, responses=out.with_errors({200: out.TokenOut}, 400), auth=[], tags=["auth"],
                    operation_id="auth_token",
-                   description="Your own token for your username and password (rate-limited per address).")
+                   description="A new token for your username and password, replacing your previous one (tokens are "
+                                "stored as digests, so none is shown twice); rate-limited per address.")
     def post(self, request):
         data = parse(s.LoginIn, request.data)
         issued = obtain_token(data["username"], data["password"])

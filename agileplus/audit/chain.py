@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from agileplus.audit.models import GENESIS_HASH, AuditEntry
 from agileplus.core.canonical import canonical_json, hashable, utc_iso
+from agileplus.dispatch.secrets import redact_data
 
 
 def entry_fields(
@@ -75,7 +76,10 @@ def append_entry(
     evidence_refs: list | None = None,
     metadata: dict | None = None,
 ) -> AuditEntry:
-    """Append one entry. The caller holds the feature's row lock inside a transaction."""
+    """Append one entry. The caller holds the feature's row lock inside a transaction.
+
+    An entry can never be edited afterwards, so no secret this process holds is written into
+    one: its metadata and evidence are redacted before they are hashed."""
     last = (
         AuditEntry.objects.filter(feature_id=feature_id).order_by("-seq").values("seq", "hash").first()
     )
@@ -90,8 +94,8 @@ def append_entry(
         actor=actor,
         transition=transition,
         prev_hash=prev_hash,
-        evidence_refs=evidence_refs or [],
-        metadata=metadata or {},
+        evidence_refs=redact_data(evidence_refs or []),
+        metadata=redact_data(metadata or {}),
     )
     entry = AuditEntry(
         feature_id=feature_id,

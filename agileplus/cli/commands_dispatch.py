@@ -7,7 +7,7 @@ import time
 import click
 from django.utils import timezone
 
-from agileplus.cli.context import actor_option, current_actor, json_option
+from agileplus.cli.context import actor_option, current_actor, feature_and_wp, json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo_json, mark_json
 from agileplus.core.errors import DomainError
@@ -18,11 +18,16 @@ from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Feature
 from agileplus.features.services import find_wp, get_feature, get_wp
 from agileplus.workflow.services import start_feature
+from harnesses.base import HarnessError
+from harnesses.check import as_json as results_json
+from harnesses.check import check_harnesses, render
 from harnesses.registry import local_harnesses
 
 HARNESS_TITLES = {"claude-code": "Claude Code", "codex": "Codex", "gemini": "Gemini CLI", "aider": "Aider",
                   "opencode": "opencode", "command": "command"}
 POLL = 0.2
+AGENT_SCREEN = {"active": ("active", "connected"), "idle": ("available", "connected"),
+                "available": ("available", "idle"), "unavailable": ("unavailable", "unavailable")}
 
 
 def harness_title(name: str) -> str:
@@ -60,24 +65,45 @@ def _follow(job_id: str, *, until_running: bool = False, quiet: bool = False) ->
         waited += POLL
 
 
+def _tests_line(job) -> str:
+    tests = (job.result or {}).get("tests") or {}
+    if tests.get("total") is None:
+        return "Tests: not run"
+    return f"Tests: {tests.get('passed', 0)}/{tests['total']} passing"
+
+
 def _print_failure(job) -> None:
-    click.echo("Agent failed:")
+    """The example's failure screen, from what was recorded (the job and its audit entry)."""
     code = "-1 (timeout)" if job.state == JobState.TIMED_OUT else str(job.exit_code)
-    click.echo(f"  Exit code: {code}")
-    click.echo(f"  Commits made: {job.commits.count()} (partial work)")
-    click.echo(f"{job.wp.code} moved to Blocked state.")
-    actor = "system:timeout" if job.state == JobState.TIMED_OUT else "system:agileplus"
-    click.echo(f"Audit entry recorded: actor={actor}, transition={job.wp.code}:doing->blocked")
+    if job.state == JobState.TIMED_OUT:
+        click.echo(f"Agent session timeout after {job.timeout_seconds} seconds.")
+        click.echo("Capturing partial output...")
+    setup_failed = job.started_at is None
+    click.echo("Setup failed before the agent started:" if setup_failed else "Agent failed:")
+    if not setup_failed:
+        click.echo(f"  Exit code: {code}")
+        commits = job.commits.count()
+        click.echo(f"  Commits made: {commits}{' (partial work)' if commits else ''}")
+        click.echo(f"  {_tests_line(job)}")
+    entry = selectors.block_entry(job)
+    if entry is not None:
+        click.echo(f"{job.wp.code} moved to Blocked state.")
+        click.echo(f"Audit entry recorded: actor={entry.actor}, transition={entry.transition}")
     click.echo(f"Reason: {job.error or job.current_activity}")
     click.echo("Next steps:")
-    click.echo("  Option 1: Review partial commits and continue manually")
-    click.echo(f"    cd {job.worktree}")
-    click.echo("    git log --oneline   # see what was done")
-    click.echo(f"    agileplus wp transition {job.wp.code} --feature {job.feature.slug} --to review")
-    click.echo("  Option 2: Retry with fresh agent session")
-    click.echo(f"    agileplus wp transition {job.wp.code} --feature {job.feature.slug} --to planned   # reset")
-    click.echo(f"    agileplus implement {job.feature.slug} --wp {job.wp.code} --agent {job.harness} "
-               f"--timeout {job.timeout_seconds}")
+    slug, code_ = job.feature.slug, job.wp.code
+    if setup_failed:
+        click.echo("  Fix the cause above, then reset and retry:")
+    else:
+        click.echo("  Option 1: Review partial commits and continue manually")
+        click.echo(f"    cd {job.worktree}")
+        click.echo("    git log --oneline   # see what was done")
+        click.echo("    # ... continue work, commit ...")
+        click.echo(f"    git push origin HEAD:{job.branch}")
+        click.echo(f"    agileplus wp transition {slug} {code_} --to for_review")
+        click.echo("  Option 2: Retry with fresh agent session")
+    click.echo(f"    agileplus wp transition {slug} {code_} --to planned   # reset")
+    click.echo(f"    agileplus implement {slug} --wp {code_} --agent {job.harness} --timeout {job.timeout_seconds}")
 
 
 @cli.command()
@@ -134,13 +160,20 @@ def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, a
     if wait is None:
         wait = True
     if not as_json:
-        _follow(job.id, until_running=True)
+        _follow(job.id, until_running=True, quiet=True)
         job = selectors.get_job(job.id)
-        if job.state == JobState.RUNNING:
+        if job.started_at is not None:  # the agent started (now, or already in an inline run)
+            for line in selectors.dispatch_screen(job):
+                click.echo(line)
             click.echo(f"Dispatching to {harness_title(job.harness)} harness...")
             click.echo(f"Session: {job.session_id or job.id}")
+            model = selectors.job_model(job)
+            if model:
+                click.echo(f"Model: {model}")
             click.echo(f"Started: {job.started_at:%Y-%m-%d %H:%M:%S} UTC")
-            click.echo(f"Agent ready. Working on {wp.code}.")
+            click.echo("Waiting for agent to initialize...")
+            if selectors.wait_agent_ready(job.id, poll=POLL):
+                click.echo(f"Agent ready. Working on {wp.code}.")
     if wait:
         _follow(job.id, quiet=True)
     job = selectors.get_job(job.id)
@@ -158,7 +191,7 @@ def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, a
         click.echo(f"Job {job.id} was cancelled.")
         raise SystemExit(1)
     else:
-        click.echo(f"Job {job.id} is {job.state}: follow it with `agileplus logs {wp.code} --follow`.")
+        click.echo(f"Job {job.id} is {job.state}: follow it with `agileplus logs {feature.slug} {wp.code} --follow`.")
 
 
 def _wait_feature(feature) -> None:
@@ -203,13 +236,26 @@ def jobs_list(feature_ref, state, limit, as_json) -> None:
                    f"/{j.max_attempts}  commits {j.n_commits}  {j.worker or '-'}")
 
 
+def _print_log(job, *, tail: int | None = None) -> int:
+    """The job's log as `[10:15:33] …` lines; returns the last line's seq."""
+    last = 0
+    for line in selectors.log_lines(job, tail=tail):
+        click.echo(f"[{line.timestamp:%H:%M:%S}] {line.line}")
+        last = line.seq
+    return last
+
+
 @jobs.command("show")
 @click.argument("job_id")
+@click.option("--log", "with_log", is_flag=True, help="Also print the job's whole log (the raw agent stream)")
 @json_option
-def jobs_show(job_id, as_json) -> None:
+def jobs_show(job_id, with_log, as_json) -> None:
     job = selectors.get_job(job_id)
     data = selectors.job_summary(job)
     if as_json:
+        if with_log:
+            data["log"] = [{"seq": ln.seq, "timestamp": ln.timestamp, "stream": ln.stream, "line": ln.line}
+                           for ln in selectors.log_lines(job)]
         echo_json(data)
         return
     for key in ("id", "feature", "wp", "harness", "state", "attempt", "worker", "session_id", "branch",
@@ -217,6 +263,11 @@ def jobs_show(job_id, as_json) -> None:
                 "manifest_hash", "error"):
         if data.get(key) not in (None, ""):
             click.echo(f"{key.replace('_', ' ').capitalize()}: {data[key]}")
+    usage = data.get("usage") or {}
+    if usage.get("input_tokens") or usage.get("output_tokens"):
+        click.echo(f"Tokens: {usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out")
+    if usage.get("cost_usd") not in (None, ""):
+        click.echo(f"Cost: ${usage['cost_usd']}")
     if data["commits"]:
         click.echo("Commits:")
         for c in data["commits"]:
@@ -224,6 +275,9 @@ def jobs_show(job_id, as_json) -> None:
     salvage = (data.get("result") or {}).get("salvage_ref")
     if salvage:
         click.echo(f"Salvaged work: {salvage}")
+    if with_log:
+        click.echo("Log:")
+        _print_log(job)
 
 
 @jobs.command("replay")
@@ -256,25 +310,23 @@ def jobs_cancel(job_id, actor) -> None:
 
 
 @cli.command()
-@click.argument("wp_code", metavar="WP")
-@click.option("--feature", "feature_ref", default=None)
+@click.argument("refs", nargs=-1, metavar="[FEATURE] WP")
+@click.option("--feature", "feature_ref", default=None, help="Feature (optional when the WP code is unique)")
 @click.option("--tail", type=click.IntRange(1), default=None, help="Only the last N lines")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends")
 @click.option("--job", "job_id", default=None, help="A job id instead of the WP's latest job")
-def logs(wp_code, feature_ref, tail, follow, job_id) -> None:
+def logs(refs, feature_ref, tail, follow, job_id) -> None:
     """The agent's log for a WP, as `[10:15:33] …` lines."""
     if job_id:
         job = selectors.get_job(job_id)
     else:
+        feature_ref, wp_code = feature_and_wp(refs, feature_ref)
         wp = get_wp(get_feature(feature_ref), wp_code) if feature_ref else find_wp(wp_code)
         job = selectors.latest_job(wp)
         if job is None:
             raise DomainError(f"{wp.code} has no jobs yet", field="WP",
                               fix=f"agileplus implement {wp.feature.slug} --wp {wp.code}")
-    last = 0
-    for line in selectors.log_lines(job, tail=tail):
-        click.echo(f"[{line.timestamp:%H:%M:%S}] {line.line}")
-        last = line.seq
+    last = _print_log(job, tail=tail)
     while follow:
         job = selectors.get_job(job.id)
         for line in selectors.log_lines(job, after_seq=last):
@@ -299,11 +351,15 @@ def agents_list(as_json) -> None:
         return
     click.echo("Available Agent Harnesses:")
     for row in rows:
-        click.echo(f"{row['name']} ({row['status']})")
-        connected = "connected" if row["status"] in ("active", "idle") else row["status"]
-        click.echo(f"  Status: {connected if row['status'] != 'idle' else 'idle'}")
+        # The example's words: (active) with sessions, (available) otherwise; "connected" while a
+        # live worker serves it, "idle" when only installed or its workers went quiet.
+        header, state = AGENT_SCREEN.get(row["status"], (row["status"], row["status"]))
+        click.echo(f"{row['name']} ({header})")
+        click.echo(f"  Status: {state}")
         if row["model"]:
             click.echo(f"  Model: {row['model']}")
+        if row.get("version"):
+            click.echo(f"  Version: {row['version']}")
         click.echo(f"  Last heartbeat: {_ago(row['last_heartbeat'])}")
         click.echo(f"  Sessions: {row['sessions']} active")
         for w in row["workers"]:
@@ -312,3 +368,20 @@ def agents_list(as_json) -> None:
         if row["status"] == "unavailable" and row["local"].get("reason"):
             click.echo(f"  Why: {row['local']['reason']}")
     click.echo("Select harness with --agent flag or set default in config.")
+
+
+@agents.command("check")
+@click.argument("harnesses", nargs=-1)
+@click.option("--pinned", is_flag=True, help="Check the CLIs pinned in tools/agent-clis instead of those on PATH.")
+@json_option
+def agents_check(harnesses, pinned, as_json) -> None:
+    """Run each installed agent CLI against a built-in scripted model endpoint (no tokens spent)
+    in a scratch repository; exit 1 if any drifted from what its adapter expects."""
+    try:
+        results = check_harnesses(list(harnesses) or None, use_pinned=pinned)
+    except HarnessError as exc:
+        raise DomainError(str(exc), field="harnesses", fix="name harnesses from `agileplus agents list`") from None
+    click.echo(results_json(results) if as_json else "\n".join(render(results)))
+    drifted = [r for r in results if r.problems]
+    if drifted:
+        raise SystemExit(1)

@@ -11,6 +11,7 @@ import click
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo_json
 from agileplus.core.supervisor import run_farm
+from agileplus.dispatch.runner import restart_worker
 from agileplus.dispatch.services import queue_for, reap_expired
 from harnesses.registry import local_harnesses
 
@@ -48,6 +49,9 @@ def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str
     if not names:
         raise click.ClickException("no harness is available on this machine: " +
                                    "; ".join(f"{n}: {i['reason']}" for n, i in found.items()))
+    # Before any job is taken: what this name held was lost with its previous life (kill -9).
+    for job_id in restart_worker(node):
+        click.echo(f"worker {node}: released job {job_id}, lost when this worker last stopped", err=True)
     # Children inherit these: the runner names its claims and data folder after the worker.
     os.environ["AGILEPLUS_WORKER_NAME"] = node
     os.environ["AGILEPLUS_WORKER_HARNESSES"] = ",".join(names)

@@ -8,7 +8,7 @@ import time
 import click
 
 from agileplus.cli import render
-from agileplus.cli.context import actor_option, current_actor, json_option
+from agileplus.cli.context import actor_option, current_actor, feature_and_wp, json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo_json, is_tty, mark_json
 from agileplus.dispatch.costs import ledger
@@ -147,18 +147,23 @@ def wp() -> None:
 
 
 @wp.command("transition")
-@click.argument("wp_code", metavar="WP")
-@click.option("--to", "target", required=True, help="Target state (planned, doing, review, done, blocked)")
+@click.argument("refs", nargs=-1, required=True, metavar="[FEATURE] WP")
+@click.option("--to", "target", required=True,
+              help="Target state (planned, doing, for_review, done, blocked; `review` means for_review)")
 @click.option("--feature", "feature_ref", default=None, help="Feature (optional when the WP code is unique)")
+@click.option("--note", default=None, help="Why: kept in the audit entry's metadata")
 @actor_option
 @json_option
-def wp_transition(wp_code: str, target: str, feature_ref: str | None, actor: str | None, as_json: bool) -> None:
+def wp_transition(refs: tuple[str, ...], target: str, feature_ref: str | None, note: str | None,
+                  actor: str | None, as_json: bool) -> None:
     """Move a work package through its lifecycle (a move to done merges)."""
 
     if as_json:
         mark_json()
     who = current_actor(actor)
-    result = move_wp(services.find_wp(wp_code, feature_ref), target, actor=who)
+    feature_ref, wp_code = feature_and_wp(refs, feature_ref)
+    result = move_wp(services.find_wp(wp_code, feature_ref), target, actor=who,
+                     metadata={"note": note} if note else None)
     if as_json:
         echo_json({"feature": result.feature.slug, "wp": result.wp.code, "from": result.source,
                    "to": result.target, "audit_entry": result.entry.seq,

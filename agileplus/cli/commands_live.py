@@ -10,21 +10,28 @@ from django.conf import settings
 from agileplus.cli.context import actor_option, current_actor
 from agileplus.cli.main import cli
 from agileplus.core.errors import DomainError
-from agileplus.events.relay import relay_singleton, run_relay
+from agileplus.events.relay import relay_lock, run_relay
 
 
 @cli.command()
 @click.option("--url", default=None, help="NATS server (default: $NATS_URL)")
 @click.option("--once", is_flag=True, help="Publish what is waiting, then exit")
 @click.option("--batch", default=200, type=click.IntRange(1, 10000), show_default=True)
-def relay(url: str | None, once: bool, batch: int) -> None:
+@click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=None,
+              help="With --once: seconds to wait for a running relay to stop (default 0: say so and exit)")
+def relay(url: str | None, once: bool, batch: int, wait_seconds: float | None) -> None:
     """Publish outbox events to NATS JetStream, each once, in order."""
 
     url = url or settings.NATS_URL
     if not url:
         raise DomainError("no NATS server configured", field="NATS_URL",
                           fix="set NATS_URL=nats://host:4222 (without NATS, the dashboard reads the outbox directly)")
-    with relay_singleton():
+    # One relay publishes at a time (order). A standing relay waits to take over; `--once` is
+    # a one-off, so it says another relay is running and exits rather than hang.
+    bound = (wait_seconds or 0) if once else None
+    waiting = (f"waiting up to {bound:g}s for it to stop" if bound else "waiting to take over when it stops")
+    with relay_lock(wait_seconds=bound, on_wait=None if bound == 0 else lambda: click.echo(
+            f"another relay is running: {waiting}", err=True)):
         published = asyncio.run(run_relay(url, batch=batch, once=once))
     if once:
         click.echo(f"published {published} events")

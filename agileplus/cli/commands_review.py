@@ -10,6 +10,7 @@ from agileplus.cli.output import echo_json, mark_json
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review import services
 from agileplus.review.conflicts import policy, predicted_conflicts
+from agileplus.review.selectors import merge_queues
 
 
 @cli.command()
@@ -87,3 +88,37 @@ def conflicts(feature_ref: str, as_json: bool) -> None:
     click.echo(f"Predicted conflicts in {feature.slug} (such WPs {verb}):")
     for c in found:
         click.echo(f"  {c.describe()}")
+
+
+@cli.command()
+@click.argument("feature_ref", metavar="[FEATURE]", required=False)
+@json_option
+def queue(feature_ref: str | None, as_json: bool) -> None:
+    """The merge queue: position, batch and check progress of each approved WP, and why the
+    latest ones were merged or ejected."""
+    if as_json:
+        mark_json()
+    feature = get_feature(feature_ref) if feature_ref else None
+    queues = merge_queues(feature)
+    if as_json:
+        echo_json({"feature": feature.slug if feature else None, "queues": queues})
+        return
+    if not queues:
+        click.echo("The merge queue is empty.")
+    for q in queues:
+        mode = (f"batch size {q['batch_size']} (max {q['batch_max']}), bisect {'on' if q['bisect'] else 'off'}"
+                if q["enabled"] else "OFF: branches merge without re-running the checks (unsafe)")
+        click.echo(f"Merge queue of {q['project']} → {q['main_branch']}: {mode}")
+        if not q["entries"]:
+            click.echo("  (nothing queued)")
+        for e in q["entries"]:
+            checks = " ".join([f"✓ {n}" for n in e["checks"]["passed"]] + [f"✗ {n}" for n in e["checks"]["failed"]])
+            batch = f" batch {e['batch']} ({', '.join(e['batch_wps'])})" if e["batch"] and e["batch_wps"] else ""
+            click.echo(f"  {e['position']:>2}. {e['feature']} {e['wp']} {e['state']}{batch}"
+                       + (f"  {checks}" if checks else "") + (f"  ({e['note']})" if e["note"] else ""))
+        for e in q["recent"]:
+            if e["state"] == "merged":
+                click.echo(f"  ✓ {e['feature']} {e['wp']} merged: main → {e['merge_sha'][:7]}"
+                           + (f" (batch {', '.join(e['batch_wps'])})" if e["batch_wps"] else ""))
+            else:
+                click.echo(f"  ✗ {e['feature']} {e['wp']} {e['state']}: {e['reason']}")

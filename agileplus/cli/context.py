@@ -8,6 +8,7 @@ import click
 from django.conf import settings
 
 from agileplus.core.actors import Actor, parse_actor
+from agileplus.core.errors import DomainError
 
 
 def current_actor(explicit: str | None = None) -> Actor:
@@ -20,3 +21,13 @@ actor_option = click.option(
     "--actor", "actor", default=None, help="Who acts, kind:name (default: $AGILEPLUS_ACTOR or human:$USER)"
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON")
+
+
+def feature_and_wp(refs: tuple[str, ...], feature_option: str | None = None) -> tuple[str | None, str]:
+    """``[FEATURE] WP`` as typed: ``logs 003 WP02`` and ``logs WP02`` (``--feature 003``) are one form."""
+    if len(refs) == 1:
+        return feature_option, refs[0]
+    if len(refs) == 2 and not (feature_option and feature_option != refs[0]):
+        return refs[0], refs[1]
+    raise DomainError(f"expected [FEATURE] WP, got {' '.join(refs) or 'nothing'}", field="WP",
+                      fix="e.g. `003 WP02` or `WP02` (when the WP code is unique)")

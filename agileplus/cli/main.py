@@ -15,7 +15,9 @@ import sys
 import click
 import django
 from django.conf import settings
+from django.db import OperationalError, ProgrammingError, connection
 
+from agileplus.core.db import has_agileplus_tables, is_embedded_sqlite, migrate_database
 from agileplus.core.errors import DomainError
 
 COMMAND_MODULES = [
@@ -49,11 +51,43 @@ class AgilePlusGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # The reader stopped reading (`| head -1`): it has what it wanted. Point stdout at
+            # /dev/null so the interpreter's final flush does not fail again, and exit quietly.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
         except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback reaches a user
+            if _is_missing_table(exc):
+                emit_error(_not_migrated(), as_json=bool(ctx.meta.get("json")))
+                sys.exit(_not_migrated().exit_code)
             if settings.CLI_DEBUG:
                 raise
             click.echo(f"error: {type(exc).__name__}: {exc} (set AGILEPLUS_DEBUG=1 for details)", err=True)
             sys.exit(1)
+
+
+def _is_missing_table(exc: Exception) -> bool:
+    text = str(exc)
+    return isinstance(exc, (OperationalError, ProgrammingError)) and (
+        "no such table" in text or ("relation" in text and "does not exist" in text))
+
+
+def _not_migrated() -> DomainError:
+    where = connection.settings_dict.get("NAME")
+    return DomainError(f"the database {where} has no AgilePlus tables yet (or misses newer ones)",
+                       field="DATABASE_URL", fix="run `agileplus init` once (it applies the migrations)")
+
+
+def ensure_database(argv: list[str]) -> None:
+    """First use of a data folder: the embedded SQLite database is created here, so the README's
+    flows start from an empty folder. A shared database (DATABASE_URL) is migrated on purpose,
+    with `agileplus init`, never as a side effect of some command."""
+    if not argv or argv[0] == "init" or {"-h", "--help", "--version"} & set(argv):
+        return  # help needs no database
+    if is_embedded_sqlite() and not has_agileplus_tables():
+        click.echo(f"First use of {connection.settings_dict['NAME']}: creating the database...", err=True)
+        migrate_database()
 
 
 def emit_error(exc: DomainError, *, as_json: bool = False) -> None:
@@ -85,7 +119,15 @@ def main(argv: list[str] | None = None) -> None:
         remote_cli.main(args=argv, prog_name="agileplus")
         return
     _load_commands()
+    ensure_database(sys.argv[1:] if argv is None else argv)
     cli.main(args=argv, prog_name="agileplus")
+
+
+@cli.command()
+def init() -> None:
+    """Create or update the database's tables (the migrations); safe to repeat."""
+    migrate_database()
+    click.echo(f"Database ready: {connection.vendor} {connection.settings_dict['NAME']}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import httpx
 from django.conf import settings
 
 from agileplus.cli import render
+from agileplus.cli.context import feature_and_wp
 from agileplus.cli.main import emit_error
 from agileplus.core.errors import DomainError
 
@@ -97,12 +98,18 @@ def wp() -> None:
 
 
 @wp.command("transition")
-@click.argument("wp_code", metavar="WP")
+@click.argument("refs", nargs=-1, required=True, metavar="FEATURE WP")
 @click.option("--to", "target", required=True)
-@click.option("--feature", required=True)
+@click.option("--feature", default=None, help="The feature (or give it before WP)")
+@click.option("--note", default=None, help="Why: kept in the audit entry's metadata")
 @click.option("--json", "as_json", is_flag=True)
-def wp_transition(wp_code: str, target: str, feature: str, as_json: bool) -> None:
-    data = farm().post(f"/features/{feature}/wps/{wp_code}/transition", {"to": target})
+def wp_transition(refs: tuple[str, ...], target: str, feature: str | None, note: str | None, as_json: bool) -> None:
+    feature, wp_code = feature_and_wp(refs, feature)
+    if not feature:
+        raise DomainError("a remote farm needs the feature of the WP", field="FEATURE",
+                          fix=f"agileplus wp transition FEATURE {wp_code} --to {target}")
+    data = farm().post(f"/features/{feature}/wps/{wp_code}/transition",
+                       {"to": target, **({"note": note} if note else {})})
     _out(data, as_json, [f"{data['wp']}: {data['from']} → {data['to']} (by {data['actor']})"])
 
 

@@ -32,7 +32,9 @@ def _wp_label(wp: dict) -> str:
     state = wp["state"]
     job = wp.get("job") or {}
     if state == "planned":
-        return "planned (ready)" if wp["ready"] else "planned (blocked)"
+        if wp["ready"]:
+            return "ready (unblocked)" if wp.get("unblocked") else "planned (ready)"
+        return "planned (blocked)"
     if state == "doing" and wp.get("agent"):
         return f"doing ({wp['agent']})"
     if state == "blocked" and job.get("state") in ("failed", "timed_out"):
@@ -51,9 +53,13 @@ def _detail_lines(wp: dict) -> list[str]:
             if tests:
                 parts.append(f"Tests: {tests}")
             lines.append(" | ".join(parts))
-        if wp.get("agent") or wp.get("completed_ago"):
-            done = f"Completed: {wp['completed_ago']}" if wp.get("completed_ago") else None
+        when = wp.get("completed_in") or wp.get("completed_ago")  # how long it took, when the farm ran it
+        if wp.get("agent") or when:
+            done = f"Completed: {when}" if when else None
             lines.append(" | ".join(x for x in (f"Agent: {wp['agent']}" if wp.get("agent") else None, done) if x))
+        if wp.get("review_cycles"):
+            first = " (approved on first pass)" if wp["review_cycles"] == 1 and wp.get("approved_first_pass") else ""
+            lines.append(f"Review cycles: {wp['review_cycles']}{first}")
     elif state == "doing" and job:
         lines += [
             f"Session: {job.get('session_id') or '-'}",

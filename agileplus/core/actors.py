@@ -40,4 +40,5 @@ def parse_actor(value: str | Actor, *, field: str = "actor") -> Actor:
 
 SYSTEM = Actor("system", "agileplus")
 SYSTEM_TIMEOUT = Actor("system", "timeout")
+SYSTEM_REAPER = Actor("system", "reaper")  # lost attempts: a dead worker, an expired lease
 CI_AUTOMATION = Actor("ci", "automation")

@@ -11,6 +11,7 @@ from agileplus.features.models import Feature
 from agileplus.features.selectors import feature_status, features_overview
 from agileplus.review.conflicts import predicted_conflicts
 from agileplus.review.models import ReviewReport
+from agileplus.review.selectors import merge_queues
 
 
 def overview() -> list[dict]:
@@ -33,4 +34,5 @@ def board(feature: Feature) -> dict:
         "agents": jobs.agents_overview(),
         "costs": ledger(feature_id=feature.pk, by="agent"),
         "conflicts": predicted_conflicts(feature, with_branches=False),
+        "merge_queue": merge_queues(feature, recent=5)[0],
     }

@@ -12,6 +12,7 @@ those rows summed; budgets come from the feature's ``agent.budget`` config::
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -127,7 +128,14 @@ def ledger(*, feature_id: int | None = None, by: str = "agent", since: dt.dateti
         t["cost"] += usage_cost(usage)
     for key, t in totals.items():
         rows[key] = LedgerRow(key, t["jobs"], t["in"], t["out"], t["cached"], t["cost"])
+    if by in ("wp", "day", "feature"):  # in their own order (WP03 before WP04), not by first dispatch
+        return [rows[key] for key in sorted(rows, key=natural_key)]
     return list(rows.values())
+
+
+def natural_key(text: str) -> list:
+    """``003-auth WP10`` after ``003-auth WP9``: digit runs compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def feature_cost(feature_id: int) -> Decimal:

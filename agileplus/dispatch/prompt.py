@@ -23,7 +23,7 @@ class PackagedPrompt:
         return [
             f"Feature spec: {feature_slug} ({kb(self.sections.get('SPECIFICATION', 0))})",
             f"Work package plan: {wp_code} ({kb(self.sections.get('WORK PACKAGE PLAN', 0))})",
-            f"Deliverables list: {self.deliverables} files",
+            f"Deliverables list: {self.deliverables} file{'s' if self.deliverables != 1 else ''}",
             f"Governance constraints: {kb(self.sections.get('GOVERNANCE CONSTRAINTS', 0))}",
             f"Total prompt: {kb(len(self.text.encode()))}",
         ]
@@ -57,6 +57,35 @@ def governance_lines(feature: Feature, wp: WorkPackage) -> list[str]:
         lines.append(f"✗ No file larger than {int(c['max_file_size']):,} bytes")
     lines.append("✗ Cannot change git history (no rebase of existing commits, no force push)")
     return lines
+
+
+def review_check_lines(project_config: dict) -> list[str]:
+    """The review's configured checks, as the example's GOVERNANCE CONSTRAINTS words them."""
+    lines = []
+    for check in ((project_config or {}).get("review") or {}).get("checks") or []:
+        if not isinstance(check, dict):
+            continue
+        name = str(check.get("name", ""))
+        if name in ("governance", "commit_convention", "deliverables"):
+            continue  # the path rules and the convention are spelled out below
+        if name == "function_length":
+            lines.append(f"✓ Function length: < {int(check.get('max_lines', 50))} lines preferred")
+        elif check.get("command"):
+            label = "All tests must pass" if name.startswith("test") or check.get("parser") else "All code must pass"
+            lines.append(f"✓ {label}: {check['command']}")
+        if check.get("coverage_threshold") is not None:
+            lines.append(f"✓ Test coverage: >= {float(check['coverage_threshold']):g}%")
+    return lines
+
+
+def time_budget(seconds: int) -> str:
+    """``You have 1 hour. Let's go!`` (the example's words), ``You have 1 hour 30 minutes. …``."""
+    minutes = max(1, seconds // 60)
+    hours, rest = divmod(minutes, 60)
+    parts = [f"{hours} hour{'s' if hours != 1 else ''}"] if hours else []
+    if rest or not hours:
+        parts.append(f"{rest} minute{'s' if rest != 1 else ''}")
+    return f"You have {' '.join(parts)}. Let's go!"
 
 
 def build_prompt(
@@ -95,7 +124,8 @@ def build_prompt(
     deliverables = list(wp.deliverables or [])
     sections.append(("DELIVERABLES", "### Deliverables\n" + "\n".join(
         f"{i}. {d}" for i, d in enumerate(deliverables, 1)) + "\n"))
-    gov = ["## GOVERNANCE CONSTRAINTS", *governance_lines(feature, wp), "Commit Convention",
+    gov = ["## GOVERNANCE CONSTRAINTS", *review_check_lines(feature.project.config or {}),
+           *governance_lines(feature, wp), "Commit Convention",
            f"Format: {convention}", "Examples:", f"- {example.replace('<description>', 'implement the main change')}",
            f"- {example.replace('<description>', 'add tests')}"]
     sections.append(("GOVERNANCE CONSTRAINTS", "\n".join(gov) + "\n"))
@@ -105,7 +135,6 @@ def build_prompt(
     if environment_names:
         env_lines.append("Environment variables available: " + ", ".join(sorted(environment_names)))
     sections.append(("ENVIRONMENT", "\n".join(env_lines) + "\n"))
-    minutes = max(1, (timeout_seconds or int(config.get("timeout_seconds") or 3600)) // 60)
     allowed = ", ".join((feature.constraints or {}).get("allowed_paths") or wp.owned_paths or []) or "the WP's files"
     sections.append(("YOUR TASK", "\n".join([
         "## YOUR TASK",
@@ -115,7 +144,7 @@ def build_prompt(
         f"2. Leave the worktree on branch feat/{feature.slug}-{wp.code}",
         "3. All tests must pass locally",
         f"4. No modifications outside {allowed}",
-        f"You have {minutes} minutes.",
+        time_budget(timeout_seconds or int(config.get("timeout_seconds") or 3600)),
     ]) + "\n"))
     text = "\n".join(body for _, body in sections)
     return PackagedPrompt(text, {name: len(body.encode()) for name, body in sections}, len(deliverables))

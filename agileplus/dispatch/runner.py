@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -32,10 +33,10 @@ from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
 from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from agileplus.dispatch.stream_policy import StreamPolicy
-from agileplus.review.services import governance_for
+from agileplus.review.services import governance_for, run_test_checks
 from harnesses import git as g
 from harnesses.adapters.command import PROMPT_FILE_ENV
-from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec
+from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec, cli_version
 from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, all_marked, reap_marked
 from harnesses.registry import get_adapter
 
@@ -85,6 +86,7 @@ class Collected:
     pushed: bool = False
     files: list[str] = field(default_factory=list)
     head: str = ""
+    tests: dict | None = None  # the review's test checks in the worktree: {"passed", "failed", "total"}
 
 
 class JobRun:
@@ -114,12 +116,14 @@ class JobRun:
 
     def flush(self) -> None:
         lines, self.pending = self.pending, []
-        self.last_flush = time.monotonic()
         if lines and not self.fenced:
             try:
                 services.append_log(self.claim, lines)
             except StaleAttempt:
                 self.fenced = True
+        # Timed from the end of the write: far from the database a write (5 round trips) outlasts
+        # the interval, and timing from its start flushed every following line on its own.
+        self.last_flush = time.monotonic()
 
     # --- heartbeat thread --------------------------------------------------------
     def _beat(self) -> None:
@@ -177,7 +181,10 @@ class JobRun:
         policy = StreamPolicy.from_config(self.job.harness, self.config, allowance_for(self.job))
         proc = self.start_agent(workspace, launch, policy)
         result = self.stream(proc, workspace, launch, policy)
-        collected = self.collect(workspace, outcome_of(result), result)
+        outcome = outcome_of(result)
+        if outcome.reason == "agent_failed" and policy.last_error:  # say why, in the CLI's words
+            outcome.detail = f"{outcome.detail}: {policy.last_error[:500]}"
+        collected = self.collect(workspace, outcome, result, policy.last_error)
         self.say(
             f"Agent {'finished' if collected.outcome.state == JobState.SUCCEEDED else 'failed'}: "
             f"exit {result.exit_code}, {len(self.reported)} commits, {len(collected.files)} files changed"
@@ -185,7 +192,9 @@ class JobRun:
         self.flush()
         if self.fenced:
             return "fenced"
-        finished = self.finish(collected, result, policy.usage)
+        if collected.outcome.state == JobState.SUCCEEDED:
+            collected.tests = self.count_tests(workspace)
+        finished = self.finish(collected, result, policy.usage, model=policy.model or self.config.get("model") or "")
         if collected.outcome.reason == "rate_limited":
             self.reroute(finished)
         return collected.outcome.state
@@ -196,6 +205,7 @@ class JobRun:
         feature, wp = self.job.feature, self.job.wp
         root = worker_root(self.claim.worker)
         mirror = g.ensure_mirror(root, feature.project.repo_url)
+        g.pin_commit_identity(mirror)
         branch = g.branch_name(feature.slug, wp.code)
         main = feature.project.main_branch
         original = self._replayed_job()
@@ -215,7 +225,9 @@ class JobRun:
         prompt_file = prompt_dir / "prompt.md"
         prompt_file.write_text(prompt.text)
         mark = f"{farm_id()}:{job.id}.{self.claim.attempt}"
-        env = {**agent_base_environment(), **resolved.env, PROMPT_FILE_ENV: str(prompt_file), JOB_MARK_ENV: mark}
+        credentials = self.adapter.credentials()  # the worker's model endpoint and key, never the repo's
+        env = {**agent_base_environment(), **credentials, **resolved.env, PROMPT_FILE_ENV: str(prompt_file),
+               JOB_MARK_ENV: mark}
         spec = RunSpec(prompt=prompt.text, workdir=workspace.worktree, env=env, model=self.config.get("model"),
                        timeout_seconds=job.timeout_seconds,
                        allowed_paths=list((feature.constraints or {}).get("allowed_paths") or []),
@@ -242,7 +254,9 @@ class JobRun:
         job, feature, wp = self.job, self.job.feature, self.job.wp
         proc = AgentProcess(launch.invocation.argv, cwd=workspace.worktree, env=launch.env,
                             stdin_text=launch.invocation.stdin_text, timeout_seconds=job.timeout_seconds,
-                            grace_seconds=settings.AGENT_KILL_GRACE_SECONDS, idle_seconds=policy.idle_seconds)
+                            grace_seconds=settings.AGENT_KILL_GRACE_SECONDS, idle_seconds=policy.idle_seconds,
+                            warning_seconds=float(self.config.get("timeout_warning_seconds",
+                                                                  settings.AGENT_TIMEOUT_WARNING_SECONDS)))
         self.say("Workspace setup:")
         self.say(f"  Worktree: .worktrees/{workspace.name}")
         self.say(f"  Branch: {workspace.branch}")
@@ -262,7 +276,7 @@ class JobRun:
         """Read the agent's output to its end or a stop; then end every process it began."""
         try:
             return proc.run(lambda stream, text: self.on_line(policy, stream, text),
-                            lambda: self.tick(workspace), on_stop=lambda t: self.say(t))
+                            lambda: self.tick(workspace), on_stop=lambda t: self.say(t), on_warning=self.warn)
         finally:
             reap_marked(launch.mark)
             launch.prompt_file.unlink(missing_ok=True)
@@ -275,6 +289,9 @@ class JobRun:
             if event.session_id:
                 services.update_progress(self.claim, session_id=event.session_id)
             stop = policy.observe(event) or stop
+            if event.model and policy.usage.get("model") != event.model:  # what the CLI says it runs
+                policy.usage["model"] = event.model
+                services.update_progress(self.claim, usage=dict(policy.usage))
             if event.usage:
                 services.update_progress(self.claim, usage=dict(policy.usage))  # the ledger is live
             if event.text:
@@ -284,6 +301,14 @@ class JobRun:
         if stream == "stderr":
             self.say(text, "stderr")
         return stop
+
+    def warn(self, seconds_left: float) -> None:
+        """The timeout's warning step: a log line and an event, before SIGTERM."""
+        self.say(f"Warning: agent session timeout in {seconds_left:.0f} seconds "
+                 f"(timeout {self.job.timeout_seconds} seconds); then SIGTERM, "
+                 f"{settings.AGENT_KILL_GRACE_SECONDS:g}s grace, SIGKILL")
+        self.flush()
+        services.record_timeout_warning(self.claim, seconds_left)
 
     def tick(self, workspace: Workspace) -> StopReason | None:
         """Between lines: flush the log, report new commits, notice fencing and cancels."""
@@ -295,8 +320,9 @@ class JobRun:
             return StopReason("cancelled", "cancel requested")
         return None
 
-    def collect(self, workspace: Workspace, outcome: Outcome, result: ProcessResult) -> Collected:
-        """The final commit scan, salvage of uncommitted work, push, and governance on success."""
+    def collect(self, workspace: Workspace, outcome: Outcome, result: ProcessResult, last_error: str = "") -> Collected:
+        """The final commit scan, salvage of uncommitted work, push, and governance on success.
+        A run that ends without a commit has nothing to review: it fails, saying why."""
         worktree, base = workspace.worktree, workspace.base
         try:
             self.scan_commits(worktree, base)
@@ -304,22 +330,44 @@ class JobRun:
             pushed = self._push(worktree, workspace.branch, salvaged)
             files = g.files_changed(worktree, base)
             head = g.head(worktree)
+            if outcome.state == JobState.SUCCEEDED and not self.reported:
+                outcome = Outcome(JobState.FAILED, result.exit_code, "no_commit",
+                                  "the agent ended without a commit"
+                                  + (f" (its uncommitted work is saved at refs/agileplus/salvage/{self.job.id})"
+                                     if salvaged else " or any change")
+                                  + (f"; its last error: {last_error[:500]}" if last_error else ""))
             if outcome.state == JobState.SUCCEEDED:
                 outcome = self._governance(outcome, worktree, base)
+            if outcome.state == JobState.SUCCEEDED and not pushed:
+                # Work that never reached the origin cannot be reviewed or merged: say so now,
+                # rather than a review that later finds no branch.
+                outcome = Outcome(JobState.FAILED, outcome.exit_code, "push_failed",
+                                  f"the branch {workspace.branch} could not be pushed to the origin (see the job log); "
+                                  "its commits are kept in this worker's mirror: retry with `agileplus implement`")
         except g.GitError as exc:  # the agent broke its worktree (deleted .git, corrupted the index…)
             self.say(f"The worktree is no longer a usable git checkout: {exc}")
             return Collected(Outcome(JobState.FAILED, result.exit_code, "worktree_broken",
                                      f"the agent left {worktree.name} unusable: {str(exc)[-300:]}"))
         return Collected(outcome, salvaged=salvaged, pushed=pushed, files=files, head=head)
 
-    def finish(self, collected: Collected, result: ProcessResult, usage: dict) -> DispatchJob:
-        """Write the final usage and the outcome with its result summary."""
-        tests = usage.get("tests")
+    def count_tests(self, workspace: Workspace) -> dict | None:
+        """The review's test checks, run in the worktree as the agent left it: their parsed counts
+        go into the job's result and the ``completed`` event (the review later runs them again
+        on main merged with the branch and records its own counts)."""
+        counts, results = run_test_checks(self.job.wp, workspace.worktree)
+        for line in (line for r in results for line in r.lines[:1]):
+            self.say(f"Tests: {line}")
+        self.flush()
+        return counts
+
+    def finish(self, collected: Collected, result: ProcessResult, usage: dict, model: str = "") -> DispatchJob:
+        """Write the final usage and the outcome with its result summary (and the model the CLI ran)."""
+        tests = collected.tests or usage.get("tests")
         services.update_progress(self.claim, usage=usage)
         salvage_ref = f"refs/agileplus/salvage/{self.job.id}" if collected.salvaged else None
         return services.finish_job(self.claim, collected.outcome, result={
             "commits": len(self.reported), "files_changed": len(collected.files), "files": collected.files[:200],
-            "head": collected.head, "pushed": collected.pushed, "salvage_ref": salvage_ref,
+            "head": collected.head, "pushed": collected.pushed, "salvage_ref": salvage_ref, "model": model,
             "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
         })
 
@@ -396,15 +444,24 @@ def build_manifest(job: DispatchJob, adapter: HarnessAdapter, invocation: Invoca
     feature, config = job.feature, job.feature.agent_config or {}
     manifest = {
         "prompt_sha256": sha256_hex(prompt_text), "argv": invocation.argv, "harness": job.harness,
-        "cli_version": getattr(adapter, "pinned_version", ""), "base_sha": workspace.base, "branch": workspace.branch,
+        "cli_version": getattr(adapter, "pinned_version", "") or installed_version(invocation.argv[0]),
+        "base_sha": workspace.base, "branch": workspace.branch,
         "constraints": feature.constraints or {}, "timeout_seconds": job.timeout_seconds,
-        "environment_names": environment_names, "budget": config.get("budget") or {},
+        "environment_names": environment_names, "budget": config.get("budget") or {}, "model": config.get("model"),
         "max_turns": config.get("max_turns"), "idle_timeout_seconds": config.get("idle_timeout_seconds"),
         "gates": [c.get("name") for c in ((feature.project.config or {}).get("review") or {}).get("checks") or []
                   if isinstance(c, dict)],
     }
     manifest["hash"] = sha256_hex(manifest)
     return manifest
+
+
+def installed_version(binary: str) -> str:
+    """The agent CLI's own ``--version`` line (cached per binary), "" if it cannot say."""
+    try:
+        return cli_version(binary) or ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def farm_id() -> str:
@@ -414,11 +471,22 @@ def farm_id() -> str:
     return sha256_hex(f"{connection.vendor}|{db.get('HOST')}|{db.get('PORT')}|{db.get('NAME')}")[:10]
 
 
-def reap_orphaned_agents() -> list[int]:
+def reap_orphaned_agents(restarting: str | None = None) -> list[int]:
     """SIGKILL agent processes on this machine whose job attempt nobody holds any more
-    (their worker was killed or restarted). Attempts still held, by any worker, are left alone."""
+    (their worker was killed or restarted). Attempts still held, by any worker, are left alone,
+    except those held by ``restarting``: a worker that is starting holds nothing yet."""
+    return [pid for pids in _reap_orphans(restarting).values() for pid in pids]
 
-    killed = []
+
+def restart_worker(worker: str) -> list[str]:
+    """What a worker does as it starts, before it takes a job: end the agents its previous life
+    left running on this machine, and release (with an audit entry) the attempts it held."""
+    killed = _reap_orphans(worker)
+    return services.release_lost_attempts(worker, agents_killed=killed)
+
+
+def _reap_orphans(restarting: str | None) -> dict[str, list[int]]:
+    killed: dict[str, list[int]] = {}
     mine = f"{farm_id()}:"
     for pid, mark in all_marked().items():
         if not mark.startswith(mine):
@@ -426,13 +494,15 @@ def reap_orphaned_agents() -> list[int]:
         job_id, _, attempt = mark[len(mine):].rpartition(".")
         if not attempt.isdigit():
             continue
-        held = DispatchJob.objects.filter(pk=job_id, attempt=int(attempt), state__in=JobState.HELD).exists()
-        if not held:
+        held = DispatchJob.objects.filter(pk=job_id, attempt=int(attempt), state__in=JobState.HELD)
+        if restarting:
+            held = held.exclude(worker=restarting)
+        if not held.exists():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+                killed.setdefault(job_id, []).append(pid)
     if killed:
-        log.warning("killed %d orphaned agent process(es): %s", len(killed), killed)
+        log.warning("killed orphaned agent process(es): %s", killed)
     return killed
 
 

@@ -19,15 +19,17 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Max
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from agileplus.core.actors import SYSTEM, SYSTEM_TIMEOUT, Actor, parse_actor
+from agileplus.core.actors import SYSTEM, SYSTEM_REAPER, SYSTEM_TIMEOUT, Actor, parse_actor
 from agileplus.core.errors import BlockedByDependency, DomainError, IllegalTransition, NotFound
+from agileplus.core.text import MAX_LINE_CHARS, storable_json, storable_text
 from agileplus.dispatch.costs import budget_config
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine, JobState, Worker
+from agileplus.dispatch.secrets import redact, redact_data
 from agileplus.events import subjects
 from agileplus.events.services import record_event
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import WorkPackage
-from agileplus.features.services import blocking_dependencies, transition_wp
+from agileplus.features.services import blocking_dependencies, record_wp_entry, transition_wp
 from harnesses.base import HarnessError
 from harnesses.registry import get_adapter
 
@@ -247,7 +249,7 @@ def append_log(claim: Claim, lines: list[tuple[dt.datetime, str, str]]) -> int:
             return 0
         rows = [
             JobLogLine(job_id=claim.job_id, attempt=claim.attempt, seq=last + i + 1, timestamp=ts, stream=stream,
-                       line=text[:8000])
+                       line=storable_text(redact(text), MAX_LINE_CHARS))
             for i, (ts, stream, text) in enumerate(lines[:room])
         ]
         if len(lines) > room:
@@ -265,13 +267,16 @@ def append_report(job: DispatchJob, lines: list[str], *, actor: Actor | str) -> 
         room = max(0, settings.JOB_LOG_MAX_LINES - last)
         now = timezone.now()
         rows = [JobLogLine(job_id=job.pk, attempt=job.attempt, seq=last + i + 1, timestamp=now, stream="report",
-                           line=f"[{actor}] {text}"[:8000]) for i, text in enumerate(lines[:room])]
+                           line=storable_text(redact(f"[{actor}] {text}"), MAX_LINE_CHARS))
+                for i, text in enumerate(lines[:room])]
         JobLogLine.objects.bulk_create(rows)
     return len(rows)
 
 
 def report_commit(claim: Claim, *, sha: str, message: str, files: list[str]) -> bool:
-    """Record one new commit and emit its event. False if it was already reported."""
+    """Record one new commit and emit its event. False if it was already reported.
+    The message and paths are the agent's: stored redacted, without NUL, cut to size."""
+    message, files = storable_text(redact(message), 20000), [storable_text(redact(f), 4096) for f in files]
     with transaction.atomic():
         job = _lock_held(claim)
         if JobCommit.objects.filter(job_id=job.id, sha=sha).exists():
@@ -290,9 +295,20 @@ def report_commit(claim: Claim, *, sha: str, message: str, files: list[str]) -> 
 def update_progress(claim: Claim, **fields) -> None:
     """current_activity, usage, session_id… (fenced, no event: the log carries detail)."""
     if fields:
-        if "current_activity" in fields:
-            fields["current_activity"] = (fields["current_activity"] or "")[:300]
+        # Every value here comes from the agent's stream: untrusted (secrets, NUL bytes, endless text).
+        fields = {name: storable_text(value, 300 if name == "current_activity" else 2000)
+                  if isinstance(value, str) else storable_json(value)
+                  for name, value in ((n, redact_data(v)) for n, v in fields.items())}
         _held(claim).update(**fields)
+
+
+def record_timeout_warning(claim: Claim, seconds_left: float) -> None:
+    """``agileplus.agent.job.<id>.timeout_warning``: the agent is stopped in ``seconds_left``."""
+    with transaction.atomic():
+        job = _lock_held(claim)
+        record_event(subjects.job_event(job.id, "timeout_warning"),
+                     {"wp_id": job.wp.code, "seconds_left": round(seconds_left), "timeout_secs": job.timeout_seconds,
+                      "attempt": claim.attempt}, feature_id=job.feature_id)
 
 
 def cancel_requested(claim: Claim) -> bool:
@@ -317,15 +333,18 @@ def finish_job(claim: Claim, outcome: Outcome, *, result: dict) -> DispatchJob:
         job.exit_code = outcome.exit_code
         job.finished_at = timezone.now()
         job.lease_expires_at = None
-        job.result = {**(job.result or {}), **result}
-        job.error = outcome.detail if outcome.state != JobState.SUCCEEDED else ""
-        job.current_activity = "completed" if outcome.state == JobState.SUCCEEDED else outcome.reason
+        job.result = storable_json(redact_data({**(job.result or {}), **result}))
+        job.error = storable_text(redact(outcome.detail), 20000) if outcome.state != JobState.SUCCEEDED else ""
+        job.current_activity = ("completed" if outcome.state == JobState.SUCCEEDED
+                                else storable_text(redact(outcome.reason), 300))
         job.save()
         commits = job.commits.count()
         record_event(
             subjects.job_event(job.id, "completed"),
             {"success": outcome.state == JobState.SUCCEEDED, "commits": commits,
-             "files_changed": result.get("files_changed", 0), "tests_passed": result.get("tests_passed"),
+             "files_changed": result.get("files_changed", 0),
+             "tests_passed": (result.get("tests") or {}).get("passed", result.get("tests_passed")),
+             "tests_total": (result.get("tests") or {}).get("total"),
              "state": outcome.state, "exit_code": outcome.exit_code},
             feature_id=job.feature_id,
         )
@@ -352,8 +371,8 @@ def _block_wp(wp: WorkPackage, job: DispatchJob, outcome: Outcome, partial_commi
         "exit_code": outcome.exit_code,
     }
     if outcome.detail:
-        metadata["detail"] = outcome.detail[:500]
-    metadata.update(outcome.metadata)
+        metadata["detail"] = storable_text(redact(outcome.detail), 500)
+    metadata.update(storable_json(outcome.metadata))
     transition_wp(wp, WPState.BLOCKED, actor=actor, metadata=metadata, evidence_refs=outcome.evidence or None,
                   event_extra={"job_id": job.id, "reason": outcome.reason})
 
@@ -361,7 +380,7 @@ def _block_wp(wp: WorkPackage, job: DispatchJob, outcome: Outcome, partial_commi
 def release_for_retry(claim: Claim, reason: str) -> bool:
     """Hand a job we hold back to the queue (setup failed, worker shutting down), if attempts remain."""
     moved = _held(claim).filter(attempt__lt=F("max_attempts")).update(
-        state=JobState.QUEUED, worker="", lease_expires_at=None, current_activity=reason[:300])
+        state=JobState.QUEUED, worker="", lease_expires_at=None, current_activity=redact(reason)[:300])
     if moved:
         send_doorbell(DispatchJob.objects.get(pk=claim.job_id))
     return bool(moved)
@@ -372,11 +391,15 @@ def reap_expired() -> dict:
     fail the rest and block their WP. Re-ring queued jobs nobody claimed."""
     requeued, failed = [], []
     expired = DispatchJob.objects.filter(state__in=JobState.HELD, lease_expires_at__lt=Now())
-    for job_id, attempt, max_attempts in expired.values_list("id", "attempt", "max_attempts"):
+    for job_id, attempt, max_attempts, worker in expired.values_list("id", "attempt", "max_attempts", "worker"):
         if attempt < max_attempts:
-            moved = DispatchJob.objects.filter(pk=job_id, attempt=attempt, state__in=JobState.HELD,
-                                               lease_expires_at__lt=Now()).update(
-                state=JobState.QUEUED, worker="", lease_expires_at=None, current_activity="re-queued: lease expired")
+            with transaction.atomic():  # the re-queue and its audit entry, together
+                moved = DispatchJob.objects.filter(pk=job_id, attempt=attempt, state__in=JobState.HELD,
+                                                   lease_expires_at__lt=Now()).update(
+                    state=JobState.QUEUED, worker="", lease_expires_at=None,
+                    current_activity="re-queued: lease expired")
+                if moved:
+                    _record_lost_attempt(job_id, attempt, "lease_expired", requeued=True, worker=worker)
             if moved:
                 requeued.append(job_id)
                 send_doorbell(DispatchJob.objects.get(pk=job_id))
@@ -396,6 +419,50 @@ def reap_expired() -> dict:
         send_doorbell(job)
         rung.append(job.id)
     return {"requeued": requeued, "failed": failed, "rung": rung}
+
+
+def _record_lost_attempt(job_id: str, attempt: int, reason: str, *, requeued: bool, worker: str = "",
+                         agents_killed: list[int] | None = None) -> None:
+    """The audit chain's record of an attempt that ended without its worker (actor system:reaper)."""
+    job = DispatchJob.objects.select_related("wp").get(pk=job_id)
+    record_wp_entry(job.wp, actor=SYSTEM_REAPER, transition=f"{job.wp.code}:attempt_lost", metadata={
+        "reason": reason, "job_id": job_id, "attempt": attempt, "worker": worker or job.worker,
+        "requeued": requeued, "agents_killed": agents_killed or []})
+
+
+def release_lost_attempts(worker: str, *, agents_killed: dict[str, list[int]] | None = None) -> list[str]:
+    """Called by a worker as it starts, before it takes any job: whatever is on record as held
+    by its name was lost with its previous life (kill -9, a crash, a power cut). Each attempt
+    gets an audit entry (system:reaper) and is queued again, or fails when none is left.
+    ``agents_killed`` maps job id → pids of its agent processes the restart ended."""
+    released = []
+    held = DispatchJob.objects.filter(worker=worker, state__in=JobState.HELD)
+    for job_id, attempt, max_attempts in held.values_list("id", "attempt", "max_attempts"):
+        killed = (agents_killed or {}).get(job_id, [])
+        if attempt < max_attempts:
+            with transaction.atomic():  # the release and its audit entry, together
+                moved = DispatchJob.objects.filter(pk=job_id, attempt=attempt, worker=worker,
+                                                   state__in=JobState.HELD).update(
+                    state=JobState.QUEUED, worker="", lease_expires_at=None,
+                    current_activity=f"re-queued: {worker} restarted without finishing attempt {attempt}")
+                if moved:
+                    _record_lost_attempt(job_id, attempt, "worker_lost", requeued=True, worker=worker,
+                                         agents_killed=killed)
+            if moved:
+                send_doorbell(DispatchJob.objects.get(pk=job_id))
+                released.append(job_id)
+            continue
+        try:
+            with transaction.atomic():
+                _record_lost_attempt(job_id, attempt, "worker_lost", requeued=False, worker=worker,
+                                     agents_killed=killed)
+                finish_job(Claim(job_id, attempt, worker),
+                           Outcome(JobState.FAILED, None, "worker_lost",
+                                   f"{worker} restarted without finishing attempt {attempt}, the last one"), result={})
+            released.append(job_id)
+        except StaleAttempt:
+            pass
+    return released
 
 
 def cancel_job(job_id: str, *, actor: Actor | str) -> DispatchJob:

@@ -28,6 +28,8 @@ class StreamPolicy:
     max_turns: int | str | None = None
     idle_seconds: float | None = None
     usage: dict = field(default_factory=dict)
+    last_error: str = ""  # what the CLI last reported as an error: the reason a failed or empty run gives
+    model: str = ""  # the model the CLI says it runs
 
     @classmethod
     def from_config(cls, harness: str, config: dict, allowance: Allowance) -> StreamPolicy:
@@ -38,6 +40,10 @@ class StreamPolicy:
         """Record the event's usage; the reason to stop the agent now, if any.
         A rate limit outranks a budget or turn stop seen in the same event: it is rerouted."""
         stop = None
+        if (event.is_error or event.kind == "error") and event.text:
+            self.last_error = event.text
+        if event.model:
+            self.model = event.model
         if event.usage:
             self.usage.update({k: v for k, v in event.usage.as_dict().items() if v is not None})
             stop = self._spending_stop()

@@ -25,17 +25,49 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from agileplus.core.errors import DomainError
 from agileplus.events.models import Event
-from agileplus.events.subjects import ALL_SUBJECTS
+from agileplus.events.subjects import nats_prefix, on_nats
 
 log = logging.getLogger("agileplus.relay")
 RELAY_LOCK_KEY = 0x0A61_2E1A
 DUPLICATE_WINDOW_SECONDS = 120
 
 
+class RelayBusy(DomainError):
+    """Another relay holds the one-relay lock."""
+
+    code = "relay_busy"
+
+
+def relay_lock(*, wait_seconds: float | None, on_wait=None):
+    """The one-relay lock: wait for it (for ever with ``wait_seconds=None``), saying so once
+    through ``on_wait``; RelayBusy when it is still held after ``wait_seconds``."""
+    deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
+
+    @contextlib.contextmanager
+    def held() -> Iterator[bool]:
+        told = False
+        while True:
+            with relay_singleton(wait=False) as got:
+                if got:
+                    yield True
+                    return
+            if not told and on_wait:
+                on_wait()
+                told = True
+            if deadline is not None and time.monotonic() >= deadline:
+                raise RelayBusy("another relay is running and publishes the outbox", field="relay",
+                                fix="nothing to do: it publishes every event; stop it first to run this one")
+            time.sleep(0.5)
+
+    return held()
+
+
 @contextlib.contextmanager
 def relay_singleton(wait: bool = True) -> Iterator[bool]:
-    """Hold the one-relay lock for the life of the block (released if the process dies)."""
+    """Hold the one-relay lock for the life of the block (released if the process dies).
+    With ``wait=False`` the block gets False at once when another relay holds it."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             while True:
@@ -53,7 +85,11 @@ def relay_singleton(wait: bool = True) -> Iterator[bool]:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [RELAY_LOCK_KEY])
         return
     with open(settings.DATA_DIR / "relay.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
         yield True
 
 
@@ -65,24 +101,24 @@ def mark_published(event_ids: list[int]) -> None:
     Event.objects.filter(pk__in=event_ids, published_at__isnull=True).update(published_at=timezone.now())
 
 
-async def ensure_stream(js, name: str) -> None:
+async def ensure_stream(js, name: str, prefix: str = "agileplus") -> None:
     from nats.js.api import StreamConfig
 
-    config = StreamConfig(name=name, subjects=[ALL_SUBJECTS], duplicate_window=DUPLICATE_WINDOW_SECONDS)
+    config = StreamConfig(name=name, subjects=[f"{prefix}.>"], duplicate_window=DUPLICATE_WINDOW_SECONDS)
     try:
         await js.add_stream(config)
     except Exception:  # noqa: BLE001 - exists already: bring its config up to date
         await js.update_stream(config)
 
 
-async def publish_batch(js, events: list[Event]) -> tuple[int, int]:
+async def publish_batch(js, events: list[Event], prefix: str = "agileplus") -> tuple[int, int]:
     """Publish in order; stop at the first failure so order is kept. Returns (published, duplicates)."""
     done, duplicates = [], 0
     try:
         for event in events:
             body = json.dumps({"id": event.pk, "msg_id": str(event.msg_id), "subject": event.subject,
                                "payload": event.payload, "created_at": event.created_at.isoformat()}).encode()
-            ack = await js.publish(event.subject, body, headers={"Nats-Msg-Id": str(event.msg_id)})
+            ack = await js.publish(on_nats(event.subject, prefix), body, headers={"Nats-Msg-Id": str(event.msg_id)})
             duplicates += bool(getattr(ack, "duplicate", False))
             done.append(event.pk)
     finally:
@@ -96,11 +132,12 @@ async def _quiet(_exc: Exception) -> None:
 
 
 async def run_relay(url: str, *, stream: str | None = None, batch: int = 200, once: bool = False,
-                    idle_seconds: float = 0.1) -> int:
+                    idle_seconds: float = 0.1, prefix: str | None = None) -> int:
     """Publish until stopped (or until the outbox is empty, with ``once``). Returns events published."""
     import nats
 
     stream = stream or settings.NATS_STREAM
+    prefix = nats_prefix(prefix or settings.NATS_SUBJECT_PREFIX)
     total, backoff = 0, 0.5
     nc = None
     while True:
@@ -110,7 +147,7 @@ async def run_relay(url: str, *, stream: str | None = None, batch: int = 200, on
                 nc = await asyncio.wait_for(
                     nats.connect(url, connect_timeout=2, allow_reconnect=False, error_cb=_quiet), timeout=3)
                 js = nc.jetstream(timeout=5)
-                await ensure_stream(js, stream)
+                await ensure_stream(js, stream, prefix)
                 backoff = 0.5
             events = await sync_to_async(pending, thread_sensitive=True)(batch)
             if not events:
@@ -118,7 +155,7 @@ async def run_relay(url: str, *, stream: str | None = None, batch: int = 200, on
                     break
                 await asyncio.sleep(idle_seconds)
                 continue
-            published, _dups = await publish_batch(js, events)
+            published, _dups = await publish_batch(js, events, prefix)
             total += published
         except Exception as exc:  # noqa: BLE001 - NATS down or restarting: events wait in the outbox
             log.warning("relay: NATS unavailable (%s); retrying in %.1fs", exc, backoff)

@@ -7,8 +7,8 @@ import asyncio
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
-from rest_framework.authtoken.models import Token
 
+from agileplus.api.tokens import user_for_key
 from agileplus.events.sse import event_stream, job_log_stream
 
 _clients = asyncio.Semaphore(settings.SSE_MAX_CLIENTS)
@@ -29,8 +29,7 @@ def _authenticate(request: HttpRequest):
     if user is None:
         header = request.headers.get("Authorization", "")
         if header.startswith("Token "):
-            token = Token.objects.select_related("user").filter(key=header[6:].strip()).first()
-            user = token.user if token and token.user.is_active else None
+            user = user_for_key(header[6:].strip())
     return user
 
 

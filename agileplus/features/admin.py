@@ -20,6 +20,7 @@ from agileplus.features import services
 from agileplus.features.lifecycles import FeatureState, WPState
 from agileplus.features.models import Dependency, Evidence, Feature, Project, WorkPackage
 from agileplus.review.services import move_wp
+from harnesses.git import redact_url
 
 
 def admin_actor(request) -> str:
@@ -49,8 +50,12 @@ def _move_action(target: str, *, for_feature: bool):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ("name", "repo_url", "main_branch", "created_at")
+    list_display = ("name", "origin", "main_branch", "created_at")
     search_fields = ("name", "repo_url")
+
+    @admin.display(description="repo url", ordering="repo_url")
+    def origin(self, obj: Project) -> str:
+        return redact_url(obj.repo_url)
 
 
 class WorkPackageInline(admin.TabularInline):

@@ -19,6 +19,7 @@ reported, not forced.
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -33,6 +34,8 @@ from agileplus.features import dag
 from agileplus.features.lifecycles import FeatureState, WPState, normalize_wp_state
 from agileplus.features.models import Dependency, Feature, Project, WorkPackage
 from agileplus.features.services import normalize_wp_code, transition_feature, transition_wp
+from agileplus.review.merge_queue import validate_merge_config
+from harnesses.git import GitError, checked_out_push_fix, git, redact_url
 
 SPECS_DIR = "kitty-specs"
 CONFIG_PATH = Path(".kittify") / "config.yaml"
@@ -334,12 +337,21 @@ def parse_config(repo: Path, errors: _Collector) -> RepoConfig:
         errors.add(path, _nested_line(text, "max_file_size"), "constraints.max_file_size must be a byte count > 0")
     for key in ("allowed_paths", "forbidden_paths"):
         constraints[key] = _str_list(constraints.get(key), f"constraints.{key}", path, _nested_line(text, key), errors)
+    _check_merge_config(data.get("merge"), text, path, lines, errors)
     commit = data.get("commit") if isinstance(data.get("commit"), dict) else {}
     constraints["commit_convention"] = str(
         data.get("commit_convention") or commit.get("convention") or constraints.get("commit_convention")
         or DEFAULT_COMMIT_CONVENTION
     )
     return RepoConfig(data, dict(agent), constraints)
+
+
+def _check_merge_config(merge: object, text: str, path: Path, lines: dict[str, int], errors: _Collector) -> None:
+    try:
+        validate_merge_config(merge)
+    except DomainError as exc:
+        key = (exc.field or "merge").split(".")[-1]
+        errors.add(path, _nested_line(text, key) or lines.get("merge"), f"{exc.message} ({exc.fix})")
 
 
 def _nested_line(text: str, key: str) -> int | None:
@@ -491,25 +503,67 @@ def _walk_new_wps_to_lanes(spec: FeatureSpec, by_code: dict[str, WorkPackage], n
                 ) from exc
 
 
+def is_remote(path: str | Path) -> bool:
+    """A git URL (``https://…``, ``ssh://…``, ``git@host:repo``) rather than a folder."""
+    text = str(path)
+    return "://" in text or bool(re.match(r"^[\w.-]+@[\w.-]+:", text))
+
+
 def import_features(path: str | Path, *, actor: Actor | str, project: str | None = None,
                     repo: str | Path | None = None) -> ImportReport:
-    """Import every feature under ``path`` (a feature folder or a repository root) in one transaction."""
+    """Import every feature under ``path`` (a feature folder, a repository root, or the URL of a
+    repository, read from a shallow clone of its main branch) in one transaction."""
+    if not is_remote(path):
+        return _import_features(Path(path), actor=actor, project=project, repo=repo)
+    if repo:
+        raise ImportFailed("--repo is for a local feature folder; a URL is the repository itself", field="--repo",
+                           fix="drop --repo when importing from a URL")
+    url = str(path)
+    with tempfile.TemporaryDirectory(prefix="agileplus-import-") as scratch:
+        clone = Path(scratch) / re.sub(r"\.git$", "", url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1])
+        try:
+            git("clone", "--quiet", "--depth", "1", url, str(clone))
+        except GitError as exc:
+            raise ImportFailed(f"cannot clone {redact_url(url)}: {str(exc)[-300:]}", field="path",
+                               fix="check the URL and that this machine's credentials can read it") from None
+        return _import_features(clone, actor=actor, project=project, repo=None, origin=url)
+
+
+def _import_features(path: Path, *, actor: Actor | str, project: str | None, repo: str | Path | None,
+                     origin: str | None = None) -> ImportReport:
     actor = parse_actor(actor)
     errors = _Collector()
-    root, folders = discover(Path(path), Path(repo).resolve() if repo else None, errors)
+    root, folders = discover(path, Path(repo).resolve() if repo else None, errors)
     config = parse_config(root, errors)
     specs = [s for s in (parse_feature_dir(f, errors) for f in folders) if s is not None]
     errors.raise_if_any()
+    _refuse_unpushable_origin(root, project or _config_project(config))
     report = ImportReport()
     with transaction.atomic():
         name = _project_name(project or _config_project(config), root)
-        proj, _ = Project.objects.get_or_create(name=name, defaults={"repo_url": str(root)})
-        proj.repo_url = str(root)
+        proj, _ = Project.objects.get_or_create(name=name, defaults={"repo_url": origin or str(root)})
+        proj.repo_url = origin or str(root)
         proj.config = config.raw
         proj.save(update_fields=["repo_url", "config"])
         for spec in specs:
             report.features.append(_write_feature(spec, proj, config, actor, report))
+    if git("rev-parse", "--show-toplevel", cwd=root, check=False) != str(root):
+        report.notes.append(f"{root} is not the root of a git repository: the features are planned, but an agent "
+                            f"needs one to branch from (git -C {root} init -b main && git -C {root} add -A && "
+                            f"git -C {root} commit -m initial)")
     return report
+
+
+def _refuse_unpushable_origin(root: Path, project: str | None) -> None:
+    """A merge pushes main to this repository: refuse now, with the exact fix, when git would
+    refuse that push later (a normal clone with main checked out)."""
+    existing = Project.objects.filter(name=_project_name(project, root)).first()
+    main = existing.main_branch if existing else Project._meta.get_field("main_branch").default
+    fix = checked_out_push_fix(root, main)
+    if fix:
+        raise ImportFailed(f"{root} has {main} checked out, and git refuses the push of each merge to it",
+                           field="repository", fix=f"{fix}  (git then updates the checked-out files on each "
+                                                   "merge, and refuses while they have uncommitted changes)")
 
 
 def import_path(path: str | Path, *, actor: Actor | str, project: str | None = None,

@@ -53,6 +53,9 @@ WP_RULES: tuple[Rule, ...] = (
     Rule(WPState.DOING, WPState.BLOCKED),
     Rule(WPState.FOR_REVIEW, WPState.BLOCKED),
     Rule(WPState.BLOCKED, WPState.PLANNED),
+    # The example's failure screen, option 1: a person finished the partial work by hand and
+    # pushed the branch; review and the merge gate check it like an agent's.
+    Rule(WPState.BLOCKED, WPState.FOR_REVIEW),
 )
 
 FEATURE_RULES: tuple[Rule, ...] = tuple(

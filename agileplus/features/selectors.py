@@ -9,7 +9,8 @@ the dashboard share. Bounded query counts: no query per work package.
                         "estimate_days": float|None, "estimate": "3 days"|None, "progress": 0..1,
                         "agent", "done_at", "job": None|{"id", "agent", "harness", "session_id", "state",
                         "started_at", "finished_at", "commits", "files_changed", "tests": {"passed", "total",
-                        "failed"}|None, "current_activity", "completed_ago"}}],
+                        "failed"}|None, "current_activity", "completed_ago"}, "completed_in": "45 minutes"|None,
+                        "review_cycles", "approved_first_pass", "unblocked"}],
      "totals": {"done", "total", "percent"},
      "estimated_completion": {"days": float, "estimate": "5 days", "critical_path": [codes]}}
 """
@@ -23,8 +24,9 @@ from typing import Any
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
 
+from agileplus.audit.models import AuditEntry
 from agileplus.core.subjects import literal_prefix, subject_regex
-from agileplus.dispatch.models import DispatchJob, JobCommit
+from agileplus.dispatch.models import DispatchJob, JobCommit, JobState
 from agileplus.events.models import Event
 from agileplus.features import dag
 from agileplus.features.lifecycles import WPState
@@ -79,6 +81,44 @@ def _tests(result: dict) -> dict | None:
     return {"passed": passed, "total": total, "failed": failed}
 
 
+def duration(seconds: float) -> str:
+    """``45 minutes``, ``2 hours``, ``30 seconds``: how long something took."""
+    seconds = max(0, int(seconds))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size or unit == "second":
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return "0 seconds"
+
+
+def wp_history(feature: Feature) -> dict[int, dict]:
+    """Per WP id: review cycles, whether the first one approved, and whether the farm unblocked it
+    (a dependency it merged; one imported as done does not count: that WP was simply ready)."""
+    history: dict[int, dict] = {}
+    unblocked_by: dict[int, set[str]] = {}
+    imported_done: set[str] = set()
+    rows = AuditEntry.objects.filter(feature=feature).filter(
+        Q(transition__endswith=":review") | Q(transition__endswith=":unblocked") | Q(transition__endswith="->done")
+    ).order_by("seq")
+    for wp_id, transition, metadata in rows.values_list("wp_id", "transition", "metadata"):
+        metadata = metadata or {}
+        if transition.endswith("->done"):
+            if metadata.get("imported_from"):
+                imported_done.add(transition.split(":", 1)[0])
+            continue
+        h = history.setdefault(wp_id, {"review_cycles": 0, "approved_first_pass": False, "unblocked": False})
+        if transition.endswith(":unblocked"):
+            by = metadata.get("unblocked_by")
+            unblocked_by.setdefault(wp_id, set()).update([by] if isinstance(by, str) else (by or []))
+        else:
+            h["review_cycles"] += 1
+            if h["review_cycles"] == 1:
+                h["approved_first_pass"] = bool(metadata.get("approved"))
+    for wp_id, codes in unblocked_by.items():
+        history[wp_id]["unblocked"] = bool(codes - imported_done)
+    return history
+
+
 def _job_brief(job: Any, now: dt.datetime | None = None) -> dict:
     """The job as the status screens show it (``dispatch.selectors.job_summary`` is the full record)."""
     commits = list(job.commits.all())
@@ -100,8 +140,14 @@ def _job_brief(job: Any, now: dt.datetime | None = None) -> dict:
     }
 
 
-def _wp_status(wp: WorkPackage, deps: list[WorkPackage], job: Any, now: dt.datetime) -> dict:
+def _wp_status(wp: WorkPackage, deps: list[WorkPackage], job: Any, now: dt.datetime,
+               history: dict | None = None) -> dict:
     blocked_by = [d.code for d in deps if d.state != WPState.DONE]
+    if job is not None and wp.state == WPState.PLANNED and job.state in JobState.FINAL:
+        job = None  # reset to planned: the ended attempt is history, not this WP's progress
+    history = history or {}
+    took = (duration((wp.done_at - job.started_at).total_seconds())
+            if wp.state == WPState.DONE and wp.done_at and job is not None and job.started_at else None)
     return {
         "id": wp.pk,
         "code": wp.code,
@@ -117,6 +163,10 @@ def _wp_status(wp: WorkPackage, deps: list[WorkPackage], job: Any, now: dt.datet
         "agent": (job.harness if job else "") or wp.agent,
         "done_at": wp.done_at.isoformat() if wp.done_at else None,
         "completed_ago": ago(wp.done_at, now),
+        "completed_in": took,  # dispatch to done, for a WP the farm ran
+        "review_cycles": history.get("review_cycles", 0),
+        "approved_first_pass": history.get("approved_first_pass", False),
+        "unblocked": history.get("unblocked", False),
         "job": _job_brief(job, now) if job else None,
     }
 
@@ -139,12 +189,13 @@ def feature_status(feature: Feature, *, now: dt.datetime | None = None) -> dict:
         )
     )
     jobs = _latest_jobs(feature)
+    history = wp_history(feature)
     items = []
     edges = []
     for wp in wps:
         deps = [link.depends_on for link in wp.dependency_links.all()]
         edges.extend((wp.code, d.code) for d in deps)
-        items.append(_wp_status(wp, deps, jobs.get(wp.pk), now))
+        items.append(_wp_status(wp, deps, jobs.get(wp.pk), now, history.get(wp.pk)))
     done = sum(1 for wp in wps if wp.state == WPState.DONE)
     days, path = remaining_critical_path(wps, edges)
     return {

@@ -143,7 +143,7 @@ def check_deliverables(root: Path, deliverables: list[str], changed: list[str]) 
         if found:
             present += 1
             lines = len((root / found).read_text(errors="replace").splitlines()) if (root / found).is_file() else 0
-            result.lines.append(f"✓ {found}" + (f" ({lines} lines)" if lines else ""))
+            result.lines.append(f"✓ {found}" + (f" ({lines} line{'s' if lines != 1 else ''})" if lines else ""))
         else:
             result.ok = False
             result.lines.append(f"✗ {item} missing")

@@ -7,18 +7,28 @@ import contextlib
 import datetime as dt
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
 from agileplus.core.errors import DomainError, RepositoryUnavailable
 from agileplus.review.models import MergeLock
-from harnesses.git import GitError, git, is_ancestor, mirror_path
+from harnesses.git import (
+    GitError,
+    checked_out_push_fix,
+    git,
+    is_ancestor,
+    mirror_path,
+    redact_url,
+    remote_url,
+)
 
 LOCK_LEASE_SECONDS = 120
 
@@ -44,24 +54,69 @@ class MergeResult:
     already: bool = False
 
 
+def _lease() -> ExpressionWrapper:
+    return ExpressionWrapper(Now() + dt.timedelta(seconds=LOCK_LEASE_SECONDS), output_field=DateTimeField())
+
+
 @contextlib.contextmanager
-def repo_lock(repo: str, *, wait_seconds: float = 120) -> Iterator[str]:
-    """Hold the merge lock of ``repo``. A holder that died loses it when its lease runs out."""
+def repo_lock(repo: str, *, wait_seconds: float = 120, keep_alive: bool = False) -> Iterator[str]:
+    """Hold the merge lock of ``repo``. A holder that died loses it when its lease runs out.
+    With ``keep_alive`` a thread renews the lease every third of it, for holders that run
+    checks longer than one lease (the merge queue)."""
     token = secrets.token_hex(8)
+    repo = remote_url(repo)  # the lock row (shown in the admin) names the repository, not its token
     MergeLock.objects.get_or_create(repo=repo)
-    lease = ExpressionWrapper(Now() + dt.timedelta(seconds=LOCK_LEASE_SECONDS), output_field=DateTimeField())
     deadline = time.monotonic() + wait_seconds
     while not MergeLock.objects.filter(repo=repo).filter(
         Q(holder="") | Q(lease_expires_at__lt=Now())
-    ).update(holder=token, lease_expires_at=lease):
+    ).update(holder=token, lease_expires_at=_lease()):
         if time.monotonic() > deadline:
             raise MergeBusy(f"another merge into {repo} has held the lock for over {wait_seconds:g}s",
                             field="repo", fix="retry when it finishes")
         time.sleep(0.1)
+    stop = threading.Event()
+    renewer = threading.Thread(target=_renew_lease, args=(repo, token, stop), daemon=True) if keep_alive else None
+    if renewer:
+        renewer.start()
     try:
         yield token
     finally:
+        stop.set()
+        if renewer:
+            renewer.join()
         MergeLock.objects.filter(repo=repo, holder=token).update(holder="", lease_expires_at=None)
+
+
+def _renew_lease(repo: str, token: str, stop: threading.Event) -> None:
+    try:
+        while not stop.wait(LOCK_LEASE_SECONDS / 3):
+            MergeLock.objects.filter(repo=repo, holder=token).update(lease_expires_at=_lease())
+    finally:
+        connection.close()
+
+
+def push_if_unchanged(path: Path, main: str, expected: str, new_sha: str) -> bool:
+    """Compare-and-swap of ``main`` on the origin: move it to ``new_sha`` only if it still points at
+    ``expected``. False when main moved meanwhile (nothing is pushed)."""
+    try:
+        git("push", "--quiet", "--porcelain", f"--force-with-lease=refs/heads/{main}:{expected}", "origin",
+            f"{new_sha}:refs/heads/{main}", cwd=path)
+    except GitError as exc:
+        git("fetch", "--quiet", "origin", cwd=path, check=False)
+        if git("rev-parse", "--verify", "--quiet", f"origin/{main}", cwd=path, check=False) != expected:
+            return False  # main moved meanwhile: the caller retests on the new main
+        # Main did not move, so the origin refused the push itself: retrying cannot help.
+        origin = git("config", "--get", "remote.origin.url", cwd=path, check=False)
+        fix = checked_out_push_fix(origin, main)
+        if fix:
+            raise RepositoryUnavailable(
+                f"the origin {redact_url(origin)} has {main} checked out and refuses the merge's push to it",
+                field="repository", fix=f"{fix}  (git then updates its files on each merge), "
+                                        "or make the origin a bare repository") from None
+        raise RepositoryUnavailable(f"the origin {redact_url(origin)} refused the push of {main}: {str(exc)[-300:]}",
+                                    field="repository", fix="check that this machine may push to the origin") from None
+    git("fetch", "--quiet", "origin", cwd=path)
+    return True
 
 
 def workspace(origin: str) -> Path:
@@ -74,7 +129,7 @@ def workspace(origin: str) -> Path:
             git("clone", "--quiet", origin, str(path))
         git("fetch", "--quiet", "--prune", "origin", cwd=path)
     except GitError as exc:
-        raise RepositoryUnavailable(f"cannot reach the repository {origin}: {str(exc)[-300:]}", field="repo_url",
+        raise RepositoryUnavailable(f"cannot reach the repository {redact_url(origin)}: {str(exc)[-300:]}", field="repo_url",
                                     fix="check the project's repo_url (agileplus feature import sets it) and "
                                         "that this machine can read it") from None
     return path
@@ -145,6 +200,13 @@ def merge_branch(origin: str, main: str, branch: str, message: str, *, strategy:
     try:
         git("push", "--quiet", "origin", f"{new_sha}:refs/heads/{main}", cwd=path)
     except GitError as exc:
+        reset_to(path, f"origin/{main}")
+        fix = checked_out_push_fix(origin, main)
+        if fix:  # not a conflict: the origin refuses pushes to its checked-out branch
+            raise RepositoryUnavailable(
+                f"the origin {origin} has {main} checked out and refuses the merge's push to it",
+                field="repository", fix=f"{fix}  (git then updates its files on each merge), "
+                                        "or make the origin a bare repository") from None
         raise MergeConflict(f"pushing {main} to the origin failed: {exc}", field="branch",
                             fix="main moved on the origin outside AgilePlus; retry the move") from None
     git("fetch", "--quiet", "origin", cwd=path)

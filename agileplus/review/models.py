@@ -34,3 +34,50 @@ class MergeLock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repo} ({self.holder or 'free'})"
+
+
+class MergeQueue(models.Model):
+    """The merge queue of one origin repository: its adaptive batch size (grows while batches
+    pass, shrinks when one fails). Entries are processed only by the holder of the MergeLock."""
+
+    repo = models.CharField(max_length=1000, unique=True)
+    batch_size = models.PositiveIntegerField(default=0, help_text="0 = start at batch_max")
+    batches_passed = models.PositiveIntegerField(default=0)
+    batches_failed = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"merge queue of {self.repo}"
+
+
+class MergeQueueEntry(models.Model):
+    """One approved WP waiting to be merged: tested on main + the WPs ahead of it, merged only
+    if that exact tree passes the checks."""
+
+    QUEUED, TESTING, MERGED, EJECTED, CANCELLED = "queued", "testing", "merged", "ejected", "cancelled"
+    ACTIVE = (QUEUED, TESTING)
+    STATES = [(s, s) for s in (QUEUED, TESTING, MERGED, EJECTED, CANCELLED)]
+
+    repo = models.CharField(max_length=1000, db_index=True)
+    feature = models.ForeignKey("features.Feature", on_delete=models.CASCADE, related_name="merge_queue_entries")
+    wp = models.ForeignKey("features.WorkPackage", on_delete=models.CASCADE, related_name="merge_queue_entries")
+    state = models.CharField(max_length=16, choices=STATES, default=QUEUED, db_index=True)
+    actor = models.CharField(max_length=120, help_text="who approved the WP; the merge is recorded as theirs")
+    send_back = models.BooleanField(default=True, help_text="an ejected WP goes back to its agent (doing)")
+    head_sha = models.CharField(max_length=64, blank=True)
+    batch = models.CharField(max_length=32, blank=True)
+    candidate_sha = models.CharField(max_length=64, blank=True)
+    merge_sha = models.CharField(max_length=64, blank=True)
+    reason = models.TextField(blank=True, help_text="why the WP was ejected")
+    progress = models.JSONField(default=dict, blank=True)
+    outcome = models.JSONField(default=dict, blank=True)
+    enqueued_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["wp"], condition=models.Q(state__in=["queued", "testing"]),
+                                               name="one_active_merge_queue_entry_per_wp")]
+
+    def __str__(self) -> str:
+        return f"{self.wp} in the merge queue ({self.state})"

@@ -1,7 +1,9 @@
 """Secret scan of a diff: known token formats and high-entropy values assigned to secret-like names.
 
-Run on every line an agent's commits add (base..head). A finding blocks the WP like any other
-governance violation; the finding names the file, the line and the kind, never the value.
+Run on every line an agent's commits add (base..head) and on every commit message. A value this
+process holds as a secret (``worker_secret_values``), in any form ``redact`` knows, is a finding
+too. A finding blocks the WP like any other governance violation; it names the file and line (or
+the commit and a fingerprint of its message) and the kind, never the value.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from agileplus.dispatch.secrets import redact
 from harnesses.git import git
 
 PATTERNS: list[tuple[str, re.Pattern]] = [
@@ -48,17 +51,38 @@ class Finding:
         return f"{self.path}:{self.line} adds what looks like a {self.kind}"
 
 
+def secret_kind(text: str) -> str | None:
+    """What kind of secret ``text`` carries, if any."""
+    kind = next((name for name, rx in PATTERNS if rx.search(text)), None)
+    if kind is None:
+        match = ASSIGNMENT.search(text)
+        if match and shannon_entropy(match.group(1)) >= ENTROPY_BITS:
+            kind = "high-entropy secret"
+    if kind is None and redact(text) != text:
+        kind = "secret value held by the farm"
+    return kind
+
+
 def scan_text(path: str, lines: list[tuple[int, str]]) -> list[Finding]:
     findings = []
     for number, text in lines:
-        kind = next((name for name, rx in PATTERNS if rx.search(text)), None)
-        if kind is None:
-            match = ASSIGNMENT.search(text)
-            if match and shannon_entropy(match.group(1)) >= ENTROPY_BITS:
-                kind = "high-entropy secret"
+        kind = secret_kind(text)
         if kind:
             findings.append(Finding(path, number, kind))
     return findings
+
+
+def scan_messages(repo: Path, base: str, head: str) -> list[tuple[str, str, str]]:
+    """(commit, kind, message) for each commit message base..head that carries a secret."""
+    out = git("log", "--format=%x1e%H%x1f%B", f"{base}..{head}", cwd=repo)
+    found = []
+    for record in out.split("\x1e"):
+        if "\x1f" in record:
+            sha, message = record.split("\x1f", 1)
+            kind = secret_kind(message)
+            if kind:
+                found.append((sha.strip(), kind, message.strip()))
+    return found
 
 
 def added_lines(repo: Path, base: str, head: str) -> dict[str, list[tuple[int, str]]]:

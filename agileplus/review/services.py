@@ -10,6 +10,7 @@ unblocks dependents.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -18,6 +19,7 @@ from agileplus.audit.chain import verify_chain
 from agileplus.core.actors import CI_AUTOMATION, SYSTEM, Actor, parse_actor
 from agileplus.core.errors import DomainError, IllegalTransition, PermissionDenied
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobState
+from agileplus.dispatch.secrets import redact, redact_data
 from agileplus.features.lifecycles import WPState, normalize_wp_state
 from agileplus.features.models import Evidence, WorkPackage
 from agileplus.features.services import TransitionResult, record_wp_entry, transition_wp
@@ -32,11 +34,13 @@ from agileplus.review.merge import (
     repo_lock,
     workspace,
 )
-from agileplus.review.models import ReviewReport
+from agileplus.review.models import MergeQueueEntry, ReviewReport
 from harnesses.git import GitError, branch_name, git
 
 log = logging.getLogger("agileplus.review")
 
+# A review waits its turn behind merge-queue batches, each as long as the project's checks.
+REVIEW_LOCK_WAIT_SECONDS = 1800
 SECTION_ORDER = ["Deliverables Check", "Test Quality", "Code Quality", "Specification Compliance", "Governance"]
 
 
@@ -73,18 +77,38 @@ class Review:
         return self.report.approved
 
 
-def run_review(wp: WorkPackage, *, actor: Actor | str = CI_AUTOMATION, apply: bool = False) -> Review:
+def run_review(wp: WorkPackage, *, actor: Actor | str = CI_AUTOMATION, apply: bool = False,
+               wait_for_merge: bool = True) -> Review:
     """Run every configured check; store the report; with ``apply`` move the WP
-    (approved → done via merge, rejected → doing: changes requested)."""
+    (approved → the merge queue, or done via merge with the queue off; rejected → doing: changes
+    requested). ``wait_for_merge``: return only once the queue merged or ejected it."""
     actor = parse_actor(actor)
     project = wp.feature.project
     branch = branch_name(wp.feature.slug, wp.code)
     # One merge workspace per origin: reviews and merges of a repository take turns. The job is
     # read under the lock: a merge that just rebased this branch moved its base.
-    with repo_lock(project.repo_url):
+    with repo_lock(project.repo_url, wait_seconds=REVIEW_LOCK_WAIT_SECONDS, keep_alive=True):
         job = job_to_review(wp)
         results, base, head_sha = _review_checks(wp, job, branch)
-    return _store(wp, job, actor, results, base, head_sha, apply)
+    return _store(wp, job, actor, results, base, head_sha, apply, wait_for_merge)
+
+
+def is_test_check(spec: dict) -> bool:
+    return str(spec.get("name", "")).startswith("test") or bool(spec.get("parser"))
+
+
+def test_counts(results: list[c.CheckResult]) -> dict | None:
+    """The parsed counts of the test checks among ``results``: {"passed", "failed", "total"}."""
+    figures = [r.figures for r in results if "total" in (r.figures or {}) and "passed" in r.figures]
+    if not figures:
+        return None
+    return {k: sum(int(f.get(k) or 0) for f in figures) for k in ("passed", "failed", "total")}
+
+
+def run_test_checks(wp: WorkPackage, root) -> tuple[dict | None, list[c.CheckResult]]:
+    """The review's configured test checks, run in ``root`` (an agent's worktree when it finishes)."""
+    results = [c.check_tests(root, spec) for spec in review_config(wp).get("checks") or [] if is_test_check(spec)]
+    return test_counts(results), results
 
 
 def _review_checks(wp: WorkPackage, job: DispatchJob | None, branch: str) -> tuple[list, str, str]:
@@ -102,16 +126,7 @@ def _review_checks(wp: WorkPackage, job: DispatchJob | None, branch: str) -> tup
     gov = governance_for(wp, path, base, head_sha)
     changed = list(gov.paths)
     results: list[c.CheckResult] = [c.check_deliverables(path, list(wp.deliverables or []), changed)]
-    for spec in review_config(wp).get("checks") or []:
-        name = spec.get("name", "")
-        if name in ("deliverables", "governance", "commit_convention"):
-            continue
-        if name.startswith("test") or spec.get("parser"):
-            results.append(c.check_tests(path, spec))
-        elif name == "function_length":
-            results.append(c.check_function_length(path, changed, int(spec.get("max_lines", 50))))
-        elif spec.get("command"):
-            results.append(c.check_command(path, spec, spec.get("section", "Code Quality")))
+    results += list(tree_checks(review_config(wp), path, changed))
     convention = [v for v in gov.violations if v.rule == "commit_message"]
     others = [v for v in gov.violations if v.rule != "commit_message"]
     results.append(c.CheckResult("commit_convention", "Governance", not convention,
@@ -127,6 +142,21 @@ def _review_checks(wp: WorkPackage, job: DispatchJob | None, branch: str) -> tup
     return results, base, head_sha
 
 
+def tree_checks(config: dict, path, changed: list[str]) -> Iterator[c.CheckResult]:
+    """The configured checks that judge the checked-out tree (tests, commands, function length),
+    one result at a time so a caller can report progress."""
+    for spec in config.get("checks") or []:
+        name = spec.get("name", "")
+        if name in ("deliverables", "governance", "commit_convention"):
+            continue
+        if is_test_check(spec):
+            yield c.check_tests(path, spec)
+        elif name == "function_length":
+            yield c.check_function_length(path, changed, int(spec.get("max_lines", 50)))
+        elif spec.get("command"):
+            yield c.check_command(path, spec, spec.get("section", "Code Quality"))
+
+
 def render_report(wp: WorkPackage, results: list[c.CheckResult], approved: bool) -> str:
     lines = [f"Reviewing {wp.code}: {wp.title}"]
     for section in SECTION_ORDER:
@@ -139,13 +169,14 @@ def render_report(wp: WorkPackage, results: list[c.CheckResult], approved: bool)
     return "\n".join(lines)
 
 
-def _store(wp, job, actor, results, base, head, apply) -> Review:
+def _store(wp, job, actor, results, base, head, apply, wait_for_merge=True) -> Review:
     approved = all(r.ok for r in results)
     text = render_report(wp, results, approved)
     with transaction.atomic():
         report = ReviewReport.objects.create(feature=wp.feature, wp=wp, job=job, actor=str(actor),
                                              approved=approved, base_sha=base, head_sha=head,
-                                             checks=[r.as_dict() for r in results], text=text)
+                                             checks=redact_data([r.as_dict() for r in results]),
+                                             text=redact(text))
         refs = []
         for r in results:
             for fr in r.fr_ids:
@@ -153,14 +184,22 @@ def _store(wp, job, actor, results, base, head, apply) -> Review:
                                              reference=f"review:{report.pk}", summary=f"{r.name}: "
                                              f"{'pass' if r.ok else 'fail'}")
                 refs.append({"fr_id": fr, "evidence_id": ev.pk})
+        tests = test_counts(results)
         record_wp_entry(wp, actor=actor, transition=f"{wp.code}:review", evidence_refs=refs,
                         metadata={"report_id": report.pk, "approved": approved, "head": head,
-                                  "failed": [r.name for r in results if not r.ok]})
+                                  "failed": [r.name for r in results if not r.ok],
+                                  **({"tests": tests} if tests else {})})
+        if job is not None and tests:  # status shows the review's counts (main merged with the branch)
+            job = DispatchJob.objects.select_for_update().get(pk=job.pk)
+            job.result = {**(job.result or {}), "tests": tests}
+            job.save(update_fields=["result"])
     review = Review(report, results)
     if apply:
         wp.refresh_from_db()
         if approved and wp.state == WPState.FOR_REVIEW:
-            move_wp(wp, WPState.DONE, actor=actor)
+            from agileplus.review.merge_queue import on_approved
+
+            on_approved(wp, actor, wait=wait_for_merge)
         elif not approved and wp.state == WPState.FOR_REVIEW:
             transition_wp(wp, WPState.DOING, actor=actor, metadata={"reason": "changes_requested",
                                                                      "report_id": report.pk})
@@ -182,6 +221,10 @@ def move_wp(
     wp.refresh_from_db()
     if wp.state != WPState.FOR_REVIEW:
         return transition_wp(wp, target, actor=actor, expected_source=expected_source, metadata=metadata)
+    from agileplus.review.merge_queue import merge_now, queue_config
+
+    if wp.jobs.exists() and queue_config(wp.feature.project).enabled:
+        return merge_now(wp, actor, metadata)
     merge = _merge_for_done(wp, actor)
     meta = {**(metadata or {}), **({"merge": merge} if merge else {})}
     return transition_wp(wp, WPState.DONE, actor=actor, expected_source=expected_source, metadata=meta)
@@ -255,7 +298,9 @@ def rebase_waiting_branches(merged: WorkPackage, path, merged_files: list[str]) 
 def waiting_branches_touching(merged: WorkPackage, paths: set[str]) -> list[WorkPackage]:
     """WPs in review (other than ``merged``) whose reported commits touch any of ``paths``; a WP
     with no file list on record counts as touching everything."""
-    waiting = list(merged.feature.work_packages.filter(state=WPState.FOR_REVIEW).exclude(pk=merged.pk))
+    in_queue = MergeQueueEntry.objects.filter(state__in=MergeQueueEntry.ACTIVE).values("wp_id")
+    waiting = list(merged.feature.work_packages.filter(state=WPState.FOR_REVIEW).exclude(pk=merged.pk)
+                   .exclude(pk__in=in_queue))
     touched: dict[int, set[str]] = {wp.pk: set() for wp in waiting}
     for wp_id, files in JobCommit.objects.filter(job__wp__in=waiting).values_list("job__wp_id", "files"):
         touched[wp_id].update(files or [])

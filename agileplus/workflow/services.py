@@ -6,8 +6,11 @@ event                          what follows
 agent finished (the runner)    governance over every commit base..head (``JobRun.collect``);
                                clean → WP for_review, violation → WP blocked (``finish_job``)
 WP → for_review                REVIEW: the review task runs the checks as ci:automation
-review approved                ``move_wp(done)``: governance again, merge (one per repository),
-                               waiting branches rebased; rejected → WP doing
+review approved                ``merge_queue.on_approved`` (from ``review.services._store``):
+                               the WP joins its repository's merge queue; a batch of queued
+                               branches merged onto main passes governance and the checks → main
+                               moves to it (WPs done, waiting branches rebased); a WP failing
+                               alone on main is ejected → WP doing. Queue off: ``move_wp(done)``
 review rejected (→ doing)      REDISPATCH: a fresh agent session with the failing checks, up to
                                ``max_review_cycles``; then the WP is blocked for a person
 WP → done (merged)             dependents whose dependencies are all done are unblocked

@@ -66,6 +66,7 @@ class AiderAdapter(HarnessAdapter):
     name = "aider"
     binary = "aider"
     install_hint = "python -m pip install aider-install && aider-install (or: pipx install aider-chat)"
+    credential_env = ("OPENAI_API_KEY", "OPENAI_API_BASE", "ANTHROPIC_API_KEY")
 
     def __init__(self) -> None:
         self.usage = Usage()

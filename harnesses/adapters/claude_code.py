@@ -21,15 +21,40 @@ Stream (``--verbose`` is required with stream-json in print mode): a ``system``/
 line (session id, model), ``assistant`` messages whose content blocks are ``text`` and
 ``tool_use``, ``user`` messages carrying ``tool_result`` blocks, and a final ``result`` with
 ``subtype`` (``success``, ``error_max_turns``, ``error_during_execution``…), ``is_error``,
-``num_turns``, ``total_cost_usd``, ``usage`` and ``session_id``. Usage comes from the
-result only: per-message usage repeats for each content block of one API call.
+``num_turns``, ``total_cost_usd``, ``usage`` and ``session_id``.
+
+Usage: the result's figures (and its ``total_cost_usd``) are the CLI's own and final. While it
+runs, each assistant message carries its API call's usage (repeated for each content block of
+that call, so counted once per message id): the adapter adds those up into a running
+``usage`` event priced from ``options["prices"]`` or ``DEFAULT_PRICES`` (an estimate, so a
+budget can stop the run mid-stream; unknown model and no ``"*"`` price: no estimate).
 """
 
 from __future__ import annotations
 
 from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation, RunSpec, Usage
-from harnesses.jsonlines import as_decimal, as_int, one_line, parse_json_line, string_list, tool_input_summary
+from harnesses.jsonlines import (
+    as_decimal,
+    as_int,
+    cost_of,
+    one_line,
+    parse_json_line,
+    price_for,
+    price_table,
+    string_list,
+    tool_input_summary,
+    whole,
+)
 from harnesses.registry import register
+
+# USD per 1M tokens, Anthropic's published API prices when this was written (cache reads at a
+# tenth of input); only for the running estimate: the CLI's total_cost_usd is what the ledger keeps.
+DEFAULT_PRICES = {
+    "claude-opus-4-5": {"input": "5", "cached_input": "0.5", "output": "25"},
+    "claude-opus-4": {"input": "15", "cached_input": "1.5", "output": "75"},
+    "claude-sonnet-4": {"input": "3", "cached_input": "0.3", "output": "15"},
+    "claude-haiku-4": {"input": "1", "cached_input": "0.1", "output": "5"},
+}
 
 # A WP is done by committing: let the agent run the git commands that takes, nothing more.
 DEFAULT_ALLOWED_TOOLS = (
@@ -78,7 +103,7 @@ def _usage(raw: object, cost: object, turns: object) -> Usage:
 def _tool_result_text(content: object) -> str:
     if isinstance(content, list):
         content = "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    return one_line(content)
+    return whole(content)
 
 
 @register
@@ -86,9 +111,18 @@ class ClaudeCodeAdapter(HarnessAdapter):
     name = "claude-code"
     binary = "claude"
     install_hint = "npm install -g @anthropic-ai/claude-code"
+    credential_env = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL")
+
+    def __init__(self) -> None:
+        self.prices = price_table(DEFAULT_PRICES)
+        self.message_usage: dict[str, Usage] = {}  # per API call (message id), for the running estimate
 
     def build_command(self, spec: RunSpec) -> Invocation:
         options = spec.options
+        try:
+            self.prices = price_table(options["prices"]) if options.get("prices") else price_table(DEFAULT_PRICES)
+        except ValueError as exc:
+            raise HarnessError(f"harness 'claude-code': agent.prices: {exc}") from None
         argv = [self.resolve_binary(spec), "-p", "--output-format", "stream-json", "--verbose",
                 "--permission-mode", str(options.get("permission_mode") or "acceptEdits")]
         if spec.model:
@@ -128,6 +162,10 @@ class ClaudeCodeAdapter(HarnessAdapter):
                 model = obj.get("model") if isinstance(obj.get("model"), str) else None
                 return [AgentEvent(kind="init", text=f"Claude Code session {session} ({model or 'default model'})",
                                    session_id=session, model=model, raw=obj)]
+            if obj.get("subtype") == "api_retry":  # the CLI retries on its own; the reason if it gives up
+                return [AgentEvent(kind="error", text=f"API retry {obj.get('attempt')}/{obj.get('max_retries')}: "
+                                   f"{obj.get('error_status') or ''} {obj.get('error') or 'error'}".replace("  ", " "),
+                                   raw=obj)]
             return [AgentEvent(kind="log", text=f"system: {obj.get('subtype') or 'event'}", raw=obj)]
         if kind == "assistant":
             return self._assistant(obj.get("message") or {}, obj)
@@ -139,9 +177,10 @@ class ClaudeCodeAdapter(HarnessAdapter):
             result = obj.get("result") if isinstance(obj.get("result"), str) else ""
             errors = "; ".join(str(e) for e in obj.get("errors") or [] if e)
             text = one_line(result)
-            if is_error:
+            if is_error:  # subtype "success" with is_error: the API failed (e.g. "API Error: 429 …")
                 detail = one_line(result or errors)
-                text = f"{subtype or 'error'}: {detail}" if detail else subtype or "error"
+                label = subtype if subtype and subtype != "success" else "error"
+                text = f"{label}: {detail}" if detail else label
             return [AgentEvent(kind="result", text=text, session_id=session,
                                usage=_usage(obj.get("usage"), obj.get("total_cost_usd"), obj.get("num_turns")),
                                is_error=is_error, final=True, raw=obj)]
@@ -162,7 +201,20 @@ class ClaudeCodeAdapter(HarnessAdapter):
                 summary = tool_input_summary(block.get("input"))
                 events.append(AgentEvent(kind="tool_use", text=f"{name}: {summary}" if summary else name,
                                          model=model, raw=obj))
-        return events
+        running = self._running_usage(message, model)
+        return events + ([running] if running else [])
+
+    def _running_usage(self, message: dict, model: str | None) -> AgentEvent | None:
+        """The first time a message id is seen: the running total of every call so far."""
+        message_id = message.get("id")
+        if not isinstance(message_id, str) or message_id in self.message_usage:
+            return None
+        self.message_usage[message_id] = _usage(message.get("usage"), None, None)
+        total = Usage(input_tokens=sum(u.input_tokens for u in self.message_usage.values()),
+                      output_tokens=sum(u.output_tokens for u in self.message_usage.values()),
+                      cached_input_tokens=sum(u.cached_input_tokens for u in self.message_usage.values()))
+        total.cost_usd = cost_of(total, price_for(model, self.prices))
+        return AgentEvent(kind="usage", usage=total, model=model)
 
     def _tool_results(self, message: dict, obj: dict) -> list[AgentEvent]:
         content = message.get("content")

@@ -4,12 +4,19 @@
                [-m MODEL] -C <worktree> [-c key=value …] [resume SESSION] -
 
 ``-`` reads the prompt from stdin. ``codex exec`` never asks for approval; the sandbox sets
-what it may do. ``workspace-write`` lets it edit the working directory but keeps git metadata
-read-only, and a worktree's git dir lives outside it (in the worker's mirror), so without
-``--add-dir <git common dir>`` the agent's ``git commit`` fails on ``index.lock``. The git dir
-is read from the worktree's ``.git`` file. On Linux some Codex versions still mount a linked
-worktree's git dir read-only (openai/codex#19786); where the worker itself is the sandbox
-(a container), set ``sandbox: danger-full-access`` or ``bypass_sandbox: true``.
+what it may do. The farm passes ``--sandbox danger-full-access`` by default: Codex 0.169's
+``workspace-write`` mounts every ``.git`` read-only, including a linked worktree's git dir
+given with ``--add-dir``, so the agent's ``git commit`` fails with exit 128 on ``index.lock``
+(tested against the real CLI: tests/integration/dispatch/test_real_clis.py). A WP is done by
+committing, so that sandbox cannot do the work. The agent is to be confined by the farm's
+own sandbox around the whole agent process (the worker's bubblewrap sandbox, branch
+``sandbox``), which leaves Codex's inner one redundant; without it Codex runs unconfined. ``sandbox: workspace-write`` is still accepted (the git dir is
+then added with ``--add-dir``, read from the worktree's ``.git`` file) for Codex versions
+that let it write there.
+
+Model endpoint: ``OPENAI_BASE_URL`` in the worker's environment (with ``OPENAI_API_KEY``)
+becomes a ``model_providers.agileplus`` entry (``wire_api = "responses"``) selected with
+``model_provider``; without it Codex uses its own provider and login.
 
 Options: ``sandbox`` (``read-only`` | ``workspace-write`` | ``danger-full-access``),
 ``bypass_sandbox`` (``--dangerously-bypass-approvals-and-sandbox``), ``add_dirs``,
@@ -46,6 +53,7 @@ from harnesses.jsonlines import (
     price_table,
     string_list,
     tool_input_summary,
+    whole,
 )
 from harnesses.registry import register
 
@@ -62,6 +70,8 @@ DEFAULT_PRICES = {
     "o4-mini": {"input": "1.1", "cached_input": "0.275", "output": "4.4"},
 }
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
+DEFAULT_SANDBOX = "danger-full-access"  # see the module docstring: the farm's sandbox confines it
+PROVIDER = "agileplus"
 
 
 def git_dirs(workdir: Path) -> list[str]:
@@ -93,6 +103,7 @@ class CodexAdapter(HarnessAdapter):
     name = "codex"
     binary = "codex"
     install_hint = "npm install -g @openai/codex"
+    credential_env = ("OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL")
 
     def __init__(self) -> None:
         self.model: str | None = None
@@ -108,7 +119,7 @@ class CodexAdapter(HarnessAdapter):
             raise HarnessError(f"harness 'codex': agent.prices: {exc}") from None
         self.model = spec.model
         argv = [self.resolve_binary(spec), "exec", "--json"]
-        sandbox = str(options.get("sandbox") or "workspace-write")
+        sandbox = str(options.get("sandbox") or DEFAULT_SANDBOX)
         if options.get("bypass_sandbox"):
             argv.append("--dangerously-bypass-approvals-and-sandbox")
         elif sandbox not in SANDBOXES:
@@ -128,6 +139,12 @@ class CodexAdapter(HarnessAdapter):
         overrides = options.get("config") or {}
         if not isinstance(overrides, dict):
             raise HarnessError("harness 'codex': config must be a mapping of Codex config keys to values")
+        base_url = spec.env.get("OPENAI_BASE_URL")
+        if base_url and "model_provider" not in overrides:
+            argv += ["-c", f"model_provider={PROVIDER}", "-c", f"model_providers.{PROVIDER}.name={PROVIDER}",
+                     "-c", f"model_providers.{PROVIDER}.base_url={base_url}",
+                     "-c", f"model_providers.{PROVIDER}.wire_api=responses",
+                     "-c", f"model_providers.{PROVIDER}.env_key=OPENAI_API_KEY"]
         for key, value in overrides.items():
             argv += ["-c", f"{key}={_config_value(value)}"]
         argv += string_list(options.get("extra_args"))
@@ -182,7 +199,7 @@ class CodexAdapter(HarnessAdapter):
             if phase == "completed":
                 code = item.get("exit_code")
                 failed = failed or (isinstance(code, int) and code != 0)
-                output = one_line(item.get("aggregated_output"))
+                output = whole(item.get("aggregated_output"))
                 return [AgentEvent(kind="tool_result", text=f"exit {code}" + (f": {output}" if output else ""),
                                    is_error=failed, raw=obj)]
         if kind == "file_change" and phase == "completed":

@@ -35,6 +35,7 @@ from harnesses.jsonlines import (
     prompt_fits_argv,
     string_list,
     tool_input_summary,
+    whole,
 )
 from harnesses.registry import register
 
@@ -54,6 +55,7 @@ class GeminiAdapter(HarnessAdapter):
     name = "gemini"
     binary = "gemini"
     install_hint = "npm install -g @google/gemini-cli"
+    credential_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL")
 
     def __init__(self) -> None:
         self.model: str | None = None
@@ -119,7 +121,7 @@ class GeminiAdapter(HarnessAdapter):
         elif kind == "tool_result":
             failed = obj.get("status") == "error"
             error = obj.get("error") if isinstance(obj.get("error"), dict) else {}
-            text = f"error: {one_line(error.get('message') or obj.get('output'))}" if failed else one_line(obj.get("output"))
+            text = f"error: {whole(error.get('message') or obj.get('output'))}" if failed else whole(obj.get("output"))
             events.append(AgentEvent(kind="tool_result", text=text, is_error=failed, raw=obj))
         elif kind == "error":
             severe = obj.get("severity") != "warning"

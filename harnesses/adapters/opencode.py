@@ -11,6 +11,10 @@ them yes instead (only where the worker is itself the sandbox).
 
 Options: ``agent``, ``variant``, ``skip_permissions``, ``extra_args``.
 
+Model endpoint: ``ANTHROPIC_BASE_URL`` in the worker's environment (with ``ANTHROPIC_API_KEY``)
+becomes the ``anthropic`` provider's ``baseURL`` through ``OPENCODE_CONFIG_CONTENT`` (opencode
+merges it over its other config); ``OPENAI_BASE_URL`` likewise for the ``openai`` provider.
+
 Events (``packages/opencode/src/cli/cmd/run.ts``), each with ``type``, ``timestamp`` and
 ``sessionID``: ``step_start``; ``text`` and ``reasoning`` (``part.text``); ``tool_use``
 (``part.tool``, ``part.state`` with ``status`` completed|error, ``input``, ``output``,
@@ -23,6 +27,7 @@ or ``stop``, ``part.cost`` in USD, ``part.tokens`` with ``input`` (uncached), ``
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 from harnesses.base import AgentEvent, HarnessAdapter, Invocation, RunSpec, Usage
@@ -35,6 +40,7 @@ class OpencodeAdapter(HarnessAdapter):
     name = "opencode"
     binary = "opencode"
     install_hint = "npm install -g opencode-ai (or: curl -fsSL https://opencode.ai/install | bash)"
+    credential_env = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")
 
     def __init__(self) -> None:
         self.session: str | None = None
@@ -55,7 +61,11 @@ class OpencodeAdapter(HarnessAdapter):
         if options.get("skip_permissions"):
             argv.append("--dangerously-skip-permissions")
         argv += string_list(options.get("extra_args"))
-        return Invocation(argv=argv, stdin_text=spec.prompt)
+        providers = {name: {"options": {"baseURL": f"{spec.env[var].rstrip('/')}/v1"}}
+                     for name, var in (("anthropic", "ANTHROPIC_BASE_URL"), ("openai", "OPENAI_BASE_URL"))
+                     if spec.env.get(var)}
+        env = {"OPENCODE_CONFIG_CONTENT": json.dumps({"provider": providers})} if providers else {}
+        return Invocation(argv=argv, stdin_text=spec.prompt, env=env)
 
     def parse_line(self, line: str) -> list[AgentEvent]:
         return parse_json_line(line, self._events)

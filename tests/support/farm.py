@@ -93,8 +93,11 @@ def make_target_repo(
     repo = TargetRepo(path)
     repo.git("init", "-q", "-b", "main")
     repo.git("config", "receive.denyCurrentBranch", "updateInstead")
+    # Its own identity: tests commit here with an empty HOME (no ~/.gitconfig), as CI may.
+    repo.git("config", "user.name", "Target Owner")
+    repo.git("config", "user.email", "owner@localhost")
     repo.git("add", "-A")
-    repo.git("-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "initial")
+    repo.git("commit", "-qm", "initial")
     return repo
 
 

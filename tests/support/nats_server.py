@@ -3,6 +3,7 @@ test can stop and restart it without touching anyone else's."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -54,3 +55,17 @@ class NatsServer:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+
+
+async def stream_subjects(url: str, stream: str) -> list[str]:
+    """The subject of every message in ``stream``, oldest first (a fresh durable consumer)."""
+    import nats
+
+    nc = await nats.connect(url)
+    sub = await nc.jetstream().pull_subscribe(">", durable=f"subjects-{stream}", stream=stream)
+    subjects: list[str] = []
+    with contextlib.suppress(Exception):  # fetch times out once the stream is drained
+        while True:
+            subjects += [m.subject for m in await sub.fetch(100, timeout=1)]
+    await nc.close()
+    return subjects

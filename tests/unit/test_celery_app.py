@@ -5,7 +5,10 @@ from django.conf import settings
 
 from workers.celery import app
 
-WIRE_NAMES = {"farm.run_job", "farm.reap", "farm.worker_heartbeat", "review.review_wp", "workflow.retry_follow_ups"}
+WIRE_NAMES = {
+    "farm.run_job", "farm.reap", "farm.worker_heartbeat", "review.review_wp",
+    "review.process_merge_queues", "workflow.retry_follow_ups",
+}
 
 
 def registered() -> set[str]:

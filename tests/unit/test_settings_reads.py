@@ -10,8 +10,9 @@ ROOT = Path(__file__).resolve().parents[2]
 NOT_CONFIGURATION = {
     # bootstrapping: which settings module to load
     "agileplus/asgi.py", "agileplus/wsgi.py", "agileplus/cli/main.py", "workers/celery.py",
-    # the environment handed on to child processes (git, the farm's processes, the agent's allowed names)
-    "harnesses/git.py", "agileplus/core/supervisor.py", "agileplus/dispatch/secrets.py",
+    # the environment handed on to child processes (git, the farm's processes, the agent's allowed names,
+    # the PATH an agent CLI is checked with)
+    "harnesses/git.py", "agileplus/core/supervisor.py", "agileplus/dispatch/secrets.py", "harnesses/check.py",
     # a worker's identity, set by `agileplus worker` for the pool children it starts after settings loaded
     "agileplus/dispatch/runner.py", "agileplus/cli/commands_farm.py", "workers/lifecycle.py",
     # the harness layer has no Django: AGILEPLUS_<HARNESS>_BIN overrides an agent CLI's path

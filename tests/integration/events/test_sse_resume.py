@@ -9,8 +9,8 @@ import threading
 import httpx
 import pytest
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 
+from agileplus.api.tokens import issue_token
 from agileplus.events.models import Event
 from agileplus.features.services import transition_wp
 from tests.factories import make_feature_with_wps
@@ -42,7 +42,7 @@ def read_events(url: str, token: str, *, count: int, last_event_id: int | None =
 
 @pytest.fixture
 def token():
-    return Token.objects.create(user=User.objects.create_user("watcher")).key
+    return issue_token(User.objects.create_user("watcher"))
 
 
 def drive(wps) -> None:

@@ -12,6 +12,7 @@ Behaviours (comma-separated, run in order):
   symlink:PATH:TO    commit a symlink PATH pointing at TO
   apply:DIR          copy the files under DIR into the worktree and commit them
   sleep:S            sleep S seconds
+  sleep_first:S      sleep S seconds on the job's first attempt only (a retry goes straight on)
   stubborn           ignore SIGTERM, start a grandchild that ignores it too, sleep forever
   echo_env:NAME      print the value of env NAME (a secret must reach the agent)
   env_to_file:NAME:F write the value of env NAME to file F (outside the worktree)
@@ -19,6 +20,9 @@ Behaviours (comma-separated, run in order):
   fail:CODE          exit with CODE
   record:FILE        append "<WP> start <t>" now and "<WP> end <t>" at exit to FILE
   flood:N            print N lines
+  raid_origin:F      try to push to the origin and write what it could see (git config, env,
+                     the push's output) to file F: the origin's credentials must be nowhere in it
+  binary             print raw bytes with NUL and a 20,000-character line (untrusted output)
 """
 
 from __future__ import annotations
@@ -107,6 +111,9 @@ def main() -> int:
             commit(paths, f"feat({wp}): apply change")
         elif name == "sleep":
             time.sleep(float(arg))
+        elif name == "sleep_first":
+            if os.environ.get("AGILEPLUS_JOB_MARK", "").endswith(".1"):
+                time.sleep(float(arg))
         elif name == "stubborn":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             subprocess.Popen([sys.executable, "-c",
@@ -128,9 +135,18 @@ def main() -> int:
             record = Path(arg)
             with record.open("a") as handle:
                 handle.write(f"{wp} start {time.time()}\n")
+        elif name == "raid_origin":
+            seen = [subprocess.run(cmd, capture_output=True, text=True) for cmd in (
+                ["git", "config", "--list", "--show-origin"],
+                ["git", "push", "origin", f"HEAD:refs/heads/raided-{wp}"])]
+            Path(arg).write_text("\n".join(f"{p.args}\nexit {p.returncode}\n{p.stdout}{p.stderr}" for p in seen)
+                                 + "\n" + "\n".join(f"{k}={v}" for k, v in os.environ.items()))
         elif name == "flood":
             for i in range(int(arg)):
                 print(f"flood line {i}", flush=True)
+        elif name == "binary":
+            sys.stdout.buffer.write(b"binary\x00output\x00\xff\xfe here\n" + b"x" * 20000 + b"\n")
+            sys.stdout.buffer.flush()
         else:
             print(f"unknown behaviour {step}", file=sys.stderr)
             return 3

@@ -9,7 +9,8 @@ import pytest
 
 from harnesses.adapters.opencode import OpencodeAdapter
 from harnesses.base import HarnessError, RunSpec
-from tests.support.standins import run_adapter, subjects, tracked
+from tests.support.standins import run_adapter, subjects
+from tests.support.streams import recorded
 
 SESSION = "ses_494719016ffe85dkDMj0FPRbHK"
 STEP_START = ('{"type":"step_start","timestamp":1767036059338,"sessionID":"ses_494719016ffe85dkDMj0FPRbHK",'
@@ -133,18 +134,7 @@ def test_lines_it_cannot_read_never_raise(line):
     assert len(OpencodeAdapter().parse_line(line)) == 1
 
 
-# --- a run of the stand-in CLI -------------------------------------------------------------
-
-
-def test_a_run_commits_in_the_worktree_and_reports_tokens_and_cost(standins, repo):
-    run = run_adapter(OpencodeAdapter(), spec(repo, model="anthropic/claude-sonnet-4-5"))
-
-    assert run.exit_code == 0, run.stderr
-    assert subjects(repo)[0] == "feat(WP01): stand-in change"
-    assert "standin_opencode.txt" in tracked(repo)
-    assert run.of("init")[0].session_id == run.final.session_id
-    assert run.final.usage.input_tokens == 23450 and run.final.usage.output_tokens == 370
-    assert run.final.usage.cost_usd == Decimal("0.0043")
+# --- a run of the stand-in CLI: what the real one is not yet run for (tests/integration/dispatch/test_real_clis.py) ---
 
 
 def test_a_model_without_its_provider_fails_with_an_error_event(standins, repo):
@@ -163,8 +153,21 @@ def test_a_malformed_line_mid_stream_is_logged_and_the_rest_still_parses(standin
     assert run.final.usage.cost_usd == Decimal("0.0043")
 
 
-def test_the_stand_in_refuses_an_option_the_real_cli_does_not_have(standins, repo):
-    run = run_adapter(OpencodeAdapter(), spec(repo, options={"extra_args": ["--no-such-option"]}))
+# --- the stream opencode 1.18.33 printed against the scripted endpoint ------------------------
 
-    assert run.exit_code == 2
-    assert "unknown option '--no-such-option'" in "\n".join(run.stderr)
+
+def test_the_recorded_stream_gives_the_session_tool_calls_and_the_cli_s_own_cost():
+    stream = recorded("opencode")
+    adapter = OpencodeAdapter()
+
+    events = [e for line in stream.lines for e in adapter.parse_line(line)]
+
+    [init] = [e for e in events if e.kind == "init"]
+    assert init.session_id == stream.objects()[0]["sessionID"]
+    tools = [e.text for e in events if e.kind == "tool_use"]
+    assert len(tools) == 2 and tools[0].startswith("write: ")
+    final = events[-1]
+    assert (final.kind, final.final, final.is_error) == ("result", True, False)
+    assert final.text == "Done: the work is committed."
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (3000, 300)
+    assert final.usage.cost_usd == Decimal("0.0135")  # as opencode priced its three steps

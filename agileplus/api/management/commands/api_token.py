@@ -5,7 +5,8 @@ from agileplus.core.errors import DomainError
 
 
 class Command(BaseCommand):
-    help = "Create or rotate a user's API token with a role (human, agent, ci, admin)."
+    help = ("Create or rotate a user's API token with a role (human, agent, ci, admin) and print its key, "
+            "once: the database keeps only a digest of it.")
 
     def add_arguments(self, parser):
         parser.add_argument("username")

@@ -1,0 +1,272 @@
+"""The real agent CLIs (pinned in tools/agent-clis) run WPs through the farm, driven by the
+scripted model endpoints of harnesses.endpoints: no model, no tokens, the real binaries.
+
+One WP per CLI goes from dispatch on a worker to merged main; the failure paths (turn cap,
+budget, timeout, 429, 500, cut stream, Codex's own sandbox) run inline (the same runner, in
+the CLI process) to keep them lean."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from agileplus.audit.models import AuditEntry
+from agileplus.dispatch.models import DispatchJob, JobLogLine
+from agileplus.events.models import Event
+from harnesses.check import QUIET_ENVIRONMENT
+from harnesses.endpoints import Fail, Run, Say, Turn, Write
+from harnesses.endpoints.anthropic import AnthropicEndpoint
+from harnesses.endpoints.gemini import GeminiEndpoint
+from harnesses.endpoints.openai_chat import ChatEndpoint
+from harnesses.endpoints.openai_responses import ResponsesEndpoint
+from tests.support.farm import ROOT, TargetRepo, import_target, job_env, make_target_repo, running_workers
+from tests.support.real_clis import worker_environment
+from tests.support.streams import recorded
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+MESSAGE = "feat(WP01): add file_1"
+SCRIPT = [Turn([Say("Adding the deliverable."), Write("wp01/file_1.txt", "one\n")]),
+          Turn([Run(f"git add wp01/file_1.txt && git commit -q -m '{MESSAGE}'")])]
+
+
+def agileplus(tmp_path: Path, *args: str, extra_env: dict | None = None, timeout: float = 240):
+    env = job_env(tmp_path / "cli", None, AGILEPLUS_BROKER_DIR=str(tmp_path / "broker"),
+                  AGILEPLUS_WORKER_DIR=str(tmp_path / "worker"), **(extra_env or {}))
+    return subprocess.run([sys.executable, "-m", "agileplus", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def target(tmp_path: Path, harness: str, **agent) -> TargetRepo:
+    environment = {**QUIET_ENVIRONMENT, **agent.pop("environment", {})}
+    return make_target_repo(tmp_path, wps={"WP01": []}, agent={"harness": harness, **agent}, environment=environment)
+
+
+def log_text(job: DispatchJob) -> str:
+    return "\n".join(JobLogLine.objects.filter(job=job).order_by("seq").values_list("line", flat=True))
+
+
+def job_subjects(job: DispatchJob) -> list[str]:
+    prefix = f"agileplus.agent.job.{job.id}."
+    return [s[len(prefix):] for s in Event.objects.filter(subject__startswith=prefix).order_by("id")
+            .values_list("subject", flat=True)]
+
+
+def last_reason(feature) -> str:
+    return AuditEntry.objects.filter(feature=feature).order_by("-seq").first().metadata.get("reason", "")
+
+
+def through_the_farm(tmp_path: Path, harness: str, endpoint, **agent):
+    """Dispatch WP01 to ``harness`` on a worker (holding the endpoint's credentials), wait, then
+    review with --apply (merge). Returns the implement and review runs, the repo and feature."""
+    worker_env = worker_environment(harness, endpoint, tmp_path / "home")
+    repo = target(tmp_path, harness, **agent)
+    feature = import_target(repo)
+    with running_workers(tmp_path, 1, broker_url=None, with_beat=False, harnesses=harness, **worker_env):
+        done = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", harness, "--wait")
+    reviewed = agileplus(tmp_path, "review", "003", "WP01", "--apply", "--actor", "human:alice")
+    return done, reviewed, repo, feature, worker_env
+
+
+def merged_job(done, reviewed, repo: TargetRepo, feature) -> DispatchJob:
+    """Assert what every CLI's run through the farm shows (its commit reported while it ran,
+    the review approved and merged into main) and return the job for the CLI's own figures."""
+    job = DispatchJob.objects.get(feature=feature)
+    assert done.returncode == 0, done.stdout + done.stderr + log_text(job)
+    assert job.state == "succeeded"
+    assert [c.message.splitlines()[0] for c in job.commits.all()] == [MESSAGE], log_text(job)
+    assert job_subjects(job) == ["started", "commit", "completed"]  # the commit reported before the end
+    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
+    assert feature.work_packages.get(code="WP01").state == "done"
+    assert repo.git("show", "main:wp01/file_1.txt") == "one"
+    return job
+
+
+# --- one WP per CLI, dispatch → worker → governance → review → merged main ----------------
+
+
+def test_claude_code_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
+    with AnthropicEndpoint(SCRIPT) as endpoint:
+        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "claude-code", endpoint)
+
+    job = merged_job(done, reviewed, repo, feature)
+    assert f"Claude Code session {job.session_id} " in log_text(job)
+    assert job.manifest["cli_version"] == "2.1.328 (Claude Code)"
+    # usage and cost as the CLI reports them: the same script made the recorded stream's figures
+    [result] = recorded("claude-code").of_type("result")
+    assert Decimal(job.usage["cost_usd"]) == Decimal(str(json.loads(result)["total_cost_usd"]))
+    assert job.usage["input_tokens"] == 1000 * len(endpoint.agent_requests)
+    # the key came from the worker's environment, not the repository, and never reached the log
+    assert {r.header("x-api-key") for r in endpoint.agent_requests} == {worker_env["ANTHROPIC_API_KEY"]}
+    assert worker_env["ANTHROPIC_API_KEY"] not in log_text(job)
+
+
+def test_codex_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
+    with ResponsesEndpoint(SCRIPT) as endpoint:
+        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "codex", endpoint, model="gpt-5")
+
+    job = merged_job(done, reviewed, repo, feature)
+    assert f"Codex thread {job.session_id} (gpt-5)" in log_text(job)
+    assert job.manifest["cli_version"] == "codex-cli 0.169.0"
+    assert "danger-full-access" in job.manifest["argv"]  # the farm's sandbox confines it, not Codex's
+    # 3 calls of 1000 input / 100 output tokens at gpt-5's $1.25 / $10 per million
+    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
+    assert Decimal(job.usage["cost_usd"]) == Decimal("0.00675")
+
+
+def test_gemini_cli_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
+    with GeminiEndpoint(SCRIPT) as endpoint:
+        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "gemini", endpoint, model="gemini-2.5-flash")
+
+    job = merged_job(done, reviewed, repo, feature)
+    assert f"Gemini CLI session {job.session_id} (gemini-2.5-flash)" in log_text(job)
+    assert job.manifest["cli_version"] == "0.61.0"
+    # 3 calls of 1000 input / 100 output tokens at gemini-2.5-flash's $0.30 / $2.50 per million
+    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
+    assert Decimal(job.usage["cost_usd"]) == Decimal("0.00165")
+    assert {r.header("x-goog-api-key") for r in endpoint.agent_requests} == {worker_env["GEMINI_API_KEY"]}
+
+
+def test_opencode_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
+    with AnthropicEndpoint(SCRIPT) as endpoint:  # opencode's anthropic provider, pointed here
+        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "opencode", endpoint,
+                                                                     model="anthropic/claude-sonnet-4-5")
+
+    job = merged_job(done, reviewed, repo, feature)
+    assert f"opencode session {job.session_id}" in log_text(job)
+    assert job.manifest["cli_version"] == "1.18.33"
+    # opencode prices the steps itself (claude-sonnet-4-5: $3 / $15 per million)
+    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
+    assert Decimal(job.usage["cost_usd"]) == Decimal("0.0135")
+    assert {r.header("x-api-key") for r in endpoint.agent_requests} == {worker_env["ANTHROPIC_API_KEY"]}
+
+
+def test_aider_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
+    edit = [Turn([Say("Adding the deliverable."), Write("wp01/file_1.txt", "one\n")])]  # Aider commits itself
+    with ChatEndpoint(edit, commit_message=MESSAGE) as endpoint:
+        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "aider", endpoint,
+                                                                     model="openai/gpt-4o", edit_format="whole")
+
+    job = merged_job(done, reviewed, repo, feature)
+    assert job.manifest["cli_version"] == "aider 0.86.2"
+    # Aider's own rounded counts and cost (gpt-4o: $2.50 / $10 per million, from its price map)
+    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (1000, 100)
+    assert Decimal(job.usage["cost_usd"]) == Decimal("0.0035")
+    assert {r.header("authorization") for r in endpoint.agent_requests} == {f"Bearer {worker_env['OPENAI_API_KEY']}"}
+
+
+# --- failure paths, with the real Claude Code ----------------------------------------------
+
+
+def run_inline(tmp_path: Path, script: list, *, harness: str = "claude-code", endpoint_class=AnthropicEndpoint,
+               timeout: str | None = None, **agent):
+    with endpoint_class(script) as endpoint:
+        repo = target(tmp_path, harness, **agent)
+        feature = import_target(repo)
+        extra = worker_environment(harness, endpoint, tmp_path / "home")
+        args = ["implement", "003", "--wp", "WP01", "--agent", harness, "--inline"]
+        result = agileplus(tmp_path, *args, *(["--timeout", timeout] if timeout else []),
+                           extra_env={**extra, "grace": "1"})
+    return result, DispatchJob.objects.get(feature=feature), endpoint, feature
+
+
+def test_the_turn_cap_stops_claude_code_and_says_so(tmp_path):
+    result, job, endpoint, feature = run_inline(tmp_path, SCRIPT, max_turns=1)
+
+    assert job.state == "failed", result.stdout
+    assert job.error == "2 turns exceed max_turns 1"  # the CLI's own cap ended its second turn
+    assert len(endpoint.agent_requests) == 1
+    assert last_reason(feature) == "agent_turns"
+
+
+def test_a_budget_crossed_mid_run_stops_claude_code_at_that_stream_event(tmp_path):
+    slow = [Turn([Run(f"echo step {i}")], delay=3 if i else 0) for i in range(6)]  # 1000 input tokens each
+
+    result, job, endpoint, feature = run_inline(
+        tmp_path, slow, prices={"*": {"input": "10", "output": "10"}}, budget={"job_usd": 0.015})
+
+    assert job.state == "failed", result.stdout
+    assert last_reason(feature) == "budget_exceeded"
+    assert job.usage["input_tokens"] == 2000  # the second call's first event crossed $0.015
+    assert len(endpoint.agent_requests) <= 3  # stopped before the (delayed) third reply arrived
+    assert (job.finished_at - job.started_at).total_seconds() < 20
+
+
+def test_a_model_that_never_answers_ends_in_the_timeout_path(tmp_path):
+    result, job, endpoint, feature = run_inline(tmp_path, [Turn([Say("late")], delay=120)], timeout="4")
+
+    assert job.state == "timed_out", result.stdout
+    assert last_reason(feature) == "agent_timeout"
+    assert len(endpoint.agent_requests) == 1
+
+
+def test_a_429_from_the_endpoint_is_the_rate_limit_path(tmp_path):
+    result, job, endpoint, feature = run_inline(tmp_path, [Fail("429", retry_after=1)] * 4,
+                                                environment={"CLAUDE_CODE_MAX_RETRIES": "1"})
+
+    assert job.state == "failed", result.stdout
+    assert last_reason(feature) == "rate_limited"
+    assert "429" in job.error
+    assert len(endpoint.agent_requests) == 2  # the CLI's one retry honoured retry-after, then gave up
+
+
+def test_a_500_from_the_endpoint_fails_the_run_with_the_cli_s_error(tmp_path):
+    result, job, endpoint, feature = run_inline(tmp_path, [Fail("500")] * 4,
+                                                environment={"CLAUDE_CODE_MAX_RETRIES": "1"})
+
+    assert job.state == "failed", result.stdout
+    assert last_reason(feature) == "agent_failed"
+    assert "API Error: 500 Internal server error (scripted)" in job.error
+
+
+def test_a_stream_cut_mid_event_fails_the_run_with_the_cli_s_error(tmp_path):
+    result, job, endpoint, feature = run_inline(tmp_path, [Fail("cut")] * 4,
+                                                environment={"CLAUDE_CODE_MAX_RETRIES": "1"})
+
+    assert job.state == "failed", result.stdout
+    assert last_reason(feature) == "agent_failed"
+    assert "API Error: Connection to the API was lost" in job.error
+
+
+# --- Codex's own sandbox --------------------------------------------------------------------
+
+
+def test_codex_s_workspace_write_sandbox_cannot_commit_in_a_worktree_so_the_run_fails_not_completes(tmp_path):
+    result, job, endpoint, feature = run_inline(tmp_path, SCRIPT, harness="codex", endpoint_class=ResponsesEndpoint,
+                                                model="gpt-5", sandbox="workspace-write")
+
+    assert job.state == "failed", result.stdout
+    assert last_reason(feature) == "no_commit"
+    assert job.error.startswith(f"the agent ended without a commit (its uncommitted work is saved at "
+                                f"refs/agileplus/salvage/{job.id})")
+    assert job.commits.count() == 0
+    outputs = [item.get("output", "") for r in endpoint.agent_requests for item in r.body["input"]
+               if isinstance(item, dict) and item.get("type") == "function_call_output"]
+    assert any("index.lock': Read-only file system" in o for o in outputs)  # what Codex sent back to the model
+
+
+# --- failure paths, with the real Codex -------------------------------------------------------
+
+
+def test_a_429_to_codex_is_the_rate_limit_path(tmp_path):
+    result, job, endpoint, feature = run_inline(tmp_path, [Fail("429", retry_after=1)] * 8, harness="codex",
+                                                endpoint_class=ResponsesEndpoint, model="gpt-5")
+
+    assert job.state == "failed", result.stdout
+    assert last_reason(feature) == "rate_limited"
+    assert "429 Too Many Requests" in job.error  # stopped at Codex's first reconnect notice
+
+
+def test_a_stream_cut_mid_event_fails_a_codex_run_with_its_reason(tmp_path):
+    result, job, endpoint, feature = run_inline(tmp_path, [Fail("cut")] * 8, harness="codex",
+                                                endpoint_class=ResponsesEndpoint, model="gpt-5")
+
+    assert job.state == "failed", result.stdout
+    assert last_reason(feature) == "agent_failed"
+    assert "stream disconnected before completion" in job.error
+    assert len(endpoint.agent_requests) == 6  # Codex's own five reconnects, then it gave up
