@@ -14,13 +14,21 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 from asgiref.sync import sync_to_async
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from starlette.responses import JSONResponse
 
+from agileplus.api.auth import user_for_token_header
 from agileplus.api.roles import Caller, caller_for_actor, caller_for_user, ensure_may, ensure_owns_wp
+from agileplus.audit.chain import verify_chain
 from agileplus.core.actors import Actor
 from agileplus.core.errors import DomainError
+from agileplus.dispatch import selectors, services
+from agileplus.features import selectors as feature_selectors
+from agileplus.features.services import get_feature, get_wp
+from agileplus.review.services import move_wp
 
 log = logging.getLogger("agileplus.mcp")
 _caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("agileplus_mcp_caller", default=None)
@@ -52,36 +60,31 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
             raise ToolError("not authenticated: send `Authorization: Token <key>`")
         return found
 
+    _add_read_tools(server)
+    _add_write_tools(server, caller)
+    return server
+
+
+def _add_read_tools(server: MCPServer) -> None:
     @server.tool(description="List features with their WP counts and state.")
     async def list_features() -> dict:
-        from agileplus.features.selectors import features_overview
-
-        return {"features": await _run(lambda: features_overview())}
+        return {"features": await _run(lambda: feature_selectors.features_overview())}
 
     @server.tool(description="A feature's status: WPs (one page of up to 200), states, progress, estimated "
                              "completion.")
     async def feature_status(feature: str, after: str = "", limit: int = 200) -> dict:
-        from agileplus.features.selectors import feature_status as status
-        from agileplus.features.services import get_feature
-
-        return await _run(lambda: status(get_feature(feature), after=after[:20], limit=max(1, min(limit, 1000))))
+        return await _run(lambda: feature_selectors.feature_status(get_feature(feature), after=after[:20], limit=max(1, min(limit, 1000))))
 
     @server.tool(description="The work packages of a feature with their dependencies and readiness (a page of "
                              "up to `limit`, after the code `after`).")
     async def list_wps(feature: str, after: str = "", limit: int = 200) -> dict:
-        from agileplus.features.selectors import feature_status as status
-        from agileplus.features.services import get_feature
-
         def page():
-            found = status(get_feature(feature), after=after[:20], limit=max(1, min(limit, 1000)))
+            found = feature_selectors.feature_status(get_feature(feature), after=after[:20], limit=max(1, min(limit, 1000)))
             return {"work_packages": found["work_packages"], "next_after": found["work_packages_page"]["next_after"]}
         return await _run(page)
 
     @server.tool(description="The last lines of the agent log of a WP's latest job.")
     async def wp_log(feature: str, wp: str, tail: int = 50) -> dict:
-        from agileplus.dispatch import selectors
-        from agileplus.features.services import get_feature, get_wp
-
         def lines():
             job = selectors.latest_job(get_wp(get_feature(feature), wp))
             if job is None:
@@ -90,11 +93,16 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
             return [f"[{r.timestamp:%H:%M:%S}] {r.line}" for r in rows]
         return {"lines": await _run(lines)}
 
+    @server.tool(description="Recompute a feature's audit chain; names any changed, deleted or reordered entry.")
+    async def verify_audit(feature: str) -> dict:
+        return await _run(lambda: verify_chain(get_feature(feature)).as_dict())
+
+
+def _add_write_tools(server: MCPServer, caller: Callable[[], Actor]) -> None:
+    """Tools that change the farm: the caller's actor decides (the services refuse the rest)."""
+
     @server.tool(description="Dispatch a ready WP to an agent harness; returns the job.")
     async def dispatch(feature: str, wp: str, agent: str | None = None) -> dict:
-        from agileplus.dispatch import selectors, services
-        from agileplus.features.services import get_feature, get_wp
-
         who = caller()
 
         def enqueue():
@@ -105,9 +113,6 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
 
     @server.tool(description="Move a WP to another state (to done merges it; only humans and CI may).")
     async def transition(feature: str, wp: str, to: str) -> dict:
-        from agileplus.features.services import get_feature, get_wp
-        from agileplus.review.services import move_wp
-
         who = caller()
 
         def move():
@@ -119,28 +124,13 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
                     "unblocked": [u.code for u in result.unblocked]}
         return await _run(move)
 
-    @server.tool(description="Recompute a feature's audit chain; names any changed, deleted or reordered entry.")
-    async def verify_audit(feature: str) -> dict:
-        from agileplus.audit.chain import verify_chain
-        from agileplus.features.services import get_feature
-
-        return await _run(lambda: verify_chain(get_feature(feature)).as_dict())
-
-    return server
-
 
 def run_stdio(actor: Actor) -> None:
-    import anyio
-
     anyio.run(build_server(actor).run_stdio_async)
 
 
 def http_app(*, path: str = "/mcp"):
     """The streamable HTTP app, wrapped so every request carries a valid token."""
-    from starlette.responses import JSONResponse
-
-    from agileplus.api.auth import user_for_token_header
-
     inner = build_server().streamable_http_app(streamable_http_path=path, stateless_http=True)
 
     async def app(scope, receive, send):

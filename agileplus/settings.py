@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "agileplus.review",
     "agileplus.api",
     "agileplus.dashboard",
+    "agileplus.workflow",
 ]
 
 MIDDLEWARE = [
@@ -101,9 +102,11 @@ SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
 }
-if os.environ.get("DATABASE_URL"):
+# Unset = the embedded SQLite file in the data folder (one machine; the CLI creates it on first use).
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(
-        os.environ["DATABASE_URL"],
+        DATABASE_URL,
         # Persistent connections pay off under a threaded WSGI server (gunicorn); keep 0 under ASGI.
         conn_max_age=int(os.environ.get("AGILEPLUS_DB_CONN_MAX_AGE", "0")),
         conn_health_checks=True,
@@ -132,6 +135,44 @@ BROKER_DIR = Path(os.environ.get("AGILEPLUS_BROKER_DIR", DATA_DIR / "broker")).r
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost//")
 CELERY_EMBEDDED_BROKER = CELERY_BROKER_URL.startswith("filesystem://")
 CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Longest agent run we allow (a WP timeout is enforced by the runner itself).
+CELERY_TASK_TIME_LIMIT = int(os.environ.get("AGILEPLUS_TASK_HARD_LIMIT", 6 * 3600))
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
+if CELERY_EMBEDDED_BROKER:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "out"),
+        "data_folder_out": str(BROKER_DIR / "out"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),  # remote control (Flower, inspect) works here too
+        "store_processed": False,
+        "polling_interval": 0.05,
+    }
+else:
+    # Redis re-delivers an unacked task after visibility_timeout: keep it above the hard limit.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 3600, "polling_interval": 0.1}
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # the attempt cap lives in the database (max_attempts)
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_TASK_DEFAULT_QUEUE = "agileplus"
+CELERY_TASK_ROUTES = {"review.*": {"queue": "agileplus"}, "farm.*": {"queue": "agileplus"},
+                      "workflow.*": {"queue": "agileplus"}}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# How often beat runs the reaper (expired leases, stale queued jobs) and retries workflow follow-ups.
+REAP_EVERY_SECONDS = float(os.environ.get("AGILEPLUS_REAP_EVERY", "10"))
+# How often beat runs the merge queues nobody is running (their holder died, or every approver
+# returned while another held the lock).
+MERGE_QUEUE_EVERY_SECONDS = float(os.environ.get("AGILEPLUS_MERGE_QUEUE_EVERY", "30"))
+CELERY_BEAT_SCHEDULE = {
+    "reap-expired-leases": {"task": "farm.reap", "schedule": REAP_EVERY_SECONDS},
+    "retry-follow-ups": {"task": "workflow.retry_follow_ups", "schedule": REAP_EVERY_SECONDS},
+    "merge-queues": {"task": "review.process_merge_queues", "schedule": MERGE_QUEUE_EVERY_SECONDS},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # --- Events ---------------------------------------------------------------------
 NATS_URL = os.environ.get("NATS_URL", "")
@@ -147,6 +188,14 @@ WORKER_DATA_DIR = Path(os.environ.get("AGILEPLUS_WORKER_DIR", DATA_DIR / "worker
 JOB_LEASE_SECONDS = int(os.environ.get("AGILEPLUS_JOB_LEASE_SECONDS", "60"))
 JOB_LOG_MAX_LINES = int(os.environ.get("AGILEPLUS_JOB_LOG_MAX_LINES", "20000"))
 AGENT_KILL_GRACE_SECONDS = float(os.environ.get("AGILEPLUS_KILL_GRACE_SECONDS", "30"))
+# Jobs running at once across the farm under auto-dispatch (each feature also has agent.max_parallel).
+MAX_PARALLEL_JOBS = int(os.environ.get("AGILEPLUS_MAX_PARALLEL_JOBS", "16"))
+# How often a worker writes its presence row (harnesses, active sessions) for `agents list`.
+WORKER_HEARTBEAT_SECONDS = float(os.environ.get("AGILEPLUS_WORKER_HEARTBEAT", "5"))
+# A workflow follow-up (review, redispatch, queue ready WPs) not done this long after its last
+# attempt is tried again by the reaper, up to FOLLOW_UP_MAX_ATTEMPTS times.
+FOLLOW_UP_RETRY_SECONDS = float(os.environ.get("AGILEPLUS_FOLLOW_UP_RETRY_SECONDS", "120"))
+FOLLOW_UP_MAX_ATTEMPTS = int(os.environ.get("AGILEPLUS_FOLLOW_UP_MAX_ATTEMPTS", "10"))
 # A warning (log line + `timeout_warning` event) this long before an agent's timeout; 0 = none.
 AGENT_TIMEOUT_WARNING_SECONDS = float(os.environ.get("AGILEPLUS_TIMEOUT_WARNING_SECONDS", "30"))
 
@@ -205,3 +254,12 @@ LOGGING = {
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- CLI ------------------------------------------------------------------------------
+# The acting identity when --actor is not given (else human:<login name>).
+CLI_ACTOR = os.environ.get("AGILEPLUS_ACTOR", "")
+# Show the traceback of an unexpected CLI error instead of one line.
+CLI_DEBUG = _env_bool("AGILEPLUS_DEBUG", False)
+# A remote farm: the CLI sends its commands to this farm's REST API with this token.
+REMOTE_URL = os.environ.get("AGILEPLUS_URL", "")
+REMOTE_TOKEN = os.environ.get("AGILEPLUS_TOKEN", "")

@@ -121,6 +121,12 @@ _DROPPED_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_EXTERNAL_DIFF
 SAFE_UPLOAD_PACK = "git " + " ".join(f"-c {item}" for item in HARDENED_CONFIG) + " upload-pack"
 
 
+def git_env() -> dict[str, str]:
+    """The environment of a git process this module does not run itself (e.g. ``merge-tree``,
+    whose exit code is the answer): hardened like every other, with the origin's credentials."""
+    return hardened_env(_auth_env())
+
+
 def hardened_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
     env.update(GIT_ENV)

@@ -41,3 +41,4 @@ def get_adapter(name: str) -> HarnessAdapter:
 def adapter_names() -> list[str]:
     _load()
     return sorted(_ADAPTERS)
+

@@ -8,32 +8,13 @@ import os
 import threading
 
 from celery import signals
+from django.conf import settings
 
-HEARTBEAT_SECONDS = float(os.environ.get("AGILEPLUS_WORKER_HEARTBEAT", "5"))
+from agileplus.dispatch.sandboxing import local_harnesses
+
 _stop = threading.Event()
 
 log = logging.getLogger("agileplus.worker")
-
-
-def local_harnesses(names: list[str] | None = None) -> dict:
-    """What this worker can run, per harness: available (the CLI is there AND the sandbox can be
-    made, or AGILEPLUS_SANDBOX=off), version, sandbox mode, network policy default, and the names
-    of the harness credentials it holds or misses (never their values)."""
-    from agileplus.dispatch.sandboxing import harness_credentials
-    from harnesses.registry import adapter_names, get_adapter
-    from harnesses.sandbox import sandbox_status
-
-    sandbox = sandbox_status()
-    found = {}
-    for name in names or adapter_names():
-        availability = get_adapter(name).availability()
-        credentials = harness_credentials(name)
-        refused = sandbox["mode"] == "unavailable"
-        found[name] = {"available": availability.available and not refused, "version": availability.version,
-                       "reason": sandbox["reason"] if refused else availability.reason,
-                       "sandbox": sandbox["mode"], "network": "model",
-                       "credentials": {"present": credentials.present, "missing": credentials.missing}}
-    return found
 
 
 def _active_sessions(hostname: str) -> int:
@@ -53,7 +34,7 @@ def _beat(hostname: str, harnesses: dict, concurrency: int) -> None:
                                     active_sessions=_active_sessions(hostname))
         except Exception:  # noqa: BLE001 - the database may be restarting; try again next beat
             connection.close()
-        if _stop.wait(HEARTBEAT_SECONDS):
+        if _stop.wait(settings.WORKER_HEARTBEAT_SECONDS):
             return
 
 

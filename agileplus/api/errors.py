@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.core import exceptions as django_exceptions
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -91,8 +91,6 @@ def exception_handler(exc, context) -> Response:
 
 def database_unreachable() -> bool:
     """Whether a new connection to the database fails now (a lost server, not a bad query)."""
-    from django.db import connection
-
     connection.close()
     try:
         connection.ensure_connection()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, QuerySet
 
 from agileplus.audit.models import AuditEntry
-from agileplus.dispatch.models import DispatchJob, JobLogLine, Worker
+from agileplus.dispatch.models import DispatchJob, Worker
 from agileplus.features.models import Feature, Project, WorkPackage
 from agileplus.review.models import ReviewReport
 
@@ -27,10 +27,6 @@ def jobs(*, feature: Feature | None = None, status: str | None = None, harness: 
 
 def audit_entries(feature: Feature, *, after: int, limit: int) -> list[AuditEntry]:
     return list(AuditEntry.objects.filter(feature=feature, seq__gt=after).order_by("seq")[:limit])
-
-
-def log_lines(job: DispatchJob, *, after: int, limit: int) -> list[JobLogLine]:
-    return list(JobLogLine.objects.filter(job=job, seq__gt=after).order_by("seq")[:limit])
 
 
 def review_reports(wp: WorkPackage, *, limit: int = 50) -> list[ReviewReport]:

@@ -32,7 +32,8 @@ from agileplus.dispatch import services as dispatch
 from agileplus.features import selectors as features
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review import services as review
-from agileplus.review.autodispatch import start_feature
+from agileplus.review.selectors import merge_queues
+from agileplus.workflow.services import start_feature
 from harnesses.git import redact_url
 
 
@@ -216,8 +217,6 @@ class MergeQueueView(Base):
           description="`agileplus queue FEATURE`: the merge queue of the feature's repository, its entries "
                       "in order (position, batch, check progress) and the latest merged or ejected ones.")
     def get(self, request, slug: str):
-        from agileplus.review.selectors import merge_queues
-
         return Response(merge_queues(get_feature(slug))[0])
 
 
@@ -280,7 +279,7 @@ class JobLog(Base):
           operation_id="jobs_log", description="The job's log lines after `after`, in order.")
     def get(self, request, job_id: str):
         query = parse(s.LogFilter, request.query_params)
-        rows = queries.log_lines(jobs.get_job(job_id), after=query["after"], limit=query["limit"])
+        rows = jobs.log_lines(jobs.get_job(job_id), after_seq=query["after"], limit=query["limit"])
         return Response({"results": [{"seq": r.seq, "time": r.timestamp, "stream": r.stream, "line": r.line}
                                      for r in rows],
                          **after_page(request, rows, key=lambda r: r.seq, after=query["after"],

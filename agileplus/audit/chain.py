@@ -13,11 +13,11 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from django.db.models import Max
 from django.utils import timezone
 
 from agileplus.audit.models import GENESIS_HASH, AuditEntry
 from agileplus.core.canonical import canonical_json, hashable, utc_iso
+from agileplus.dispatch.secrets import redact_data
 
 
 def entry_fields(
@@ -80,8 +80,6 @@ def append_entry(
 
     An entry can never be edited afterwards, so no secret this process holds is written into
     one: its metadata and evidence are redacted before they are hashed."""
-    from agileplus.dispatch.secrets import redact_data
-
     last = (
         AuditEntry.objects.filter(feature_id=feature_id).order_by("-seq").values("seq", "hash").first()
     )
@@ -215,17 +213,6 @@ def verify_rows(feature_slug: str, rows: Iterable[tuple]) -> Verification:
 
 def verify_chain(feature) -> Verification:
     return verify_rows(feature.slug, _rows(feature.pk))
-
-
-def last_hash(feature_id: int) -> str:
-    return (
-        AuditEntry.objects.filter(feature_id=feature_id).order_by("-seq").values_list("hash", flat=True).first()
-        or GENESIS_HASH
-    )
-
-
-def chain_length(feature_id: int) -> int:
-    return AuditEntry.objects.filter(feature_id=feature_id).aggregate(n=Max("seq"))["n"] or 0
 
 
 def export_lines(feature) -> Iterator[str]:

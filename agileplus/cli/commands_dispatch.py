@@ -13,8 +13,15 @@ from agileplus.cli.output import echo_json, mark_json
 from agileplus.core.errors import DomainError
 from agileplus.dispatch import selectors, services
 from agileplus.dispatch.models import JobState
+from agileplus.dispatch.runner import run_job
+from agileplus.dispatch.sandboxing import local_harnesses
 from agileplus.features.lifecycles import WPState
+from agileplus.features.models import Feature
 from agileplus.features.services import find_wp, get_feature, get_wp
+from agileplus.workflow.services import start_feature
+from harnesses.base import HarnessError
+from harnesses.check import as_json as results_json
+from harnesses.check import check_harnesses, render
 
 HARNESS_TITLES = {"claude-code": "Claude Code", "codex": "Codex", "gemini": "Gemini CLI", "aider": "Aider",
                   "opencode": "opencode", "command": "command"}
@@ -119,8 +126,6 @@ def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, 
     if all_ready == bool(wp_code):
         raise DomainError("give either --wp WPxx or --all", field="--wp", fix="e.g. --wp WP02")
     if all_ready:
-        from agileplus.review.autodispatch import start_feature
-
         jobs = start_feature(feature, harness=harness, actor=who, timeout_seconds=timeout, retries=retries)
         if as_json:
             echo_json({"feature": feature.slug, "jobs": [{"id": j.id, "wp": j.wp.code} for j in jobs]})
@@ -149,8 +154,6 @@ def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, a
     if not as_json:
         click.echo(f"Dispatching {wp.code} to {harness_title(job.harness)}...")
     if inline:
-        from agileplus.dispatch.runner import run_job
-
         # Here there is no other worker: an attempt handed back for retry is retried in place.
         while run_job(job.id) == JobState.QUEUED:
             pass
@@ -192,8 +195,6 @@ def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, a
 
 
 def _wait_feature(feature) -> None:
-    from agileplus.features.models import Feature
-
     with click.progressbar(length=feature.work_packages.count(), label="WPs done") as bar:
         done = 0
         while True:
@@ -353,8 +354,6 @@ def agents() -> None:
 @agents.command("list")
 @json_option
 def agents_list(as_json) -> None:
-    from workers.lifecycle import local_harnesses
-
     rows = selectors.agents_overview(local_harnesses())
     if as_json:
         echo_json(rows)
@@ -390,10 +389,6 @@ def agents_list(as_json) -> None:
 def agents_check(harnesses, pinned, as_json) -> None:
     """Run each installed agent CLI against a built-in scripted model endpoint (no tokens spent)
     in a scratch repository; exit 1 if any drifted from what its adapter expects."""
-    from harnesses.base import HarnessError
-    from harnesses.check import as_json as results_json
-    from harnesses.check import check_harnesses, render
-
     try:
         results = check_harnesses(list(harnesses) or None, use_pinned=pinned)
     except HarnessError as exc:

@@ -14,6 +14,7 @@ from agileplus.cli.context import json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo_json, mark_json
 from agileplus.core.subjects import subject_regex
+from agileplus.events.models import Event
 from agileplus.features.selectors import list_events, scan_events
 from agileplus.features.services import get_feature
 
@@ -81,7 +82,6 @@ def events_list(feature_ref: str | None, pattern: str | None, after: int, limit:
 def events_tail(feature_ref: str | None, pattern: str | None, after: int | None, interval: float,
                 as_json: bool) -> None:
     """Follow new outbox rows as they are written (Ctrl-C stops)."""
-    from agileplus.events.models import Event
 
     if pattern:
         subject_regex(pattern)

@@ -9,6 +9,11 @@ import sys
 import click
 
 from agileplus.cli.main import cli
+from agileplus.cli.output import echo_json
+from agileplus.core.supervisor import run_farm
+from agileplus.dispatch.runner import restart_worker
+from agileplus.dispatch.sandboxing import local_harnesses
+from agileplus.dispatch.services import queue_for, reap_expired
 
 
 def _node_name(hostname: str | None) -> str:
@@ -42,8 +47,6 @@ def web(host: str, port: int, workers: int, graceful_timeout: float) -> None:
 @click.option("--loglevel", default="warning", show_default=True)
 def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str) -> None:
     """Run a Celery worker that claims and runs dispatch jobs."""
-    from agileplus.dispatch.services import queue_for
-    from workers.lifecycle import local_harnesses
 
     node = _node_name(hostname)
     wanted = [h.strip() for h in harnesses.split(",") if h.strip()]
@@ -52,8 +55,6 @@ def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str
     if not names:
         raise click.ClickException("no harness is available on this machine: " +
                                    "; ".join(f"{n}: {i['reason']}" for n, i in found.items()))
-    from agileplus.dispatch.runner import restart_worker
-
     # Before any job is taken: what this name held was lost with its previous life (kill -9).
     for job_id in restart_worker(node):
         click.echo(f"worker {node}: released job {job_id}, lost when this worker last stopped", err=True)
@@ -81,8 +82,6 @@ def beat(loglevel: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def reaper(as_json: bool) -> None:
     """Re-queue jobs whose lease expired, once."""
-    from agileplus.cli.output import echo_json
-    from agileplus.dispatch.services import reap_expired
 
     result = reap_expired()
     if as_json:
@@ -97,6 +96,5 @@ def reaper(as_json: bool) -> None:
 @click.option("--concurrency", "-c", default=3, type=click.IntRange(1, 64), show_default=True)
 def up(port: int, concurrency: int) -> None:
     """Run the whole farm here: web + dashboard, one worker, beat (and the relay with NATS)."""
-    from agileplus.core.supervisor import run_farm
 
     sys.exit(run_farm(port=port, concurrency=concurrency))

@@ -11,8 +11,11 @@ from agileplus.cli import render
 from agileplus.cli.context import actor_option, current_actor, feature_and_wp, json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo_json, is_tty, mark_json
+from agileplus.dispatch.costs import ledger
 from agileplus.features import selectors, services
 from agileplus.features.importer import import_features
+from agileplus.review.conflicts import predicted_conflicts
+from agileplus.review.services import move_wp
 
 
 def _status_payload(feature_ref: str | None) -> tuple[dict | list, list[str]]:
@@ -34,9 +37,6 @@ def _status_payload(feature_ref: str | None) -> tuple[dict | list, list[str]]:
 
 
 def _cost_and_conflicts(feature) -> tuple[dict, list[dict]]:
-    from agileplus.dispatch.costs import ledger
-    from agileplus.review.conflicts import predicted_conflicts
-
     rows = ledger(feature_id=feature.pk, by="feature")
     cost = rows[0].as_dict() if rows else {"jobs": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": "0"}
     return cost, [c.as_dict() for c in predicted_conflicts(feature, with_branches=False)]
@@ -157,7 +157,6 @@ def wp() -> None:
 def wp_transition(refs: tuple[str, ...], target: str, feature_ref: str | None, note: str | None,
                   actor: str | None, as_json: bool) -> None:
     """Move a work package through its lifecycle (a move to done merges)."""
-    from agileplus.review.services import move_wp
 
     if as_json:
         mark_json()

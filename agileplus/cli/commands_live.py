@@ -10,6 +10,7 @@ from django.conf import settings
 from agileplus.cli.context import actor_option, current_actor
 from agileplus.cli.main import cli
 from agileplus.core.errors import DomainError
+from agileplus.events.relay import relay_lock, run_relay
 
 
 @cli.command()
@@ -20,7 +21,6 @@ from agileplus.core.errors import DomainError
               help="With --once: seconds to wait for a running relay to stop (default 0: say so and exit)")
 def relay(url: str | None, once: bool, batch: int, wait_seconds: float | None) -> None:
     """Publish outbox events to NATS JetStream, each once, in order."""
-    from agileplus.events.relay import relay_lock, run_relay
 
     url = url or settings.NATS_URL
     if not url:

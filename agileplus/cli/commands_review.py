@@ -9,6 +9,8 @@ from agileplus.cli.main import cli
 from agileplus.cli.output import echo_json, mark_json
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review import services
+from agileplus.review.conflicts import policy, predicted_conflicts
+from agileplus.review.selectors import merge_queues
 
 
 @cli.command()
@@ -71,7 +73,6 @@ def move(feature_ref, wp_code, target, actor, as_json) -> None:
 @json_option
 def conflicts(feature_ref: str, as_json: bool) -> None:
     """Predicted merge conflicts between open WPs: declared owned paths and pushed branches."""
-    from agileplus.review.conflicts import policy, predicted_conflicts
 
     if as_json:
         mark_json()
@@ -95,8 +96,6 @@ def conflicts(feature_ref: str, as_json: bool) -> None:
 def queue(feature_ref: str | None, as_json: bool) -> None:
     """The merge queue: position, batch and check progress of each approved WP, and why the
     latest ones were merged or ejected."""
-    from agileplus.review.selectors import merge_queues
-
     if as_json:
         mark_json()
     feature = get_feature(feature_ref) if feature_ref else None

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import getpass
-import os
 
 import click
+from django.conf import settings
 
 from agileplus.core.actors import Actor, parse_actor
+from agileplus.core.errors import DomainError
 
 
 def current_actor(explicit: str | None = None) -> Actor:
     """``--actor``, else ``AGILEPLUS_ACTOR``, else ``human:<login name>``."""
-    value = explicit or os.environ.get("AGILEPLUS_ACTOR") or f"human:{getpass.getuser() or 'unknown'}"
+    value = explicit or settings.CLI_ACTOR or f"human:{getpass.getuser() or 'unknown'}"
     return parse_actor(value, field="--actor")
 
 
@@ -24,8 +25,6 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
 
 def feature_and_wp(refs: tuple[str, ...], feature_option: str | None = None) -> tuple[str | None, str]:
     """``[FEATURE] WP`` as typed: ``logs 003 WP02`` and ``logs WP02`` (``--feature 003``) are one form."""
-    from agileplus.core.errors import DomainError
-
     if len(refs) == 1:
         return feature_option, refs[0]
     if len(refs) == 2 and not (feature_option and feature_option != refs[0]):

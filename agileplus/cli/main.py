@@ -13,7 +13,11 @@ import os
 import sys
 
 import click
+import django
+from django.conf import settings
+from django.db import OperationalError, ProgrammingError, connection
 
+from agileplus.core.db import has_agileplus_tables, is_embedded_sqlite, migrate_database
 from agileplus.core.errors import DomainError
 
 COMMAND_MODULES = [
@@ -24,13 +28,11 @@ COMMAND_MODULES = [
     "agileplus.cli.commands_farm",
     "agileplus.cli.commands_live",
     "agileplus.cli.commands_costs",
-    "agileplus.cli.commands_api",
 ]
 
 
 def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agileplus.settings")
-    import django
 
     django.setup()
 
@@ -55,27 +57,23 @@ class AgilePlusGroup(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(0)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback reaches a user
             if _is_missing_table(exc):
                 emit_error(_not_migrated(), as_json=bool(ctx.meta.get("json")))
-                sys.exit(_not_migrated().exit_code)  # noqa: BLE001 - last line of defence: no traceback reaches a user
-            if os.environ.get("AGILEPLUS_DEBUG"):
+                sys.exit(_not_migrated().exit_code)
+            if settings.CLI_DEBUG:
                 raise
             click.echo(f"error: {type(exc).__name__}: {exc} (set AGILEPLUS_DEBUG=1 for details)", err=True)
             sys.exit(1)
 
 
 def _is_missing_table(exc: Exception) -> bool:
-    from django.db import OperationalError, ProgrammingError
-
     text = str(exc)
     return isinstance(exc, (OperationalError, ProgrammingError)) and (
         "no such table" in text or ("relation" in text and "does not exist" in text))
 
 
 def _not_migrated() -> DomainError:
-    from django.db import connection
-
     where = connection.settings_dict.get("NAME")
     return DomainError(f"the database {where} has no AgilePlus tables yet (or misses newer ones)",
                        field="DATABASE_URL", fix="run `agileplus init` once (it applies the migrations)")
@@ -87,11 +85,7 @@ def ensure_database(argv: list[str]) -> None:
     with `agileplus init`, never as a side effect of some command."""
     if not argv or argv[0] == "init" or {"-h", "--help", "--version"} & set(argv):
         return  # help needs no database
-    from agileplus.core.db import has_agileplus_tables, is_embedded_sqlite, migrate_database
-
     if is_embedded_sqlite() and not has_agileplus_tables():
-        from django.db import connection
-
         click.echo(f"First use of {connection.settings_dict['NAME']}: creating the database...", err=True)
         migrate_database()
 
@@ -114,16 +108,12 @@ def cli() -> None:
 
 def _load_commands() -> None:
     for name in COMMAND_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+        importlib.import_module(name)
 
 
 def main(argv: list[str] | None = None) -> None:
     setup_django()
-    if os.environ.get("AGILEPLUS_URL"):  # a remote farm: the same commands, over its REST API
+    if settings.REMOTE_URL:  # a remote farm: the same commands, over its REST API
         from agileplus.cli.remote import remote_cli
 
         remote_cli.main(args=argv, prog_name="agileplus")
@@ -136,10 +126,6 @@ def main(argv: list[str] | None = None) -> None:
 @cli.command()
 def init() -> None:
     """Create or update the database's tables (the migrations); safe to repeat."""
-    from django.db import connection
-
-    from agileplus.core.db import migrate_database
-
     migrate_database()
     click.echo(f"Database ready: {connection.vendor} {connection.settings_dict['NAME']}")
 

@@ -5,13 +5,15 @@ actor is the token's identity, so ``--actor`` is not offered remotely."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
 import httpx
+from django.conf import settings
 
 from agileplus.cli import render
+from agileplus.cli.context import feature_and_wp
+from agileplus.cli.main import emit_error
 from agileplus.core.errors import DomainError
 
 EXIT_BY_STATUS = {400: 2, 401: 5, 403: 5, 404: 4, 409: 3, 429: 7}
@@ -56,7 +58,7 @@ class Farm:
 
 
 def farm() -> Farm:
-    return Farm(os.environ["AGILEPLUS_URL"], os.environ.get("AGILEPLUS_TOKEN"))
+    return Farm(settings.REMOTE_URL, settings.REMOTE_TOKEN or None)
 
 
 def _out(data, as_json: bool, lines: list[str]) -> None:
@@ -68,8 +70,6 @@ class RemoteGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DomainError as exc:
-            from agileplus.cli.main import emit_error
-
             emit_error(exc)
             sys.exit(exc.exit_code)
 
@@ -104,8 +104,6 @@ def wp() -> None:
 @click.option("--note", default=None, help="Why: kept in the audit entry's metadata")
 @click.option("--json", "as_json", is_flag=True)
 def wp_transition(refs: tuple[str, ...], target: str, feature: str | None, note: str | None, as_json: bool) -> None:
-    from agileplus.cli.context import feature_and_wp
-
     feature, wp_code = feature_and_wp(refs, feature)
     if not feature:
         raise DomainError("a remote farm needs the feature of the WP", field="FEATURE",

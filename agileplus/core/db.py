@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
+from django.apps import apps
+from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 
 
@@ -23,18 +24,15 @@ def advisory_xact_lock(key: int) -> None:
 
 def has_agileplus_tables() -> bool:
     """Whether this database was ever migrated (one cheap introspection query)."""
-    from agileplus.features.models import Feature
-
-    return Feature._meta.db_table in connection.introspection.table_names()
+    # By name: core is below the apps and imports none of their modules.
+    return apps.get_model("features", "Feature")._meta.db_table in connection.introspection.table_names()
 
 
 def is_embedded_sqlite() -> bool:
     """The one-machine default: the SQLite file in the data folder, which nobody else migrates."""
-    return connection.vendor == "sqlite" and not os.environ.get("DATABASE_URL")
+    return connection.vendor == "sqlite" and not settings.DATABASE_URL
 
 
 def migrate_database(*, verbosity: int = 0) -> None:
     """Create or update every table (Django's ``migrate``); safe to repeat."""
-    from django.core.management import call_command
-
     call_command("migrate", interactive=False, verbosity=verbosity)

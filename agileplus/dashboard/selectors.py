@@ -5,9 +5,11 @@ from __future__ import annotations
 from agileplus.audit.chain import verify_chain
 from agileplus.cli.output import bar
 from agileplus.dispatch import selectors as jobs
+from agileplus.dispatch.costs import ledger
 from agileplus.dispatch.models import JobCommit
 from agileplus.features.models import Feature
 from agileplus.features.selectors import feature_status, features_overview
+from agileplus.review.conflicts import predicted_conflicts
 from agileplus.review.models import ReviewReport
 from agileplus.review.selectors import merge_queues
 
@@ -20,9 +22,6 @@ BOARD_PAGE = 200  # WPs per board page: a 10,000-WP feature is 50 pages, not one
 
 
 def board(feature: Feature, *, after: str = "") -> dict:
-    from agileplus.dispatch.costs import ledger
-    from agileplus.review.conflicts import predicted_conflicts
-
     status = feature_status(feature, after=after, limit=BOARD_PAGE)
     for wp in status["work_packages"]:
         wp["bar"] = bar(wp["progress"])

@@ -12,6 +12,7 @@ those rows summed; budgets come from the feature's ``agent.budget`` config::
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -134,8 +135,6 @@ def ledger(*, feature_id: int | None = None, by: str = "agent", since: dt.dateti
 
 def natural_key(text: str) -> list:
     """``003-auth WP10`` after ``003-auth WP9``: digit runs compare as numbers."""
-    import re
-
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 

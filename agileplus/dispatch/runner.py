@@ -35,10 +35,11 @@ from agileplus.dispatch.sandboxing import harness_credentials, job_sandbox, repo
 from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from agileplus.dispatch.stream_policy import StreamPolicy
+from agileplus.review.services import governance_for, run_test_checks
 from harnesses import git as g
 from harnesses.adapters.command import PROMPT_FILE_ENV
 from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec, cli_version
-from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, reap_marked
+from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, all_marked, reap_marked
 from harnesses.registry import get_adapter
 from harnesses.sandbox import Sandbox
 
@@ -398,8 +399,6 @@ class JobRun:
         """The review's test checks, run in the worktree as the agent left it: their parsed counts
         go into the job's result and the ``completed`` event (the review later runs them again
         on main merged with the branch and records its own counts)."""
-        from agileplus.review.services import run_test_checks
-
         counts, results = run_test_checks(self.job.wp, workspace.worktree)
         for line in (line for r in results for line in r.lines[:1]):
             self.say(f"Tests: {line}")
@@ -439,7 +438,6 @@ class JobRun:
     def _governance(self, outcome: Outcome, mirror: Path, base: str) -> Outcome:
         """The authoritative check over every commit base..head: a violation fails the run,
         which blocks the WP with the offending commits and paths as audit evidence."""
-        from agileplus.review.services import governance_for
 
         gov = governance_for(self.job.wp, mirror, base, g.head(mirror, f"refs/heads/{self.branch}"))
         if gov.ok:
@@ -546,8 +544,6 @@ def restart_worker(worker: str) -> list[str]:
 
 
 def _reap_orphans(restarting: str | None) -> dict[str, list[int]]:
-    from harnesses.process import all_marked
-
     killed: dict[str, list[int]] = {}
     mine = f"{farm_id()}:"
     for pid, mark in all_marked().items():

@@ -28,6 +28,7 @@ from harnesses.sandbox import (
     SandboxSpec,
     network_policy,
     runtime_paths,
+    sandbox_status,
 )
 
 CREDENTIALS_ENV = "AGILEPLUS_HARNESS_CREDENTIALS_{}"
@@ -86,6 +87,23 @@ def harness_credentials(harness: str, source: dict[str, str] | None = None,
             found.env[name] = source[name]
         else:
             found.missing.append(name)
+    return found
+
+
+def local_harnesses(names: list[str] | None = None) -> dict:
+    """What this worker can run, per harness: available (the CLI is there AND the sandbox can be
+    made, or AGILEPLUS_SANDBOX=off), version, sandbox mode, network policy default, and the names
+    of the harness credentials it holds or misses (never their values)."""
+    sandbox = sandbox_status()
+    found = {}
+    for name in names or adapter_names():
+        availability = get_adapter(name).availability()
+        credentials = harness_credentials(name)
+        refused = sandbox["mode"] == "unavailable"
+        found[name] = {"available": availability.available and not refused, "version": availability.version,
+                       "reason": sandbox["reason"] if refused else availability.reason,
+                       "sandbox": sandbox["mode"], "network": "model",
+                       "credentials": {"present": credentials.present, "missing": credentials.missing}}
     return found
 
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from pathlib import Path
 
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
+from agileplus.audit.models import AuditEntry
 from agileplus.core.errors import NotFound
-from agileplus.dispatch.models import DispatchJob, JobLogLine, JobState, Worker
+from agileplus.dispatch.models import AgentHarness, DispatchJob, JobLogLine, JobState, Worker
+from agileplus.dispatch.prompt import PackagedPrompt
 from agileplus.features.models import WorkPackage
+from agileplus.features.selectors import wp_history
+from harnesses.registry import adapter_names
 
 WORKER_STALE_SECONDS = 30
 
@@ -27,8 +33,6 @@ def latest_job(wp: WorkPackage) -> DispatchJob | None:
 
 def block_entry(job: DispatchJob):
     """The audit entry that blocked ``job``'s WP (None if the job blocked nothing)."""
-    from agileplus.audit.models import AuditEntry
-
     return (AuditEntry.objects.filter(feature_id=job.feature_id, wp_id=job.wp_id, transition__endswith="->blocked",
                                       metadata__job_id=job.id).order_by("-seq").first())
 
@@ -42,11 +46,13 @@ def list_jobs(*, feature=None, state: str | None = None, limit: int = 50) -> lis
     return list(qs.order_by("-queued_at")[:limit])
 
 
-def log_lines(job: DispatchJob, *, tail: int | None = None, after_seq: int = 0) -> list[JobLogLine]:
+def log_lines(job: DispatchJob, *, tail: int | None = None, after_seq: int = 0,
+              limit: int | None = None) -> list[JobLogLine]:
+    """The job's log lines after ``after_seq`` in order: the last ``tail``, or the first ``limit``."""
     qs = JobLogLine.objects.filter(job=job, seq__gt=after_seq)
     if tail:
         return list(reversed(qs.order_by("-seq")[:tail]))
-    return list(qs.order_by("seq"))
+    return list(qs.order_by("seq")[:limit] if limit is not None else qs.order_by("seq"))
 
 
 def job_summary(job: DispatchJob) -> dict:
@@ -64,7 +70,6 @@ def job_summary(job: DispatchJob) -> dict:
 
 def agents_overview(local: dict | None = None) -> list[dict]:
     """Each harness: status (active/idle/unavailable), model, last heartbeat, sessions, per worker."""
-    from harnesses.registry import adapter_names
 
     now = timezone.now()
     fresh = now - dt.timedelta(seconds=WORKER_STALE_SECONDS)
@@ -76,7 +81,6 @@ def agents_overview(local: dict | None = None) -> list[dict]:
     for row in DispatchJob.objects.filter(state__in=JobState.HELD).values("harness", "worker").annotate(
             n=Count("id")):
         per_worker.setdefault(row["harness"], {})[row["worker"]] = row["n"]
-    from agileplus.dispatch.models import AgentHarness
 
     models = {**dict(AgentHarness.objects.values_list("name", "model")), **models_in_use()}
     rows = []
@@ -121,17 +125,11 @@ def job_model(job: DispatchJob) -> str:
 
 def dispatch_screen(job: DispatchJob) -> list[str]:
     """The example's "Workspace setup" and "Prompt prepared" lines, from what the run recorded."""
-    from pathlib import Path
-
-    from agileplus.dispatch.prompt import PackagedPrompt
-
     wp, feature = job.wp, job.feature
     prompt = PackagedPrompt(job.prompt or "", dict(job.prompt_sizes or {}), len(wp.deliverables or []))
     lines = ["Workspace setup:", f"  Worktree: .worktrees/{Path(job.worktree).name}", f"  Branch: {job.branch}",
              f"  Base commit: {job.base_commit[:7]} ({feature.project.main_branch})", "Prompt prepared:"]
     summary = prompt.summary_lines(feature.slug, wp.code)
-    from agileplus.features.selectors import wp_history
-
     deps = [d.depends_on.code for d in wp.dependency_links.select_related("depends_on").order_by("depends_on__code")]
     if deps and wp_history(feature).get(wp.pk, {}).get("unblocked"):
         # the example's WP03: it was blocked, and what it waited for just completed
@@ -142,8 +140,6 @@ def dispatch_screen(job: DispatchJob) -> list[str]:
 def wait_agent_ready(job_id: str, *, poll: float = 0.2) -> bool:
     """Until the agent said something (a line of output, a session) or the job ended: True
     when it did, False when the job ended before the agent said anything."""
-    import time
-
     while True:
         job = get_job(job_id)
         if JobLogLine.objects.filter(job_id=job_id, stream__in=("agent", "stdout", "stderr")).exists() or (
@@ -164,7 +160,3 @@ def models_in_use(recent: int = 200) -> dict[str, str]:
         if model and harness not in found:
             found[harness] = str(model)
     return found
-
-
-def running_jobs_for_feature(feature) -> list[DispatchJob]:
-    return list(DispatchJob.objects.filter(feature=feature).filter(Q(state__in=JobState.ACTIVE)))

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Q
+from django.db.models import DateTimeField, ExpressionWrapper, F, Max
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from agileplus.core.actors import SYSTEM, SYSTEM_REAPER, SYSTEM_TIMEOUT, Actor, parse_actor
-from agileplus.core.errors import DomainError, IllegalTransition, NotFound
+from agileplus.core.errors import BlockedByDependency, DomainError, IllegalTransition, NotFound
 from agileplus.core.text import MAX_LINE_CHARS, storable_json, storable_text
+from agileplus.dispatch.costs import budget_config
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine, JobState, Worker
 from agileplus.dispatch.secrets import redact, redact_data
 from agileplus.events import subjects
@@ -29,6 +30,8 @@ from agileplus.events.services import record_event
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import WorkPackage
 from agileplus.features.services import blocking_dependencies, record_wp_entry, transition_wp
+from harnesses.base import HarnessError
+from harnesses.registry import get_adapter
 
 DEFAULT_HARNESS = "command"
 DEFAULT_TIMEOUT = 3600
@@ -79,23 +82,11 @@ def enqueue_job(
     replay_of: str | None = None,
 ) -> DispatchJob:
     """Queue one agent run for a ready WP. The WP moves to doing when the agent starts."""
-    from harnesses.base import HarnessError
-    from harnesses.registry import get_adapter
 
     actor = parse_actor(actor)
     config = job_config(wp)
     harness = harness or config.get("harness") or DEFAULT_HARNESS
-    try:
-        get_adapter(harness)
-    except HarnessError as exc:
-        raise DomainError(str(exc), field="agent", fix="run `agileplus agents list` to see the harnesses") from None
-    from agileplus.dispatch.costs import budget_config
-
-    budget_config(config)  # a bad budget is refused here, naming the key, not mid-run
-    if timeout_seconds is not None and timeout_seconds <= 0:
-        raise DomainError("timeout must be a positive number of seconds", field="timeout")
-    if retries is not None and retries < 0:
-        raise DomainError("retries cannot be negative", field="retries")
+    _check_request(harness, config, timeout_seconds, retries)
     with transaction.atomic():
         wp = WorkPackage.objects.select_for_update().select_related("feature").get(pk=wp.pk)
         rework = wp.state == WPState.DOING and not wp.jobs.filter(state__in=JobState.ACTIVE).exists()
@@ -108,8 +99,6 @@ def enqueue_job(
             )
         blockers = blocking_dependencies(wp)
         if blockers:
-            from agileplus.core.errors import BlockedByDependency
-
             raise BlockedByDependency(
                 f"{wp.code} is blocked by " + ", ".join(f"{b.code} ({b.state})" for b in blockers),
                 field="wp",
@@ -135,12 +124,23 @@ def enqueue_job(
     return job
 
 
+def _check_request(harness: str, config: dict, timeout_seconds: int | None, retries: int | None) -> None:
+    """Refuse, naming the field, what would only fail later on a worker."""
+    try:
+        get_adapter(harness)
+    except HarnessError as exc:
+        raise DomainError(str(exc), field="agent", fix="run `agileplus agents list` to see the harnesses") from None
+    budget_config(config)  # a bad budget is refused here, naming the key, not mid-run
+    if timeout_seconds is not None and timeout_seconds <= 0:
+        raise DomainError("timeout must be a positive number of seconds", field="timeout")
+    if retries is not None and retries < 0:
+        raise DomainError("retries cannot be negative", field="retries")
+
+
 def replay_job(job_id: str, *, actor: Actor | str, harness: str | None = None, send: bool = True) -> DispatchJob:
     """Dispatch the manifest of ``job_id`` again (same prompt, same base), to the same or another harness."""
     original = DispatchJob.objects.select_related("wp").filter(pk=job_id).first()
     if original is None:
-        from agileplus.core.errors import NotFound
-
         raise NotFound(f"no job {job_id}", field="job", fix="`agileplus jobs list` shows the jobs")
     if not original.manifest or not original.prompt:
         raise DomainError(f"{job_id} never started, so it has no manifest to replay", field="job",
@@ -166,8 +166,9 @@ def reroute_rate_limited(job: DispatchJob) -> DispatchJob | None:
 
 
 def send_doorbell(job: DispatchJob) -> None:
-    """Ring the broker: only the job id travels; the queue is the harness's."""
-    from workers.tasks import run_job
+    """Ring the broker: only the job id travels; the queue is the harness's. The one place
+    dispatch reaches its task layer (which imports this module, hence the late import)."""
+    from agileplus.dispatch.tasks import run_job
 
     run_job.apply_async(args=[job.id], queue=queue_for(job.harness))
 
@@ -500,7 +501,3 @@ def record_worker_heartbeat(hostname: str, *, harnesses: dict, concurrency: int,
         defaults={"harnesses": harnesses, "concurrency": concurrency, "active_sessions": active_sessions,
                   "last_heartbeat": timezone.now(), "stopped_at": None},
     )
-
-
-def active_job_for(wp: WorkPackage) -> DispatchJob | None:
-    return wp.jobs.filter(Q(state__in=JobState.ACTIVE)).order_by("-queued_at").first()

@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 from asgiref.sync import sync_to_async
@@ -42,8 +43,6 @@ class RelayBusy(DomainError):
 def relay_lock(*, wait_seconds: float | None, on_wait=None):
     """The one-relay lock: wait for it (for ever with ``wait_seconds=None``), saying so once
     through ``on_wait``; RelayBusy when it is still held after ``wait_seconds``."""
-    import time
-
     deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
 
     @contextlib.contextmanager
@@ -78,7 +77,6 @@ def relay_singleton(wait: bool = True) -> Iterator[bool]:
                 if not wait:
                     yield False
                     return
-                import time
 
                 time.sleep(1)
             try:
@@ -101,12 +99,6 @@ def pending(limit: int) -> list[Event]:
 
 def mark_published(event_ids: list[int]) -> None:
     Event.objects.filter(pk__in=event_ids, published_at__isnull=True).update(published_at=timezone.now())
-
-
-def record_failure(event_id: int, error: str) -> None:
-    from django.db.models import F
-
-    Event.objects.filter(pk=event_id).update(publish_attempts=F("publish_attempts") + 1, last_error=error[:1000])
 
 
 async def ensure_stream(js, name: str, prefix: str = "agileplus") -> None:

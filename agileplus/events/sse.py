@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from asgiref.sync import sync_to_async
 
 from agileplus.core.subjects import subject_matches
+from agileplus.dispatch.models import JobLogLine
 from agileplus.events.models import Event
 
 POLL_SECONDS = 0.2
@@ -42,8 +43,6 @@ def _batch(after: int, feature_slug: str | None, pattern: str | None) -> tuple[l
 
 
 def _log_batch(job_id: str, after: int) -> list[dict]:
-    from agileplus.dispatch.models import JobLogLine
-
     return [{"seq": line.seq, "time": line.timestamp.strftime("%H:%M:%S"), "stream": line.stream, "line": line.line}
             for line in JobLogLine.objects.filter(job_id=job_id, seq__gt=after).order_by("seq")[:BATCH]]
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+from agileplus.core.errors import DomainError
+
 PREFIX = "agileplus"
 
 
@@ -46,9 +50,6 @@ def on_nats(subject: str, prefix: str) -> str:
 
 def nats_prefix(prefix: str) -> str:
     """``prefix`` if NATS accepts it as leading subject tokens, else a DomainError naming the setting."""
-    import re
-
-    from agileplus.core.errors import DomainError
 
     if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", prefix or ""):
         raise DomainError(f"'{prefix}' is not a NATS subject prefix", field="AGILEPLUS_NATS_SUBJECT_PREFIX",

@@ -8,6 +8,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 
+from agileplus.api.auth import user_for_token_header
 from agileplus.events.sse import event_stream, job_log_stream
 
 _clients = asyncio.Semaphore(settings.SSE_MAX_CLIENTS)
@@ -27,8 +28,6 @@ def _authenticate(request: HttpRequest):
     token authentication (one path: expiry and revocation of per-job tokens apply here too)."""
     user = request.user if request.user.is_authenticated else None
     if user is None:
-        from agileplus.api.auth import user_for_token_header
-
         user = user_for_token_header(request.headers.get("Authorization", ""))
     return user
 

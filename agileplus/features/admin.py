@@ -19,6 +19,7 @@ from agileplus.core.errors import DomainError
 from agileplus.features import services
 from agileplus.features.lifecycles import FeatureState, WPState
 from agileplus.features.models import Dependency, Evidence, Feature, Project, WorkPackage
+from agileplus.review.services import move_wp
 from harnesses.git import redact_url
 
 
@@ -34,8 +35,6 @@ def _move_action(target: str, *, for_feature: bool):
                 if for_feature:
                     services.transition_feature(obj, target, actor=admin_actor(request))
                 else:
-                    from agileplus.review.services import move_wp
-
                     move_wp(obj, target, actor=admin_actor(request))
                 moved += 1
             except DomainError as exc:

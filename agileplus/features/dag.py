@@ -41,14 +41,18 @@ def find_cycle(nodes: Iterable[Hashable], edges: Iterable[tuple[Hashable, Hashab
     return None
 
 
+def is_ready(state: str, dependency_states: Iterable[str], *, waiting: str = "planned", done: str = "done") -> bool:
+    """THE readiness rule: a WP is ready when it is ``waiting`` (planned) and every dependency is
+    ``done``. The CLI, the API, the workflow and the two functions below all ask it."""
+    return state == waiting and all(s == done for s in dependency_states)
+
+
 def ready_nodes(states: Mapping[Hashable, str], edges: Iterable[tuple[Hashable, Hashable]],
                 *, waiting: str = "planned", done: str = "done") -> set:
-    """Nodes in ``waiting`` whose dependencies are all ``done``."""
-    not_done_deps: dict = defaultdict(int)
-    for a, b in edges:
-        if states.get(b) != done:
-            not_done_deps[a] += 1
-    return {n for n, s in states.items() if s == waiting and not_done_deps[n] == 0}
+    """Nodes that are ready (``is_ready``). A node with a dependency not done is ruled out first,
+    so a large graph is decided in one pass over the edges and few calls."""
+    blocked = {a for a, b in edges if states.get(b) != done}
+    return {n for n, s in states.items() if n not in blocked and is_ready(s, (), waiting=waiting, done=done)}
 
 
 def topological_layers(nodes: Iterable[Hashable], edges: Iterable[tuple[Hashable, Hashable]]) -> list[list]:
@@ -104,5 +108,8 @@ def unblocked_by(finished: Hashable, states: Mapping[Hashable, str], edges: Iter
         deps[a].append(b)
         if b == finished:
             dependents.append(a)
-    return [d for d in dependents
-            if states.get(d) == waiting and all(states.get(x) == done or x == finished for x in deps[d])]
+
+    def state(node: Hashable) -> str | None:
+        return done if node == finished else states.get(node)
+
+    return [d for d in dependents if is_ready(state(d), (state(x) for x in deps[d]), waiting=waiting, done=done)]

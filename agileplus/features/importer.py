@@ -41,6 +41,8 @@ from agileplus.features import dag
 from agileplus.features.lifecycles import FeatureState, WPState, normalize_wp_state
 from agileplus.features.models import Dependency, Feature, Project, WorkPackage
 from agileplus.features.services import normalize_wp_code, transition_feature, transition_wp
+from agileplus.review.merge_queue import validate_merge_config
+from harnesses.git import GitError, checked_out_push_fix, git, redact_url
 
 SPECS_DIR = "kitty-specs"
 CONFIG_PATH = Path(".kittify") / "config.yaml"
@@ -549,8 +551,6 @@ def _check_budgets(agent: dict, path: Path, text: str, errors: _Collector) -> No
 
 
 def _check_merge_config(merge: object, text: str, path: Path, lines: dict[str, int], errors: _Collector) -> None:
-    from agileplus.review.merge_queue import validate_merge_config
-
     try:
         validate_merge_config(merge)
     except DomainError as exc:
@@ -724,8 +724,6 @@ def import_features(path: str | Path, *, actor: Actor | str, project: str | None
     if repo:
         raise ImportFailed("--repo is for a local feature folder; a URL is the repository itself", field="--repo",
                            fix="drop --repo when importing from a URL")
-    from harnesses.git import GitError, git, redact_url
-
     url = str(path)
     with tempfile.TemporaryDirectory(prefix="agileplus-import-") as scratch:
         clone = Path(scratch) / re.sub(r"\.git$", "", url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1])
@@ -755,8 +753,6 @@ def _import_features(path: Path, *, actor: Actor | str, project: str | None, rep
         proj.save(update_fields=["repo_url", "config"])
         for spec in specs:
             report.features.append(_write_feature(spec, proj, config, actor, report))
-    from harnesses.git import git
-
     if git("rev-parse", "--show-toplevel", cwd=root, check=False) != str(root):
         report.notes.append(f"{root} is not the root of a git repository: the features are planned, but an agent "
                             f"needs one to branch from (git -C {root} init -b main && git -C {root} add -A && "
@@ -767,8 +763,6 @@ def _import_features(path: Path, *, actor: Actor | str, project: str | None, rep
 def _refuse_unpushable_origin(root: Path, project: str | None) -> None:
     """A merge pushes main to this repository: refuse now, with the exact fix, when git would
     refuse that push later (a normal clone with main checked out)."""
-    from harnesses.git import checked_out_push_fix
-
     existing = Project.objects.filter(name=_project_name(project, root)).first()
     main = existing.main_branch if existing else Project._meta.get_field("main_branch").default
     fix = checked_out_push_fix(root, main)

@@ -24,6 +24,10 @@ from typing import Any, NamedTuple
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
 
+from agileplus.audit.models import AuditEntry
+from agileplus.core.subjects import literal_prefix, subject_regex
+from agileplus.dispatch.models import DispatchJob, JobCommit, JobState
+from agileplus.events.models import Event
 from agileplus.features import dag
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Dependency, Feature, WorkPackage
@@ -54,8 +58,6 @@ def ago(moment: dt.datetime | None, now: dt.datetime | None = None) -> str | Non
 
 
 def _latest_jobs(feature: Feature, wp_ids: list[int] | None = None) -> dict[int, Any]:
-    from agileplus.dispatch.models import DispatchJob, JobCommit
-
     latest = DispatchJob.objects.filter(wp=OuterRef("pk")).order_by("-queued_at", "-pk").values("pk")[:1]
     wps = WorkPackage.objects.filter(feature=feature)
     if wp_ids is not None:
@@ -92,8 +94,6 @@ def duration(seconds: float) -> str:
 def wp_history(feature: Feature) -> dict[int, dict]:
     """Per WP id: review cycles, whether the first one approved, and whether the farm unblocked it
     (a dependency it merged; one imported as done does not count: that WP was simply ready)."""
-    from agileplus.audit.models import AuditEntry
-
     history: dict[int, dict] = {}
     unblocked_by: dict[int, set[str]] = {}
     imported_done: set[str] = set()
@@ -119,7 +119,8 @@ def wp_history(feature: Feature) -> dict[int, dict]:
     return history
 
 
-def job_summary(job: Any, now: dt.datetime | None = None) -> dict:
+def _job_brief(job: Any, now: dt.datetime | None = None) -> dict:
+    """The job as the status screens show it (``dispatch.selectors.job_summary`` is the full record)."""
     commits = list(job.commits.all())
     files = {f for c in commits for f in (c.files or [])}
     result = job.result if isinstance(job.result, dict) else {}
@@ -141,8 +142,6 @@ def job_summary(job: Any, now: dt.datetime | None = None) -> dict:
 
 def _wp_status(wp: WorkPackage, deps: list[WorkPackage], job: Any, now: dt.datetime,
                history: dict | None = None) -> dict:
-    from agileplus.dispatch.models import JobState
-
     blocked_by = [d.code for d in deps if d.state != WPState.DONE]
     if job is not None and wp.state == WPState.PLANNED and job.state in JobState.FINAL:
         job = None  # reset to planned: the ended attempt is history, not this WP's progress
@@ -154,7 +153,7 @@ def _wp_status(wp: WorkPackage, deps: list[WorkPackage], job: Any, now: dt.datet
         "code": wp.code,
         "title": wp.title,
         "state": wp.state,
-        "ready": wp.state == WPState.PLANNED and not blocked_by,
+        "ready": dag.is_ready(wp.state, [d.state for d in deps], waiting=WPState.PLANNED, done=WPState.DONE),
         "blocked_by": blocked_by,
         "dependencies": [{"code": d.code, "state": d.state, "done": d.state == WPState.DONE} for d in deps],
         "deliverables": list(wp.deliverables or []),
@@ -168,7 +167,7 @@ def _wp_status(wp: WorkPackage, deps: list[WorkPackage], job: Any, now: dt.datet
         "review_cycles": history.get("review_cycles", 0),
         "approved_first_pass": history.get("approved_first_pass", False),
         "unblocked": history.get("unblocked", False),
-        "job": job_summary(job, now) if job else None,
+        "job": _job_brief(job, now) if job else None,
     }
 
 
@@ -275,9 +274,6 @@ def features_overview(*, include_closed: bool = True) -> list[dict]:
 
 
 def _event_query(feature: Feature | None, pattern: str | None, after: int):
-    from agileplus.core.subjects import literal_prefix
-    from agileplus.events.models import Event
-
     qs = Event.objects.filter(pk__gt=after).order_by("pk")
     if feature is not None:
         qs = qs.filter(feature=feature)
@@ -294,7 +290,6 @@ def scan_events(*, feature: Feature | None = None, pattern: str | None = None, a
                 batch: int = 500) -> tuple[list, int]:
     """One poll for ``events tail``: the matching rows among the next ``batch`` ids after ``after``,
     and the highest id scanned (the next poll's ``after``), so filtered-out rows are read once."""
-    from agileplus.core.subjects import subject_regex
 
     regex = subject_regex(pattern) if pattern else None
     rows = list(_event_query(feature, pattern, after)[:batch])

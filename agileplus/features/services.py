@@ -26,7 +26,7 @@ from agileplus.core.errors import (
 )
 from agileplus.events import subjects
 from agileplus.events.services import record_event
-from agileplus.features import dag, signals
+from agileplus.features import dag
 from agileplus.features.lifecycles import (
     FeatureState,
     WPState,
@@ -36,7 +36,7 @@ from agileplus.features.lifecycles import (
     wp_rule,
     wp_targets,
 )
-from agileplus.features.models import Dependency, Feature, Project, WorkPackage
+from agileplus.features.models import Dependency, Feature, WorkPackage
 
 
 @dataclass
@@ -85,36 +85,7 @@ def transition_wp(
         feature = _lock_feature(feature_id)
         wp = WorkPackage.objects.select_for_update().get(pk=wp_id)
         source = wp.state
-        if expected_source is not None and normalize_wp_state(expected_source) != source:
-            raise StaleState(
-                f"{wp.code} is {source}, not {expected_source}",
-                field="from",
-                fix="reload the work package and retry",
-            )
-        rule = wp_rule(source, target)
-        if rule is None:
-            allowed = ", ".join(wp_targets(source)) or "none"
-            raise IllegalTransition(
-                f"{wp.code} cannot move from {source} to {target}",
-                field="to",
-                fix=f"from {source} it can move to: {allowed}",
-            )
-        if rule.approve and not actor.may_approve:
-            raise PermissionDenied(
-                f"{actor} may not move {wp.code} to {target}",
-                field="actor",
-                fix="only a human or CI actor may approve work; an agent cannot approve its own",
-            )
-        if rule.needs_dependencies_done:
-            blockers = blocking_dependencies(wp)
-            if blockers:
-                names = ", ".join(f"{b.code} ({b.state})" for b in blockers)
-                raise BlockedByDependency(
-                    f"{wp.code} is blocked by {names}",
-                    field="to",
-                    fix="finish the blocking work packages first",
-                    blocked_by=[b.code for b in blockers],
-                )
+        _check_wp_move(wp, source, target, actor, expected_source)
         now = timezone.now()
         wp.state = target
         wp.state_changed_at = now
@@ -135,31 +106,58 @@ def transition_wp(
         unblocked = _unblock_dependents(feature, wp) if target == WPState.DONE else []
         feature_entries = _follow_wps(feature)
         result = TransitionResult(wp, feature, source, target, entry, unblocked, feature_entries)
-        transaction.on_commit(
-            lambda: signals.wp_transitioned.send(
-                sender=WorkPackage,
-                wp_id=wp.pk,
-                feature_id=feature.pk,
-                source=source,
-                target=target,
-                actor=str(actor),
-                unblocked_ids=[u.pk for u in unblocked],
-            )
-        )
+        _record_follow_ups(feature, wp, source, target, bool(unblocked))
     return result
+
+
+def _check_wp_move(wp: WorkPackage, source: str, target: str, actor: Actor, expected_source: str | None) -> None:
+    """Refuse a move the lifecycle table, the actor or the dependencies do not allow."""
+    if expected_source is not None and normalize_wp_state(expected_source) != source:
+        raise StaleState(f"{wp.code} is {source}, not {expected_source}", field="from",
+                         fix="reload the work package and retry")
+    rule = wp_rule(source, target)
+    if rule is None:
+        allowed = ", ".join(wp_targets(source)) or "none"
+        raise IllegalTransition(f"{wp.code} cannot move from {source} to {target}", field="to",
+                                fix=f"from {source} it can move to: {allowed}")
+    if rule.approve and not actor.may_approve:
+        raise PermissionDenied(f"{actor} may not move {wp.code} to {target}", field="actor",
+                               fix="only a human or CI actor may approve work; an agent cannot approve its own")
+    blockers = blocking_dependencies(wp) if rule.needs_dependencies_done else []
+    if blockers:
+        names = ", ".join(f"{b.code} ({b.state})" for b in blockers)
+        raise BlockedByDependency(f"{wp.code} is blocked by {names}", field="to",
+                                  fix="finish the blocking work packages first", blocked_by=[b.code for b in blockers])
+
+
+def _record_follow_ups(feature: Feature, wp: WorkPackage, source: str, target: str, unblocked: bool) -> None:
+    # The workflow (review, merge, dispatch) sits above this module and imports it: it is
+    # imported when a transition happens, not when this module loads.
+    from agileplus.workflow.services import record_follow_ups
+
+    record_follow_ups(feature, wp, source, target, unblocked)
+
+
+def dependency_graph(feature: Feature) -> tuple[dict[int, str], list[tuple[int, int]]]:
+    """The feature's WP states by id and its edges ``(wp, depends_on)``, for ``features.dag``."""
+    states = dict(feature.work_packages.values_list("pk", "state"))
+    edges = list(Dependency.objects.filter(wp__feature=feature).values_list("wp_id", "depends_on_id"))
+    return states, edges
+
+
+def ready_wps(feature: Feature) -> list[WorkPackage]:
+    """The feature's WPs that are ready to dispatch (``dag.is_ready``), by code."""
+    states, edges = dependency_graph(feature)
+    ready = dag.ready_nodes(states, edges, waiting=WPState.PLANNED, done=WPState.DONE)
+    return list(feature.work_packages.filter(pk__in=ready).order_by("code"))
 
 
 def _unblock_dependents(feature: Feature, finished: WorkPackage) -> list[WorkPackage]:
     """Dependents of ``finished`` that became ready: one audit entry and one event each."""
+    states, edges = dependency_graph(feature)
+    ids = dag.unblocked_by(finished.pk, states, edges, waiting=WPState.PLANNED, done=WPState.DONE)
     unblocked = []
-    candidates = (
-        WorkPackage.objects.filter(dependency_links__depends_on=finished, state=WPState.PLANNED)
-        .prefetch_related("dependencies")
-        .order_by("code")
-    )
-    for dependent in candidates:
-        if any(d.state != WPState.DONE for d in dependent.dependencies.all()):
-            continue
+    for dependent in WorkPackage.objects.filter(pk__in=ids).order_by("code"):
         append_entry(
             feature_id=feature.pk,
             wp_id=dependent.pk,
@@ -215,11 +213,6 @@ def _apply_feature_step(feature: Feature, target: str, actor: Actor, metadata: d
         subjects.feature_state_changed(feature.slug),
         {"from": source, "to": target, "actor": str(actor)},
         feature_id=feature.pk,
-    )
-    transaction.on_commit(
-        lambda: signals.feature_transitioned.send(
-            sender=Feature, feature_id=feature.pk, source=source, target=target, actor=str(actor)
-        )
     )
     return entry
 
@@ -346,13 +339,6 @@ def set_dependencies(wp: WorkPackage, depends_on_codes: Iterable[str]) -> None:
         check_acyclic(by_code, edges)
         Dependency.objects.filter(wp=wp).delete()
         Dependency.objects.bulk_create([Dependency(wp=wp, depends_on=by_code[c]) for c in dict.fromkeys(wanted)])
-
-
-def ensure_project(name: str, repo_url: str, *, main_branch: str = "main", config: dict | None = None) -> Project:
-    project, _ = Project.objects.update_or_create(
-        name=name, defaults={"repo_url": repo_url, "main_branch": main_branch, "config": config or {}}
-    )
-    return project
 
 
 ACTIVE_FEATURE_STATES = tuple(s for s in FeatureState.ALL if s not in (FeatureState.SHIPPED, FeatureState.CANCELLED))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import subprocess
 import xml.etree.ElementTree as ET
@@ -220,7 +219,3 @@ def check_function_length(root: Path, changed: list[str], limit: int) -> CheckRe
                        [f"{'✓' if ok else '✗'} Function length {'OK' if ok else 'too long'} "
                         f"(max: {longest} lines{f' in {where}' if where and not ok else ''}, target: {limit})"],
                        {"max": longest})
-
-
-def env_for_checks() -> dict:
-    return {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}

@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.features.lifecycles import WPState
-from agileplus.features.models import Feature, WorkPackage
+from agileplus.features.models import Dependency, Feature, WorkPackage
+from agileplus.review.merge import workspace
 from harnesses.git import branch_name, git
 
 POLICIES = ("serialize", "warn")
@@ -93,7 +94,6 @@ def declared_conflicts(wps: list[WorkPackage]) -> list[PredictedConflict]:
 
 def branch_conflicts(feature: Feature, wps: list[WorkPackage]) -> list[PredictedConflict]:
     """`git merge-tree` of each pair of branches already on the origin (in the merge workspace)."""
-    from agileplus.review.merge import workspace
 
     path = workspace(feature.project.repo_url)
     heads = {}
@@ -126,7 +126,6 @@ def predicted_conflicts(feature: Feature, *, with_branches: bool = True) -> list
 
 
 def _parents(feature: Feature) -> dict[str, set[str]]:
-    from agileplus.features.models import Dependency
 
     parents: dict[str, set[str]] = {}
     for wp, dep in Dependency.objects.filter(wp__feature=feature).values_list("wp__code", "depends_on__code"):

@@ -118,16 +118,7 @@ def check_range(repo: Path, base: str, head: str, *, constraints: dict, wp_code:
     commits = git("log", "--format=%H%x1f%s", f"{base}..{head}", cwd=repo).splitlines()
     report.commits = len(commits)
     if convention:
-        rx = convention_regex(convention, wp_code)
-        for line in commits:
-            sha, subject = line.split("\x1f", 1)
-            if subject.startswith("Merge ") and len(git("rev-list", "--parents", "-n1", sha, cwd=repo).split()) > 2:
-                continue
-            if not rx.match(subject):
-                # The subject is the agent's text and the detail reaches the audit chain: a fingerprint.
-                report.violations.append(Violation(
-                    "commit_message", f"the subject of {sha[:7]} ({fingerprint(subject)}) does not follow "
-                                      f"'{convention.replace('{wp}', wp_code)}'", commit=sha))
+        report.violations += convention_violations(repo, commits, convention, wp_code)
     seen = set()
     for sha, _old_mode, new_mode, blob, paths in _raw_changes(repo, base, head):
         for path in paths:
@@ -161,9 +152,31 @@ def check_range(repo: Path, base: str, head: str, *, constraints: dict, wp_code:
                 report.violations.append(Violation("file_size", f"{target} is {size:,} bytes (limit "
                                                    f"{int(max_size):,})", path=target, commit=sha))
     if constraints.get("secret_scan", True):
-        for finding in scan_range(repo, base, head):
-            report.violations.append(Violation("secret", finding.describe(), path=finding.path))
-        for sha, kind, message in scan_messages(repo, base, head):
-            report.violations.append(Violation("secret", f"the message of {sha[:7]} ({fingerprint(message)}) "
-                                               f"carries what looks like a {kind}", commit=sha))
+        report.violations += secret_violations(repo, base, head)
     return report
+
+
+def convention_violations(repo: Path, commits: list[str], convention: str, wp_code: str) -> list[Violation]:
+    """The commits (``sha\x1fsubject`` lines) whose subject does not follow ``convention``;
+    merge commits are exempt."""
+    rx = convention_regex(convention, wp_code)
+    found = []
+    for line in commits:
+        sha, subject = line.split("\x1f", 1)
+        if subject.startswith("Merge ") and len(git("rev-list", "--parents", "-n1", sha, cwd=repo).split()) > 2:
+            continue
+        if not rx.match(subject):
+            # The subject is the agent's text and the detail reaches the audit chain: a fingerprint.
+            found.append(Violation(
+                "commit_message", f"the subject of {sha[:7]} ({fingerprint(subject)}) does not follow "
+                                  f"'{convention.replace('{wp}', wp_code)}'", commit=sha))
+    return found
+
+
+def secret_violations(repo: Path, base: str, head: str) -> list[Violation]:
+    """What looks like a secret in the files or the commit messages of base..head."""
+    found = [Violation("secret", finding.describe(), path=finding.path) for finding in scan_range(repo, base, head)]
+    for sha, kind, message in scan_messages(repo, base, head):
+        found.append(Violation("secret", f"the message of {sha[:7]} ({fingerprint(message)}) "
+                                         f"carries what looks like a {kind}", commit=sha))
+    return found

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
@@ -87,8 +88,6 @@ def repo_lock(repo: str, *, wait_seconds: float = 120, keep_alive: bool = False)
 
 
 def _renew_lease(repo: str, token: str, stop: threading.Event) -> None:
-    from django.db import connection
-
     try:
         while not stop.wait(LOCK_LEASE_SECONDS / 3):
             MergeLock.objects.filter(repo=repo, holder=token).update(lease_expires_at=_lease())

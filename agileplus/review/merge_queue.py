@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import IntegrityError, transaction
 
+from agileplus.audit.models import AuditEntry
 from agileplus.core.actors import CI_AUTOMATION, Actor, parse_actor
 from agileplus.core.errors import DomainError
 from agileplus.dispatch.secrets import redact, redact_data
@@ -43,7 +45,17 @@ from agileplus.review.merge import (
 )
 from agileplus.review.models import MergeQueue, MergeQueueEntry, ReviewReport
 from agileplus.review.secret_scan import scan_range
-from harnesses.git import git, is_ancestor
+from agileplus.review.services import (
+    _block_for_governance,
+    governance_for,
+    job_to_review,
+    move_wp,
+    rebase_waiting_branches,
+    render_report,
+    review_config,
+    tree_checks,
+)
+from harnesses.git import branch_name, git, git_env, is_ancestor
 
 log = logging.getLogger("agileplus.merge_queue")
 
@@ -149,8 +161,6 @@ def on_approved(wp: WorkPackage, actor: Actor | str, *, wait: bool = True) -> No
     """The one hook "review approved → merge". Queue on: enter the queue, run it if no other
     process is running it, and (``wait``) return once the WP is merged or ejected. Queue off:
     merge at once, as before the queue existed."""
-    from agileplus.review.services import move_wp
-
     if not queue_config(wp.feature.project).enabled or not wp.jobs.exists():  # no agent: no branch to merge
         move_wp(wp, WPState.DONE, actor=actor)
         return
@@ -169,8 +179,6 @@ def merge_now(wp: WorkPackage, actor: Actor, metadata: dict | None = None) -> Tr
         Entry.objects.filter(pk=entry.pk).update(outcome={**entry.outcome, "metadata": metadata})
     entry = wait_settled(entry)
     if entry.state == Entry.MERGED:
-        from agileplus.audit.models import AuditEntry
-
         done = AuditEntry.objects.get(pk=entry.outcome["transition_entry_id"])
         unblocked = list(WorkPackage.objects.filter(pk__in=entry.outcome.get("unblocked", [])))
         return TransitionResult(entry.wp, entry.feature, WPState.FOR_REVIEW, WPState.DONE, done, unblocked)
@@ -362,13 +370,9 @@ def _merge_into_candidate(path: Path, entry: Entry, head: str, main_sha: str) ->
 def conflicts_with(path: Path, base: str, head: str) -> list[str]:
     """The paths where merging ``head`` into ``base`` conflicts (none: it merges cleanly), without
     touching the checkout."""
-    import os
-    import subprocess
-
-    from harnesses.git import GIT_ENV
 
     proc = subprocess.run(["git", "merge-tree", "--write-tree", "--name-only", "--no-messages", base, head],
-                          cwd=path, capture_output=True, text=True, env={**os.environ, **GIT_ENV})
+                          cwd=path, capture_output=True, text=True, env=git_env())
     if proc.returncode == 0:
         return []
     lines = [line for line in proc.stdout.splitlines()[1:] if line.strip()]
@@ -376,9 +380,7 @@ def conflicts_with(path: Path, base: str, head: str) -> list[str]:
 
 
 def _governance_ok(batch: _Batch, entry: Entry, main_sha: str, head: str) -> bool:
-    from agileplus.review.services import _block_for_governance, governance_for, latest_job
-
-    job = latest_job(entry.wp)
+    job = job_to_review(entry.wp)
     base = job.base_commit if job and job.base_commit else git("merge-base", main_sha, head, cwd=batch.path)
     gov = governance_for(entry.wp, batch.path, base, head)
     if gov.ok:
@@ -393,8 +395,6 @@ def _run_checks(batch: _Batch, candidate: Candidate) -> list[c.CheckResult]:
     """Deliverables of each WP (when the review lists them), the secret scan of everything the
     candidate adds to main, and the configured review checks on the candidate's exact tree, with
     progress after each."""
-    from agileplus.review.services import review_config, tree_checks
-
     path = batch.path
     changed = [f for f in git("diff", "--name-only", candidate.main_sha, candidate.sha, cwd=path).splitlines() if f]
     config = review_config(candidate.entries[0].wp)
@@ -447,8 +447,6 @@ def _move_main(batch: _Batch, candidate: Candidate) -> bool:
     files: set[str] = set()
     for entry in candidate.entries:
         files |= _finish_merged(batch, entry, candidate)
-    from agileplus.review.services import rebase_waiting_branches
-
     for entries in by_feature.values():
         rebase_waiting_branches(entries[0].wp, path, sorted(files))
     return True
@@ -529,8 +527,6 @@ def _requeue(entries: list[Entry], note: str = "") -> None:
 
 def _changes_requested(entry: Entry, results: list[c.CheckResult], base: str = "") -> ReviewReport:
     """The review report an ejected WP goes back with (check output redacted like any review's)."""
-    from agileplus.review.services import render_report
-
     return ReviewReport.objects.create(
         feature=entry.feature, wp=entry.wp, actor=str(CI_AUTOMATION), approved=False, base_sha=base,
         head_sha=entry.head_sha, checks=redact_data([r.as_dict() for r in results]),
@@ -538,8 +534,6 @@ def _changes_requested(entry: Entry, results: list[c.CheckResult], base: str = "
 
 
 def _branch(entry: Entry) -> str:
-    from harnesses.git import branch_name
-
     return branch_name(entry.feature.slug, entry.wp.code)
 
 

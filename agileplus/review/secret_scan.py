@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from agileplus.dispatch.secrets import redact
 from harnesses.git import git
 
 PATTERNS: list[tuple[str, re.Pattern]] = [
@@ -52,8 +53,6 @@ class Finding:
 
 def secret_kind(text: str) -> str | None:
     """What kind of secret ``text`` carries, if any."""
-    from agileplus.dispatch.secrets import redact
-
     kind = next((name for name, rx in PATTERNS if rx.search(text)), None)
     if kind is None:
         match = ASSIGNMENT.search(text)

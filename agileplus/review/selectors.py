@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agileplus.features.models import Feature, Project
+from agileplus.review.merge_queue import queue_config
 from agileplus.review.models import MergeQueue, MergeQueueEntry
 
 RECENT = 10
@@ -25,8 +26,6 @@ def merge_queues(feature: Feature | None = None, *, recent: int = RECENT) -> lis
     """One dict per repository queue (only ``feature``'s repository and entries when given): its
     settings, the adaptive batch size, the entries in order with their position, batch and check
     progress, and the latest merged or ejected entries with the reason."""
-    from agileplus.review.merge_queue import queue_config
-
     if feature is not None:
         projects = [feature.project]
     else:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from agileplus.audit.chain import verify_chain
 from agileplus.core.actors import CI_AUTOMATION, SYSTEM, Actor, parse_actor
 from agileplus.core.errors import DomainError, IllegalTransition, PermissionDenied
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobState
@@ -33,8 +34,8 @@ from agileplus.review.merge import (
     repo_lock,
     workspace,
 )
-from agileplus.review.models import ReviewReport
-from harnesses.git import GitError, branch_name
+from agileplus.review.models import MergeQueueEntry, ReviewReport
+from harnesses.git import GitError, branch_name, git
 
 log = logging.getLogger("agileplus.review")
 
@@ -51,7 +52,8 @@ def merge_config(wp: WorkPackage) -> dict:
     return dict((wp.feature.project.config or {}).get("merge") or {})
 
 
-def latest_job(wp: WorkPackage) -> DispatchJob | None:
+def job_to_review(wp: WorkPackage) -> DispatchJob | None:
+    """The job whose branch is reviewed and merged: the latest that succeeded, else the latest."""
     return wp.jobs.filter(state=JobState.SUCCEEDED).order_by("-finished_at").first() or \
         wp.jobs.order_by("-queued_at").first()
 
@@ -86,7 +88,7 @@ def run_review(wp: WorkPackage, *, actor: Actor | str = CI_AUTOMATION, apply: bo
     # One merge workspace per origin: reviews and merges of a repository take turns. The job is
     # read under the lock: a merge that just rebased this branch moved its base.
     with repo_lock(project.repo_url, wait_seconds=REVIEW_LOCK_WAIT_SECONDS, keep_alive=True):
-        job = latest_job(wp)
+        job = job_to_review(wp)
         results, base, head_sha = _review_checks(wp, job, branch)
     return _store(wp, job, actor, results, base, head_sha, apply, wait_for_merge)
 
@@ -133,7 +135,6 @@ def _review_checks(wp: WorkPackage, job: DispatchJob | None, branch: str) -> tup
     results.append(c.CheckResult("governance", "Governance", not others,
                                  ["✓ Only allowed paths modified", "✓ No forbidden files touched"] if not others
                                  else [f"✗ {v.detail}" for v in others]))
-    from agileplus.audit.chain import verify_chain
 
     chain = verify_chain(feature)
     results.append(c.CheckResult("audit", "Governance", chain.ok,
@@ -205,12 +206,6 @@ def _store(wp, job, actor, results, base, head, apply, wait_for_merge=True) -> R
     return review
 
 
-@dataclass
-class MoveOutcome:
-    transition: TransitionResult
-    merge: dict | None = None
-
-
 def move_wp(
     wp: WorkPackage, target: str, *, actor: Actor | str, expected_source: str | None = None,
     metadata: dict | None = None,
@@ -242,7 +237,7 @@ def _merge_for_done(wp: WorkPackage, actor: Actor) -> dict | None:
         return None
     branch = branch_name(feature.slug, wp.code)
     with repo_lock(project.repo_url):
-        job = latest_job(wp)
+        job = job_to_review(wp)
         path = workspace(project.repo_url)
         head = _remote_head(path, branch)
         if head is None:
@@ -293,7 +288,7 @@ def rebase_waiting_branches(merged: WorkPackage, path, merged_files: list[str]) 
             log.warning("rebase of %s skipped: %s", branch, exc)
             continue
         if old != new:
-            job = latest_job(wp)
+            job = job_to_review(wp)
             if job is not None:  # governance and review now measure the branch from the new main
                 DispatchJob.objects.filter(pk=job.pk).update(base_commit=onto)
             record_wp_entry(wp, actor=SYSTEM, transition=f"{wp.code}:rebased",
@@ -303,8 +298,6 @@ def rebase_waiting_branches(merged: WorkPackage, path, merged_files: list[str]) 
 def waiting_branches_touching(merged: WorkPackage, paths: set[str]) -> list[WorkPackage]:
     """WPs in review (other than ``merged``) whose reported commits touch any of ``paths``; a WP
     with no file list on record counts as touching everything."""
-    from agileplus.review.models import MergeQueueEntry
-
     in_queue = MergeQueueEntry.objects.filter(state__in=MergeQueueEntry.ACTIVE).values("wp_id")
     waiting = list(merged.feature.work_packages.filter(state=WPState.FOR_REVIEW).exclude(pk=merged.pk)
                    .exclude(pk__in=in_queue))
@@ -315,14 +308,10 @@ def waiting_branches_touching(merged: WorkPackage, paths: set[str]) -> list[Work
 
 
 def git_rev(path, ref: str) -> str:
-    from harnesses.git import git
-
     return git("rev-parse", ref, cwd=path)
 
 
 def _remote_head(path, branch: str) -> str | None:
-    from harnesses.git import git
-
     return git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=path, check=False) or None
 
 
@@ -341,3 +330,11 @@ def send_back_after_conflict(wp: WorkPackage, conflict: MergeConflict) -> None:
     if wp.state == WPState.FOR_REVIEW:
         transition_wp(wp, WPState.DOING, actor=CI_AUTOMATION,
                       metadata={"reason": "merge_conflict", "conflicts": conflict.details.get("conflicts", [])})
+
+
+def request_review(wp: WorkPackage) -> None:
+    """Ring the broker for an automated review of ``wp``. The one place review reaches its task
+    layer (which imports this module, hence the late import)."""
+    from agileplus.review.tasks import review_wp
+
+    review_wp.apply_async(args=[wp.pk], queue="agileplus")

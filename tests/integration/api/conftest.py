@@ -28,7 +28,7 @@ def no_doorbell(monkeypatch):
     """Queued jobs stay queued: nothing rings the broker."""
     rung = []
     monkeypatch.setattr("agileplus.dispatch.services.send_doorbell", rung.append)
-    monkeypatch.setattr("agileplus.review.autodispatch.send_review", lambda wp: None)
+    monkeypatch.setattr("agileplus.review.services.request_review", lambda wp: None)
     return rung
 
 

@@ -52,9 +52,11 @@ def log_text(job: DispatchJob) -> str:
 
 
 def job_subjects(job: DispatchJob) -> list[str]:
+    """The job's lifecycle events; ``network_refused`` (a CLI's telemetry or update check the
+    sandbox's egress policy refused) is not part of the lifecycle and is left out."""
     prefix = f"agileplus.agent.job.{job.id}."
     return [s[len(prefix):] for s in Event.objects.filter(subject__startswith=prefix).order_by("id")
-            .values_list("subject", flat=True)]
+            .values_list("subject", flat=True) if not s.endswith(".network_refused")]
 
 
 def last_reason(feature) -> str:
@@ -79,6 +81,8 @@ def merged_job(done, reviewed, repo: TargetRepo, feature) -> DispatchJob:
     job = DispatchJob.objects.get(feature=feature)
     assert done.returncode == 0, done.stdout + done.stderr + log_text(job)
     assert job.state == "succeeded"
+    # the real CLI ran inside the farm's sandbox, reaching only its (scripted) model endpoint
+    assert job.result["sandbox"]["mode"] == "bwrap" and job.result["sandbox"]["network"] == "model"
     assert [c.message.splitlines()[0] for c in job.commits.all()] == [MESSAGE], log_text(job)
     assert job_subjects(job) == ["started", "commit", "completed"]  # the commit reported before the end
     assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr

@@ -1,27 +1,23 @@
-"""Thin Celery tasks: parse, call a service."""
+"""Dispatch's Celery tasks, thin: parse, call a service. The names are the wire contract
+(queued messages, beat's schedule, docker/ and scripts use them): keep them."""
 
 from __future__ import annotations
 
+from agileplus.dispatch import runner
+from agileplus.dispatch.services import reap_expired, record_worker_heartbeat
 from workers.celery import app
 
 
 @app.task(name="farm.run_job", acks_late=True)
 def run_job(job_id: str) -> str:
-    from agileplus.dispatch.runner import run_job as run
-
-    return run(job_id)
+    return runner.run_job(job_id)
 
 
 @app.task(name="farm.reap")
 def reap() -> dict:
-    from agileplus.dispatch.runner import reap_orphaned_agents
-    from agileplus.dispatch.services import reap_expired
-
-    return {**reap_expired(), "orphans_killed": reap_orphaned_agents()}
+    return {**reap_expired(), "orphans_killed": runner.reap_orphaned_agents()}
 
 
 @app.task(name="farm.worker_heartbeat")
 def worker_heartbeat(hostname: str, harnesses: dict, concurrency: int, active: int) -> None:
-    from agileplus.dispatch.services import record_worker_heartbeat
-
     record_worker_heartbeat(hostname, harnesses=harnesses, concurrency=concurrency, active_sessions=active)

@@ -1,23 +1,27 @@
-"""Review tasks (auto mode): review as ci:automation; merge when approved."""
+"""Review's Celery tasks (auto mode): review as ci:automation; merge when approved; beat's
+merge-queue safety net."""
 
 from __future__ import annotations
 
+import logging
+
+from agileplus.core.errors import DomainError
+from agileplus.features.lifecycles import WPState
+from agileplus.features.models import WorkPackage
+from agileplus.review.merge import MergeConflict
+from agileplus.review.merge_queue import process_queue
+from agileplus.review.models import MergeQueueEntry
+from agileplus.review.services import run_review, send_back_after_conflict
 from workers.celery import app
+
+log = logging.getLogger("agileplus.merge_queue")
 
 
 @app.task(name="review.review_wp", acks_late=True)
 def review_wp(wp_id: int) -> dict:
-    from agileplus.core.errors import DomainError
-    from agileplus.features.lifecycles import WPState
-    from agileplus.features.models import WorkPackage
-    from agileplus.review.services import run_review
-
     wp = WorkPackage.objects.select_related("feature__project").get(pk=wp_id)
     if wp.state != WPState.FOR_REVIEW:
         return {"skipped": wp.state}
-    from agileplus.review.merge import MergeConflict
-    from agileplus.review.services import send_back_after_conflict
-
     try:
         review = run_review(wp, apply=True, wait_for_merge=False)
     except MergeConflict as exc:  # main moved between the review and the merge
@@ -31,23 +35,16 @@ def review_wp(wp_id: int) -> dict:
 
 
 def _run_merge_queue(repo: str) -> None:
-    import logging
-
-    from agileplus.core.errors import DomainError
-    from agileplus.review.merge_queue import process_queue
-
     try:
         process_queue(repo)
     except DomainError as exc:  # e.g. the origin is unreachable: the entries stay queued for the next run
-        logging.getLogger("agileplus.merge_queue").warning("merge queue of %s not run: %s", repo, exc)
+        log.warning("merge queue of %s not run: %s", repo, exc)
 
 
 @app.task(name="review.process_merge_queues")
 def process_merge_queues() -> dict:
     """Beat's safety net: run any queue whose entries wait with no process running it (its
     holder died, or every approver returned while another held the lock)."""
-    from agileplus.review.models import MergeQueueEntry
-
     repos = set(MergeQueueEntry.objects.filter(state__in=MergeQueueEntry.ACTIVE).values_list("repo", flat=True))
     for repo in sorted(repos):
         _run_merge_queue(repo)

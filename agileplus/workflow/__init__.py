@@ -1,0 +1,1 @@
+"""What follows each event of a work package: see ``agileplus.workflow.services``."""
