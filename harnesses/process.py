@@ -225,6 +225,14 @@ class AgentProcess:
                 stopped = reason
                 break
         result = ProcessResult(exit_code=0, stopped=stopped, lines=count)
+        self._end(result, lines, on_line, on_stop)
+        result.duration = time.monotonic() - started
+        return result
+
+    def _end(self, result: ProcessResult, lines: queue.Queue, on_line: Callable[[str, str], StopReason | None],
+             on_stop: Callable[[str], None] | None) -> None:
+        """Stop the agent (or wait for its exit), end its whole group, and pass on the last lines."""
+        stopped = result.stopped
         stop_began = time.monotonic()
         if stopped is not None:
             self._stop(result, on_stop)
@@ -252,8 +260,6 @@ class AgentProcess:
             result.lines += 1
         if left:
             on_line("stderr", DROPPED_MARKER.format(n=left, stream="output"))
-        result.duration = time.monotonic() - started
-        return result
 
     def _stop(self, result: ProcessResult, on_stop: Callable[[str], None] | None) -> None:
         pgid = self.proc.pid

@@ -40,6 +40,8 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from agileplus.core.actors import Actor
 from agileplus.core.errors import PermissionDenied
+from agileplus.dispatch.models import DispatchJob, JobState
+from agileplus.dispatch.selectors import latest_job
 
 HUMAN, AGENT, CI, ADMIN = "human", "agent", "ci", "admin"
 ROLES = (HUMAN, AGENT, CI, ADMIN)
@@ -120,8 +122,6 @@ class RolePermission(BasePermission):
 
 
 def _runs(caller: Caller, job) -> bool:
-    from agileplus.dispatch.models import JobState
-
     if job is None or job.harness != caller.actor.name or job.state not in JobState.HELD + (JobState.QUEUED,):
         return False
     return not caller.job_id or job.id == caller.job_id
@@ -138,9 +138,6 @@ def ensure_owns_wp(caller: Caller, wp) -> None:
     """An agent moves only the WP of the job it runs, while that job runs."""
     if caller.role != AGENT:
         return
-    from agileplus.dispatch.models import DispatchJob
-    from agileplus.dispatch.selectors import latest_job
-
     job = DispatchJob.objects.filter(pk=caller.job_id).first() if caller.job_id else latest_job(wp)
     if job is None or job.wp_id != wp.pk or not _runs(caller, job):
         raise PermissionDenied(f"{caller.actor} may not move {wp.code}: only the work package of the job it runs", field="wp",

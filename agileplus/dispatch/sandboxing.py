@@ -17,8 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 
+from agileplus.events.services import record_event
+from agileplus.events.subjects import job_event
 from harnesses.base import HarnessError
+from harnesses.egress import EgressProxy, allowed_destinations, loopback_ports
 from harnesses.registry import adapter_names, get_adapter
 from harnesses.sandbox import (
     PROXY_PORT,
@@ -143,7 +147,7 @@ def job_sandbox(*, harness_binary: str | None, worktree: Path, mirror: Path, pro
 def extra_writable() -> list[Path]:
     """``AGILEPLUS_SANDBOX_WRITABLE``: folders (':'-separated) every sandbox may write besides its
     repository. For an operator's shared cache, or a test's outbox; never the data folder."""
-    paths = [Path(p).resolve() for p in os.environ.get("AGILEPLUS_SANDBOX_WRITABLE", "").split(os.pathsep) if p]
+    paths = [Path(p).resolve() for p in settings.SANDBOX_EXTRA_WRITABLE if p]
     for path in paths:
         if any(path == h.resolve() or h.resolve() in path.parents or path in h.resolve().parents
                for h in hidden_paths()):
@@ -154,7 +158,7 @@ def extra_writable() -> list[Path]:
 
 def extra_read_only() -> list[Path]:
     """``AGILEPLUS_SANDBOX_READONLY``: more install folders (':'-separated) every sandbox mounts read-only."""
-    return [Path(p) for p in os.environ.get("AGILEPLUS_SANDBOX_READONLY", "").split(os.pathsep) if p]
+    return [Path(p) for p in settings.SANDBOX_EXTRA_READONLY if p]
 
 
 def check_sandbox(tree: Path, *, network: str = "none") -> Sandbox:
@@ -173,8 +177,6 @@ def check_sandbox(tree: Path, *, network: str = "none") -> Sandbox:
 def start_egress(sandbox: Sandbox, *, harness: str, config: dict, env: dict[str, str], socket_dir: Path):
     """Under ``agent.network: model``: the job's egress proxy, started, and the sandbox pointed at it.
     Returns the proxy (``stop()`` it after the run; ``refused`` lists what it turned away) or None."""
-    from harnesses.egress import EgressProxy, allowed_destinations, loopback_ports
-
     if not (sandbox.mode != "off" and sandbox.spec.network == "model"):
         return None
     allowed = allowed_destinations(harness, config, env)
@@ -193,11 +195,6 @@ def report_refused(run, egress) -> None:
     run._refused_reported = reported + len(fresh)
     if not fresh:
         return
-    from django.db import transaction
-
-    from agileplus.events.services import record_event
-    from agileplus.events.subjects import job_event
-
     for destination in fresh:
         run.say(f"Network: refused a connection to {destination} (agent.network: model allows only "
                 "the harness's API hosts)")

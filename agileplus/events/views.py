@@ -9,6 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 
 from agileplus.api.auth import user_for_token_header
+from agileplus.dispatch.models import DispatchJob
 from agileplus.events.sse import event_stream, job_log_stream
 
 _clients = asyncio.Semaphore(settings.SSE_MAX_CLIENTS)
@@ -33,8 +34,6 @@ def _authenticate(request: HttpRequest):
 
 
 def _job_exists(job_id: str) -> bool:
-    from agileplus.dispatch.models import DispatchJob
-
     return DispatchJob.objects.filter(pk=job_id).exists()
 
 

@@ -37,6 +37,7 @@ from django.db import transaction
 
 from agileplus.core.actors import Actor, parse_actor
 from agileplus.core.errors import DomainError, ImportFailed
+from agileplus.dispatch.costs import budget_config
 from agileplus.features import dag
 from agileplus.features.lifecycles import FeatureState, WPState, normalize_wp_state
 from agileplus.features.models import Dependency, Feature, Project, WorkPackage
@@ -538,8 +539,6 @@ def _non_finite_key(value: Any, where: str = "") -> str | None:
 
 
 def _check_budgets(agent: dict, path: Path, text: str, errors: _Collector) -> None:
-    from agileplus.dispatch.costs import budget_config
-
     try:
         budgets = budget_config(agent)
     except DomainError:

@@ -184,6 +184,20 @@ def remaining_critical_path(wps: list[WorkPackage], edges: list[tuple[str, str]]
     return dag.critical_path(remaining, live_edges)
 
 
+def _whole_feature(feature: Feature, wps: list, edges: list, *, paged: bool, summary: bool) -> tuple[list, list]:
+    """The WPs and edges the totals and critical path cover: the page's when it is the whole
+    feature, else the whole feature's as plain rows (none without ``summary``)."""
+    if paged and not summary:
+        return [], []
+    if not paged:
+        return wps, edges
+    rows = list(feature.work_packages.values_list("pk", "code", "state", "estimate_days"))
+    code_of = {row[0]: row[1] for row in rows}  # ids → codes here, not two joins in the database
+    return [_Row(*row[1:]) for row in rows], [
+        (code_of[a], code_of[b])
+        for a, b in Dependency.objects.filter(wp__feature=feature).values_list("wp_id", "depends_on_id")]
+
+
 def feature_status(feature: Feature, *, now: dt.datetime | None = None, after: str = "", limit: int | None = None,
                    codes: list[str] | None = None, summary: bool = True) -> dict:
     """Everything the status screens show about one feature (about six queries, any size).
@@ -216,15 +230,7 @@ def feature_status(feature: Feature, *, now: dt.datetime | None = None, after: s
         deps = [link.depends_on for link in wp.dependency_links.all()]
         edges.extend((wp.code, d.code) for d in deps)
         items.append(_wp_status(wp, deps, jobs.get(wp.pk), now, history.get(wp.pk)))
-    light, all_edges = wps, edges
-    if paged and not summary:
-        light, all_edges = [], []
-    elif paged:  # the totals and the critical path still cover the whole feature
-        rows = list(feature.work_packages.values_list("pk", "code", "state", "estimate_days"))
-        light = [_Row(*row[1:]) for row in rows]
-        code_of = {row[0]: row[1] for row in rows}  # ids → codes here, not two joins in the database
-        all_edges = [(code_of[a], code_of[b]) for a, b in
-                     Dependency.objects.filter(wp__feature=feature).values_list("wp_id", "depends_on_id")]
+    light, all_edges = _whole_feature(feature, wps, edges, paged=paged, summary=summary)
     done = sum(1 for wp in light if wp.state == WPState.DONE)
     days, path = remaining_critical_path(light, all_edges)
     status = {

@@ -11,7 +11,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agileplus.dispatch.sandboxing import check_sandbox
 from agileplus.dispatch.secrets import agent_base_environment
+from harnesses.base import HarnessError
 
 DEFAULT_TIMEOUT = 600
 
@@ -35,9 +37,6 @@ def run_command(command: str, cwd: Path, timeout: int, env: dict | None = None,
     """Run a check's command on the candidate tree. It is the agent's code: it runs in the same
     sandbox as an agent (no farm secrets, no network unless the check declares it, the candidate
     tree writable but not its .git, nothing else of this machine)."""
-    from agileplus.dispatch.sandboxing import check_sandbox
-    from harnesses.base import HarnessError
-
     try:
         sandbox = check_sandbox(cwd, network=network)
     except HarnessError as exc:

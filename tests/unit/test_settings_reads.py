@@ -15,8 +15,12 @@ NOT_CONFIGURATION = {
     "harnesses/git.py", "agileplus/core/supervisor.py", "agileplus/dispatch/secrets.py", "harnesses/check.py",
     # a worker's identity, set by `agileplus worker` for the pool children it starts after settings loaded
     "agileplus/dispatch/runner.py", "agileplus/cli/commands_farm.py", "workers/lifecycle.py",
-    # the harness layer has no Django: AGILEPLUS_<HARNESS>_BIN overrides an agent CLI's path
-    "harnesses/base.py",
+    # the harness layer has no Django: AGILEPLUS_<HARNESS>_BIN overrides an agent CLI's path,
+    # AGILEPLUS_SANDBOX=off / AGILEPLUS_BWRAP choose the sandbox, PATH finds the harness's install
+    "harnesses/base.py", "harnesses/sandbox.py",
+    # harness credentials come from the worker's own environment, never from settings (which are
+    # dumped by `diffsettings` and error pages): that is the point of them belonging to the worker
+    "agileplus/dispatch/sandboxing.py",
 }
 
 
