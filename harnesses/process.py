@@ -265,12 +265,14 @@ class AgentProcess:
         pgid = self.proc.pid
         say = on_stop or (lambda _text: None)
         say(f"Stopping agent: {result.stopped.kind} ({result.stopped.detail}); SIGTERM, {self.grace_seconds:g}s grace")
+        ignoring = 0
         if self.sandbox is not None and self.sandbox.mode != "off":
             # bwrap dies of SIGTERM and takes the PID namespace with it at once: the agent's own
             # processes (a new session inside) get the SIGTERM instead, and the grace to use it.
             for pid in descendants(pgid):
                 with contextlib.suppress(OSError):
                     if Path(f"/proc/{pid}/comm").read_text().strip() != "bwrap":
+                        ignoring += _ignores_sigterm(pid)
                         os.kill(pid, signal.SIGTERM)
         else:
             kill_group(pgid, signal.SIGTERM)
@@ -283,8 +285,22 @@ class AgentProcess:
             say("Agent still running after grace period: SIGKILL to its process group")
             kill_group(pgid, signal.SIGKILL)
             result.killed = True
+        elif ignoring:
+            # The sandbox ends with its first process: agent processes that ignored the SIGTERM
+            # (and would have outlived the grace) went down with the namespace, i.e. by SIGKILL.
+            say("Agent processes ignored SIGTERM: SIGKILLed with the sandbox")
+            result.killed = True
         code = self.proc.wait()
         result.exit_code = -1 if result.stopped.kind == "timeout" else code
+
+
+def _ignores_sigterm(pid: int) -> bool:
+    """Whether ``pid`` ignores SIGTERM (its SigIgn mask in /proc): only SIGKILL ends it."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigIgn:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
 
 
 JOB_MARK_ENV = "AGILEPLUS_JOB_MARK"

@@ -742,7 +742,8 @@ def _import_features(path: Path, *, actor: Actor | str, project: str | None, rep
     config = parse_config(root, errors)
     specs = [s for s in (parse_feature_dir(f, errors) for f in folders) if s is not None]
     errors.raise_if_any()
-    _refuse_unpushable_origin(root, project or _config_project(config))
+    if origin is None:  # a URL's scratch clone is not what merges push to
+        _refuse_unpushable_origin(root, project or _config_project(config))
     report = ImportReport()
     with transaction.atomic():
         name = _project_name(project or _config_project(config), root)

@@ -21,7 +21,7 @@ from agileplus.features.models import Feature, Project
 from agileplus.review.models import MergeLock
 from harnesses.git import redact_url, remote_url
 from tests.integration.api.conftest import client_for
-from tests.support.farm import ROOT, job_env, make_target_repo, running_workers
+from tests.support.farm import ROOT, job_env, make_target_repo, outbox_file, running_workers
 from tests.support.git_http import running_git_http, url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -63,7 +63,7 @@ def files_containing(root: Path, needle: bytes) -> list[str]:
 
 
 def test_a_feature_from_an_http_origin_with_a_password_ships_and_the_password_is_nowhere(tmp_path):
-    raid = tmp_path / "raid.txt"
+    raid = outbox_file(tmp_path, "raid.txt")  # the sandboxed agent may write only there
     repo = make_target_repo(tmp_path, wps=CHAIN, behaviour="commit:1",
                             environment={"AGENT_BEHAVIOUR_WP02": "commit:1,wip:wp02/notes.txt",
                                          "AGENT_BEHAVIOUR_WP03": f"commit:1,raid_origin:{raid}"})
