@@ -184,6 +184,8 @@ def runtime_paths(binary: str | None = None, path_env: str | None = None) -> lis
         if "node_modules" in parts:
             found.append(Path(*parts[: parts.index("node_modules") + 1]))
         found.append(real.parent)
+        if (real.parent.parent / "pyvenv.cfg").is_file():  # a CLI in a venv of its own (aider): its packages
+            found.append(real.parent.parent)
     return found
 
 
