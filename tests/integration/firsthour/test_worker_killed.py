@@ -1,5 +1,7 @@
-"""`kill -9` of a worker while its agent runs: the agent (and what it started) outlives it;
-the next start of that worker on the host ends them and records the lost attempt (system:reaper)."""
+"""`kill -9` of a worker while its agent runs. In the sandbox the agent (and what it started)
+dies with its worker (bwrap --die-with-parent, its PID namespace with it); unsandboxed
+(AGILEPLUS_SANDBOX=off) it outlives the worker and the next start of that worker on the host ends
+it. Either way that next start records the lost attempt (system:reaper)."""
 
 from __future__ import annotations
 
@@ -15,42 +17,61 @@ from agileplus.dispatch import services
 from agileplus.dispatch.models import DispatchJob
 from agileplus.dispatch.runner import farm_id
 from harnesses.process import marked_pids
-from tests.support.farm import import_target, make_target_repo, process_alive, start_worker, stop, wait_until
+from tests.support.farm import (
+    import_target,
+    make_target_repo,
+    outbox_file,
+    process_alive,
+    start_worker,
+    stop,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def restart(tmp_path):
+def restart(tmp_path, **extra):
     """Worker w1 on this host; the doorbell rings in the test's own embedded broker folder."""
-    return start_worker("w1", tmp_path / "w1", broker_url=None, broker_dir=settings.BROKER_DIR, lease="600")
+    return start_worker("w1", tmp_path / "w1", broker_url=None, broker_dir=settings.BROKER_DIR, lease="600",
+                        **extra)
 
 
-@pytest.fixture
-def killed_worker_with_running_agent(tmp_path):
-    """A job whose worker was SIGKILLed mid-run, and the mark of its agent's processes."""
+def kill_worker_mid_run(tmp_path, **extra):
+    """A job whose worker was SIGKILLed while its stubborn agent ran, and the agent's mark."""
+    started = outbox_file(tmp_path, "grandchild.pid")  # the sandboxed agent may write only there
     repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour="stubborn",
-                            environment={"GRANDCHILD_PID_FILE": str(tmp_path / "grandchild.pid")},
-                            agent={"retries": 0})
+                            environment={"GRANDCHILD_PID_FILE": str(started)}, agent={"retries": 0})
     feature = import_target(repo)
     job = services.enqueue_job(feature.work_packages.get(code="WP01"), actor="human:alice")
-    worker = restart(tmp_path)
+    worker = restart(tmp_path, **extra)
     try:
-        wait_until(lambda: (tmp_path / "grandchild.pid").exists(), timeout=90, what="the agent's grandchild")
+        wait_until(started.exists, timeout=90, what="the agent's grandchild")
         worker.kill(signal.SIGKILL)  # the worker's whole process group; the agent has a session of its own
         worker.proc.wait(timeout=30)
     finally:
         stop([worker])
-    mark = f"{farm_id()}:{job.id}.1"
-    assert marked_pids(mark), "the agent should have outlived its worker"
+    return job, f"{farm_id()}:{job.id}.1"
+
+
+@pytest.fixture
+def killed_worker_with_running_agent(tmp_path):
+    job, mark = kill_worker_mid_run(tmp_path)
     yield job, mark, tmp_path
     for pid in marked_pids(mark):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
 
-def test_the_next_start_of_the_worker_ends_the_orphaned_agent(killed_worker_with_running_agent):
-    job, mark, tmp_path = killed_worker_with_running_agent
-    worker = restart(tmp_path)
+def test_a_sandboxed_agent_dies_with_its_killed_worker(killed_worker_with_running_agent):
+    _job, mark, _tmp_path = killed_worker_with_running_agent
+    wait_until(lambda: not any(process_alive(p) for p in marked_pids(mark)), timeout=30,
+               what="the sandboxed agent's processes to end with their worker")
+
+
+def test_the_next_start_of_the_worker_ends_an_unsandboxed_orphaned_agent(tmp_path):
+    _job, mark = kill_worker_mid_run(tmp_path, AGILEPLUS_SANDBOX="off")
+    assert marked_pids(mark), "unsandboxed, the agent outlives its worker"
+    worker = restart(tmp_path, AGILEPLUS_SANDBOX="off")
     try:
         wait_until(lambda: not any(process_alive(p) for p in marked_pids(mark)), timeout=60,
                    what="the orphaned agent processes to end")
@@ -71,7 +92,7 @@ def test_the_lost_attempt_is_recorded_by_the_reaper_and_the_wp_blocked(killed_wo
     assert entry.actor == "system:reaper"
     assert {k: entry.metadata[k] for k in ("reason", "job_id", "attempt", "worker", "requeued")} == {
         "reason": "worker_lost", "job_id": job.id, "attempt": 1, "worker": "worker@w1", "requeued": False}
-    assert entry.metadata["agents_killed"]
+    assert isinstance(entry.metadata["agents_killed"], list)  # none left: they died with the sandbox
     job = DispatchJob.objects.get(pk=job.id)
     assert (job.state, job.wp.state) == ("failed", "blocked")
 
