@@ -185,10 +185,6 @@ API_MAX_JSON_DEPTH = int(os.environ.get("AGILEPLUS_API_MAX_JSON_DEPTH", "64"))
 
 # --- Farm -------------------------------------------------------------------------
 WORKER_DATA_DIR = Path(os.environ.get("AGILEPLUS_WORKER_DIR", DATA_DIR / "worker")).resolve()
-# Extra folders mounted into every agent sandbox (os.pathsep-separated): read-write, and read-only.
-# For test suites whose stand-in agents live outside the system folders; empty in production.
-SANDBOX_EXTRA_WRITABLE = [p for p in os.environ.get("AGILEPLUS_SANDBOX_WRITABLE", "").split(os.pathsep) if p]
-SANDBOX_EXTRA_READONLY = [p for p in os.environ.get("AGILEPLUS_SANDBOX_READONLY", "").split(os.pathsep) if p]
 JOB_LEASE_SECONDS = int(os.environ.get("AGILEPLUS_JOB_LEASE_SECONDS", "60"))
 JOB_LOG_MAX_LINES = int(os.environ.get("AGILEPLUS_JOB_LOG_MAX_LINES", "20000"))
 AGENT_KILL_GRACE_SECONDS = float(os.environ.get("AGILEPLUS_KILL_GRACE_SECONDS", "30"))

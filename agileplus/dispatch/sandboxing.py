@@ -147,7 +147,7 @@ def job_sandbox(*, harness_binary: str | None, worktree: Path, mirror: Path, pro
 def extra_writable() -> list[Path]:
     """``AGILEPLUS_SANDBOX_WRITABLE``: folders (':'-separated) every sandbox may write besides its
     repository. For an operator's shared cache, or a test's outbox; never the data folder."""
-    paths = [Path(p).resolve() for p in settings.SANDBOX_EXTRA_WRITABLE if p]
+    paths = [Path(p).resolve() for p in os.environ.get("AGILEPLUS_SANDBOX_WRITABLE", "").split(os.pathsep) if p]
     for path in paths:
         if any(path == h.resolve() or h.resolve() in path.parents or path in h.resolve().parents
                for h in hidden_paths()):
@@ -158,7 +158,7 @@ def extra_writable() -> list[Path]:
 
 def extra_read_only() -> list[Path]:
     """``AGILEPLUS_SANDBOX_READONLY``: more install folders (':'-separated) every sandbox mounts read-only."""
-    return [Path(p) for p in settings.SANDBOX_EXTRA_READONLY if p]
+    return [Path(p) for p in os.environ.get("AGILEPLUS_SANDBOX_READONLY", "").split(os.pathsep) if p]
 
 
 def check_sandbox(tree: Path, *, network: str = "none") -> Sandbox:

@@ -19,7 +19,8 @@ NOT_CONFIGURATION = {
     # AGILEPLUS_SANDBOX=off / AGILEPLUS_BWRAP choose the sandbox, PATH finds the harness's install
     "harnesses/base.py", "harnesses/sandbox.py",
     # harness credentials come from the worker's own environment, never from settings (which are
-    # dumped by `diffsettings` and error pages): that is the point of them belonging to the worker
+    # dumped by `diffsettings` and error pages): that is the point of them belonging to the worker;
+    # and the extra sandbox mounts a test suite sets for its in-process runs after settings loaded
     "agileplus/dispatch/sandboxing.py",
 }
 
