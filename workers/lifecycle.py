@@ -10,8 +10,6 @@ import threading
 from celery import signals
 from django.conf import settings
 
-from agileplus.dispatch.sandboxing import local_harnesses
-
 _stop = threading.Event()
 
 log = logging.getLogger("agileplus.worker")
@@ -43,6 +41,9 @@ def _start_heartbeat(sender=None, **_kwargs) -> None:
     hostname = sender.hostname if sender else os.environ.get("AGILEPLUS_WORKER_NAME", "worker")
     os.environ.setdefault("AGILEPLUS_WORKER_NAME", hostname)
     wanted = [h for h in os.environ.get("AGILEPLUS_WORKER_HARNESSES", "").split(",") if h]
+    # Late: this module is imported with the Celery app, before Django is set up (flower, celery CLI).
+    from agileplus.dispatch.sandboxing import local_harnesses
+
     harnesses = local_harnesses(wanted or None)
     concurrency = int(getattr(sender, "concurrency", 1) or 1) if sender else 1
     threading.Thread(target=_beat, args=(hostname, harnesses, concurrency), daemon=True).start()
