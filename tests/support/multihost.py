@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -201,8 +202,14 @@ class Bed:
             # A process table of its own (a worker reaps orphaned agents it finds in /proc: on one
             # machine it would find the other hosts' agents) and a /tmp of its own (a tmpfs in the
             # mount namespace `ip netns exec` makes): the host's data folder is visible to it alone.
-            argv += ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
-                     "sh", "-c", 'mount -t tmpfs -o size=2g tmpfs /tmp && exec "$@"', "sh"]
+            # A checkout under /tmp (CI clones anywhere) is carried over the new /tmp: its code and
+            # venv are the host's programs, not shared state.
+            script = 'mount -t tmpfs -o size=2g tmpfs /tmp && exec "$@"'
+            if ROOT.resolve().is_relative_to("/tmp"):
+                keep = shlex.quote(str(ROOT.resolve()))
+                script = (f"mount --bind {keep} /mnt && mount -t tmpfs -o size=2g tmpfs /tmp && "
+                          f'mkdir -p {keep} && mount --move /mnt {keep} && exec "$@"')
+            argv += ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "sh", "-c", script, "sh"]
         return argv
 
     def spawn(self, host: str, name: str, argv: list[str], env: dict[str, str], *, private_tmp: bool = False,
