@@ -307,6 +307,9 @@ def _nats_binary() -> str:
 def farm_env(services: Services, data_dir: str, **extra: str) -> dict[str, str]:
     """The environment of a farm process on a bed host: services by address, its own data folder."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGILEPLUS_", "DATABASE_URL", "CELERY_"))}
+    # The test agents (tests/support/agents) mounted read-only into each agent's sandbox, as on one host.
+    if os.environ.get("AGILEPLUS_SANDBOX_READONLY"):
+        env["AGILEPLUS_SANDBOX_READONLY"] = os.environ["AGILEPLUS_SANDBOX_READONLY"]
     env.update(DATABASE_URL=services.database_url, CELERY_BROKER_URL=services.broker_url, NATS_URL=services.nats_url,
                AGILEPLUS_DATA_DIR=data_dir, PYTHONPATH=str(ROOT), SECRET_KEY="multihost-bed-secret",
                AGILEPLUS_REAP_EVERY="1", AGILEPLUS_KILL_GRACE_SECONDS="2")
