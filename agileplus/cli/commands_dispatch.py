@@ -12,7 +12,7 @@ from agileplus.cli.main import cli
 from agileplus.cli.output import echo_json, mark_json
 from agileplus.core.errors import DomainError
 from agileplus.dispatch import selectors, services
-from agileplus.dispatch.models import JobState
+from agileplus.dispatch.models import SETUP_STREAM, JobState
 from agileplus.dispatch.runner import run_job
 from agileplus.dispatch.sandboxing import local_harnesses
 from agileplus.features.lifecycles import WPState
@@ -54,7 +54,7 @@ def _follow(job_id: str, *, until_running: bool = False, quiet: bool = False) ->
         job = selectors.get_job(job_id)
         for line in selectors.log_lines(job, after_seq=seq):
             seq = line.seq
-            if not quiet and line.stream == "agileplus":
+            if not quiet and line.stream in ("agileplus", SETUP_STREAM):
                 click.echo(line.line)
         if job.state == JobState.QUEUED and waited > 5 and not hinted:
             click.echo("Waiting for a worker to claim the job (start one with `agileplus worker`)...", err=True)
@@ -236,10 +236,10 @@ def jobs_list(feature_ref, state, limit, as_json) -> None:
                    f"/{j.max_attempts}  commits {j.n_commits}  {j.worker or '-'}")
 
 
-def _print_log(job, *, tail: int | None = None) -> int:
+def _print_log(job, *, tail: int | None = None, without: tuple[str, ...] = ()) -> int:
     """The job's log as `[10:15:33] …` lines; returns the last line's seq."""
     last = 0
-    for line in selectors.log_lines(job, tail=tail):
+    for line in selectors.log_lines(job, tail=tail, without=without):
         click.echo(f"[{line.timestamp:%H:%M:%S}] {line.line}")
         last = line.seq
     return last
@@ -316,7 +316,8 @@ def jobs_cancel(job_id, actor) -> None:
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends")
 @click.option("--job", "job_id", default=None, help="A job id instead of the WP's latest job")
 def logs(refs, feature_ref, tail, follow, job_id) -> None:
-    """The agent's log for a WP, as `[10:15:33] …` lines."""
+    """The agent session's log for a WP, as `[10:15:33] …` lines (the workspace and prompt
+    preamble `implement` printed is in `jobs show JOB --log`)."""
     if job_id:
         job = selectors.get_job(job_id)
     else:
@@ -326,10 +327,10 @@ def logs(refs, feature_ref, tail, follow, job_id) -> None:
         if job is None:
             raise DomainError(f"{wp.code} has no jobs yet", field="WP",
                               fix=f"agileplus implement {wp.feature.slug} --wp {wp.code}")
-    last = _print_log(job, tail=tail)
+    last = _print_log(job, tail=tail, without=(SETUP_STREAM,))
     while follow:
         job = selectors.get_job(job.id)
-        for line in selectors.log_lines(job, after_seq=last):
+        for line in selectors.log_lines(job, after_seq=last, without=(SETUP_STREAM,)):
             click.echo(f"[{line.timestamp:%H:%M:%S}] {line.line}")
             last = line.seq
         if job.state in JobState.FINAL:

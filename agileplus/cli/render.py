@@ -43,9 +43,11 @@ def _wp_label(wp: dict) -> str:
 
 
 def _detail_lines(wp: dict) -> list[str]:
+    """Under each WP: what it delivers (issue 15: on every WP, first, in the example's WP02 form),
+    then what its state has to say."""
     state = wp["state"]
     job = wp.get("job")
-    lines: list[str] = []
+    lines = [f"Deliverables: {', '.join(wp['deliverables'])}"] if wp["deliverables"] else []
     if state == "done":
         if job:
             parts = [f"Commits: {job['commits']}", f"Files: {job['files_changed']}"]
@@ -76,8 +78,6 @@ def _detail_lines(wp: dict) -> list[str]:
             lines.append(f"Tests: {tests}")
         lines.append(f"Agent: {job['agent']} (completed)" if job.get("finished_at") else f"Agent: {job['agent']}")
     elif state in ("planned", "blocked"):
-        if wp["deliverables"] and wp["ready"]:
-            lines.append(f"Deliverables: {', '.join(wp['deliverables'])}")
         if wp["dependencies"]:
             deps = ", ".join(d["code"] + (" (unblocked)" if d["done"] else "") for d in wp["dependencies"])
             lines.append(f"Blocked by: {deps}")

@@ -100,6 +100,11 @@ class DispatchJob(models.Model):
         return self.id
 
 
+# The log's stream of the `implement` screen's preamble (workspace, prompt sizes): `agileplus
+# logs` leaves it out and starts at the agent session, as the example's log does.
+SETUP_STREAM = "setup"
+
+
 class JobLogLine(models.Model):
     job = models.ForeignKey(DispatchJob, on_delete=models.CASCADE, related_name="log_lines")
     attempt = models.PositiveIntegerField(default=1)

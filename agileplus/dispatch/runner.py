@@ -29,7 +29,7 @@ from agileplus.core.canonical import sha256_hex
 from agileplus.core.errors import DomainError
 from agileplus.dispatch import services
 from agileplus.dispatch.costs import allowance_for
-from agileplus.dispatch.models import DispatchJob, JobState
+from agileplus.dispatch.models import SETUP_STREAM, DispatchJob, JobState
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
 from agileplus.dispatch.sandboxing import harness_credentials, job_sandbox, report_refused, start_egress
 from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
@@ -288,21 +288,24 @@ class JobRun:
                             warning_seconds=float(self.config.get("timeout_warning_seconds",
                                                                   settings.AGENT_TIMEOUT_WARNING_SECONDS)),
                             sandbox=launch.sandbox.open() if launch.sandbox else None)
-        self.say("Workspace setup:")
-        self.say(f"  Worktree: .worktrees/{workspace.name}")
-        self.say(f"  Branch: {workspace.branch}")
-        self.say(f"  Base commit: {workspace.base[:7]} ({workspace.main})")
+        # The `implement` screen's preamble: its own stream, so `agileplus logs` starts, as the
+        # example's does, at the session (`jobs show --log` prints every stream).
+        self.say("Workspace setup:", SETUP_STREAM)
+        self.say(f"  Worktree: .worktrees/{workspace.name}", SETUP_STREAM)
+        self.say(f"  Branch: {workspace.branch}", SETUP_STREAM)
+        self.say(f"  Base commit: {workspace.base[:7]} ({workspace.main})", SETUP_STREAM)
         if launch.sandbox:
-            self.say(f"  Sandbox: {launch.sandbox.mode}, network {launch.sandbox.spec.network}")
-        self.say("Prompt prepared:")
+            self.say(f"  Sandbox: {launch.sandbox.mode}, network {launch.sandbox.spec.network}", SETUP_STREAM)
+        self.say("Prompt prepared:", SETUP_STREAM)
         for line in launch.prompt.summary_lines(feature.slug, wp.code):
-            self.say(f"  {line}")
+            self.say(f"  {line}", SETUP_STREAM)
         pid = proc.start()
         services.start_running(self.claim, pid=pid, base_commit=workspace.base, branch=workspace.branch,
                                worktree=str(workspace.worktree), prompt=launch.prompt.text,
                                prompt_sizes=launch.prompt.sections, manifest=launch.manifest,
                                session_id=job.id, current_activity="starting")
-        self.say(f"Agent session started (pid {pid}, attempt {self.claim.attempt})")
+        # The example's words; the pid is on the job and in the `started` event.
+        self.say("Agent session started" + (f" (attempt {self.claim.attempt})" if self.claim.attempt > 1 else ""))
         return proc
 
     def stream(self, proc: AgentProcess, workspace: Workspace, launch: Launch, policy: StreamPolicy) -> ProcessResult:
@@ -400,8 +403,11 @@ class JobRun:
         go into the job's result and the ``completed`` event (the review later runs them again
         on main merged with the branch and records its own counts)."""
         counts, results = run_test_checks(self.job.wp, workspace.worktree)
-        for line in (line for r in results for line in r.lines[:1]):
-            self.say(f"Tests: {line}")
+        if counts and counts.get("total") is not None and not counts.get("failed"):
+            self.say(f"Tests passing: {counts.get('passed', 0)}/{counts['total']}")  # the example's line
+        else:
+            for line in (line for r in results for line in r.lines[:1]):
+                self.say(f"Tests: {line}")
         self.flush()
         return counts
 

@@ -47,9 +47,10 @@ def list_jobs(*, feature=None, state: str | None = None, limit: int = 50) -> lis
 
 
 def log_lines(job: DispatchJob, *, tail: int | None = None, after_seq: int = 0,
-              limit: int | None = None) -> list[JobLogLine]:
-    """The job's log lines after ``after_seq`` in order: the last ``tail``, or the first ``limit``."""
-    qs = JobLogLine.objects.filter(job=job, seq__gt=after_seq)
+              limit: int | None = None, without: tuple[str, ...] = ()) -> list[JobLogLine]:
+    """The job's log lines after ``after_seq`` in order: the last ``tail``, or the first ``limit``;
+    none of the streams ``without``."""
+    qs = JobLogLine.objects.filter(job=job, seq__gt=after_seq).exclude(stream__in=without)
     if tail:
         return list(reversed(qs.order_by("-seq")[:tail]))
     return list(qs.order_by("seq")[:limit] if limit is not None else qs.order_by("seq"))

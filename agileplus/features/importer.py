@@ -331,6 +331,27 @@ def _bounded_list(values: list[str], key: str, path: Path, line: int | None, err
     return values
 
 
+_DELIVERABLES_HEADING = re.compile(r"^#{1,6}\s+Deliverables\s*$", re.IGNORECASE | re.MULTILINE)
+_DELIVERABLE_ITEM = re.compile(r"^(?:\d+[.)]|[-*])\s+`?([^\s`]+)`?")
+
+
+def plan_deliverables(body: str) -> list[str]:
+    """A WP without ``deliverables:`` in its front matter: the paths its plan lists under a
+    ``Deliverables`` heading (the example's ``1. src/handlers/login.rs``), top-level items only."""
+    heading = _DELIVERABLES_HEADING.search(body)
+    if heading is None:
+        return []
+    found: list[str] = []
+    for line in body[heading.end():].splitlines():
+        if line.startswith("#"):
+            break
+        item = _DELIVERABLE_ITEM.match(line)
+        path = item[1].rstrip(".,:;") if item else ""
+        if ("/" in path or "." in path) and path not in found:  # a path, not a word of prose
+            found.append(path)
+    return found
+
+
 def normalize_repo_path(raw: str) -> str | None:
     """A path inside the repository, normalised (``src/./a/`` → ``src/a/``); None when it is empty,
     absolute, or leaves the repository (``..``). A trailing slash (a folder) is kept."""
@@ -399,7 +420,8 @@ def _parse_wp(path: Path, errors: _Collector) -> WPSpec | None:
         plan=body,
         dependencies=[normalize_wp_code(d) for d in deps],
         deliverables=_bounded_list(
-            _str_list(data.get("deliverables"), "deliverables", path, lines.get("deliverables"), errors),
+            _str_list(data["deliverables"], "deliverables", path, lines.get("deliverables"), errors)
+            if "deliverables" in data else plan_deliverables(body),
             "deliverables", path, lines.get("deliverables"), errors),
         estimate_days=estimate,
         owned_paths=_repo_paths(

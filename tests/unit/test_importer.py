@@ -97,6 +97,26 @@ def test_reimport_adds_a_new_wp_in_its_lane(repo):
     assert wp4.state == "doing" and str(wp4.estimate_days) == "0.50"
 
 
+def test_a_wp_without_deliverables_in_its_front_matter_takes_the_paths_its_plan_lists(repo):
+    path = _task(repo, "WP02-login-endpoint.md")
+    path.write_text(path.read_text().replace("deliverables:\n  - login_handler.rs\n  - tests\n", ""))
+
+    import_path(repo, actor="human:alice")
+
+    assert WorkPackage.objects.get(code="WP02").deliverables == [
+        "src/handlers/login.rs", "src/handlers/refresh.rs", "tests/login_handler_test.rs"]
+
+
+def test_deliverables_declared_empty_in_the_front_matter_stay_empty(repo):
+    path = _task(repo, "WP02-login-endpoint.md")
+    path.write_text(path.read_text().replace("deliverables:\n  - login_handler.rs\n  - tests\n",
+                                             "deliverables: []\n"))
+
+    import_path(repo, actor="human:alice")
+
+    assert WorkPackage.objects.get(code="WP02").deliverables == []
+
+
 @pytest.mark.parametrize(
     ("file", "old", "new", "expected"),
     [

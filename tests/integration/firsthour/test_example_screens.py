@@ -1,16 +1,19 @@
-"""The example's screens after a real run (`implement`, `review`, `move`, `status`), compared
-line by line with only the values (times, durations, ids) masked; and the review's parsed test
-counts in the job's result, the `completed` event and `status`."""
+"""The example's screens after a real run (`implement`, `review`, `move`, `status`, `status
+--watch`, `logs`, `events audit-verify`), compared line by line with only the values (times,
+durations, ids, counts) masked; and the review's parsed test counts in the job's result, the
+`completed` event and `status`. Ours shows the deliverables of every WP (issue 15), where the
+example's excerpts show them on the ready WP only."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
-from agileplus.dispatch.models import DispatchJob
+from agileplus.dispatch.models import DispatchJob, JobCommit
 from agileplus.events.models import Event
 from tests.support.farm import ROOT, import_target, job_env, make_target_repo
 
@@ -103,8 +106,9 @@ def test_status_of_a_wp_for_review_is_the_examples_screen(farm):
     tmp_path, _feature, _screen = farm
     lines = masked(agileplus(tmp_path, "status", "003").stdout)
 
-    assert lines[2:7] == [
+    assert lines[2:8] == [
         "WP01 Work package WP01            ██████░░░░░░ for_review",
+        "  Deliverables: wp01/file_1.txt",
         "  Commits: 2 (ahead of main)",
         "  Files: 2 changed",
         "  Tests: 3 passing",
@@ -147,6 +151,7 @@ def test_status_after_the_merge_is_the_examples_screen(farm):
         "Feature: 003-auth-system",
         "State: Implementing",
         "WP01 Work package WP01            ████████████ done",
+        "  Deliverables: wp01/file_1.txt",
         "  Commits: 2 | Files: 2 | Tests: 3/3 passing",
         "  Agent: command | Completed: <duration>",
         "  Review cycles: 1 (approved on first pass)",
@@ -155,6 +160,7 @@ def test_status_after_the_merge_is_the_examples_screen(farm):
         "  Blocked by: WP01 (unblocked)",
         "  Est. effort: 1 day",
         "WP03 Work package WP03            ░░░░░░░░░░░░ planned (blocked)",
+        "  Deliverables: wp03/file_1.txt",
         "  Blocked by: WP02",
         "  Est. effort: 1 day",
         "Total WP progress: 1/3 (33%)",
@@ -171,3 +177,125 @@ def test_implement_of_a_wp_its_dependency_unblocked_notes_the_constraint(farm):
 
     notes = lines.index("  Constraint notes: WP01 completion unblocks this")
     assert lines[notes - 1].startswith("  Governance constraints: ") and lines[notes + 1].startswith("  Total prompt: ")
+
+
+def at_time(lines: list[str]) -> list[str]:
+    return [re.sub(r"^\[\d\d:\d\d:\d\d\] ", "[<time>] ", line) for line in lines]
+
+
+def test_logs_is_the_examples_screen(farm):
+    tmp_path, feature, _screen = farm
+    job = DispatchJob.objects.get(feature=feature, wp__code="WP01")
+    agent_said = {f"[<time>] {line}" for line in job.log_lines.filter(stream="agent").values_list("line", flat=True)}
+
+    shown = at_time(agileplus(tmp_path, "logs", "WP01", "--tail", "20").stdout.splitlines())
+
+    # The agent's own lines interleave with ours as they arrive; each source in its order.
+    assert [line for line in shown if line not in agent_said] == [
+        "[<time>] Agent session started",
+        "[<time>] Commit: feat(WP01): change 1",
+        "[<time>] Commit: feat(WP01): change 2",
+        "[<time>] Governance: 2 commits checked, no violation",
+        "[<time>] Agent finished: exit 0, 2 commits, 2 files changed",
+        "[<time>] Tests passing: 3/3",
+    ]
+    assert [line for line in shown if line in agent_said] == [
+        "[<time>] agent starting WP01: commit:2",
+        "[<time>] committed: feat(WP01): change 1",
+        "[<time>] committed: feat(WP01): change 2",
+    ]
+
+
+def test_logs_in_the_examples_form_with_the_feature_is_the_same_screen(farm):
+    tmp_path, _feature, _screen = farm
+
+    with_feature = agileplus(tmp_path, "logs", "003", "WP01", "--tail", "20").stdout
+
+    assert with_feature == agileplus(tmp_path, "logs", "WP01", "--tail", "20").stdout
+    assert with_feature.startswith("[") and "Agent session started" in with_feature.splitlines()[0]
+
+
+def test_audit_verify_is_the_examples_screen(farm):
+    tmp_path, _feature, _screen = farm
+    agileplus(tmp_path, "review", "003", "WP01")
+    agileplus(tmp_path, "move", "003", "WP01", "--to", "done")
+
+    verified = agileplus(tmp_path, "events", "audit-verify", "--feature", "003-auth-system")
+    screen = re.sub(r"\(id=\d+\)", "(id=<id>)", re.sub(r"\(\d+ entries", "(<n> entries", verified.stdout))
+
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # The example's chain ends at `WP02 done`; ours records the unblocking that follows a merge too.
+    assert screen.splitlines() == [
+        "✓ Audit chain intact (<n> entries verified)",
+        "Hash coverage: created (id=<id>) → WP02 unblocked (id=<id>)",
+    ]
+
+
+@pytest.fixture
+def running(tmp_path):
+    """WP01's agent has made its two commits and works on (sleeps) while the test looks."""
+    feature = import_target(make_target_repo(tmp_path, behaviour="commit:2,sleep:120"))
+    env = job_env(tmp_path / "cli", None, AGILEPLUS_BROKER_DIR=str(tmp_path / "broker"),
+                  AGILEPLUS_WORKER_DIR=str(tmp_path / "worker"), AGILEPLUS_ACTOR="human:alice")
+    implementing = subprocess.Popen([sys.executable, "-m", "agileplus", "implement", "003", "--wp", "WP01", "--inline"],
+                                    cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while JobCommit.objects.filter(job__feature=feature, job__state="running").count() < 2:
+            assert time.monotonic() < deadline and implementing.poll() is None, "the agent never made 2 commits"
+            time.sleep(0.3)
+        yield tmp_path, DispatchJob.objects.get(feature=feature)
+    finally:
+        job = DispatchJob.objects.filter(feature=feature).first()
+        if job is not None and implementing.poll() is None:
+            agileplus(tmp_path, "jobs", "cancel", job.id)
+        implementing.wait(timeout=60)
+
+
+def first_watch_frame(tmp_path) -> list[str]:
+    env = job_env(tmp_path / "cli", None, AGILEPLUS_BROKER_DIR=str(tmp_path / "broker"))
+    watching = subprocess.Popen([sys.executable, "-m", "agileplus", "status", "003", "--watch"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        frame = []
+        for line in watching.stdout:  # a pipe: one frame after another, each ending in "(refreshed …)"
+            frame.append(line.rstrip("\n"))
+            if line.startswith("(refreshed "):
+                return frame
+        raise AssertionError(f"no frame: {frame}")
+    finally:
+        watching.kill()
+        watching.wait()
+
+
+def test_status_watch_of_a_running_wp_is_the_examples_screen(running):
+    tmp_path, job = running
+
+    frame = first_watch_frame(tmp_path)
+    frame = [re.sub(r"Started: \d\d:\d\d UTC", "Started: <time> UTC",
+                    re.sub(r"\(refreshed [\d:]+;", "(refreshed <time>;", line.replace(job.id, "<job>")))
+             for line in frame]
+
+    assert frame == [
+        "Feature: 003-auth-system",
+        "State: Implementing",
+        "WP01 Work package WP01            ██████░░░░░░ doing (command)",
+        "  Deliverables: wp01/file_1.txt",
+        "  Session: <job>",
+        "  Started: <time> UTC",
+        "  Files changed: 2",
+        "  Commits: 2",
+        "  Current task: committed: feat(WP01): change 2",
+        "WP02 Work package WP02            ░░░░░░░░░░░░ planned (blocked)",
+        "  Deliverables: wp02/file_1.txt",
+        "  Blocked by: WP01",
+        "  Est. effort: 1 day",
+        "WP03 Work package WP03            ░░░░░░░░░░░░ planned (blocked)",
+        "  Deliverables: wp03/file_1.txt",
+        "  Blocked by: WP02",
+        "  Est. effort: 1 day",
+        "Total WP progress: 0/3 (0%)",
+        "Estimated completion: 3 days",
+        "",
+        "(refreshed <time>; Ctrl-C to stop)",
+    ]
