@@ -128,12 +128,14 @@ def dispatch_screen(job: DispatchJob) -> list[str]:
     """The example's "Workspace setup" and "Prompt prepared" lines, from what the run recorded."""
     wp, feature = job.wp, job.feature
     prompt = PackagedPrompt(job.prompt or "", dict(job.prompt_sizes or {}), len(wp.deliverables or []))
-    lines = ["Workspace setup:", f"  Worktree: .worktrees/{Path(job.worktree).name}", f"  Branch: {job.branch}",
-             f"  Base commit: {job.base_commit[:7]} ({feature.project.main_branch})", "Prompt prepared:"]
-    summary = prompt.summary_lines(feature.slug, wp.code)
     deps = [d.depends_on.code for d in wp.dependency_links.select_related("depends_on").order_by("depends_on__code")]
-    if deps and wp_history(feature).get(wp.pk, {}).get("unblocked"):
-        # the example's WP03: it was blocked, and what it waited for just completed
+    # the example's WP03: it was blocked, and what it waited for was just merged by the farm
+    unblocked = bool(deps) and wp_history(feature).get(wp.pk, {}).get("unblocked", False)
+    main = feature.project.main_branch + (f" - includes {' and '.join(deps)}" if unblocked else "")
+    lines = ["Workspace setup:", f"  Worktree: .worktrees/{Path(job.worktree).name}", f"  Branch: {job.branch}",
+             f"  Base commit: {job.base_commit[:7]} ({main})", "Prompt prepared:"]
+    summary = prompt.summary_lines(feature.slug, wp.code)
+    if unblocked:
         summary.insert(-1, f"Constraint notes: {' and '.join(deps)} completion unblocks this")
     return lines + [f"  {line}" for line in summary]
 
