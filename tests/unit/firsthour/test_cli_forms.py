@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import models
 
 from agileplus.audit.models import AuditEntry
-from agileplus.dispatch.models import DispatchJob, JobLogLine
+from agileplus.dispatch.models import SETUP_STREAM, DispatchJob, JobLogLine
 from tests.factories import make_feature_with_wps
 from tests.support.cli import run_cli
 
@@ -65,3 +66,16 @@ def test_jobs_show_log_prints_the_whole_log_after_the_summary(job):
 def test_jobs_show_prints_tokens_and_cost(job):
     lines = run_cli(f"jobs show {job.id}").output.splitlines()
     assert "Tokens: 12,000 in / 345 out" in lines and "Cost: $0.0123" in lines
+
+
+def test_logs_starts_at_the_agent_session_and_jobs_show_log_keeps_the_implement_preamble(job):
+    at = dt.datetime(2026, 3, 1, 10, 15, 30, tzinfo=dt.UTC)
+    JobLogLine.objects.filter(job=job).update(seq=models.F("seq") + 2)
+    for seq, text in enumerate(["Workspace setup:", "  Branch: feat/x-WP01"], start=1):
+        JobLogLine.objects.create(job=job, attempt=1, seq=seq, timestamp=at, stream=SETUP_STREAM, line=text)
+
+    assert run_cli("logs WP01").output.splitlines() == [
+        "[10:15:33] Agent session started", "[10:15:33] Tests passing: 15/15"]
+    assert run_cli(f"jobs show {job.id} --log").output.splitlines()[-5:] == [
+        "Log:", "[10:15:30] Workspace setup:", "[10:15:30]   Branch: feat/x-WP01",
+        "[10:15:33] Agent session started", "[10:15:33] Tests passing: 15/15"]
