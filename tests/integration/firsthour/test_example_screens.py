@@ -263,7 +263,10 @@ def running(tmp_path):
                                     cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while JobCommit.objects.filter(job__feature=feature, job__state="running").count() < 2:
+        # both commits reported, and the agent's line after the second read (they race by a line)
+        while JobCommit.objects.filter(job__feature=feature, job__state="running").count() < 2 or not (
+                DispatchJob.objects.filter(feature=feature, current_activity="committed: feat(WP01): change 2")
+                .exists()):
             assert time.monotonic() < deadline and implementing.poll() is None, "the agent never made 2 commits"
             time.sleep(0.3)
         yield tmp_path, DispatchJob.objects.get(feature=feature)
