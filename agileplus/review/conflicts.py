@@ -17,7 +17,7 @@ from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Dependency, Feature, WorkPackage
 from agileplus.review.merge import workspace
-from harnesses.git import branch_name, git
+from harnesses.git import git
 
 POLICIES = ("serialize", "warn")
 OPEN_STATES = (WPState.PLANNED, WPState.DOING, WPState.FOR_REVIEW, WPState.BLOCKED)
@@ -98,7 +98,7 @@ def branch_conflicts(feature: Feature, wps: list[WorkPackage]) -> list[Predicted
     path = workspace(feature.project.repo_url)
     heads = {}
     for wp in wps:
-        ref = f"refs/remotes/origin/{branch_name(feature.slug, wp.code)}"
+        ref = f"refs/remotes/origin/{wp.branch_name}"
         if git("rev-parse", "--verify", "--quiet", ref, cwd=path, check=False):
             heads[wp.code] = ref
     found = []
