@@ -15,7 +15,9 @@ with its audit entry and event; then a second resets a blocked WP to planned and
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -94,7 +96,7 @@ def start_fresh(wp: WorkPackage, *, actor: Actor | str, harness: str | None = No
     with repo_lock(project.repo_url):
         path = workspace(project.repo_url)
         new = _next_branch(path, wp)
-        salvage = f"salvage/{wp.feature.slug}-{wp.code}-{timezone.now():%Y%m%d-%H%M%S}"
+        salvage = _salvage_name(path, wp)
         salvaged = set_aside_branch(path, old, salvage)
         base = git("rev-parse", f"refs/remotes/origin/{project.main_branch}", cwd=path)
     move = BranchMove(old_branch=old, branch=new, main=project.main_branch, base=base, salvage_branch=salvage if salvaged else None,
@@ -109,12 +111,20 @@ def _next_branch(path, wp: WorkPackage) -> str:
     """``feat/<feature>-<WP>-fresh<N>``, N one past the WP's current one and free on the origin. Never
     a name used before: a worker's mirror may still hold a local branch of that name to continue."""
     found = FRESH_SUFFIX.search(wp.fresh_branch)
-    number = int(found.group(1)) + 1 if found else 1
-    while True:
-        name = f"{default_branch_name(wp.feature.slug, wp.code)}-fresh{number}"
-        if not git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{name}", cwd=path, check=False):
-            return name
-        number += 1
+    stem = default_branch_name(wp.feature.slug, wp.code)
+    return _free_name(path, (f"{stem}-fresh{n}" for n in itertools.count(int(found.group(1)) + 1 if found else 1)))
+
+
+def _salvage_name(path, wp: WorkPackage) -> str:
+    """``salvage/<feature>-<WP>-<UTC time>`` (``-2``, ``-3``… when started over twice in a second)."""
+    stem = f"salvage/{wp.feature.slug}-{wp.code}-{timezone.now():%Y%m%d-%H%M%S}"
+    return _free_name(path, (stem if n == 1 else f"{stem}-{n}" for n in itertools.count(1)))
+
+
+def _free_name(path, names: Iterator[str]) -> str:
+    """The first of ``names`` that is no branch on the origin (as the merge workspace last fetched it)."""
+    return next(n for n in names
+                if not git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{n}", cwd=path, check=False))
 
 
 def _record_move(wp: WorkPackage, move: BranchMove, actor: Actor) -> None:

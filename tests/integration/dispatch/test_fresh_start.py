@@ -58,11 +58,6 @@ def blocked_then_fresh(tmp_path):
             "old_head": old_head, "main_now": main_now}
 
 
-def salvage_branches(repo) -> dict[str, str]:
-    refs = repo.git("for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads/salvage/")
-    return dict(line.split() for line in refs.splitlines())
-
-
 def test_a_forbidden_path_blocks_the_wp_and_the_screen_offers_a_fresh_start(blocked_then_fresh):
     first, feature = blocked_then_fresh["first"], blocked_then_fresh["feature"]
 
@@ -76,7 +71,7 @@ def test_a_forbidden_path_blocks_the_wp_and_the_screen_offers_a_fresh_start(bloc
 def test_the_old_branch_is_kept_on_the_origin_under_salvage_and_the_output_says_where(blocked_then_fresh):
     repo, fresh, old_head = blocked_then_fresh["repo"], blocked_then_fresh["fresh"], blocked_then_fresh["old_head"]
 
-    salvaged = salvage_branches(repo)
+    salvaged = repo.branches("salvage/")
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     assert len(salvaged) == 1
     [(name, sha)] = salvaged.items()
