@@ -53,9 +53,11 @@ def merge_config(wp: WorkPackage) -> dict:
 
 
 def job_to_review(wp: WorkPackage) -> DispatchJob | None:
-    """The job whose branch is reviewed and merged: the latest that succeeded, else the latest."""
-    return wp.jobs.filter(state=JobState.SUCCEEDED).order_by("-finished_at").first() or \
-        wp.jobs.order_by("-queued_at").first()
+    """The job whose branch is reviewed and merged: the latest that succeeded, else the latest.
+    After a fresh start only jobs on the new branch count: the old ones' bases are another branch's."""
+    jobs = wp.jobs.filter(branch=wp.fresh_branch) if wp.fresh_branch else wp.jobs.all()
+    return jobs.filter(state=JobState.SUCCEEDED).order_by("-finished_at").first() or \
+        jobs.order_by("-queued_at").first()
 
 
 def other_owned(wp: WorkPackage) -> dict[str, list[str]]:

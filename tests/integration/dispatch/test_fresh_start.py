@@ -18,7 +18,7 @@ from agileplus.dispatch.models import DispatchJob
 from agileplus.events.models import Event
 from tests.support.farm import ROOT, import_target, job_env, make_target_repo, running_workers
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.database]
 
 OLD_BRANCH = "feat/003-auth-system-WP01"
 NEW_BRANCH = "feat/003-auth-system-WP01-fresh1"
