@@ -89,6 +89,7 @@ def start_fresh(wp: WorkPackage, *, actor: Actor | str, harness: str | None = No
                 timeout_seconds: int | None = None, retries: int | None = None, send: bool = True) -> FreshStart:
     """Set the WP's branch aside on the origin, give the WP a new branch from main, queue its job."""
     actor = parse_actor(actor)
+    wp = WorkPackage.objects.select_related("feature__project").get(pk=wp.pk)  # its state now, not when read
     check_fresh_start(wp)
     check_request(wp, harness, timeout_seconds, retries)
     project = wp.feature.project
@@ -99,8 +100,8 @@ def start_fresh(wp: WorkPackage, *, actor: Actor | str, harness: str | None = No
         salvage = _salvage_name(path, wp)
         salvaged = set_aside_branch(path, old, salvage)
         base = git("rev-parse", f"refs/remotes/origin/{project.main_branch}", cwd=path)
-    move = BranchMove(old_branch=old, branch=new, main=project.main_branch, base=base, salvage_branch=salvage if salvaged else None,
-                      salvaged_sha=salvaged)
+    move = BranchMove(old_branch=old, branch=new, main=project.main_branch, base=base,
+                      salvage_branch=salvage if salvaged else None, salvaged_sha=salvaged)
     _record_move(wp, move, actor)
     job = _reset_and_queue(wp, move, actor, harness=harness, timeout_seconds=timeout_seconds, retries=retries,
                            send=send)
@@ -129,7 +130,8 @@ def _free_name(path, names: Iterator[str]) -> str:
 
 def _record_move(wp: WorkPackage, move: BranchMove, actor: Actor) -> None:
     """The branch moved on the origin: the WP's new branch, the audit entry and the event, together."""
-    with transaction.atomic():  # the entry locks the feature first, then the WP row is written: the one lock order
+    # The entry locks the feature, then the WP row is written: the one lock order (as transition_wp).
+    with transaction.atomic():
         payload = {"wp_id": wp.code, "actor": str(actor), **move.as_dict()}
         record_wp_entry(wp, actor=actor, transition=f"{wp.code}:fresh_start", metadata=move.as_dict(),
                         evidence_refs=[{"commit": move.salvaged_sha, "ref": f"refs/heads/{move.salvage_branch}"}]

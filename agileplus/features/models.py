@@ -74,7 +74,12 @@ class WorkPackage(models.Model):
     @property
     def branch_name(self) -> str:
         """The branch its agents work on, review reads and the merge takes, on the origin."""
-        return self.fresh_branch or default_branch_name(self.feature.slug, self.code)
+        return wp_branch_name(self.feature.slug, self.code, self.fresh_branch)
+
+
+def wp_branch_name(feature_slug: str, code: str, fresh_branch: str = "") -> str:
+    """``WorkPackage.branch_name`` from plain values (for code reading rows, not model instances)."""
+    return fresh_branch or default_branch_name(feature_slug, code)
 
 
 class Dependency(models.Model):

@@ -4,6 +4,8 @@ to salvage or when a WP starts over a second time."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from agileplus.dispatch.models import DispatchJob
@@ -127,3 +129,16 @@ def test_a_second_fresh_start_sets_aside_the_first_fresh_branch_and_takes_the_ne
     assert not repo.has_branch(f"{BRANCH}-fresh1")
     assert repo.subjects(f"{BRANCH}-fresh2") == ["feat(WP01): change 1", "initial"]
     assert feature.work_packages.get(code="WP01").branch_name == f"{BRANCH}-fresh2"
+
+
+def test_conflict_prediction_reads_a_started_over_wp_from_its_new_branch(tmp_path, no_doorbell):
+    repo = make_target_repo(tmp_path, wps={"WP01": [], "WP02": []},
+                            environment={"AGENT_BEHAVIOUR_WP01": "write:shared.txt",
+                                         "AGENT_BEHAVIOUR_WP02": "write:shared.txt"})
+    import_target(repo).work_packages.update(deliverables=[])
+    assert "for_review" in run_cli("implement 003 --wp WP01 --fresh --inline").output
+    assert "for_review" in run_cli("implement 003 --wp WP02 --inline").output
+
+    found = json.loads(run_cli("conflicts 003 --json").output)["conflicts"]
+
+    assert found == [{"a": "WP01", "b": "WP02", "source": "merge_tree", "paths": ["shared.txt"]}]
