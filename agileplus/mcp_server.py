@@ -26,6 +26,7 @@ from agileplus.audit.chain import verify_chain
 from agileplus.core.actors import Actor
 from agileplus.core.errors import DomainError
 from agileplus.dispatch import selectors, services
+from agileplus.dispatch.fresh import start_fresh
 from agileplus.features import selectors as feature_selectors
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review.services import move_wp
@@ -101,14 +102,19 @@ def _add_read_tools(server: MCPServer) -> None:
 def _add_write_tools(server: MCPServer, caller: Callable[[], Actor]) -> None:
     """Tools that change the farm: the caller's actor decides (the services refuse the rest)."""
 
-    @server.tool(description="Dispatch a ready WP to an agent harness; returns the job.")
-    async def dispatch(feature: str, wp: str, agent: str | None = None) -> dict:
+    @server.tool(description="Dispatch a ready WP to an agent harness; returns the job. fresh=true "
+                             "(`implement --fresh`) starts the WP over from the current main on a new branch, "
+                             "keeping its old branch on the origin under salvage/ (fresh_start says where).")
+    async def dispatch(feature: str, wp: str, agent: str | None = None, fresh: bool = False) -> dict:
         who = caller()
 
         def enqueue():
             ensure_may(who, "implement")
-            job = services.enqueue_job(get_wp(get_feature(feature), wp), harness=agent, actor=who.actor)
-            return selectors.job_summary(job)
+            target = get_wp(get_feature(feature), wp)
+            if fresh:
+                started = start_fresh(target, harness=agent, actor=who.actor)
+                return {**selectors.job_summary(started.job), "fresh_start": started.move.as_dict()}
+            return selectors.job_summary(services.enqueue_job(target, harness=agent, actor=who.actor))
         return await _run(enqueue)
 
     @server.tool(description="Move a WP to another state (to done merges it; only humans and CI may).")

@@ -18,6 +18,9 @@ report on job  yes    own job                 no  yes
 tokens         no     no                      no  yes
 =============  =====  ======================  ==  =====
 
+``implement`` covers a fresh start too (``fresh``: the WP's branch set aside under salvage/, a new
+one from main): no agent may start a WP over.
+
 "Own" means the job the agent runs: a per-job token (minted by the worker when the job starts,
 revoked when it ends, ``AGILEPLUS_TOKEN`` in the agent's environment) acts only on its job and that
 job's WP while the job is held; a standing agent token only on a job of its harness that is held

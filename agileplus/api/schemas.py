@@ -439,9 +439,19 @@ class QueuedJobOut(s.Serializer):
     state = enum(JobState.ALL)
 
 
+class FreshStartOut(s.Serializer):
+    old_branch = s.CharField(help_text="the branch the WP had")
+    branch = s.CharField(help_text="its new branch, from main")
+    main = s.CharField()
+    base = s.CharField(help_text="main's commit the new branch starts from")
+    salvage_branch = maybe(s.CharField, help_text="where the old branch is kept on the origin (null: none was pushed)")
+    salvaged_sha = maybe(s.CharField)
+
+
 class ImplementOut(s.Serializer):
     feature = s.CharField()
     jobs = QueuedJobOut(many=True)
+    fresh_start = FreshStartOut(required=False, help_text="with fresh: where the old work went")
 
 
 class CancelOut(s.Serializer):

@@ -40,6 +40,9 @@ class ImplementIn(serializers.Serializer):
     agent = serializers.RegexField(HARNESS, required=False, help_text="harness (default: the feature's config)")
     timeout = serializers.IntegerField(required=False, min_value=1, max_value=7 * 24 * 3600)
     retries = serializers.IntegerField(required=False, min_value=0, max_value=20)
+    fresh = serializers.BooleanField(required=False, default=False,
+                                     help_text="`implement --fresh`: start the one WP over from the current main on "
+                                               "a new branch; its old branch is kept on the origin under salvage/")
 
     def validate(self, data):
         given = [name for name in ("wps", "wp", "all") if data.get(name)]
@@ -47,6 +50,8 @@ class ImplementIn(serializers.Serializer):
             raise serializers.ValidationError({"wps": "give exactly one of wps, wp or all=true"})
         if data.get("wp"):
             data["wps"] = [data.pop("wp")]
+        if data["fresh"] and len(data.get("wps") or []) != 1:
+            raise serializers.ValidationError({"fresh": "a fresh start is for one WP: give wp (not wps or all)"})
         return data
 
 

@@ -29,6 +29,7 @@ from agileplus.core.errors import NotFound, StaleState
 from agileplus.dispatch import costs
 from agileplus.dispatch import selectors as jobs
 from agileplus.dispatch import services as dispatch
+from agileplus.dispatch.fresh import start_fresh
 from agileplus.features import selectors as features
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review import services as review
@@ -175,18 +176,25 @@ class Implement(Base):
 
     @write(out.ImplementOut, s.ImplementIn, out.SLUG, status=202, tags=["dispatch"], operation_id="implement",
            description="`agileplus implement`: queue agent jobs for the given WPs (all or none), or with "
-                       "`all` every ready WP, turning auto-dispatch on.")
+                       "`all` every ready WP, turning auto-dispatch on. With `fresh` (one WP: `implement "
+                       "--fresh`), the WP starts over from the current main on a new branch and its old branch "
+                       "is kept on the origin under salvage/ (`fresh_start` says where); 409 while an agent "
+                       "works on it or once it is in review or done.")
     def post(self, request, slug: str):
         data = parse(s.ImplementIn, request.data)
         feature = get_feature(slug)
         options = {"harness": data.get("agent"), "actor": self.actor(), "timeout_seconds": data.get("timeout"),
                    "retries": data.get("retries")}
-        if data.get("all"):
+        fresh = {}
+        if data["fresh"]:
+            started = start_fresh(get_wp(feature, data["wps"][0]), **options)
+            queued, fresh = [started.job], {"fresh_start": started.move.as_dict()}
+        elif data.get("all"):
             queued = start_feature(feature, **options)
         else:
             queued = dispatch_wps(feature, data["wps"], **options)
         return Response({"feature": feature.slug, "jobs": [{"id": j.id, "wp": j.wp.code, "harness": j.harness,
-                                                            "state": j.state} for j in queued]}, status=202)
+                                                            "state": j.state} for j in queued], **fresh}, status=202)
 
 
 # --- review --------------------------------------------------------------------------------------

@@ -10,8 +10,10 @@ from django.utils import timezone
 from agileplus.cli.context import actor_option, current_actor, feature_and_wp, json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo_json, mark_json
+from agileplus.cli.render import fresh_start_lines
 from agileplus.core.errors import DomainError
 from agileplus.dispatch import selectors, services
+from agileplus.dispatch.fresh import start_fresh
 from agileplus.dispatch.models import SETUP_STREAM, JobState
 from agileplus.dispatch.runner import run_job
 from agileplus.dispatch.sandboxing import local_harnesses
@@ -92,6 +94,12 @@ def _print_failure(job) -> None:
     click.echo(f"Reason: {job.error or job.current_activity}")
     click.echo("Next steps:")
     slug, code_ = job.feature.slug, job.wp.code
+    if entry is not None and (entry.metadata or {}).get("reason") == "governance_violation":
+        # Its commits can never pass (rewriting them is refused): continuing the branch cannot help.
+        click.echo("  Start over from main on a new branch (this branch is kept on the origin under salvage/):")
+        click.echo(f"    agileplus implement {slug} --wp {code_} --agent {job.harness} --timeout {job.timeout_seconds}"
+                   " --fresh")
+        return
     if setup_failed:
         click.echo("  Fix the cause above, then reset and retry:")
     else:
@@ -115,9 +123,11 @@ def _print_failure(job) -> None:
 @click.option("--retries", type=click.IntRange(0), default=None, help="Fresh-session retries after a lost worker")
 @click.option("--wait/--no-wait", default=None, help="Follow the job until it ends (default: yes for --wp)")
 @click.option("--inline", is_flag=True, help="Run the job in this process instead of on a worker")
+@click.option("--fresh", is_flag=True, help="Start over from the current main on a new branch; the old branch "
+                                            "is kept on the origin under salvage/")
 @actor_option
 @json_option
-def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, inline, actor, as_json) -> None:
+def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, inline, fresh, actor, as_json) -> None:
     """Dispatch a WP (or every ready WP) to an agent harness."""
     if as_json:
         mark_json()
@@ -125,6 +135,9 @@ def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, 
     feature = get_feature(feature_ref)
     if all_ready == bool(wp_code):
         raise DomainError("give either --wp WPxx or --all", field="--wp", fix="e.g. --wp WP02")
+    if fresh and all_ready:
+        raise DomainError("--fresh starts one WP over, not every ready WP", field="--fresh",
+                          fix=f"e.g. agileplus implement {feature.slug} --wp WP02 --fresh")
     if all_ready:
         jobs = start_feature(feature, harness=harness, actor=who, timeout_seconds=timeout, retries=retries)
         if as_json:
@@ -140,9 +153,17 @@ def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, 
             click.echo(f"Watch it: agileplus status {feature.slug} --watch")
         return
     wp = get_wp(feature, wp_code)
-    job = services.enqueue_job(wp, harness=harness, actor=who, timeout_seconds=timeout, retries=retries,
-                               send=not inline)
+    options = {"harness": harness, "actor": who, "timeout_seconds": timeout, "retries": retries, "send": not inline}
+    if fresh:
+        started = start_fresh(wp, **options)
+        job = started.job
+        if not as_json:
+            for line in fresh_start_lines(wp.code, started.move.as_dict()):
+                click.echo(line)
+    else:
+        job = services.enqueue_job(wp, **options)
     _follow_and_report(job, inline=inline, wait=wait, as_json=as_json)
+
 
 
 def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, as_json: bool = False) -> None:

@@ -133,14 +133,16 @@ def move(feature: str, wp_code: str, target: str, as_json: bool) -> None:
 @click.option("--all", "all_ready", is_flag=True)
 @click.option("--agent")
 @click.option("--timeout", type=int)
+@click.option("--fresh", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 def implement(feature: str, wp_code: str | None, all_ready: bool, agent: str | None, timeout: int | None,
-              as_json: bool) -> None:
-    """Dispatch a WP (or every ready WP) on the remote farm."""
-    body = {k: v for k, v in {"wp": wp_code, "all": all_ready or None, "agent": agent, "timeout": timeout}.items()
-            if v is not None}
+              fresh: bool, as_json: bool) -> None:
+    """Dispatch a WP (or every ready WP) on the remote farm; --fresh starts the WP over from main."""
+    body = {k: v for k, v in {"wp": wp_code, "all": all_ready or None, "agent": agent, "timeout": timeout,
+                              "fresh": fresh or None}.items() if v is not None}
     data = farm().post(f"/features/{feature}/implement", body)
-    _out(data, as_json, [f"{j['wp']} → {j['harness']} (job {j['id']})" for j in data["jobs"]])
+    moved = render.fresh_start_lines(data["jobs"][0]["wp"], data["fresh_start"]) if data.get("fresh_start") else []
+    _out(data, as_json, moved + [f"{j['wp']} → {j['harness']} (job {j['id']})" for j in data["jobs"]])
 
 
 @remote_cli.command()

@@ -145,3 +145,16 @@ def verification_lines(result: dict) -> list[str]:
 def event_line(event: dict) -> str:
     payload = json.dumps(event["payload"], separators=(",", ":"), sort_keys=True, ensure_ascii=False)
     return f"#{event['id']} {event['created_at']} {event['subject']} {payload}"
+
+
+def fresh_start_lines(code: str, move: dict) -> list[str]:
+    """Where the old work went and where the new work starts (local and remote CLI)."""
+    lines = [f"Fresh start for {code}:"]
+    if move["salvage_branch"]:
+        lines.append(f"  Old work: {move['old_branch']} ({move['salvaged_sha'][:7]}) is kept on the origin as "
+                     f"{move['salvage_branch']}")
+        lines.append(f"    git fetch origin {move['salvage_branch']}   # to look at it")
+    else:
+        lines.append(f"  Old work: none on the origin ({move['old_branch']} was never pushed)")
+    lines.append(f"  New branch: {move['branch']} from {move['main']} ({move['base'][:7]})")
+    return lines

@@ -141,7 +141,7 @@ def build_prompt(
         f"Implement {wp.code} according to spec, plan, and acceptance criteria.",
         "When done:",
         "1. Create commits with the convention above",
-        f"2. Leave the worktree on branch feat/{feature.slug}-{wp.code}",
+        f"2. Leave the worktree on branch {wp.branch_name}",
         "3. All tests must pass locally",
         f"4. No modifications outside {allowed}",
         time_budget(timeout_seconds or int(config.get("timeout_seconds") or 3600)),

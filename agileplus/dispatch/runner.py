@@ -225,7 +225,7 @@ class JobRun:
         feature, wp = self.job.feature, self.job.wp
         root = worker_root(self.claim.worker)
         mirror = self.mirror = g.ensure_mirror(root, feature.project.repo_url)
-        branch = self.branch = g.branch_name(feature.slug, wp.code)
+        branch = self.branch = wp.branch_name
         main = feature.project.main_branch
         original = self._replayed_job()
         name = g.worktree_name(feature.slug, wp.code)

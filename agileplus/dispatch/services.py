@@ -85,8 +85,7 @@ def enqueue_job(
 
     actor = parse_actor(actor)
     config = job_config(wp)
-    harness = harness or config.get("harness") or DEFAULT_HARNESS
-    _check_request(harness, config, timeout_seconds, retries)
+    harness = check_request(wp, harness, timeout_seconds, retries)
     with transaction.atomic():
         wp = WorkPackage.objects.select_for_update().select_related("feature").get(pk=wp.pk)
         rework = wp.state == WPState.DOING and not wp.jobs.filter(state__in=JobState.ACTIVE).exists()
@@ -124,8 +123,10 @@ def enqueue_job(
     return job
 
 
-def _check_request(harness: str, config: dict, timeout_seconds: int | None, retries: int | None) -> None:
-    """Refuse, naming the field, what would only fail later on a worker."""
+def check_request(wp: WorkPackage, harness: str | None, timeout_seconds: int | None, retries: int | None) -> str:
+    """Refuse, naming the field, what would only fail later on a worker; returns the harness to run."""
+    config = job_config(wp)
+    harness = harness or config.get("harness") or DEFAULT_HARNESS
     try:
         get_adapter(harness)
     except HarnessError as exc:
@@ -135,6 +136,7 @@ def _check_request(harness: str, config: dict, timeout_seconds: int | None, retr
         raise DomainError("timeout must be a positive number of seconds", field="timeout")
     if retries is not None and retries < 0:
         raise DomainError("retries cannot be negative", field="retries")
+    return harness
 
 
 def replay_job(job_id: str, *, actor: Actor | str, harness: str | None = None, send: bool = True) -> DispatchJob:

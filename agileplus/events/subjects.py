@@ -17,6 +17,11 @@ def wp_unblocked(feature_slug: str, wp_code: str) -> str:
     return f"{PREFIX}.feature.{feature_slug}.wp.{wp_code}.unblocked"
 
 
+def wp_fresh_start(feature_slug: str, wp_code: str) -> str:
+    """`implement --fresh`: the WP's branch set aside under salvage/, a new one from main."""
+    return f"{PREFIX}.feature.{feature_slug}.wp.{wp_code}.fresh_start"
+
+
 def feature_state_changed(feature_slug: str) -> str:
     return f"{PREFIX}.feature.{feature_slug}.state.changed"
 

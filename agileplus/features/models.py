@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from agileplus.features.lifecycles import FeatureState, WPState
+from harnesses.git import branch_name as default_branch_name
 
 
 class Project(models.Model):
@@ -54,6 +55,9 @@ class WorkPackage(models.Model):
         "self", through="Dependency", symmetrical=False, related_name="dependents", blank=True
     )
     agent = models.CharField(max_length=100, blank=True, help_text="Harness that last worked on it")
+    fresh_branch = models.CharField(
+        max_length=250, blank=True,
+        help_text="The branch a fresh start (`implement --fresh`) gave it; blank: feat/<feature>-<WP>")
     source_path = models.CharField(max_length=1000, blank=True)
     state_changed_at = models.DateTimeField(null=True, blank=True)
     done_at = models.DateTimeField(null=True, blank=True)
@@ -66,6 +70,16 @@ class WorkPackage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.feature.slug}/{self.code}"
+
+    @property
+    def branch_name(self) -> str:
+        """The branch its agents work on, review reads and the merge takes, on the origin."""
+        return wp_branch_name(self.feature.slug, self.code, self.fresh_branch)
+
+
+def wp_branch_name(feature_slug: str, code: str, fresh_branch: str = "") -> str:
+    """``WorkPackage.branch_name`` from plain values (for code reading rows, not model instances)."""
+    return fresh_branch or default_branch_name(feature_slug, code)
 
 
 class Dependency(models.Model):

@@ -15,9 +15,9 @@ from typing import NamedTuple
 
 from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.features.lifecycles import WPState
-from agileplus.features.models import Dependency, Feature, WorkPackage
+from agileplus.features.models import Dependency, Feature, WorkPackage, wp_branch_name
 from agileplus.review.merge import workspace
-from harnesses.git import branch_name, git
+from harnesses.git import git
 
 POLICIES = ("serialize", "warn")
 OPEN_STATES = (WPState.PLANNED, WPState.DOING, WPState.FOR_REVIEW, WPState.BLOCKED)
@@ -58,6 +58,7 @@ class _OpenWP(NamedTuple):
     code: str
     state: str
     owned_paths: list
+    fresh_branch: str = ""
 
 
 def _folders_of(path: str) -> list[str]:
@@ -92,13 +93,13 @@ def declared_conflicts(wps: list[WorkPackage]) -> list[PredictedConflict]:
     return found
 
 
-def branch_conflicts(feature: Feature, wps: list[WorkPackage]) -> list[PredictedConflict]:
+def branch_conflicts(feature: Feature, wps: list[_OpenWP]) -> list[PredictedConflict]:
     """`git merge-tree` of each pair of branches already on the origin (in the merge workspace)."""
 
     path = workspace(feature.project.repo_url)
     heads = {}
     for wp in wps:
-        ref = f"refs/remotes/origin/{branch_name(feature.slug, wp.code)}"
+        ref = f"refs/remotes/origin/{wp_branch_name(feature.slug, wp.code, wp.fresh_branch)}"
         if git("rev-parse", "--verify", "--quiet", ref, cwd=path, check=False):
             heads[wp.code] = ref
     found = []
@@ -114,7 +115,7 @@ def branch_conflicts(feature: Feature, wps: list[WorkPackage]) -> list[Predicted
 def predicted_conflicts(feature: Feature, *, with_branches: bool = True) -> list[PredictedConflict]:
     # plain rows, not model instances: a 10,000-WP feature is read on every board refresh
     wps = [_OpenWP(*row) for row in feature.work_packages.filter(state__in=OPEN_STATES)
-           .values_list("code", "state", "owned_paths")]
+           .values_list("code", "state", "owned_paths", "fresh_branch")]
     found = declared_conflicts(wps)
     if with_branches:
         with contextlib.suppress(Exception):  # no origin reachable: predictions from declarations only

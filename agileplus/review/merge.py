@@ -240,6 +240,26 @@ def rebase_branch(path: Path, main: str, branch: str) -> tuple[str, str]:
     return old, new
 
 
+def set_aside_branch(path: Path, branch: str, salvage: str) -> str | None:
+    """Move ``branch`` on the origin to the branch ``salvage`` in one atomic push: the salvage
+    branch is created and ``branch`` deleted, only if ``branch`` still points where it was read (a
+    lease: a push that lands meanwhile is not lost). Returns the commit set aside, or None when the
+    origin has no ``branch``. Raises RepositoryUnavailable when the origin refuses, naming why."""
+    head = git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=path, check=False)
+    if not head:
+        return None
+    try:
+        git("push", "--quiet", "--atomic", f"--force-with-lease=refs/heads/{branch}:{head}", "origin",
+            f"{head}:refs/heads/{salvage}", f":refs/heads/{branch}", cwd=path)
+    except GitError as exc:
+        raise RepositoryUnavailable(f"the origin refused to move {branch} to {salvage}: {str(exc)[-300:]}",
+                                    field="branch", fix="check that this machine may push to the origin "
+                                                        "(and delete branches there), then retry") from None
+    finally:
+        git("fetch", "--quiet", "--prune", "origin", cwd=path)
+    return head
+
+
 def _is_ancestor(path: Path, a: str, b: str) -> bool:
     return is_ancestor(path, a, b)
 

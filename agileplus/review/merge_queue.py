@@ -55,7 +55,7 @@ from agileplus.review.services import (
     review_config,
     tree_checks,
 )
-from harnesses.git import branch_name, git, git_env, is_ancestor
+from harnesses.git import git, git_env, is_ancestor
 
 log = logging.getLogger("agileplus.merge_queue")
 
@@ -534,7 +534,7 @@ def _changes_requested(entry: Entry, results: list[c.CheckResult], base: str = "
 
 
 def _branch(entry: Entry) -> str:
-    return branch_name(entry.feature.slug, entry.wp.code)
+    return entry.wp.branch_name
 
 
 def _codes(entries: list[Entry]) -> list[str]:

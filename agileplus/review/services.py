@@ -35,7 +35,7 @@ from agileplus.review.merge import (
     workspace,
 )
 from agileplus.review.models import MergeQueueEntry, ReviewReport
-from harnesses.git import GitError, branch_name, git
+from harnesses.git import GitError, git
 
 log = logging.getLogger("agileplus.review")
 
@@ -53,9 +53,11 @@ def merge_config(wp: WorkPackage) -> dict:
 
 
 def job_to_review(wp: WorkPackage) -> DispatchJob | None:
-    """The job whose branch is reviewed and merged: the latest that succeeded, else the latest."""
-    return wp.jobs.filter(state=JobState.SUCCEEDED).order_by("-finished_at").first() or \
-        wp.jobs.order_by("-queued_at").first()
+    """The job whose branch is reviewed and merged: the latest that succeeded, else the latest.
+    After a fresh start only jobs on the new branch count: the old ones' bases are another branch's."""
+    jobs = wp.jobs.filter(branch=wp.fresh_branch) if wp.fresh_branch else wp.jobs.all()
+    return jobs.filter(state=JobState.SUCCEEDED).order_by("-finished_at").first() or \
+        jobs.order_by("-queued_at").first()
 
 
 def other_owned(wp: WorkPackage) -> dict[str, list[str]]:
@@ -84,7 +86,7 @@ def run_review(wp: WorkPackage, *, actor: Actor | str = CI_AUTOMATION, apply: bo
     requested). ``wait_for_merge``: return only once the queue merged or ejected it."""
     actor = parse_actor(actor)
     project = wp.feature.project
-    branch = branch_name(wp.feature.slug, wp.code)
+    branch = wp.branch_name
     # One merge workspace per origin: reviews and merges of a repository take turns. The job is
     # read under the lock: a merge that just rebased this branch moved its base.
     with repo_lock(project.repo_url, wait_seconds=REVIEW_LOCK_WAIT_SECONDS, keep_alive=True):
@@ -232,10 +234,10 @@ def move_wp(
 
 def _merge_for_done(wp: WorkPackage, actor: Actor) -> dict | None:
     """Merge the WP branch if it has one (a WP done by hand without an agent has none)."""
-    project, feature = wp.feature.project, wp.feature
+    project = wp.feature.project
     if not wp.jobs.exists():
         return None
-    branch = branch_name(feature.slug, wp.code)
+    branch = wp.branch_name
     with repo_lock(project.repo_url):
         job = job_to_review(wp)
         path = workspace(project.repo_url)
@@ -272,10 +274,10 @@ def rebase_waiting_branches(merged: WorkPackage, path, merged_files: list[str]) 
     Branches touching none of those paths are left alone: nothing of theirs can conflict, and the
     gate reviews main + branch anyway (rebasing every waiting branch on every merge cost a push per
     waiting branch per merge, quadratic on a wide DAG)."""
-    feature, main = merged.feature, merged.feature.project.main_branch
+    main = merged.feature.project.main_branch
     onto = git_rev(path, f"origin/{main}")
     for wp in waiting_branches_touching(merged, set(merged_files)):
-        branch = branch_name(feature.slug, wp.code)
+        branch = wp.branch_name
         if _remote_head(path, branch) is None or wp.jobs.filter(state__in=JobState.ACTIVE).exists():
             continue
         try:

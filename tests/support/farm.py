@@ -47,6 +47,22 @@ class TargetRepo:
     def has_branch(self, branch: str) -> bool:
         return bool(self.git("branch", "--list", branch))
 
+    def commit_on_branch(self, branch: str, path: str, message: str) -> str:
+        """Earlier work on ``branch`` (made from main, one commit adding ``path``) as if pushed by an
+        agent; main stays checked out. Returns the branch's head."""
+        self.git("checkout", "-q", "-b", branch, "main")
+        (self.path / path).parent.mkdir(parents=True, exist_ok=True)
+        (self.path / path).write_text(f"{message}\n")
+        self.git("add", "--", path)
+        self.git("commit", "-qm", message)
+        self.git("checkout", "-q", "main")
+        return self.head(branch)
+
+    def branches(self, prefix: str) -> dict[str, str]:
+        """The branches under ``prefix`` (e.g. ``salvage/``) and their commits."""
+        refs = self.git("for-each-ref", "--format=%(refname:short) %(objectname)", f"refs/heads/{prefix}")
+        return dict(line.split() for line in refs.splitlines())
+
 
 def make_target_repo(
     root: Path,
