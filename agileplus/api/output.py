@@ -1,7 +1,9 @@
-"""Response shapes, for the OpenAPI schema only: the views render the same dicts the CLI prints
-with ``--json`` (``features.selectors``, ``dispatch.selectors``, ``audit.chain``…), and these
-serializers describe them, so ``/api/schema/`` says what a client really gets (checked by the
-schemathesis test: every response conforms). Keys are stable; new keys may be added."""
+"""Response shapes: one serializer per shape, which both renders the response (``ShapeOut(obj).data``)
+and is its OpenAPI schema (drf-spectacular reads it), so ``/api/schema/`` is what a client gets
+(``tests/integration/api/test_api_responses_match_schema.py``: every key documented, every value of
+its type). A shape the CLI's ``--json`` shares is built once by its selector (``features.selectors``,
+``dispatch.selectors``, ``audit.chain``…) and rendered here; the others are read from the models.
+Field order is the key order clients get. Keys are stable; new keys may be added."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from rest_framework import serializers as s
 from agileplus.api.roles import ROLES
 from agileplus.dispatch.models import JobState
 from agileplus.features.lifecycles import FeatureState, WPState
+from harnesses.git import redact_url
 
 
 def enum(values, *, null: bool = False, **kwargs) -> s.Field:
@@ -28,6 +31,22 @@ def text(**kwargs) -> s.Field:
 
 def maybe(field_class, **kwargs) -> s.Field:
     return field_class(allow_null=True, **kwargs)
+
+
+@extend_schema_field({"type": "string"})
+class RedactedURLField(s.CharField):
+    """A repository URL without the credentials it may carry."""
+
+    def to_representation(self, value) -> str:
+        return redact_url(value)
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class WPCodesField(s.Field):
+    """Work packages, rendered as their codes."""
+
+    def to_representation(self, value) -> list[str]:
+        return [wp.code for wp in value]
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -74,7 +93,7 @@ JOB = OpenApiParameter("job_id", str, OpenApiParameter.PATH, description="job id
 # --- read models -----------------------------------------------------------------------------
 class ProjectOut(s.Serializer):
     name = s.CharField()
-    repo_url = s.CharField()
+    repo_url = RedactedURLField()
     main_branch = s.CharField()
 
 
@@ -90,13 +109,16 @@ class FeatureTotalsOut(s.Serializer):
     percent = s.IntegerField()
 
 
-class FeatureRowOut(s.Serializer):
+class FeatureHeadOut(s.Serializer):
     id = s.IntegerField()
     slug = s.CharField()
     number = s.IntegerField()
     title = s.CharField()
     state = enum(FeatureState.ALL)
     project = s.CharField()
+
+
+class FeatureRowOut(FeatureHeadOut):
     totals = FeatureTotalsOut()
 
 
@@ -146,6 +168,10 @@ class WPOut(s.Serializer):
     agent = text()
     done_at = maybe(s.DateTimeField)
     completed_ago = maybe(s.CharField)
+    completed_in = maybe(s.CharField, help_text="dispatch to done, for a WP the farm ran (e.g. 45 minutes)")
+    review_cycles = s.IntegerField(help_text="reviews the WP went through")
+    approved_first_pass = s.BooleanField(help_text="its first review approved it")
+    unblocked = s.BooleanField(help_text="a dependency the farm finished made it ready (not one imported as done)")
     job = WPJobOut(allow_null=True, help_text="the WP's latest dispatch job")
 
 
@@ -159,15 +185,6 @@ class WPListOut(s.Serializer):
     results = WPOut(many=True)
     next_after = maybe(s.CharField, help_text="pass as `after` for the next page; null on the last page")
     next = maybe(s.URLField)
-
-
-class FeatureHeadOut(s.Serializer):
-    id = s.IntegerField()
-    slug = s.CharField()
-    number = s.IntegerField()
-    title = s.CharField()
-    state = enum(FeatureState.ALL)
-    project = s.CharField()
 
 
 class StatusTotalsOut(s.Serializer):
@@ -186,9 +203,9 @@ class FeatureStatusOut(s.Serializer):
     feature = FeatureHeadOut()
     work_packages = WPOut(many=True, help_text="one page (`limit`, default 200) in code order; the rest: "
                                                "`after=work_packages_page.next_after` or /wps")
-    work_packages_page = WPPageOut()
     totals = StatusTotalsOut()
     estimated_completion = CompletionOut()
+    work_packages_page = WPPageOut()
     cost_usd = s.CharField(help_text="decimal string: USD spent by the feature's jobs")
 
 
@@ -232,6 +249,7 @@ class VerificationOut(s.Serializer):
 
 
 class CostRowOut(s.Serializer):
+    # Read from a ``dispatch.costs.LedgerRow``.
     key = s.CharField()
     jobs = s.IntegerField()
     input_tokens = s.IntegerField()
@@ -246,6 +264,7 @@ class CostListOut(s.Serializer):
 
 
 class ReviewReportOut(s.Serializer):
+    # Read from a ``ReviewReport``.
     id = s.IntegerField()
     approved = s.BooleanField()
     actor = s.CharField()
@@ -297,6 +316,7 @@ class MergeQueueOut(s.Serializer):
 
 
 class ReviewOut(s.Serializer):
+    # Read from a ``ReviewReport``.
     id = s.IntegerField()
     approved = s.BooleanField()
     checks = s.ListField(child=s.JSONField())
@@ -304,16 +324,17 @@ class ReviewOut(s.Serializer):
 
 
 class JobRowOut(s.Serializer):
+    # Read from a ``DispatchJob`` annotated with ``n_commits`` (``api.queries.jobs``).
     id = s.CharField()
-    feature = s.CharField()
-    wp = s.CharField()
+    feature = s.CharField(source="feature.slug")
+    wp = s.CharField(source="wp.code")
     harness = s.CharField()
     state = enum(JobState.ALL)
     attempt = s.IntegerField()
     worker = text()
     requested_by = s.CharField()
     queued_at = s.DateTimeField()
-    commits = s.IntegerField()
+    commits = s.IntegerField(source="n_commits")
 
 
 class JobPageOut(s.Serializer):
@@ -356,8 +377,9 @@ class JobOut(s.Serializer):
 
 
 class LogLineOut(s.Serializer):
+    # Read from a ``JobLogLine``.
     seq = s.IntegerField()
-    time = s.DateTimeField()
+    time = s.DateTimeField(source="timestamp")
     stream = s.CharField()
     line = text()
 
@@ -386,6 +408,10 @@ class AgentWorkerOut(s.Serializer):
     hostname = s.CharField()
     sessions = s.IntegerField()
     version = maybe(s.JSONField)
+    sandbox = s.CharField(help_text="how the worker isolates this agent (e.g. bubblewrap), or unknown")
+    network = s.CharField(help_text="what the agent may reach (model: its model endpoint only)")
+    credentials = s.DictField(help_text="names of the agent's credentials the worker has (present) and lacks "
+                                        "(missing); never their values")
     alive = s.BooleanField()
 
 
@@ -393,6 +419,7 @@ class AgentOut(s.Serializer):
     name = s.CharField()
     status = enum(("active", "idle", "available", "unavailable"))
     model = text()
+    version = maybe(s.JSONField, help_text="the CLI's version, from this host or a worker")
     last_heartbeat = maybe(s.DateTimeField)
     sessions = s.IntegerField()
     workers = AgentWorkerOut(many=True)
@@ -404,6 +431,7 @@ class AgentListOut(s.Serializer):
 
 
 class WorkerOut(s.Serializer):
+    # Read from a ``Worker``.
     hostname = s.CharField()
     harnesses = s.JSONField()
     concurrency = s.IntegerField()
@@ -418,23 +446,26 @@ class WorkerListOut(s.Serializer):
 
 # --- write results ---------------------------------------------------------------------------
 class MovedOut(s.Serializer):
-    wp = s.CharField()
-    state = enum(WPState.ALL, help_text="the WP's new state")
-    to = enum(WPState.ALL)
-    actor = s.CharField(help_text="the token's identity, as recorded in the audit chain")
-    audit_entry = s.IntegerField(help_text="seq of the audit entry")
-    merge = s.JSONField(allow_null=True)
-    unblocked = s.ListField(child=s.CharField(), help_text="dependents this made ready")
+    # Read from a ``features.services.TransitionResult``.
+    wp = s.CharField(source="wp.code")
+    to = enum(WPState.ALL, source="target")
+    state = enum(WPState.ALL, source="target", help_text="the WP's new state")
+    actor = s.CharField(source="entry.actor", help_text="the token's identity, as recorded in the audit chain")
+    audit_entry = s.IntegerField(source="entry.seq", help_text="seq of the audit entry")
+    merge = s.JSONField(source="entry.metadata.merge", allow_null=True)
+    unblocked = WPCodesField(help_text="dependents this made ready")
 
-    def get_fields(self):  # "from" is a keyword
+    def get_fields(self):
+        # "from" is a Python keyword, so it cannot be declared above; it comes second, after "wp".
         fields = super().get_fields()
-        fields["from"] = enum(WPState.ALL)
-        return fields
+        ordered = {"wp": fields.pop("wp"), "from": enum(WPState.ALL, source="source")}
+        return {**ordered, **fields}
 
 
 class QueuedJobOut(s.Serializer):
+    # Read from a ``DispatchJob``.
     id = s.CharField()
-    wp = s.CharField()
+    wp = s.CharField(source="wp.code")
     harness = s.CharField()
     state = enum(JobState.ALL)
 
@@ -445,6 +476,7 @@ class ImplementOut(s.Serializer):
 
 
 class CancelOut(s.Serializer):
+    # Read from a ``DispatchJob``.
     id = s.CharField()
     state = enum(JobState.ALL)
     cancel_requested = s.BooleanField()
