@@ -38,8 +38,9 @@ def dag() -> dict[str, list[str]]:
 def raw_celery(folder: Path) -> float:
     workers = [subprocess.Popen([sys.executable, "-m", "celery", "-A", "_noop_app", "worker", "-c", "1", "-l",
                                  "warning", "--without-gossip", "--without-mingle", "-n", f"noop{i}@bench"],
-                                cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT / "bench")}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True) for i in range(WORKERS)]
+                                cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT / "bench")},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+             for i in range(WORKERS)]
     try:
         from _noop_app import app, touch
 

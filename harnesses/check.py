@@ -140,7 +140,8 @@ def scratch_worktree(root: Path) -> Path:
 def run_against_endpoint(harness: str, endpoint: ScriptedEndpoint, workdir: Path, *, binary: str | None = None,
                          options: dict | None = None, home: Path | None = None, timeout: float = 180,
                          resume_session: str | None = None, model: str | None = None,
-                         forbidden_paths: list[str] | None = None) -> tuple[int, list[AgentEvent], list[str], list[str]]:
+                         forbidden_paths: list[str] | None = None,
+                         ) -> tuple[int, list[AgentEvent], list[str], list[str]]:
     """Run ``harness``'s real CLI as the runner would, pointed at ``endpoint``: exit code,
     parsed events, stdout and stderr lines."""
     adapter = get_adapter(harness)
@@ -148,7 +149,8 @@ def run_against_endpoint(harness: str, endpoint: ScriptedEndpoint, workdir: Path
            **QUIET_ENVIRONMENT, **endpoint_environment(harness, endpoint)}
     prepare_home(harness, Path(env["HOME"]))
     spec = RunSpec(prompt=f"Write {CHECK_FILE} and commit it.", workdir=workdir, env=env,
-                   options={**CHECK_OPTIONS.get(harness, {}), **({"binary": binary} if binary else {}), **(options or {})},
+                   options={**CHECK_OPTIONS.get(harness, {}), **({"binary": binary} if binary else {}),
+                            **(options or {})},
                    timeout_seconds=int(timeout), resume_session=resume_session,
                    model=model or CHECK_MODELS.get(harness), forbidden_paths=list(forbidden_paths or []))
     invocation = adapter.build_command(spec)

@@ -209,7 +209,8 @@ def feature_status(feature: Feature, *, now: dt.datetime | None = None, after: s
     if limit is not None:
         page = page[: limit + 1]
     wps = list(page.prefetch_related(
-        Prefetch("dependency_links", queryset=Dependency.objects.select_related("depends_on").order_by("depends_on__code"))
+        Prefetch("dependency_links",
+                 queryset=Dependency.objects.select_related("depends_on").order_by("depends_on__code"))
     ))
     more = limit is not None and len(wps) > limit
     wps = wps[:limit] if limit is not None else wps

@@ -129,7 +129,8 @@ def workspace(origin: str) -> Path:
             git("clone", "--quiet", origin, str(path))
         git("fetch", "--quiet", "--prune", "origin", cwd=path)
     except GitError as exc:
-        raise RepositoryUnavailable(f"cannot reach the repository {redact_url(origin)}: {str(exc)[-300:]}", field="repo_url",
+        raise RepositoryUnavailable(f"cannot reach the repository {redact_url(origin)}: {str(exc)[-300:]}",
+                                    field="repo_url",
                                     fix="check the project's repo_url (agileplus feature import sets it) and "
                                         "that this machine can read it") from None
     return path

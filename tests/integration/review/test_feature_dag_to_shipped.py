@@ -67,7 +67,8 @@ def test_a_three_layer_dag_ships_with_each_layer_running_in_parallel(tmp_path, b
     assert {wp.state for wp in feature.work_packages.all()} == {"done"}
     ran = intervals(runs)
     for layer in LAYERS:
-        assert max(ran[wp][0] for wp in layer) < min(ran[wp][1] for wp in layer), f"{layer} did not overlap: {ran}" + diagnose(feature)
+        assert max(ran[wp][0] for wp in layer) < min(ran[wp][1] for wp in layer), \
+            f"{layer} did not overlap: {ran}" + diagnose(feature)
     for wp, deps in DAG.items():
         assert all(ran[d][1] < ran[wp][0] for d in deps), f"{wp} started before its dependencies ended"
     assert verify_chain(feature).ok

@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 PY = sys.executable
 TEST_COMMAND = f"{PY} -m pytest -q -p no:cacheprovider tests"
-REVIEW = {"checks": [{"name": "deliverables"}, {"name": "tests", "parser": "pytest", "timeout": 120, "command": TEST_COMMAND},
+REVIEW = {"checks": [{"name": "deliverables"},
+                     {"name": "tests", "parser": "pytest", "timeout": 120, "command": TEST_COMMAND},
                      {"name": "governance"}, {"name": "commit_convention"}]}
 PROJECT = {
     "calc/__init__.py": "",

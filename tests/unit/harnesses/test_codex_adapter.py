@@ -21,7 +21,8 @@ COMPLETED = STREAM.of_type("turn.completed")[0]  # 3 calls of 1000 input / 100 o
 # after its own retries, a reconnect notice), written from Codex's documented events.
 REASONING = '{"type":"item.completed","item":{"id":"item_0","type":"reasoning","text":"**Scanning the form code**"}}'
 COMMAND_STARTED = ('{"type":"item.started","item":{"id":"item_1","type":"command_execution","command":'
-                   '"bash -lc \'git commit -am login\'","aggregated_output":"","exit_code":null,"status":"in_progress"}}')
+                   '"bash -lc \'git commit -am login\'","aggregated_output":"","exit_code":null,'
+                   '"status":"in_progress"}}')
 COMMAND_FAILED = ('{"type":"item.completed","item":{"id":"item_1","type":"command_execution","command":'
                   '"bash -lc \'git commit -am login\'","aggregated_output":"fatal: Unable to create '
                   '\'/m/.git/index.lock\': Operation not permitted\\n","exit_code":128,"status":"failed"}}')
