@@ -20,15 +20,7 @@ from django.db.models.functions import Now
 
 from agileplus.core.errors import DomainError, RepositoryUnavailable
 from agileplus.review.models import MergeLock
-from harnesses.git import (
-    GitError,
-    checked_out_push_fix,
-    git,
-    is_ancestor,
-    mirror_path,
-    redact_url,
-    remote_url,
-)
+from harnesses.git import GitError, checked_out_push_fix, git, is_ancestor, mirror_path, redact_url, remote_url
 
 LOCK_LEASE_SECONDS = 120
 

@@ -35,14 +35,7 @@ from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Project, WorkPackage
 from agileplus.features.services import TransitionResult, record_wp_entry, transition_wp
 from agileplus.review import checks as c
-from agileplus.review.merge import (
-    MergeBusy,
-    MergeConflict,
-    push_if_unchanged,
-    repo_lock,
-    reset_to,
-    workspace,
-)
+from agileplus.review.merge import MergeBusy, MergeConflict, push_if_unchanged, repo_lock, reset_to, workspace
 from agileplus.review.models import MergeQueue, MergeQueueEntry, ReviewReport
 from agileplus.review.secret_scan import scan_range
 from agileplus.review.services import (

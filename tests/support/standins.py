@@ -15,6 +15,15 @@ from harnesses.process import AgentProcess
 STANDINS = Path(__file__).resolve().parents[1] / "standins"
 
 
+def run_spec(workdir, **kwargs) -> RunSpec:
+    """The run of WP01 an adapter is asked for in ``workdir`` (``kwargs``: other RunSpec fields)."""
+    return RunSpec(prompt=kwargs.pop("prompt", "Implement WP01: add the login form."), workdir=workdir, **kwargs)
+
+
+def value_after(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
 def path_with_standins(path: str | None = None) -> str:
     return os.pathsep.join([str(STANDINS), path if path is not None else os.environ.get("PATH", "")])
 
