@@ -22,6 +22,7 @@ from pathlib import Path
 
 from harnesses.base import AgentEvent, HarnessError, RunSpec, cli_version
 from harnesses.endpoints import Say, ScriptedEndpoint, Turn, Write, commit_script, endpoint_for
+from harnesses.git import init_one_commit_repo
 from harnesses.process import AgentProcess
 from harnesses.registry import adapter_names, get_adapter
 
@@ -124,14 +125,8 @@ def git(cwd: Path, *args: str) -> str:
 
 def scratch_worktree(root: Path) -> Path:
     """A repository with one commit and a linked worktree on its own branch, as a worker has."""
-    origin = root / "origin"
-    origin.mkdir(parents=True)
-    git(origin, "init", "-q", "-b", "main")
-    git(origin, "config", "user.name", "agents check")
-    git(origin, "config", "user.email", "agents-check@localhost")
-    (origin / "README.md").write_text("scratch repository of `agileplus agents check`\n")
-    git(origin, "add", "README.md")
-    git(origin, "commit", "-qm", "initial")
+    origin = init_one_commit_repo(root / "origin", name="agents check", email="agents-check@localhost",
+                                  readme="scratch repository of `agileplus agents check`\n")
     worktree = root / "worktrees" / "check-WP01"
     git(origin, "worktree", "add", "-q", "-b", "feat/check-WP01", str(worktree))
     return worktree

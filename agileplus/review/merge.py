@@ -18,23 +18,19 @@ from django.db import connection
 from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
-from agileplus.core.errors import DomainError, RepositoryUnavailable
+from agileplus.core.errors import Conflict, DomainError, RepositoryUnavailable
 from agileplus.review.models import MergeLock
 from harnesses.git import GitError, checked_out_push_fix, git, is_ancestor, mirror_path, redact_url, remote_url
 
 LOCK_LEASE_SECONDS = 120
 
 
-class MergeConflict(DomainError):
+class MergeConflict(Conflict):
     code = "merge_conflict"
-    http_status = 409
-    exit_code = 3
 
 
-class MergeBusy(DomainError):
+class MergeBusy(Conflict):
     code = "merge_busy"
-    http_status = 409
-    exit_code = 3
 
 
 @dataclass

@@ -135,15 +135,6 @@ def test_a_result_that_hit_the_turn_limit_is_an_error():
     assert event.usage.cost_usd == Decimal(str(json.loads(line)["total_cost_usd"]))
 
 
-def test_a_malformed_line_becomes_a_log_event():
-    whole_line = recorded("claude-code").of_type("assistant")[0]
-    line = whole_line[: len(whole_line) // 2]
-
-    [event] = ClaudeCodeAdapter().parse_line(line)
-
-    assert (event.kind, event.text) == ("log", line)
-
-
 @pytest.mark.parametrize("line", [
     "Warning: no stdin data received in 3s",
     "[1, 2]",

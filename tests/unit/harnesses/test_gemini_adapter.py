@@ -121,12 +121,6 @@ def test_a_failed_result_is_a_final_error():
     assert event.text == "error: Reached max session turns"
 
 
-def test_a_malformed_line_becomes_a_log_event():
-    [event] = GeminiAdapter().parse_line(RESULT[:50])
-
-    assert (event.kind, event.text) == ("log", RESULT[:50])
-
-
 @pytest.mark.parametrize("line", [
     "Loaded cached credentials.",
     '{"type":"tool_use","parameters":{"command":["not","a","string"]}}',

@@ -95,12 +95,6 @@ def test_an_error_event_is_an_error():
     assert (event.kind, event.is_error, event.text) == ("error", True, "Rate limit exceeded")
 
 
-def test_a_malformed_line_becomes_a_log_event():
-    [event] = OpencodeAdapter().parse_line(STEP_STOP[:60])
-
-    assert (event.kind, event.text) == ("log", STEP_STOP[:60])
-
-
 @pytest.mark.parametrize("line", [
     "INFO  2025-10-10T12:00:00 service=bus publishing",
     '{"type":"step_finish","part":{"reason":"stop","tokens":[1,2],"cost":"n/a"}}',

@@ -1,5 +1,6 @@
-"""Every adapter finds its agent CLI on PATH: without it, a harness error that names the harness,
-the binary and how to install it; with it, the version the CLI prints."""
+"""What every adapter does alike: it finds its agent CLI on PATH (without it, a harness error
+that names the harness, the binary and how to install it; with it, the version the CLI prints),
+and, where the CLI prints JSON lines, it keeps a line cut short as a log event, word for word."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from harnesses.adapters.gemini import GeminiAdapter
 from harnesses.adapters.opencode import OpencodeAdapter
 from harnesses.base import HarnessError
 from tests.support.standins import run_spec
+from tests.support.streams import recorded
 
 # (adapter, how to install its CLI, the version its stand-in prints)
 ADAPTERS = [
@@ -46,3 +48,16 @@ def test_availability_reports_the_version_of_the_binary_on_path(adapter, install
     found = adapter().availability()
 
     assert (found.available, found.version) == (True, version)
+
+
+JSON_LINES = [adapter for adapter, _, _ in ADAPTERS if adapter is not AiderAdapter]  # aider prints text
+
+
+@pytest.mark.parametrize("adapter", JSON_LINES, ids=[adapter.name for adapter in JSON_LINES])
+def test_a_json_line_cut_short_becomes_a_log_event_kept_verbatim(adapter):
+    whole_line = recorded(adapter.name).lines[-1]
+    line = whole_line[: len(whole_line) // 2]
+
+    [event] = adapter().parse_line(line)
+
+    assert (event.kind, event.text) == ("log", line)
