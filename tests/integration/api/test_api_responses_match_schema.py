@@ -7,15 +7,24 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
+from rest_framework.test import APIClient
 
+from agileplus.api.services import create_api_token
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine, Worker
 from agileplus.review.models import MergeQueueEntry, ReviewReport
 from tests.factories import make_feature_with_wps
 from tests.integration.api.conftest import add_job, client_for, move
-from tests.support.openapi import response_errors
+from tests.support.openapi import operation_for, response_errors
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+# Documented operations these tests do not request, and where their responses are checked instead.
+NOT_REQUESTED_HERE = {
+    ("post", "/api/features/{slug}/wps/{wp}/review"): "runs the review checks on a real git checkout: "
+                                                       "tests/integration/review (schemathesis for its errors)",
+}
 
 
 @pytest.fixture
@@ -83,6 +92,30 @@ def test_every_write_answers_what_the_schema_documents(spec, busy_feature):
         assert response.status_code in (200, 201, 202), (path, response.content)
         problems += response_errors(spec, "post", path, response.status_code, response.json())
     assert problems == [], "\n".join(problems)
+
+
+def test_a_login_answers_what_the_schema_documents(spec, busy_feature):
+    create_api_token("person", "human")
+    person = User.objects.get(username="person")
+    person.set_password("correct horse")
+    person.save()
+
+    response = APIClient().post("/api/auth/token", {"username": "person", "password": "correct horse"},
+                                format="json")
+
+    assert response.status_code == 200, response.content
+    assert response_errors(spec, "post", "/api/auth/token", 200, response.json()) == []
+
+
+def test_every_documented_operation_is_requested_by_these_tests(spec):
+    slug = "001-feature"
+    requested = {("get", operation_for(spec, "get", path.split("?")[0])[0]) for path in reads(slug)}
+    requested |= {("post", operation_for(spec, "post", path)[0]) for path, _body in writes(slug)}
+    requested |= {("post", "/api/auth/token")}
+    documented = {(method, template) for template, operations in spec["paths"].items()
+                  for method in operations if method in ("get", "post", "put", "patch", "delete")}
+
+    assert documented - requested - set(NOT_REQUESTED_HERE) == set()
 
 
 def test_errors_answer_the_documented_error_shape(spec, busy_feature):
