@@ -334,7 +334,7 @@ class TokenCreate(Base):
 
 
 class Login(Base):
-    authentication_classes = []
+    authentication_classes = []  # nothing to authenticate yet: a stale token sent along must not refuse a login
     permission_classes = [AllowAny]
     throttle_scope = "auth"
 

@@ -49,8 +49,9 @@ def _lease() -> ExpressionWrapper:
 @contextlib.contextmanager
 def repo_lock(repo: str, *, wait_seconds: float = 120, keep_alive: bool = False) -> Iterator[str]:
     """Hold the merge lock of ``repo``. A holder that died loses it when its lease runs out.
-    With ``keep_alive`` a thread renews the lease every third of it, for holders that run
-    checks longer than one lease (the merge queue)."""
+    A leased row, not a database lock, because a merge runs git for minutes outside any
+    transaction, from any worker, on SQLite as on PostgreSQL. With ``keep_alive`` a thread renews
+    the lease every third of it, for holders that run checks longer than one lease (the merge queue)."""
     token = secrets.token_hex(8)
     repo = remote_url(repo)  # the lock row (shown in the admin) names the repository, not its token
     MergeLock.objects.get_or_create(repo=repo)
