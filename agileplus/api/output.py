@@ -9,11 +9,35 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers as s
+from rest_framework.fields import SkipField
 
 from agileplus.api.roles import ROLES
 from agileplus.dispatch.models import JobState
 from agileplus.features.lifecycles import FeatureState, WPState
 from harnesses.git import redact_url
+
+
+class Shape(s.Serializer):
+    """A response shape. A dict a selector built is read key by key: DRF's generic lookup (made for
+    objects and dotted sources) was most of the cost of rendering a feature's status
+    (``bench/bench_api_render.py``). Anything else (a model instance, a dotted source, a missing
+    key) takes DRF's own path, so the output is the same either way."""
+
+    def to_representation(self, instance) -> dict:
+        if type(instance) is not dict:
+            return super().to_representation(instance)
+        rendered = {}
+        for field in self._readable_fields:
+            source = field.source_attrs
+            if len(source) == 1 and source[0] in instance:
+                value = instance[source[0]]
+            else:
+                try:
+                    value = field.get_attribute(instance)
+                except SkipField:
+                    continue
+            rendered[field.field_name] = None if value is None else field.to_representation(value)
+        return rendered
 
 
 def enum(values, *, null: bool = False, **kwargs) -> s.Field:
@@ -50,7 +74,7 @@ class WPCodesField(s.Field):
 
 
 # --- errors ----------------------------------------------------------------------------------
-class ErrorDetailOut(s.Serializer):
+class ErrorDetailOut(Shape):
     code = s.CharField(help_text="machine-readable: invalid, not_found, illegal_transition, blocked_by_dependency, "
                                  "stale_state, permission_denied, not_authenticated, throttled, …")
     message = s.CharField()
@@ -59,7 +83,7 @@ class ErrorDetailOut(s.Serializer):
     details = s.DictField(required=False, help_text="e.g. blocked_by: [WP codes]")
 
 
-class ErrorOut(s.Serializer):
+class ErrorOut(Shape):
     error = ErrorDetailOut()
 
 
@@ -91,17 +115,17 @@ JOB = OpenApiParameter("job_id", str, OpenApiParameter.PATH, description="job id
 
 
 # --- read models -----------------------------------------------------------------------------
-class ProjectOut(s.Serializer):
+class ProjectOut(Shape):
     name = s.CharField()
     repo_url = RedactedURLField()
     main_branch = s.CharField()
 
 
-class ProjectListOut(s.Serializer):
+class ProjectListOut(Shape):
     results = ProjectOut(many=True)
 
 
-class FeatureTotalsOut(s.Serializer):
+class FeatureTotalsOut(Shape):
     done = s.IntegerField()
     total = s.IntegerField()
     doing = s.IntegerField()
@@ -109,7 +133,7 @@ class FeatureTotalsOut(s.Serializer):
     percent = s.IntegerField()
 
 
-class FeatureHeadOut(s.Serializer):
+class FeatureHeadOut(Shape):
     id = s.IntegerField()
     slug = s.CharField()
     number = s.IntegerField()
@@ -122,17 +146,17 @@ class FeatureRowOut(FeatureHeadOut):
     totals = FeatureTotalsOut()
 
 
-class FeatureListOut(s.Serializer):
+class FeatureListOut(Shape):
     results = FeatureRowOut(many=True)
 
 
-class TestsOut(s.Serializer):
+class TestsOut(Shape):
     passed = maybe(s.IntegerField)
     total = maybe(s.IntegerField)
     failed = maybe(s.IntegerField)
 
 
-class WPJobOut(s.Serializer):
+class WPJobOut(Shape):
     id = s.CharField()
     agent = s.CharField()
     harness = s.CharField()
@@ -147,13 +171,13 @@ class WPJobOut(s.Serializer):
     completed_ago = maybe(s.CharField)
 
 
-class DependencyOut(s.Serializer):
+class DependencyOut(Shape):
     code = s.CharField()
     state = enum(WPState.ALL)
     done = s.BooleanField()
 
 
-class WPOut(s.Serializer):
+class WPOut(Shape):
     id = s.IntegerField()
     code = s.CharField()
     title = s.CharField()
@@ -175,31 +199,31 @@ class WPOut(s.Serializer):
     job = WPJobOut(allow_null=True, help_text="the WP's latest dispatch job")
 
 
-class WPPageOut(s.Serializer):
+class WPPageOut(Shape):
     after = maybe(s.CharField)
     limit = s.IntegerField()
     next_after = maybe(s.CharField, help_text="pass as `after` for the next page; null on the last page")
 
 
-class WPListOut(s.Serializer):
+class WPListOut(Shape):
     results = WPOut(many=True)
     next_after = maybe(s.CharField, help_text="pass as `after` for the next page; null on the last page")
     next = maybe(s.URLField)
 
 
-class StatusTotalsOut(s.Serializer):
+class StatusTotalsOut(Shape):
     done = s.IntegerField()
     total = s.IntegerField()
     percent = s.IntegerField()
 
 
-class CompletionOut(s.Serializer):
+class CompletionOut(Shape):
     days = s.FloatField()
     estimate = maybe(s.CharField)
     critical_path = s.ListField(child=s.CharField())
 
 
-class FeatureStatusOut(s.Serializer):
+class FeatureStatusOut(Shape):
     feature = FeatureHeadOut()
     work_packages = WPOut(many=True, help_text="one page (`limit`, default 200) in code order; the rest: "
                                                "`after=work_packages_page.next_after` or /wps")
@@ -209,7 +233,7 @@ class FeatureStatusOut(s.Serializer):
     cost_usd = s.CharField(help_text="decimal string: USD spent by the feature's jobs")
 
 
-class AuditEntryOut(s.Serializer):
+class AuditEntryOut(Shape):
     id = s.IntegerField(help_text="place in the feature's chain (seq)")
     feature_id = s.IntegerField()
     wp_id = maybe(s.IntegerField)
@@ -222,24 +246,24 @@ class AuditEntryOut(s.Serializer):
     hash = s.CharField(help_text="SHA-256 over the RFC 8785 canonical JSON of the other fields")
 
 
-class AuditPageOut(s.Serializer):
+class AuditPageOut(Shape):
     results = AuditEntryOut(many=True)
     next_after = maybe(s.IntegerField, help_text="pass as `after` for the next page; null on the last page")
     next = maybe(s.URLField)
 
 
-class ChainPointOut(s.Serializer):
+class ChainPointOut(Shape):
     id = s.IntegerField()
     transition = s.CharField()
 
 
-class ProblemOut(s.Serializer):
+class ProblemOut(Shape):
     id = maybe(s.IntegerField)
     kind = enum(("changed", "deleted", "reordered", "broken_link"))
     detail = s.CharField()
 
 
-class VerificationOut(s.Serializer):
+class VerificationOut(Shape):
     feature = s.CharField()
     ok = s.BooleanField()
     entries = s.IntegerField()
@@ -248,7 +272,7 @@ class VerificationOut(s.Serializer):
     problems = ProblemOut(many=True)
 
 
-class CostRowOut(s.Serializer):
+class CostRowOut(Shape):
     # Read from a ``dispatch.costs.LedgerRow``.
     key = s.CharField()
     jobs = s.IntegerField()
@@ -258,12 +282,12 @@ class CostRowOut(s.Serializer):
     cost_usd = s.CharField(help_text="decimal string")
 
 
-class CostListOut(s.Serializer):
+class CostListOut(Shape):
     results = CostRowOut(many=True)
     total_cost_usd = s.CharField(help_text="decimal string")
 
 
-class ReviewReportOut(s.Serializer):
+class ReviewReportOut(Shape):
     # Read from a ``ReviewReport``.
     id = s.IntegerField()
     approved = s.BooleanField()
@@ -274,17 +298,17 @@ class ReviewReportOut(s.Serializer):
     created_at = s.DateTimeField()
 
 
-class ReviewListOut(s.Serializer):
+class ReviewListOut(Shape):
     results = ReviewReportOut(many=True)
 
 
-class MergeQueueChecksOut(s.Serializer):
+class MergeQueueChecksOut(Shape):
     done = s.IntegerField()
     passed = s.ListField(child=s.CharField())
     failed = s.ListField(child=s.CharField())
 
 
-class MergeQueueEntryOut(s.Serializer):
+class MergeQueueEntryOut(Shape):
     wp = s.CharField()
     feature = s.CharField()
     title = s.CharField()
@@ -303,7 +327,7 @@ class MergeQueueEntryOut(s.Serializer):
     updated_at = s.DateTimeField()
 
 
-class MergeQueueOut(s.Serializer):
+class MergeQueueOut(Shape):
     repo = s.CharField()
     project = s.CharField()
     main_branch = s.CharField()
@@ -315,7 +339,7 @@ class MergeQueueOut(s.Serializer):
     recent = MergeQueueEntryOut(many=True)
 
 
-class ReviewOut(s.Serializer):
+class ReviewOut(Shape):
     # Read from a ``ReviewReport``.
     id = s.IntegerField()
     approved = s.BooleanField()
@@ -323,7 +347,7 @@ class ReviewOut(s.Serializer):
     text = s.CharField()
 
 
-class JobRowOut(s.Serializer):
+class JobRowOut(Shape):
     # Read from a ``DispatchJob`` annotated with ``n_commits`` (``api.queries.jobs``).
     id = s.CharField()
     feature = s.CharField(source="feature.slug")
@@ -337,19 +361,19 @@ class JobRowOut(s.Serializer):
     commits = s.IntegerField(source="n_commits")
 
 
-class JobPageOut(s.Serializer):
+class JobPageOut(Shape):
     results = JobRowOut(many=True)
     next_cursor = maybe(s.CharField, help_text="pass as `cursor` for the next page; null on the last page")
     next = maybe(s.URLField)
 
 
-class CommitOut(s.Serializer):
+class CommitOut(Shape):
     sha = s.CharField()
     message = text()
     files = s.ListField(child=s.JSONField())
 
 
-class JobOut(s.Serializer):
+class JobOut(Shape):
     id = s.CharField()
     feature = s.CharField()
     wp = s.CharField()
@@ -376,7 +400,7 @@ class JobOut(s.Serializer):
     manifest_hash = maybe(s.JSONField)
 
 
-class LogLineOut(s.Serializer):
+class LogLineOut(Shape):
     # Read from a ``JobLogLine``.
     seq = s.IntegerField()
     time = s.DateTimeField(source="timestamp")
@@ -384,13 +408,13 @@ class LogLineOut(s.Serializer):
     line = text()
 
 
-class LogPageOut(s.Serializer):
+class LogPageOut(Shape):
     results = LogLineOut(many=True)
     next_after = s.IntegerField(help_text="pass as `after` to get the lines written since")
     next = s.URLField()
 
 
-class EventOut(s.Serializer):
+class EventOut(Shape):
     id = s.IntegerField()
     msg_id = s.UUIDField()
     subject = s.CharField()
@@ -398,13 +422,13 @@ class EventOut(s.Serializer):
     created_at = maybe(s.DateTimeField)
 
 
-class EventPageOut(s.Serializer):
+class EventPageOut(Shape):
     results = EventOut(many=True)
     next_after = s.IntegerField(help_text="pass as `after` to resume after the last event seen")
     next = s.URLField()
 
 
-class AgentWorkerOut(s.Serializer):
+class AgentWorkerOut(Shape):
     hostname = s.CharField()
     sessions = s.IntegerField()
     version = maybe(s.JSONField)
@@ -415,7 +439,7 @@ class AgentWorkerOut(s.Serializer):
     alive = s.BooleanField()
 
 
-class AgentOut(s.Serializer):
+class AgentOut(Shape):
     name = s.CharField()
     status = enum(("active", "idle", "available", "unavailable"))
     model = text()
@@ -426,11 +450,11 @@ class AgentOut(s.Serializer):
     local = s.DictField()
 
 
-class AgentListOut(s.Serializer):
+class AgentListOut(Shape):
     results = AgentOut(many=True)
 
 
-class WorkerOut(s.Serializer):
+class WorkerOut(Shape):
     # Read from a ``Worker``.
     hostname = s.CharField()
     harnesses = s.JSONField()
@@ -440,12 +464,12 @@ class WorkerOut(s.Serializer):
     stopped_at = maybe(s.DateTimeField)
 
 
-class WorkerListOut(s.Serializer):
+class WorkerListOut(Shape):
     results = WorkerOut(many=True)
 
 
 # --- write results ---------------------------------------------------------------------------
-class MovedOut(s.Serializer):
+class MovedOut(Shape):
     # Read from a ``features.services.TransitionResult``.
     wp = s.CharField(source="wp.code")
     to = enum(WPState.ALL, source="target")
@@ -462,7 +486,7 @@ class MovedOut(s.Serializer):
         return {**ordered, **fields}
 
 
-class QueuedJobOut(s.Serializer):
+class QueuedJobOut(Shape):
     # Read from a ``DispatchJob``.
     id = s.CharField()
     wp = s.CharField(source="wp.code")
@@ -470,24 +494,24 @@ class QueuedJobOut(s.Serializer):
     state = enum(JobState.ALL)
 
 
-class ImplementOut(s.Serializer):
+class ImplementOut(Shape):
     feature = s.CharField()
     jobs = QueuedJobOut(many=True)
 
 
-class CancelOut(s.Serializer):
+class CancelOut(Shape):
     # Read from a ``DispatchJob``.
     id = s.CharField()
     state = enum(JobState.ALL)
     cancel_requested = s.BooleanField()
 
 
-class ReportOut(s.Serializer):
+class ReportOut(Shape):
     job = s.CharField()
     added = s.IntegerField()
 
 
-class TokenOut(s.Serializer):
+class TokenOut(Shape):
     username = s.CharField()
     role = enum(ROLES)
     token = s.CharField()
