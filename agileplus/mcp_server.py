@@ -74,13 +74,15 @@ def _add_read_tools(server: MCPServer) -> None:
     @server.tool(description="A feature's status: WPs (one page of up to 200), states, progress, estimated "
                              "completion.")
     async def feature_status(feature: str, after: str = "", limit: int = 200) -> dict:
-        return await _run(lambda: feature_selectors.feature_status(get_feature(feature), after=after[:20], limit=max(1, min(limit, 1000))))
+        return await _run(lambda: feature_selectors.feature_status(get_feature(feature), after=after[:20],
+                                                                   limit=max(1, min(limit, 1000))))
 
     @server.tool(description="The work packages of a feature with their dependencies and readiness (a page of "
                              "up to `limit`, after the code `after`).")
     async def list_wps(feature: str, after: str = "", limit: int = 200) -> dict:
         def page():
-            found = feature_selectors.feature_status(get_feature(feature), after=after[:20], limit=max(1, min(limit, 1000)))
+            found = feature_selectors.feature_status(get_feature(feature), after=after[:20],
+                                                     limit=max(1, min(limit, 1000)))
             return {"work_packages": found["work_packages"], "next_after": found["work_packages_page"]["next_after"]}
         return await _run(page)
 

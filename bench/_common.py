@@ -193,10 +193,12 @@ def format_table(results: Iterable[BenchResult], *, markdown: bool = False) -> s
                  "|" + "|".join("---:" if i in numeric else "---" for i in range(len(COLUMNS))) + "|"]
         lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
         return "\n".join(lines)
-    widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in rows)) if rows else len(COLUMNS[i]) for i in range(len(COLUMNS))]
+    widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in rows)) if rows else len(COLUMNS[i])
+              for i in range(len(COLUMNS))]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     return "\n".join([line(COLUMNS), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
@@ -221,7 +223,8 @@ def machine_info() -> dict[str, str]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": str(os.cpu_count() or "?"), "memory": memory, "os": f"{platform.system()} {platform.release()}"}
+    return {"cpu": cpu, "cores": str(os.cpu_count() or "?"), "memory": memory,
+            "os": f"{platform.system()} {platform.release()}"}
 
 
 def _package_version(name: str) -> str:
@@ -342,7 +345,8 @@ def run_script(script: Path, *, quick: bool, timeout: float, python: str = sys.e
     name = payload["name"] if payload else script.stem
     if proc.returncode != 0:
         last = (stderr.strip().splitlines() or ["(no stderr)"])[-1]
-        return BenchResult(name, figures, script.name, ok=False, error=f"exit {proc.returncode}: {last}", seconds=seconds)
+        return BenchResult(name, figures, script.name, ok=False, error=f"exit {proc.returncode}: {last}",
+                           seconds=seconds)
     if payload is None:
         return BenchResult(name, script=script.name, ok=False, error="no BENCH-JSON line on stdout", seconds=seconds)
     return BenchResult(name, figures, script.name, seconds=seconds)

@@ -7,14 +7,26 @@ import atexit
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PG_ADMIN_URL = os.environ.get("AGILEPLUS_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("AGILEPLUS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def implement_all(feature_slug: str, env: dict[str, str], *,
+                  timeout: float) -> tuple[subprocess.CompletedProcess, float]:
+    """``agileplus implement FEATURE --all --wait`` as a person runs it, and its wall time (s)."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "agileplus", "implement", feature_slug, "--all", "--wait",
+                           "--actor", "human:bench"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    return done, time.perf_counter() - start
 
 
 def _pg(sql: str) -> None:

@@ -1,5 +1,6 @@
 """The REST API under 16 concurrent clients (and 1), served by gunicorn (WSGI, 2 processes × 8
-threads, persistent DB connections) and by `agileplus web` (uvicorn, ASGI, 2 processes), on PostgreSQL: GET a feature's status with 50 WPs, and POST a WP transition
+threads, persistent DB connections) and by `agileplus web` (uvicorn, ASGI, 2 processes), on
+PostgreSQL: GET a feature's status with 50 WPs, and POST a WP transition
 (planned ⇄ blocked, one WP per client: lock, audit entry, event, one transaction).
 Baseline: GET /api/health (one SELECT 1) under the same load, in the same run.
 Usage: .venv/bin/python bench/bench_api.py [--quick]
@@ -25,7 +26,8 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
 SERVER = os.environ.get("BENCH_SERVER", "gunicorn")
 SERVERS = {  # the API is sync Django: WSGI threads; the ASGI server is for the SSE streams
     "gunicorn": lambda port: [str(Path(sys.executable).with_name("gunicorn")), "agileplus.wsgi", "-b",
-                              f"127.0.0.1:{port}", "-w", "2", "-k", "gthread", "--threads", "8", "--log-level", "warning"],
+                              f"127.0.0.1:{port}", "-w", "2", "-k", "gthread", "--threads", "8",
+                              "--log-level", "warning"],
     "uvicorn": lambda port: [sys.executable, "-m", "agileplus", "web", "--port", str(port), "--workers", "2"],
 }
 REQUESTS = 25 if QUICK else 150

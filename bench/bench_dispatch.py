@@ -119,8 +119,8 @@ def latency_child() -> None:
     worker = start_worker("bench", folder / "worker", broker_url=broker_url, broker_dir=folder / "broker")
     noop = subprocess.Popen([sys.executable, "-m", "celery", "-A", "_noop_app", "worker", "-c", "1", "-l", "warning",
                              "--without-gossip", "--without-mingle", "-n", "noop@bench"],
-                            cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT / "bench")}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                            cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT / "bench")},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     ours, base = [], []
     try:
         wait_ready([worker])

@@ -10,15 +10,13 @@ Usage: .venv/bin/python bench/bench_feature.py [--quick]
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Figure, emit, is_quick, percentile  # noqa: E402
-from _farm import ROOT, setup  # noqa: E402
+from _farm import implement_all, setup  # noqa: E402
 
 QUICK = is_quick()
 ROUNDS = 1 if QUICK else 3
@@ -44,11 +42,7 @@ def one_round(folder: Path, index: int) -> tuple[float, float, list[float]]:
     feature = import_target(repo)
     env = job_env(root / "cli", None, AGILEPLUS_BROKER_DIR=str(root / "broker"))  # the workers' broker
     with running_workers(root, 3, broker_url=None):
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "agileplus", "implement", feature.slug, "--all", "--wait",
-                               "--actor", "human:bench"], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=600)
-        wall = time.perf_counter() - start
+        done, wall = implement_all(feature.slug, env, timeout=600)
     if done.returncode != 0:
         blocked = AuditEntry.objects.filter(feature=feature).order_by("seq")
         raise SystemExit(done.stdout[-1000:] + done.stderr[-1000:] + "\n".join(

@@ -110,7 +110,8 @@ def run(root: Path, n: int, batch_max: int) -> tuple[float, int, int, int]:
     checks = [{"name": "tests", "parser": "pytest", "timeout": 120, "command": SUITE,
                "env": {"SLOW_SECONDS": str(CHECK_SECONDS)}}]
     project = Project.objects.create(name=f"bench-{n}-{batch_max}", repo_url=str(origin),
-                                     config={"merge": {"queue": {"batch_max": batch_max}}, "review": {"checks": checks}})
+                                     config={"merge": {"queue": {"batch_max": batch_max}},
+                                             "review": {"checks": checks}})
     feature = Feature.objects.create(project=project, slug=slug, number=n * 100 + batch_max, title="bench")
     wps = [WorkPackage.objects.create(feature=feature, code=f"WP{i:02d}", title=f"change {i}") for i in range(1, n + 1)]
     for wp in wps:
@@ -150,7 +151,8 @@ def main() -> None:
               f"{queue[0]:6.1f}s ({queue[1]} merged, {queue[2]} ejected, {queue[3]} failing trees) | {ratio:.1f}x")
         figures.append(Figure(f"merge queue, {n} approved WPs (1 breaking), {CHECK_SECONDS}s check: first approval "
                               "→ last merge", round(queue[0], 1), "s",
-                              baseline="serialized re-check (batch_max 1), same run", baseline_value=round(serial[0], 1),
+                              baseline="serialized re-check (batch_max 1), same run",
+                              baseline_value=round(serial[0], 1),
                               unit_baseline="s", note=f"{ratio:.1f}x faster; failing trees on main: queue {queue[3]}, "
                                                       f"serialized {serial[3]}; aim >= 3x with 0"))
     emit("merge_queue", figures)

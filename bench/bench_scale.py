@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Figure, emit, is_quick  # noqa: E402
-from _farm import PG_ADMIN_URL, REDIS_URL, ROOT, service_reachable, setup  # noqa: E402
+from _farm import PG_ADMIN_URL, REDIS_URL, ROOT, implement_all, service_reachable, setup  # noqa: E402
 
 QUICK = is_quick()
 WPS = int(os.environ.get("BENCH_SCALE_WPS", "100" if QUICK else "500"))
@@ -38,8 +38,9 @@ def dag() -> dict[str, list[str]]:
 def raw_celery(folder: Path) -> float:
     workers = [subprocess.Popen([sys.executable, "-m", "celery", "-A", "_noop_app", "worker", "-c", "1", "-l",
                                  "warning", "--without-gossip", "--without-mingle", "-n", f"noop{i}@bench"],
-                                cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT / "bench")}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True) for i in range(WORKERS)]
+                                cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT / "bench")},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+             for i in range(WORKERS)]
     try:
         from _noop_app import app, touch
 
@@ -74,11 +75,7 @@ def main() -> None:
     feature = import_target(repo)
     env = job_env(folder / "cli", REDIS_URL)
     with running_workers(folder, WORKERS, broker_url=REDIS_URL):
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "agileplus", "implement", feature.slug, "--all", "--wait",
-                               "--actor", "human:bench"], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=3600)
-        ours = time.perf_counter() - start
+        done, ours = implement_all(feature.slug, env, timeout=3600)
     if done.returncode != 0:
         from agileplus.audit.models import AuditEntry
 

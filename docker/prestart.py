@@ -40,7 +40,8 @@ def _describe_database() -> str:
     settings = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite {settings['NAME']}"
-    return f"{connection.vendor} {settings.get('HOST') or 'localhost'}:{settings.get('PORT') or 'default'}/{settings['NAME']}"
+    host, port = settings.get("HOST") or "localhost", settings.get("PORT") or "default"
+    return f"{connection.vendor} {host}:{port}/{settings['NAME']}"
 
 
 def wait_for_database(timeout: float, interval: float = 1.0) -> bool:
@@ -59,7 +60,8 @@ def wait_for_database(timeout: float, interval: float = 1.0) -> bool:
             last_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             connection.close()
         if time.monotonic() >= deadline:
-            print(f"prestart: database {_describe_database()} unreachable after {timeout:g}s: {last_error}", file=sys.stderr)
+            print(f"prestart: database {_describe_database()} unreachable after {timeout:g}s: {last_error}",
+                  file=sys.stderr)
             return False
         time.sleep(interval)
 

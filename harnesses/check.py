@@ -22,6 +22,7 @@ from pathlib import Path
 
 from harnesses.base import AgentEvent, HarnessError, RunSpec, cli_version
 from harnesses.endpoints import Say, ScriptedEndpoint, Turn, Write, commit_script, endpoint_for
+from harnesses.git import init_one_commit_repo
 from harnesses.process import AgentProcess
 from harnesses.registry import adapter_names, get_adapter
 
@@ -124,14 +125,8 @@ def git(cwd: Path, *args: str) -> str:
 
 def scratch_worktree(root: Path) -> Path:
     """A repository with one commit and a linked worktree on its own branch, as a worker has."""
-    origin = root / "origin"
-    origin.mkdir(parents=True)
-    git(origin, "init", "-q", "-b", "main")
-    git(origin, "config", "user.name", "agents check")
-    git(origin, "config", "user.email", "agents-check@localhost")
-    (origin / "README.md").write_text("scratch repository of `agileplus agents check`\n")
-    git(origin, "add", "README.md")
-    git(origin, "commit", "-qm", "initial")
+    origin = init_one_commit_repo(root / "origin", name="agents check", email="agents-check@localhost",
+                                  readme="scratch repository of `agileplus agents check`\n")
     worktree = root / "worktrees" / "check-WP01"
     git(origin, "worktree", "add", "-q", "-b", "feat/check-WP01", str(worktree))
     return worktree
@@ -140,7 +135,8 @@ def scratch_worktree(root: Path) -> Path:
 def run_against_endpoint(harness: str, endpoint: ScriptedEndpoint, workdir: Path, *, binary: str | None = None,
                          options: dict | None = None, home: Path | None = None, timeout: float = 180,
                          resume_session: str | None = None, model: str | None = None,
-                         forbidden_paths: list[str] | None = None) -> tuple[int, list[AgentEvent], list[str], list[str]]:
+                         forbidden_paths: list[str] | None = None,
+                         ) -> tuple[int, list[AgentEvent], list[str], list[str]]:
     """Run ``harness``'s real CLI as the runner would, pointed at ``endpoint``: exit code,
     parsed events, stdout and stderr lines."""
     adapter = get_adapter(harness)
@@ -148,7 +144,8 @@ def run_against_endpoint(harness: str, endpoint: ScriptedEndpoint, workdir: Path
            **QUIET_ENVIRONMENT, **endpoint_environment(harness, endpoint)}
     prepare_home(harness, Path(env["HOME"]))
     spec = RunSpec(prompt=f"Write {CHECK_FILE} and commit it.", workdir=workdir, env=env,
-                   options={**CHECK_OPTIONS.get(harness, {}), **({"binary": binary} if binary else {}), **(options or {})},
+                   options={**CHECK_OPTIONS.get(harness, {}), **({"binary": binary} if binary else {}),
+                            **(options or {})},
                    timeout_seconds=int(timeout), resume_session=resume_session,
                    model=model or CHECK_MODELS.get(harness), forbidden_paths=list(forbidden_paths or []))
     invocation = adapter.build_command(spec)

@@ -159,6 +159,19 @@ def git(*args: str, cwd: Path | str | None = None, check: bool = True, input: st
     return proc.stdout.strip()
 
 
+def init_one_commit_repo(path: Path, *, name: str, email: str, readme: str) -> Path:
+    """A repository on ``main`` with one commit (``README.md``) and its own committer identity:
+    the scratch origin of ``agents check``, and of the tests that run agent CLIs."""
+    path.mkdir(parents=True, exist_ok=True)
+    git("init", "-q", "-b", "main", cwd=path)
+    git("config", "user.name", name, cwd=path)
+    git("config", "user.email", email, cwd=path)
+    (path / "README.md").write_text(readme)
+    git("add", "README.md", cwd=path)
+    git("commit", "-qm", "initial", cwd=path)
+    return path
+
+
 @dataclass
 class Commit:
     sha: str

@@ -254,7 +254,8 @@ class Sandbox:
         if self.proxied:
             args += ["--bind", str(spec.proxy_socket), str(spec.proxy_socket),
                      "--ro-bind", str(FORWARDER), str(FORWARDER)]
-            launcher = [sys.executable, "-I", "-S", str(FORWARDER), "--socket", str(spec.proxy_socket), "--proxy", str(PROXY_PORT)]
+            launcher = [sys.executable, "-I", "-S", str(FORWARDER), "--socket", str(spec.proxy_socket),
+                        "--proxy", str(PROXY_PORT)]
             for port in spec.forward_ports:
                 launcher += ["--forward", str(port)]
             argv = [*launcher, "--", *argv]

@@ -30,6 +30,7 @@ def read_table(file: Path) -> list[exchange_queue_t]:
 
 
 def write_table(file: Path, queues: list[exchange_queue_t]) -> None:
+    # A temporary file renamed over the table: a worker reading it never sees half a table.
     fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as out:

@@ -143,5 +143,6 @@ def ensure_owns_wp(caller: Caller, wp) -> None:
         return
     job = DispatchJob.objects.filter(pk=caller.job_id).first() if caller.job_id else latest_job(wp)
     if job is None or job.wp_id != wp.pk or not _runs(caller, job):
-        raise PermissionDenied(f"{caller.actor} may not move {wp.code}: only the work package of the job it runs", field="wp",
+        raise PermissionDenied(f"{caller.actor} may not move {wp.code}: only the work package of the job it runs",
+                               field="wp",
                                fix="only the agent running this WP's job (or a person) may move it")

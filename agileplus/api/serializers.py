@@ -1,5 +1,5 @@
 """Request bodies and query parameters: validated here, named in errors, never trusted further.
-(The shapes of responses, for the OpenAPI schema, are in ``agileplus.api.schemas``.)"""
+(Responses are rendered by the serializers in ``agileplus.api.output``.)"""
 
 from __future__ import annotations
 

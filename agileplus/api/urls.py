@@ -3,7 +3,7 @@ from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from agileplus.api import views as v
-from agileplus.api.schemas import ENUM_NAME_OVERRIDES
+from agileplus.api.output import ENUM_NAME_OVERRIDES
 
 
 class WPCode:

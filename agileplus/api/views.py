@@ -1,6 +1,6 @@
 """The REST API: thin views. Parse (``serializers``), check the caller's role (``roles``), call the
-same services as the CLI, render. The actor in every audit entry is the authenticated identity,
-never a request field. Response shapes are described in ``schemas``."""
+same services as the CLI, render with the response's serializer (``output``, also its schema). The
+actor in every audit entry is the authenticated identity, never a request field."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agileplus.api import output as out
 from agileplus.api import queries
-from agileplus.api import schemas as out
 from agileplus.api import serializers as s
 from agileplus.api.auth import RoleTokenAuthentication
 from agileplus.api.errors import error_body
@@ -35,7 +35,6 @@ from agileplus.features.services import get_feature, get_wp
 from agileplus.review import services as review
 from agileplus.review.selectors import merge_queues
 from agileplus.workflow.services import start_feature
-from harnesses.git import redact_url
 
 
 def health(request):
@@ -91,15 +90,14 @@ def write(ok, body, *params, status: int = 200, tags: list[str], errors=(400, 40
 class ProjectList(Base):
     @read(out.ProjectListOut, tags=["features"], operation_id="projects_list")
     def get(self, request):
-        return Response({"results": [{"name": p.name, "repo_url": redact_url(p.repo_url), "main_branch": p.main_branch}
-                                     for p in queries.projects()]})
+        return Response(out.ProjectListOut({"results": queries.projects()}).data)
 
 
 class FeatureList(Base):
     @read(out.FeatureListOut, tags=["features"], operation_id="features_list",
           description="One row per feature with its WP counts (`agileplus status`).")
     def get(self, request):
-        return Response({"results": features.features_overview()})
+        return Response(out.FeatureListOut({"results": features.features_overview()}).data)
 
 
 class FeatureDetail(Base):
@@ -111,7 +109,7 @@ class FeatureDetail(Base):
         feature = get_feature(slug)
         status = features.feature_status(feature, after=query["after"], limit=query["limit"])
         status["cost_usd"] = str(costs.feature_cost(feature.pk))
-        return Response(status)
+        return Response(out.FeatureStatusOut(status).data)
 
 
 class WPList(Base):
@@ -121,8 +119,8 @@ class WPList(Base):
         query = parse(s.WPPage, request.query_params)
         status = features.feature_status(get_feature(slug), after=query["after"], limit=query["limit"])
         last = status["work_packages_page"]["next_after"]
-        return Response({"results": status["work_packages"], "next_after": last,
-                         "next": next_url(request, after=last) if last else None})
+        return Response(out.WPListOut({"results": status["work_packages"], "next_after": last,
+                                       "next": next_url(request, after=last) if last else None}).data)
 
 
 class WPDetail(Base):
@@ -130,13 +128,8 @@ class WPDetail(Base):
     def get(self, request, slug: str, wp: str):
         feature = get_feature(slug)
         code = get_wp(feature, wp).code
-        return Response(features.feature_status(feature, codes=[code], summary=False)["work_packages"][0])
-
-
-def _moved(result) -> dict:
-    return {"wp": result.wp.code, "from": result.source, "to": result.target, "state": result.target,
-            "actor": result.entry.actor, "audit_entry": result.entry.seq,
-            "merge": (result.entry.metadata or {}).get("merge"), "unblocked": [u.code for u in result.unblocked]}
+        status = features.feature_status(feature, codes=[code], summary=False)
+        return Response(out.WPOut(status["work_packages"][0]).data)
 
 
 class WPTransition(Base):
@@ -157,7 +150,7 @@ class WPTransition(Base):
         except StaleState as exc:
             exc.field = "expected_state"
             raise
-        return Response(_moved(result))
+        return Response(out.MovedOut(result).data)
 
 
 class WPMove(Base):
@@ -168,7 +161,8 @@ class WPMove(Base):
                        "(humans, CI and admins only).")
     def post(self, request, slug: str, wp: str):
         data = parse(s.MoveIn, request.data)
-        return Response(_moved(review.move_wp(get_wp(get_feature(slug), wp), data["to"], actor=self.actor())))
+        result = review.move_wp(get_wp(get_feature(slug), wp), data["to"], actor=self.actor())
+        return Response(out.MovedOut(result).data)
 
 
 class Implement(Base):
@@ -193,8 +187,7 @@ class Implement(Base):
             queued = start_feature(feature, **options)
         else:
             queued = dispatch_wps(feature, data["wps"], **options)
-        return Response({"feature": feature.slug, "jobs": [{"id": j.id, "wp": j.wp.code, "harness": j.harness,
-                                                            "state": j.state} for j in queued], **fresh}, status=202)
+        return Response(out.ImplementOut({"feature": feature.slug, "jobs": queued, **fresh}).data, status=202)
 
 
 # --- review --------------------------------------------------------------------------------------
@@ -207,7 +200,7 @@ class WPReview(Base):
     def post(self, request, slug: str, wp: str):
         data = parse(s.ReviewIn, request.data)
         report = review.run_review(get_wp(get_feature(slug), wp), actor=self.actor(), apply=data["apply"]).report
-        return Response({"id": report.pk, "approved": report.approved, "checks": report.checks, "text": report.text})
+        return Response(out.ReviewOut(report).data)
 
 
 class ReviewList(Base):
@@ -215,9 +208,7 @@ class ReviewList(Base):
           description="The WP's latest review reports (newest first, at most 50).")
     def get(self, request, slug: str, wp: str):
         reports = queries.review_reports(get_wp(get_feature(slug), wp))
-        return Response({"results": [{"id": r.pk, "approved": r.approved, "actor": r.actor, "head_sha": r.head_sha,
-                                      "checks": r.checks, "text": r.text, "created_at": r.created_at}
-                                     for r in reports]})
+        return Response(out.ReviewListOut({"results": reports}).data)
 
 
 class MergeQueueView(Base):
@@ -225,7 +216,7 @@ class MergeQueueView(Base):
           description="`agileplus queue FEATURE`: the merge queue of the feature's repository, its entries "
                       "in order (position, batch, check progress) and the latest merged or ejected ones.")
     def get(self, request, slug: str):
-        return Response(merge_queues(get_feature(slug))[0])
+        return Response(out.MergeQueueOut(merge_queues(get_feature(slug))[0]).data)
 
 
 # --- audit and costs -----------------------------------------------------------------------------
@@ -235,16 +226,15 @@ class AuditList(Base):
     def get(self, request, slug: str):
         query = parse(s.PageFilter, request.query_params)
         rows = queries.audit_entries(get_feature(slug), after=query["after"], limit=query["limit"])
-        return Response({"results": [entry_as_dict(e) for e in rows],
-                         **after_page(request, rows, key=lambda e: e.seq, after=query["after"],
-                                      limit=query["limit"])})
+        page = after_page(request, rows, key=lambda e: e.seq, after=query["after"], limit=query["limit"])
+        return Response(out.AuditPageOut({"results": [entry_as_dict(e) for e in rows], **page}).data)
 
 
 class AuditVerify(Base):
     @read(out.VerificationOut, out.SLUG, tags=["audit"], operation_id="audit_verify",
           description="`agileplus events audit-verify`: recompute every hash and link.")
     def get(self, request, slug: str):
-        return Response(verify_chain(get_feature(slug)).as_dict())
+        return Response(out.VerificationOut(verify_chain(get_feature(slug)).as_dict()).data)
 
 
 class CostList(Base):
@@ -254,8 +244,8 @@ class CostList(Base):
         query = parse(s.CostFilter, request.query_params)
         feature = get_feature(slug)
         rows = costs.ledger(feature_id=feature.pk, by=query["by"])
-        return Response({"results": [r.as_dict() for r in rows],
-                         "total_cost_usd": str(sum((r.cost_usd for r in rows), costs.ZERO))})
+        total = sum((r.cost_usd for r in rows), costs.ZERO)
+        return Response(out.CostListOut({"results": rows, "total_cost_usd": str(total)}).data)
 
 
 # --- jobs ----------------------------------------------------------------------------------------
@@ -268,16 +258,13 @@ class JobList(Base):
         rows, links = job_page(request, queries.jobs(feature=feature, status=query.get("status"),
                                                      harness=query.get("harness")),
                                cursor=query.get("cursor"), limit=query["limit"])
-        return Response({"results": [{"id": j.id, "feature": j.feature.slug, "wp": j.wp.code, "harness": j.harness,
-                                      "state": j.state, "attempt": j.attempt, "worker": j.worker,
-                                      "requested_by": j.requested_by, "queued_at": j.queued_at,
-                                      "commits": j.n_commits} for j in rows], **links})
+        return Response(out.JobPageOut({"results": rows, **links}).data)
 
 
 class JobDetail(Base):
     @read(out.JobOut, out.JOB, tags=["dispatch"], operation_id="jobs_retrieve")
     def get(self, request, job_id: str):
-        return Response(jobs.job_summary(jobs.get_job(job_id)))
+        return Response(out.JobOut(jobs.job_summary(jobs.get_job(job_id))).data)
 
 
 class JobLog(Base):
@@ -288,10 +275,8 @@ class JobLog(Base):
     def get(self, request, job_id: str):
         query = parse(s.LogFilter, request.query_params)
         rows = jobs.log_lines(jobs.get_job(job_id), after_seq=query["after"], limit=query["limit"])
-        return Response({"results": [{"seq": r.seq, "time": r.timestamp, "stream": r.stream, "line": r.line}
-                                     for r in rows],
-                         **after_page(request, rows, key=lambda r: r.seq, after=query["after"],
-                                      limit=query["limit"], stream=True)})
+        page = after_page(request, rows, key=lambda r: r.seq, after=query["after"], limit=query["limit"], stream=True)
+        return Response(out.LogPageOut({"results": rows, **page}).data)
 
     @write(out.ReportOut, s.LogIn, out.JOB, status=201, tags=["dispatch"], errors=(400, 403),
            operation_id="jobs_report", description="Append report lines to the job's log (agents: own jobs only).")
@@ -300,8 +285,8 @@ class JobLog(Base):
         job = jobs.get_job(job_id)
         caller = self.caller()
         ensure_owns_job(caller, job)
-        return Response({"job": job.id, "added": dispatch.append_report(job, data["lines"], actor=caller.actor)},
-                        status=201)
+        added = dispatch.append_report(job, data["lines"], actor=caller.actor)
+        return Response(out.ReportOut({"job": job.id, "added": added}).data, status=201)
 
 
 class JobCancel(Base):
@@ -314,7 +299,7 @@ class JobCancel(Base):
         caller = self.caller()
         ensure_owns_job(caller, job)
         job = dispatch.cancel_job(job.id, actor=caller.actor)
-        return Response({"id": job.id, "state": job.state, "cancel_requested": job.cancel_requested})
+        return Response(out.CancelOut(job).data)
 
 
 # --- events, agents, workers ---------------------------------------------------------------------
@@ -327,23 +312,20 @@ class EventList(Base):
         feature = get_feature(query["feature"]) if query.get("feature") else None
         rows = features.list_events(feature=feature, pattern=query.get("subject"), after=query["after"],
                                     limit=query["limit"])
-        return Response({"results": [e.as_message() for e in rows],
-                         **after_page(request, rows, key=lambda e: e.pk, after=query["after"],
-                                      limit=query["limit"], stream=True)})
+        page = after_page(request, rows, key=lambda e: e.pk, after=query["after"], limit=query["limit"], stream=True)
+        return Response(out.EventPageOut({"results": [e.as_message() for e in rows], **page}).data)
 
 
 class AgentList(Base):
     @read(out.AgentListOut, tags=["dispatch"], operation_id="agents_list")
     def get(self, request):
-        return Response({"results": jobs.agents_overview()})
+        return Response(out.AgentListOut({"results": jobs.agents_overview()}).data)
 
 
 class WorkerList(Base):
     @read(out.WorkerListOut, tags=["dispatch"], operation_id="workers_list")
     def get(self, request):
-        return Response({"results": [{"hostname": w.hostname, "harnesses": w.harnesses, "concurrency": w.concurrency,
-                                      "active_sessions": w.active_sessions, "last_heartbeat": w.last_heartbeat,
-                                      "stopped_at": w.stopped_at} for w in queries.workers()]})
+        return Response(out.WorkerListOut({"results": queries.workers()}).data)
 
 
 # --- identities ----------------------------------------------------------------------------------
@@ -355,11 +337,12 @@ class TokenCreate(Base):
     def post(self, request):
         data = parse(s.TokenIn, request.data)
         key = create_api_token(data["username"], data["role"], data.get("agent") or None)
-        return Response({"username": data["username"], "role": data["role"], "token": key}, status=201)
+        return Response(out.TokenOut({"username": data["username"], "role": data["role"], "token": key}).data,
+                        status=201)
 
 
 class Login(Base):
-    authentication_classes = []
+    authentication_classes = []  # nothing to authenticate yet: a stale token sent along must not refuse a login
     permission_classes = [AllowAny]
     throttle_scope = "auth"
 
@@ -370,7 +353,7 @@ class Login(Base):
     def post(self, request):
         data = parse(s.LoginIn, request.data)
         issued = obtain_token(data["username"], data["password"])
-        return Response({"username": issued.username, "role": issued.role, "token": issued.token})
+        return Response(out.TokenOut(issued).data)
 
 
 @extend_schema(exclude=True)

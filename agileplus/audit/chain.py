@@ -85,30 +85,12 @@ def append_entry(
     )
     seq, prev_hash = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS_HASH)
     # Store exactly what is hashed, so a round trip through the database re-hashes the same.
-    now = timezone.now()
-    fields = entry_fields(
-        seq=seq,
-        feature_id=feature_id,
-        wp_id=wp_id,
-        timestamp=now,
-        actor=actor,
-        transition=transition,
-        prev_hash=prev_hash,
-        evidence_refs=redact_data(evidence_refs or []),
-        metadata=redact_data(metadata or {}),
-    )
-    entry = AuditEntry(
-        feature_id=feature_id,
-        seq=seq,
-        wp_id=wp_id,
-        timestamp=now,
-        actor=actor,
-        transition=transition,
-        evidence_refs=fields["evidence_refs"],
-        metadata=fields["metadata"],
-        prev_hash=prev_hash,
-        hash=compute_hash(fields),
-    )
+    stored = {"seq": seq, "feature_id": feature_id, "wp_id": wp_id, "timestamp": timezone.now(), "actor": actor,
+              "transition": transition, "prev_hash": prev_hash}
+    fields = entry_fields(**stored, evidence_refs=redact_data(evidence_refs or []),
+                          metadata=redact_data(metadata or {}))
+    entry = AuditEntry(**stored, evidence_refs=fields["evidence_refs"], metadata=fields["metadata"],
+                       hash=compute_hash(fields))
     entry.save(force_insert=True)
     return entry
 

@@ -44,20 +44,25 @@ class NotFound(DomainError):
     exit_code = 4
 
 
-class IllegalTransition(DomainError):
-    code = "illegal_transition"
+class Conflict(DomainError):
+    """Refused because of the current state of things (HTTP 409, exit code 3): a retry after
+    the state changes may succeed."""
+
+    code = "conflict"
     http_status = 409
     exit_code = 3
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
 
 
 class BlockedByDependency(IllegalTransition):
     code = "blocked_by_dependency"
 
 
-class StaleState(DomainError):
+class StaleState(Conflict):
     code = "stale_state"
-    http_status = 409
-    exit_code = 3
 
 
 class PermissionDenied(DomainError):

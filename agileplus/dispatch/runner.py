@@ -420,7 +420,8 @@ class JobRun:
             "commits": len(self.reported), "files_changed": len(collected.files), "files": collected.files[:200],
             "head": collected.head, "pushed": collected.pushed, "salvage_ref": salvage_ref, "model": model,
             "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
-            "sandbox": self.sandbox_info, **({"ignored_refs": collected.ignored_refs} if collected.ignored_refs else {}),
+            "sandbox": self.sandbox_info,
+            **({"ignored_refs": collected.ignored_refs} if collected.ignored_refs else {}),
             **({"refused_connections": self.egress.refused} if self.egress is not None and self.egress.refused
                else {}),
         })

@@ -5,8 +5,8 @@ Harness credentials: each worker names, per harness, the environment variables a
 files it passes to that harness's sandbox, read from the worker's own environment and home:
 ``AGILEPLUS_HARNESS_CREDENTIALS_<HARNESS>`` (e.g. ``AGILEPLUS_HARNESS_CREDENTIALS_CLAUDE_CODE=
 ANTHROPIC_API_KEY,ANTHROPIC_BASE_URL,~/.claude/.credentials.json``); without it, the defaults in
-the adapter's ``credential_env`` and ``credential_files``. They never reach the database, events, logs or prompts: only the names of
-the ones present are announced.
+the adapter's ``credential_env`` and ``credential_files``. They never reach the database, events,
+logs or prompts: only the names of the ones present are announced.
 """
 
 from __future__ import annotations

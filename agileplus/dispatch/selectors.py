@@ -92,7 +92,8 @@ def agents_overview(local: dict | None = None) -> list[dict]:
         sessions = running.get(name, 0)
         local_info = (local or {}).get(name, {})
         if not models.get(name):  # the model the CLI reported in its last finished run
-            latest = DispatchJob.objects.filter(harness=name, finished_at__isnull=False).order_by("-finished_at").first()
+            finished = DispatchJob.objects.filter(harness=name, finished_at__isnull=False)
+            latest = finished.order_by("-finished_at").first()
             models[name] = ((latest.result or {}).get("model") if latest else "") or ""
         if sessions:
             status = "active"

@@ -20,7 +20,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from agileplus.core.actors import SYSTEM, SYSTEM_REAPER, SYSTEM_TIMEOUT, Actor, parse_actor
-from agileplus.core.errors import BlockedByDependency, DomainError, IllegalTransition, NotFound
+from agileplus.core.errors import BlockedByDependency, Conflict, DomainError, IllegalTransition, NotFound
 from agileplus.core.text import MAX_LINE_CHARS, storable_json, storable_text
 from agileplus.dispatch.costs import budget_config
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine, JobState, Worker
@@ -39,12 +39,10 @@ DEFAULT_RETRIES = 2
 LOG_TRUNCATED = "[log truncated: the job log reached its line limit]"
 
 
-class StaleAttempt(DomainError):
+class StaleAttempt(Conflict):
     """A worker wrote for an attempt it no longer holds (its lease expired and the job moved on)."""
 
     code = "stale_attempt"
-    http_status = 409
-    exit_code = 3
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,9 @@
 """Read models of features: the one JSON shape the CLI ``status --json``, the API and
 the dashboard share. Bounded query counts: no query per work package.
 
-``feature_status(feature)`` shape (keys are stable; new keys may be added)::
-
-    {"feature": {"id", "slug", "number", "title", "state", "project"},
-     "work_packages": [{"id", "code", "title", "state", "ready", "blocked_by": [codes not done],
-                        "dependencies": [{"code", "state", "done"}], "deliverables": [...],
-                        "estimate_days": float|None, "estimate": "3 days"|None, "progress": 0..1,
-                        "agent", "done_at", "job": None|{"id", "agent", "harness", "session_id", "state",
-                        "started_at", "finished_at", "commits", "files_changed", "tests": {"passed", "total",
-                        "failed"}|None, "current_activity", "completed_ago"}, "completed_in": "45 minutes"|None,
-                        "review_cycles", "approved_first_pass", "unblocked"}],
-     "totals": {"done", "total", "percent"},
-     "estimated_completion": {"days": float, "estimate": "5 days", "critical_path": [codes]}}
+``feature_status(feature)`` builds it; its keys and types are declared once, by the API's
+serializer of the same response (``agileplus/api/output.py``: ``FeatureStatusOut``, ``WPOut``),
+which a test checks against real responses. Keys are stable; new keys may be added.
 """
 
 from __future__ import annotations
@@ -218,7 +209,8 @@ def feature_status(feature: Feature, *, now: dt.datetime | None = None, after: s
     if limit is not None:
         page = page[: limit + 1]
     wps = list(page.prefetch_related(
-        Prefetch("dependency_links", queryset=Dependency.objects.select_related("depends_on").order_by("depends_on__code"))
+        Prefetch("dependency_links",
+                 queryset=Dependency.objects.select_related("depends_on").order_by("depends_on__code"))
     ))
     more = limit is not None and len(wps) > limit
     wps = wps[:limit] if limit is not None else wps

@@ -18,31 +18,19 @@ from django.db import connection
 from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
-from agileplus.core.errors import DomainError, RepositoryUnavailable
+from agileplus.core.errors import Conflict, DomainError, RepositoryUnavailable
 from agileplus.review.models import MergeLock
-from harnesses.git import (
-    GitError,
-    checked_out_push_fix,
-    git,
-    is_ancestor,
-    mirror_path,
-    redact_url,
-    remote_url,
-)
+from harnesses.git import GitError, checked_out_push_fix, git, is_ancestor, mirror_path, redact_url, remote_url
 
 LOCK_LEASE_SECONDS = 120
 
 
-class MergeConflict(DomainError):
+class MergeConflict(Conflict):
     code = "merge_conflict"
-    http_status = 409
-    exit_code = 3
 
 
-class MergeBusy(DomainError):
+class MergeBusy(Conflict):
     code = "merge_busy"
-    http_status = 409
-    exit_code = 3
 
 
 @dataclass
@@ -61,8 +49,9 @@ def _lease() -> ExpressionWrapper:
 @contextlib.contextmanager
 def repo_lock(repo: str, *, wait_seconds: float = 120, keep_alive: bool = False) -> Iterator[str]:
     """Hold the merge lock of ``repo``. A holder that died loses it when its lease runs out.
-    With ``keep_alive`` a thread renews the lease every third of it, for holders that run
-    checks longer than one lease (the merge queue)."""
+    A leased row, not a database lock, because a merge runs git for minutes outside any
+    transaction, from any worker, on SQLite as on PostgreSQL. With ``keep_alive`` a thread renews
+    the lease every third of it, for holders that run checks longer than one lease (the merge queue)."""
     token = secrets.token_hex(8)
     repo = remote_url(repo)  # the lock row (shown in the admin) names the repository, not its token
     MergeLock.objects.get_or_create(repo=repo)
@@ -129,7 +118,8 @@ def workspace(origin: str) -> Path:
             git("clone", "--quiet", origin, str(path))
         git("fetch", "--quiet", "--prune", "origin", cwd=path)
     except GitError as exc:
-        raise RepositoryUnavailable(f"cannot reach the repository {redact_url(origin)}: {str(exc)[-300:]}", field="repo_url",
+        raise RepositoryUnavailable(f"cannot reach the repository {redact_url(origin)}: {str(exc)[-300:]}",
+                                    field="repo_url",
                                     fix="check the project's repo_url (agileplus feature import sets it) and "
                                         "that this machine can read it") from None
     return path

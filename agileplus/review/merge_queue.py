@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 
 from agileplus.audit.models import AuditEntry
 from agileplus.core.actors import CI_AUTOMATION, Actor, parse_actor
-from agileplus.core.errors import DomainError
+from agileplus.core.errors import Conflict, DomainError
 from agileplus.dispatch.secrets import redact, redact_data
 from agileplus.events import subjects
 from agileplus.events.services import record_event
@@ -35,14 +35,7 @@ from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Project, WorkPackage
 from agileplus.features.services import TransitionResult, record_wp_entry, transition_wp
 from agileplus.review import checks as c
-from agileplus.review.merge import (
-    MergeBusy,
-    MergeConflict,
-    push_if_unchanged,
-    repo_lock,
-    reset_to,
-    workspace,
-)
+from agileplus.review.merge import MergeBusy, MergeConflict, push_if_unchanged, repo_lock, reset_to, workspace
 from agileplus.review.models import MergeQueue, MergeQueueEntry, ReviewReport
 from agileplus.review.secret_scan import scan_range
 from agileplus.review.services import (
@@ -65,12 +58,10 @@ BETWEEN_BATCHES_SECONDS = 0.3  # a review polling for the lock (every 0.1 s) get
 QUEUE_KEYS = ("batch_max", "bisect", "speculative")
 
 
-class MergeRejected(DomainError):
+class MergeRejected(Conflict):
     """The WP fails the checks when merged with the current main: it was ejected from the queue."""
 
     code = "merge_rejected"
-    http_status = 409
-    exit_code = 3
 
 
 # --- configuration ------------------------------------------------------------------

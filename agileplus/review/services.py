@@ -284,7 +284,8 @@ def rebase_waiting_branches(merged: WorkPackage, path, merged_files: list[str]) 
             old, new = rebase_branch(path, main, branch)
         except MergeConflict as exc:
             record_wp_entry(wp, actor=SYSTEM, transition=f"{wp.code}:rebase_conflict",
-                            metadata={"onto": onto, "after": merged.code, "conflicts": exc.details.get("conflicts", [])})
+                            metadata={"onto": onto, "after": merged.code,
+                                      "conflicts": exc.details.get("conflicts", [])})
             continue
         except GitError as exc:  # the branch moved meanwhile (lease refused): the gate decides later
             log.warning("rebase of %s skipped: %s", branch, exc)

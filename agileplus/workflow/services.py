@@ -167,7 +167,8 @@ def queue_ready(feature: Feature, *, actor: Actor | str, harness: str | None = N
     candidates = dispatchable_wps(feature)
     held = held_back(feature, candidates)
     for code, other in held.items():
-        log.info("%s %s waits for %s: their owned paths overlap (conflict_policy: serialize)", feature.slug, code, other)
+        log.info("%s %s waits for %s: their owned paths overlap (conflict_policy: serialize)",
+                 feature.slug, code, other)
     jobs = []
     for wp in [w for w in candidates if w.code not in held][:room]:
         jobs.append(enqueue_job(wp, harness=harness or (feature.agent_config or {}).get("harness"), actor=actor,

@@ -10,9 +10,9 @@ given with ``--add-dir``, so the agent's ``git commit`` fails with exit 128 on `
 (tested against the real CLI: tests/integration/dispatch/test_real_clis.py). A WP is done by
 committing, so that sandbox cannot do the work. The agent is to be confined by the farm's
 own sandbox around the whole agent process (the worker's bubblewrap sandbox, branch
-``sandbox``), which leaves Codex's inner one redundant; without it Codex runs unconfined. ``sandbox: workspace-write`` is still accepted (the git dir is
-then added with ``--add-dir``, read from the worktree's ``.git`` file) for Codex versions
-that let it write there.
+``sandbox``), which leaves Codex's inner one redundant; without it Codex runs unconfined.
+``sandbox: workspace-write`` is still accepted (the git dir is then added with ``--add-dir``,
+read from the worktree's ``.git`` file) for Codex versions that let it write there.
 
 Model endpoint: ``OPENAI_BASE_URL`` in the worker's environment (with ``OPENAI_API_KEY``)
 becomes a ``model_providers.agileplus`` entry (``wire_api = "responses"``) selected with

@@ -114,7 +114,8 @@ class GeminiAdapter(HarnessAdapter):
         if kind == "init":
             self.model = obj.get("model") if isinstance(obj.get("model"), str) else self.model
             session = str(obj.get("session_id") or "") or None
-            events.append(AgentEvent(kind="init", text=f"Gemini CLI session {session} ({self.model or 'default model'})",
+            events.append(AgentEvent(kind="init",
+                                     text=f"Gemini CLI session {session} ({self.model or 'default model'})",
                                      session_id=session, model=self.model, raw=obj))
         elif kind == "tool_use":
             name = str(obj.get("tool_name") or "tool")

@@ -25,7 +25,8 @@ def _tool_names(body: dict) -> set[str]:
 
 
 def _workdir(body: dict) -> str | None:
-    match = WORKDIR.search(json.dumps(body.get("system") or "")) or WORKDIR.search(json.dumps(body.get("messages") or ""))
+    match = (WORKDIR.search(json.dumps(body.get("system") or ""))
+             or WORKDIR.search(json.dumps(body.get("messages") or "")))
     return match.group(1) if match else None
 
 
@@ -56,8 +57,8 @@ class AnthropicEndpoint(ScriptedEndpoint):
             elif isinstance(action, Write) and "write" in tools and cwd:
                 blocks.append(self._tool("write", {"filePath": f"{cwd}/{action.path}", "content": action.content}))
             elif isinstance(action, Write):
-                command = f"mkdir -p \"$(dirname {shlex.quote(action.path)})\" && printf %s {shlex.quote(action.content)}" \
-                          f" > {shlex.quote(action.path)}"
+                command = (f"mkdir -p \"$(dirname {shlex.quote(action.path)})\""
+                           f" && printf %s {shlex.quote(action.content)} > {shlex.quote(action.path)}")
                 blocks.append(self._tool(bash, {"command": command, "description": f"write {action.path}"}))
             elif isinstance(action, Run):
                 blocks.append(self._tool(bash, {"command": action.command, "description": "run a command"}))

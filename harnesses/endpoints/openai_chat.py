@@ -81,8 +81,10 @@ class ChatEndpoint(ScriptedEndpoint):
         if content:
             events.append((None, {**chunk, "choices": [{"index": 0, "delta": {"content": content}}]}))
         for index, call in enumerate(calls):
-            events.append((None, {**chunk, "choices": [{"index": 0, "delta": {"tool_calls": [{**call, "index": index}]}}]}))
-        events.append((None, {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}], "usage": usage}))
+            delta = {"tool_calls": [{**call, "index": index}]}
+            events.append((None, {**chunk, "choices": [{"index": 0, "delta": delta}]}))
+        events.append((None, {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
+                              "usage": usage}))
         self.start_stream(handler)
         self.send_events(handler, events, cut=cut, pause=turn.pause_between_events)
         if not cut:

@@ -144,7 +144,8 @@ def test_the_mirror_git_directory_cannot_be_edited(tmp_path):
     # what counts is the mirror on the host.
     script = WP + (
         f"printf '[core]\\n\\tfsmonitor = touch {tmp_path}/pwned\\n' >> '{mirror}/config' 2>/dev/null\n"
-        f"mkdir -p '{mirror}/hooks' 2>/dev/null; echo 'touch {tmp_path}/pwned' > '{mirror}/hooks/post-update' 2>/dev/null\n"
+        f"mkdir -p '{mirror}/hooks' 2>/dev/null; "
+        f"echo 'touch {tmp_path}/pwned' > '{mirror}/hooks/post-update' 2>/dev/null\n"
         f"touch '{mirror}/objects/planted' 2>/dev/null || echo blocked:objects\n"
         'touch "$(git rev-parse --git-common-dir)/../../pwned-common" 2>/dev/null\n'
     ) + COMMIT
@@ -399,7 +400,8 @@ def test_harness_credentials_come_from_the_worker_read_only_and_are_stored_nowhe
     assert "has-token" in log and "credential-file-read-only" in log, log
     assert (home / ".mytool" / "cred.json").read_text() == file_secret
     job.refresh_from_db()
-    events = [str(payload) for payload in Event.objects.filter(feature=attack.feature).values_list("payload", flat=True)]
+    events = [str(payload)
+              for payload in Event.objects.filter(feature=attack.feature).values_list("payload", flat=True)]
     stored = " ".join([log, str(job.manifest), job.prompt or "", str(job.result), str(job.error), *events])
     assert token not in stored and file_secret not in stored
     assert job.state == "succeeded"

@@ -14,7 +14,7 @@ import pytest
 from agileplus.review.models import MergeQueueEntry, ReviewReport
 from tests.security.test_review_output_redacted import LEAKY_TEST
 from tests.support.cli import run_cli
-from tests.support.farm import ROOT, import_target, job_env, make_target_repo, outbox_dir
+from tests.support.farm import PYTEST_CHECK, ROOT, import_target, job_env, make_target_repo, outbox_dir
 from tests.support.stored import every_stored_text
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -30,9 +30,7 @@ def test_a_secret_printed_by_the_agents_tests_on_the_candidate_is_stored_nowhere
     change = outbox_dir(tmp_path, "change")  # the agent reads it from inside its sandbox
     (change / "tests").mkdir(parents=True)
     (change / "tests" / "test_leak.py").write_text(LEAKS_ON_CANDIDATE)
-    tests_check = {"name": "tests", "parser": "pytest", "timeout": 120,
-                   "command": f"{sys.executable} -m pytest -q -p no:cacheprovider tests"}
-    repo = make_target_repo(tmp_path, wps={"WP01": [], "WP02": []}, review={"checks": [tests_check]},
+    repo = make_target_repo(tmp_path, wps={"WP01": [], "WP02": []}, review={"checks": [PYTEST_CHECK]},
                             environment={"AGENT_BEHAVIOUR_WP01": "commit:1", "AGENT_BEHAVIOUR_WP02": f"apply:{change}",
                                          "AGENT_BEHAVIOUR": "commit:1"},
                             files={"tests/test_ok.py": "def test_ok():\n    pass\n"})

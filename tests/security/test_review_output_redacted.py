@@ -13,7 +13,7 @@ import pytest
 
 from agileplus.review.models import ReviewReport
 from tests.support.cli import run_cli
-from tests.support.farm import ROOT, import_target, job_env, make_target_repo, outbox_dir
+from tests.support.farm import PYTEST_CHECK, ROOT, import_target, job_env, make_target_repo, outbox_dir
 from tests.support.stored import every_stored_text
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -47,10 +47,8 @@ def test_a_secret_printed_by_the_agents_tests_in_review_is_stored_nowhere(tmp_pa
     change = outbox_dir(tmp_path, "change")  # the agent reads it from inside its sandbox
     (change / "tests").mkdir(parents=True)
     (change / "tests" / "test_leak.py").write_text(LEAKY_TEST)
-    tests_check = {"name": "tests", "parser": "pytest", "timeout": 120,
-                   "command": f"{sys.executable} -m pytest -q -p no:cacheprovider tests"}
     repo = make_target_repo(tmp_path, wps={"WP01": []}, environment={"AGENT_BEHAVIOUR": f"apply:{change}"},
-                            review={"checks": [tests_check]})
+                            review={"checks": [PYTEST_CHECK]})
     feature = import_target(repo)
     feature.work_packages.update(deliverables=[])
     assert "for_review" in run_cli("implement 003 --wp WP01 --inline").output

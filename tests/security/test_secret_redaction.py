@@ -1,9 +1,10 @@
 """A real agent (a shell script run by the `command` harness, on a real `agileplus worker`) prints
-the secret it was given plainly, base64, hex (also as od prints it), reversed and printf-wrapped, makes it its current
-activity, writes it to stderr, puts it in two commit messages and in the path of a forbidden file,
-and prints a harness credential and another WP's secret of the worker found in /proc. No form of either is stored in any table, served by the API, the
-CLI, the dashboard or the MCP tools, or written into the audit chain, which still verifies; the
-secret in a commit message blocks the WP as a governance violation."""
+the secret it was given plainly, base64, hex (also as od prints it), reversed and printf-wrapped,
+makes it its current activity, writes it to stderr, puts it in two commit messages and in the path
+of a forbidden file, and prints a harness credential and another WP's secret of the worker found
+in /proc. No form of either is stored in any table, served by the API, the CLI, the dashboard or
+the MCP tools, or written into the audit chain, which still verifies; the secret in a commit
+message blocks the WP as a governance violation."""
 
 from __future__ import annotations
 

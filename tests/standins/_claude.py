@@ -15,19 +15,7 @@ import os
 import re
 import sys
 
-from _common import (
-    Flag,
-    UsageError,
-    commit,
-    dumps,
-    emit,
-    new_id,
-    parse,
-    planned_change,
-    read_stdin,
-    record,
-    write,
-)
+from _common import Flag, UsageError, commit, dumps, emit, new_id, parse, planned_change, read_stdin, record, write
 
 VERSION = "2.0.37 (Claude Code)"
 DEFAULT_MODEL = "claude-sonnet-4-5-20250929"

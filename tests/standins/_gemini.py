@@ -14,19 +14,7 @@ import datetime as dt
 import json
 import sys
 
-from _common import (
-    Flag,
-    UsageError,
-    commit,
-    dumps,
-    emit,
-    new_id,
-    parse,
-    planned_change,
-    read_stdin,
-    record,
-    write,
-)
+from _common import Flag, UsageError, commit, dumps, emit, new_id, parse, planned_change, read_stdin, record, write
 
 VERSION = "0.15.3"
 DEFAULT_MODEL = "gemini-2.5-pro"

@@ -11,19 +11,7 @@ from __future__ import annotations
 import sys
 import time
 
-from _common import (
-    Flag,
-    UsageError,
-    commit,
-    dumps,
-    emit,
-    new_id,
-    parse,
-    planned_change,
-    read_stdin,
-    record,
-    write,
-)
+from _common import Flag, UsageError, commit, dumps, emit, new_id, parse, planned_change, read_stdin, record, write
 
 VERSION = "1.0.55"
 STEPS = [  # (reason, cost, tokens) of each step, fixed so tests can assert the totals

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -118,6 +119,11 @@ def make_target_repo(
     return repo
 
 
+# The review check that runs the target repository's tests with this interpreter's pytest.
+PYTEST_CHECK = {"name": "tests", "parser": "pytest", "timeout": 120,
+                "command": f"{sys.executable} -m pytest -q -p no:cacheprovider tests"}
+
+
 def outbox_file(tmp_path: Path, name: str) -> Path:
     """A path a sandboxed agent may write outside its repository (the folder named in
     AGILEPLUS_SANDBOX_WRITABLE, see tests/conftest.py), unique to this test and this pytest run."""
@@ -129,6 +135,16 @@ def outbox_file(tmp_path: Path, name: str) -> Path:
     else:
         target.unlink(missing_ok=True)
     return target
+
+
+def intervals(record_file: Path) -> dict[str, tuple[float, float]]:
+    """When each WP's agent ran, by WP code: (start, end) from the lines ``WP start|end TIME``
+    that the target repo's ``record:FILE`` behaviour writes."""
+    seen: dict[str, dict[str, float]] = defaultdict(dict)
+    for line in record_file.read_text().splitlines():
+        wp, what, at = line.split()
+        seen[wp][what] = float(at)
+    return {wp: (t["start"], t["end"]) for wp, t in seen.items()}
 
 
 def outbox_dir(tmp_path: Path, name: str) -> Path:

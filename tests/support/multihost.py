@@ -271,7 +271,8 @@ def start_services(bed: Bed, host: str = "svc") -> Services:
                                             "-c", "max_connections=200"], dict(os.environ), user="postgres")
     store = bed.root / "jetstream"
     nats = bed.spawn(host, "nats", [_nats_binary(), "-c", str(ROOT / "docker" / "nats" / "nats-server.conf"),
-                                    "-a", bed.address("nats"), "-p", "4222", "-m", "0", "--jetstream", "--store_dir", str(store)],
+                                    "-a", bed.address("nats"), "-p", "4222", "-m", "0", "--jetstream",
+                                    "--store_dir", str(store)],
                      dict(os.environ))
     redis = bed.spawn(host, "redis", ["redis-server", "--bind", addr, "--port", "6379", "--save", "",
                                       "--appendonly", "no", "--protected-mode", "no"], dict(os.environ))
@@ -487,8 +488,9 @@ def running_farm(root: Path, *, workers: int = 3, lease: str = "5", relay: bool 
             bed.spawn(at("relay"), "relay", [sys.executable, "-m", "agileplus", "relay"], farm.env("/tmp/relay"),
                       private_tmp=True)
         if web:
-            server = bed.spawn(at("web"), "web", [sys.executable, "-m", "agileplus", "web", "--host", bed.address(at("web")),
-                                              "--port", "8000"], farm.env("/tmp/web", ALLOWED_HOSTS=bed.address(at("web"))),
+            web_address = bed.address(at("web"))
+            server = bed.spawn(at("web"), "web", [sys.executable, "-m", "agileplus", "web", "--host", web_address,
+                                              "--port", "8000"], farm.env("/tmp/web", ALLOWED_HOSTS=web_address),
                                private_tmp=True)
             bed.wait_port(at("ctl"), at("web"), 8000, server)
         lagged: dict[str, dict[str, str]] = {}

@@ -10,9 +10,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harnesses.base import AgentEvent, HarnessAdapter, RunSpec
+from harnesses.git import init_one_commit_repo
 from harnesses.process import AgentProcess
 
 STANDINS = Path(__file__).resolve().parents[1] / "standins"
+
+
+def run_spec(workdir, **kwargs) -> RunSpec:
+    """The run of WP01 an adapter is asked for in ``workdir`` (``kwargs``: other RunSpec fields)."""
+    return RunSpec(prompt=kwargs.pop("prompt", "Implement WP01: add the login form."), workdir=workdir, **kwargs)
+
+
+def value_after(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
 
 
 def path_with_standins(path: str | None = None) -> str:
@@ -25,14 +35,7 @@ def git(repo: Path, *args: str) -> str:
 
 def init_repo(path: Path) -> Path:
     """A git repository on ``main`` with one commit and its own committer identity."""
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Stand-in")
-    git(path, "config", "user.email", "standin@localhost")
-    (path / "README.md").write_text("target\n")
-    git(path, "add", "README.md")
-    git(path, "commit", "-qm", "initial")
-    return path
+    return init_one_commit_repo(path, name="Stand-in", email="standin@localhost", readme="target\n")
 
 
 def subjects(repo: Path) -> list[str]:

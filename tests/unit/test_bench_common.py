@@ -33,7 +33,8 @@ def test_parse_returns_none_without_a_bench_json_line():
     assert common.parse_bench_json("just a table\n") is None
 
 
-@pytest.mark.parametrize("line", ['BENCH-JSON {"figures": []}', 'BENCH-JSON {"name": "x", "figures": [{"what": "a"}]}', "BENCH-JSON [1]"])
+@pytest.mark.parametrize("line", ['BENCH-JSON {"figures": []}', 'BENCH-JSON {"name": "x", "figures": [{"what": "a"}]}',
+                                  "BENCH-JSON [1]"])
 def test_parse_rejects_payloads_that_break_the_protocol(line):
     with pytest.raises(ValueError):
         common.parse_bench_json(line)
@@ -41,7 +42,8 @@ def test_parse_rejects_payloads_that_break_the_protocol(line):
 
 def test_emit_prints_a_table_then_a_bench_json_line_that_parses_back():
     out = io.StringIO()
-    common.emit("audit", [common.Figure("verify", 81234.5, "entries/s", "sha256 only", 1_200_000.0, "entries/s", "aim")], stream=out)
+    figure = common.Figure("verify", 81234.5, "entries/s", "sha256 only", 1_200_000.0, "entries/s", "aim")
+    common.emit("audit", [figure], stream=out)
     lines = out.getvalue().splitlines()
     assert lines[-1].startswith("BENCH-JSON ")
     assert "verify" in lines[2]
@@ -68,7 +70,8 @@ def test_ratio_only_between_figures_of_the_same_unit():
 
 
 def test_table_shows_every_column_and_the_ratio():
-    result = common.BenchResult("audit", common.figures_from_payload(_payload(baseline="sha256", baseline_value=1.0, note="aim")))
+    figures = common.figures_from_payload(_payload(baseline="sha256", baseline_value=1.0, note="aim"))
+    result = common.BenchResult("audit", figures)
     text = common.format_table([result])
     header, _rule, row = text.splitlines()
     assert header.split()[:3] == ["figure", "value", "unit"] and "ratio" in header and "note" in header
@@ -124,7 +127,8 @@ def test_run_all_prints_one_table_and_fails_if_a_script_fails(tmp_path, monkeypa
         import json, sys
         quick = "--quick" in sys.argv
         print("BENCH-JSON " + json.dumps({"name": "good", "figures": [
-            {"what": "quick" if quick else "full", "value": 6.0, "unit": "ops/s", "baseline": "base", "baseline_value": 3.0}]}))
+            {"what": "quick" if quick else "full", "value": 6.0, "unit": "ops/s", "baseline": "base",
+             "baseline_value": 3.0}]}))
     """)
     _write(tmp_path, "bench_crash.py", "import sys\nprint('partial')\nsys.exit('boom')\n")
     _write(tmp_path, "bench_silent.py", "print('no protocol line')\n")

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 
 from agileplus.dispatch.models import DispatchJob
 from tests.factories import make_feature_with_wps
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def browser(client):
-    client.force_login(User.objects.create_user("viewer"))
-    return client
 
 
 def test_the_board_shows_each_agents_cost(browser):

@@ -4,18 +4,11 @@ was ejected."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 
 from agileplus.review.models import MergeQueueEntry
 from tests.factories import make_feature_with_wps
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def browser(client):
-    client.force_login(User.objects.create_user("viewer"))
-    return client
 
 
 def test_the_board_shows_the_queue_in_order_with_batch_progress_and_ejections(browser):

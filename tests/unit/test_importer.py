@@ -65,7 +65,8 @@ def test_the_status_screen_of_the_imported_example_shows_the_seed_lines():
         assert line in out
     lines = out.splitlines()
     assert any(line.startswith("WP01 User & Session Models") and line.endswith("████████████ done") for line in lines)
-    assert any(line.startswith("WP02 Login Endpoint") and line.endswith("░░░░░░░░░░░░ planned (ready)") for line in lines)
+    assert any(line.startswith("WP02 Login Endpoint") and line.endswith("░░░░░░░░░░░░ planned (ready)")
+               for line in lines)
     assert any(line.startswith("WP03 Session Middleware") and line.endswith("planned (blocked)") for line in lines)
 
 

@@ -127,7 +127,8 @@ def test_a_wrong_method_is_a_405_in_the_same_shape(feature):
 
 # --- junk never reaches a 500 ------------------------------------------------------------------
 JUNK_TEXT = st.text(max_size=40)  # includes NUL, surrogates are excluded by hypothesis' default alphabet
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | JUNK_TEXT,
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                           | JUNK_TEXT,
                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(JUNK_TEXT, inner, max_size=3),
                            max_leaves=8)
 FIELDS = ["to", "expected_state", "note", "wps", "wp", "all", "agent", "timeout", "retries", "apply", "lines",

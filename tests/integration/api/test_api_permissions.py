@@ -89,7 +89,8 @@ def test_an_agent_moves_its_own_wp_forward_but_never_to_done(feature):
     assert agent.post(url, {"to": "for_review"}, format="json").status_code == 200
     refused = agent.post(url, {"to": "done"}, format="json")
 
-    assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied"
+    assert refused.status_code == 403
+    assert (refused.json()["error"]["code"], refused.json()["error"]["field"]) == ("permission_denied", "actor")
     assert feature.work_packages.get(code="WP01").state == "for_review"
 
 

@@ -28,7 +28,8 @@ def test_status_watch_redraws_and_stops_on_ctrl_c_without_a_traceback(transactio
     feature, _ = make_feature_with_wps(2)
     env = {**os.environ, "DATABASE_URL": _database_url(), "COLUMNS": "100"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from agileplus.cli.main import main; main()", "status", feature.slug, "--watch", "--interval", "0.1"],
+        [sys.executable, "-c", "from agileplus.cli.main import main; main()", "status", feature.slug,
+         "--watch", "--interval", "0.1"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     chunks: list[str] = []

@@ -13,15 +13,7 @@ import pytest
 from agileplus.audit.models import AuditEntry
 from agileplus.dispatch.models import DispatchJob
 from tests.support.cli import run_cli
-from tests.support.farm import (
-    ROOT,
-    import_target,
-    job_env,
-    make_target_repo,
-    outbox_file,
-    running_with,
-    wait_until,
-)
+from tests.support.farm import ROOT, import_target, job_env, make_target_repo, outbox_file, running_with, wait_until
 from tests.support.standins import path_with_standins
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

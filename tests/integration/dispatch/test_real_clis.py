@@ -125,7 +125,8 @@ def test_codex_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
 
 def test_gemini_cli_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     with GeminiEndpoint(SCRIPT) as endpoint:
-        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "gemini", endpoint, model="gemini-2.5-flash")
+        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "gemini", endpoint,
+                                                                     model="gemini-2.5-flash")
 
     job = merged_job(done, reviewed, repo, feature)
     assert f"Gemini CLI session {job.session_id} (gemini-2.5-flash)" in log_text(job)

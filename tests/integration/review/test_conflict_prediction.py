@@ -6,22 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections import defaultdict
 
 import pytest
 
 from tests.support.cli import run_cli
-from tests.support.farm import ROOT, import_target, job_env, make_target_repo, outbox_file, running_workers
+from tests.support.farm import ROOT, import_target, intervals, job_env, make_target_repo, outbox_file, running_workers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def intervals(record_file) -> dict[str, tuple[float, float]]:
-    seen: dict[str, dict[str, float]] = defaultdict(dict)
-    for line in record_file.read_text().splitlines():
-        wp, what, at = line.split()
-        seen[wp][what] = float(at)
-    return {wp: (t["start"], t["end"]) for wp, t in seen.items()}
 
 
 def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:

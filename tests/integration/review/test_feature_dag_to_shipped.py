@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections import defaultdict
 
 import pytest
 
@@ -14,7 +13,7 @@ from agileplus.audit.models import AuditEntry
 from agileplus.dispatch.models import DispatchJob
 from agileplus.events.models import Event
 from agileplus.features.models import Feature
-from tests.support.farm import ROOT, import_target, job_env, make_target_repo, outbox_file, running_workers
+from tests.support.farm import ROOT, import_target, intervals, job_env, make_target_repo, outbox_file, running_workers
 from tests.support.services import require_service
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -32,14 +31,6 @@ def broker(request) -> str | None:
     if request.param == "redis":
         return require_service("redis").rsplit("/", 1)[0] + "/8"
     return None
-
-
-def intervals(record_file) -> dict[str, tuple[float, float]]:
-    seen: dict[str, dict[str, float]] = defaultdict(dict)
-    for line in record_file.read_text().splitlines():
-        wp, what, at = line.split()
-        seen[wp][what] = float(at)
-    return {wp: (t["start"], t["end"]) for wp, t in seen.items()}
 
 
 def diagnose(feature) -> str:
@@ -67,7 +58,8 @@ def test_a_three_layer_dag_ships_with_each_layer_running_in_parallel(tmp_path, b
     assert {wp.state for wp in feature.work_packages.all()} == {"done"}
     ran = intervals(runs)
     for layer in LAYERS:
-        assert max(ran[wp][0] for wp in layer) < min(ran[wp][1] for wp in layer), f"{layer} did not overlap: {ran}" + diagnose(feature)
+        assert max(ran[wp][0] for wp in layer) < min(ran[wp][1] for wp in layer), \
+            f"{layer} did not overlap: {ran}" + diagnose(feature)
     for wp, deps in DAG.items():
         assert all(ran[d][1] < ran[wp][0] for d in deps), f"{wp} started before its dependencies ended"
     assert verify_chain(feature).ok

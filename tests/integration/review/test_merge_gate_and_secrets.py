@@ -10,7 +10,7 @@ import pytest
 
 from agileplus.audit.models import AuditEntry
 from tests.support.cli import run_cli
-from tests.support.farm import import_target, make_target_repo, outbox_dir
+from tests.support.farm import PYTEST_CHECK, import_target, make_target_repo, outbox_dir
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -28,8 +28,7 @@ RENAME = {  # WP01: add() becomes plus()
 USES_OLD_NAME = {  # WP02: a new test that still calls add()
     "tests/test_more.py": "from calc.core import add\n\n\ndef test_add_negative():\n    assert add(-1, 1) == 0\n",
 }
-TESTS = {"name": "tests", "parser": "pytest", "timeout": 120,
-         "command": f"{PY} -m pytest -q -p no:cacheprovider tests"}
+TESTS = PYTEST_CHECK
 
 
 def write_change(root, name: str, files: dict[str, str]):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,11 @@ from agileplus.review.merge_queue import enqueue, process_queue
 from agileplus.review.models import MergeQueueEntry, ReviewReport
 from tests.integration.api.conftest import client_for
 from tests.support.cli import run_cli
-from tests.support.farm import TargetRepo, import_target, make_target_repo, outbox_dir
+from tests.support.farm import PYTEST_CHECK, TargetRepo, import_target, make_target_repo, outbox_dir
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-PY = sys.executable
-TEST_COMMAND = f"{PY} -m pytest -q -p no:cacheprovider tests"
-REVIEW = {"checks": [{"name": "deliverables"}, {"name": "tests", "parser": "pytest", "timeout": 120, "command": TEST_COMMAND},
-                     {"name": "governance"}, {"name": "commit_convention"}]}
+REVIEW = {"checks": [{"name": "deliverables"}, PYTEST_CHECK, {"name": "governance"}, {"name": "commit_convention"}]}
 PROJECT = {
     "calc/__init__.py": "",
     "calc/core.py": "def add(a: int, b: int) -> int:\n    return a + b\n",
@@ -85,7 +81,7 @@ def suite_passes_at(repo: TargetRepo, commit: str, tmp_path: Path) -> bool:
     checkout = tmp_path / f"at-{commit[:12]}"
     repo.git("worktree", "add", "--detach", str(checkout), commit)
     try:
-        return subprocess.run(TEST_COMMAND, shell=True, cwd=checkout, capture_output=True).returncode == 0
+        return subprocess.run(PYTEST_CHECK["command"], shell=True, cwd=checkout, capture_output=True).returncode == 0
     finally:
         repo.git("worktree", "remove", "--force", str(checkout))
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.contrib.auth.models import User
 
 from agileplus.dispatch.models import DispatchJob, JobCommit
 from agileplus.features.models import WorkPackage
@@ -15,12 +14,6 @@ from tests.factories import make_feature_with_wps
 from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def browser(client):
-    client.force_login(User.objects.create_user("viewer"))
-    return client
 
 
 def job_with_one_commit(wp, state: str, job_id: str) -> DispatchJob:

@@ -10,17 +10,8 @@ import pytest
 
 from harnesses.adapters.aider import AiderAdapter, count
 from harnesses.adapters.command import PROMPT_FILE_ENV
-from harnesses.base import HarnessError, RunSpec
-from tests.support.standins import run_adapter
+from tests.support.standins import run_adapter, run_spec, value_after
 from tests.support.streams import recorded
-
-
-def spec(workdir, **kwargs) -> RunSpec:
-    return RunSpec(prompt=kwargs.pop("prompt", "Implement WP01: add the login form."), workdir=workdir, **kwargs)
-
-
-def value_after(argv: list[str], flag: str) -> str:
-    return argv[argv.index(flag) + 1]
 
 
 def prompt_file(tmp_path, text="Implement WP01: add the login form.") -> str:
@@ -33,7 +24,7 @@ def prompt_file(tmp_path, text="Implement WP01: add the login form.") -> str:
 
 
 def test_runs_one_message_from_the_prompt_file_saying_yes_and_committing(standins, tmp_path):
-    invocation = AiderAdapter().build_command(spec(tmp_path, env={PROMPT_FILE_ENV: prompt_file(tmp_path)}))
+    invocation = AiderAdapter().build_command(run_spec(tmp_path, env={PROMPT_FILE_ENV: prompt_file(tmp_path)}))
 
     assert invocation.argv[0] == str(standins / "aider")
     assert {"--yes-always", "--no-pretty", "--no-stream", "--auto-commits"} <= set(invocation.argv)
@@ -42,13 +33,13 @@ def test_runs_one_message_from_the_prompt_file_saying_yes_and_committing(standin
 
 
 def test_without_a_prompt_file_the_prompt_is_the_message(standins, tmp_path):
-    argv = AiderAdapter().build_command(spec(tmp_path, prompt="Implement WP01")).argv
+    argv = AiderAdapter().build_command(run_spec(tmp_path, prompt="Implement WP01")).argv
 
     assert value_after(argv, "--message") == "Implement WP01"
 
 
 def test_aider_keeps_its_history_files_out_of_the_worktree(standins, tmp_path):
-    argv = AiderAdapter().build_command(spec(tmp_path)).argv
+    argv = AiderAdapter().build_command(run_spec(tmp_path)).argv
 
     assert "--no-gitignore" in argv
     assert value_after(argv, "--chat-history-file") == os.devnull
@@ -56,23 +47,8 @@ def test_aider_keeps_its_history_files_out_of_the_worktree(standins, tmp_path):
 
 
 def test_the_model_is_passed_only_when_configured(standins, tmp_path):
-    assert value_after(AiderAdapter().build_command(spec(tmp_path, model="sonnet")).argv, "--model") == "sonnet"
-    assert "--model" not in AiderAdapter().build_command(spec(tmp_path)).argv
-
-
-def test_a_missing_binary_is_a_harness_error_naming_the_harness_and_how_to_install_it(no_binaries, tmp_path):
-    with pytest.raises(HarnessError) as error:
-        AiderAdapter().build_command(spec(tmp_path))
-
-    assert "aider" in str(error.value) and "aider-install" in str(error.value)
-
-
-def test_availability_is_false_without_the_binary(no_binaries):
-    assert AiderAdapter().availability().available is False
-
-
-def test_availability_reports_the_version_of_the_binary_on_path(standins):
-    assert AiderAdapter().availability().version == "aider 0.86.1"
+    assert value_after(AiderAdapter().build_command(run_spec(tmp_path, model="sonnet")).argv, "--model") == "sonnet"
+    assert "--model" not in AiderAdapter().build_command(run_spec(tmp_path)).argv
 
 
 # --- the output --------------------------------------------------------------------------
@@ -137,7 +113,7 @@ def test_every_other_line_is_a_log_event_kept_verbatim(line):
 
 
 def test_a_malformed_line_mid_output_is_logged_and_the_rest_still_parses(standins, repo, tmp_path):
-    run = run_adapter(AiderAdapter(), spec(repo, env={PROMPT_FILE_ENV: prompt_file(tmp_path)}),
+    run = run_adapter(AiderAdapter(), run_spec(repo, env={PROMPT_FILE_ENV: prompt_file(tmp_path)}),
                       env={"STANDIN_MALFORMED": "1"})
 
     assert any(e.text.startswith('{"type": "malformed"') for e in run.of("log"))

@@ -9,28 +9,20 @@ from decimal import Decimal
 import pytest
 
 from harnesses.adapters.claude_code import ClaudeCodeAdapter
-from harnesses.base import HarnessError, RunSpec
-from tests.support.standins import run_adapter
+from harnesses.base import HarnessError
+from tests.support.standins import run_adapter, run_spec, value_after
 from tests.support.streams import recorded
 
 
-def spec(workdir, **kwargs) -> RunSpec:
-    return RunSpec(prompt=kwargs.pop("prompt", "Implement WP01: add the login form."), workdir=workdir, **kwargs)
-
-
 def argv_of(tmp_path, **kwargs) -> list[str]:
-    return ClaudeCodeAdapter().build_command(spec(tmp_path, **kwargs)).argv
-
-
-def value_after(argv: list[str], flag: str) -> str:
-    return argv[argv.index(flag) + 1]
+    return ClaudeCodeAdapter().build_command(run_spec(tmp_path, **kwargs)).argv
 
 
 # --- the command -------------------------------------------------------------------------
 
 
 def test_runs_print_mode_streaming_json_with_the_prompt_on_stdin(standins, tmp_path):
-    invocation = ClaudeCodeAdapter().build_command(spec(tmp_path, prompt="Implement WP01"))
+    invocation = ClaudeCodeAdapter().build_command(run_spec(tmp_path, prompt="Implement WP01"))
 
     assert invocation.argv[0] == str(standins / "claude")
     assert invocation.argv[1:5] == ["-p", "--output-format", "stream-json", "--verbose"]
@@ -79,28 +71,6 @@ def test_max_turns_and_the_session_to_resume_are_passed(standins, tmp_path):
 def test_a_max_turns_that_is_not_a_number_is_a_harness_error(standins, tmp_path):
     with pytest.raises(HarnessError, match="max_turns must be a whole number"):
         argv_of(tmp_path, options={"max_turns": "many"})
-
-
-def test_a_missing_binary_is_a_harness_error_naming_the_harness_and_how_to_install_it(no_binaries, tmp_path):
-    with pytest.raises(HarnessError) as error:
-        ClaudeCodeAdapter().build_command(spec(tmp_path))
-
-    assert "claude-code" in str(error.value) and "`claude`" in str(error.value)
-    assert "npm install -g @anthropic-ai/claude-code" in str(error.value)
-
-
-def test_availability_is_false_without_the_binary(no_binaries):
-    found = ClaudeCodeAdapter().availability()
-
-    assert found.available is False
-    assert "npm install -g @anthropic-ai/claude-code" in found.reason
-
-
-def test_availability_reports_the_version_of_the_binary_on_path(standins):
-    found = ClaudeCodeAdapter().availability()
-
-    assert found.available is True
-    assert found.version == "2.0.37 (Claude Code)"
 
 
 # --- the stream --------------------------------------------------------------------------
@@ -165,15 +135,6 @@ def test_a_result_that_hit_the_turn_limit_is_an_error():
     assert event.usage.cost_usd == Decimal(str(json.loads(line)["total_cost_usd"]))
 
 
-def test_a_malformed_line_becomes_a_log_event():
-    whole_line = recorded("claude-code").of_type("assistant")[0]
-    line = whole_line[: len(whole_line) // 2]
-
-    [event] = ClaudeCodeAdapter().parse_line(line)
-
-    assert (event.kind, event.text) == ("log", line)
-
-
 @pytest.mark.parametrize("line", [
     "Warning: no stdin data received in 3s",
     "[1, 2]",
@@ -194,7 +155,7 @@ def test_blank_lines_give_no_events():
 
 
 def test_a_malformed_line_mid_stream_is_logged_and_the_rest_still_parses(standins, repo):
-    run = run_adapter(ClaudeCodeAdapter(), spec(repo), env={"STANDIN_MALFORMED": "1"})
+    run = run_adapter(ClaudeCodeAdapter(), run_spec(repo), env={"STANDIN_MALFORMED": "1"})
 
     [log] = run.of("log")
     assert log.text.startswith('{"type": "malformed"')

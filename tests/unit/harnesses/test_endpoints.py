@@ -107,7 +107,8 @@ def test_codex_s_shell_tool_gets_the_command_and_usage_completes_the_response():
     assert sse_types(text)[-1] == "response.completed"
     done = [json.loads(line[6:]) for line in text.splitlines()
             if line.startswith("data: ") and "response.output_item.done" in line][0]
-    assert done["item"]["name"] == "exec_command" and json.loads(done["item"]["arguments"]) == {"cmd": "git commit -m x"}
+    assert done["item"]["name"] == "exec_command"
+    assert json.loads(done["item"]["arguments"]) == {"cmd": "git commit -m x"}
     assert '"input_tokens": 300' in text and '"output_tokens": 20' in text
 
 

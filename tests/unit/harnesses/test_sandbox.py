@@ -14,14 +14,7 @@ from agileplus.dispatch.sandboxing import harness_credentials
 from agileplus.dispatch.secrets import worker_secret_values
 from harnesses.base import HarnessError
 from harnesses.process import AgentProcess, StopReason
-from harnesses.sandbox import (
-    Sandbox,
-    SandboxSpec,
-    SandboxUnavailable,
-    network_policy,
-    runtime_paths,
-    sandbox_mode,
-)
+from harnesses.sandbox import Sandbox, SandboxSpec, SandboxUnavailable, network_policy, runtime_paths, sandbox_mode
 
 
 @pytest.fixture

@@ -1,16 +1,43 @@
-"""Response shapes, for the OpenAPI schema only: the views render the same dicts the CLI prints
-with ``--json`` (``features.selectors``, ``dispatch.selectors``, ``audit.chain``…), and these
-serializers describe them, so ``/api/schema/`` says what a client really gets (checked by the
-schemathesis test: every response conforms). Keys are stable; new keys may be added."""
+"""Response shapes: one serializer per shape, which both renders the response (``ShapeOut(obj).data``)
+and is its OpenAPI schema (drf-spectacular reads it), so ``/api/schema/`` is what a client gets
+(``tests/integration/api/test_api_responses_match_schema.py``: every key documented, every value of
+its type). A shape the CLI's ``--json`` shares is built once by its selector (``features.selectors``,
+``dispatch.selectors``, ``audit.chain``…) and rendered here; the others are read from the models.
+Field order is the key order clients get. Keys are stable; new keys may be added."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers as s
+from rest_framework.fields import SkipField
 
 from agileplus.api.roles import ROLES
 from agileplus.dispatch.models import JobState
 from agileplus.features.lifecycles import FeatureState, WPState
+from harnesses.git import redact_url
+
+
+class Shape(s.Serializer):
+    """A response shape. A dict a selector built is read key by key: DRF's generic lookup (made for
+    objects and dotted sources) was most of the cost of rendering a feature's status
+    (``bench/bench_api_render.py``). Anything else (a model instance, a dotted source, a missing
+    key) takes DRF's own path, so the output is the same either way."""
+
+    def to_representation(self, instance) -> dict:
+        if type(instance) is not dict:
+            return super().to_representation(instance)
+        rendered = {}
+        for field in self._readable_fields:
+            source = field.source_attrs
+            if len(source) == 1 and source[0] in instance:
+                value = instance[source[0]]
+            else:
+                try:
+                    value = field.get_attribute(instance)
+                except SkipField:
+                    continue
+            rendered[field.field_name] = None if value is None else field.to_representation(value)
+        return rendered
 
 
 def enum(values, *, null: bool = False, **kwargs) -> s.Field:
@@ -30,8 +57,24 @@ def maybe(field_class, **kwargs) -> s.Field:
     return field_class(allow_null=True, **kwargs)
 
 
+@extend_schema_field({"type": "string"})
+class RedactedURLField(s.CharField):
+    """A repository URL without the credentials it may carry."""
+
+    def to_representation(self, value) -> str:
+        return redact_url(value)
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class WPCodesField(s.Field):
+    """Work packages, rendered as their codes."""
+
+    def to_representation(self, value) -> list[str]:
+        return [wp.code for wp in value]
+
+
 # --- errors ----------------------------------------------------------------------------------
-class ErrorDetailOut(s.Serializer):
+class ErrorDetailOut(Shape):
     code = s.CharField(help_text="machine-readable: invalid, not_found, illegal_transition, blocked_by_dependency, "
                                  "stale_state, permission_denied, not_authenticated, throttled, …")
     message = s.CharField()
@@ -40,7 +83,7 @@ class ErrorDetailOut(s.Serializer):
     details = s.DictField(required=False, help_text="e.g. blocked_by: [WP codes]")
 
 
-class ErrorOut(s.Serializer):
+class ErrorOut(Shape):
     error = ErrorDetailOut()
 
 
@@ -72,17 +115,17 @@ JOB = OpenApiParameter("job_id", str, OpenApiParameter.PATH, description="job id
 
 
 # --- read models -----------------------------------------------------------------------------
-class ProjectOut(s.Serializer):
+class ProjectOut(Shape):
     name = s.CharField()
-    repo_url = s.CharField()
+    repo_url = RedactedURLField()
     main_branch = s.CharField()
 
 
-class ProjectListOut(s.Serializer):
+class ProjectListOut(Shape):
     results = ProjectOut(many=True)
 
 
-class FeatureTotalsOut(s.Serializer):
+class FeatureTotalsOut(Shape):
     done = s.IntegerField()
     total = s.IntegerField()
     doing = s.IntegerField()
@@ -90,27 +133,30 @@ class FeatureTotalsOut(s.Serializer):
     percent = s.IntegerField()
 
 
-class FeatureRowOut(s.Serializer):
+class FeatureHeadOut(Shape):
     id = s.IntegerField()
     slug = s.CharField()
     number = s.IntegerField()
     title = s.CharField()
     state = enum(FeatureState.ALL)
     project = s.CharField()
+
+
+class FeatureRowOut(FeatureHeadOut):
     totals = FeatureTotalsOut()
 
 
-class FeatureListOut(s.Serializer):
+class FeatureListOut(Shape):
     results = FeatureRowOut(many=True)
 
 
-class TestsOut(s.Serializer):
+class TestsOut(Shape):
     passed = maybe(s.IntegerField)
     total = maybe(s.IntegerField)
     failed = maybe(s.IntegerField)
 
 
-class WPJobOut(s.Serializer):
+class WPJobOut(Shape):
     id = s.CharField()
     agent = s.CharField()
     harness = s.CharField()
@@ -125,13 +171,13 @@ class WPJobOut(s.Serializer):
     completed_ago = maybe(s.CharField)
 
 
-class DependencyOut(s.Serializer):
+class DependencyOut(Shape):
     code = s.CharField()
     state = enum(WPState.ALL)
     done = s.BooleanField()
 
 
-class WPOut(s.Serializer):
+class WPOut(Shape):
     id = s.IntegerField()
     code = s.CharField()
     title = s.CharField()
@@ -146,53 +192,48 @@ class WPOut(s.Serializer):
     agent = text()
     done_at = maybe(s.DateTimeField)
     completed_ago = maybe(s.CharField)
+    completed_in = maybe(s.CharField, help_text="dispatch to done, for a WP the farm ran (e.g. 45 minutes)")
+    review_cycles = s.IntegerField(help_text="reviews the WP went through")
+    approved_first_pass = s.BooleanField(help_text="its first review approved it")
+    unblocked = s.BooleanField(help_text="a dependency the farm finished made it ready (not one imported as done)")
     job = WPJobOut(allow_null=True, help_text="the WP's latest dispatch job")
 
 
-class WPPageOut(s.Serializer):
+class WPPageOut(Shape):
     after = maybe(s.CharField)
     limit = s.IntegerField()
     next_after = maybe(s.CharField, help_text="pass as `after` for the next page; null on the last page")
 
 
-class WPListOut(s.Serializer):
+class WPListOut(Shape):
     results = WPOut(many=True)
     next_after = maybe(s.CharField, help_text="pass as `after` for the next page; null on the last page")
     next = maybe(s.URLField)
 
 
-class FeatureHeadOut(s.Serializer):
-    id = s.IntegerField()
-    slug = s.CharField()
-    number = s.IntegerField()
-    title = s.CharField()
-    state = enum(FeatureState.ALL)
-    project = s.CharField()
-
-
-class StatusTotalsOut(s.Serializer):
+class StatusTotalsOut(Shape):
     done = s.IntegerField()
     total = s.IntegerField()
     percent = s.IntegerField()
 
 
-class CompletionOut(s.Serializer):
+class CompletionOut(Shape):
     days = s.FloatField()
     estimate = maybe(s.CharField)
     critical_path = s.ListField(child=s.CharField())
 
 
-class FeatureStatusOut(s.Serializer):
+class FeatureStatusOut(Shape):
     feature = FeatureHeadOut()
     work_packages = WPOut(many=True, help_text="one page (`limit`, default 200) in code order; the rest: "
                                                "`after=work_packages_page.next_after` or /wps")
-    work_packages_page = WPPageOut()
     totals = StatusTotalsOut()
     estimated_completion = CompletionOut()
+    work_packages_page = WPPageOut()
     cost_usd = s.CharField(help_text="decimal string: USD spent by the feature's jobs")
 
 
-class AuditEntryOut(s.Serializer):
+class AuditEntryOut(Shape):
     id = s.IntegerField(help_text="place in the feature's chain (seq)")
     feature_id = s.IntegerField()
     wp_id = maybe(s.IntegerField)
@@ -205,24 +246,24 @@ class AuditEntryOut(s.Serializer):
     hash = s.CharField(help_text="SHA-256 over the RFC 8785 canonical JSON of the other fields")
 
 
-class AuditPageOut(s.Serializer):
+class AuditPageOut(Shape):
     results = AuditEntryOut(many=True)
     next_after = maybe(s.IntegerField, help_text="pass as `after` for the next page; null on the last page")
     next = maybe(s.URLField)
 
 
-class ChainPointOut(s.Serializer):
+class ChainPointOut(Shape):
     id = s.IntegerField()
     transition = s.CharField()
 
 
-class ProblemOut(s.Serializer):
+class ProblemOut(Shape):
     id = maybe(s.IntegerField)
     kind = enum(("changed", "deleted", "reordered", "broken_link"))
     detail = s.CharField()
 
 
-class VerificationOut(s.Serializer):
+class VerificationOut(Shape):
     feature = s.CharField()
     ok = s.BooleanField()
     entries = s.IntegerField()
@@ -231,7 +272,8 @@ class VerificationOut(s.Serializer):
     problems = ProblemOut(many=True)
 
 
-class CostRowOut(s.Serializer):
+class CostRowOut(Shape):
+    # Read from a ``dispatch.costs.LedgerRow``.
     key = s.CharField()
     jobs = s.IntegerField()
     input_tokens = s.IntegerField()
@@ -240,12 +282,13 @@ class CostRowOut(s.Serializer):
     cost_usd = s.CharField(help_text="decimal string")
 
 
-class CostListOut(s.Serializer):
+class CostListOut(Shape):
     results = CostRowOut(many=True)
     total_cost_usd = s.CharField(help_text="decimal string")
 
 
-class ReviewReportOut(s.Serializer):
+class ReviewReportOut(Shape):
+    # Read from a ``ReviewReport``.
     id = s.IntegerField()
     approved = s.BooleanField()
     actor = s.CharField()
@@ -255,17 +298,17 @@ class ReviewReportOut(s.Serializer):
     created_at = s.DateTimeField()
 
 
-class ReviewListOut(s.Serializer):
+class ReviewListOut(Shape):
     results = ReviewReportOut(many=True)
 
 
-class MergeQueueChecksOut(s.Serializer):
+class MergeQueueChecksOut(Shape):
     done = s.IntegerField()
     passed = s.ListField(child=s.CharField())
     failed = s.ListField(child=s.CharField())
 
 
-class MergeQueueEntryOut(s.Serializer):
+class MergeQueueEntryOut(Shape):
     wp = s.CharField()
     feature = s.CharField()
     title = s.CharField()
@@ -284,7 +327,7 @@ class MergeQueueEntryOut(s.Serializer):
     updated_at = s.DateTimeField()
 
 
-class MergeQueueOut(s.Serializer):
+class MergeQueueOut(Shape):
     repo = s.CharField()
     project = s.CharField()
     main_branch = s.CharField()
@@ -296,39 +339,41 @@ class MergeQueueOut(s.Serializer):
     recent = MergeQueueEntryOut(many=True)
 
 
-class ReviewOut(s.Serializer):
+class ReviewOut(Shape):
+    # Read from a ``ReviewReport``.
     id = s.IntegerField()
     approved = s.BooleanField()
     checks = s.ListField(child=s.JSONField())
     text = s.CharField()
 
 
-class JobRowOut(s.Serializer):
+class JobRowOut(Shape):
+    # Read from a ``DispatchJob`` annotated with ``n_commits`` (``api.queries.jobs``).
     id = s.CharField()
-    feature = s.CharField()
-    wp = s.CharField()
+    feature = s.CharField(source="feature.slug")
+    wp = s.CharField(source="wp.code")
     harness = s.CharField()
     state = enum(JobState.ALL)
     attempt = s.IntegerField()
     worker = text()
     requested_by = s.CharField()
     queued_at = s.DateTimeField()
-    commits = s.IntegerField()
+    commits = s.IntegerField(source="n_commits")
 
 
-class JobPageOut(s.Serializer):
+class JobPageOut(Shape):
     results = JobRowOut(many=True)
     next_cursor = maybe(s.CharField, help_text="pass as `cursor` for the next page; null on the last page")
     next = maybe(s.URLField)
 
 
-class CommitOut(s.Serializer):
+class CommitOut(Shape):
     sha = s.CharField()
     message = text()
     files = s.ListField(child=s.JSONField())
 
 
-class JobOut(s.Serializer):
+class JobOut(Shape):
     id = s.CharField()
     feature = s.CharField()
     wp = s.CharField()
@@ -355,20 +400,21 @@ class JobOut(s.Serializer):
     manifest_hash = maybe(s.JSONField)
 
 
-class LogLineOut(s.Serializer):
+class LogLineOut(Shape):
+    # Read from a ``JobLogLine``.
     seq = s.IntegerField()
-    time = s.DateTimeField()
+    time = s.DateTimeField(source="timestamp")
     stream = s.CharField()
     line = text()
 
 
-class LogPageOut(s.Serializer):
+class LogPageOut(Shape):
     results = LogLineOut(many=True)
     next_after = s.IntegerField(help_text="pass as `after` to get the lines written since")
     next = s.URLField()
 
 
-class EventOut(s.Serializer):
+class EventOut(Shape):
     id = s.IntegerField()
     msg_id = s.UUIDField()
     subject = s.CharField()
@@ -376,34 +422,40 @@ class EventOut(s.Serializer):
     created_at = maybe(s.DateTimeField)
 
 
-class EventPageOut(s.Serializer):
+class EventPageOut(Shape):
     results = EventOut(many=True)
     next_after = s.IntegerField(help_text="pass as `after` to resume after the last event seen")
     next = s.URLField()
 
 
-class AgentWorkerOut(s.Serializer):
+class AgentWorkerOut(Shape):
     hostname = s.CharField()
     sessions = s.IntegerField()
     version = maybe(s.JSONField)
+    sandbox = s.CharField(help_text="how the worker isolates this agent (e.g. bubblewrap), or unknown")
+    network = s.CharField(help_text="what the agent may reach (model: its model endpoint only)")
+    credentials = s.DictField(help_text="names of the agent's credentials the worker has (present) and lacks "
+                                        "(missing); never their values")
     alive = s.BooleanField()
 
 
-class AgentOut(s.Serializer):
+class AgentOut(Shape):
     name = s.CharField()
     status = enum(("active", "idle", "available", "unavailable"))
     model = text()
+    version = maybe(s.JSONField, help_text="the CLI's version, from this host or a worker")
     last_heartbeat = maybe(s.DateTimeField)
     sessions = s.IntegerField()
     workers = AgentWorkerOut(many=True)
     local = s.DictField()
 
 
-class AgentListOut(s.Serializer):
+class AgentListOut(Shape):
     results = AgentOut(many=True)
 
 
-class WorkerOut(s.Serializer):
+class WorkerOut(Shape):
+    # Read from a ``Worker``.
     hostname = s.CharField()
     harnesses = s.JSONField()
     concurrency = s.IntegerField()
@@ -412,34 +464,37 @@ class WorkerOut(s.Serializer):
     stopped_at = maybe(s.DateTimeField)
 
 
-class WorkerListOut(s.Serializer):
+class WorkerListOut(Shape):
     results = WorkerOut(many=True)
 
 
 # --- write results ---------------------------------------------------------------------------
-class MovedOut(s.Serializer):
-    wp = s.CharField()
-    state = enum(WPState.ALL, help_text="the WP's new state")
-    to = enum(WPState.ALL)
-    actor = s.CharField(help_text="the token's identity, as recorded in the audit chain")
-    audit_entry = s.IntegerField(help_text="seq of the audit entry")
-    merge = s.JSONField(allow_null=True)
-    unblocked = s.ListField(child=s.CharField(), help_text="dependents this made ready")
+class MovedOut(Shape):
+    # Read from a ``features.services.TransitionResult``.
+    wp = s.CharField(source="wp.code")
+    to = enum(WPState.ALL, source="target")
+    state = enum(WPState.ALL, source="target", help_text="the WP's new state")
+    actor = s.CharField(source="entry.actor", help_text="the token's identity, as recorded in the audit chain")
+    audit_entry = s.IntegerField(source="entry.seq", help_text="seq of the audit entry")
+    merge = s.JSONField(source="entry.metadata.merge", allow_null=True)
+    unblocked = WPCodesField(help_text="dependents this made ready")
 
-    def get_fields(self):  # "from" is a keyword
+    def get_fields(self):
+        # "from" is a Python keyword, so it cannot be declared above; it comes second, after "wp".
         fields = super().get_fields()
-        fields["from"] = enum(WPState.ALL)
-        return fields
+        ordered = {"wp": fields.pop("wp"), "from": enum(WPState.ALL, source="source")}
+        return {**ordered, **fields}
 
 
-class QueuedJobOut(s.Serializer):
+class QueuedJobOut(Shape):
+    # Read from a ``DispatchJob``.
     id = s.CharField()
-    wp = s.CharField()
+    wp = s.CharField(source="wp.code")
     harness = s.CharField()
     state = enum(JobState.ALL)
 
 
-class FreshStartOut(s.Serializer):
+class FreshStartOut(Shape):
     old_branch = s.CharField(help_text="the branch the WP had")
     branch = s.CharField(help_text="its new branch, from main")
     main = s.CharField()
@@ -448,24 +503,25 @@ class FreshStartOut(s.Serializer):
     salvaged_sha = maybe(s.CharField)
 
 
-class ImplementOut(s.Serializer):
+class ImplementOut(Shape):
     feature = s.CharField()
     jobs = QueuedJobOut(many=True)
     fresh_start = FreshStartOut(required=False, help_text="with fresh: where the old work went")
 
 
-class CancelOut(s.Serializer):
+class CancelOut(Shape):
+    # Read from a ``DispatchJob``.
     id = s.CharField()
     state = enum(JobState.ALL)
     cancel_requested = s.BooleanField()
 
 
-class ReportOut(s.Serializer):
+class ReportOut(Shape):
     job = s.CharField()
     added = s.IntegerField()
 
 
-class TokenOut(s.Serializer):
+class TokenOut(Shape):
     username = s.CharField()
     role = enum(ROLES)
     token = s.CharField()
