@@ -10,6 +10,7 @@ streamable HTTP (`agileplus mcp --http --port 8765`, every request authenticated
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,19 @@ def _run(fn: Callable[[], Any]):
     return sync_to_async(guarded, thread_sensitive=True)()
 
 
+def _text_arguments(tool: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse a NUL character in any text argument, naming it: PostgreSQL cannot store or compare
+    one, and every tool's text reaches a query."""
+
+    @functools.wraps(tool)  # the tool's signature (its input schema) is read through __wrapped__
+    async def checked(*args: Any, **kwargs: Any) -> Any:
+        for name, value in kwargs.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise ToolError(f"{name}: contains a NUL character. Fix: send plain text")
+        return await tool(*args, **kwargs)
+    return checked
+
+
 def build_server(default_actor: Actor | None = None) -> MCPServer:
     server = MCPServer(name="agileplus", version="1.0",
                        instructions="Features, work packages, agent jobs and the audit chain of an AgilePlus farm.")
@@ -68,17 +82,20 @@ def build_server(default_actor: Actor | None = None) -> MCPServer:
 
 def _add_read_tools(server: MCPServer) -> None:
     @server.tool(description="List features with their WP counts and state.")
+    @_text_arguments
     async def list_features() -> dict:
         return {"features": await _run(lambda: feature_selectors.features_overview())}
 
     @server.tool(description="A feature's status: WPs (one page of up to 200), states, progress, estimated "
                              "completion.")
+    @_text_arguments
     async def feature_status(feature: str, after: str = "", limit: int = 200) -> dict:
         return await _run(lambda: feature_selectors.feature_status(get_feature(feature), after=after[:20],
                                                                    limit=max(1, min(limit, 1000))))
 
     @server.tool(description="The work packages of a feature with their dependencies and readiness (a page of "
                              "up to `limit`, after the code `after`).")
+    @_text_arguments
     async def list_wps(feature: str, after: str = "", limit: int = 200) -> dict:
         def page():
             found = feature_selectors.feature_status(get_feature(feature), after=after[:20],
@@ -87,6 +104,7 @@ def _add_read_tools(server: MCPServer) -> None:
         return await _run(page)
 
     @server.tool(description="The last lines of the agent log of a WP's latest job.")
+    @_text_arguments
     async def wp_log(feature: str, wp: str, tail: int = 50) -> dict:
         def lines():
             job = selectors.latest_job(get_wp(get_feature(feature), wp))
@@ -97,6 +115,7 @@ def _add_read_tools(server: MCPServer) -> None:
         return {"lines": await _run(lines)}
 
     @server.tool(description="Recompute a feature's audit chain; names any changed, deleted or reordered entry.")
+    @_text_arguments
     async def verify_audit(feature: str) -> dict:
         return await _run(lambda: verify_chain(get_feature(feature)).as_dict())
 
@@ -107,6 +126,7 @@ def _add_write_tools(server: MCPServer, caller: Callable[[], Actor]) -> None:
     @server.tool(description="Dispatch a ready WP to an agent harness; returns the job. fresh=true "
                              "(`implement --fresh`) starts the WP over from the current main on a new branch, "
                              "keeping its old branch on the origin under salvage/ (fresh_start says where).")
+    @_text_arguments
     async def dispatch(feature: str, wp: str, agent: str | None = None, fresh: bool = False) -> dict:
         who = caller()
 
@@ -120,6 +140,7 @@ def _add_write_tools(server: MCPServer, caller: Callable[[], Actor]) -> None:
         return await _run(enqueue)
 
     @server.tool(description="Move a WP to another state (to done merges it; only humans and CI may).")
+    @_text_arguments
     async def transition(feature: str, wp: str, to: str) -> dict:
         who = caller()
 
