@@ -199,6 +199,11 @@ def _held(claim: Claim):
     return DispatchJob.objects.filter(pk=claim.job_id, attempt=claim.attempt, state__in=JobState.HELD)
 
 
+def held_job(claim: Claim) -> DispatchJob | None:
+    """The job while ``claim`` still holds it (its attempt, claimed or running), else None."""
+    return _held(claim).first()
+
+
 def _lock_held(claim: Claim) -> DispatchJob:
     job = DispatchJob.objects.select_for_update().select_related("wp", "feature").filter(pk=claim.job_id).first()
     if job is None or job.attempt != claim.attempt or job.state not in JobState.HELD:

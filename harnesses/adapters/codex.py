@@ -105,6 +105,12 @@ class CodexAdapter(HarnessAdapter):
     install_hint = "npm install -g @openai/codex"
     credential_env = ("OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL", "CODEX_HOME")
     credential_files = ("~/.codex/auth.json", "~/.codex/config.toml")
+    # ``codex exec resume ID`` reads ``~/.codex/sessions/YYYY/MM/DD/rollout-…-ID.jsonl`` (0.169.0);
+    # nothing else of ~/.codex is needed to resume.
+    resumes = True
+
+    def session_folder(self, workdir: Path) -> str | None:
+        return ".codex/sessions"
 
     def __init__(self) -> None:
         self.model: str | None = None

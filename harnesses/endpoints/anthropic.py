@@ -25,8 +25,13 @@ def _tool_names(body: dict) -> set[str]:
 
 
 def _workdir(body: dict) -> str | None:
-    match = WORKDIR.search(json.dumps(body.get("system") or "")) or WORKDIR.search(json.dumps(body.get("messages") or ""))
-    return match.group(1) if match else None
+    """The working directory the request names: the system prompt's, else the conversation's
+    latest (a resumed Claude Code session carries the old run's and then the new one's)."""
+    match = WORKDIR.search(json.dumps(body.get("system") or ""))
+    if match:
+        return match.group(1)
+    found = WORKDIR.findall(json.dumps(body.get("messages") or ""))
+    return found[-1] if found else None
 
 
 class AnthropicEndpoint(ScriptedEndpoint):
