@@ -204,6 +204,12 @@ AGENT_TIMEOUT_WARNING_SECONDS = float(os.environ.get("AGILEPLUS_TIMEOUT_WARNING_
 # this many days after their last write.
 AGENT_SESSION_MAX_BYTES = int(os.environ.get("AGILEPLUS_AGENT_SESSION_MAX_BYTES", str(20 << 20)))
 AGENT_SESSION_RETENTION_DAYS = float(os.environ.get("AGILEPLUS_AGENT_SESSION_RETENTION_DAYS", "14"))
+# A rate-limited run (no fallback harness configured) waits until the reset time the CLI gave,
+# else a backoff from RATE_LIMIT_BACKOFF_SECONDS doubling per wait, capped at RATE_LIMIT_MAX_WAIT_SECONDS;
+# after RATE_LIMIT_MAX_WAITS waits of one job it fails (rate_limited) and the WP is blocked.
+RATE_LIMIT_BACKOFF_SECONDS = float(os.environ.get("AGILEPLUS_RATE_LIMIT_BACKOFF_SECONDS", "30"))
+RATE_LIMIT_MAX_WAIT_SECONDS = float(os.environ.get("AGILEPLUS_RATE_LIMIT_MAX_WAIT_SECONDS", "3600"))
+RATE_LIMIT_MAX_WAITS = int(os.environ.get("AGILEPLUS_RATE_LIMIT_MAX_WAITS", "10"))
 
 # --- Web / API -----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -35,7 +35,7 @@ from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
 from agileplus.dispatch.sandboxing import harness_credentials, job_sandbox, report_refused, start_egress
 from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
-from agileplus.dispatch.stream_policy import StreamPolicy
+from agileplus.dispatch.stream_policy import StreamPolicy, rate_limit_wait
 from agileplus.review.services import governance_for, run_test_checks
 from harnesses import git as g
 from harnesses.adapters.command import PROMPT_FILE_ENV
@@ -240,6 +240,8 @@ class JobRun:
         self.flush()
         if self.fenced:
             return "fenced"
+        if collected.outcome.reason == "rate_limited" and self.park(collected.outcome, policy):
+            return JobState.QUEUED  # this worker takes other work; the job comes back after the reset
         if collected.outcome.state == JobState.SUCCEEDED:
             collected.tests = self.count_tests(workspace)
         finished = self.finish(collected, result, policy.usage, model=policy.model or self.config.get("model") or "")
@@ -485,6 +487,18 @@ class JobRun:
             **({"refused_connections": self.egress.refused} if self.egress is not None and self.egress.refused
                else {}),
         })
+
+    def park(self, outcome: Outcome, policy: StreamPolicy) -> bool:
+        """A rate limit waits for its reset (then this session resumes), unless the feature names
+        ``fallback_harnesses`` (then it is rerouted, as before). False: fail the run as before."""
+        if self.config.get("fallback_harnesses"):
+            return False
+        said = f"{policy.last_error} {outcome.detail}"
+        self.flush()
+        services.update_progress(self.claim, usage=policy.usage)
+        parked = services.park_rate_limited(self.claim, wait_seconds=rate_limit_wait(said, time.time()),
+                                            detail=outcome.detail)
+        return parked is not None
 
     def reroute(self, finished: DispatchJob) -> None:
         """A rate-limited job is queued again on another harness, if one is configured."""

@@ -113,6 +113,9 @@ def what_happened(session: AgentSession, job: DispatchJob) -> str:
     if previous is None:
         return "it ended"
     if previous.pk == job.pk:
+        parked = (job.result or {}).get("parked") or {}
+        if parked.get("attempt") == session.attempt:
+            return f"rate limited; waited {parked.get('seconds')} s for the reset"
         return f"the worker was lost (attempt {session.attempt} ended without finishing)"
     if previous.state == JobState.TIMED_OUT:
         return f"timeout after {previous.timeout_seconds} s"

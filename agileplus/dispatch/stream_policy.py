@@ -17,6 +17,27 @@ from harnesses.process import StopReason
 
 # What the agent CLIs say when their backend refuses more work for now.
 RATE_LIMITED = re.compile(r"rate[ _-]?limit|\b429\b|too many requests|quota exceeded|overloaded", re.IGNORECASE)
+# When they say it will end: Claude Code's usage limit "…limit reached|<unix time>", OpenAI's
+# "Please try again in 6.5s" / "in 2m30s", and "retry after N seconds" / "retry-after: N".
+RESET_AT = re.compile(r"limit reached\|(\d{10})\b")
+TRY_AGAIN_IN = re.compile(r"(?:try again|retry)(?: after| in)?:?\s+((?:\d+(?:\.\d+)?\s*(?:ms|h|m|s|seconds?|minutes?|hours?)"
+                          r"\s*)+)", re.IGNORECASE)
+RETRY_AFTER = re.compile(r"retry[ -]after\W{0,3}(\d+(?:\.\d+)?)\b(?!\s*(?:ms|m\b|h\b|min|hour))", re.IGNORECASE)
+UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+
+def rate_limit_wait(text: str, now: float) -> float | None:
+    """Seconds until the rate limit the CLI reported resets, if its words say; else None."""
+    if found := RESET_AT.search(text or ""):
+        return max(0.0, int(found.group(1)) - now)
+    if found := TRY_AGAIN_IN.search(text or ""):
+        total = 0.0
+        for amount, unit in re.findall(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)", found.group(1).lower()):
+            total += float(amount) * UNIT_SECONDS[unit]
+        return total
+    if found := RETRY_AFTER.search(text or ""):
+        return float(found.group(1))
+    return None
 
 
 @dataclass

@@ -37,6 +37,9 @@ def _workdir(body: dict) -> str | None:
 class AnthropicEndpoint(ScriptedEndpoint):
     protocol = "anthropic"
 
+    def workdir_of(self, body: dict) -> str | None:
+        return _workdir(body)
+
     def is_agent_request(self, path: str, body: dict | None) -> bool:
         return path.split("?")[0].endswith("/v1/messages") and bool(body and body.get("tools"))
 
