@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from agileplus.core.errors import NotFound
 from agileplus.dispatch.models import AgentSession, DispatchJob, JobLogLine, JobState
 from agileplus.dispatch.secrets import redact
 from agileplus.dispatch.services import Claim, held_job
@@ -149,6 +150,19 @@ def log_summary(session: AgentSession, lines: int = SUMMARY_LOG_LINES) -> list[s
         return []
     return [f"Your previous session on worker {session.worker or 'unknown'} ended; its last log lines:",
             *(f"  {line[:300]}" for line in reversed(tail))]
+
+
+def job_session(job_id: str) -> AgentSession:
+    """The stored session a job's WP has on the job's harness (what its next run resumes)."""
+    job = DispatchJob.objects.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(f"no job {job_id}", field="job", fix="`agileplus jobs list` shows the jobs")
+    session = AgentSession.objects.select_related("wp").filter(wp_id=job.wp_id, harness=job.harness).first()
+    if session is None:
+        raise NotFound(f"no stored {job.harness} session for {job.wp.code}", field="job",
+                       fix="a session is stored while a resuming harness (claude-code, codex) runs; it is "
+                           "deleted once the WP is done")
+    return session
 
 
 def session_summary(session: AgentSession, tail_lines: int = 5) -> dict:

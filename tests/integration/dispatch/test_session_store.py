@@ -13,6 +13,7 @@ from agileplus.dispatch.models import AgentSession
 from agileplus.features.models import WorkPackage
 from harnesses.sessions import member_texts, pack_folder
 from tests.factories import make_feature_with_wps
+from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.django_db
 
@@ -85,3 +86,21 @@ def test_the_resume_prompt_says_the_worker_was_lost_for_the_same_job(claim):
 
     assert text.startswith("Your previous session on worker worker@w1 ended: the worker was lost (attempt 1")
     assert text.endswith("Changes requested: tests fail")
+
+
+def test_jobs_session_shows_the_stored_session_redacted(claim, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    data = transcript(tmp_path, f'{{"type":"user","text":"key {SECRET}"}}\n')
+    sessions.store_session(claim, harness="claude-code", session_id="s-1", data=data, files=1, raw_bytes=40)
+
+    shown = run_cli(["jobs", "session", claim.job_id])
+
+    assert shown.exit_code == 0, shown.output
+    assert "Session: s-1 (claude-code, WP01)" in shown.output and "-work-repo/s-1.jsonl:" in shown.output
+    assert SECRET not in shown.output
+
+
+def test_jobs_session_of_a_wp_without_one_says_why(claim):
+    shown = run_cli(["jobs", "session", claim.job_id])
+
+    assert shown.exit_code != 0 and "no stored claude-code session for WP01" in shown.output
