@@ -15,6 +15,7 @@ from agileplus.dispatch import sessions
 from agileplus.dispatch.models import AgentSession, DispatchJob
 from harnesses.endpoints import Run, Say, Turn, Write
 from harnesses.endpoints.anthropic import AnthropicEndpoint
+from harnesses.endpoints.openai_responses import ResponsesEndpoint
 from tests.integration.dispatch.test_real_clis import agileplus, log_text, target
 from tests.support.farm import (
     import_target,
@@ -99,3 +100,36 @@ def test_kill_9_of_the_worker_mid_run_resumes_the_claude_session_on_another_work
     assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
     assert (repo.git("show", "main:wp01/file_1.txt"), repo.git("show", "main:wp01/file_2.txt")) == ("one", "two")
     assert sessions.purge_sessions() == 1  # the WP is done: its session goes
+
+
+
+def test_after_a_timeout_the_next_run_resumes_the_codex_session(tmp_path):
+    """Codex (``codex exec resume ID``): a run that timed out waiting on the model is resumed by
+    the next `implement`, told it timed out, with the earlier turns in the conversation."""
+    script = [Turn([Say("Adding file_1."), Write("wp01/file_1.txt", "one\n")]),
+              Turn([Run(f"git add wp01/file_1.txt && git commit -q -m '{FIRST}'")]),
+              Turn([Say("Thinking slowly.")], delay=60),
+              Turn([Say("Continuing with file_2."), Write("wp01/file_2.txt", "two\n")]),
+              Turn([Run(f"git add wp01/file_2.txt && git commit -q -m '{SECOND}'")]),
+              Turn([Say("Both files are committed.")])]
+    with ResponsesEndpoint(script) as endpoint:
+        repo = target(tmp_path, "codex", model="gpt-5")
+        feature = import_target(repo)
+        extra = {**worker_environment("codex", endpoint, tmp_path / "home"), "grace": "1"}
+        implement = ("implement", "003", "--wp", "WP01", "--agent", "codex", "--inline")
+        timed_out = agileplus(tmp_path, *implement, "--timeout", "8", extra_env=extra)
+        first = DispatchJob.objects.get(feature=feature)
+        assert first.state == "timed_out", timed_out.stdout + log_text(first)
+        stored = AgentSession.objects.get(wp__feature=feature)
+        reset = agileplus(tmp_path, "wp", "transition", "WP01", "--to", "planned", "--actor", "human:alice")
+        assert reset.returncode == 0, reset.stdout + reset.stderr
+        again = agileplus(tmp_path, *implement, extra_env=extra)
+        second = DispatchJob.objects.filter(feature=feature).exclude(pk=first.pk).get()
+        resumed_request = endpoint.agent_requests[3]
+
+    assert second.state == "succeeded", again.stdout + log_text(second)
+    assert second.manifest["resumed_from_session"] == stored.session_id == second.session_id
+    assert second.manifest["argv"][-3:] == ["resume", stored.session_id, "-"]
+    conversation = json.dumps(resumed_request.body.get("input"))
+    assert "Adding file_1." in conversation and "ended: timeout after 8 s" in conversation
+    assert branch_subjects(repo)[:2] == [SECOND, FIRST]
