@@ -105,6 +105,12 @@ class HarnessAdapter(ABC):
         the worker can carry, so a next attempt starts a fresh session."""
         return None
 
+    def session_usage(self, folder: Path) -> Usage | None:
+        """For a CLI whose usage figures span the whole session (earlier runs included): what the
+        restored session files in ``folder`` had already used, so a resumed run is billed only its
+        own turns. None: the CLI counts each run on its own."""
+        return None
+
     @abstractmethod
     def build_command(self, spec: RunSpec) -> Invocation:
         """The argv (and stdin) that runs the agent non-interactively on ``spec``."""

@@ -227,6 +227,9 @@ class JobRun:
         workspace = self.prepare_workspace()
         launch = self.prepare_launch(workspace)
         policy = StreamPolicy.from_config(self.job.harness, self.config, allowance_for(self.job))
+        before = self.adapter.session_usage(self.capture.folder) if launch.resumed and self.capture else None
+        if before is not None:  # its figures will count the resumed session's earlier turns too
+            policy.usage_before = {k: v for k, v in before.as_dict().items() if v is not None}
         proc = self.start_agent(workspace, launch, policy)
         result = self.stream(proc, workspace, launch, policy)
         outcome = outcome_of(result)

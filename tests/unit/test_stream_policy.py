@@ -96,3 +96,13 @@ def test_the_rate_limit_reset_is_read_from_the_cli_s_words(said, seconds):
 
 def test_a_rate_limit_that_names_no_reset_gives_no_wait_the_backoff_applies():
     assert rate_limit_wait('API Error: 429 {"type":"error","error":{"type":"rate_limit_error"}}', now=0) is None
+
+
+def test_a_resumed_session_s_earlier_usage_is_not_billed_again():
+    policy = StreamPolicy("codex", usage_before={"input_tokens": 2000, "output_tokens": 200, "cost_usd": "0.0045"})
+
+    policy.observe(AgentEvent(kind="result", usage=Usage(input_tokens=5000, output_tokens=500,
+                                                          cost_usd=Decimal("0.01125"))))
+
+    assert (policy.usage["input_tokens"], policy.usage["output_tokens"], policy.usage["cost_usd"]) == (
+        3000, 300, "0.00675")

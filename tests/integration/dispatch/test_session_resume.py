@@ -117,7 +117,7 @@ def test_after_a_timeout_the_next_run_resumes_the_codex_session(tmp_path):
         feature = import_target(repo)
         extra = {**worker_environment("codex", endpoint, tmp_path / "home"), "grace": "1"}
         implement = ("implement", "003", "--wp", "WP01", "--agent", "codex", "--inline")
-        timed_out = agileplus(tmp_path, *implement, "--timeout", "8", extra_env=extra)
+        timed_out = agileplus(tmp_path, *implement, "--timeout", "20", extra_env=extra)
         first = DispatchJob.objects.get(feature=feature)
         assert first.state == "timed_out", timed_out.stdout + log_text(first)
         stored = AgentSession.objects.get(wp__feature=feature)
@@ -126,10 +126,14 @@ def test_after_a_timeout_the_next_run_resumes_the_codex_session(tmp_path):
         again = agileplus(tmp_path, *implement, extra_env=extra)
         second = DispatchJob.objects.filter(feature=feature).exclude(pk=first.pk).get()
         resumed_request = endpoint.agent_requests[3]
+        second_run_calls = len(endpoint.agent_requests) - 3  # after the 2 answered and the 1 timed out
 
     assert second.state == "succeeded", again.stdout + log_text(second)
     assert second.manifest["resumed_from_session"] == stored.session_id == second.session_id
     assert second.manifest["argv"][-3:] == ["resume", stored.session_id, "-"]
     conversation = json.dumps(resumed_request.body.get("input"))
-    assert "Adding file_1." in conversation and "ended: timeout after 8 s" in conversation
+    assert "Adding file_1." in conversation and "ended: timeout after 20 s" in conversation
     assert branch_subjects(repo)[:2] == [SECOND, FIRST]
+    # Codex reports the thread's usage: the resumed run is billed only its own calls (1000 / 100 each)
+    assert (second.usage["input_tokens"], second.usage["output_tokens"]) == (1000 * second_run_calls,
+                                                                             100 * second_run_calls)

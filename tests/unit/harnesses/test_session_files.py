@@ -87,3 +87,22 @@ def test_archive_paths_outside_the_folder_are_refused(name):
 def test_a_missing_or_empty_folder_packs_to_nothing(tmp_path):
     assert pack_folder(tmp_path / "absent", 1024) is None
     assert pack_folder(Path(tmp_path), 1024) is None
+
+
+def test_codex_reads_what_a_restored_thread_had_used_from_its_rollout(standins, tmp_path):
+    day = tmp_path / "2026" / "12" / "01"
+    day.mkdir(parents=True)
+    counted = {"type": "event_msg", "payload": {"type": "token_count", "info": {"total_token_usage": {
+        "input_tokens": 2000, "cached_input_tokens": 500, "output_tokens": 200}}}}
+    (day / "rollout-2026-12-01T21-17-27-01a2.jsonl").write_text('{"type":"session_meta"}\n' + json.dumps(counted) + "\n")
+    adapter = get_adapter("codex")
+    adapter.build_command(RunSpec(prompt="go", workdir=tmp_path, model="gpt-5"))
+
+    used = adapter.session_usage(tmp_path)
+
+    assert (used.input_tokens, used.cached_input_tokens, used.output_tokens) == (2000, 500, 200)
+    assert str(used.cost_usd) == "0.0039375"  # 1500 × $1.25 + 500 × $0.125 + 200 × $10 per million
+
+
+def test_claude_code_counts_each_run_on_its_own(tmp_path):
+    assert get_adapter("claude-code").session_usage(tmp_path) is None
