@@ -199,6 +199,18 @@ FOLLOW_UP_RETRY_SECONDS = float(os.environ.get("AGILEPLUS_FOLLOW_UP_RETRY_SECOND
 FOLLOW_UP_MAX_ATTEMPTS = int(os.environ.get("AGILEPLUS_FOLLOW_UP_MAX_ATTEMPTS", "10"))
 # A warning (log line + `timeout_warning` event) this long before an agent's timeout; 0 = none.
 AGENT_TIMEOUT_WARNING_SECONDS = float(os.environ.get("AGILEPLUS_TIMEOUT_WARNING_SECONDS", "30"))
+# An agent CLI's session (id + its transcript files, gzip'd) is stored in the database at each
+# heartbeat so a next attempt on any worker resumes it: files over this size are not stored
+# (the next attempt then starts a fresh session); sessions are deleted when their WP is done or
+# this many days after their last write.
+AGENT_SESSION_MAX_BYTES = int(os.environ.get("AGILEPLUS_AGENT_SESSION_MAX_BYTES", str(20 << 20)))
+AGENT_SESSION_RETENTION_DAYS = float(os.environ.get("AGILEPLUS_AGENT_SESSION_RETENTION_DAYS", "14"))
+# A rate-limited run (no fallback harness configured) waits until the reset time the CLI gave,
+# else a backoff from RATE_LIMIT_BACKOFF_SECONDS doubling per wait, capped at RATE_LIMIT_MAX_WAIT_SECONDS;
+# after RATE_LIMIT_MAX_WAITS waits of one job it fails (rate_limited) and the WP is blocked.
+RATE_LIMIT_BACKOFF_SECONDS = float(os.environ.get("AGILEPLUS_RATE_LIMIT_BACKOFF_SECONDS", "30"))
+RATE_LIMIT_MAX_WAIT_SECONDS = float(os.environ.get("AGILEPLUS_RATE_LIMIT_MAX_WAIT_SECONDS", "3600"))
+RATE_LIMIT_MAX_WAITS = int(os.environ.get("AGILEPLUS_RATE_LIMIT_MAX_WAITS", "10"))
 
 # --- Web / API -----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -95,6 +95,21 @@ class HarnessAdapter(ABC):
     credential_env: ClassVar[tuple[str, ...]] = ()
     # Credential files in the worker's home (``~/…``) that go read-only into the sandbox's home.
     credential_files: ClassVar[tuple[str, ...]] = ()
+    # Whether ``build_command`` honours ``RunSpec.resume_session`` with the session files that
+    # ``session_folder`` names restored: only where that was seen working with the real CLI.
+    resumes: ClassVar[bool] = False
+
+    def session_folder(self, workdir: Path) -> str | None:
+        """Where, relative to its HOME, this CLI keeps the session files of a run in ``workdir``
+        (the worker captures that folder and restores it on another worker); None: it keeps none
+        the worker can carry, so a next attempt starts a fresh session."""
+        return None
+
+    def session_usage(self, folder: Path) -> Usage | None:
+        """For a CLI whose usage figures span the whole session (earlier runs included): what the
+        restored session files in ``folder`` had already used, so a resumed run is billed only its
+        own turns. None: the CLI counts each run on its own."""
+        return None
 
     @abstractmethod
     def build_command(self, spec: RunSpec) -> Invocation:

@@ -7,7 +7,8 @@ needs only Python and git; a system ``bwrap`` is the fallback. Per job the worke
   sandbox's first process (PID namespace init) kills every process in it, ``setsid`` daemons
   included; the worker and other jobs are invisible;
 - its own mount view: system folders read-only, the install folders the harness needs
-  read-only, the job's repository read-write, a private HOME and TMPDIR (size-capped tmpfs),
+  read-only, the job's repository read-write, a private HOME and TMPDIR (size-capped tmpfs; the
+  CLI's session folder in HOME is a per-attempt host folder the worker stores for resuming),
   fresh /proc and /dev, and nothing else: not the worker's data folder (database, broker folder,
   secrets.env, mirrors' config and hooks, other worktrees), not the worker's home;
 - an environment of exactly what the worker passes (configured variables, injected secrets,
@@ -196,6 +197,9 @@ class SandboxSpec:
     read_only: list[Path] = field(default_factory=list)  # mounted at the same path
     read_only_over: list[Path] = field(default_factory=list)  # re-mounted read-only on top (e.g. a .git)
     files: dict[str, Path] = field(default_factory=dict)  # path inside → host file, read-only (credentials)
+    # folder inside HOME (relative) → host folder, read-write: the CLI's session folder, which the
+    # worker reads out while the agent runs (the rest of HOME stays on the private tmpfs)
+    home_folders: dict[str, Path] = field(default_factory=dict)
     network: str = "none"
     limits: Limits = field(default_factory=Limits)
     hidden: list[Path] = field(default_factory=list)  # never mounted, even under a read-only path
@@ -246,6 +250,8 @@ class Sandbox:
             args += ["--ro-bind", str(path), str(path)]
         for path in [spec.workdir, *spec.writable]:
             args += ["--bind", str(path), str(path)]
+        for inside, host in spec.home_folders.items():
+            args += ["--bind", str(host), f"{SANDBOX_HOME}/{inside}"]
         for path in spec.read_only_over:
             if path.exists() and not path.is_symlink():
                 args += ["--ro-bind", str(path), str(path)]

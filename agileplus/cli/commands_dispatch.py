@@ -12,7 +12,7 @@ from agileplus.cli.main import cli
 from agileplus.cli.output import echo_json, mark_json
 from agileplus.cli.render import fresh_start_lines
 from agileplus.core.errors import DomainError
-from agileplus.dispatch import selectors, services
+from agileplus.dispatch import selectors, services, sessions
 from agileplus.dispatch.fresh import start_fresh
 from agileplus.dispatch.models import SETUP_STREAM, JobState
 from agileplus.dispatch.runner import run_job
@@ -299,6 +299,27 @@ def jobs_show(job_id, with_log, as_json) -> None:
     if with_log:
         click.echo("Log:")
         _print_log(job)
+
+
+@jobs.command("session")
+@click.argument("job_id")
+@click.option("--tail", "tail_lines", default=5, show_default=True, help="Last lines of each transcript file")
+@json_option
+def jobs_session(job_id, tail_lines, as_json) -> None:
+    """The agent session stored for the job's WP (what its next run resumes), secrets redacted."""
+    data = sessions.session_summary(sessions.job_session(job_id), tail_lines=tail_lines)
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"Session: {data['session_id']} ({data['harness']}, {data['wp']})")
+    click.echo(f"Stored by: {data['job_id']} attempt {data['attempt']} on {data['worker'] or '-'} "
+               f"at {data['updated_at']}")
+    click.echo(f"Files: {data['files']} ({data['raw_bytes']:,} bytes, {data['stored_bytes']:,} stored)"
+               + (f"; {data['note']}" if data["note"] else ""))
+    for name, lines in data["tails"].items():
+        click.echo(f"{name}:")
+        for line in lines:
+            click.echo(f"  {line}")
 
 
 @jobs.command("replay")

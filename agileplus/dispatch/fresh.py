@@ -27,6 +27,7 @@ from agileplus.core.actors import Actor, parse_actor
 from agileplus.core.errors import BlockedByDependency, IllegalTransition
 from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.dispatch.services import check_request, enqueue_job
+from agileplus.dispatch.sessions import discard_sessions
 from agileplus.events import subjects
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import WorkPackage
@@ -139,6 +140,7 @@ def _record_move(wp: WorkPackage, move: BranchMove, actor: Actor) -> None:
                         subject=subjects.wp_fresh_start(wp.feature.slug, wp.code), payload=payload)
         WorkPackage.objects.filter(pk=wp.pk).update(fresh_branch=move.branch, updated_at=timezone.now())
         wp.fresh_branch = move.branch
+        discard_sessions(wp)  # the old conversation describes the old branch: the next run starts a new one
 
 
 def _reset_and_queue(wp: WorkPackage, move: BranchMove, actor: Actor, **options) -> DispatchJob:

@@ -74,6 +74,8 @@ class DispatchJob(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
+    # A queued job is not claimed before this time: parked until a rate limit's reset.
+    not_before = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -130,3 +132,29 @@ class JobCommit(models.Model):
     class Meta:
         ordering = ["reported_at", "id"]
         constraints = [models.UniqueConstraint(fields=["job", "sha"], name="unique_job_commit")]
+
+
+class AgentSession(models.Model):
+    """The agent CLI's own session for one WP and harness: its id and its transcript files (the
+    CLI's session folder as a gzip'd tar, kept intact: the CLI reads it back on resume). Written
+    at each heartbeat of the job that runs it; read by the next attempt on any worker. Shown only
+    redacted (``dispatch/sessions.py: session_summary``)."""
+
+    wp = models.ForeignKey("features.WorkPackage", on_delete=models.CASCADE, related_name="agent_sessions")
+    harness = models.CharField(max_length=100)
+    session_id = models.CharField(max_length=200)
+    job = models.ForeignKey(DispatchJob, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    attempt = models.PositiveIntegerField(default=1)
+    worker = models.CharField(max_length=255, blank=True)
+    files = models.BinaryField(null=True, blank=True)  # None: too large to keep (over AGENT_SESSION_MAX_BYTES)
+    files_sha256 = models.CharField(max_length=64, blank=True)
+    files_count = models.PositiveIntegerField(default=0)
+    raw_bytes = models.PositiveBigIntegerField(default=0)
+    note = models.CharField(max_length=300, blank=True)  # why no files are kept, when none are
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["wp", "harness"], name="unique_agent_session")]
+
+    def __str__(self) -> str:
+        return f"{self.harness}:{self.session_id}"

@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,21 +28,21 @@ from django.utils import timezone
 from agileplus.api.services import mint_job_token, revoke_job_token
 from agileplus.core.canonical import sha256_hex
 from agileplus.core.errors import DomainError
-from agileplus.dispatch import services
+from agileplus.dispatch import services, sessions
 from agileplus.dispatch.costs import allowance_for
-from agileplus.dispatch.models import SETUP_STREAM, DispatchJob, JobState
+from agileplus.dispatch.models import SETUP_STREAM, AgentSession, DispatchJob, JobState
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
 from agileplus.dispatch.sandboxing import harness_credentials, job_sandbox, report_refused, start_egress
 from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
-from agileplus.dispatch.stream_policy import StreamPolicy
+from agileplus.dispatch.stream_policy import StreamPolicy, rate_limit_wait
 from agileplus.review.services import governance_for, run_test_checks
 from harnesses import git as g
 from harnesses.adapters.command import PROMPT_FILE_ENV
 from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec, cli_version
 from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, all_marked, reap_marked
 from harnesses.registry import get_adapter
-from harnesses.sandbox import Sandbox
+from harnesses.sandbox import Sandbox, sandbox_status
 
 log = logging.getLogger("agileplus.runner")
 JOB_TOKEN_ENV, JOB_ID_ENV = "AGILEPLUS_TOKEN", "AGILEPLUS_JOB_ID"  # what the remote CLI / API client reads
@@ -83,6 +84,7 @@ class Launch:
     manifest: dict
     sandbox: Sandbox | None = None
     egress: object | None = None  # harnesses.egress.EgressProxy under agent.network: model
+    resumed: AgentSession | None = None  # the stored session this run resumes
 
 
 @dataclass
@@ -114,6 +116,8 @@ class JobRun:
         self.stop_heartbeat = threading.Event()
         self.egress = None
         self.sandbox_info: dict = {}
+        self.capture: sessions.SessionCapture | None = None  # the CLI's session folder, stored at each beat
+        self.pushed_head = ""  # the branch head last pushed while the agent runs
 
     @functools.cached_property
     def adapter(self) -> HarnessAdapter:
@@ -156,8 +160,18 @@ class JobRun:
                 if not held:
                     self.fenced = True
                     return
+                self.capture_session()
         finally:
             connection.close()
+
+    def capture_session(self) -> None:
+        """Store the CLI's session (id + files) if it changed; a failure waits for the next beat."""
+        if self.capture is None:
+            return
+        try:
+            self.capture.capture()
+        except (DatabaseError, OSError) as exc:
+            log.warning("session capture of %s failed: %s", self.claim.job_id, exc)
 
     # --- commits -------------------------------------------------------------------
     def scan_commits(self, worktree: Path, base: str, *, strict: bool = True) -> None:
@@ -179,6 +193,20 @@ class JobRun:
                 services.report_commit(self.claim, sha=commit.sha, message=commit.message, files=commit.files)
             except StaleAttempt:
                 self.fenced = True
+        if commits and not strict:
+            self.push_progress(commits[-1].sha)
+
+    def push_progress(self, head: str) -> None:
+        """While the agent runs, each new commit goes to the origin's WP branch: a next attempt on
+        another worker (this one lost) resumes the session on the branch its transcript describes.
+        Best effort: the push after the run decides."""
+        if head == self.pushed_head or self.fenced:
+            return
+        try:
+            g.push(self.mirror, [f"{self.branch}:refs/heads/{self.branch}"])
+            self.pushed_head = head
+        except g.GitError as exc:
+            log.info("progress push of %s failed: %s", self.branch, exc)
 
     def run(self) -> str:
         # The lease is renewed from the claim to the final write: setup (fetch, worktree) and
@@ -199,6 +227,9 @@ class JobRun:
         workspace = self.prepare_workspace()
         launch = self.prepare_launch(workspace)
         policy = StreamPolicy.from_config(self.job.harness, self.config, allowance_for(self.job))
+        before = self.adapter.session_usage(self.capture.folder) if launch.resumed and self.capture else None
+        if before is not None:  # its figures will count the resumed session's earlier turns too
+            policy.usage_before = {k: v for k, v in before.as_dict().items() if v is not None}
         proc = self.start_agent(workspace, launch, policy)
         result = self.stream(proc, workspace, launch, policy)
         outcome = outcome_of(result)
@@ -212,6 +243,8 @@ class JobRun:
         self.flush()
         if self.fenced:
             return "fenced"
+        if collected.outcome.reason == "rate_limited" and self.park(collected.outcome, policy):
+            return JobState.QUEUED  # this worker takes other work; the job comes back after the reset
         if collected.outcome.state == JobState.SUCCEEDED:
             collected.tests = self.count_tests(workspace)
         finished = self.finish(collected, result, policy.usage, model=policy.model or self.config.get("model") or "")
@@ -241,7 +274,9 @@ class JobRun:
         resolved = resolve_environment(self.config.get("environment") or {})
         job_token = mint_job_token(job)  # acts on this job and its WP only, this attempt; revoked in run()
         self.secret_values = [*resolved.secret_values, job_token]
-        prompt = self.prepare_prompt(workspace, resolved.names)
+        previous = sessions.previous_session(job) if not workspace.original else None
+        resumed = self.prepare_session(workspace, previous)
+        prompt = self.prepare_prompt(workspace, resolved.names, previous, resumed)
         prompt_dir = Path(tempfile.mkdtemp(prefix=f"agileplus-{job.id}-"))
         prompt_file = prompt_dir / "prompt.md"
         prompt_file.write_text(prompt.text)
@@ -256,28 +291,60 @@ class JobRun:
                        timeout_seconds=job.timeout_seconds,
                        allowed_paths=list((feature.constraints or {}).get("allowed_paths") or []),
                        forbidden_paths=list((feature.constraints or {}).get("forbidden_paths") or []),
-                       options={k: v for k, v in self.config.items() if k not in ("environment",)})
+                       options={k: v for k, v in self.config.items() if k not in ("environment",)},
+                       resume_session=resumed.session_id if resumed else None)
         invocation = self.adapter.build_command(spec)
         env.update(invocation.env)
         sandbox = job_sandbox(harness_binary=invocation.argv[0] if invocation.argv else None,
                               worktree=workspace.worktree, mirror=workspace.mirror, prompt_dir=prompt_dir,
                               config=self.config, credentials=credentials, path_env=env.get("PATH"))
+        if self.capture is not None:
+            sandbox.spec.home_folders[self.adapter.session_folder(workspace.worktree)] = self.capture.folder
         self.egress = start_egress(sandbox, harness=job.harness, config=self.config, env=env, socket_dir=prompt_dir)
         self.sandbox_info = sandbox.describe()
         manifest = build_manifest(job, self.adapter, invocation, prompt.text, workspace, resolved.names,
                                   sandbox=self.sandbox_info)
+        if resumed:
+            manifest["resumed_from_session"] = resumed.session_id
         return Launch(prompt=prompt, prompt_file=prompt_file, mark=mark, env=env, invocation=invocation,
-                      manifest=manifest, sandbox=sandbox, egress=self.egress)
+                      manifest=manifest, sandbox=sandbox, egress=self.egress, resumed=resumed)
 
-    def prepare_prompt(self, workspace: Workspace, environment_names: list[str]) -> PackagedPrompt:
-        """A replay runs the original's exact prompt on the original's base; else a fresh prompt."""
+    def prepare_session(self, workspace: Workspace, previous: AgentSession | None) -> AgentSession | None:
+        """Under the sandbox, for a CLI that keeps its session in a folder: that folder is this
+        attempt's host folder (captured at each heartbeat). The previous session, when this CLI
+        resumes and its files were kept, is restored there: returned, it is the one to resume."""
+        folder = self.adapter.session_folder(workspace.worktree)
+        if folder is None or sandbox_status()["mode"] != "bwrap":
+            return None
+        host = worker_root(self.claim.worker) / "sessions" / f"{self.job.id}.{self.claim.attempt}"
+        shutil.rmtree(host, ignore_errors=True)
+        host.mkdir(parents=True)
+        self.capture = sessions.SessionCapture(self.claim, self.job.harness, host)
+        if previous is None or not self.adapter.resumes or not previous.files:
+            return None
+        restored = self.capture.restore(previous)
+        self.capture.session_id = previous.session_id  # the same session continues
+        self.say(f"Resuming session {previous.session_id} of attempt {previous.attempt} on "
+                 f"{previous.worker or 'another worker'} ({len(restored)} session files restored)")
+        return previous
+
+    def prepare_prompt(self, workspace: Workspace, environment_names: list[str],
+                       previous: AgentSession | None = None, resumed: AgentSession | None = None) -> PackagedPrompt:
+        """A replay runs the original's exact prompt on the original's base; a resumed session is
+        told what happened (and the job's notes: a review's findings); else a fresh prompt, with
+        the previous session's last log lines when it could not be resumed."""
         job, original = self.job, workspace.original
+        notes = list((job.result or {}).get("notes") or [])
         if original:
             self.say(f"Replaying {original.id} (manifest {original.manifest.get('hash', '')[:12]})")
             return PackagedPrompt(original.prompt, dict(original.prompt_sizes or {}), len(job.wp.deliverables or []))
+        if resumed:
+            text = sessions.resume_prompt(resumed, job, notes)
+            return PackagedPrompt(text, {"RESUME": len(text.encode())}, len(job.wp.deliverables or []))
+        if previous:
+            notes += sessions.log_summary(previous)
         return build_prompt(job.feature, job.wp, config=self.config, environment_names=environment_names,
-                            base_commit=workspace.base, notes=(job.result or {}).get("notes"),
-                            timeout_seconds=job.timeout_seconds)
+                            base_commit=workspace.base, notes=notes, timeout_seconds=job.timeout_seconds)
 
     def start_agent(self, workspace: Workspace, launch: Launch, policy: StreamPolicy) -> AgentProcess:
         """Start the agent process and record the run (pid, base, prompt, manifest) on the job."""
@@ -322,6 +389,9 @@ class JobRun:
                 report_refused(self, launch.egress)
             launch.prompt_file.unlink(missing_ok=True)
             launch.prompt_file.parent.rmdir()
+            if self.capture is not None:  # the session as the agent left it, then its host folder goes
+                self.capture_session()
+                self.capture.remove()
 
     def on_line(self, policy: StreamPolicy, stream: str, text: str) -> StopReason | None:
         """Log and report one output line; the policy decides whether it stops the agent."""
@@ -329,6 +399,8 @@ class JobRun:
         for event in self.adapter.parse_line(text) if stream == "stdout" else []:
             if event.session_id:
                 self.progress["session_id"] = event.session_id
+                if self.capture is not None:
+                    self.capture.session_id = event.session_id
             stop = policy.observe(event) or stop
             if event.model and policy.usage.get("model") != event.model:  # what the CLI says it runs
                 policy.usage["model"] = event.model
@@ -425,6 +497,18 @@ class JobRun:
             **({"refused_connections": self.egress.refused} if self.egress is not None and self.egress.refused
                else {}),
         })
+
+    def park(self, outcome: Outcome, policy: StreamPolicy) -> bool:
+        """A rate limit waits for its reset (then this session resumes), unless the feature names
+        ``fallback_harnesses`` (then it is rerouted, as before). False: fail the run as before."""
+        if self.config.get("fallback_harnesses"):
+            return False
+        said = f"{policy.last_error} {outcome.detail}"
+        self.flush()
+        services.update_progress(self.claim, usage=policy.usage)
+        parked = services.park_rate_limited(self.claim, wait_seconds=rate_limit_wait(said, time.time()),
+                                            detail=outcome.detail)
+        return parked is not None
 
     def reroute(self, finished: DispatchJob) -> None:
         """A rate-limited job is queued again on another harness, if one is configured."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Max
+from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -170,7 +170,10 @@ def send_doorbell(job: DispatchJob) -> None:
     dispatch reaches its task layer (which imports this module, hence the late import)."""
     from agileplus.dispatch.tasks import run_job
 
-    run_job.apply_async(args=[job.id], queue=queue_for(job.harness))
+    # A parked job's doorbell rings at its time (the broker holds it): the one mechanism that
+    # re-sends it; the reaper's re-ring of old queued jobs is the safety net once that time passed.
+    eta = job.not_before if job.not_before and job.not_before > timezone.now() else None
+    run_job.apply_async(args=[job.id], queue=queue_for(job.harness), **({"eta": eta} if eta else {}))
 
 
 def queue_for(harness: str) -> str:
@@ -180,7 +183,8 @@ def queue_for(harness: str) -> str:
 def claim_job(job_id: str, worker: str) -> Claim | None:
     """Take a queued job. Exactly one caller wins; the others get None."""
     won = DispatchJob.objects.filter(
-        pk=job_id, state=JobState.QUEUED, attempt__lt=F("max_attempts"), cancel_requested=False
+        Q(not_before__isnull=True) | Q(not_before__lte=Now()),
+        pk=job_id, state=JobState.QUEUED, attempt__lt=F("max_attempts"), cancel_requested=False,
     ).update(
         state=JobState.CLAIMED,
         attempt=F("attempt") + 1,
@@ -197,6 +201,11 @@ def claim_job(job_id: str, worker: str) -> Claim | None:
 
 def _held(claim: Claim):
     return DispatchJob.objects.filter(pk=claim.job_id, attempt=claim.attempt, state__in=JobState.HELD)
+
+
+def held_job(claim: Claim) -> DispatchJob | None:
+    """The job while ``claim`` still holds it (its attempt, claimed or running), else None."""
+    return _held(claim).first()
 
 
 def _lock_held(claim: Claim) -> DispatchJob:
@@ -391,6 +400,39 @@ def _block_wp(wp: WorkPackage, job: DispatchJob, outcome: Outcome, partial_commi
                   event_extra={"job_id": job.id, "reason": outcome.reason})
 
 
+def park_rate_limited(claim: Claim, *, wait_seconds: float | None, detail: str) -> DispatchJob | None:
+    """A rate-limited attempt waits instead of failing: the job is queued again, not claimable
+    before the reset (``wait_seconds`` the CLI gave, else a capped backoff), without spending an
+    attempt (``max_attempts`` grows with it) and with its WP left doing. None when the waits of the
+    job are used up (RATE_LIMIT_MAX_WAITS): the caller then fails the job as before."""
+    with transaction.atomic():
+        job = _lock_held(claim)
+        parked = dict((job.result or {}).get("parked") or {})
+        waits = int(parked.get("waits") or 0) + 1
+        if waits > settings.RATE_LIMIT_MAX_WAITS:
+            return None
+        backoff = settings.RATE_LIMIT_BACKOFF_SECONDS * 2 ** (waits - 1)
+        seconds = min(settings.RATE_LIMIT_MAX_WAIT_SECONDS, wait_seconds if wait_seconds is not None else backoff)
+        until = timezone.now() + dt.timedelta(seconds=seconds)
+        job.result = {**(job.result or {}), "parked": {
+            "waits": waits, "attempt": claim.attempt, "worker": claim.worker, "until": until.isoformat(),
+            "seconds": round(seconds, 1), "from_cli": wait_seconds is not None,
+            "detail": storable_text(redact(detail), 300)}}
+        activity = f"waiting for rate limit until {timezone.localtime(until):%H:%M}"
+        append_log(claim, [(timezone.now(), "agileplus", f"Rate limited: {activity} ({round(seconds, 1)} s, "
+                            f"{'as the CLI said' if wait_seconds is not None else 'backoff'}), then this session "
+                            f"resumes; wait {waits} of at most {settings.RATE_LIMIT_MAX_WAITS}")])
+        job.state, job.worker, job.lease_expires_at, job.not_before = JobState.QUEUED, "", None, until
+        job.max_attempts += 1
+        job.current_activity = activity
+        job.save()
+        record_event(subjects.job_event(job.id, "rate_limited"),
+                     {"wp_id": job.wp.code, "until": until.isoformat(), "seconds": round(seconds, 1),
+                      "attempt": claim.attempt}, feature_id=job.feature_id)
+        transaction.on_commit(lambda: send_doorbell(job))
+    return job
+
+
 def release_for_retry(claim: Claim, reason: str) -> bool:
     """Hand a job we hold back to the queue (setup failed, worker shutting down), if attempts remain."""
     moved = _held(claim).filter(attempt__lt=F("max_attempts")).update(
@@ -428,7 +470,8 @@ def reap_expired() -> dict:
                 pass
     stale_queue = timezone.now() - dt.timedelta(seconds=max(30, settings.JOB_LEASE_SECONDS))
     rung = []
-    for job in DispatchJob.objects.filter(state=JobState.QUEUED, queued_at__lt=stale_queue,
+    for job in DispatchJob.objects.filter(Q(not_before__isnull=True) | Q(not_before__lt=stale_queue),
+                                          state=JobState.QUEUED, queued_at__lt=stale_queue,
                                           cancel_requested=False):
         send_doorbell(job)
         rung.append(job.id)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from agileplus.dispatch import runner
+from agileplus.dispatch import runner, sessions
 from agileplus.dispatch.services import reap_expired, record_worker_heartbeat
 from workers.celery import app
 
@@ -15,7 +15,8 @@ def run_job(job_id: str) -> str:
 
 @app.task(name="farm.reap")
 def reap() -> dict:
-    return {**reap_expired(), "orphans_killed": runner.reap_orphaned_agents()}
+    return {**reap_expired(), "orphans_killed": runner.reap_orphaned_agents(),
+            "sessions_purged": sessions.purge_sessions()}
 
 
 @app.task(name="farm.worker_heartbeat")

@@ -11,13 +11,15 @@ review approved                ``merge_queue.on_approved`` (from ``review.servic
                                branches merged onto main passes governance and the checks → main
                                moves to it (WPs done, waiting branches rebased); a WP failing
                                alone on main is ejected → WP doing. Queue off: ``move_wp(done)``
-review rejected (→ doing)      REDISPATCH: a fresh agent session with the failing checks, up to
-                               ``max_review_cycles``; then the WP is blocked for a person
+review rejected (→ doing)      REDISPATCH: the agent's own session resumed with the failing checks
+                               (a fresh one where the harness cannot resume: dispatch/sessions.py),
+                               up to ``max_review_cycles``; then the WP is blocked for a person
 WP → done (merged)             dependents whose dependencies are all done are unblocked
                                (``transition_wp``: audit entry + event), then QUEUE_READY: the
                                ready WPs are queued, up to the feature's and the farm's limits
 WP → blocked                   nothing automatic: a person resets it (``wp transition --to
-                               planned``); a rate-limited run is rerouted by the runner
+                               planned``); a rate-limited run is not blocked: the runner parks
+                               its job until the reset (or reroutes it to a fallback harness)
 =============================  ==============================================================
 
 The steps in capitals run only where auto-dispatch is on (``implement --all``). Each is a
@@ -200,7 +202,7 @@ def start_feature(feature: Feature, *, harness: str | None, actor: Actor | str,
 
 
 def redispatch_with_review(wp: WorkPackage, feature: Feature) -> DispatchJob | None:
-    """Changes requested: a fresh agent session gets the failing checks as context,
+    """Changes requested: the agent's session (resumed by the runner) gets the failing checks,
     up to ``max_review_cycles``; then the WP is blocked for a person to look at."""
     conflict = AuditEntry.objects.filter(wp=wp, transition=f"{wp.code}:merge_conflict").order_by("-seq").first()
     cycles = ReviewReport.objects.filter(wp=wp, approved=False).count() + \

@@ -32,6 +32,8 @@ budget can stop the run mid-stream; unknown model and no ``"*"`` price: no estim
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation, RunSpec, Usage
 from harnesses.jsonlines import (
     as_decimal,
@@ -115,6 +117,12 @@ class ClaudeCodeAdapter(HarnessAdapter):
                       "CLAUDE_CODE_USE_VERTEX", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                       "AWS_REGION", "AWS_PROFILE")
     credential_files = ("~/.claude/.credentials.json",)
+    # ``claude --resume ID`` finds ``~/.claude/projects/<cwd, non-alphanumerics as '-'>/ID.jsonl``
+    # under any project folder, so it resumes from another worker's worktree path too (2.1.328).
+    resumes = True
+
+    def session_folder(self, workdir: Path) -> str | None:
+        return ".claude/projects"
 
     def __init__(self) -> None:
         self.prices = price_table(DEFAULT_PRICES)

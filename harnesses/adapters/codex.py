@@ -105,6 +105,33 @@ class CodexAdapter(HarnessAdapter):
     install_hint = "npm install -g @openai/codex"
     credential_env = ("OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL", "CODEX_HOME")
     credential_files = ("~/.codex/auth.json", "~/.codex/config.toml")
+    # ``codex exec resume ID`` reads ``~/.codex/sessions/YYYY/MM/DD/rollout-…-ID.jsonl`` (0.169.0);
+    # nothing else of ~/.codex is needed to resume.
+    resumes = True
+
+    def session_folder(self, workdir: Path) -> str | None:
+        return ".codex/sessions"
+
+    def session_usage(self, folder: Path) -> Usage | None:
+        """turn.completed's usage is the thread's, across `exec resume` runs (0.169.0): the rollout's
+        last ``token_count`` event (written after each model call) is what the thread had used."""
+        total: dict | None = None
+        for rollout in sorted(folder.rglob("rollout-*.jsonl")):
+            for line in rollout.read_text(errors="replace").splitlines():
+                if '"token_count"' not in line:
+                    continue
+                try:
+                    info = (json.loads(line).get("payload") or {}).get("info") or {}
+                except (ValueError, AttributeError):
+                    continue
+                if isinstance(info.get("total_token_usage"), dict):
+                    total = info["total_token_usage"]
+        if total is None:
+            return None
+        usage = Usage(input_tokens=as_int(total.get("input_tokens")), output_tokens=as_int(total.get("output_tokens")),
+                      cached_input_tokens=as_int(total.get("cached_input_tokens")))
+        usage.cost_usd = cost_of(usage, price_for(self.model, self.prices))
+        return usage
 
     def __init__(self) -> None:
         self.model: str | None = None

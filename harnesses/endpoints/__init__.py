@@ -85,6 +85,7 @@ class LoggedRequest:
     headers: dict[str, str]
     body: dict | None
     consumed_step: int | None  # index of the script step it got, None for a side request
+    route: str | None = None  # the ``scripts_by_workdir`` key whose script it followed
 
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
@@ -96,8 +97,13 @@ class ScriptedEndpoint:
     protocol: ClassVar[str] = ""
 
     def __init__(self, script: list[Step] | None = None, *, model: str = "scripted-model",
-                 closing_text: str = "Done: the work is committed.") -> None:
+                 closing_text: str = "Done: the work is committed.",
+                 scripts_by_workdir: dict[str, list[Step]] | None = None) -> None:
         self.script = list(script or [])
+        # Several agents at once: a request whose working directory contains a key follows
+        # that key's script (its own cursor); the others follow ``script``.
+        self.routes = {key: list(steps) for key, steps in (scripts_by_workdir or {}).items()}
+        self._cursors = {key: 0 for key in self.routes}
         self.model = model
         self.closing_text = closing_text
         self.requests: list[LoggedRequest] = []
@@ -161,6 +167,10 @@ class ScriptedEndpoint:
     def is_agent_request(self, path: str, body: dict | None) -> bool:
         raise NotImplementedError
 
+    def workdir_of(self, body: dict) -> str | None:
+        """The agent's working directory as the request names it (for ``scripts_by_workdir``)."""
+        return None
+
     def reply_side(self, handler: BaseHTTPRequestHandler, path: str, body: dict | None) -> None:
         raise NotImplementedError
 
@@ -177,15 +187,19 @@ class ScriptedEndpoint:
             body = None
         path = handler.path
         agent = method == "POST" and isinstance(body, dict) and self.is_agent_request(path, body)
+        route = self._route(body) if agent else None
+        script = self.routes[route] if route else self.script
         with self._lock:
-            index = self._cursor if agent else None
-            if agent:
+            index = (self._cursors[route] if route else self._cursor) if agent else None
+            if agent and route:
+                self._cursors[route] += 1
+            elif agent:
                 self._cursor += 1
-            self.requests.append(LoggedRequest(method, path, dict(handler.headers.items()), body, index))
+            self.requests.append(LoggedRequest(method, path, dict(handler.headers.items()), body, index, route))
         if not agent:
             self.reply_side(handler, path, body)
             return
-        step = self.script[index] if index < len(self.script) else Turn([Say(self.closing_text)])
+        step = script[index] if index < len(script) else Turn([Say(self.closing_text)])
         if step.delay:
             time.sleep(step.delay)
         if isinstance(step, Turn):
@@ -193,10 +207,17 @@ class ScriptedEndpoint:
         else:
             self._fail(handler, step, body)
 
+    def _route(self, body: dict) -> str | None:
+        workdir = self.workdir_of(body) if self.routes else None
+        return next((key for key in self.routes if workdir and key in workdir), None)
+
     def _fail(self, handler: BaseHTTPRequestHandler, fail: Fail, body: dict) -> None:
         if fail.kind == "429":
-            self.send_json(handler, 429, self.error_body(429, "rate_limit_error", "Rate limited by the scripted "
-                                                         "endpoint"), {"retry-after": str(fail.retry_after)})
+            # the reset in the message too, as providers say it (OpenAI: "Please try again in 6.5s"):
+            # the CLI passes the message on, not the header
+            message = f"Rate limited by the scripted endpoint. Please try again in {fail.retry_after}s."
+            self.send_json(handler, 429, self.error_body(429, "rate_limit_error", message),
+                           {"retry-after": str(fail.retry_after)})
         elif fail.kind == "500":
             self.send_json(handler, 500, self.error_body(500, "api_error", "Internal server error (scripted)"))
         elif fail.kind == "drop":

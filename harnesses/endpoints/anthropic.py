@@ -25,13 +25,20 @@ def _tool_names(body: dict) -> set[str]:
 
 
 def _workdir(body: dict) -> str | None:
-    match = (WORKDIR.search(json.dumps(body.get("system") or ""))
-             or WORKDIR.search(json.dumps(body.get("messages") or "")))
-    return match.group(1) if match else None
+    """The working directory the request names: the system prompt's, else the conversation's
+    latest (a resumed Claude Code session carries the old run's and then the new one's)."""
+    match = WORKDIR.search(json.dumps(body.get("system") or ""))
+    if match:
+        return match.group(1)
+    found = WORKDIR.findall(json.dumps(body.get("messages") or ""))
+    return found[-1] if found else None
 
 
 class AnthropicEndpoint(ScriptedEndpoint):
     protocol = "anthropic"
+
+    def workdir_of(self, body: dict) -> str | None:
+        return _workdir(body)
 
     def is_agent_request(self, path: str, body: dict | None) -> bool:
         return path.split("?")[0].endswith("/v1/messages") and bool(body and body.get("tools"))

@@ -2,8 +2,10 @@
 
 from decimal import Decimal
 
+import pytest
+
 from agileplus.dispatch.costs import Allowance
-from agileplus.dispatch.stream_policy import StreamPolicy
+from agileplus.dispatch.stream_policy import StreamPolicy, rate_limit_wait
 from harnesses.base import AgentEvent, Usage
 
 
@@ -79,3 +81,28 @@ def test_rate_limited_outranks_a_budget_stop_in_the_same_event():
 def test_the_policy_carries_idle_and_turn_limits_from_the_agent_config():
     policy = StreamPolicy.from_config("codex", {"max_turns": 7, "idle_timeout_seconds": 30}, Allowance(None))
     assert (policy.max_turns, policy.idle_seconds) == (7, 30)
+
+
+@pytest.mark.parametrize(("said", "seconds"), [
+    ("Claude AI usage limit reached|1700000100", 100),  # Claude Code's usage limit: the reset's unix time
+    ("Rate limit reached for gpt-5. Please try again in 6.5s.", 6.5),  # OpenAI's words
+    ("You can try again in 2m30s", 150),
+    ("429 Too Many Requests; retry after 5 seconds", 5),
+    ("retry-after: 7", 7),
+])
+def test_the_rate_limit_reset_is_read_from_the_cli_s_words(said, seconds):
+    assert rate_limit_wait(said, now=1_700_000_000) == seconds
+
+
+def test_a_rate_limit_that_names_no_reset_gives_no_wait_the_backoff_applies():
+    assert rate_limit_wait('API Error: 429 {"type":"error","error":{"type":"rate_limit_error"}}', now=0) is None
+
+
+def test_a_resumed_session_s_earlier_usage_is_not_billed_again():
+    policy = StreamPolicy("codex", usage_before={"input_tokens": 2000, "output_tokens": 200, "cost_usd": "0.0045"})
+
+    policy.observe(AgentEvent(kind="result", usage=Usage(input_tokens=5000, output_tokens=500,
+                                                          cost_usd=Decimal("0.01125"))))
+
+    assert (policy.usage["input_tokens"], policy.usage["output_tokens"], policy.usage["cost_usd"]) == (
+        3000, 300, "0.00675")

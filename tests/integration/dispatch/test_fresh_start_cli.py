@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from agileplus.dispatch.models import DispatchJob
+from agileplus.dispatch.models import AgentSession, DispatchJob
 from agileplus.dispatch.services import enqueue_job
 from agileplus.features.services import transition_wp
 from tests.support.cli import run_cli
@@ -142,3 +142,15 @@ def test_conflict_prediction_reads_a_started_over_wp_from_its_new_branch(tmp_pat
     found = json.loads(run_cli("conflicts 003 --json").output)["conflicts"]
 
     assert found == [{"a": "WP01", "b": "WP02", "source": "merge_tree", "paths": ["shared.txt"]}]
+
+
+def test_a_fresh_start_forgets_the_wps_stored_agent_session(target):
+    """The old conversation describes the set-aside branch: the next run must not resume it."""
+    _repo, feature, _old_head = target
+    wp = feature.work_packages.get(code="WP01")
+    AgentSession.objects.create(wp=wp, harness="command", session_id="s-old", worker="worker@w1")
+
+    result = run_cli("implement 003 --wp WP01 --fresh --inline")
+
+    assert result.exit_code == 0, result.output
+    assert not AgentSession.objects.filter(session_id="s-old").exists()

@@ -169,14 +169,14 @@ def test_aider_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
 
 
 def run_inline(tmp_path: Path, script: list, *, harness: str = "claude-code", endpoint_class=AnthropicEndpoint,
-               timeout: str | None = None, **agent):
+               timeout: str | None = None, env: dict | None = None, **agent):
     with endpoint_class(script) as endpoint:
         repo = target(tmp_path, harness, **agent)
         feature = import_target(repo)
         extra = worker_environment(harness, endpoint, tmp_path / "home")
         args = ["implement", "003", "--wp", "WP01", "--agent", harness, "--inline"]
         result = agileplus(tmp_path, *args, *(["--timeout", timeout] if timeout else []),
-                           extra_env={**extra, "grace": "1"})
+                           extra_env={**extra, "grace": "1", **(env or {})})
     return result, DispatchJob.objects.get(feature=feature), endpoint, feature
 
 
@@ -210,8 +210,13 @@ def test_a_model_that_never_answers_ends_in_the_timeout_path(tmp_path):
     assert len(endpoint.agent_requests) == 1
 
 
+# No rate-limit waits left (AGILEPLUS_RATE_LIMIT_MAX_WAITS=0): the rate limit fails the run;
+# waiting for the reset is tests/integration/dispatch/test_rate_limit_wait.py.
+NO_WAITS = {"AGILEPLUS_RATE_LIMIT_MAX_WAITS": "0"}
+
+
 def test_a_429_from_the_endpoint_is_the_rate_limit_path(tmp_path):
-    result, job, endpoint, feature = run_inline(tmp_path, [Fail("429", retry_after=1)] * 4,
+    result, job, endpoint, feature = run_inline(tmp_path, [Fail("429", retry_after=1)] * 4, env=NO_WAITS,
                                                 environment={"CLAUDE_CODE_MAX_RETRIES": "1"})
 
     assert job.state == "failed", result.stdout
@@ -257,7 +262,7 @@ def test_codex_s_workspace_write_sandbox_commits_in_the_agent_s_own_repository(t
 
 def test_a_429_to_codex_is_the_rate_limit_path(tmp_path):
     result, job, endpoint, feature = run_inline(tmp_path, [Fail("429", retry_after=1)] * 8, harness="codex",
-                                                endpoint_class=ResponsesEndpoint, model="gpt-5")
+                                                endpoint_class=ResponsesEndpoint, model="gpt-5", env=NO_WAITS)
 
     assert job.state == "failed", result.stdout
     assert last_reason(feature) == "rate_limited"

@@ -1,0 +1,131 @@
+"""An agent's session survives its worker: the real Claude Code, killed with its worker mid-run,
+is resumed by the next attempt on another worker (its own data folder) from the transcript the
+first worker stored in the database, with the scripted Anthropic endpoint as the model."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+
+import pytest
+
+from agileplus.dispatch import sessions
+from agileplus.dispatch.models import AgentSession, DispatchJob
+from harnesses.endpoints import Run, Say, Turn, Write
+from harnesses.endpoints.anthropic import AnthropicEndpoint
+from harnesses.endpoints.openai_responses import ResponsesEndpoint
+from tests.integration.dispatch.test_real_clis import agileplus, log_text, target
+from tests.support.farm import import_target, running_with, running_workers, start_worker, stop, wait_ready, wait_until
+from tests.support.real_clis import worker_environment
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+BRANCH = "feat/003-auth-system-WP01"
+FIRST, SECOND = "feat(WP01): add file_1", "feat(WP01): add file_2"
+# Attempt 1 writes and commits file_1, then waits on a slow reply and its worker is killed;
+# attempt 2 (resumed) writes and commits file_2.
+SCRIPT = [Turn([Say("Adding file_1."), Write("wp01/file_1.txt", "one\n")]),
+          Turn([Run(f"git add wp01/file_1.txt && git commit -q -m '{FIRST}'")]),
+          Turn([Say("Thinking slowly.")], delay=90),
+          Turn([Say("Continuing with file_2."), Write("wp01/file_2.txt", "two\n")]),
+          Turn([Run(f"git add wp01/file_2.txt && git commit -q -m '{SECOND}'")])]
+
+
+def branch_subjects(repo) -> list[str]:
+    return repo.subjects(BRANCH) if repo.has_branch(BRANCH) else []
+
+
+def tool_inputs(body: dict) -> list[dict]:
+    return [block.get("input") or {} for message in body.get("messages") or [] if message.get("role") == "assistant"
+            for block in message.get("content") or [] if isinstance(block, dict) and block.get("type") == "tool_use"]
+
+
+def test_kill_9_of_the_worker_mid_run_resumes_the_claude_session_on_another_worker(tmp_path):
+    with AnthropicEndpoint(SCRIPT) as endpoint:
+        worker_env = worker_environment("claude-code", endpoint, tmp_path / "home")
+        repo = target(tmp_path, "claude-code")
+        feature = import_target(repo)
+        with running_workers(tmp_path, 1, broker_url=None, with_beat=True, harnesses="claude-code",
+                             **worker_env) as procs:
+            queued = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", "claude-code", "--no-wait")
+            assert queued.returncode == 0, queued.stdout + queued.stderr
+            job = DispatchJob.objects.get(feature=feature)
+            # the slow third reply is awaited, file_1's commit reached the origin, the transcript is stored
+            stored = wait_until(lambda: len(endpoint.agent_requests) >= 3 and FIRST in branch_subjects(repo)
+                                and AgentSession.objects.filter(wp__feature=feature, files_count__gt=0).first(),
+                                timeout=120, what="attempt 1 waiting on its slow reply, its session stored")
+            procs[0].kill()  # kill -9 of w1's process group, and of any of its processes that left it
+            for pid in running_with(f"AGILEPLUS_DATA_DIR={tmp_path / 'w1'}"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            w2 = start_worker("w2", tmp_path / "w2", broker_url=None, broker_dir=tmp_path / "broker",
+                              harnesses="claude-code", **worker_env)
+            try:
+                wait_ready([w2])
+                wait_until(lambda: DispatchJob.objects.get(pk=job.pk).state in ("succeeded", "failed"), timeout=180,
+                           what="attempt 2 to finish")
+            finally:
+                stop([w2])
+        job.refresh_from_db()
+        before_kill = 3
+        assert len(endpoint.agent_requests) > before_kill, f"{job.state} {job.attempt} {job.error}\n" + log_text(job)
+        resumed_request = endpoint.agent_requests[before_kill]
+        attempt_2_requests = endpoint.agent_requests[before_kill:]
+
+    assert job.state == "succeeded", job.error + log_text(job)
+    assert (job.attempt, job.worker) == (2, "worker@w2")  # its own data folder: tmp_path / "w2"
+    assert job.manifest["resumed_from_session"] == stored.session_id
+    assert f"Claude Code session {stored.session_id} " in log_text(job)  # the same session id continues
+    # the resumed conversation carries attempt 1's turns, then says what happened
+    first_worktree = tmp_path / "w1" / "worker" / "worker@w1" / ".worktrees" / "003-auth-system-WP01"
+    assert {"file_path": f"{first_worktree}/wp01/file_1.txt", "content": "one\n"} in tool_inputs(resumed_request.body)
+    last_prompt = json.dumps(resumed_request.body["messages"][-3:])
+    assert "Your previous session on worker worker@w1 ended: the worker was lost" in last_prompt
+    # billed for attempt 2: only its own turns (1000 input tokens a reply, as scripted)
+    assert job.usage["input_tokens"] == 1000 * len(attempt_2_requests)
+    # attempt 1's commit reached the origin as it was made (its worker then died); attempt 2 added its own
+    assert branch_subjects(repo)[:2] == [SECOND, FIRST]
+
+    reviewed = agileplus(tmp_path, "review", "003", "WP01", "--apply", "--actor", "human:alice")
+    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
+    assert (repo.git("show", "main:wp01/file_1.txt"), repo.git("show", "main:wp01/file_2.txt")) == ("one", "two")
+    assert sessions.purge_sessions() == 1  # the WP is done: its session goes
+
+
+
+def test_after_a_timeout_the_next_run_resumes_the_codex_session(tmp_path):
+    """Codex (``codex exec resume ID``): a run that timed out waiting on the model is resumed by
+    the next `implement`, told it timed out, with the earlier turns in the conversation."""
+    script = [Turn([Say("Adding file_1."), Write("wp01/file_1.txt", "one\n")]),
+              Turn([Run(f"git add wp01/file_1.txt && git commit -q -m '{FIRST}'")]),
+              Turn([Say("Thinking slowly.")], delay=60),
+              Turn([Say("Continuing with file_2."), Write("wp01/file_2.txt", "two\n")]),
+              Turn([Run(f"git add wp01/file_2.txt && git commit -q -m '{SECOND}'")]),
+              Turn([Say("Both files are committed.")])]
+    with ResponsesEndpoint(script) as endpoint:
+        repo = target(tmp_path, "codex", model="gpt-5")
+        feature = import_target(repo)
+        extra = {**worker_environment("codex", endpoint, tmp_path / "home"), "grace": "1"}
+        implement = ("implement", "003", "--wp", "WP01", "--agent", "codex", "--inline")
+        timed_out = agileplus(tmp_path, *implement, "--timeout", "20", extra_env=extra)
+        first = DispatchJob.objects.get(feature=feature)
+        assert first.state == "timed_out", timed_out.stdout + log_text(first)
+        stored = AgentSession.objects.get(wp__feature=feature)
+        reset = agileplus(tmp_path, "wp", "transition", "WP01", "--to", "planned", "--actor", "human:alice")
+        assert reset.returncode == 0, reset.stdout + reset.stderr
+        again = agileplus(tmp_path, *implement, extra_env=extra)
+        second = DispatchJob.objects.filter(feature=feature).exclude(pk=first.pk).get()
+        resumed_request = endpoint.agent_requests[3]
+        second_run_calls = len(endpoint.agent_requests) - 3  # after the 2 answered and the 1 timed out
+
+    assert second.state == "succeeded", again.stdout + log_text(second)
+    assert second.manifest["resumed_from_session"] == stored.session_id == second.session_id
+    assert second.manifest["argv"][-3:] == ["resume", stored.session_id, "-"]
+    conversation = json.dumps(resumed_request.body.get("input"))
+    assert "Adding file_1." in conversation and "ended: timeout after 20 s" in conversation
+    assert branch_subjects(repo)[:2] == [SECOND, FIRST]
+    # Codex reports the thread's usage: the resumed run is billed only its own calls (1000 / 100 each)
+    assert (second.usage["input_tokens"], second.usage["output_tokens"]) == (1000 * second_run_calls,
+                                                                             100 * second_run_calls)

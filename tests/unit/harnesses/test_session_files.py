@@ -1,0 +1,109 @@
+"""The agent CLI's session folder, carried between workers: what each adapter says about its
+session (where the files are, the id in its stream, the resume flag), and the archive's cap and
+its refusal of what a hostile agent leaves in the folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from harnesses.base import RunSpec
+from harnesses.registry import get_adapter
+from harnesses.sessions import SessionTooLarge, member_texts, pack_folder, safe_member_name, unpack_folder
+from tests.support.streams import recorded
+
+
+@pytest.mark.parametrize(("harness", "kind", "field"), [("claude-code", "system", "session_id"),
+                                                         ("codex", "thread.started", "thread_id")])
+def test_the_session_id_is_read_from_the_real_cli_s_recorded_stream(harness, kind, field):
+    adapter = get_adapter(harness)
+    [line] = [line for line in recorded(harness).lines if json.loads(line).get("type") == kind][:1]
+
+    [init] = adapter.parse_line(line)
+
+    assert init.kind == "init" and init.session_id == json.loads(line)[field]
+
+
+@pytest.mark.parametrize(("harness", "folder", "resume_args"), [
+    ("claude-code", ".claude/projects", ["--resume", "S-1"]),
+    ("codex", ".codex/sessions", ["resume", "S-1"]),
+])
+def test_a_resuming_adapter_names_its_session_folder_and_its_resume_flag(standins, harness, folder, resume_args,
+                                                                         tmp_path):
+    adapter = get_adapter(harness)
+    argv = adapter.build_command(RunSpec(prompt="go", workdir=tmp_path, resume_session="S-1")).argv
+
+    assert adapter.resumes and adapter.session_folder(tmp_path) == folder
+    assert any(argv[i:i + 2] == resume_args for i in range(len(argv)))
+
+
+@pytest.mark.parametrize("harness", ["aider", "command", "gemini", "opencode"])
+def test_an_adapter_whose_session_files_were_not_verified_says_it_does_not_resume(harness, tmp_path):
+    adapter = get_adapter(harness)
+
+    assert not adapter.resumes and adapter.session_folder(tmp_path) is None
+
+
+def test_the_folder_round_trips_through_the_archive(tmp_path):
+    (tmp_path / "in" / "-work-repo").mkdir(parents=True)
+    (tmp_path / "in" / "-work-repo" / "abc.jsonl").write_text('{"type":"user"}\n')
+
+    packed = pack_folder(tmp_path / "in", max_bytes=1 << 20)
+    written = unpack_folder(packed.data, tmp_path / "out")
+
+    assert written == ["-work-repo/abc.jsonl"] and packed.files == 1
+    assert (tmp_path / "out" / "-work-repo" / "abc.jsonl").read_text() == '{"type":"user"}\n'
+
+
+def test_a_session_over_the_cap_is_refused_whole_not_truncated(tmp_path):
+    (tmp_path / "t.jsonl").write_bytes(os.urandom(5000))  # random: compression cannot bring it under
+
+    with pytest.raises(SessionTooLarge, match="exceed 4096 bytes"):
+        pack_folder(tmp_path, max_bytes=4096)
+
+
+def test_symlinks_the_agent_leaves_in_its_session_folder_are_not_followed(tmp_path):
+    secret = tmp_path / "worker-secrets.env"
+    secret.write_text("TOKEN=worker-only")
+    folder = tmp_path / "session"
+    folder.mkdir()
+    (folder / "t.jsonl").write_text("{}\n")
+    (folder / "leak.jsonl").symlink_to(secret)
+    (folder / "dir").symlink_to(tmp_path)
+
+    texts = member_texts(pack_folder(folder, max_bytes=1 << 20).data)
+
+    assert texts == {"t.jsonl": "{}\n"}
+
+
+@pytest.mark.parametrize("name", ["../escape", "/etc/passwd", "a/../../b", ""])
+def test_archive_paths_outside_the_folder_are_refused(name):
+    assert safe_member_name(name) is None
+
+
+def test_a_missing_or_empty_folder_packs_to_nothing(tmp_path):
+    assert pack_folder(tmp_path / "absent", 1024) is None
+    assert pack_folder(Path(tmp_path), 1024) is None
+
+
+def test_codex_reads_what_a_restored_thread_had_used_from_its_rollout(standins, tmp_path):
+    day = tmp_path / "2026" / "12" / "01"
+    day.mkdir(parents=True)
+    counted = {"type": "event_msg", "payload": {"type": "token_count", "info": {"total_token_usage": {
+        "input_tokens": 2000, "cached_input_tokens": 500, "output_tokens": 200}}}}
+    rollout = day / "rollout-2026-12-01T21-17-27-01a2.jsonl"
+    rollout.write_text('{"type":"session_meta"}\n' + json.dumps(counted) + "\n")
+    adapter = get_adapter("codex")
+    adapter.build_command(RunSpec(prompt="go", workdir=tmp_path, model="gpt-5"))
+
+    used = adapter.session_usage(tmp_path)
+
+    assert (used.input_tokens, used.cached_input_tokens, used.output_tokens) == (2000, 500, 200)
+    assert str(used.cost_usd) == "0.0039375"  # 1500 × $1.25 + 500 × $0.125 + 200 × $10 per million
+
+
+def test_claude_code_counts_each_run_on_its_own(tmp_path):
+    assert get_adapter("claude-code").session_usage(tmp_path) is None
