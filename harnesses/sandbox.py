@@ -65,10 +65,11 @@ class Limits:
     data_bytes: int = 8 << 30
     open_files: int = 4096
     tmpfs_bytes: int = 512 << 20
+    disk_bytes: int = 4 << 30  # the repository's growth over the whole job (harnesses/disk.py)
 
     @classmethod
     def from_config(cls, config: dict | None) -> Limits:
-        """``agent.limits`` of .kittify/config.yaml: processes, file_size_mb, memory_mb, open_files."""
+        """``agent.limits`` of .kittify/config.yaml: processes, file_size_mb, memory_mb, open_files, disk_mb."""
         config = config or {}
         limits = cls()
         try:
@@ -80,14 +81,17 @@ class Limits:
                 limits.data_bytes = int(config["memory_mb"]) << 20
             if "open_files" in config:
                 limits.open_files = int(config["open_files"])
+            if "disk_mb" in config:
+                limits.disk_bytes = int(config["disk_mb"]) << 20
         except (TypeError, ValueError):
             raise HarnessError(f"agent.limits must hold whole numbers, got {config!r}: fix .kittify/config.yaml "
-                               "(processes, file_size_mb, memory_mb, open_files)") from None
+                               "(processes, file_size_mb, memory_mb, open_files, disk_mb)") from None
         return limits
 
     def as_dict(self) -> dict:
         return {"processes": self.processes, "file_size_bytes": self.file_size_bytes,
-                "data_bytes": self.data_bytes, "open_files": self.open_files}
+                "data_bytes": self.data_bytes, "open_files": self.open_files, "disk_bytes": self.disk_bytes,
+                "tmpfs_bytes": self.tmpfs_bytes}
 
 
 def network_policy(config: dict | None) -> str:
@@ -280,7 +284,8 @@ class Sandbox:
     def preexec(self) -> None:
         """In the child, before exec: the limits (inherited by everything in the sandbox)."""
         limits = self.spec.limits
-        for which, value in ((resource.RLIMIT_FSIZE, limits.file_size_bytes),
+        # No one file larger than the whole job's disk cap: the cap is checked between ticks.
+        for which, value in ((resource.RLIMIT_FSIZE, min(limits.file_size_bytes, limits.disk_bytes)),
                              (resource.RLIMIT_DATA, limits.data_bytes),
                              (resource.RLIMIT_NOFILE, limits.open_files),
                              (resource.RLIMIT_NPROC, limits.processes)):

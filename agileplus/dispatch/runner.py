@@ -39,9 +39,10 @@ from agileplus.review.services import governance_for, run_test_checks
 from harnesses import git as g
 from harnesses.adapters.command import PROMPT_FILE_ENV
 from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec, cli_version
+from harnesses.disk import DiskCap
 from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, all_marked, reap_marked
 from harnesses.registry import get_adapter
-from harnesses.sandbox import Sandbox
+from harnesses.sandbox import Limits, Sandbox
 
 log = logging.getLogger("agileplus.runner")
 JOB_TOKEN_ENV, JOB_ID_ENV = "AGILEPLUS_TOKEN", "AGILEPLUS_JOB_ID"  # what the remote CLI / API client reads
@@ -297,6 +298,8 @@ class JobRun:
         self.say("Prompt prepared:")
         for line in launch.prompt.summary_lines(feature.slug, wp.code):
             self.say(f"  {line}")
+        self.disk = DiskCap(workspace.worktree, (launch.sandbox.spec.limits if launch.sandbox
+                                                 else Limits.from_config(self.config.get("limits"))).disk_bytes)
         pid = proc.start()
         services.start_running(self.claim, pid=pid, base_commit=workspace.base, branch=workspace.branch,
                                worktree=str(workspace.worktree), prompt=launch.prompt.text,
@@ -308,8 +311,12 @@ class JobRun:
     def stream(self, proc: AgentProcess, workspace: Workspace, launch: Launch, policy: StreamPolicy) -> ProcessResult:
         """Read the agent's output to its end or a stop; then end every process it began."""
         try:
-            return proc.run(lambda stream, text: self.on_line(policy, stream, text),
-                            lambda: self.tick(workspace), on_stop=lambda t: self.say(t), on_warning=self.warn)
+            result = proc.run(lambda stream, text: self.on_line(policy, stream, text),
+                              lambda: self.tick(workspace), on_stop=lambda t: self.say(t), on_warning=self.warn)
+            over = self.disk.over()  # what it wrote since the last tick counts too
+            if over and result.stopped is None:
+                result.stopped = StopReason("disk", over)
+            return result
         finally:
             reap_marked(launch.mark)
             if launch.sandbox:
@@ -357,7 +364,8 @@ class JobRun:
             return StopReason("fenced", "this worker no longer holds the job")
         if services.cancel_requested(self.claim):
             return StopReason("cancelled", "cancel requested")
-        return None
+        over = self.disk.over()
+        return StopReason("disk", over) if over else None
 
     def collect(self, workspace: Workspace, outcome: Outcome, result: ProcessResult, last_error: str = "") -> Collected:
         """The final commit scan, salvage of uncommitted work, push, and governance on success.
