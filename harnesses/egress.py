@@ -5,13 +5,15 @@ It listens on a unix socket mounted into the sandbox (harnesses/egress_forwarder
 from 127.0.0.1 inside) and speaks just enough HTTP proxy: ``CONNECT host:port`` (HTTPS) and
 absolute-form requests (plain HTTP). An allowed destination is connected and relayed; any other
 gets ``403`` and is reported to ``on_refused(host, port)`` (the runner logs it, records an event
-and keeps it in the job's result). stdlib asyncio, one event loop thread per job.
+and keeps it in the job's result). stdlib asyncio: one event loop thread per worker process,
+one unix server on it per job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +65,24 @@ def loopback_ports(destinations: set[tuple[str, int]]) -> list[int]:
     return sorted(port for host, port in destinations if host in ("127.0.0.1", "localhost", "::1"))
 
 
+_shared_loop: asyncio.AbstractEventLoop | None = None
+_shared_pid = 0
+_shared_lock = threading.Lock()
+
+
+def shared_loop() -> asyncio.AbstractEventLoop:
+    """One event loop thread per worker process, started with its first proxy: each job's proxy is
+    then just a unix server on it (a thread and a loop per job cost more than the server)."""
+    global _shared_loop, _shared_pid
+    with _shared_lock:
+        # A forked child (a prefork pool process) has the parent's loop but not its thread.
+        if _shared_loop is None or _shared_loop.is_closed() or _shared_pid != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, daemon=True, name="egress-proxy").start()
+            _shared_loop, _shared_pid = loop, os.getpid()
+        return _shared_loop
+
+
 class EgressProxy:
     def __init__(self, socket_path: Path, allowed: set[tuple[str, int]],
                  on_refused: Callable[[str, int], None] | None = None):
@@ -70,12 +90,11 @@ class EgressProxy:
         self.allowed = {(("127.0.0.1" if h == "localhost" else h), p) for h, p in allowed}
         self.on_refused = on_refused or (lambda _h, _p: None)
         self.refused: list[str] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="egress-proxy")
+        self._loop = shared_loop()
         self._server: asyncio.AbstractServer | None = None
+        self._tasks: set[asyncio.Task] = set()  # this job's connections (the loop serves other jobs too)
 
     def start(self) -> EgressProxy:
-        self._thread.start()
         future = asyncio.run_coroutine_threadsafe(asyncio.start_unix_server(self._handle, path=str(self.socket_path)),
                                                   self._loop)
         self._server = future.result(timeout=10)
@@ -85,14 +104,11 @@ class EgressProxy:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            for task in list(self._tasks):
+                task.cancel()
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
         self.socket_path.unlink(missing_ok=True)
 
     def permits(self, host: str, port: int) -> bool:
@@ -100,6 +116,14 @@ class EgressProxy:
         return (("127.0.0.1" if host == "localhost" else host), port) in self.allowed
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self._tasks.discard(task)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
