@@ -31,7 +31,14 @@ from agileplus.dispatch import services
 from agileplus.dispatch.costs import allowance_for
 from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
-from agileplus.dispatch.sandboxing import harness_credentials, job_sandbox, report_refused, start_egress
+from agileplus.dispatch.sandboxing import (
+    denied_attempts,
+    harness_credentials,
+    hidden_paths,
+    job_sandbox,
+    report_refused,
+    start_egress,
+)
 from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from agileplus.dispatch.stream_policy import StreamPolicy
@@ -115,6 +122,7 @@ class JobRun:
         self.stop_heartbeat = threading.Event()
         self.egress = None
         self.sandbox_info: dict = {}
+        self.denied: list[str] = []  # paths the agent's output says it was refused (denied_attempts)
 
     @functools.cached_property
     def adapter(self) -> HarnessAdapter:
@@ -345,7 +353,17 @@ class JobRun:
                 self.say(event.text, "agent")
         if stream == "stderr":
             self.say(text, "stderr")
+        if self.sandbox_info.get("mode") not in (None, "off"):
+            self.note_denied(text)
         return stop
+
+    def note_denied(self, text: str) -> None:
+        """A path the agent says it could not reach (hidden, or read-only): a log line, and the
+        job's ``denied_paths``."""
+        for path in denied_attempts(text, hidden_paths()):
+            if path not in self.denied and len(self.denied) < 100:
+                self.denied.append(path)
+                self.say(f"Sandbox: the agent was refused {path} (hidden from agents, or read-only)")
 
     def warn(self, seconds_left: float) -> None:
         """The timeout's warning step: a log line and an event, before SIGTERM."""
@@ -425,6 +443,7 @@ class JobRun:
             "sandbox": self.sandbox_info, **({"ignored_refs": collected.ignored_refs} if collected.ignored_refs else {}),
             **({"refused_connections": self.egress.refused} if self.egress is not None and self.egress.refused
                else {}),
+            **({"denied_paths": self.denied} if self.denied else {}),
         })
 
     def reroute(self, finished: DispatchJob) -> None:

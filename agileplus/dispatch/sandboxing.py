@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,3 +202,20 @@ def report_refused(run, egress) -> None:
     with transaction.atomic():
         record_event(job_event(run.job.id, "network_refused"), {"job_id": run.job.id, "destinations": fresh},
                      feature_id=run.job.feature_id)
+
+
+# What a failed open, read or write says, in the agent's own output (its tools print it).
+DENIED = re.compile(r"No such file or directory|Permission denied|Read-only file system|Operation not permitted")
+PATH_CHARS = r"[^\s'\"`:;,)]*"
+
+
+def denied_attempts(line: str, hidden: list[Path]) -> list[str]:
+    """The paths a line of the agent's output says it failed to reach: under the folders hidden
+    from it (the worker's data, broker and home), or written on a read-only mount. Only what the
+    agent printed: an attempt whose error it swallows is not seen (no ptrace, no seccomp notify)."""
+    if not DENIED.search(line):
+        return []
+    found = [m for h in hidden for m in re.findall(re.escape(str(h)) + PATH_CHARS, line)]
+    if "Read-only file system" in line:
+        found += [m for m in re.findall(r"(?<![\w.])/" + PATH_CHARS, line) if m != "/" and m not in found]
+    return found
