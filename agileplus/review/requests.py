@@ -110,6 +110,18 @@ def claim_request(request_id: int, worker: str) -> ReviewRequest | None:
     return get_request(request_id) if won else None
 
 
+def release_lost_requests(worker: str) -> list[int]:
+    """What a worker does as it starts: the requests its previous life was running (killed
+    mid-review) are queued again and re-sent, so their callers are not left waiting."""
+    lost = list(ReviewRequest.objects.filter(worker=worker[:200], state=ReviewRequest.RUNNING)
+                .values_list("pk", flat=True))
+    ReviewRequest.objects.filter(pk__in=lost, state=ReviewRequest.RUNNING).update(
+        state=ReviewRequest.QUEUED, worker="", started_at=None)
+    for request_id in lost:
+        transaction.on_commit(lambda request_id=request_id: send_request(request_id))
+    return lost
+
+
 def run_request(request_id: int, *, worker: str | None = None) -> ReviewRequest | None:
     """Run one request here (a review worker, or the CLI with ``--inline``) and record how it
     ended. Returns None when another process has it."""

@@ -9,7 +9,15 @@ from __future__ import annotations
 import pytest
 
 from agileplus.review.models import MergeQueueEntry, ReviewReport, ReviewRequest
-from agileplus.review.requests import RecordedError, queue_review, run_request, wait_for_request
+from agileplus.review.requests import (
+    RecordedError,
+    claim_request,
+    get_request,
+    queue_review,
+    release_lost_requests,
+    run_request,
+    wait_for_request,
+)
 from tests.integration.api.conftest import client_for
 from tests.support.cli import run_cli
 from tests.support.farm import import_target, make_target_repo
@@ -113,3 +121,16 @@ def test_an_agent_may_not_queue_a_move_to_done(in_review):
 
     assert refused.status_code == 403
     assert not ReviewRequest.objects.exists()
+
+
+def test_a_worker_restarting_queues_again_the_requests_its_previous_life_was_running(in_review, monkeypatch):
+    _repo, feature = in_review
+    sent = []
+    monkeypatch.setattr("agileplus.review.requests.send_request", sent.append)
+    request = queue_review(feature.work_packages.get(code="WP01"), actor="human:alice", send=False)
+    claim_request(request.pk, "w1")  # then w1 was killed mid-review
+
+    assert release_lost_requests("w1") == [request.pk]
+
+    assert sent == [request.pk] and get_request(request.pk).state == "queued"
+    assert run_request(request.pk, worker="w2").state == "done"
