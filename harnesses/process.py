@@ -159,7 +159,15 @@ class AgentProcess:
             stderr=subprocess.PIPE,
             start_new_session=True,
             preexec_fn=self._child_setup,
+            pass_fds=self.sandbox.pass_fds() if self.sandbox is not None else (),
         )
+        if self.sandbox is not None:
+            try:
+                self.sandbox.started(self.proc.pid)  # bwrap waits for it (network: model)
+            except Exception:
+                kill_group(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                raise
         if self.stdin_text is not None:
             threading.Thread(target=self._feed_stdin, daemon=True).start()
         return self.proc.pid

@@ -271,7 +271,7 @@ class JobRun:
         sandbox = job_sandbox(harness_binary=invocation.argv[0] if invocation.argv else None,
                               worktree=workspace.worktree, mirror=workspace.mirror, prompt_dir=prompt_dir,
                               config=self.config, credentials=credentials, path_env=env.get("PATH"))
-        self.egress = start_egress(sandbox, harness=job.harness, config=self.config, env=env, socket_dir=prompt_dir)
+        self.egress = start_egress(sandbox, harness=job.harness, config=self.config, env=env)
         self.sandbox_info = sandbox.describe()
         manifest = build_manifest(job, self.adapter, invocation, prompt.text, workspace, resolved.names,
                                   sandbox=self.sandbox_info)

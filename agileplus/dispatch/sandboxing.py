@@ -175,15 +175,16 @@ def check_sandbox(tree: Path, *, network: str = "none") -> Sandbox:
     return Sandbox(spec)
 
 
-def start_egress(sandbox: Sandbox, *, harness: str, config: dict, env: dict[str, str], socket_dir: Path):
-    """Under ``agent.network: model``: the job's egress proxy, started, and the sandbox pointed at it.
-    Returns the proxy (``stop()`` it after the run; ``refused`` lists what it turned away) or None."""
+def start_egress(sandbox: Sandbox, *, harness: str, config: dict, env: dict[str, str]):
+    """Under ``agent.network: model``: the job's egress proxy, pointed at by the sandbox (it
+    listens inside once bwrap has made the namespaces). Returns the proxy (``stop()`` it after the
+    run; ``refused`` lists what it turned away) or None."""
     if not (sandbox.mode != "off" and sandbox.spec.network == "model"):
         return None
     allowed = allowed_destinations(harness, config, env)
-    sandbox.spec.proxy_socket = socket_dir / "egress.sock"
     sandbox.spec.forward_ports = [p for p in loopback_ports(allowed) if p != PROXY_PORT]
-    return EgressProxy(sandbox.spec.proxy_socket, allowed).start()
+    sandbox.spec.egress = EgressProxy(allowed)
+    return sandbox.spec.egress
 
 
 def report_refused(run, egress) -> None:
