@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harnesses.base import HarnessError
+
 if TYPE_CHECKING:
     from harnesses.sandbox import Sandbox
 
@@ -164,10 +166,11 @@ class AgentProcess:
         if self.sandbox is not None:
             try:
                 self.sandbox.started(self.proc.pid)  # bwrap waits for it (network: model)
-            except Exception:
+            except HarnessError as exc:
                 kill_group(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-                raise
+                said = self.proc.stderr.read().decode(errors="replace").strip()[-500:]  # bwrap's own reason
+                raise HarnessError(f"{exc}{': ' + said if said else ''}") from None
         if self.stdin_text is not None:
             threading.Thread(target=self._feed_stdin, daemon=True).start()
         return self.proc.pid
