@@ -25,6 +25,14 @@ from tests.support.farm import import_target, make_target_repo
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture(autouse=True)
+def rung(monkeypatch) -> list[int]:
+    """The review queue's doorbell, recorded here: no worker runs in these tests."""
+    sent: list[int] = []
+    monkeypatch.setattr("agileplus.review.requests.send_request", sent.append)
+    return sent
+
+
 @pytest.fixture
 def in_review(tmp_path):
     """WP01 implemented by the scripted agent (its branch on the origin), for_review."""
@@ -34,13 +42,14 @@ def in_review(tmp_path):
     return repo, feature
 
 
-def test_the_api_answers_a_review_at_once_with_where_to_watch_and_runs_nothing_itself(in_review):
+def test_the_api_answers_a_review_at_once_with_where_to_watch_and_runs_nothing_itself(in_review, rung):
     _repo, feature = in_review
 
     asked = client_for("human").post(f"/api/features/{feature.slug}/wps/WP01/review", {}, format="json")
 
     assert asked.status_code == 202, asked.json()
     body = asked.json()
+    assert rung == [body["id"]]  # the review queue was rung with the request's id
     assert (body["state"], body["kind"], body["url"]) == ("queued", "review", f"/api/review-requests/{body['id']}")
     assert not ReviewReport.objects.exists()  # no check ran in this (the web) process
     watched = client_for("human").get(body["url"]).json()
@@ -123,10 +132,9 @@ def test_an_agent_may_not_queue_a_move_to_done(in_review):
     assert not ReviewRequest.objects.exists()
 
 
-def test_a_worker_restarting_queues_again_the_requests_its_previous_life_was_running(in_review, monkeypatch):
+def test_a_worker_restarting_queues_again_the_requests_its_previous_life_was_running(in_review, rung):
     _repo, feature = in_review
-    sent = []
-    monkeypatch.setattr("agileplus.review.requests.send_request", sent.append)
+    sent = rung
     request = queue_review(feature.work_packages.get(code="WP01"), actor="human:alice", send=False)
     claim_request(request.pk, "w1")  # then w1 was killed mid-review
 
