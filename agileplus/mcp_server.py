@@ -30,7 +30,8 @@ from agileplus.dispatch import selectors, services
 from agileplus.dispatch.fresh import start_fresh
 from agileplus.features import selectors as feature_selectors
 from agileplus.features.services import get_feature, get_wp
-from agileplus.review.services import move_wp
+from agileplus.review.models import ReviewRequest
+from agileplus.review.requests import move_or_queue, request_as_dict
 
 log = logging.getLogger("agileplus.mcp")
 _caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("agileplus_mcp_caller", default=None)
@@ -148,7 +149,9 @@ def _add_write_tools(server: MCPServer, caller: Callable[[], Actor]) -> None:
             ensure_may(who, "transition")
             target = get_wp(get_feature(feature), wp)
             ensure_owns_wp(who, target)
-            result = move_wp(target, to, actor=who.actor)
+            result = move_or_queue(target, to, actor=who.actor)
+            if isinstance(result, ReviewRequest):  # through the merge queue: its checks run on a review worker
+                return request_as_dict(result)
             return {"wp": wp, "from": result.source, "to": result.target, "actor": str(who.actor),
                     "unblocked": [u.code for u in result.unblocked]}
         return await _run(move)

@@ -44,6 +44,8 @@ def setup(name: str, *, database: str = "sqlite", broker: str = "embedded") -> P
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     os.environ["AGILEPLUS_DATA_DIR"] = str(folder / "data")
     os.environ["AGILEPLUS_BROKER_DIR"] = str(folder / "broker")
+    # Agents run sandboxed: the scripted test agents are mounted read-only, as in tests/conftest.py.
+    os.environ.setdefault("AGILEPLUS_SANDBOX_READONLY", str(ROOT / "tests" / "support" / "agents"))
     if database == "postgres":
         db = f"bench_ap_{name}"
         _pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

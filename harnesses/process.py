@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harnesses.base import HarnessError
+
 if TYPE_CHECKING:
     from harnesses.sandbox import Sandbox
 
@@ -159,7 +161,16 @@ class AgentProcess:
             stderr=subprocess.PIPE,
             start_new_session=True,
             preexec_fn=self._child_setup,
+            pass_fds=self.sandbox.pass_fds() if self.sandbox is not None else (),
         )
+        if self.sandbox is not None:
+            try:
+                self.sandbox.started(self.proc.pid)  # bwrap waits for it (network: model)
+            except HarnessError as exc:
+                kill_group(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                said = self.proc.stderr.read().decode(errors="replace").strip()[-500:]  # bwrap's own reason
+                raise HarnessError(f"{exc}{': ' + said if said else ''}") from None
         if self.stdin_text is not None:
             threading.Thread(target=self._feed_stdin, daemon=True).start()
         return self.proc.pid

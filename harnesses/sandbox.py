@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import resource
 import shutil
@@ -40,13 +41,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harnesses.base import HarnessError
+from harnesses.egress import listen_in_namespace
 
 SANDBOX_ENV = "AGILEPLUS_SANDBOX"
 NETWORK_POLICIES = ("model", "none", "open")
 SANDBOX_HOME = "/tmp/home"
 SANDBOX_TMP = "/tmp"
-PROXY_PORT = 3128  # inside the sandbox: 127.0.0.1:3128 relays to the worker's egress proxy
-FORWARDER = Path(__file__).resolve().parent / "egress_forwarder.py"
+PROXY_PORT = 3128  # inside the sandbox: 127.0.0.1:3128 is the worker's egress proxy (listening in there)
 # /etc is not mounted whole: only what name resolution, TLS and the loader need.
 ETC_FILES = ("passwd", "group", "hosts", "nsswitch.conf", "resolv.conf", "ssl", "ca-certificates",
              "ca-certificates.conf", "pki", "alternatives", "localtime", "ld.so.cache", "ld.so.conf",
@@ -66,10 +67,11 @@ class Limits:
     data_bytes: int = 8 << 30
     open_files: int = 4096
     tmpfs_bytes: int = 512 << 20
+    disk_bytes: int = 4 << 30  # the repository's growth over the whole job (harnesses/disk.py)
 
     @classmethod
     def from_config(cls, config: dict | None) -> Limits:
-        """``agent.limits`` of .kittify/config.yaml: processes, file_size_mb, memory_mb, open_files."""
+        """``agent.limits`` of .kittify/config.yaml: processes, file_size_mb, memory_mb, open_files, disk_mb."""
         config = config or {}
         limits = cls()
         try:
@@ -81,14 +83,17 @@ class Limits:
                 limits.data_bytes = int(config["memory_mb"]) << 20
             if "open_files" in config:
                 limits.open_files = int(config["open_files"])
+            if "disk_mb" in config:
+                limits.disk_bytes = int(config["disk_mb"]) << 20
         except (TypeError, ValueError):
             raise HarnessError(f"agent.limits must hold whole numbers, got {config!r}: fix .kittify/config.yaml "
-                               "(processes, file_size_mb, memory_mb, open_files)") from None
+                               "(processes, file_size_mb, memory_mb, open_files, disk_mb)") from None
         return limits
 
     def as_dict(self) -> dict:
         return {"processes": self.processes, "file_size_bytes": self.file_size_bytes,
-                "data_bytes": self.data_bytes, "open_files": self.open_files}
+                "data_bytes": self.data_bytes, "open_files": self.open_files, "disk_bytes": self.disk_bytes,
+                "tmpfs_bytes": self.tmpfs_bytes}
 
 
 def network_policy(config: dict | None) -> str:
@@ -203,8 +208,8 @@ class SandboxSpec:
     network: str = "none"
     limits: Limits = field(default_factory=Limits)
     hidden: list[Path] = field(default_factory=list)  # never mounted, even under a read-only path
-    proxy_socket: Path | None = None  # the worker's egress proxy (network=model)
-    forward_ports: list[int] = field(default_factory=list)  # loopback ports reached through the proxy
+    egress: object | None = None  # harnesses.egress.EgressProxy: serves network=model from the worker
+    forward_ports: list[int] = field(default_factory=list)  # loopback ports of the host reached inside
 
 
 class Sandbox:
@@ -217,13 +222,14 @@ class Sandbox:
         self.id = uuid.uuid4().hex[:12]
         self.cgroup: Path | None = None
         self.skipped: list[str] = []
+        self._pipes: tuple[int, int, int, int] | None = None  # bwrap's info-fd and block-fd (network=model)
 
     def describe(self) -> dict:
         return {"mode": self.mode, "network": self.spec.network, "limits": self.spec.limits.as_dict()}
 
     @property
     def proxied(self) -> bool:
-        return self.mode != "off" and self.spec.network == "model" and self.spec.proxy_socket is not None
+        return self.mode != "off" and self.spec.network == "model" and self.spec.egress is not None
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         if self.mode == "off":
@@ -257,18 +263,43 @@ class Sandbox:
                 args += ["--ro-bind", str(path), str(path)]
         for inside, host in spec.files.items():
             args += ["--ro-bind", str(host), inside]
-        if self.proxied:
-            args += ["--bind", str(spec.proxy_socket), str(spec.proxy_socket),
-                     "--ro-bind", str(FORWARDER), str(FORWARDER)]
-            launcher = [sys.executable, "-I", "-S", str(FORWARDER), "--socket", str(spec.proxy_socket),
-                        "--proxy", str(PROXY_PORT)]
-            for port in spec.forward_ports:
-                launcher += ["--forward", str(port)]
-            argv = [*launcher, "--", *argv]
+        if self.proxied:  # bwrap reports its namespaces, then waits while the worker listens inside (started)
+            info_r, info_w = os.pipe()
+            block_r, block_w = os.pipe()
+            self._pipes = (info_r, info_w, block_r, block_w)
+            args += ["--info-fd", str(info_w), "--block-fd", str(block_r)]
         # The synthesized root (mount points' parents) read-only: writable are only the repository,
         # the private /tmp (HOME inside) and what the spec names.
         args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/", "--chdir", str(spec.workdir), "--"]
         return args + list(argv)
+
+    def pass_fds(self) -> tuple[int, ...]:
+        """The descriptors bwrap inherits: its info-fd and block-fd under network=model."""
+        return (self._pipes[1], self._pipes[2]) if self._pipes else ()
+
+    def started(self, pid: int) -> None:
+        """bwrap (``pid``) has made its namespaces and waits: bind 127.0.0.1:3128 and the forwarded
+        ports inside its network namespace, serve them from the worker's egress proxy, then let
+        the agent start. Nothing runs inside the sandbox for the network policy."""
+        if not self._pipes:
+            return
+        info_r, info_w, block_r, block_w = self._pipes
+        self._pipes = None
+        os.close(info_w)
+        os.close(block_r)
+        try:
+            child = _read_child_pid(info_r)
+            listeners = listen_in_namespace(child, [PROXY_PORT, *self.spec.forward_ports])
+            self.spec.egress.serve(listeners[0])
+            for port, listener in zip(self.spec.forward_ports, listeners[1:], strict=True):
+                self.spec.egress.serve(listener, forward_to=port)
+        except (OSError, ValueError) as exc:
+            raise HarnessError(f"network: model could not be set up in the sandbox: {exc}") from None
+        finally:
+            os.close(info_r)
+            with contextlib.suppress(OSError):
+                os.write(block_w, b"1")
+            os.close(block_w)
 
     def _read_only_paths(self) -> list[Path]:
         kept: list[Path] = []
@@ -287,7 +318,8 @@ class Sandbox:
     def preexec(self) -> None:
         """In the child, before exec: the limits (inherited by everything in the sandbox)."""
         limits = self.spec.limits
-        for which, value in ((resource.RLIMIT_FSIZE, limits.file_size_bytes),
+        # No one file larger than the whole job's disk cap: the cap is checked between ticks.
+        for which, value in ((resource.RLIMIT_FSIZE, min(limits.file_size_bytes, limits.disk_bytes)),
                              (resource.RLIMIT_DATA, limits.data_bytes),
                              (resource.RLIMIT_NOFILE, limits.open_files),
                              (resource.RLIMIT_NPROC, limits.processes)):
@@ -334,6 +366,17 @@ class Sandbox:
 
     def __exit__(self, *_exc) -> None:
         self.close()
+
+
+def _read_child_pid(info_fd: int) -> int:
+    """bwrap's --info-fd: a JSON object with ``child-pid`` (its first process, in the new namespaces)."""
+    data = b""
+    while b"}" not in data:
+        chunk = os.read(info_fd, 4096)
+        if not chunk:
+            raise ValueError(f"bwrap ended before it reported its namespaces ({data[:200]!r})")
+        data += chunk
+    return int(json.loads(data[: data.index(b"}") + 1])["child-pid"])
 
 
 def _sweep_cgroups(parent: Path) -> None:

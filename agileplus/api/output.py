@@ -112,6 +112,8 @@ WP = OpenApiParameter("wp", str, OpenApiParameter.PATH, description="work packag
                       pattern=r"^[A-Za-z0-9]{1,20}$")
 JOB = OpenApiParameter("job_id", str, OpenApiParameter.PATH, description="job id, e.g. job_4k2m9x1q0z",
                        pattern=r"^[A-Za-z0-9_.\-]{1,40}$")
+REQUEST = OpenApiParameter("request_id", int, OpenApiParameter.PATH,
+                           description="the id a review or a move answered with (202)")
 
 
 # --- read models -----------------------------------------------------------------------------
@@ -345,6 +347,27 @@ class ReviewOut(Shape):
     approved = s.BooleanField()
     checks = s.ListField(child=s.JSONField())
     text = s.CharField()
+
+
+class ReviewRequestOut(Shape):
+    """A review, or a move to done through the merge queue, run on a review worker (never in the
+    web process): answered 202 at once; ``GET url`` until ``state`` is done or failed."""
+
+    id = s.IntegerField()
+    kind = enum(["review", "move"])
+    feature = s.CharField()
+    wp = s.CharField()
+    state = enum(["queued", "running", "done", "failed"])
+    actor = s.CharField()
+    apply = s.BooleanField()
+    worker = s.CharField(allow_null=True, help_text="the worker that ran it")
+    url = s.CharField(help_text="where to watch it: GET until state is done or failed")
+    report = ReviewOut(allow_null=True, help_text="review: the stored report once done")
+    result = s.JSONField(allow_null=True, help_text="move: the transition once done (as the move answered before)")
+    error = ErrorDetailOut(allow_null=True, help_text="failed: why")
+    created_at = s.DateTimeField()
+    started_at = s.DateTimeField(allow_null=True)
+    finished_at = s.DateTimeField(allow_null=True)
 
 
 class JobRowOut(Shape):

@@ -32,7 +32,8 @@ from agileplus.dispatch import services as dispatch
 from agileplus.dispatch.fresh import start_fresh
 from agileplus.features import selectors as features
 from agileplus.features.services import get_feature, get_wp
-from agileplus.review import services as review
+from agileplus.review import requests as review_requests
+from agileplus.review.models import ReviewRequest
 from agileplus.review.selectors import merge_queues
 from agileplus.workflow.services import start_feature
 
@@ -132,37 +133,50 @@ class WPDetail(Base):
         return Response(out.WPOut(status["work_packages"][0]).data)
 
 
+def _moved_or_queued(result) -> Response:
+    """200 with the transition; 202 with the review request when a worker runs it (its checks)."""
+    if isinstance(result, ReviewRequest):
+        return Response(out.ReviewRequestOut(review_requests.request_as_dict(result)).data, status=202)
+    return Response(out.MovedOut(result).data)
+
+
 class WPTransition(Base):
     action_name = "transition"
 
-    @write(out.MovedOut, s.TransitionIn, out.SLUG, out.WP, tags=["work packages"], operation_id="wps_transition",
-           description="Move a WP through its lifecycle (`agileplus wp transition`); to done merges it. "
-                       "409: illegal transition, blocked by a dependency, or `expected_state` is stale. "
-                       "Agents move only their own WP, never to done.")
+    @extend_schema(request=s.TransitionIn, parameters=[out.SLUG, out.WP], tags=["work packages"],
+                   operation_id="wps_transition",
+                   responses=out.with_errors({200: out.MovedOut, 202: out.ReviewRequestOut}, 403, 409),
+                   description="Move a WP through its lifecycle (`agileplus wp transition`); to done merges it "
+                               "(202 when through the merge queue: its checks run on a review worker; watch `url`). "
+                               "409: illegal transition, blocked by a dependency, or `expected_state` is stale. "
+                               "Agents move only their own WP, never to done.")
     def post(self, request, slug: str, wp: str):
         data = parse(s.TransitionIn, request.data)
         wp_obj = get_wp(get_feature(slug), wp)
         caller = self.caller()
         ensure_owns_wp(caller, wp_obj)
         try:
-            result = review.move_wp(wp_obj, data["to"], actor=caller.actor, expected_source=data.get("expected_state"),
-                                    metadata={"note": data["note"]} if data.get("note") else None)
+            result = review_requests.move_or_queue(wp_obj, data["to"], actor=caller.actor,
+                                                   expected_source=data.get("expected_state"),
+                                                   metadata={"note": data["note"]} if data.get("note") else None)
         except StaleState as exc:
             exc.field = "expected_state"
             raise
-        return Response(out.MovedOut(result).data)
+        return _moved_or_queued(result)
 
 
 class WPMove(Base):
     action_name = "move"
 
-    @write(out.MovedOut, s.MoveIn, out.SLUG, out.WP, tags=["work packages"], operation_id="wps_move",
-           description="`agileplus move`: to done runs governance on every commit, merges, then transitions "
-                       "(humans, CI and admins only).")
+    @extend_schema(request=s.MoveIn, parameters=[out.SLUG, out.WP], tags=["work packages"], operation_id="wps_move",
+                   responses=out.with_errors({200: out.MovedOut, 202: out.ReviewRequestOut}, 403, 409),
+                   description="`agileplus move`: to done runs governance on every commit, merges, then transitions "
+                               "(humans, CI and admins only). 202: the branch goes through the merge queue, whose "
+                               "checks run on a review worker; watch the answered `url`.")
     def post(self, request, slug: str, wp: str):
         data = parse(s.MoveIn, request.data)
-        result = review.move_wp(get_wp(get_feature(slug), wp), data["to"], actor=self.actor())
-        return Response(out.MovedOut(result).data)
+        return _moved_or_queued(review_requests.move_or_queue(get_wp(get_feature(slug), wp), data["to"],
+                                                              actor=self.actor()))
 
 
 class Implement(Base):
@@ -194,13 +208,25 @@ class Implement(Base):
 class WPReview(Base):
     action_name = "review"
 
-    @write(out.ReviewOut, s.ReviewIn, out.SLUG, out.WP, tags=["review"], operation_id="reviews_run",
-           description="`agileplus review`: run the configured checks on main merged with the WP branch and "
-                       "store the report; with `apply`, approved → done (merge), else → doing.")
+    @write(out.ReviewRequestOut, s.ReviewIn, out.SLUG, out.WP, status=202, tags=["review"],
+           operation_id="reviews_run",
+           description="`agileplus review`: queue the configured checks on main merged with the WP branch for a "
+                       "review worker (they run the agent's code: never in this process); it stores the report "
+                       "and, with `apply`, moves the WP (approved → done via the merge queue, else → doing). "
+                       "Watch the answered `url` until `state` is done or failed.")
     def post(self, request, slug: str, wp: str):
         data = parse(s.ReviewIn, request.data)
-        report = review.run_review(get_wp(get_feature(slug), wp), actor=self.actor(), apply=data["apply"]).report
-        return Response(out.ReviewOut(report).data)
+        queued = review_requests.queue_review(get_wp(get_feature(slug), wp), actor=self.actor(), apply=data["apply"])
+        return Response(out.ReviewRequestOut(review_requests.request_as_dict(queued)).data, status=202)
+
+
+class ReviewRequestDetail(Base):
+    @read(out.ReviewRequestOut, out.REQUEST, tags=["review"], operation_id="review_requests_retrieve",
+          description="A review or move asked for by the API or the CLI: queued, running (on which worker), "
+                      "done (the report, or the transition) or failed (the error).")
+    def get(self, request, request_id: int):
+        request_row = review_requests.get_request(request_id)
+        return Response(out.ReviewRequestOut(review_requests.request_as_dict(request_row)).data)
 
 
 class ReviewList(Base):

@@ -14,6 +14,7 @@ from agileplus.core.supervisor import run_farm
 from agileplus.dispatch.runner import restart_worker
 from agileplus.dispatch.sandboxing import local_harnesses
 from agileplus.dispatch.services import queue_for, reap_expired
+from agileplus.review.requests import release_lost_requests
 
 
 def _node_name(hostname: str | None) -> str:
@@ -58,6 +59,9 @@ def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str
     # Before any job is taken: what this name held was lost with its previous life (kill -9).
     for job_id in restart_worker(node):
         click.echo(f"worker {node}: released job {job_id}, lost when this worker last stopped", err=True)
+    for request_id in release_lost_requests(node):
+        click.echo(f"worker {node}: queued review request {request_id} again, lost when this worker last stopped",
+                   err=True)
     # Children inherit these: the runner names its claims and data folder after the worker.
     os.environ["AGILEPLUS_WORKER_NAME"] = node
     os.environ["AGILEPLUS_WORKER_HARNESSES"] = ",".join(names)

@@ -8,7 +8,7 @@ from agileplus.cli.context import actor_option, current_actor, json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo_json, mark_json
 from agileplus.features.services import get_feature, get_wp
-from agileplus.review import services
+from agileplus.review import requests, services
 from agileplus.review.conflicts import policy, predicted_conflicts
 from agileplus.review.selectors import merge_queues
 
@@ -17,24 +17,35 @@ from agileplus.review.selectors import merge_queues
 @click.argument("feature_ref", metavar="FEATURE")
 @click.argument("wp_code", metavar="WP")
 @click.option("--apply", is_flag=True, help="Approved: move to done (merge). Rejected: back to doing.")
+@click.option("--inline", is_flag=True, help="Run the checks in this process instead of on a review worker")
 @actor_option
 @json_option
-def review(feature_ref, wp_code, apply, actor, as_json) -> None:
-    """Run the automated review of a WP on main merged with its branch."""
+def review(feature_ref, wp_code, apply, inline, actor, as_json) -> None:
+    """Run the automated review of a WP on main merged with its branch (on a review worker)."""
     if as_json:
         mark_json()
     wp = get_wp(get_feature(feature_ref), wp_code)
     if not as_json:
         click.echo(f"Reviewing {wp.code}: {wp.title}...", err=True)
-    result = services.run_review(wp, actor=current_actor(actor) if actor else services.CI_AUTOMATION,
-                                 apply=apply)
+    request = requests.queue_review(wp, actor=current_actor(actor) if actor else services.CI_AUTOMATION,
+                                    apply=apply, send=not inline)
+    if inline:
+        requests.run_request(request.pk)
+    report = requests.wait_for_request(request.pk, on_change=None if as_json else _review_progress).report
     if as_json:
-        echo_json({"report_id": result.report.pk, "approved": result.approved,
-                   "checks": result.report.checks})
+        echo_json({"report_id": report.pk, "approved": report.approved, "checks": report.checks})
     else:
-        click.echo(result.report.text)
-    if not result.approved:
+        click.echo(report.text)
+    if not report.approved:
         raise SystemExit(1)
+
+
+def _review_progress(request) -> None:
+    if request.state == request.QUEUED:
+        click.echo(f"Review request {request.pk} queued: waiting for a review worker "
+                   "(`agileplus worker` runs one)...", err=True)
+    elif request.state == request.RUNNING:
+        click.echo(f"Running the checks on worker {request.worker}...", err=True)
 
 
 @cli.command()

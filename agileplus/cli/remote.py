@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 import httpx
@@ -17,6 +18,9 @@ from agileplus.cli.main import emit_error
 from agileplus.core.errors import DomainError
 
 EXIT_BY_STATUS = {400: 2, 401: 5, 403: 5, 404: 4, 409: 3, 429: 7}
+CONFLICT_CODES = ("illegal_transition", "blocked_by_dependency", "stale_state", "merge_conflict", "merge_busy",
+                  "merge_rejected")
+POLL_SECONDS = 0.3
 
 
 class RemoteError(DomainError):
@@ -55,6 +59,16 @@ class Farm:
 
     def post(self, path: str, body: dict) -> dict:
         return self.call("POST", path, json=body)
+
+    def wait_request(self, request: dict) -> dict:
+        """Poll a review request (answered 202) until a worker has run it; its error is raised."""
+        while request["state"] not in ("done", "failed"):
+            time.sleep(POLL_SECONDS)
+            request = self.get(f"/review-requests/{request['id']}")
+        if request["state"] == "failed":
+            error = request.get("error") or {}
+            raise RemoteError(409 if error.get("code") in CONFLICT_CODES else 400, {"error": error})
+        return request
 
 
 def farm() -> Farm:
@@ -120,7 +134,10 @@ def wp_transition(refs: tuple[str, ...], target: str, feature: str | None, note:
 @click.option("--json", "as_json", is_flag=True)
 def move(feature: str, wp_code: str, target: str, as_json: bool) -> None:
     """Move a WP; to done merges it (humans and CI only)."""
-    data = farm().post(f"/features/{feature}/wps/{wp_code}/move", {"to": target})
+    remote = farm()
+    data = remote.post(f"/features/{feature}/wps/{wp_code}/move", {"to": target})
+    if "url" in data:  # through the merge queue, on a review worker
+        data = remote.wait_request(data)["result"]
     lines = [f"{data['wp']} moved to {data['to']}"]
     if data.get("unblocked"):
         lines.append("Now unblocked: " + ", ".join(data["unblocked"]))
@@ -151,9 +168,11 @@ def implement(feature: str, wp_code: str | None, all_ready: bool, agent: str | N
 @click.option("--apply", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 def review(feature: str, wp_code: str, apply: bool, as_json: bool) -> None:
-    data = farm().post(f"/features/{feature}/wps/{wp_code}/review", {"apply": apply})
-    _out(data, as_json, [data["text"]])
-    if not data["approved"]:
+    """Queue the review on the farm's review workers and wait for its report."""
+    remote = farm()
+    report = remote.wait_request(remote.post(f"/features/{feature}/wps/{wp_code}/review", {"apply": apply}))["report"]
+    _out(report, as_json, [report["text"]])
+    if not report["approved"]:
         sys.exit(1)
 
 

@@ -32,7 +32,14 @@ from agileplus.dispatch import services, sessions
 from agileplus.dispatch.costs import allowance_for
 from agileplus.dispatch.models import SETUP_STREAM, AgentSession, DispatchJob, JobState
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
-from agileplus.dispatch.sandboxing import harness_credentials, job_sandbox, report_refused, start_egress
+from agileplus.dispatch.sandboxing import (
+    denied_attempts,
+    harness_credentials,
+    hidden_paths,
+    job_sandbox,
+    report_refused,
+    start_egress,
+)
 from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from agileplus.dispatch.stream_policy import StreamPolicy, rate_limit_wait
@@ -40,9 +47,10 @@ from agileplus.review.services import governance_for, run_test_checks
 from harnesses import git as g
 from harnesses.adapters.command import PROMPT_FILE_ENV
 from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec, cli_version
+from harnesses.disk import DiskCap
 from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, all_marked, reap_marked
 from harnesses.registry import get_adapter
-from harnesses.sandbox import Sandbox, sandbox_status
+from harnesses.sandbox import Limits, Sandbox, sandbox_status
 
 log = logging.getLogger("agileplus.runner")
 JOB_TOKEN_ENV, JOB_ID_ENV = "AGILEPLUS_TOKEN", "AGILEPLUS_JOB_ID"  # what the remote CLI / API client reads
@@ -118,6 +126,7 @@ class JobRun:
         self.sandbox_info: dict = {}
         self.capture: sessions.SessionCapture | None = None  # the CLI's session folder, stored at each beat
         self.pushed_head = ""  # the branch head last pushed while the agent runs
+        self.denied: list[str] = []  # paths the agent's output says it was refused (denied_attempts)
 
     @functools.cached_property
     def adapter(self) -> HarnessAdapter:
@@ -300,7 +309,7 @@ class JobRun:
                               config=self.config, credentials=credentials, path_env=env.get("PATH"))
         if self.capture is not None:
             sandbox.spec.home_folders[self.adapter.session_folder(workspace.worktree)] = self.capture.folder
-        self.egress = start_egress(sandbox, harness=job.harness, config=self.config, env=env, socket_dir=prompt_dir)
+        self.egress = start_egress(sandbox, harness=job.harness, config=self.config, env=env)
         self.sandbox_info = sandbox.describe()
         manifest = build_manifest(job, self.adapter, invocation, prompt.text, workspace, resolved.names,
                                   sandbox=self.sandbox_info)
@@ -366,6 +375,8 @@ class JobRun:
         self.say("Prompt prepared:", SETUP_STREAM)
         for line in launch.prompt.summary_lines(feature.slug, wp.code):
             self.say(f"  {line}", SETUP_STREAM)
+        self.disk = DiskCap(workspace.worktree, (launch.sandbox.spec.limits if launch.sandbox
+                                                 else Limits.from_config(self.config.get("limits"))).disk_bytes)
         pid = proc.start()
         services.start_running(self.claim, pid=pid, base_commit=workspace.base, branch=workspace.branch,
                                worktree=str(workspace.worktree), prompt=launch.prompt.text,
@@ -378,8 +389,12 @@ class JobRun:
     def stream(self, proc: AgentProcess, workspace: Workspace, launch: Launch, policy: StreamPolicy) -> ProcessResult:
         """Read the agent's output to its end or a stop; then end every process it began."""
         try:
-            return proc.run(lambda stream, text: self.on_line(policy, stream, text),
-                            lambda: self.tick(workspace), on_stop=lambda t: self.say(t), on_warning=self.warn)
+            result = proc.run(lambda stream, text: self.on_line(policy, stream, text),
+                              lambda: self.tick(workspace), on_stop=lambda t: self.say(t), on_warning=self.warn)
+            over = self.disk.over()  # what it wrote since the last tick counts too
+            if over and result.stopped is None:
+                result.stopped = StopReason("disk", over)
+            return result
         finally:
             reap_marked(launch.mark)
             if launch.sandbox:
@@ -413,7 +428,17 @@ class JobRun:
                 self.say(event.text, "agent")
         if stream == "stderr":
             self.say(text, "stderr")
+        if self.sandbox_info.get("mode") not in (None, "off"):
+            self.note_denied(text)
         return stop
+
+    def note_denied(self, text: str) -> None:
+        """A path the agent says it could not reach (hidden, or read-only): a log line, and the
+        job's ``denied_paths``."""
+        for path in denied_attempts(text, hidden_paths()):
+            if path not in self.denied and len(self.denied) < 100:
+                self.denied.append(path)
+                self.say(f"Sandbox: the agent was refused {path} (hidden from agents, or read-only)")
 
     def warn(self, seconds_left: float) -> None:
         """The timeout's warning step: a log line and an event, before SIGTERM."""
@@ -432,7 +457,8 @@ class JobRun:
             return StopReason("fenced", "this worker no longer holds the job")
         if services.cancel_requested(self.claim):
             return StopReason("cancelled", "cancel requested")
-        return None
+        over = self.disk.over()
+        return StopReason("disk", over) if over else None
 
     def collect(self, workspace: Workspace, outcome: Outcome, result: ProcessResult, last_error: str = "") -> Collected:
         """The final commit scan, salvage of uncommitted work, push, and governance on success.
@@ -496,6 +522,7 @@ class JobRun:
             **({"ignored_refs": collected.ignored_refs} if collected.ignored_refs else {}),
             **({"refused_connections": self.egress.refused} if self.egress is not None and self.egress.refused
                else {}),
+            **({"denied_paths": self.denied} if self.denied else {}),
         })
 
     def park(self, outcome: Outcome, policy: StreamPolicy) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,15 +175,16 @@ def check_sandbox(tree: Path, *, network: str = "none") -> Sandbox:
     return Sandbox(spec)
 
 
-def start_egress(sandbox: Sandbox, *, harness: str, config: dict, env: dict[str, str], socket_dir: Path):
-    """Under ``agent.network: model``: the job's egress proxy, started, and the sandbox pointed at it.
-    Returns the proxy (``stop()`` it after the run; ``refused`` lists what it turned away) or None."""
+def start_egress(sandbox: Sandbox, *, harness: str, config: dict, env: dict[str, str]):
+    """Under ``agent.network: model``: the job's egress proxy, pointed at by the sandbox (it
+    listens inside once bwrap has made the namespaces). Returns the proxy (``stop()`` it after the
+    run; ``refused`` lists what it turned away) or None."""
     if not (sandbox.mode != "off" and sandbox.spec.network == "model"):
         return None
     allowed = allowed_destinations(harness, config, env)
-    sandbox.spec.proxy_socket = socket_dir / "egress.sock"
     sandbox.spec.forward_ports = [p for p in loopback_ports(allowed) if p != PROXY_PORT]
-    return EgressProxy(sandbox.spec.proxy_socket, allowed).start()
+    sandbox.spec.egress = EgressProxy(allowed)
+    return sandbox.spec.egress
 
 
 def report_refused(run, egress) -> None:
@@ -201,3 +203,20 @@ def report_refused(run, egress) -> None:
     with transaction.atomic():
         record_event(job_event(run.job.id, "network_refused"), {"job_id": run.job.id, "destinations": fresh},
                      feature_id=run.job.feature_id)
+
+
+# What a failed open, read or write says, in the agent's own output (its tools print it).
+DENIED = re.compile(r"No such file or directory|Permission denied|Read-only file system|Operation not permitted")
+PATH_CHARS = r"[^\s'\"`:;,)]*"
+
+
+def denied_attempts(line: str, hidden: list[Path]) -> list[str]:
+    """The paths a line of the agent's output says it failed to reach: under the folders hidden
+    from it (the worker's data, broker and home), or written on a read-only mount. Only what the
+    agent printed: an attempt whose error it swallows is not seen (no ptrace, no seccomp notify)."""
+    if not DENIED.search(line):
+        return []
+    found = [m for h in hidden for m in re.findall(re.escape(str(h)) + PATH_CHARS, line)]
+    if "Read-only file system" in line:
+        found += [m for m in re.findall(r"(?<![\w.])/" + PATH_CHARS, line) if m != "/" and m not in found]
+    return found

@@ -19,7 +19,8 @@ from agileplus.core.errors import DomainError
 from agileplus.features import services
 from agileplus.features.lifecycles import FeatureState, WPState
 from agileplus.features.models import Dependency, Evidence, Feature, Project, WorkPackage
-from agileplus.review.services import move_wp
+from agileplus.review.models import ReviewRequest
+from agileplus.review.requests import move_or_queue
 from harnesses.git import redact_url
 
 
@@ -34,8 +35,9 @@ def _move_action(target: str, *, for_feature: bool):
             try:
                 if for_feature:
                     services.transition_feature(obj, target, actor=admin_actor(request))
-                else:
-                    move_wp(obj, target, actor=admin_actor(request))
+                elif isinstance(move_or_queue(obj, target, actor=admin_actor(request)), ReviewRequest):
+                    modeladmin.message_user(request, f"{obj}: queued for a review worker (the merge queue's checks)")
+                    continue
                 moved += 1
             except DomainError as exc:
                 modeladmin.message_user(request, f"{obj}: {exc}", level=messages.ERROR)

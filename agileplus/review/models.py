@@ -81,3 +81,36 @@ class MergeQueueEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.wp} in the merge queue ({self.state})"
+
+
+class ReviewRequest(models.Model):
+    """A review (or a move to done through the merge queue) asked for by the API or the CLI. The
+    checks execute the agent's code, so they run on a review worker, never in the web or CLI
+    process: the caller gets this row's id at once and watches it until it is done or failed."""
+
+    QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+    FINAL = (DONE, FAILED)
+    STATES = [(s, s) for s in (QUEUED, RUNNING, DONE, FAILED)]
+    REVIEW, MOVE = "review", "move"
+    KINDS = [(k, k) for k in (REVIEW, MOVE)]
+
+    feature = models.ForeignKey("features.Feature", on_delete=models.CASCADE, related_name="review_requests")
+    wp = models.ForeignKey("features.WorkPackage", on_delete=models.CASCADE, related_name="review_requests")
+    kind = models.CharField(max_length=8, choices=KINDS, default=REVIEW)
+    actor = models.CharField(max_length=120)
+    apply = models.BooleanField(default=False, help_text="review: approved → done (merge), rejected → doing")
+    state = models.CharField(max_length=8, choices=STATES, default=QUEUED, db_index=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="the worker that ran it")
+    progress = models.CharField(max_length=200, blank=True, help_text="the check running now")
+    report = models.ForeignKey(ReviewReport, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    result = models.JSONField(default=dict, blank=True, help_text="move: the transition (to, merge, unblocked)")
+    error = models.JSONField(null=True, blank=True, help_text="the DomainError that ended it, as the API renders it")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} request {self.pk} of {self.wp} ({self.state})"

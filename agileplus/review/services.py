@@ -217,9 +217,7 @@ def move_wp(
     target = normalize_wp_state(target)
     if target != WPState.DONE:
         return transition_wp(wp, target, actor=actor, expected_source=expected_source, metadata=metadata)
-    if not actor.may_approve:
-        raise PermissionDenied(f"{actor} may not move {wp.code} to done", field="actor",
-                               fix="only a human or CI actor may approve work; an agent cannot approve its own")
+    ensure_may_approve(wp, actor)
     wp.refresh_from_db()
     if wp.state != WPState.FOR_REVIEW:
         return transition_wp(wp, target, actor=actor, expected_source=expected_source, metadata=metadata)
@@ -230,6 +228,12 @@ def move_wp(
     merge = _merge_for_done(wp, actor)
     meta = {**(metadata or {}), **({"merge": merge} if merge else {})}
     return transition_wp(wp, WPState.DONE, actor=actor, expected_source=expected_source, metadata=meta)
+
+
+def ensure_may_approve(wp: WorkPackage, actor: Actor) -> None:
+    if not actor.may_approve:
+        raise PermissionDenied(f"{actor} may not move {wp.code} to done", field="actor",
+                               fix="only a human or CI actor may approve work; an agent cannot approve its own")
 
 
 def _merge_for_done(wp: WorkPackage, actor: Actor) -> dict | None:

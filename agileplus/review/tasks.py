@@ -11,6 +11,7 @@ from agileplus.features.models import WorkPackage
 from agileplus.review.merge import MergeConflict
 from agileplus.review.merge_queue import process_queue
 from agileplus.review.models import MergeQueueEntry
+from agileplus.review.requests import run_request
 from agileplus.review.services import run_review, send_back_after_conflict
 from workers.celery import app
 
@@ -32,6 +33,13 @@ def review_wp(wp_id: int) -> dict:
     finally:  # WPs approved while this review held the repository's lock wait for a queue run
         _run_merge_queue(wp.feature.project.repo_url)
     return {"approved": review.approved, "report": review.report.pk}
+
+
+@app.task(name="review.run_request", acks_late=True)
+def run_review_request(request_id: int) -> dict:
+    """A review or a move to done asked for by the API or the CLI: run here, on a worker."""
+    request = run_request(request_id)
+    return {"skipped": True} if request is None else {"state": request.state}
 
 
 def _run_merge_queue(repo: str) -> None:

@@ -287,7 +287,7 @@ def test_git_hooks_and_executable_config_the_agent_plants_never_run_outside_the_
 
     planted = attack.run("WP01")
     later = [attack.run("WP02"), attack.run("WP03")]
-    review = attack.cli("review", "003", "WP01", "--apply")
+    review = attack.cli("review", "003", "WP01", "--inline", "--apply")
 
     assert planted.state == "succeeded" and "planted" in job_log(planted)
     assert planted.result["salvage_ref"]  # salvage read the agent's files: nothing of its config ran
@@ -329,7 +329,7 @@ def test_an_agent_written_test_run_by_the_review_reads_no_secret_and_writes_noth
     attack = hostile(tmp_path, script, wps={"WP01": []}, review={"checks": checks})
     assert attack.run("WP01").state == "succeeded"
 
-    review = attack.cli("review", "003", "WP01", "--apply", AGILEPLUS_SECRET_CANARY=canary)
+    review = attack.cli("review", "003", "WP01", "--inline", "--apply", AGILEPLUS_SECRET_CANARY=canary)
 
     assert review.returncode == 0, review.stdout + review.stderr  # approved: the test found no canary
     assert "All tests pass (1/1)" in review.stdout

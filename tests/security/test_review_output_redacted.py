@@ -53,7 +53,7 @@ def test_a_secret_printed_by_the_agents_tests_in_review_is_stored_nowhere(tmp_pa
     feature.work_packages.update(deliverables=[])
     assert "for_review" in run_cli("implement 003 --wp WP01 --inline").output
 
-    review = subprocess.run([sys.executable, "-m", "agileplus", "review", "003", "WP01"], cwd=ROOT,
+    review = subprocess.run([sys.executable, "-m", "agileplus", "review", "003", "WP01", "--inline"], cwd=ROOT,
                             env=job_env(tmp_path / "cli", None, AGILEPLUS_SECRET_REVIEW_LEAK=SECRET),
                             capture_output=True, text=True, timeout=180)
 

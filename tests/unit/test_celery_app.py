@@ -6,7 +6,7 @@ from django.conf import settings
 from workers.celery import app
 
 WIRE_NAMES = {
-    "farm.run_job", "farm.reap", "farm.worker_heartbeat", "review.review_wp",
+    "farm.run_job", "farm.reap", "farm.worker_heartbeat", "review.review_wp", "review.run_request",
     "review.process_merge_queues", "workflow.retry_follow_ups",
 }
 

@@ -29,6 +29,7 @@ def no_doorbell(monkeypatch):
     rung = []
     monkeypatch.setattr("agileplus.dispatch.services.send_doorbell", rung.append)
     monkeypatch.setattr("agileplus.review.services.request_review", lambda wp: None)
+    monkeypatch.setattr("agileplus.review.requests.send_request", lambda request_id: None)
     return rung
 
 

@@ -71,6 +71,7 @@ def write_endpoints(feature):
                                       "cancel own job", "report on own job", "create token"])
 def test_permission_matrix(feature, role, endpoint, monkeypatch):
     monkeypatch.setattr("agileplus.dispatch.services.send_doorbell", lambda job: None)
+    monkeypatch.setattr("agileplus.review.requests.send_request", lambda request_id: None)
     url, body, expected = write_endpoints(feature)[endpoint]
 
     response = client_for(role).post(url, body, format="json")

@@ -71,7 +71,7 @@ def through_the_farm(tmp_path: Path, harness: str, endpoint, **agent):
     feature = import_target(repo)
     with running_workers(tmp_path, 1, broker_url=None, with_beat=False, harnesses=harness, **worker_env):
         done = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", harness, "--wait")
-    reviewed = agileplus(tmp_path, "review", "003", "WP01", "--apply", "--actor", "human:alice")
+    reviewed = agileplus(tmp_path, "review", "003", "WP01", "--inline", "--apply", "--actor", "human:alice")
     return done, reviewed, repo, feature, worker_env
 
 

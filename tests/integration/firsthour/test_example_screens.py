@@ -15,7 +15,7 @@ import pytest
 
 from agileplus.dispatch.models import DispatchJob, JobCommit
 from agileplus.events.models import Event
-from tests.support.farm import ROOT, import_target, job_env, make_target_repo
+from tests.support.farm import ROOT, import_target, job_env, make_target_repo, start_worker, stop
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -119,18 +119,22 @@ def test_status_of_a_wp_for_review_is_the_examples_screen(farm):
     ]
 
 
-def test_review_is_the_examples_screen(farm):
+def test_review_on_a_review_worker_is_the_examples_screen(farm):
     tmp_path, _feature, _screen = farm
-
-    reviewed = agileplus(tmp_path, "review", "003", "WP01")
+    worker = start_worker("w-review", tmp_path / "w-review", broker_url=None, broker_dir=tmp_path / "broker")
+    try:
+        reviewed = agileplus(tmp_path, "review", "003", "WP01")
+    finally:
+        stop([worker])
 
     assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
     assert reviewed.stdout.splitlines() == REVIEW_SCREEN
+    assert "Running the checks on worker worker@w-review..." in reviewed.stderr.splitlines()
 
 
 def test_move_to_done_is_the_examples_screen(farm):
     tmp_path, _feature, _screen = farm
-    assert agileplus(tmp_path, "review", "003", "WP01").returncode == 0
+    assert agileplus(tmp_path, "review", "003", "WP01", "--inline").returncode == 0
 
     lines = agileplus(tmp_path, "move", "003", "WP01", "--to", "done").stdout.splitlines()
 
@@ -145,7 +149,7 @@ def test_move_to_done_is_the_examples_screen(farm):
 
 def test_status_after_the_merge_is_the_examples_screen(farm):
     tmp_path, _feature, _screen = farm
-    agileplus(tmp_path, "review", "003", "WP01")
+    agileplus(tmp_path, "review", "003", "WP01", "--inline")
     agileplus(tmp_path, "move", "003", "WP01", "--to", "done")
 
     lines = masked(agileplus(tmp_path, "status", "003").stdout)
@@ -173,7 +177,7 @@ def test_status_after_the_merge_is_the_examples_screen(farm):
 
 def test_implement_of_a_wp_its_dependency_merged_is_the_examples_step_10_screen(farm):
     tmp_path, _feature, _screen = farm
-    agileplus(tmp_path, "review", "003", "WP01")
+    agileplus(tmp_path, "review", "003", "WP01", "--inline")
     agileplus(tmp_path, "move", "003", "WP01", "--to", "done")
 
     screen = agileplus(tmp_path, "implement", "003", "--wp", "WP02", "--inline").stdout

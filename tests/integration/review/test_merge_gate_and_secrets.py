@@ -50,14 +50,14 @@ def test_a_branch_that_passes_alone_but_breaks_main_once_merged_is_rejected(tmp_
     for wp in ("WP01", "WP02"):
         assert "for_review" in run_cli(f"implement 003 --wp {wp} --inline").output
     as_the_agent_left_it = repo.head("feat/003-auth-system-WP02")
-    assert "APPROVED" in run_cli("review 003 WP01 --apply").output  # main now has plus(), not add()
+    assert "APPROVED" in run_cli("review 003 WP01 --apply --inline").output  # main now has plus(), not add()
     alone = tmp_path / "wp02-alone"
     repo.git("worktree", "add", "-q", "--detach", str(alone), as_the_agent_left_it)
     passes_alone = subprocess.run([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=alone,
                                   capture_output=True, text=True)
     assert passes_alone.returncode == 0, passes_alone.stdout
 
-    review = run_cli("review 003 WP02 --apply")
+    review = run_cli("review 003 WP02 --apply --inline")
 
     assert "✗ Tests failing" in review.output and "Result: CHANGES REQUESTED ✗" in review.output
     assert feature.work_packages.get(code="WP02").state == "doing"

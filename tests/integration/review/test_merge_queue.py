@@ -65,7 +65,7 @@ def approved_wps(tmp_path: Path, changes: dict[str, str], *, merge: dict | None 
     for code in changes:
         assert "for_review" in run_cli(f"implement 003 --wp {code} --inline").output
     for code in changes:
-        review = run_cli(f"review 003 {code}")
+        review = run_cli(f"review 003 {code} --inline")
         assert "Result: APPROVED ✓" in review.output, review.output
     return repo, feature
 

@@ -48,7 +48,7 @@ def test_a_waiting_branch_touching_a_merged_path_is_rebased_onto_main_and_then_m
     entry = AuditEntry.objects.get(feature=feature, transition="WP02:rebased")
     assert entry.metadata["old_head"] == before and entry.metadata["new_head"] == after
     assert DispatchJob.objects.get(wp__code="WP02", feature=feature).base_commit == repo.head("main")
-    assert "APPROVED" in run_cli("review 003 WP02 --apply").output  # governance measures from the new base
+    assert "APPROVED" in run_cli("review 003 WP02 --apply --inline").output  # governance measures from the new base
     assert feature.work_packages.get(code="WP02").state == "done"
     assert repo.git("show", "main:shared.txt").splitlines()[::19] == ["line 1 by WP01", "line 20 by WP02"]
     assert verify_chain(feature).ok
@@ -62,7 +62,7 @@ def test_a_waiting_branch_touching_none_of_the_merged_paths_is_left_as_pushed_an
 
     assert repo.head("feat/003-auth-system-WP02") == before
     assert not AuditEntry.objects.filter(feature=feature, transition__startswith="WP02:rebase").exists()
-    assert "APPROVED" in run_cli("review 003 WP02 --apply").output
+    assert "APPROVED" in run_cli("review 003 WP02 --apply --inline").output
     assert repo.git("ls-tree", "--name-only", "-r", "main").split().count("wp02/file_1.txt") == 1
     assert verify_chain(feature).ok
 
@@ -76,5 +76,5 @@ def test_a_waiting_branch_that_does_not_rebase_keeps_its_head_and_the_conflict_i
     assert repo.head("feat/003-auth-system-WP02") == before
     entry = AuditEntry.objects.get(feature=feature, transition="WP02:rebase_conflict")
     assert entry.metadata["conflicts"] == ["shared.txt"]
-    review = run_cli("review 003 WP02")
+    review = run_cli("review 003 WP02 --inline")
     assert "CHANGES REQUESTED" in review.output and "shared.txt" in review.output

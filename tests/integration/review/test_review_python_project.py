@@ -58,7 +58,7 @@ def reviewed(tmp_path):
         wp.save(update_fields=["deliverables"])
         dispatched = run_cli("implement 003 --wp WP01 --inline")
         assert "for_review" in dispatched.output, dispatched.output
-        result = run_cli(f"review 003 WP01{' --apply' if apply else ''}")
+        result = run_cli(f"review 003 WP01 --inline{' --apply' if apply else ''}")
         return repo, feature, result
     return run
 
