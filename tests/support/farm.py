@@ -122,6 +122,13 @@ def make_target_repo(
 # The review check that runs the target repository's tests with this interpreter's pytest.
 PYTEST_CHECK = {"name": "tests", "parser": "pytest", "timeout": 120,
                 "command": f"{sys.executable} -m pytest -q -p no:cacheprovider tests"}
+# A small real Python project for review checks that run its tests: calc.add and its test.
+CALC_PROJECT = {
+    "calc/__init__.py": "",
+    "calc/core.py": "def add(a: int, b: int) -> int:\n    return a + b\n",
+    "tests/__init__.py": "",
+    "tests/test_core.py": "from calc.core import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
+}
 
 
 def outbox_file(tmp_path: Path, name: str) -> Path:

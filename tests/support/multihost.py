@@ -51,6 +51,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.jetstream import drain_stream
 from tests.support.services import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -339,23 +340,8 @@ def observing(services: Services) -> Iterator[None]:
 
 # --- a JetStream consumer, run on a bed host --------------------------------------------------
 async def _consume(url: str, stream: str) -> list[dict]:
-    import nats
-
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    sub = await js.pull_subscribe("agileplus.>", durable="bed-consumer", stream=stream)
-    got = []
-    while True:
-        try:
-            msgs = await sub.fetch(200, timeout=2)
-        except Exception:  # noqa: BLE001 - fetch times out when the stream is drained
-            break
-        for msg in msgs:
-            body = json.loads(msg.data)
-            got.append({"msg_id": msg.headers.get("Nats-Msg-Id"), "id": body.get("id"), "subject": msg.subject})
-            await msg.ack()
-    await nc.close()
-    return got
+    got = await drain_stream(url, stream, durable="bed-consumer", batch=200, timeout=2)
+    return [{"msg_id": m["msg_id"], "id": m["body"].get("id"), "subject": m["subject"]} for m in got]
 
 
 def consume(bed: Bed, host: str, services: Services, stream: str = "AGILEPLUS") -> list[dict]:

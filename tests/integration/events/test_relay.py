@@ -4,7 +4,6 @@ through NATS outages and relay crashes."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
@@ -12,6 +11,7 @@ from agileplus.events.models import Event
 from agileplus.events.relay import run_relay
 from agileplus.features.services import transition_wp
 from tests.factories import make_feature_with_wps
+from tests.support.jetstream import drain_stream
 from tests.support.nats_server import NatsServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,22 +38,8 @@ def relay_once(url: str) -> int:
 
 
 async def _consume(url: str) -> list[dict]:
-    import nats
-
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    sub = await js.pull_subscribe("agileplus.>", durable="test-consumer", stream=STREAM)
-    got = []
-    while True:
-        try:
-            msgs = await sub.fetch(100, timeout=1)
-        except Exception:  # noqa: BLE001 - fetch times out when the stream is drained
-            break
-        for msg in msgs:
-            got.append({"msg_id": msg.headers.get("Nats-Msg-Id"), **json.loads(msg.data)})
-            await msg.ack()
-    await nc.close()
-    return got
+    got = await drain_stream(url, STREAM, durable="test-consumer")
+    return [{"msg_id": m["msg_id"], **m["body"]} for m in got]
 
 
 def consume(url: str) -> list[dict]:

@@ -10,17 +10,12 @@ import pytest
 
 from agileplus.audit.models import AuditEntry
 from tests.support.cli import run_cli
-from tests.support.farm import PYTEST_CHECK, import_target, make_target_repo, outbox_dir
+from tests.support.farm import CALC_PROJECT, PYTEST_CHECK, import_target, make_target_repo, outbox_dir
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 PY = sys.executable
-PROJECT = {
-    "calc/__init__.py": "",
-    "calc/core.py": "def add(a, b):\n    return a + b\n",
-    "tests/__init__.py": "",
-    "tests/test_core.py": "from calc.core import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
-}
+PROJECT = CALC_PROJECT
 RENAME = {  # WP01: add() becomes plus()
     "calc/core.py": "def plus(a, b):\n    return a + b\n",
     "tests/test_core.py": "from calc.core import plus\n\n\ndef test_plus():\n    assert plus(2, 3) == 5\n",

@@ -16,17 +16,12 @@ from agileplus.review.merge_queue import enqueue, process_queue
 from agileplus.review.models import MergeQueueEntry, ReviewReport
 from tests.integration.api.conftest import client_for
 from tests.support.cli import run_cli
-from tests.support.farm import PYTEST_CHECK, TargetRepo, import_target, make_target_repo, outbox_dir
+from tests.support.farm import CALC_PROJECT, PYTEST_CHECK, TargetRepo, import_target, make_target_repo, outbox_dir
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 REVIEW = {"checks": [{"name": "deliverables"}, PYTEST_CHECK, {"name": "governance"}, {"name": "commit_convention"}]}
-PROJECT = {
-    "calc/__init__.py": "",
-    "calc/core.py": "def add(a: int, b: int) -> int:\n    return a + b\n",
-    "tests/__init__.py": "",
-    "tests/test_core.py": "from calc.core import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
-}
+PROJECT = CALC_PROJECT
 # One WP changes add()'s signature (and its own test); another adds a caller of the old one.
 CHANGES = {
     "new signature": {

@@ -13,14 +13,13 @@ from agileplus.audit.chain import verify_chain
 from agileplus.audit.models import AuditEntry
 from agileplus.review.models import MergeQueueEntry
 from tests.support.cli import run_cli
-from tests.support.farm import ROOT, import_target, make_target_repo
+from tests.support.farm import CALC_PROJECT, ROOT, import_target, make_target_repo
 from tests.support.server import subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 CODES = ["WP01", "WP02", "WP03", "WP04"]
-PROJECT = {"calc/__init__.py": "", "calc/core.py": "def add(a, b):\n    return a + b\n", "tests/__init__.py": "",
-           "tests/test_core.py": "from calc.core import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"}
+PROJECT = CALC_PROJECT
 REVIEW = {"checks": [{"name": "deliverables"}, {"name": "governance"}, {"name": "commit_convention"},
                      {"name": "tests", "parser": "pytest", "timeout": 120,
                       "command": f"{sys.executable} -m pytest -q -p no:cacheprovider tests"}]}

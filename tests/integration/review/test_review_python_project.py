@@ -12,17 +12,12 @@ import pytest
 from agileplus.features.models import Evidence
 from agileplus.review.models import ReviewReport
 from tests.support.cli import run_cli
-from tests.support.farm import import_target, make_target_repo, outbox_dir
+from tests.support.farm import CALC_PROJECT, import_target, make_target_repo, outbox_dir
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 PY = sys.executable
-PROJECT = {
-    "calc/__init__.py": "",
-    "calc/core.py": "def add(a: int, b: int) -> int:\n    return a + b\n",
-    "tests/__init__.py": "",
-    "tests/test_core.py": "from calc.core import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
-}
+PROJECT = CALC_PROJECT
 MUL = "def mul(a: int, b: int) -> int:\n    return a * b\n"
 MUL_TEST = "from calc.ops import mul\n\n\ndef test_mul():\n    assert mul(2, 3) == {expected}\n"
 UNTESTED = "".join(f"def f{i}(x):\n    if x > {i}:\n        return x - {i}\n    return x + {i}\n\n\n"
