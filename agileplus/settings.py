@@ -172,6 +172,7 @@ CELERY_BEAT_SCHEDULE = {
     "reap-expired-leases": {"task": "farm.reap", "schedule": REAP_EVERY_SECONDS},
     "retry-follow-ups": {"task": "workflow.retry_follow_ups", "schedule": REAP_EVERY_SECONDS},
     "merge-queues": {"task": "review.process_merge_queues", "schedule": MERGE_QUEUE_EVERY_SECONDS},
+    "review-requests-of-silent-workers": {"task": "review.release_silent_requests", "schedule": REAP_EVERY_SECONDS},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
@@ -193,6 +194,9 @@ AGENT_KILL_GRACE_SECONDS = float(os.environ.get("AGILEPLUS_KILL_GRACE_SECONDS", 
 MAX_PARALLEL_JOBS = int(os.environ.get("AGILEPLUS_MAX_PARALLEL_JOBS", "16"))
 # How often a worker writes its presence row (harnesses, active sessions) for `agents list`.
 WORKER_HEARTBEAT_SECONDS = float(os.environ.get("AGILEPLUS_WORKER_HEARTBEAT", "5"))
+# A worker not heard from for this long is gone: the review requests it was running are queued again.
+WORKER_SILENT_SECONDS = float(os.environ.get("AGILEPLUS_WORKER_SILENT_SECONDS",
+                                             str(max(30.0, 6 * WORKER_HEARTBEAT_SECONDS))))
 # A workflow follow-up (review, redispatch, queue ready WPs) not done this long after its last
 # attempt is tried again by the reaper, up to FOLLOW_UP_MAX_ATTEMPTS times.
 FOLLOW_UP_RETRY_SECONDS = float(os.environ.get("AGILEPLUS_FOLLOW_UP_RETRY_SECONDS", "120"))

@@ -11,15 +11,18 @@ records the report, the transition or the error. The caller watches the row
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from agileplus.core.actors import Actor, parse_actor
 from agileplus.core.errors import DomainError, NotFound
+from agileplus.dispatch.models import Worker
 from agileplus.dispatch.runner import worker_name
 from agileplus.features.lifecycles import WPState, normalize_wp_state
 from agileplus.features.models import WorkPackage
@@ -120,6 +123,27 @@ def release_lost_requests(worker: str) -> list[int]:
     for request_id in lost:
         transaction.on_commit(lambda request_id=request_id: send_request(request_id))
     return lost
+
+
+def release_requests_of_silent_workers() -> list[int]:
+    """Beat's safety net for a worker that never comes back (its host is gone, so no restart
+    releases its requests): a running request whose worker has not announced itself for
+    ``WORKER_SILENT_SECONDS`` is queued again and re-sent. A live worker announces itself from a
+    thread of its own every ``WORKER_HEARTBEAT_SECONDS``, however long its review runs."""
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.WORKER_SILENT_SECONDS)
+    alive = Worker.objects.filter(last_heartbeat__gte=cutoff).values_list("hostname", flat=True)
+    silent = list(ReviewRequest.objects.filter(state=ReviewRequest.RUNNING, started_at__lt=cutoff)
+                  .exclude(worker__in=list(alive)).values_list("pk", "worker"))
+    released = []
+    for request_id, worker in silent:
+        moved = ReviewRequest.objects.filter(pk=request_id, state=ReviewRequest.RUNNING, worker=worker).update(
+            state=ReviewRequest.QUEUED, worker="", started_at=None)
+        if moved:
+            log.warning("review request %s: worker %s silent for %.0f s, queued again", request_id, worker,
+                        settings.WORKER_SILENT_SECONDS)
+            transaction.on_commit(lambda request_id=request_id: send_request(request_id))
+            released.append(request_id)
+    return released
 
 
 def run_request(request_id: int, *, worker: str | None = None) -> ReviewRequest | None:

@@ -11,7 +11,7 @@ from agileplus.features.models import WorkPackage
 from agileplus.review.merge import MergeConflict
 from agileplus.review.merge_queue import process_queue
 from agileplus.review.models import MergeQueueEntry
-from agileplus.review.requests import run_request
+from agileplus.review.requests import release_requests_of_silent_workers, run_request
 from agileplus.review.services import run_review, send_back_after_conflict
 from workers.celery import app
 
@@ -40,6 +40,12 @@ def run_review_request(request_id: int) -> dict:
     """A review or a move to done asked for by the API or the CLI: run here, on a worker."""
     request = run_request(request_id)
     return {"skipped": True} if request is None else {"state": request.state}
+
+
+@app.task(name="review.release_silent_requests")
+def release_silent_requests() -> dict:
+    """Beat: review requests whose worker went silent are queued again for another worker."""
+    return {"released": release_requests_of_silent_workers()}
 
 
 def _run_merge_queue(repo: str) -> None:

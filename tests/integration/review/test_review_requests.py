@@ -6,8 +6,12 @@ worker and web processes."""
 
 from __future__ import annotations
 
-import pytest
+import datetime as dt
 
+import pytest
+from django.utils import timezone
+
+from agileplus.dispatch.models import Worker
 from agileplus.review.models import MergeQueueEntry, ReviewReport, ReviewRequest
 from agileplus.review.requests import (
     RecordedError,
@@ -15,6 +19,7 @@ from agileplus.review.requests import (
     get_request,
     queue_review,
     release_lost_requests,
+    release_requests_of_silent_workers,
     run_request,
     wait_for_request,
 )
@@ -142,3 +147,31 @@ def test_a_worker_restarting_queues_again_the_requests_its_previous_life_was_run
 
     assert sent == [request.pk] and get_request(request.pk).state == "queued"
     assert run_request(request.pk, worker="w2").state == "done"
+
+
+def test_a_request_whose_worker_went_silent_is_queued_again_for_another_worker(in_review, rung, settings):
+    _repo, feature = in_review
+    settings.WORKER_SILENT_SECONDS = 30
+    long_ago = timezone.now() - dt.timedelta(minutes=5)
+    Worker.objects.create(hostname="gone", last_heartbeat=long_ago)  # its host never came back
+    request = queue_review(feature.work_packages.get(code="WP01"), actor="human:alice", send=False)
+    claim_request(request.pk, "gone")
+    ReviewRequest.objects.filter(pk=request.pk).update(started_at=long_ago)
+
+    assert release_requests_of_silent_workers() == [request.pk]
+
+    assert rung == [request.pk] and get_request(request.pk).state == "queued"
+    assert run_request(request.pk, worker="w2").state == "done"
+
+
+def test_a_request_whose_worker_still_announces_itself_is_left_running(in_review, rung, settings):
+    _repo, feature = in_review
+    settings.WORKER_SILENT_SECONDS = 30
+    Worker.objects.create(hostname="busy", last_heartbeat=timezone.now())  # a long review, a live worker
+    request = queue_review(feature.work_packages.get(code="WP01"), actor="human:alice", send=False)
+    claim_request(request.pk, "busy")
+    ReviewRequest.objects.filter(pk=request.pk).update(started_at=timezone.now() - dt.timedelta(minutes=5))
+
+    assert release_requests_of_silent_workers() == []
+
+    assert rung == [] and get_request(request.pk).state == "running"
