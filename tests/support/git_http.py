@@ -30,6 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from tests.support.processes import stop_group
+
 BACKEND = "/usr/lib/git-core/git-http-backend"
 
 
@@ -150,12 +152,7 @@ def running_git_http(root: Path, *, user: str, password: str, host: str = "127.0
         wait_listening(host, port, proc)
         yield port
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
 
 
 def main() -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +14,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
+
+from tests.support.processes import stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,11 +68,6 @@ def running_web(timeout: float = 20.0, *, started: list | None = None, **env: st
                 time.sleep(0.1)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):  # a test may have stopped it already
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)  # a test may have stopped it already
         log.close()
         Path(log.name).unlink(missing_ok=True)
