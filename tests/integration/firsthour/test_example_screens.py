@@ -243,7 +243,7 @@ def test_logs_in_the_examples_form_with_the_feature_is_the_same_screen(farm):
 
 def test_audit_verify_is_the_examples_screen(farm):
     tmp_path, _feature, _screen = farm
-    agileplus(tmp_path, "review", "003", "WP01")
+    agileplus(tmp_path, "review", "003", "WP01", "--inline")  # no worker runs here
     agileplus(tmp_path, "move", "003", "WP01", "--to", "done")
 
     verified = agileplus(tmp_path, "events", "audit-verify", "--feature", "003-auth-system")
