@@ -232,9 +232,10 @@ def _ensure_mirror(path: Path, origin: str) -> None:
 
 
 def create_worktree(mirror: Path, worktrees_root: Path, name: str, branch: str, base_ref: str, *,
-                    reset: bool = False) -> tuple[Path, str]:
+                    reset: bool = False) -> tuple[Path, str, str]:
     """The agent's own repository ``worktrees_root/name`` on ``branch`` from ``base_ref``;
-    returns (path, base sha). See the module docstring for why it is not a linked worktree.
+    returns (path, base sha, start sha: the branch head the agent starts from).
+    See the module docstring for why it is not a linked worktree.
 
     An existing branch (a retry, partial work pushed before) is continued, not reset, unless
     ``reset`` (a replay: the same base as the original run; the old head stays reachable as
@@ -245,23 +246,22 @@ def create_worktree(mirror: Path, worktrees_root: Path, name: str, branch: str, 
         return _create_worktree(mirror, worktrees_root / name, branch, base_ref, reset=reset)
 
 
-def _create_worktree(mirror: Path, path: Path, branch: str, base_ref: str, *, reset: bool = False) -> tuple[Path, str]:
+def _create_worktree(mirror: Path, path: Path, branch: str, base_ref: str, *,
+                     reset: bool = False) -> tuple[Path, str, str]:
     base_sha = git("rev-parse", f"{base_ref}^{{commit}}", cwd=mirror)
     if path.exists() or path.is_symlink():
         _salvage_leftover(mirror, path, branch)
         remove_worktree(mirror, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    git("worktree", "prune", cwd=mirror)  # linked worktrees of the previous design
+    _prune_linked_worktrees(mirror)
     start = base_sha
+    local, remote = _branch_heads(mirror, branch)
     if reset:
-        for ref in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"):
-            old = git("rev-parse", "--verify", "--quiet", ref, cwd=mirror, check=False)
+        for old in (local, remote):
             if old:
                 git("update-ref", f"refs/agileplus/replaced/{branch}", old, cwd=mirror)
         git("update-ref", f"refs/heads/{branch}", base_sha, cwd=mirror)
     else:
-        local = git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", cwd=mirror, check=False)
-        remote = git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=mirror, check=False)
         if remote and not local:
             git("update-ref", f"refs/heads/{branch}", remote, cwd=mirror)
             local = remote
@@ -271,7 +271,22 @@ def _create_worktree(mirror: Path, path: Path, branch: str, base_ref: str, *, re
         else:
             git("update-ref", f"refs/heads/{branch}", base_sha, cwd=mirror)
     agent_clone(mirror, path, branch, start)
-    return path, base_sha
+    return path, base_sha, start
+
+
+def _branch_heads(mirror: Path, branch: str) -> tuple[str, str]:
+    """(local, remote-tracking) head of ``branch`` in the mirror, "" where absent: one git command."""
+    local, remote = f"refs/heads/{branch}", origin_ref(branch)
+    out = git("for-each-ref", "--format=%(refname)%00%(objectname)", local, remote, cwd=mirror)
+    # for-each-ref also lists refs below a pattern (refs/heads/<branch>/…): only exact names count.
+    heads = dict(line.split("\0", 1) for line in out.splitlines() if "\0" in line)
+    return heads.get(local, ""), heads.get(remote, "")
+
+
+def _prune_linked_worktrees(mirror: Path) -> None:
+    """Linked worktrees of the previous design: git keeps their records under ``worktrees/``."""
+    if (mirror / "worktrees").is_dir():
+        git("worktree", "prune", cwd=mirror, check=False)
 
 
 def _salvage_leftover(mirror: Path, path: Path, branch: str) -> None:
@@ -299,9 +314,10 @@ def agent_clone(mirror: Path, path: Path, branch: str, start: str) -> None:
     git_dir = path / ".git"
     (git_dir / "objects" / "info").mkdir(parents=True, exist_ok=True)
     (git_dir / "objects" / "info" / "alternates").write_text(f"{(mirror / 'objects').resolve()}\n")
-    git("config", "user.name", "AgilePlus agent", cwd=path)
-    git("config", "user.email", "agent@agileplus.localhost", cwd=path)
-    git("update-ref", f"refs/heads/{branch}", start, cwd=path)
+    # The identity the agent commits as, written by the worker like the alternates (no git per key).
+    with open(git_dir / "config", "a", encoding="utf-8") as config:
+        config.write(f"[user]\n\tname = {AGENT_IDENTITY[0]}\n\temail = {AGENT_IDENTITY[1]}\n")
+    # HEAD names the unborn ``branch``: the reset creates it at ``start`` and checks it out.
     git("reset", "--quiet", "--hard", start, cwd=path)
 
 
@@ -325,9 +341,9 @@ def agent_refs(path: Path) -> dict[str, str]:
     return refs
 
 
-def fetch_agent_branch(mirror: Path, path: Path, branch: str) -> str:
+def fetch_agent_branch(mirror: Path, path: Path, branch: str) -> None:
     """Copy the agent's ``branch`` into the mirror's ``refs/heads/<branch>`` (objects and ref, by
-    fetch: nothing of the agent's repository executes). Returns the branch head."""
+    fetch: nothing of the agent's repository executes)."""
     source = str(agent_git_dir(path))
     for attempt in range(3):  # another job's fetch into the same mirror may hold a lock for a moment
         try:
@@ -338,7 +354,6 @@ def fetch_agent_branch(mirror: Path, path: Path, branch: str) -> str:
             if attempt == 2:
                 raise
             time.sleep(0.2 * (attempt + 1))
-    return git("rev-parse", f"refs/heads/{branch}", cwd=mirror)
 
 
 def foreign_refs(path: Path, branch: str, before: dict[str, str]) -> list[str]:
@@ -376,9 +391,12 @@ def salvage(mirror: Path, path: Path, branch: str, ref: str, *, tip: str | None 
     the work tree: the agent's index, config and hooks are never read."""
     if not path.is_dir() or not (path / ".git").exists():
         return None
-    tip = git("rev-parse", "--verify", "--quiet", tip or f"refs/heads/{branch}", cwd=mirror, check=False)
-    if not tip:
+    # The tip and its tree in one command; a tip that does not exist has nothing to salvage onto.
+    tip = tip or f"refs/heads/{branch}"
+    read = git_run(["rev-parse", f"{tip}^{{commit}}", f"{tip}^{{tree}}"], cwd=mirror)
+    if read.returncode != 0 or len(read.stdout.split()) != 2:
         return None
+    tip, tip_tree = read.stdout.split()
     index = mirror / f"salvage-index-{os.getpid()}-{path.name}"
     env = {"GIT_DIR": str(mirror), "GIT_WORK_TREE": str(path), "GIT_INDEX_FILE": str(index)}
     try:
@@ -387,7 +405,7 @@ def salvage(mirror: Path, path: Path, branch: str, ref: str, *, tip: str | None 
         tree = git("write-tree", cwd=path, env=env)
     finally:
         index.unlink(missing_ok=True)
-    if tree == git("rev-parse", f"{tip}^{{tree}}", cwd=mirror):
+    if tree == tip_tree:
         return None
     sha = git("commit-tree", tree, "-p", tip, "-m", f"salvage: uncommitted work ({ref})", cwd=mirror)
     git("update-ref", ref, sha, cwd=mirror)
@@ -406,7 +424,7 @@ def remove_worktree(mirror: Path, path: Path) -> None:
     if path.is_symlink():
         path.unlink()
     shutil.rmtree(path, ignore_errors=True)
-    git("worktree", "prune", cwd=mirror, check=False)
+    _prune_linked_worktrees(mirror)
 
 
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:

@@ -271,11 +271,12 @@ class JobRun:
         main = feature.project.main_branch
         original = self._replayed_job()
         name = g.worktree_name(feature.slug, wp.code)
-        worktree, base = g.create_worktree(mirror, root / ".worktrees", name, branch,
-                                           original.manifest["base_sha"] if original else g.origin_ref(main),
-                                           reset=original is not None)
+        worktree, base, start = g.create_worktree(mirror, root / ".worktrees", name, branch,
+                                                  original.manifest["base_sha"] if original else g.origin_ref(main),
+                                                  reset=original is not None)
+        # The repository was just made by the worker (init, then the branch at start): its only ref.
         return Workspace(worktree=worktree, base=base, branch=branch, main=main, name=name, original=original,
-                         mirror=mirror, refs_before=g.agent_refs(worktree))
+                         mirror=mirror, refs_before={f"refs/heads/{branch}": start})
 
     def prepare_launch(self, workspace: Workspace) -> Launch:
         """Environment (secrets resolved, remembered for redaction), prompt file, command, manifest."""
@@ -482,7 +483,7 @@ class JobRun:
                                      if salvaged else " or any change")
                                   + (f"; its last error: {last_error[:500]}" if last_error else ""))
             if outcome.state == JobState.SUCCEEDED:
-                outcome = self._governance(outcome, mirror, base)
+                outcome = self._governance(outcome, mirror, base, head)
             if outcome.state == JobState.SUCCEEDED and not pushed:
                 # Work that never reached the origin cannot be reviewed or merged: say so now,
                 # rather than a review that later finds no branch.
@@ -553,11 +554,10 @@ class JobRun:
             log.warning("job %s: agent changed refs other than %s: %s", self.job.id, branch, changed)
         return changed
 
-    def _governance(self, outcome: Outcome, mirror: Path, base: str) -> Outcome:
+    def _governance(self, outcome: Outcome, mirror: Path, base: str, head: str) -> Outcome:
         """The authoritative check over every commit base..head: a violation fails the run,
         which blocks the WP with the offending commits and paths as audit evidence."""
-
-        gov = governance_for(self.job.wp, mirror, base, g.head(mirror, f"refs/heads/{self.branch}"))
+        gov = governance_for(self.job.wp, mirror, base, head)
         if gov.ok:
             self.say(f"Governance: {gov.commits} commits checked, no violation")
             return outcome

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from agileplus.dispatch.secrets import fingerprint
 from agileplus.review.secret_scan import scan_messages, scan_range
-from harnesses.git import git, is_ancestor
+from harnesses.git import GitError, git, is_ancestor
 
 SYMLINK_MODE = "120000"
 GITLINK_MODE = "160000"
@@ -85,23 +85,38 @@ def check_path(path: str, *, allowed: list[str], forbidden: list[str], others: d
     return found
 
 
-def _raw_changes(repo: Path, base: str, head: str) -> list[tuple[str, str, str, str, list[str]]]:
-    """(commit, old_mode, new_mode, new_blob, paths) for every change of every commit."""
+def _raw_changes(repo: Path, base: str, head: str) -> tuple[list[str], list[tuple[str, str, str, str, list[str]]]]:
+    """Every commit of base..head (empty and merge commits too), and (commit, old_mode, new_mode,
+    new_blob, paths) for every change of every commit."""
     out = git("log", "--format=%x1e%H", "--raw", "-M", "--no-abbrev", "--diff-merges=first-parent",
               f"{base}..{head}", cwd=repo)
-    changes = []
+    shas, changes = [], []
     for record in out.split("\x1e"):
         lines = [line for line in record.splitlines() if line.strip()]
         if not lines:
             continue
         sha = lines[0].strip()
+        shas.append(sha)
         for line in lines[1:]:
             if not line.startswith(":"):
                 continue
             meta, *paths = line.split("\t")
             old_mode, new_mode, _old_blob, new_blob, _status = meta[1:].split()[:5]
             changes.append((sha, old_mode, new_mode, new_blob, paths))
-    return changes
+    return shas, changes
+
+
+def _blob_sizes(repo: Path, blobs: list[str]) -> dict[str, int]:
+    """The size of each of ``blobs``: one ``cat-file --batch-check`` for all, not one git per blob."""
+    if not blobs:
+        return {}
+    out = git("cat-file", "--batch-check=%(objectname) %(objectsize)", cwd=repo, input="\n".join(blobs) + "\n")
+    sizes = {name: int(size) for name, _, size in (line.partition(" ") for line in out.splitlines())
+             if size.isdigit()}
+    missing = sorted(set(blobs) - set(sizes))
+    if missing:
+        raise GitError(f"git cat-file: objects missing from {repo}: {', '.join(missing[:5])}")
+    return sizes
 
 
 def check_range(repo: Path, base: str, head: str, *, constraints: dict, wp_code: str,
@@ -115,12 +130,15 @@ def check_range(repo: Path, base: str, head: str, *, constraints: dict, wp_code:
     forbidden = list(constraints.get("forbidden_paths") or [])
     max_size = constraints.get("max_file_size")
     convention = constraints.get("commit_convention")
-    commits = git("log", "--format=%H%x1f%s", f"{base}..{head}", cwd=repo).splitlines()
-    report.commits = len(commits)
+    shas, changes = _raw_changes(repo, base, head)
+    report.commits = len(shas)
     if convention:
+        commits = git("log", "--format=%H%x1f%s", f"{base}..{head}", cwd=repo).splitlines()
         report.violations += convention_violations(repo, commits, convention, wp_code)
+    sizes = _blob_sizes(repo, [blob for _sha, _old, mode, blob, _paths in changes
+                               if mode not in (GITLINK_MODE, SYMLINK_MODE) and set(blob) != {"0"}]) if max_size else {}
     seen = set()
-    for sha, _old_mode, new_mode, blob, paths in _raw_changes(repo, base, head):
+    for sha, _old_mode, new_mode, blob, paths in changes:
         for path in paths:
             if path not in seen:
                 seen.add(path)
@@ -147,7 +165,7 @@ def check_range(repo: Path, base: str, head: str, *, constraints: dict, wp_code:
                                                        path=target, commit=sha))
             continue
         if max_size:
-            size = int(git("cat-file", "-s", blob, cwd=repo))
+            size = sizes[blob]
             if size > int(max_size):
                 report.violations.append(Violation("file_size", f"{target} is {size:,} bytes (limit "
                                                    f"{int(max_size):,})", path=target, commit=sha))
