@@ -36,6 +36,7 @@ import fcntl
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -363,17 +364,27 @@ def foreign_refs(path: Path, branch: str, before: dict[str, str]) -> list[str]:
     return sorted(n for n in names if before.get(n) != after.get(n))
 
 
+def log_fields(repo: Path, fields: list[str], *args: str, check: bool = True) -> list[list[str]]:
+    """``git log *args``, one list per commit of the values of ``fields`` (pretty-format
+    placeholders such as ``%H``, ``%s``, ``%B``), whatever follows the format (``--name-only``)
+    appended to the last. The separators are random per call: commit messages are the agent's
+    text and may carry any fixed separator (``\\x1e``, ``\\x1f``, a line break ``splitlines``
+    honours) to hide a secret from the scan, a subject from the convention, or a file from a report."""
+    mark = secrets.token_hex(12)
+    record, field = f"<{mark}:commit>", f"<{mark}:field>"
+    out = git("log", f"--format={record}{field.join(fields)}{field}", *args, cwd=repo, check=check)
+    found = []
+    for text in out.split(record)[1:]:
+        values = text.split(field)
+        found.append([*values[:len(fields)], field.join(values[len(fields):])])
+    return found
+
+
 def commits_since(repo: Path, base: str, tip: str = "HEAD") -> list[Commit]:
     """Commits on ``tip`` after ``base``, oldest first, with the files each changed."""
-    out = git("log", "--reverse", "--format=%x1e%H%x1f%B%x1f", "--name-only", f"{base}..{tip}", cwd=repo,
-              check=False)
-    commits = []
-    for record in out.split("\x1e"):
-        if not record.strip():
-            continue
-        sha, message, files = (record.split("\x1f") + ["", ""])[:3]
-        commits.append(Commit(sha.strip(), message.strip(), [f for f in files.split("\n") if f.strip()]))
-    return commits
+    return [Commit(sha, message.strip(), [f for f in files.split("\n") if f.strip()])
+            for sha, message, files in log_fields(repo, ["%H", "%B"], "--reverse", "--name-only", f"{base}..{tip}",
+                                                  check=False)]
 
 
 def head(repo: Path, tip: str = "HEAD") -> str:

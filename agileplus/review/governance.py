@@ -11,7 +11,7 @@ from pathlib import Path
 
 from agileplus.dispatch.secrets import fingerprint
 from agileplus.review.secret_scan import scan_messages, scan_range
-from harnesses.git import GitError, git, is_ancestor
+from harnesses.git import GitError, git, is_ancestor, log_fields
 
 SYMLINK_MODE = "120000"
 GITLINK_MODE = "160000"
@@ -133,7 +133,7 @@ def check_range(repo: Path, base: str, head: str, *, constraints: dict, wp_code:
     shas, changes = _raw_changes(repo, base, head)
     report.commits = len(shas)
     if convention:
-        commits = git("log", "--format=%H%x1f%s", f"{base}..{head}", cwd=repo).splitlines()
+        commits = [(sha, subject) for sha, subject, _rest in log_fields(repo, ["%H", "%s"], f"{base}..{head}")]
         report.violations += convention_violations(repo, commits, convention, wp_code)
     sizes = _blob_sizes(repo, [blob for _sha, _old, mode, blob, _paths in changes
                                if mode not in (GITLINK_MODE, SYMLINK_MODE) and set(blob) != {"0"}]) if max_size else {}
@@ -174,13 +174,13 @@ def check_range(repo: Path, base: str, head: str, *, constraints: dict, wp_code:
     return report
 
 
-def convention_violations(repo: Path, commits: list[str], convention: str, wp_code: str) -> list[Violation]:
-    """The commits (``sha\x1fsubject`` lines) whose subject does not follow ``convention``;
-    merge commits are exempt."""
+def convention_violations(repo: Path, commits: list[tuple[str, str]], convention: str,
+                          wp_code: str) -> list[Violation]:
+    """The commits (``(sha, subject)``) whose subject does not follow ``convention``; merge
+    commits are exempt."""
     rx = convention_regex(convention, wp_code)
     found = []
-    for line in commits:
-        sha, subject = line.split("\x1f", 1)
+    for sha, subject in commits:
         if subject.startswith("Merge ") and len(git("rev-list", "--parents", "-n1", sha, cwd=repo).split()) > 2:
             continue
         if not rx.match(subject):

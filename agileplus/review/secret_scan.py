@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agileplus.dispatch.secrets import redact
-from harnesses.git import git
+from harnesses.git import git, log_fields
 
 PATTERNS: list[tuple[str, re.Pattern]] = [
     ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b")),
@@ -74,14 +74,11 @@ def scan_text(path: str, lines: list[tuple[int, str]]) -> list[Finding]:
 
 def scan_messages(repo: Path, base: str, head: str) -> list[tuple[str, str, str]]:
     """(commit, kind, message) for each commit message base..head that carries a secret."""
-    out = git("log", "--format=%x1e%H%x1f%B", f"{base}..{head}", cwd=repo)
     found = []
-    for record in out.split("\x1e"):
-        if "\x1f" in record:
-            sha, message = record.split("\x1f", 1)
-            kind = secret_kind(message)
-            if kind:
-                found.append((sha.strip(), kind, message.strip()))
+    for sha, message, _rest in log_fields(repo, ["%H", "%B"], f"{base}..{head}"):
+        kind = secret_kind(message)
+        if kind:
+            found.append((sha, kind, message.strip()))
     return found
 
 
