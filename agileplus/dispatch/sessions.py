@@ -79,6 +79,7 @@ class SessionCapture:
         self.session_id = ""
         self.stored: tuple[str, str] | None = None
         self.lock = threading.Lock()
+        self.closed = False  # the last capture was taken and the folder removed
 
     def restore(self, session: AgentSession) -> list[str]:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +87,9 @@ class SessionCapture:
 
     def capture(self) -> bool:
         with self.lock:
-            if not self.session_id:
+            # Closed: a heartbeat after the run's last capture would store the removed (empty)
+            # folder over the session the next attempt resumes.
+            if self.closed or not self.session_id:
                 return False
             note, data, files, raw = "", None, 0, 0
             try:
@@ -105,7 +108,9 @@ class SessionCapture:
             return False
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        with self.lock:
+            self.closed = True
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def what_happened(session: AgentSession, job: DispatchJob) -> str:

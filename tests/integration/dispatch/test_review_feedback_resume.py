@@ -50,7 +50,8 @@ def test_changes_requested_twice_resume_the_same_claude_session_until_approved(t
     assert [r.approved for r in ReviewReport.objects.filter(wp__feature=feature).order_by("id")] == [False, False, True]
     # one session across the three jobs: the second and third resumed the first's
     sessions = {j.session_id for j in jobs}
-    assert len(jobs) == 3 and len(sessions) == 1
+    assert len(jobs) == 3 and len(sessions) == 1, "\n".join(
+        f"{j.id} {j.session_id} resumed {j.manifest.get('resumed_from_session')}\n{log_text(j)[:1500]}" for j in jobs)
     assert [j.manifest.get("resumed_from_session") for j in jobs] == [None, *[jobs[0].session_id] * 2]
     # each resumed session was told what the review found, after the turns it had already taken
     for request, missing in zip(first_requests, ["missing wp01/fix_1.txt", "missing wp01/fix_2.txt"], strict=True):

@@ -104,3 +104,19 @@ def test_jobs_session_of_a_wp_without_one_says_why(claim):
     shown = run_cli(["jobs", "session", claim.job_id])
 
     assert shown.exit_code != 0 and "no stored claude-code session for WP01" in shown.output
+
+
+def test_a_heartbeat_after_the_runs_last_capture_keeps_the_stored_session(claim, tmp_path):
+    """The run takes its last capture and removes the folder; a heartbeat still in flight must
+    not store the empty folder over the session the next attempt resumes."""
+    folder = tmp_path / "session"
+    (folder / "projects" / "-work-repo").mkdir(parents=True)
+    (folder / "projects" / "-work-repo" / "s-1.jsonl").write_text('{"type":"user"}\n')
+    capture = sessions.SessionCapture(claim, "claude-code", folder)
+    capture.session_id = "s-1"
+    assert capture.capture()
+
+    capture.remove()
+
+    assert not capture.capture()  # the late heartbeat
+    assert member_texts(bytes(AgentSession.objects.get().files))
