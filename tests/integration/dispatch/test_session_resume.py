@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+from dataclasses import dataclass
 
 import pytest
 
@@ -15,6 +16,7 @@ from agileplus.dispatch import sessions
 from agileplus.dispatch.models import AgentSession, DispatchJob
 from harnesses.endpoints import Run, Say, Turn, Write
 from harnesses.endpoints.anthropic import AnthropicEndpoint
+from harnesses.endpoints.gemini import GeminiEndpoint
 from harnesses.endpoints.openai_responses import ResponsesEndpoint
 from tests.integration.dispatch.test_real_clis import agileplus, log_text, target
 from tests.support.farm import import_target, running_with, running_workers, start_worker, stop, wait_ready, wait_until
@@ -94,38 +96,83 @@ def test_kill_9_of_the_worker_mid_run_resumes_the_claude_session_on_another_work
     assert sessions.purge_sessions() == 1  # the WP is done: its session goes
 
 
+# Attempt 1 commits file_1 then times out waiting on a slow reply; attempt 2 (resumed) commits file_2.
+TIMEOUT_SCRIPT = [Turn([Say("Adding file_1."), Write("wp01/file_1.txt", "one\n")]),
+                  Turn([Run(f"git add wp01/file_1.txt && git commit -q -m '{FIRST}'")]),
+                  Turn([Say("Thinking slowly.")], delay=60),
+                  Turn([Say("Continuing with file_2."), Write("wp01/file_2.txt", "two\n")]),
+                  Turn([Run(f"git add wp01/file_2.txt && git commit -q -m '{SECOND}'")]),
+                  Turn([Say("Both files are committed.")])]
+
+
+@dataclass
+class TimedOutThenResumed:
+    repo: object
+    stored: AgentSession  # what attempt 1 stored
+    second: DispatchJob
+    second_output: str
+    resumed_request: dict  # the body of the resumed run's first model call
+    second_run_calls: int
+
+
+def time_out_then_implement_again(tmp_path, harness: str, endpoint, model: str, timeout: int,
+                                  second_worker_dir: str | None = None) -> TimedOutThenResumed:
+    """`implement --inline --timeout N` (attempt 1 times out on the slow reply), the WP back to
+    planned, `implement --inline` again (in ``second_worker_dir``: a new worktree path)."""
+    repo = target(tmp_path, harness, model=model)
+    feature = import_target(repo)
+    extra = {**worker_environment(harness, endpoint, tmp_path / "home"), "grace": "1"}
+    implement = ("implement", "003", "--wp", "WP01", "--agent", harness, "--inline")
+    timed_out = agileplus(tmp_path, *implement, "--timeout", str(timeout), extra_env=extra)
+    first = DispatchJob.objects.get(feature=feature)
+    assert first.state == "timed_out", timed_out.stdout + log_text(first)
+    stored = AgentSession.objects.get(wp__feature=feature)
+    reset = agileplus(tmp_path, "wp", "transition", "WP01", "--to", "planned", "--actor", "human:alice")
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    if second_worker_dir:
+        extra["AGILEPLUS_WORKER_DIR"] = second_worker_dir
+    again = agileplus(tmp_path, *implement, extra_env=extra)
+    second = DispatchJob.objects.filter(feature=feature).exclude(pk=first.pk).get()
+    return TimedOutThenResumed(repo, stored, second, again.stdout + log_text(second), endpoint.agent_requests[3].body,
+                               len(endpoint.agent_requests) - 3)  # after the 2 answered and the 1 timed out
+
 
 def test_after_a_timeout_the_next_run_resumes_the_codex_session(tmp_path):
     """Codex (``codex exec resume ID``): a run that timed out waiting on the model is resumed by
     the next `implement`, told it timed out, with the earlier turns in the conversation."""
-    script = [Turn([Say("Adding file_1."), Write("wp01/file_1.txt", "one\n")]),
-              Turn([Run(f"git add wp01/file_1.txt && git commit -q -m '{FIRST}'")]),
-              Turn([Say("Thinking slowly.")], delay=60),
-              Turn([Say("Continuing with file_2."), Write("wp01/file_2.txt", "two\n")]),
-              Turn([Run(f"git add wp01/file_2.txt && git commit -q -m '{SECOND}'")]),
-              Turn([Say("Both files are committed.")])]
-    with ResponsesEndpoint(script) as endpoint:
-        repo = target(tmp_path, "codex", model="gpt-5")
-        feature = import_target(repo)
-        extra = {**worker_environment("codex", endpoint, tmp_path / "home"), "grace": "1"}
-        implement = ("implement", "003", "--wp", "WP01", "--agent", "codex", "--inline")
-        timed_out = agileplus(tmp_path, *implement, "--timeout", "20", extra_env=extra)
-        first = DispatchJob.objects.get(feature=feature)
-        assert first.state == "timed_out", timed_out.stdout + log_text(first)
-        stored = AgentSession.objects.get(wp__feature=feature)
-        reset = agileplus(tmp_path, "wp", "transition", "WP01", "--to", "planned", "--actor", "human:alice")
-        assert reset.returncode == 0, reset.stdout + reset.stderr
-        again = agileplus(tmp_path, *implement, extra_env=extra)
-        second = DispatchJob.objects.filter(feature=feature).exclude(pk=first.pk).get()
-        resumed_request = endpoint.agent_requests[3]
-        second_run_calls = len(endpoint.agent_requests) - 3  # after the 2 answered and the 1 timed out
+    with ResponsesEndpoint(TIMEOUT_SCRIPT) as endpoint:
+        run = time_out_then_implement_again(tmp_path, "codex", endpoint, "gpt-5", 20)
+    second, stored = run.second, run.stored
 
-    assert second.state == "succeeded", again.stdout + log_text(second)
+    assert second.state == "succeeded", run.second_output
     assert second.manifest["resumed_from_session"] == stored.session_id == second.session_id
     assert second.manifest["argv"][-3:] == ["resume", stored.session_id, "-"]
-    conversation = json.dumps(resumed_request.body.get("input"))
+    conversation = json.dumps(run.resumed_request.get("input"))
     assert "Adding file_1." in conversation and "ended: timeout after 20 s" in conversation
-    assert branch_subjects(repo)[:2] == [SECOND, FIRST]
+    assert branch_subjects(run.repo)[:2] == [SECOND, FIRST]
     # Codex reports the thread's usage: the resumed run is billed only its own calls (1000 / 100 each)
-    assert (second.usage["input_tokens"], second.usage["output_tokens"]) == (1000 * second_run_calls,
-                                                                             100 * second_run_calls)
+    assert (second.usage["input_tokens"], second.usage["output_tokens"]) == (1000 * run.second_run_calls,
+                                                                             100 * run.second_run_calls)
+
+
+def test_after_a_timeout_the_next_run_resumes_the_gemini_session_in_a_new_worktree_path(tmp_path):
+    """Gemini CLI (``gemini --resume ID``, its chats restored under the worktree's project slug):
+    a run that timed out waiting on the model is resumed by the next `implement` on another
+    worker's data folder (a new worktree path), told it timed out, with the earlier turns."""
+    with GeminiEndpoint(TIMEOUT_SCRIPT) as endpoint:
+        run = time_out_then_implement_again(tmp_path, "gemini", endpoint, "gemini-2.5-flash", 25,
+                                            second_worker_dir=str(tmp_path / "w2"))
+    second, stored = run.second, run.stored
+
+    assert second.state == "succeeded", run.second_output
+    assert stored.files_count > 0
+    assert second.manifest["resumed_from_session"] == stored.session_id == second.session_id
+    assert f"Gemini CLI session {stored.session_id} " in run.second_output  # the same session id continues
+    conversation = json.dumps(run.resumed_request.get("contents"))
+    assert "Adding file_1." in conversation and "ended: timeout after 25 s" in conversation
+    # attempt 1's turns name its worktree, the resumed one runs in the new one
+    assert f"{tmp_path / 'worker'}/" in conversation and f"{tmp_path / 'w2'}/" in conversation
+    assert branch_subjects(run.repo)[:2] == [SECOND, FIRST]
+    # Gemini CLI's stats are the run's own: the resumed run is billed only its own calls (1000 / 100 each)
+    assert (second.usage["input_tokens"], second.usage["output_tokens"]) == (1000 * run.second_run_calls,
+                                                                             100 * run.second_run_calls)

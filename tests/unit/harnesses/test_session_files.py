@@ -17,7 +17,8 @@ from tests.support.streams import recorded
 
 
 @pytest.mark.parametrize(("harness", "kind", "field"), [("claude-code", "system", "session_id"),
-                                                         ("codex", "thread.started", "thread_id")])
+                                                         ("codex", "thread.started", "thread_id"),
+                                                         ("gemini", "init", "session_id")])
 def test_the_session_id_is_read_from_the_real_cli_s_recorded_stream(harness, kind, field):
     adapter = get_adapter(harness)
     [line] = [line for line in recorded(harness).lines if json.loads(line).get("type") == kind][:1]
@@ -30,17 +31,28 @@ def test_the_session_id_is_read_from_the_real_cli_s_recorded_stream(harness, kin
 @pytest.mark.parametrize(("harness", "folder", "resume_args"), [
     ("claude-code", ".claude/projects", ["--resume", "S-1"]),
     ("codex", ".codex/sessions", ["resume", "S-1"]),
+    ("gemini", ".gemini/tmp/worktree/chats", ["--resume", "S-1"]),
 ])
 def test_a_resuming_adapter_names_its_session_folder_and_its_resume_flag(standins, harness, folder, resume_args,
                                                                          tmp_path):
     adapter = get_adapter(harness)
-    argv = adapter.build_command(RunSpec(prompt="go", workdir=tmp_path, resume_session="S-1")).argv
+    workdir = tmp_path / "worktree"
+    argv = adapter.build_command(RunSpec(prompt="go", workdir=workdir, resume_session="S-1")).argv
 
-    assert adapter.resumes and adapter.session_folder(tmp_path) == folder
+    assert adapter.resumes and adapter.session_folder(workdir) == folder
     assert any(argv[i:i + 2] == resume_args for i in range(len(argv)))
 
 
-@pytest.mark.parametrize("harness", ["aider", "command", "gemini", "opencode"])
+@pytest.mark.parametrize(("worktree", "folder"), [("003-auth-system-WP01", "003-auth-system-wp01"),
+                                                  ("My  Repo_v2.", "my-repo-v2"), ("---", "project")])
+def test_gemini_s_session_folder_is_its_project_slug_of_the_worktree_name_on_any_worker(worktree, folder, tmp_path):
+    adapter = get_adapter("gemini")
+
+    assert (adapter.session_folder(tmp_path / "w1" / worktree) == adapter.session_folder(tmp_path / "w2" / worktree)
+            == f".gemini/tmp/{folder}/chats")
+
+
+@pytest.mark.parametrize("harness", ["aider", "command", "opencode"])
 def test_an_adapter_whose_session_files_were_not_verified_says_it_does_not_resume(harness, tmp_path):
     adapter = get_adapter(harness)
 
