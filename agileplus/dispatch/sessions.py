@@ -161,8 +161,8 @@ def job_session(job_id: str) -> AgentSession:
     session = AgentSession.objects.select_related("wp").filter(wp_id=job.wp_id, harness=job.harness).first()
     if session is None:
         raise NotFound(f"no stored {job.harness} session for {job.wp.code}", field="job",
-                       fix="a session is stored while a resuming harness (claude-code, codex, gemini) runs; it is "
-                           "deleted once the WP is done")
+                       fix="a session is stored while a resuming harness (claude-code, codex, gemini, opencode) "
+                           "runs; it is deleted once the WP is done")
     return session
 
 

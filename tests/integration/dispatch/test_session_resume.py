@@ -137,22 +137,28 @@ def time_out_then_implement_again(tmp_path, harness: str, endpoint, model: str, 
                                len(endpoint.agent_requests) - 3)  # after the 2 answered and the 1 timed out
 
 
+def assert_the_session_continued(run: TimedOutThenResumed, conversation: str, timeout: int) -> None:
+    """Attempt 2 resumed attempt 1's session id, was told it timed out with attempt 1's turns in
+    its first call, committed file_2 after file_1, and was billed only its own calls (1000 input /
+    100 output tokens each, as scripted): what every resuming harness must show."""
+    second, stored = run.second, run.stored
+    assert second.state == "succeeded", run.second_output
+    assert second.manifest["resumed_from_session"] == stored.session_id == second.session_id
+    assert "Adding file_1." in conversation and f"ended: timeout after {timeout} s" in conversation
+    assert branch_subjects(run.repo)[:2] == [SECOND, FIRST]
+    assert (second.usage["input_tokens"], second.usage["output_tokens"]) == (1000 * run.second_run_calls,
+                                                                             100 * run.second_run_calls)
+
+
 def test_after_a_timeout_the_next_run_resumes_the_codex_session(tmp_path):
     """Codex (``codex exec resume ID``): a run that timed out waiting on the model is resumed by
     the next `implement`, told it timed out, with the earlier turns in the conversation."""
     with ResponsesEndpoint(TIMEOUT_SCRIPT) as endpoint:
         run = time_out_then_implement_again(tmp_path, "codex", endpoint, "gpt-5", 20)
-    second, stored = run.second, run.stored
 
-    assert second.state == "succeeded", run.second_output
-    assert second.manifest["resumed_from_session"] == stored.session_id == second.session_id
-    assert second.manifest["argv"][-3:] == ["resume", stored.session_id, "-"]
-    conversation = json.dumps(run.resumed_request.get("input"))
-    assert "Adding file_1." in conversation and "ended: timeout after 20 s" in conversation
-    assert branch_subjects(run.repo)[:2] == [SECOND, FIRST]
-    # Codex reports the thread's usage: the resumed run is billed only its own calls (1000 / 100 each)
-    assert (second.usage["input_tokens"], second.usage["output_tokens"]) == (1000 * run.second_run_calls,
-                                                                             100 * run.second_run_calls)
+    # Codex reports the thread's usage: billed its own calls only once the earlier turns are subtracted
+    assert_the_session_continued(run, json.dumps(run.resumed_request.get("input")), timeout=20)
+    assert run.second.manifest["argv"][-3:] == ["resume", run.stored.session_id, "-"]
 
 
 def test_after_a_timeout_the_next_run_resumes_the_gemini_session_in_a_new_worktree_path(tmp_path):
@@ -162,17 +168,27 @@ def test_after_a_timeout_the_next_run_resumes_the_gemini_session_in_a_new_worktr
     with GeminiEndpoint(TIMEOUT_SCRIPT) as endpoint:
         run = time_out_then_implement_again(tmp_path, "gemini", endpoint, "gemini-2.5-flash", 25,
                                             second_worker_dir=str(tmp_path / "w2"))
-    second, stored = run.second, run.stored
-
-    assert second.state == "succeeded", run.second_output
-    assert stored.files_count > 0
-    assert second.manifest["resumed_from_session"] == stored.session_id == second.session_id
-    assert f"Gemini CLI session {stored.session_id} " in run.second_output  # the same session id continues
     conversation = json.dumps(run.resumed_request.get("contents"))
-    assert "Adding file_1." in conversation and "ended: timeout after 25 s" in conversation
+
+    assert_the_session_continued(run, conversation, timeout=25)  # Gemini CLI's stats are the run's own
+    assert run.stored.files_count > 0
+    assert f"Gemini CLI session {run.stored.session_id} " in run.second_output  # the same session id continues
     # attempt 1's turns name its worktree, the resumed one runs in the new one
     assert f"{tmp_path / 'worker'}/" in conversation and f"{tmp_path / 'w2'}/" in conversation
-    assert branch_subjects(run.repo)[:2] == [SECOND, FIRST]
-    # Gemini CLI's stats are the run's own: the resumed run is billed only its own calls (1000 / 100 each)
-    assert (second.usage["input_tokens"], second.usage["output_tokens"]) == (1000 * run.second_run_calls,
-                                                                             100 * run.second_run_calls)
+
+
+def test_after_a_timeout_the_next_run_resumes_the_opencode_session_in_a_new_worktree_path(tmp_path):
+    """opencode (``opencode run --session ID``, its SQLite session store restored, the session
+    moved to the new worktree): a run that timed out is resumed by the next `implement` on
+    another worker's data folder, told it timed out, with the earlier turns."""
+    with AnthropicEndpoint(TIMEOUT_SCRIPT) as endpoint:
+        run = time_out_then_implement_again(tmp_path, "opencode", endpoint, "anthropic/claude-sonnet-4-5", 25,
+                                            second_worker_dir=str(tmp_path / "w2"))
+    conversation = json.dumps(run.resumed_request.get("messages"))
+
+    assert_the_session_continued(run, conversation, timeout=25)  # opencode reports each step's own tokens
+    assert run.stored.files_count > 0
+    assert run.second.manifest["argv"][-2:] == ["--session", run.stored.session_id]
+    assert f"opencode session {run.stored.session_id}" in run.second_output  # the same session id continues
+    assert f"{tmp_path / 'worker'}/" in conversation  # attempt 1's turns, in its worktree
+    assert f"{tmp_path / 'w2'}/" in json.dumps(run.resumed_request.get("system"))  # the resumed run's worktree
