@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -18,6 +19,7 @@ from harnesses.endpoints import Run, Say, Turn, Write
 from harnesses.endpoints.anthropic import AnthropicEndpoint
 from harnesses.endpoints.gemini import GeminiEndpoint
 from harnesses.endpoints.openai_responses import ResponsesEndpoint
+from harnesses.sessions import pack_folder
 from tests.integration.dispatch.test_real_clis import agileplus, log_text, target
 from tests.support.farm import import_target, running_with, running_workers, start_worker, stop, wait_ready, wait_until
 from tests.support.real_clis import worker_environment
@@ -116,9 +118,11 @@ class TimedOutThenResumed:
 
 
 def time_out_then_implement_again(tmp_path, harness: str, endpoint, model: str, timeout: int,
-                                  second_worker_dir: str | None = None) -> TimedOutThenResumed:
+                                  second_worker_dir: str | None = None,
+                                  between: Callable[[AgentSession], None] | None = None) -> TimedOutThenResumed:
     """`implement --inline --timeout N` (attempt 1 times out on the slow reply), the WP back to
-    planned, `implement --inline` again (in ``second_worker_dir``: a new worktree path)."""
+    planned (``between`` then given the stored session), `implement --inline` again (in
+    ``second_worker_dir``: a new worktree path)."""
     repo = target(tmp_path, harness, model=model)
     feature = import_target(repo)
     extra = {**worker_environment(harness, endpoint, tmp_path / "home"), "grace": "1"}
@@ -129,6 +133,8 @@ def time_out_then_implement_again(tmp_path, harness: str, endpoint, model: str, 
     stored = AgentSession.objects.get(wp__feature=feature)
     reset = agileplus(tmp_path, "wp", "transition", "WP01", "--to", "planned", "--actor", "human:alice")
     assert reset.returncode == 0, reset.stdout + reset.stderr
+    if between:
+        between(stored)
     if second_worker_dir:
         extra["AGILEPLUS_WORKER_DIR"] = second_worker_dir
     again = agileplus(tmp_path, *implement, extra_env=extra)
@@ -143,7 +149,7 @@ def assert_the_session_continued(run: TimedOutThenResumed, conversation: str, ti
     100 output tokens each, as scripted): what every resuming harness must show."""
     second, stored = run.second, run.stored
     assert second.state == "succeeded", run.second_output
-    assert second.manifest["resumed_from_session"] == stored.session_id == second.session_id
+    assert second.manifest.get("resumed_from_session") == stored.session_id == second.session_id, run.second_output
     assert "Adding file_1." in conversation and f"ended: timeout after {timeout} s" in conversation
     assert branch_subjects(run.repo)[:2] == [SECOND, FIRST]
     assert (second.usage["input_tokens"], second.usage["output_tokens"]) == (1000 * run.second_run_calls,
@@ -166,11 +172,11 @@ def test_after_a_timeout_the_next_run_resumes_the_gemini_session_in_a_new_worktr
     a run that timed out waiting on the model is resumed by the next `implement` on another
     worker's data folder (a new worktree path), told it timed out, with the earlier turns."""
     with GeminiEndpoint(TIMEOUT_SCRIPT) as endpoint:
-        run = time_out_then_implement_again(tmp_path, "gemini", endpoint, "gemini-2.5-flash", 25,
+        run = time_out_then_implement_again(tmp_path, "gemini", endpoint, "gemini-2.5-flash", 40,
                                             second_worker_dir=str(tmp_path / "w2"))
     conversation = json.dumps(run.resumed_request.get("contents"))
 
-    assert_the_session_continued(run, conversation, timeout=25)  # Gemini CLI's stats are the run's own
+    assert_the_session_continued(run, conversation, timeout=40)  # Gemini CLI's stats are the run's own
     assert run.stored.files_count > 0
     assert f"Gemini CLI session {run.stored.session_id} " in run.second_output  # the same session id continues
     # attempt 1's turns name its worktree, the resumed one runs in the new one
@@ -182,13 +188,36 @@ def test_after_a_timeout_the_next_run_resumes_the_opencode_session_in_a_new_work
     moved to the new worktree): a run that timed out is resumed by the next `implement` on
     another worker's data folder, told it timed out, with the earlier turns."""
     with AnthropicEndpoint(TIMEOUT_SCRIPT) as endpoint:
-        run = time_out_then_implement_again(tmp_path, "opencode", endpoint, "anthropic/claude-sonnet-4-5", 25,
+        run = time_out_then_implement_again(tmp_path, "opencode", endpoint, "anthropic/claude-sonnet-4-5", 40,
                                             second_worker_dir=str(tmp_path / "w2"))
     conversation = json.dumps(run.resumed_request.get("messages"))
 
-    assert_the_session_continued(run, conversation, timeout=25)  # opencode reports each step's own tokens
+    assert_the_session_continued(run, conversation, timeout=40)  # opencode reports each step's own tokens
     assert run.stored.files_count > 0
     assert run.second.manifest["argv"][-2:] == ["--session", run.stored.session_id]
     assert f"opencode session {run.stored.session_id}" in run.second_output  # the same session id continues
     assert f"{tmp_path / 'worker'}/" in conversation  # attempt 1's turns, in its worktree
     assert f"{tmp_path / 'w2'}/" in json.dumps(run.resumed_request.get("system"))  # the resumed run's worktree
+
+
+def test_an_opencode_session_store_that_does_not_open_gives_a_fresh_session_with_the_last_log_lines(tmp_path):
+    """The stored folder is the agent's writing: a store that is not a database is not resumed,
+    the next run starts a fresh session told the previous attempt's last log lines."""
+    (tmp_path / "garbled").mkdir()
+    (tmp_path / "garbled" / "opencode.db").write_bytes(b"not a database " * 100)
+
+    def garble(stored: AgentSession) -> None:
+        stored.files = pack_folder(tmp_path / "garbled", 1 << 20).data
+        stored.save(update_fields=["files"])
+
+    with AnthropicEndpoint(TIMEOUT_SCRIPT) as endpoint:
+        run = time_out_then_implement_again(tmp_path, "opencode", endpoint, "anthropic/claude-sonnet-4-5", 40,
+                                            between=garble)
+    first_call = json.dumps(run.resumed_request.get("messages"))
+
+    assert run.second.state == "succeeded", run.second_output
+    assert "resumed_from_session" not in run.second.manifest and run.second.session_id != run.stored.session_id
+    assert (f"Not resuming session {run.stored.session_id}: harness 'opencode': the restored session database "
+            "cannot be read") in run.second_output
+    assert "ended; its last log lines:" in first_call and "Adding file_1." in first_call  # told, not replayed
+    assert len(run.resumed_request["messages"]) == 1
