@@ -92,7 +92,7 @@ def test_kill_9_of_the_worker_mid_run_resumes_the_claude_session_on_another_work
     # attempt 1's commit reached the origin as it was made (its worker then died); attempt 2 added its own
     assert branch_subjects(repo)[:2] == [SECOND, FIRST]
 
-    reviewed = agileplus(tmp_path, "review", "003", "WP01", "--apply", "--actor", "human:alice")
+    reviewed = agileplus(tmp_path, "review", "003", "WP01", "--apply", "--inline", "--actor", "human:alice")
     assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
     assert (repo.git("show", "main:wp01/file_1.txt"), repo.git("show", "main:wp01/file_2.txt")) == ("one", "two")
     assert sessions.purge_sessions() == 1  # the WP is done: its session goes
