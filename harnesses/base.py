@@ -105,6 +105,12 @@ class HarnessAdapter(ABC):
         the worker can carry, so a next attempt starts a fresh session."""
         return None
 
+    def adopt_session(self, folder: Path, workdir: Path, session_id: str) -> None:
+        """After the session files are restored into ``folder``: make the session run in
+        ``workdir`` (a new worktree path on another worker) where the CLI recorded the old one.
+        Most CLIs look the session up by id alone: nothing to do."""
+        return None
+
     def session_usage(self, folder: Path) -> Usage | None:
         """For a CLI whose usage figures span the whole session (earlier runs included): what the
         restored session files in ``folder`` had already used, so a resumed run is billed only its

@@ -333,6 +333,13 @@ class JobRun:
         if previous is None or not self.adapter.resumes or not previous.files:
             return None
         restored = self.capture.restore(previous)
+        try:
+            self.adapter.adopt_session(self.capture.folder, workspace.worktree, previous.session_id)
+        except HarnessError as exc:  # a store that cannot be moved: a fresh session, told what happened
+            self.say(f"Not resuming session {previous.session_id}: {exc}")
+            self.capture.remove()
+            self.capture.folder.mkdir(parents=True)
+            return None
         self.capture.session_id = previous.session_id  # the same session continues
         self.say(f"Resuming session {previous.session_id} of attempt {previous.attempt} on "
                  f"{previous.worker or 'another worker'} ({len(restored)} session files restored)")

@@ -24,6 +24,9 @@ non-chunk event arrives. Gemini reports no cost: it is priced like Codex (see
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation, RunSpec, Usage
 from harnesses.jsonlines import (
     as_int,
@@ -50,6 +53,12 @@ APPROVAL_MODES = ("default", "auto_edit", "yolo")
 STDIN_PROMPT_INSTRUCTION = "Carry out the task described in the input above."
 
 
+def project_slug(workdir: Path) -> str:
+    """The folder name Gemini CLI gives a project in a fresh HOME (``ProjectRegistry.slugify``)."""
+    slug = re.sub(r"-+", "-", re.sub(r"[^a-z0-9]", "-", workdir.name.lower())).strip("-")
+    return slug or "project"
+
+
 @register
 class GeminiAdapter(HarnessAdapter):
     name = "gemini"
@@ -58,6 +67,15 @@ class GeminiAdapter(HarnessAdapter):
     credential_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_CLOUD_PROJECT",
                       "GOOGLE_GENAI_USE_VERTEXAI")
     credential_files = ("~/.gemini/oauth_creds.json", "~/.gemini/settings.json")
+    # ``gemini --resume ID`` lists ``~/.gemini/tmp/<project>/chats/session-…-<ID[:8]>.jsonl`` of the
+    # working directory's project only (0.61.0). The project folder is a slug of the directory's
+    # base name, claimed in ``~/.gemini/projects.json``: in a fresh HOME (each sandbox) the same
+    # worktree name gets the same slug on any worker, so the chats restored there resume from
+    # another worktree path (seen with the real CLI; the chat's ``projectHash`` is not checked).
+    resumes = True
+
+    def session_folder(self, workdir: Path) -> str | None:
+        return f".gemini/tmp/{project_slug(workdir)}/chats"
 
     def __init__(self) -> None:
         self.model: str | None = None

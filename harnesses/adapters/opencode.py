@@ -28,9 +28,11 @@ or ``stop``, ``part.cost`` in USD, ``part.tokens`` with ``input`` (uncached), ``
 from __future__ import annotations
 
 import json
+import sqlite3
 from decimal import Decimal
+from pathlib import Path
 
-from harnesses.base import AgentEvent, HarnessAdapter, Invocation, RunSpec, Usage
+from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation, RunSpec, Usage
 from harnesses.jsonlines import as_decimal, as_int, one_line, parse_json_line, string_list, tool_input_summary
 from harnesses.registry import register
 
@@ -43,6 +45,29 @@ class OpencodeAdapter(HarnessAdapter):
     credential_env = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "GEMINI_API_KEY",
                       "OPENROUTER_API_KEY")
     credential_files = ("~/.local/share/opencode/auth.json",)
+    # ``opencode run --session ID`` (1.18.33) reads the session from ``~/.local/share/opencode/opencode.db``
+    # (SQLite, WAL) and runs it in the directory recorded with it, not the current one: restored on
+    # another worker, the session is first moved to the new worktree (``adopt_session``).
+    resumes = True
+
+    def session_folder(self, workdir: Path) -> str | None:
+        return ".local/share/opencode"
+
+    def adopt_session(self, folder: Path, workdir: Path, session_id: str) -> None:
+        """Record ``workdir`` as the restored session's directory (the old worktree is another
+        worker's). The database came from the agent: its schema's functions are not trusted."""
+        database = folder / "opencode.db"
+        if not database.is_file() or database.is_symlink():
+            return
+        connection = sqlite3.connect(database)
+        try:
+            connection.execute("PRAGMA trusted_schema = OFF")
+            connection.execute("UPDATE session SET directory = ? WHERE id = ?", (str(workdir), session_id))
+            connection.commit()
+        except sqlite3.DatabaseError as exc:
+            raise HarnessError(f"harness 'opencode': the restored session database cannot be read: {exc}") from None
+        finally:
+            connection.close()
 
     def __init__(self) -> None:
         self.session: str | None = None
@@ -66,7 +91,10 @@ class OpencodeAdapter(HarnessAdapter):
         providers = {name: {"options": {"baseURL": f"{spec.env[var].rstrip('/')}/v1"}}
                      for name, var in (("anthropic", "ANTHROPIC_BASE_URL"), ("openai", "OPENAI_BASE_URL"))
                      if spec.env.get(var)}
-        env = {"OPENCODE_CONFIG_CONTENT": json.dumps({"provider": providers})} if providers else {}
+        # No undo snapshots (a git copy of the worktree in the session folder, which a worker would
+        # carry to the next for nothing: the work is in the WP's commits).
+        config = {"snapshot": False, **({"provider": providers} if providers else {})}
+        env = {"OPENCODE_CONFIG_CONTENT": json.dumps(config)}
         return Invocation(argv=argv, stdin_text=spec.prompt, env=env)
 
     def parse_line(self, line: str) -> list[AgentEvent]:

@@ -36,8 +36,8 @@ SCRIPT = [Turn([Say("Adding the deliverable."), Write("wp01/file_1.txt", "one\n"
 
 
 def agileplus(tmp_path: Path, *args: str, extra_env: dict | None = None, timeout: float = 240):
-    env = job_env(tmp_path / "cli", None, AGILEPLUS_BROKER_DIR=str(tmp_path / "broker"),
-                  AGILEPLUS_WORKER_DIR=str(tmp_path / "worker"), **(extra_env or {}))
+    env = job_env(tmp_path / "cli", None, **{"AGILEPLUS_BROKER_DIR": str(tmp_path / "broker"),
+                                             "AGILEPLUS_WORKER_DIR": str(tmp_path / "worker"), **(extra_env or {})})
     return subprocess.run([sys.executable, "-m", "agileplus", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
 

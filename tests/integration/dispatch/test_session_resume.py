@@ -8,6 +8,8 @@ import contextlib
 import json
 import os
 import signal
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 
@@ -15,7 +17,9 @@ from agileplus.dispatch import sessions
 from agileplus.dispatch.models import AgentSession, DispatchJob
 from harnesses.endpoints import Run, Say, Turn, Write
 from harnesses.endpoints.anthropic import AnthropicEndpoint
+from harnesses.endpoints.gemini import GeminiEndpoint
 from harnesses.endpoints.openai_responses import ResponsesEndpoint
+from harnesses.sessions import pack_folder
 from tests.integration.dispatch.test_real_clis import agileplus, log_text, target
 from tests.support.farm import import_target, running_with, running_workers, start_worker, stop, wait_ready, wait_until
 from tests.support.real_clis import worker_environment
@@ -94,38 +98,126 @@ def test_kill_9_of_the_worker_mid_run_resumes_the_claude_session_on_another_work
     assert sessions.purge_sessions() == 1  # the WP is done: its session goes
 
 
+# Attempt 1 commits file_1 then times out waiting on a slow reply; attempt 2 (resumed) commits file_2.
+TIMEOUT_SCRIPT = [Turn([Say("Adding file_1."), Write("wp01/file_1.txt", "one\n")]),
+                  Turn([Run(f"git add wp01/file_1.txt && git commit -q -m '{FIRST}'")]),
+                  Turn([Say("Thinking slowly.")], delay=60),
+                  Turn([Say("Continuing with file_2."), Write("wp01/file_2.txt", "two\n")]),
+                  Turn([Run(f"git add wp01/file_2.txt && git commit -q -m '{SECOND}'")]),
+                  Turn([Say("Both files are committed.")])]
+
+
+@dataclass
+class TimedOutThenResumed:
+    repo: object
+    stored: AgentSession  # what attempt 1 stored
+    second: DispatchJob
+    second_output: str
+    resumed_request: dict  # the body of the resumed run's first model call
+    second_run_calls: int
+
+
+def time_out_then_implement_again(tmp_path, harness: str, endpoint, model: str, timeout: int,
+                                  second_worker_dir: str | None = None,
+                                  between: Callable[[AgentSession], None] | None = None) -> TimedOutThenResumed:
+    """`implement --inline --timeout N` (attempt 1 times out on the slow reply), the WP back to
+    planned (``between`` then given the stored session), `implement --inline` again (in
+    ``second_worker_dir``: a new worktree path)."""
+    repo = target(tmp_path, harness, model=model)
+    feature = import_target(repo)
+    extra = {**worker_environment(harness, endpoint, tmp_path / "home"), "grace": "1"}
+    implement = ("implement", "003", "--wp", "WP01", "--agent", harness, "--inline")
+    timed_out = agileplus(tmp_path, *implement, "--timeout", str(timeout), extra_env=extra)
+    first = DispatchJob.objects.get(feature=feature)
+    assert first.state == "timed_out", timed_out.stdout + log_text(first)
+    stored = AgentSession.objects.get(wp__feature=feature)
+    reset = agileplus(tmp_path, "wp", "transition", "WP01", "--to", "planned", "--actor", "human:alice")
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    if between:
+        between(stored)
+    if second_worker_dir:
+        extra["AGILEPLUS_WORKER_DIR"] = second_worker_dir
+    again = agileplus(tmp_path, *implement, extra_env=extra)
+    second = DispatchJob.objects.filter(feature=feature).exclude(pk=first.pk).get()
+    return TimedOutThenResumed(repo, stored, second, again.stdout + log_text(second), endpoint.agent_requests[3].body,
+                               len(endpoint.agent_requests) - 3)  # after the 2 answered and the 1 timed out
+
+
+def assert_the_session_continued(run: TimedOutThenResumed, conversation: str, timeout: int) -> None:
+    """Attempt 2 resumed attempt 1's session id, was told it timed out with attempt 1's turns in
+    its first call, committed file_2 after file_1, and was billed only its own calls (1000 input /
+    100 output tokens each, as scripted): what every resuming harness must show."""
+    second, stored = run.second, run.stored
+    assert second.state == "succeeded", run.second_output
+    assert second.manifest.get("resumed_from_session") == stored.session_id == second.session_id, run.second_output
+    assert "Adding file_1." in conversation and f"ended: timeout after {timeout} s" in conversation
+    assert branch_subjects(run.repo)[:2] == [SECOND, FIRST]
+    assert (second.usage["input_tokens"], second.usage["output_tokens"]) == (1000 * run.second_run_calls,
+                                                                             100 * run.second_run_calls)
+
 
 def test_after_a_timeout_the_next_run_resumes_the_codex_session(tmp_path):
     """Codex (``codex exec resume ID``): a run that timed out waiting on the model is resumed by
     the next `implement`, told it timed out, with the earlier turns in the conversation."""
-    script = [Turn([Say("Adding file_1."), Write("wp01/file_1.txt", "one\n")]),
-              Turn([Run(f"git add wp01/file_1.txt && git commit -q -m '{FIRST}'")]),
-              Turn([Say("Thinking slowly.")], delay=60),
-              Turn([Say("Continuing with file_2."), Write("wp01/file_2.txt", "two\n")]),
-              Turn([Run(f"git add wp01/file_2.txt && git commit -q -m '{SECOND}'")]),
-              Turn([Say("Both files are committed.")])]
-    with ResponsesEndpoint(script) as endpoint:
-        repo = target(tmp_path, "codex", model="gpt-5")
-        feature = import_target(repo)
-        extra = {**worker_environment("codex", endpoint, tmp_path / "home"), "grace": "1"}
-        implement = ("implement", "003", "--wp", "WP01", "--agent", "codex", "--inline")
-        timed_out = agileplus(tmp_path, *implement, "--timeout", "20", extra_env=extra)
-        first = DispatchJob.objects.get(feature=feature)
-        assert first.state == "timed_out", timed_out.stdout + log_text(first)
-        stored = AgentSession.objects.get(wp__feature=feature)
-        reset = agileplus(tmp_path, "wp", "transition", "WP01", "--to", "planned", "--actor", "human:alice")
-        assert reset.returncode == 0, reset.stdout + reset.stderr
-        again = agileplus(tmp_path, *implement, extra_env=extra)
-        second = DispatchJob.objects.filter(feature=feature).exclude(pk=first.pk).get()
-        resumed_request = endpoint.agent_requests[3]
-        second_run_calls = len(endpoint.agent_requests) - 3  # after the 2 answered and the 1 timed out
+    with ResponsesEndpoint(TIMEOUT_SCRIPT) as endpoint:
+        run = time_out_then_implement_again(tmp_path, "codex", endpoint, "gpt-5", 20)
 
-    assert second.state == "succeeded", again.stdout + log_text(second)
-    assert second.manifest["resumed_from_session"] == stored.session_id == second.session_id
-    assert second.manifest["argv"][-3:] == ["resume", stored.session_id, "-"]
-    conversation = json.dumps(resumed_request.body.get("input"))
-    assert "Adding file_1." in conversation and "ended: timeout after 20 s" in conversation
-    assert branch_subjects(repo)[:2] == [SECOND, FIRST]
-    # Codex reports the thread's usage: the resumed run is billed only its own calls (1000 / 100 each)
-    assert (second.usage["input_tokens"], second.usage["output_tokens"]) == (1000 * second_run_calls,
-                                                                             100 * second_run_calls)
+    # Codex reports the thread's usage: billed its own calls only once the earlier turns are subtracted
+    assert_the_session_continued(run, json.dumps(run.resumed_request.get("input")), timeout=20)
+    assert run.second.manifest["argv"][-3:] == ["resume", run.stored.session_id, "-"]
+
+
+def test_after_a_timeout_the_next_run_resumes_the_gemini_session_in_a_new_worktree_path(tmp_path):
+    """Gemini CLI (``gemini --resume ID``, its chats restored under the worktree's project slug):
+    a run that timed out waiting on the model is resumed by the next `implement` on another
+    worker's data folder (a new worktree path), told it timed out, with the earlier turns."""
+    with GeminiEndpoint(TIMEOUT_SCRIPT) as endpoint:
+        run = time_out_then_implement_again(tmp_path, "gemini", endpoint, "gemini-2.5-flash", 40,
+                                            second_worker_dir=str(tmp_path / "w2"))
+    conversation = json.dumps(run.resumed_request.get("contents"))
+
+    assert_the_session_continued(run, conversation, timeout=40)  # Gemini CLI's stats are the run's own
+    assert run.stored.files_count > 0
+    assert f"Gemini CLI session {run.stored.session_id} " in run.second_output  # the same session id continues
+    # attempt 1's turns name its worktree, the resumed one runs in the new one
+    assert f"{tmp_path / 'worker'}/" in conversation and f"{tmp_path / 'w2'}/" in conversation
+
+
+def test_after_a_timeout_the_next_run_resumes_the_opencode_session_in_a_new_worktree_path(tmp_path):
+    """opencode (``opencode run --session ID``, its SQLite session store restored, the session
+    moved to the new worktree): a run that timed out is resumed by the next `implement` on
+    another worker's data folder, told it timed out, with the earlier turns."""
+    with AnthropicEndpoint(TIMEOUT_SCRIPT) as endpoint:
+        run = time_out_then_implement_again(tmp_path, "opencode", endpoint, "anthropic/claude-sonnet-4-5", 40,
+                                            second_worker_dir=str(tmp_path / "w2"))
+    conversation = json.dumps(run.resumed_request.get("messages"))
+
+    assert_the_session_continued(run, conversation, timeout=40)  # opencode reports each step's own tokens
+    assert run.stored.files_count > 0
+    assert run.second.manifest["argv"][-2:] == ["--session", run.stored.session_id]
+    assert f"opencode session {run.stored.session_id}" in run.second_output  # the same session id continues
+    assert f"{tmp_path / 'worker'}/" in conversation  # attempt 1's turns, in its worktree
+    assert f"{tmp_path / 'w2'}/" in json.dumps(run.resumed_request.get("system"))  # the resumed run's worktree
+
+
+def test_an_opencode_session_store_that_does_not_open_gives_a_fresh_session_with_the_last_log_lines(tmp_path):
+    """The stored folder is the agent's writing: a store that is not a database is not resumed,
+    the next run starts a fresh session told the previous attempt's last log lines."""
+    (tmp_path / "garbled").mkdir()
+    (tmp_path / "garbled" / "opencode.db").write_bytes(b"not a database " * 100)
+
+    def garble(stored: AgentSession) -> None:
+        stored.files = pack_folder(tmp_path / "garbled", 1 << 20).data
+        stored.save(update_fields=["files"])
+
+    with AnthropicEndpoint(TIMEOUT_SCRIPT) as endpoint:
+        run = time_out_then_implement_again(tmp_path, "opencode", endpoint, "anthropic/claude-sonnet-4-5", 40,
+                                            between=garble)
+    first_call = json.dumps(run.resumed_request.get("messages"))
+
+    assert run.second.state == "succeeded", run.second_output
+    assert "resumed_from_session" not in run.second.manifest and run.second.session_id != run.stored.session_id
+    assert (f"Not resuming session {run.stored.session_id}: harness 'opencode': the restored session database "
+            "cannot be read") in run.second_output
+    assert "ended; its last log lines:" in first_call and "Adding file_1." in first_call  # told, not replayed
+    assert len(run.resumed_request["messages"]) == 1

@@ -4,20 +4,24 @@ its refusal of what a hostile agent leaves in the folder."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from harnesses.base import RunSpec
+from harnesses.base import HarnessError, RunSpec
 from harnesses.registry import get_adapter
 from harnesses.sessions import SessionTooLarge, member_texts, pack_folder, safe_member_name, unpack_folder
 from tests.support.streams import recorded
 
 
 @pytest.mark.parametrize(("harness", "kind", "field"), [("claude-code", "system", "session_id"),
-                                                         ("codex", "thread.started", "thread_id")])
+                                                         ("codex", "thread.started", "thread_id"),
+                                                         ("gemini", "init", "session_id"),
+                                                         ("opencode", "step_start", "sessionID")])
 def test_the_session_id_is_read_from_the_real_cli_s_recorded_stream(harness, kind, field):
     adapter = get_adapter(harness)
     [line] = [line for line in recorded(harness).lines if json.loads(line).get("type") == kind][:1]
@@ -30,17 +34,62 @@ def test_the_session_id_is_read_from_the_real_cli_s_recorded_stream(harness, kin
 @pytest.mark.parametrize(("harness", "folder", "resume_args"), [
     ("claude-code", ".claude/projects", ["--resume", "S-1"]),
     ("codex", ".codex/sessions", ["resume", "S-1"]),
+    ("gemini", ".gemini/tmp/worktree/chats", ["--resume", "S-1"]),
+    ("opencode", ".local/share/opencode", ["--session", "S-1"]),
 ])
 def test_a_resuming_adapter_names_its_session_folder_and_its_resume_flag(standins, harness, folder, resume_args,
                                                                          tmp_path):
     adapter = get_adapter(harness)
-    argv = adapter.build_command(RunSpec(prompt="go", workdir=tmp_path, resume_session="S-1")).argv
+    workdir = tmp_path / "worktree"
+    argv = adapter.build_command(RunSpec(prompt="go", workdir=workdir, resume_session="S-1")).argv
 
-    assert adapter.resumes and adapter.session_folder(tmp_path) == folder
+    assert adapter.resumes and adapter.session_folder(workdir) == folder
     assert any(argv[i:i + 2] == resume_args for i in range(len(argv)))
 
 
-@pytest.mark.parametrize("harness", ["aider", "command", "gemini", "opencode"])
+@pytest.mark.parametrize(("worktree", "folder"), [("003-auth-system-WP01", "003-auth-system-wp01"),
+                                                  ("My  Repo_v2.", "my-repo-v2"), ("---", "project")])
+def test_gemini_s_session_folder_is_its_project_slug_of_the_worktree_name_on_any_worker(worktree, folder, tmp_path):
+    adapter = get_adapter("gemini")
+
+    assert (adapter.session_folder(tmp_path / "w1" / worktree) == adapter.session_folder(tmp_path / "w2" / worktree)
+            == f".gemini/tmp/{folder}/chats")
+
+
+def opencode_store(folder: Path, sessions: dict[str, str]) -> Path:
+    """An opencode 1.18.33 session store: its ``session`` table (the columns that matter here)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(folder / "opencode.db")) as db:
+        db.execute("CREATE TABLE session (id text PRIMARY KEY, directory text NOT NULL)")
+        db.executemany("INSERT INTO session VALUES (?, ?)", sessions.items())
+        db.commit()
+    return folder / "opencode.db"
+
+
+def test_opencode_s_restored_session_is_moved_to_the_new_worktree_and_no_other(tmp_path):
+    database = opencode_store(tmp_path / "store", {"ses_1": "/w1/.worktrees/wp01", "ses_2": "/w1/.worktrees/wp02"})
+
+    get_adapter("opencode").adopt_session(tmp_path / "store", Path("/w2/.worktrees/wp01"), "ses_1")
+
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        assert dict(db.execute("SELECT id, directory FROM session")) == {"ses_1": "/w2/.worktrees/wp01",
+                                                                         "ses_2": "/w1/.worktrees/wp02"}
+
+
+def test_an_opencode_session_store_that_is_not_a_database_is_refused_by_name(tmp_path):
+    (tmp_path / "opencode.db").write_bytes(b"not sqlite" * 100)
+
+    with pytest.raises(HarnessError, match="opencode.*restored session database cannot be read"):
+        get_adapter("opencode").adopt_session(tmp_path, Path("/w2/wp01"), "ses_1")
+
+
+def test_opencode_runs_without_undo_snapshots_so_its_session_folder_holds_only_the_session(standins, tmp_path):
+    invocation = get_adapter("opencode").build_command(RunSpec(prompt="go", workdir=tmp_path))
+
+    assert json.loads(invocation.env["OPENCODE_CONFIG_CONTENT"]) == {"snapshot": False}
+
+
+@pytest.mark.parametrize("harness", ["aider", "command"])
 def test_an_adapter_whose_session_files_were_not_verified_says_it_does_not_resume(harness, tmp_path):
     adapter = get_adapter(harness)
 
