@@ -31,7 +31,7 @@ from agileplus.dispatch.fresh import start_fresh
 from agileplus.features import selectors as feature_selectors
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review.models import ReviewRequest
-from agileplus.review.requests import move_or_queue, request_as_dict
+from agileplus.review.requests import move_or_queue, moved_as_dict, request_as_dict
 
 log = logging.getLogger("agileplus.mcp")
 _caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("agileplus_mcp_caller", default=None)
@@ -152,8 +152,7 @@ def _add_write_tools(server: MCPServer, caller: Callable[[], Actor]) -> None:
             result = move_or_queue(target, to, actor=who.actor)
             if isinstance(result, ReviewRequest):  # through the merge queue: its checks run on a review worker
                 return request_as_dict(result)
-            return {"wp": wp, "from": result.source, "to": result.target, "actor": str(who.actor),
-                    "unblocked": [u.code for u in result.unblocked]}
+            return moved_as_dict(result)
         return await _run(move)
 
 

@@ -62,8 +62,7 @@ def move(feature_ref, wp_code, target, actor, as_json) -> None:
     result = services.move_wp(wp, target, actor=current_actor(actor))
     merge = (result.entry.metadata or {}).get("merge")
     if as_json:
-        echo_json({"wp": wp.code, "from": result.source, "to": result.target, "merge": merge,
-                   "unblocked": [u.code for u in result.unblocked]})
+        echo_json(requests.moved_as_dict(result))
         return
     click.echo(f"{wp.code} moved to {result.target}")
     if merge:
