@@ -105,6 +105,31 @@ SQLITE_OPTIONS = {
 }
 # Unset = the embedded SQLite file in the data folder (one machine; the CLI creates it on first use).
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+
+
+def _postgres_dead_peer_options(dead_peer_seconds: int, idle_in_transaction_seconds: int) -> dict:
+    """Connection options that end a session whose other end is gone. A host cut off from the
+    network mid-transaction (between a SELECT … FOR UPDATE and its COMMIT) otherwise keeps its row
+    locks for the kernel's two hours of TCP silence, and every reaper and claim waiting on them
+    stalls with it. Keepalives on both ends and a user timeout on unacknowledged data close such a
+    connection in ``dead_peer_seconds``; a client alive but stuck inside a transaction loses it
+    after ``idle_in_transaction_seconds`` (longer than any transaction of ours stays idle). 0 turns
+    either off."""
+    options: dict = {}
+    server: list[str] = []
+    if dead_peer_seconds > 0:
+        idle, interval, count = max(1, dead_peer_seconds // 2), max(1, dead_peer_seconds // 6), 3
+        options.update(keepalives=1, keepalives_idle=idle, keepalives_interval=interval, keepalives_count=count,
+                       tcp_user_timeout=dead_peer_seconds * 1000)
+        server += [f"tcp_keepalives_idle={idle}", f"tcp_keepalives_interval={interval}",
+                   f"tcp_keepalives_count={count}", f"tcp_user_timeout={dead_peer_seconds * 1000}"]
+    if idle_in_transaction_seconds > 0:
+        server.append(f"idle_in_transaction_session_timeout={idle_in_transaction_seconds * 1000}")
+    if server:
+        options["options"] = " ".join(f"-c {setting}" for setting in server)
+    return options
+
+
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(
         DATABASE_URL,
@@ -117,6 +142,9 @@ if DATABASE_URL:
         # kernel's two minutes of SYN retries: the API answers 503, a heartbeat retries next beat.
         DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
             "connect_timeout", int(os.environ.get("AGILEPLUS_DB_CONNECT_TIMEOUT", "5")))
+        DATABASES["default"]["OPTIONS"].update(_postgres_dead_peer_options(
+            int(os.environ.get("AGILEPLUS_DB_DEAD_PEER_SECONDS", "15")),
+            int(os.environ.get("AGILEPLUS_DB_IDLE_IN_TRANSACTION_SECONDS", "600"))))
         DATABASES["default"]["TEST"] = {"NAME": os.environ.get("AGILEPLUS_TEST_DB_NAME", "test_agileplus")}
     elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}

@@ -450,10 +450,14 @@ def reap_expired() -> dict:
     for job_id, attempt, max_attempts, worker in expired.values_list("id", "attempt", "max_attempts", "worker"):
         if attempt < max_attempts:
             with transaction.atomic():  # the re-queue and its audit entry, together
-                moved = DispatchJob.objects.filter(pk=job_id, attempt=attempt, state__in=JobState.HELD,
-                                                   lease_expires_at__lt=Now()).update(
-                    state=JobState.QUEUED, worker="", lease_expires_at=None,
-                    current_activity="re-queued: lease expired")
+                still_expired = DispatchJob.objects.filter(pk=job_id, attempt=attempt, state__in=JobState.HELD,
+                                                           lease_expires_at__lt=Now())
+                # A row locked by a connection that went silent mid-transaction is left for a later
+                # reap (the database ends that session: AGILEPLUS_DB_DEAD_PEER_SECONDS) instead of
+                # stalling this one, and the worker slot it runs in, behind it.
+                free = list(still_expired.select_for_update(skip_locked=True).values_list("pk", flat=True))
+                moved = free and still_expired.update(state=JobState.QUEUED, worker="", lease_expires_at=None,
+                                                      current_activity="re-queued: lease expired")
                 if moved:
                     _record_lost_attempt(job_id, attempt, "lease_expired", requeued=True, worker=worker)
             if moved:

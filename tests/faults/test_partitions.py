@@ -74,6 +74,43 @@ def test_a_worker_host_cut_off_mid_job_loses_it_to_another_host_and_is_fenced_wh
         assert_invariants(Feature.objects.get())
 
 
+# Holds the job's row lock in an open transaction, as a worker does between the statements of
+# append_log or finish_job, then waits: the state a host's connection is in when its cable is pulled.
+HOLD_THE_JOB_ROW = """
+import sys, time, django
+django.setup()
+from django.db import transaction
+from agileplus.dispatch.models import DispatchJob
+with transaction.atomic():
+    DispatchJob.objects.select_for_update().get(pk=sys.argv[1])
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_host_cut_off_inside_a_transaction_does_not_hold_its_job_row_and_the_job_is_taken_over(
+        tmp_path, bed_db):
+    with running_farm(tmp_path, workers=2, wps={"WP01": []}, behaviour="sleep_first:120,commit:1",
+                      agent={"retries": 2}) as farm, observing(farm.services):
+        farm.cli("implement", "003", "--wp", "WP01", "--no-wait", "--actor", "human:alice")
+        job = wait_until(lambda: DispatchJob.objects.filter(state="running").first(), timeout=60,
+                         what="the agent to start")
+        cut_off = job.worker.split("@")[1]
+        holder = farm.bed.spawn(cut_off, "row-lock", [sys.executable, "-c", HOLD_THE_JOB_ROW, job.id],
+                                farm.env("/tmp/lock"), private_tmp=True)
+        wait_until(lambda: "locked" in holder.output(), timeout=30, what="the row lock to be taken")
+        farm.bed.cut(cut_off)
+        cut_at = time.monotonic()
+        taken = wait_until(lambda: DispatchJob.objects.filter(pk=job.id, attempt=2, state="running").first(),
+                           timeout=90, what="another host to take the job over")
+        took = time.monotonic() - cut_at
+        farm.bed.heal(cut_off)
+
+        assert taken.worker != job.worker
+        # lease (5 s) + a reap (every 10 s) + the database noticing the dead peer (AGILEPLUS_DB_DEAD_PEER_SECONDS)
+        assert took < 60, f"the takeover took {took:.0f} s"
+
+
 def test_events_written_while_the_relay_is_cut_off_from_nats_reach_a_consumer_once_after_healing(
         tmp_path, bed_db):
     with running_farm(tmp_path, workers=1, wps={"WP01": [], "WP02": ["WP01"]}, behaviour="commit:1") as farm, \

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from agileplus.audit.chain import verify_chain
 from agileplus.audit.models import AuditEntry
@@ -97,6 +97,39 @@ def test_a_stale_attempt_cannot_write_results(tmp_path):
     with pytest.raises(services.StaleAttempt):
         services.report_commit(stale, sha="a" * 40, message="feat(WP01): late", files=[])
     assert not JobCommit.objects.filter(job_id=job.id).exists()
+
+
+def test_the_reaper_passes_over_a_job_row_another_connection_holds_and_requeues_it_once_released(
+        tmp_path, on_postgres):
+    repo = make_target_repo(tmp_path, wps={"WP01": []})
+    feature = import_target(repo)
+    job = services.enqueue_job(feature.work_packages.get(code="WP01"), actor="human:alice", send=False, retries=1)
+    services.claim_job(job.id, "cut-off")
+    DispatchJob.objects.filter(pk=job.id).update(lease_expires_at="2000-01-01T00:00:00Z")
+    locked, release = threading.Event(), threading.Event()
+
+    def cut_off_worker_mid_transaction() -> None:
+        try:
+            with transaction.atomic():
+                DispatchJob.objects.select_for_update().get(pk=job.id)
+                locked.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=cut_off_worker_mid_transaction)
+    holder.start()
+    locked.wait(10)
+    started = time.monotonic()
+    passed_over = services.reap_expired()
+    waited = time.monotonic() - started
+    release.set()
+    holder.join()
+    after_release = services.reap_expired()
+
+    assert passed_over["requeued"] == [] and waited < 5
+    assert after_release["requeued"] == [job.id]
+    assert DispatchJob.objects.get(pk=job.id).state == "queued"
 
 
 def test_the_same_task_delivered_twice_to_two_workers_runs_once(tmp_path):
