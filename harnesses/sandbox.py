@@ -35,6 +35,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -348,24 +349,32 @@ class Sandbox:
         return self
 
     def close(self) -> None:
-        # The namespace's last processes may still be exiting: a busy cgroup is retried briefly,
-        # and one left behind is swept by a later open().
-        if self.cgroup is not None:
-            for _ in range(50):
-                try:
-                    self.cgroup.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
-            self.cgroup = None
+        # The namespace's last processes may still be exiting: a busy cgroup is removed by a
+        # thread that retries briefly (the job does not wait on the kernel's reaping), and one
+        # left behind even so is swept by a later open().
+        cgroup, self.cgroup = self.cgroup, None
+        if cgroup is not None and not _remove_cgroup(cgroup, attempts=1):
+            threading.Thread(target=_remove_cgroup, args=(cgroup,), name=f"cgroup-{self.id}", daemon=True).start()
 
     def __enter__(self) -> Sandbox:
         return self.open()
 
     def __exit__(self, *_exc) -> None:
         self.close()
+
+
+def _remove_cgroup(path: Path, *, attempts: int = 250) -> bool:
+    """rmdir a job's cgroup, retrying while its last processes exit. True once it is gone."""
+    for attempt in range(attempts):
+        try:
+            path.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            if attempt + 1 < attempts:
+                time.sleep(0.02)
+    return False
 
 
 def _read_child_pid(info_fd: int) -> int:

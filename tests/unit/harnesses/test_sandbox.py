@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 
 import pytest
 
@@ -14,7 +15,16 @@ from agileplus.dispatch.sandboxing import harness_credentials
 from agileplus.dispatch.secrets import worker_secret_values
 from harnesses.base import HarnessError
 from harnesses.process import AgentProcess, StopReason
-from harnesses.sandbox import Sandbox, SandboxSpec, SandboxUnavailable, network_policy, runtime_paths, sandbox_mode
+from harnesses.sandbox import (
+    Limits,
+    Sandbox,
+    SandboxSpec,
+    SandboxUnavailable,
+    network_policy,
+    runtime_paths,
+    sandbox_mode,
+)
+from tests.support.farm import wait_until
 
 
 @pytest.fixture
@@ -115,3 +125,26 @@ def test_a_sandboxed_agent_gets_sigterm_and_its_grace_before_the_sandbox_ends(tm
 
     assert result.stopped.kind == "cancelled" and not result.killed
     assert "cleaning-up" in lines
+
+
+def test_a_jobs_pids_cgroup_caps_its_processes_and_is_removed_after_the_job(
+        tmp_path, monkeypatch):
+    monkeypatch.delenv("AGILEPLUS_BWRAP", raising=False)
+    monkeypatch.delenv("AGILEPLUS_SANDBOX", raising=False)
+    sandbox = Sandbox(SandboxSpec(workdir=tmp_path, read_only=runtime_paths(), limits=Limits(processes=8))).open()
+    if sandbox.cgroup is None:
+        pytest.skip("this worker may not create a pids cgroup here (needs root and cgroup v1 pids): rlimits only")
+    cgroup = sandbox.cgroup
+    # 20 forks against a cap of 8: the ones over the cap fail; the children outlive the agent by
+    # a moment, as a real agent's do while the namespace is torn down.
+    script = ("import os, time\nforked = 0\nfor _ in range(20):\n    try:\n        pid = os.fork()\n"
+              "    except OSError:\n        continue\n    if pid == 0:\n        time.sleep(0.3)\n        os._exit(0)\n"
+              "    forked += 1\nprint(forked, flush=True)\n")
+    proc = AgentProcess([sys.executable, "-c", script], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"},
+                        timeout_seconds=30, sandbox=sandbox)
+    lines: list[str] = []
+    result = proc.run(lambda _stream, text: lines.append(text))
+    sandbox.close()
+
+    assert result.exit_code == 0 and int(lines[0]) < 8
+    wait_until(lambda: not cgroup.exists(), timeout=10, what="the job's cgroup to be removed")
