@@ -22,6 +22,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from starlette.responses import JSONResponse
 
 from agileplus.api.auth import user_for_token_header
+from agileplus.api.output import MovedOut
 from agileplus.api.roles import Caller, caller_for_actor, caller_for_user, ensure_may, ensure_owns_wp
 from agileplus.audit.chain import verify_chain
 from agileplus.core.actors import Actor
@@ -31,7 +32,7 @@ from agileplus.dispatch.fresh import start_fresh
 from agileplus.features import selectors as feature_selectors
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review.models import ReviewRequest
-from agileplus.review.requests import move_or_queue, moved_as_dict, request_as_dict
+from agileplus.review.requests import move_or_queue, request_as_dict
 
 log = logging.getLogger("agileplus.mcp")
 _caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("agileplus_mcp_caller", default=None)
@@ -152,7 +153,7 @@ def _add_write_tools(server: MCPServer, caller: Callable[[], Actor]) -> None:
             result = move_or_queue(target, to, actor=who.actor)
             if isinstance(result, ReviewRequest):  # through the merge queue: its checks run on a review worker
                 return request_as_dict(result)
-            return moved_as_dict(result)
+            return dict(MovedOut(result).data)
         return await _run(move)
 
 

@@ -493,7 +493,9 @@ class WorkerListOut(Shape):
 
 # --- write results ---------------------------------------------------------------------------
 class MovedOut(Shape):
-    # Read from a ``features.services.TransitionResult``.
+    # Read from a ``features.services.TransitionResult``: the one shape of a WP's move, answered by
+    # the API, MCP's ``transition``, ``move``/``wp transition --json`` and a finished review request.
+    feature = s.CharField(source="feature.slug")
     wp = s.CharField(source="wp.code")
     to = enum(WPState.ALL, source="target")
     state = enum(WPState.ALL, source="target", help_text="the WP's new state")
@@ -503,9 +505,9 @@ class MovedOut(Shape):
     unblocked = WPCodesField(help_text="dependents this made ready")
 
     def get_fields(self):
-        # "from" is a Python keyword, so it cannot be declared above; it comes second, after "wp".
+        # "from" is a Python keyword, so it cannot be declared above; it comes after "wp".
         fields = super().get_fields()
-        ordered = {"wp": fields.pop("wp"), "from": enum(WPState.ALL, source="source")}
+        ordered = {"feature": fields.pop("feature"), "wp": fields.pop("wp"), "from": enum(WPState.ALL, source="source")}
         return {**ordered, **fields}
 
 

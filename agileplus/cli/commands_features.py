@@ -10,7 +10,7 @@ import click
 from agileplus.cli import render
 from agileplus.cli.context import actor_option, current_actor, feature_and_wp, json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo_json, is_tty, mark_json
+from agileplus.cli.output import echo_json, echo_moved, is_tty, mark_json
 from agileplus.dispatch.costs import ledger
 from agileplus.features import selectors, services
 from agileplus.features.importer import import_features
@@ -165,9 +165,7 @@ def wp_transition(refs: tuple[str, ...], target: str, feature_ref: str | None, n
     result = move_wp(services.find_wp(wp_code, feature_ref), target, actor=who,
                      metadata={"note": note} if note else None)
     if as_json:
-        echo_json({"feature": result.feature.slug, "wp": result.wp.code, "from": result.source,
-                   "to": result.target, "audit_entry": result.entry.seq,
-                   "unblocked": [u.code for u in result.unblocked]})
+        echo_moved(result)
         return
     click.echo(f"{result.wp.code} moved to {result.target}")
     for unblocked in result.unblocked:

@@ -6,7 +6,7 @@ import click
 
 from agileplus.cli.context import actor_option, current_actor, json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo_json, mark_json
+from agileplus.cli.output import echo_json, echo_moved, mark_json
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review import requests, services
 from agileplus.review.conflicts import policy, predicted_conflicts
@@ -62,7 +62,7 @@ def move(feature_ref, wp_code, target, actor, as_json) -> None:
     result = services.move_wp(wp, target, actor=current_actor(actor))
     merge = (result.entry.metadata or {}).get("merge")
     if as_json:
-        echo_json(requests.moved_as_dict(result))
+        echo_moved(result)
         return
     click.echo(f"{wp.code} moved to {result.target}")
     if merge:

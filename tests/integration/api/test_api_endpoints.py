@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from django.core.management import call_command
@@ -17,6 +18,7 @@ from agileplus.events.models import Event
 from agileplus.features.models import Project
 from tests.factories import make_feature_with_wps
 from tests.integration.api.conftest import add_job, client_for, move
+from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,6 +73,17 @@ def test_a_transition_answers_the_new_state_and_its_audit_entry(feature):
     assert (body["wp"], body["from"], body["to"], body["state"]) == ("WP01", "planned", "doing", "doing")
     entry = AuditEntry.objects.get(feature=feature, seq=body["audit_entry"])
     assert entry.transition == "WP01:planned->doing" and entry.metadata == {"note": "starting by hand"}
+
+
+def test_the_cli_answers_a_transition_in_the_apis_shape(feature):
+    api = client_for("human").post(f"/api/features/{feature.slug}/wps/WP01/transition", {"to": "doing"},
+                                   format="json").json()
+    cli = json.loads(run_cli(f"wp transition WP01 --to for_review --feature {feature.slug} --actor human:alice "
+                             "--json").output)
+
+    assert set(cli) == set(api)
+    assert (cli["feature"], cli["wp"], cli["from"], cli["to"], cli["actor"]) == \
+        (feature.slug, "WP01", "doing", "for_review", "human:alice")
 
 
 def test_a_transition_with_the_current_expected_state_goes_through(feature):
