@@ -98,6 +98,9 @@ class HarnessAdapter(ABC):
     # Whether ``build_command`` honours ``RunSpec.resume_session`` with the session files that
     # ``session_folder`` names restored: only where that was seen working with the real CLI.
     resumes: ClassVar[bool] = False
+    # SQLite databases in the session folder (relative names) the CLI writes as it runs: each is
+    # captured as one consistent snapshot, not copied file by file (harnesses/sessions.py).
+    session_databases: ClassVar[tuple[str, ...]] = ()
 
     def session_folder(self, workdir: Path) -> str | None:
         """Where, relative to its HOME, this CLI keeps the session files of a run in ``workdir``

@@ -6,6 +6,12 @@ only regular files are taken (no symlink is followed, no device or FIFO is opene
 with ``O_NOFOLLOW``; the archive is refused past a size cap rather than truncated (half a
 transcript cannot be resumed). Restoring writes only regular files at relative paths with no
 ``..``, into a folder the worker just made.
+
+A SQLite database the CLI writes while it runs (opencode's session store, in WAL mode) is not
+copied file by file: a copy taken mid-checkpoint mixes pages of two moments. Its files (database
+and WAL) are read until two reads in a row agree, the copy is checked by SQLite, and folded
+into one file with SQLite's backup; when no quiet moment comes, the capture is skipped and the
+last stored one stays.
 """
 
 from __future__ import annotations
@@ -14,8 +20,11 @@ import contextlib
 import gzip
 import io
 import os
+import sqlite3
 import stat
 import tarfile
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -24,6 +33,16 @@ from harnesses.base import HarnessError
 
 class SessionTooLarge(HarnessError):
     """The session folder's archive is over the cap: it is not stored (the id still is)."""
+
+
+class SessionUnsettled(HarnessError):
+    """A session database was being written through every try: nothing is stored this time
+    (the last stored session stays); the capture at the end of the run finds it quiet."""
+
+
+# A database's side files: what they hold is folded into the snapshot of the database itself.
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+SNAPSHOT_TRIES = 5
 
 
 @dataclass
@@ -51,19 +70,85 @@ def _read(path: Path, limit: int) -> bytes:
         return handle.read(limit + 1)
 
 
-def pack_folder(folder: Path, max_bytes: int) -> PackedSession | None:
-    """The folder's regular files as a gzip'd tar (None when there are none). Raises
-    ``SessionTooLarge`` when the files or the archive exceed ``max_bytes``."""
+def sqlite_snapshot(path: Path, limit: int) -> bytes:
+    """One consistent file of the SQLite database at ``path`` (with what its WAL holds), while
+    its CLI may be writing it. Raises ``SessionUnsettled`` when no two reads in a row agree or
+    SQLite finds the copy damaged; ``SessionTooLarge`` past ``limit``."""
+    with tempfile.TemporaryDirectory(prefix="agileplus-session-db-") as scratch:
+        copy, previous = Path(scratch) / "copy.db", None
+        for attempt in range(SNAPSHOT_TRIES):
+            current = _database_files(path, limit)
+            if current == previous and _write_copy(copy, current):
+                return _folded(copy, Path(scratch) / "snapshot.db", limit)
+            previous = current
+            time.sleep(0.02 * (attempt + 1))
+    raise SessionUnsettled(f"{path.name} was being written through {SNAPSHOT_TRIES} reads")
+
+
+def _database_files(path: Path, limit: int) -> tuple[bytes, bytes]:
+    """The database and its WAL as they are now (never through a symlink). OSError: the
+    database is gone or is no longer a file."""
+    database = _read(path, limit)
+    wal = path.with_name(path.name + "-wal")
+    try:
+        log = _read(wal, limit) if stat.S_ISREG(os.lstat(wal).st_mode) else b""
+    except OSError:
+        log = b""
+    if len(database) + len(log) > limit:
+        raise SessionTooLarge(f"{path.name} and its WAL exceed {limit} bytes")
+    return database, log
+
+
+def _write_copy(copy: Path, files: tuple[bytes, bytes]) -> bool:
+    """Write the pair where only this worker reads it; True when SQLite opens it and finds it sound."""
+    database, log = files
+    for stale in (copy, *(copy.with_name(copy.name + side) for side in SQLITE_SIDE_FILES)):
+        stale.unlink(missing_ok=True)
+    copy.write_bytes(database)
+    if log:
+        copy.with_name(copy.name + "-wal").write_bytes(log)
+    try:
+        connection = sqlite3.connect(copy)
+        try:
+            connection.execute("PRAGMA trusted_schema = OFF")  # the agent wrote this schema
+            return connection.execute("PRAGMA quick_check").fetchone() == ("ok",)
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError:
+        return False
+
+
+def _folded(copy: Path, snapshot: Path, limit: int) -> bytes:
+    source, target = sqlite3.connect(copy), sqlite3.connect(snapshot)
+    try:
+        source.execute("PRAGMA trusted_schema = OFF")
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    data = snapshot.read_bytes()
+    if len(data) > limit:
+        raise SessionTooLarge(f"the snapshot of {copy.name} exceeds {limit} bytes")
+    return data
+
+
+def pack_folder(folder: Path, max_bytes: int, databases: tuple[str, ...] = ()) -> PackedSession | None:
+    """The folder's regular files as a gzip'd tar (None when there are none); ``databases``
+    (relative names) are SQLite files taken as one consistent snapshot each, without their side
+    files. Raises ``SessionTooLarge`` when the files or the archive exceed ``max_bytes``,
+    ``SessionUnsettled`` when a database gave no quiet moment."""
     if not folder.is_dir() or folder.is_symlink():
         return None
-    files = _regular_files(folder)
+    side_files = {name + side for name in databases for side in SQLITE_SIDE_FILES}
+    files = [(name, path) for name, path in _regular_files(folder) if name not in side_files]
     if not files:
         return None
     buffer, total = io.BytesIO(), 0
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, path in files:
             try:
-                content = _read(path, max_bytes - total)
+                content = (sqlite_snapshot(path, max_bytes - total) if name in databases
+                           else _read(path, max_bytes - total))
             except OSError:
                 continue  # gone or replaced by a symlink since the walk
             total += len(content)

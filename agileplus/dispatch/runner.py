@@ -329,7 +329,7 @@ class JobRun:
         host = worker_root(self.claim.worker) / "sessions" / f"{self.job.id}.{self.claim.attempt}"
         shutil.rmtree(host, ignore_errors=True)
         host.mkdir(parents=True)
-        self.capture = sessions.SessionCapture(self.claim, self.job.harness, host)
+        self.capture = sessions.SessionCapture(self.claim, self.job.harness, host, self.adapter.session_databases)
         if previous is None or not self.adapter.resumes or not previous.files:
             return None
         restored = self.capture.restore(previous)

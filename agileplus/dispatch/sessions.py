@@ -33,7 +33,7 @@ from agileplus.dispatch.secrets import redact
 from agileplus.dispatch.services import Claim, held_job
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import WorkPackage
-from harnesses.sessions import SessionTooLarge, member_texts, pack_folder, unpack_folder
+from harnesses.sessions import SessionTooLarge, SessionUnsettled, member_texts, pack_folder, unpack_folder
 
 SUMMARY_LOG_LINES = 15
 
@@ -75,8 +75,8 @@ class SessionCapture:
     the session id or the files changed since the last write (called from the heartbeat thread
     and at the end of the run, hence the lock)."""
 
-    def __init__(self, claim: Claim, harness: str, folder: Path):
-        self.claim, self.harness, self.folder = claim, harness, folder
+    def __init__(self, claim: Claim, harness: str, folder: Path, databases: tuple[str, ...] = ()):
+        self.claim, self.harness, self.folder, self.databases = claim, harness, folder, databases
         self.session_id = ""
         self.stored: tuple[str, str] | None = None
         self.lock = threading.Lock()
@@ -94,7 +94,9 @@ class SessionCapture:
                 return False
             note, data, files, raw = "", None, 0, 0
             try:
-                packed = pack_folder(self.folder, settings.AGENT_SESSION_MAX_BYTES)
+                packed = pack_folder(self.folder, settings.AGENT_SESSION_MAX_BYTES, self.databases)
+            except SessionUnsettled:
+                return False  # mid-write: the last stored capture stays, the next one will do
             except SessionTooLarge as exc:
                 packed, note = None, f"{exc} (AGILEPLUS_AGENT_SESSION_MAX_BYTES): not kept, a next attempt starts fresh"
             if packed is not None:

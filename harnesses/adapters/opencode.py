@@ -49,6 +49,7 @@ class OpencodeAdapter(HarnessAdapter):
     # (SQLite, WAL) and runs it in the directory recorded with it, not the current one: restored on
     # another worker, the session is first moved to the new worktree (``adopt_session``).
     resumes = True
+    session_databases = ("opencode.db",)
 
     def session_folder(self, workdir: Path) -> str | None:
         return ".local/share/opencode"

@@ -8,13 +8,23 @@ import contextlib
 import json
 import os
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from harnesses.base import HarnessError, RunSpec
 from harnesses.registry import get_adapter
-from harnesses.sessions import SessionTooLarge, member_texts, pack_folder, safe_member_name, unpack_folder
+from harnesses.sessions import (
+    SessionTooLarge,
+    SessionUnsettled,
+    member_texts,
+    pack_folder,
+    safe_member_name,
+    unpack_folder,
+)
 from tests.support.streams import recorded
 
 
@@ -156,3 +166,66 @@ def test_codex_reads_what_a_restored_thread_had_used_from_its_rollout(standins, 
 
 def test_claude_code_counts_each_run_on_its_own(tmp_path):
     assert get_adapter("claude-code").session_usage(tmp_path) is None
+
+
+# A CLI writing its session store as opencode does (WAL, checkpoints as it goes): each commit adds
+# a message and moves the session's counter to the number of messages, so a copy that mixes two
+# moments shows a counter that disagrees with the rows. ``pause`` is its idle time between turns.
+SESSION_WRITER = """
+import random, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("CREATE TABLE IF NOT EXISTS message (id INTEGER PRIMARY KEY, body TEXT)")
+db.execute("CREATE TABLE IF NOT EXISTS session (id INTEGER PRIMARY KEY, messages INTEGER)")
+db.execute("INSERT OR IGNORE INTO session VALUES (1, 0)")
+print("ready", flush=True)
+pause, n = float(sys.argv[2]), 0
+while True:
+    db.execute("BEGIN")
+    db.execute("INSERT INTO message (body) VALUES (?)", (random.randbytes(3000).hex(),))
+    db.execute("UPDATE session SET messages = (SELECT count(*) FROM message)")
+    db.execute("COMMIT")
+    n += 1
+    if n % 7 == 0:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if pause and n % 5 == 0:
+        time.sleep(pause)
+"""
+
+
+@contextlib.contextmanager
+def session_store_being_written(folder: Path, pause: float):
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = subprocess.Popen([sys.executable, "-c", SESSION_WRITER, str(folder / "opencode.db"), str(pause)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_a_session_database_written_while_it_is_captured_is_stored_as_one_consistent_snapshot(tmp_path):
+    folder = tmp_path / "opencode"
+    snapshots = []
+    with session_store_being_written(folder, pause=0.15):
+        for _ in range(12):
+            with contextlib.suppress(SessionUnsettled):
+                snapshots.append(pack_folder(folder, 64 << 20, databases=("opencode.db",)))
+            time.sleep(0.05)
+
+    assert snapshots, "no quiet moment in 12 captures of a writer that pauses every 5 commits"
+    for n, packed in enumerate(snapshots):
+        out = tmp_path / f"out-{n}"
+        assert unpack_folder(packed.data, out) == ["opencode.db"]  # the WAL folded in, no side files
+        db = sqlite3.connect(out / "opencode.db")
+        counted, recorded_count = db.execute("SELECT (SELECT count(*) FROM message), messages FROM session").fetchone()
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",) and counted == recorded_count > 0
+        db.close()
+
+
+def test_a_session_database_written_through_every_read_is_not_stored(tmp_path):
+    folder = tmp_path / "opencode"
+    with session_store_being_written(folder, pause=0), pytest.raises(SessionUnsettled):
+        pack_folder(folder, 64 << 20, databases=("opencode.db",))
