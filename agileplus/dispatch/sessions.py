@@ -1,11 +1,12 @@
 """An agent's CLI session kept in the database, so the next attempt resumes it on any worker.
 
 While an agent runs, the CLI's session folder (``HarnessAdapter.session_folder``: Claude Code's
-``~/.claude/projects``, Codex's ``~/.codex/sessions``, Gemini CLI's
-``~/.gemini/tmp/<slug>/chats``) is a per-attempt host folder bound into the sandbox's HOME
-(``harnesses/sandbox.py: SandboxSpec.home_folders``). At each heartbeat and at the end of the run,
-``SessionCapture`` packs it (gzip'd tar, ``AGENT_SESSION_MAX_BYTES`` cap) into the WP's
-``AgentSession`` row with the session id from the stream. The next run of the WP on that harness
+``~/.claude/projects``, Codex's ``~/.codex/sessions``, Gemini CLI's ``~/.gemini/tmp/<slug>/chats``,
+opencode's ``~/.local/share/opencode``, Aider's ``~/.aider-sessions``) is a per-attempt host folder
+bound into the sandbox's HOME (``harnesses/sandbox.py: SandboxSpec.home_folders``). At each
+heartbeat and at the end of the run, ``SessionCapture`` packs it (gzip'd tar,
+``AGENT_SESSION_MAX_BYTES`` cap) into the WP's ``AgentSession`` row with the session id from the
+stream (Aider prints none: its adapter names the session and announces the id). The next run of the WP on that harness
 (a lost worker, a timeout, a budget stop, a rate limit, changes requested) restores the files into
 its own sandbox HOME and starts the CLI with its resume flag; a harness that cannot resume gets a
 fresh session with the previous attempt's last log lines in its prompt.
@@ -166,7 +167,7 @@ def job_session(job_id: str) -> AgentSession:
     session = AgentSession.objects.select_related("wp").filter(wp_id=job.wp_id, harness=job.harness).first()
     if session is None:
         raise NotFound(f"no stored {job.harness} session for {job.wp.code}", field="job",
-                       fix="a session is stored while a resuming harness (claude-code, codex, gemini, opencode) "
+                       fix="a session is stored while a resuming harness (claude-code, codex, gemini, opencode, aider) "
                            "runs; it is deleted once the WP is done")
     return session
 
