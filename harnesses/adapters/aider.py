@@ -23,15 +23,16 @@ run (``RunSpec.resume_session``) appends to that file, restored by the worker, a
 line, so the worker stores and shows it. Seen with aider 0.86.2 and the scripted endpoint, the
 resumed run in another worker's worktree path: Aider prints ``Restored previous conversation
 history.`` and sends the earlier prompts and replies before the new message
-(``Coder.__init__``, ``utils.split_chat_history_markdown``). The history names no worktree path
-(only paths relative to the repository), so nothing is adopted. Restored are the prompts and the
-replies as Aider wrote them: not its own output (``>`` lines: test output, applied edits,
-commits), not the messages it sends itself (lint or test errors to fix, "I committed the
-changes"), not a reply that never arrived (a run killed mid-call). Aider logs its command line
-in the history as one ``>`` line: the lines after the first of a multi-line ``--message`` would
-come back as a model reply, which is why the prompt goes as ``--message-file``. Without a session
-folder (``AGILEPLUS_SANDBOX=off``) both history files are /dev/null and no id is announced: a
-next attempt starts fresh.
+(``Coder.__init__``, ``utils.split_chat_history_markdown``). Aider names files to the model
+relative to the repository and the ``>`` lines (its command line among them) are not restored,
+so a new worktree path needs nothing adopted. Restored are the prompts and the replies as Aider
+wrote them: not its own output (``>`` lines: test output, applied edits, commits), not the
+messages it sends itself (lint or test errors to fix, "I committed the changes"), not a reply
+that never arrived (a run killed mid-call). Aider logs its command line in the history as one
+``>`` line: the lines after the first of a multi-line ``--message`` would come back as a model
+reply, which is why the prompt goes as ``--message-file``. Without a session folder
+(``AGILEPLUS_SANDBOX=off``) both history files are /dev/null and no id is announced: a next
+attempt starts fresh.
 
 Aider prints no JSON. Each stdout line is a log event, except:
 
