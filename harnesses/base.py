@@ -64,6 +64,10 @@ class RunSpec:
     forbidden_paths: list[str] = field(default_factory=list)
     options: dict = field(default_factory=dict)  # adapter-specific config (e.g. the command to run)
     resume_session: str | None = None
+    # The session folder (``session_folder``) as the agent sees it, in the sandbox's HOME, when the
+    # worker keeps it for a next attempt; None when it does not (no sandbox). For a CLI that must be
+    # told where to write its session (Aider's history file): the others find their HOME themselves.
+    session_dir: str | None = None
 
 
 @dataclass

@@ -50,7 +50,7 @@ from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec, cl
 from harnesses.disk import DiskCap
 from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, all_marked, reap_marked
 from harnesses.registry import get_adapter
-from harnesses.sandbox import Limits, Sandbox, sandbox_status
+from harnesses.sandbox import SANDBOX_HOME, Limits, Sandbox, sandbox_status
 
 log = logging.getLogger("agileplus.runner")
 JOB_TOKEN_ENV, JOB_ID_ENV = "AGILEPLUS_TOKEN", "AGILEPLUS_JOB_ID"  # what the remote CLI / API client reads
@@ -302,7 +302,8 @@ class JobRun:
                        allowed_paths=list((feature.constraints or {}).get("allowed_paths") or []),
                        forbidden_paths=list((feature.constraints or {}).get("forbidden_paths") or []),
                        options={k: v for k, v in self.config.items() if k not in ("environment",)},
-                       resume_session=resumed.session_id if resumed else None)
+                       resume_session=resumed.session_id if resumed else None,
+                       session_dir=self.session_dir(workspace))
         invocation = self.adapter.build_command(spec)
         env.update(invocation.env)
         sandbox = job_sandbox(harness_binary=invocation.argv[0] if invocation.argv else None,
@@ -344,6 +345,13 @@ class JobRun:
         self.say(f"Resuming session {previous.session_id} of attempt {previous.attempt} on "
                  f"{previous.worker or 'another worker'} ({len(restored)} session files restored)")
         return previous
+
+    def session_dir(self, workspace: Workspace) -> str | None:
+        """The session folder as the agent sees it, bound into the sandbox's HOME; None when
+        this attempt keeps no session folder."""
+        if self.capture is None:
+            return None
+        return f"{SANDBOX_HOME}/{self.adapter.session_folder(workspace.worktree)}"
 
     def prepare_prompt(self, workspace: Workspace, environment_names: list[str],
                        previous: AgentSession | None = None, resumed: AgentSession | None = None) -> PackagedPrompt:

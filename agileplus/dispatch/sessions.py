@@ -1,14 +1,15 @@
 """An agent's CLI session kept in the database, so the next attempt resumes it on any worker.
 
 While an agent runs, the CLI's session folder (``HarnessAdapter.session_folder``: Claude Code's
-``~/.claude/projects``, Codex's ``~/.codex/sessions``, Gemini CLI's
-``~/.gemini/tmp/<slug>/chats``) is a per-attempt host folder bound into the sandbox's HOME
-(``harnesses/sandbox.py: SandboxSpec.home_folders``). At each heartbeat and at the end of the run,
-``SessionCapture`` packs it (gzip'd tar, ``AGENT_SESSION_MAX_BYTES`` cap) into the WP's
-``AgentSession`` row with the session id from the stream. The next run of the WP on that harness
-(a lost worker, a timeout, a budget stop, a rate limit, changes requested) restores the files into
-its own sandbox HOME and starts the CLI with its resume flag; a harness that cannot resume gets a
-fresh session with the previous attempt's last log lines in its prompt.
+``~/.claude/projects``, Codex's ``~/.codex/sessions``, Gemini CLI's ``~/.gemini/tmp/<slug>/chats``,
+opencode's ``~/.local/share/opencode``, Aider's ``~/.aider-sessions``) is a per-attempt host folder
+bound into the sandbox's HOME (``harnesses/sandbox.py: SandboxSpec.home_folders``). At each
+heartbeat and at the end of the run, ``SessionCapture`` packs it (gzip'd tar,
+``AGENT_SESSION_MAX_BYTES`` cap) into the WP's ``AgentSession`` row with the session id from the
+stream (Aider prints none: its adapter names the session and announces the id). The next run of
+the WP on that harness (a lost worker, a timeout, a budget stop, a rate limit, changes requested)
+restores the files into its own sandbox HOME and starts the CLI with its resume flag; a harness
+that cannot resume gets a fresh session with the previous attempt's last log lines in its prompt.
 
 Stored intact (the CLI reads it back); shown only redacted (``session_summary``). Deleted when the
 WP is done or ``AGENT_SESSION_RETENTION_DAYS`` after its last write (``purge_sessions``, run by the
@@ -33,6 +34,7 @@ from agileplus.dispatch.secrets import redact
 from agileplus.dispatch.services import Claim, held_job
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import WorkPackage
+from harnesses.registry import adapter_names, get_adapter
 from harnesses.sessions import SessionTooLarge, SessionUnsettled, member_texts, pack_folder, unpack_folder
 
 SUMMARY_LOG_LINES = 15
@@ -160,6 +162,11 @@ def log_summary(session: AgentSession, lines: int = SUMMARY_LOG_LINES) -> list[s
             *(f"  {line[:300]}" for line in reversed(tail))]
 
 
+def resuming_harnesses() -> list[str]:
+    """The harnesses whose next run resumes a stored session (``HarnessAdapter.resumes``)."""
+    return [name for name in adapter_names() if get_adapter(name).resumes]
+
+
 def job_session(job_id: str) -> AgentSession:
     """The stored session a job's WP has on the job's harness (what its next run resumes)."""
     job = DispatchJob.objects.filter(pk=job_id).first()
@@ -168,7 +175,7 @@ def job_session(job_id: str) -> AgentSession:
     session = AgentSession.objects.select_related("wp").filter(wp_id=job.wp_id, harness=job.harness).first()
     if session is None:
         raise NotFound(f"no stored {job.harness} session for {job.wp.code}", field="job",
-                       fix="a session is stored while a resuming harness (claude-code, codex, gemini, opencode) "
+                       fix=f"a session is stored while a resuming harness ({', '.join(resuming_harnesses())}) "
                            "runs; it is deleted once the WP is done")
     return session
 

@@ -5,7 +5,8 @@ with ``choices[0].delta``, then ``data: [DONE]``) or not, with ``usage`` (``prom
 Aider reads it (``OPENAI_API_BASE`` + ``OPENAI_API_KEY``). Aider edits files through text, not
 tool calls: a ``Write`` step becomes a file in Aider's ``whole`` edit format (the path, then the
 content fenced), which Aider applies and commits itself. Its commit-message request (a system
-prompt asking for a commit message) is answered with ``commit_message``; a ``Run`` step has no
+prompt asking for a commit message) is answered with ``commit_message`` (a list: one message per
+commit request in order, the last one repeated); a ``Run`` step has no
 equivalent and is refused. Requests offering ``tools`` get ``Run``/``Write`` as function calls
 (``bash`` / ``write``) for tool-calling clients.
 """
@@ -27,9 +28,16 @@ def _system_text(body: dict) -> str:
 class ChatEndpoint(ScriptedEndpoint):
     protocol = "openai_chat"
 
-    def __init__(self, *args, commit_message: str = "feat(WP01): scripted change", **kwargs) -> None:
+    def __init__(self, *args, commit_message: str | list[str] = "feat(WP01): scripted change", **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.commit_message = commit_message
+        self.commit_messages = [commit_message] if isinstance(commit_message, str) else list(commit_message)
+        self._commit_requests = 0
+
+    def next_commit_message(self) -> str:
+        with self._lock:
+            index = min(self._commit_requests, len(self.commit_messages) - 1)
+            self._commit_requests += 1
+        return self.commit_messages[index]
 
     def is_agent_request(self, path: str, body: dict | None) -> bool:
         return (path.split("?")[0].endswith("/chat/completions") and bool(body)
@@ -39,7 +47,7 @@ class ChatEndpoint(ScriptedEndpoint):
         if path.split("?")[0].endswith("/models"):
             self.send_json(handler, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
         elif path.split("?")[0].endswith("/chat/completions") and body:
-            self.reply_turn(handler, Turn([Say(self.commit_message)], input_tokens=10, output_tokens=5), body)
+            self.reply_turn(handler, Turn([Say(self.next_commit_message())], input_tokens=10, output_tokens=5), body)
         else:
             self.send_json(handler, 404, self.error_body(404, "not_found", f"no {path} here"))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agileplus.audit.models import AuditEntry
-from agileplus.dispatch.models import DispatchJob, JobLogLine
+from agileplus.dispatch.models import AgentSession, DispatchJob, JobLogLine
 from agileplus.events.models import Event
 from harnesses.check import QUIET_ENVIRONMENT
 from harnesses.endpoints import Fail, Run, Say, Turn, Write
@@ -159,6 +159,9 @@ def test_aider_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
 
     job = merged_job(done, reviewed, repo, feature)
     assert job.manifest["cli_version"] == "aider 0.86.2"
+    # Aider prints no session id: the adapter's own names its chat history, stored for a next attempt
+    assert f"Aider session {job.session_id} (openai/gpt-4o)" in log_text(job)
+    assert AgentSession.objects.get(wp__feature=feature).session_id == job.session_id
     # Aider's own rounded counts and cost (gpt-4o: $2.50 / $10 per million, from its price map)
     assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (1000, 100)
     assert Decimal(job.usage["cost_usd"]) == Decimal("0.0035")

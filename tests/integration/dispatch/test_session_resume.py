@@ -10,6 +10,7 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pytest
 
@@ -18,8 +19,9 @@ from agileplus.dispatch.models import AgentSession, DispatchJob
 from harnesses.endpoints import Run, Say, Turn, Write
 from harnesses.endpoints.anthropic import AnthropicEndpoint
 from harnesses.endpoints.gemini import GeminiEndpoint
+from harnesses.endpoints.openai_chat import ChatEndpoint
 from harnesses.endpoints.openai_responses import ResponsesEndpoint
-from harnesses.sessions import pack_folder
+from harnesses.sessions import member_texts, pack_folder
 from tests.integration.dispatch.test_real_clis import agileplus, log_text, target
 from tests.support.farm import import_target, running_with, running_workers, start_worker, stop, wait_ready, wait_until
 from tests.support.real_clis import worker_environment
@@ -119,11 +121,13 @@ class TimedOutThenResumed:
 
 def time_out_then_implement_again(tmp_path, harness: str, endpoint, model: str, timeout: int,
                                   second_worker_dir: str | None = None,
-                                  between: Callable[[AgentSession], None] | None = None) -> TimedOutThenResumed:
-    """`implement --inline --timeout N` (attempt 1 times out on the slow reply), the WP back to
-    planned (``between`` then given the stored session), `implement --inline` again (in
-    ``second_worker_dir``: a new worktree path)."""
-    repo = target(tmp_path, harness, model=model)
+                                  between: Callable[[AgentSession], None] | None = None,
+                                  first_run_calls: int = 3, **agent) -> TimedOutThenResumed:
+    """`implement --inline --timeout N` (attempt 1 times out on the slow reply, its
+    ``first_run_calls``-th), the WP back to planned (``between`` then given the stored session),
+    `implement --inline` again (in ``second_worker_dir``: a new worktree path). ``agent``: the
+    feature's other agent settings."""
+    repo = target(tmp_path, harness, model=model, **agent)
     feature = import_target(repo)
     extra = {**worker_environment(harness, endpoint, tmp_path / "home"), "grace": "1"}
     implement = ("implement", "003", "--wp", "WP01", "--agent", harness, "--inline")
@@ -139,8 +143,9 @@ def time_out_then_implement_again(tmp_path, harness: str, endpoint, model: str, 
         extra["AGILEPLUS_WORKER_DIR"] = second_worker_dir
     again = agileplus(tmp_path, *implement, extra_env=extra)
     second = DispatchJob.objects.filter(feature=feature).exclude(pk=first.pk).get()
-    return TimedOutThenResumed(repo, stored, second, again.stdout + log_text(second), endpoint.agent_requests[3].body,
-                               len(endpoint.agent_requests) - 3)  # after the 2 answered and the 1 timed out
+    return TimedOutThenResumed(repo, stored, second, again.stdout + log_text(second),
+                               endpoint.agent_requests[first_run_calls].body,
+                               len(endpoint.agent_requests) - first_run_calls)  # attempt 1's: answered, then timed out
 
 
 def assert_the_session_continued(run: TimedOutThenResumed, conversation: str, timeout: int) -> None:
@@ -221,3 +226,48 @@ def test_an_opencode_session_store_that_does_not_open_gives_a_fresh_session_with
             "cannot be read") in run.second_output
     assert "ended; its last log lines:" in first_call and "Adding file_1." in first_call  # told, not replayed
     assert len(run.resumed_request["messages"]) == 1
+
+
+# Aider makes one model call per message, and one more for each error it sends back to fix: attempt
+# 1's edit (file_1, committed by Aider) fails the WP's test command (file_2 is missing), Aider asks
+# the model to fix it and times out waiting on the slow reply; attempt 2 (resumed) adds file_2.
+AIDER_TIMEOUT_SCRIPT = [Turn([Say("Adding file_1."), Write("wp01/file_1.txt", "one\n")]),
+                        Turn([Say("Thinking slowly.")], delay=90),
+                        Turn([Say("Continuing with file_2."), Write("wp01/file_2.txt", "two\n")])]
+AIDER_TEST_FAILS_WITHOUT_FILE_2 = ["--auto-test", "--test-cmd", "test -f wp01/file_2.txt"]
+
+
+def prompt_lines(text: str) -> list[str]:
+    """A message's lines as Aider's chat history gives them back (each user line ends in two spaces)."""
+    return [line.rstrip() for line in text.strip().splitlines()]
+
+
+def test_after_a_timeout_the_next_run_resumes_the_aider_session_in_a_new_worktree_path(tmp_path):
+    """Aider (its chat history kept in ~/.aider-sessions/<id>.chat.history.md under the adapter's
+    own session id; ``--restore-chat-history``): a run that timed out waiting on the model is
+    resumed by the next `implement` on another worker's data folder, told it timed out, with
+    attempt 1's prompt and reply in the conversation it sends; the stored session then holds both
+    runs (a third attempt would restore both) and `jobs session` shows it."""
+    with ChatEndpoint(AIDER_TIMEOUT_SCRIPT, commit_message=[FIRST, SECOND]) as endpoint:
+        run = time_out_then_implement_again(tmp_path, "aider", endpoint, "openai/gpt-4o", 40,
+                                            second_worker_dir=str(tmp_path / "w2"), first_run_calls=2,
+                                            edit_format="whole", extra_args=AIDER_TEST_FAILS_WITHOUT_FILE_2)
+        first_prompt = endpoint.agent_requests[0].body["messages"][-2]["content"]
+    messages, argv, session = run.resumed_request["messages"], run.second.manifest["argv"], run.stored.session_id
+    after = AgentSession.objects.get(wp__feature=run.second.feature)
+    [history] = member_texts(bytes(after.files)).values()
+    shown = agileplus(tmp_path, "jobs", "session", run.second.id)
+
+    assert_the_session_continued(run, json.dumps(messages), timeout=40)
+    assert Decimal(run.second.usage["cost_usd"]) == Decimal("0.0035")  # its one call at gpt-4o's prices, not two
+    assert run.second.worktree.startswith(f"{tmp_path / 'w2'}/")
+    assert f"Aider session {session} (openai/gpt-4o)" in run.second_output  # the same session id continues
+    assert "Restored previous conversation history." in run.second_output  # Aider's words
+    # the history in the session folder of the sandbox's HOME, not in the worktree
+    history_file = f"/tmp/home/.aider-sessions/{session}.chat.history.md"
+    assert argv[argv.index("--chat-history-file") + 1:][:2] == [history_file, "--restore-chat-history"]
+    assert any(m["role"] == "user" and prompt_lines(m["content"]) == prompt_lines(first_prompt) for m in messages)
+    assert (after.session_id, after.job_id) == (session, run.second.id)
+    assert history.count("# aider chat started at") == 2
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert f"Session: {session} (aider, WP01)" in shown.stdout and f"{session}.chat.history.md:" in shown.stdout

@@ -106,6 +106,12 @@ def test_jobs_session_of_a_wp_without_one_says_why(claim):
     assert shown.exit_code != 0 and "no stored claude-code session for WP01" in shown.output
 
 
+def test_jobs_session_of_a_wp_without_one_names_the_harnesses_that_store_one(claim):
+    shown = run_cli(["jobs", "session", claim.job_id])
+
+    assert "a resuming harness (aider, claude-code, codex, gemini, opencode) runs" in shown.output
+
+
 def test_a_heartbeat_after_the_runs_last_capture_keeps_the_stored_session(claim, tmp_path):
     """The run takes its last capture and removes the folder; a heartbeat still in flight must
     not store the empty folder over the session the next attempt resumes."""

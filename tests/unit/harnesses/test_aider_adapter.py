@@ -4,12 +4,14 @@ Aider prints no JSON, so each line is a log event except its token/cost reports 
 from __future__ import annotations
 
 import os
+import uuid
 from decimal import Decimal
 
 import pytest
 
 from harnesses.adapters.aider import AiderAdapter, count
 from harnesses.adapters.command import PROMPT_FILE_ENV
+from harnesses.base import HarnessError
 from tests.support.standins import run_adapter, run_spec, value_after
 from tests.support.streams import recorded
 
@@ -38,12 +40,53 @@ def test_without_a_prompt_file_the_prompt_is_the_message(standins, tmp_path):
     assert value_after(argv, "--message") == "Implement WP01"
 
 
-def test_aider_keeps_its_history_files_out_of_the_worktree(standins, tmp_path):
-    argv = AiderAdapter().build_command(run_spec(tmp_path)).argv
+SESSION_DIR = "/tmp/home/.aider-sessions"  # where the runner binds the session folder under the sandbox
 
-    assert "--no-gitignore" in argv
+
+def test_without_a_session_folder_aider_keeps_no_history_and_names_no_session(standins, tmp_path):
+    adapter = AiderAdapter()
+    argv = adapter.build_command(run_spec(tmp_path)).argv
+
     assert value_after(argv, "--chat-history-file") == os.devnull
     assert value_after(argv, "--input-history-file") == os.devnull
+    assert "--restore-chat-history" not in argv
+    assert [e.kind for e in adapter.parse_line("Aider v0.86.2")] == ["log"]
+
+
+def test_a_fresh_run_writes_its_chat_history_to_a_new_session_s_file_in_the_session_folder(standins, tmp_path):
+    adapter = AiderAdapter()
+    argv = adapter.build_command(run_spec(tmp_path, session_dir=SESSION_DIR)).argv
+
+    session = str(uuid.UUID(adapter.session))
+    assert value_after(argv, "--chat-history-file") == f"{SESSION_DIR}/{session}.chat.history.md"
+    assert "--restore-chat-history" not in argv
+    assert value_after(argv, "--input-history-file") == os.devnull  # typed input: there is none
+    assert "--no-gitignore" in argv  # nothing of Aider's in the worktree or its .gitignore
+
+
+def test_each_fresh_run_is_a_new_session(standins, tmp_path):
+    first, second = AiderAdapter(), AiderAdapter()
+    first.build_command(run_spec(tmp_path, session_dir=SESSION_DIR))
+    second.build_command(run_spec(tmp_path, session_dir=SESSION_DIR))
+
+    assert first.session != second.session
+
+
+def test_a_resumed_run_restores_the_session_s_chat_history_and_keeps_writing_it(standins, tmp_path):
+    adapter = AiderAdapter()
+    argv = adapter.build_command(run_spec(tmp_path, session_dir=SESSION_DIR, resume_session="S-1")).argv
+
+    assert value_after(argv, "--chat-history-file") == f"{SESSION_DIR}/S-1.chat.history.md"
+    assert "--restore-chat-history" in argv
+    assert adapter.session == "S-1"
+
+
+@pytest.mark.parametrize("session", ["../../etc/passwd", "a/b", "..", "S 1"])
+def test_a_session_id_that_is_not_a_plain_name_is_refused(standins, tmp_path, session):
+    spec = run_spec(tmp_path, session_dir=SESSION_DIR, resume_session=session)
+
+    with pytest.raises(HarnessError, match="not an aider session id"):
+        AiderAdapter().build_command(spec)
 
 
 def test_the_model_is_passed_only_when_configured(standins, tmp_path):
@@ -107,6 +150,17 @@ def test_every_other_line_is_a_log_event_kept_verbatim(line):
     [event] = AiderAdapter().parse_line(line)
 
     assert (event.kind, event.text) == ("log", line)
+
+
+def test_the_session_is_announced_once_with_aider_s_first_line(standins, tmp_path):
+    adapter = AiderAdapter()
+    adapter.build_command(run_spec(tmp_path, session_dir=SESSION_DIR, resume_session="S-1", model="openai/gpt-4o"))
+
+    [init] = adapter.parse_line("")  # Aider's output starts with a blank line
+    later = adapter.parse_line("Aider v0.86.2")
+
+    assert (init.kind, init.session_id, init.text) == ("init", "S-1", "Aider session S-1 (openai/gpt-4o)")
+    assert [e.kind for e in later] == ["log"]
 
 
 # --- a run of the stand-in CLI -------------------------------------------------------------

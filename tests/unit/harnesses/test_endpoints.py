@@ -131,3 +131,12 @@ def test_aider_gets_a_whole_file_edit_and_its_commit_message_request_the_scripte
     assert json.loads(edit)["choices"][0]["message"]["content"] == "a.txt\n```\none\n```"
     assert json.loads(message)["choices"][0]["message"]["content"] == "feat(WP01): a"
     assert [r.consumed_step for r in endpoint.requests] == [0, None]
+
+
+def test_aider_s_commit_message_requests_get_the_scripted_messages_in_order_then_the_last_again():
+    ask = {"messages": [{"role": "system", "content": "Write a one-line commit message."}]}
+    with ChatEndpoint([], commit_message=["feat(WP01): a", "feat(WP01): b"]) as endpoint:
+        answers = [json.loads(post(endpoint, "/v1/chat/completions", ask)[2])["choices"][0]["message"]["content"]
+                   for _ in range(3)]
+
+    assert answers == ["feat(WP01): a", "feat(WP01): b", "feat(WP01): b"]

@@ -46,15 +46,17 @@ def test_the_session_id_is_read_from_the_real_cli_s_recorded_stream(harness, kin
     ("codex", ".codex/sessions", ["resume", "S-1"]),
     ("gemini", ".gemini/tmp/worktree/chats", ["--resume", "S-1"]),
     ("opencode", ".local/share/opencode", ["--session", "S-1"]),
+    ("aider", ".aider-sessions", ["/tmp/home/.aider-sessions/S-1.chat.history.md", "--restore-chat-history"]),
 ])
 def test_a_resuming_adapter_names_its_session_folder_and_its_resume_flag(standins, harness, folder, resume_args,
                                                                          tmp_path):
     adapter = get_adapter(harness)
     workdir = tmp_path / "worktree"
-    argv = adapter.build_command(RunSpec(prompt="go", workdir=workdir, resume_session="S-1")).argv
+    spec = RunSpec(prompt="go", workdir=workdir, resume_session="S-1", session_dir=f"/tmp/home/{folder}")
+    argv = adapter.build_command(spec).argv
 
     assert adapter.resumes and adapter.session_folder(workdir) == folder
-    assert any(argv[i:i + 2] == resume_args for i in range(len(argv)))
+    assert any(argv[i:i + len(resume_args)] == resume_args for i in range(len(argv)))
 
 
 @pytest.mark.parametrize(("worktree", "folder"), [("003-auth-system-WP01", "003-auth-system-wp01"),
@@ -99,9 +101,8 @@ def test_opencode_runs_without_undo_snapshots_so_its_session_folder_holds_only_t
     assert json.loads(invocation.env["OPENCODE_CONFIG_CONTENT"]) == {"snapshot": False}
 
 
-@pytest.mark.parametrize("harness", ["aider", "command"])
-def test_an_adapter_whose_session_files_were_not_verified_says_it_does_not_resume(harness, tmp_path):
-    adapter = get_adapter(harness)
+def test_an_adapter_whose_session_files_were_not_verified_says_it_does_not_resume(tmp_path):
+    adapter = get_adapter("command")
 
     assert not adapter.resumes and adapter.session_folder(tmp_path) is None
 
@@ -164,8 +165,9 @@ def test_codex_reads_what_a_restored_thread_had_used_from_its_rollout(standins, 
     assert str(used.cost_usd) == "0.0039375"  # 1500 × $1.25 + 500 × $0.125 + 200 × $10 per million
 
 
-def test_claude_code_counts_each_run_on_its_own(tmp_path):
-    assert get_adapter("claude-code").session_usage(tmp_path) is None
+@pytest.mark.parametrize("harness", ["claude-code", "aider"])
+def test_a_cli_that_counts_each_run_on_its_own_has_no_session_usage(harness, tmp_path):
+    assert get_adapter(harness).session_usage(tmp_path) is None
 
 
 # A CLI writing its session store as opencode does (WAL, checkpoints as it goes): each commit adds
