@@ -105,6 +105,9 @@ class HarnessAdapter(ABC):
     # SQLite databases in the session folder (relative names) the CLI writes as it runs: each is
     # captured as one consistent snapshot, not copied file by file (harnesses/sessions.py).
     session_databases: ClassVar[tuple[str, ...]] = ()
+    # What the CLI writes into the repository for itself (caches), never the agent's work: left
+    # out when the worker salvages uncommitted files.
+    scratch_paths: ClassVar[tuple[str, ...]] = ()
 
     def session_folder(self, workdir: Path) -> str | None:
         """Where, relative to its HOME, this CLI keeps the session files of a run in ``workdir``

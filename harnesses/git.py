@@ -396,10 +396,12 @@ def files_changed(repo: Path, base: str, tip: str = "HEAD") -> list[str]:
     return [f for f in out.splitlines() if f]
 
 
-def salvage(mirror: Path, path: Path, branch: str, ref: str, *, tip: str | None = None) -> str | None:
+def salvage(mirror: Path, path: Path, branch: str, ref: str, *, tip: str | None = None,
+            leave_out: tuple[str, ...] = ()) -> str | None:
     """Commit the agent's uncommitted files (tracked and untracked) onto the mirror's ``branch`` as
-    ``ref``, without touching the branch. The mirror is the git directory and the agent's folder only
-    the work tree: the agent's index, config and hooks are never read."""
+    ``ref``, without touching the branch; ``leave_out``: paths of the CLI's own scratch files. The
+    mirror is the git directory and the agent's folder only the work tree: the agent's index,
+    config and hooks are never read."""
     if not path.is_dir() or not (path / ".git").exists():
         return None
     # The tip and its tree in one command; a tip that does not exist has nothing to salvage onto.
@@ -412,7 +414,8 @@ def salvage(mirror: Path, path: Path, branch: str, ref: str, *, tip: str | None 
     env = {"GIT_DIR": str(mirror), "GIT_WORK_TREE": str(path), "GIT_INDEX_FILE": str(index)}
     try:
         git("read-tree", tip, cwd=path, env=env)
-        git("add", "-A", "--", ".", ":(exclude).git", cwd=path, env=env)
+        git("add", "-A", "--", ".", ":(exclude).git", *(f":(exclude,literal){p}" for p in leave_out), cwd=path,
+            env=env)
         tree = git("write-tree", cwd=path, env=env)
     finally:
         index.unlink(missing_ok=True)

@@ -484,7 +484,8 @@ class JobRun:
             self.scan_commits(worktree, base)
             ignored_refs = self._foreign_refs(worktree, branch, workspace.refs_before)
             try:
-                salvaged = g.salvage(mirror, worktree, branch, f"refs/agileplus/salvage/{self.job.id}")
+                salvaged = g.salvage(mirror, worktree, branch, f"refs/agileplus/salvage/{self.job.id}",
+                                     leave_out=self.adapter.scratch_paths)
             except g.GitError as exc:  # e.g. a committed tree entry named '..': governance below names it
                 self.say(f"Uncommitted work not salvaged: {exc}")
                 salvaged = None

@@ -102,6 +102,8 @@ class AiderAdapter(HarnessAdapter):
     credential_env = ("OPENAI_API_KEY", "OPENAI_API_BASE", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY",
                       "OPENROUTER_API_KEY")
 
+    # Aider 0.86.2 always writes its repository map's cache at the repository root (repomap.py).
+    scratch_paths = (".aider.tags.cache.v4",)
     # ``--restore-chat-history`` (0.86.2) reads the chat history file back as the conversation:
     # seen resuming from another worktree path with the real CLI (see the module docstring).
     resumes = True
