@@ -56,19 +56,21 @@ def test_a_full_disk_under_the_worktrees_fails_the_job_cleanly(tmp_path):
     assert verify_chain(feature).ok
 
 
+# Each try reads the WP and moves it; a kill may land on either (the read included: a writer
+# that died on it would report nothing) and the writer reconnects for the next try.
 WRITER = """
 import sys, django
 django.setup()
+from django.db import connection
 from agileplus.features.models import WorkPackage
 from agileplus.features.services import transition_wp
 ok = 0
 for i in range(int(sys.argv[2])):
-    wp = WorkPackage.objects.get(pk=int(sys.argv[1]))
     try:
+        wp = WorkPackage.objects.get(pk=int(sys.argv[1]))
         transition_wp(wp, "blocked" if wp.state == "planned" else "planned", actor="human:alice")
         ok += 1
     except Exception:
-        from django.db import connection
         connection.close()
 print(ok)
 """
