@@ -143,8 +143,8 @@ def resume_prompt(session: AgentSession, job: DispatchJob, notes: list[str]) -> 
     wp = job.wp
     lines = [f"Your previous session on worker {session.worker or 'unknown'} ended: {what_happened(session, job)}.",
              f"Continue work package {wp.code} ({wp.title}) where you left off, on the same branch. Commits "
-             "that reached the origin are there; work not committed then is gone: check `git status` and "
-             "`git log`, redo what is missing, and commit your work.",
+             "that reached the origin are there; work not committed then is gone: look at the branch's files "
+             "and its history, redo what is missing, and commit your work.",
              *notes]
     return "\n".join(line for line in lines if line)
 
