@@ -142,9 +142,13 @@ if DATABASE_URL:
         # kernel's two minutes of SYN retries: the API answers 503, a heartbeat retries next beat.
         DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
             "connect_timeout", int(os.environ.get("AGILEPLUS_DB_CONNECT_TIMEOUT", "5")))
+        _given = DATABASES["default"]["OPTIONS"].get("options", "")  # e.g. ?options=-c search_path=… in the URL
         DATABASES["default"]["OPTIONS"].update(_postgres_dead_peer_options(
             int(os.environ.get("AGILEPLUS_DB_DEAD_PEER_SECONDS", "15")),
             int(os.environ.get("AGILEPLUS_DB_IDLE_IN_TRANSACTION_SECONDS", "600"))))
+        if _given:  # the URL's own server settings are kept, after ours: they win where both set one
+            DATABASES["default"]["OPTIONS"]["options"] = " ".join(
+                filter(None, [DATABASES["default"]["OPTIONS"].get("options", ""), _given]))
         DATABASES["default"]["TEST"] = {"NAME": os.environ.get("AGILEPLUS_TEST_DB_NAME", "test_agileplus")}
     elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
