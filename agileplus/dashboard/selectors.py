@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agileplus.audit.chain import verify_chain
 from agileplus.cli.output import bar
+from agileplus.dashboard import layout
 from agileplus.dispatch import selectors as jobs
 from agileplus.dispatch.costs import ledger
 from agileplus.dispatch.models import JobCommit
@@ -40,3 +41,34 @@ def board(feature: Feature, *, after: str = "") -> dict:
         "page": status["work_packages_page"],
         "merge_queue": merge_queues(feature, recent=5)[0],
     }
+
+
+# --- the DAG -------------------------------------------------------------------------------------
+DAG_LIMIT = 500  # WPs drawn at most: a larger feature is offered its table instead
+LANES = ("planned", "ready", "doing", "for_review", "done", "blocked")
+
+
+def lane(wp: dict) -> str:
+    """The colour a WP is drawn in: its state, with a planned WP that may start now as ``ready``."""
+    return "ready" if wp["state"] == "planned" and wp["ready"] else wp["state"]
+
+
+def dag_view(feature: Feature) -> dict:
+    """The feature's WPs as a laid-out graph, or ``too_large`` past DAG_LIMIT (about six queries)."""
+    total = feature.work_packages.count()
+    if total > DAG_LIMIT:
+        return {"too_large": True, "total": total, "limit": DAG_LIMIT}
+    status = feature_status(feature)
+    wps = status["work_packages"]
+    edges = [(wp["code"], d["code"]) for wp in wps for d in wp["dependencies"]]
+    critical = status["estimated_completion"]["critical_path"]
+    drawn = layout.layout_dag([wp["code"] for wp in wps], edges, critical=critical)
+    on_path = set(critical)
+    nodes = [{**wp, "box": drawn.nodes[wp["code"]], "lane": lane(wp), "critical": wp["code"] in on_path,
+              "bar_width": round(layout.NODE_W * wp["progress"])} for wp in wps]
+    counts = {name: 0 for name in LANES}
+    for node in nodes:
+        counts[node["lane"]] += 1
+    return {"too_large": False, "status": status, "nodes": nodes, "edges": drawn.edges, "width": drawn.width,
+            "height": drawn.height, "layers": len(drawn.layers), "critical_path": critical,
+            "lanes": [(name, counts[name]) for name in LANES], "total": total}

@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from agileplus.core.errors import NotFound
-from agileplus.dashboard import selectors
+from agileplus.dashboard import details, farm, selectors
 from agileplus.features.services import get_feature
 
 
@@ -44,3 +44,58 @@ def feature_panel(request: HttpRequest, slug: str) -> HttpResponse:
     feature = _feature(slug)
     return render(request, "dashboard/_board.html",
                   {"feature": feature, **selectors.board(feature, after=_after(request))})
+
+
+@login_required
+def dag(request: HttpRequest, slug: str) -> HttpResponse:
+    feature = _feature(slug)
+    return render(request, "dashboard/dag.html", {"feature": feature, **selectors.dag_view(feature)})
+
+
+@login_required
+def dag_svg(request: HttpRequest, slug: str) -> HttpResponse:
+    """The drawn graph alone, swapped in when one of the feature's events arrives."""
+    feature = _feature(slug)
+    return render(request, "dashboard/_dag.html", {"feature": feature, **selectors.dag_view(feature)})
+
+
+@login_required
+def wp(request: HttpRequest, slug: str, code: str) -> HttpResponse:
+    feature = _feature(slug)
+    try:
+        context = details.wp_detail(feature, code, request.user)
+    except NotFound:
+        raise Http404(f"{slug} has no work package {code}") from None
+    return render(request, "dashboard/wp.html", {"feature": feature, **context})
+
+
+@login_required
+def job(request: HttpRequest, job_id: str) -> HttpResponse:
+    try:
+        context = details.job_detail(job_id, request.user, raw=request.GET.get("raw") == "1")
+    except NotFound:
+        raise Http404(f"no job {job_id}") from None
+    return render(request, "dashboard/job.html", context)
+
+
+def _hours(request: HttpRequest) -> float:
+    """The timeline's window (?hours=, 0.1 to 168; anything else is the default)."""
+    try:
+        return min(max(float(request.GET.get("hours", "2")), 0.1), 168.0)
+    except ValueError:
+        return 2.0
+
+
+@login_required
+def timeline(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/timeline.html", {"t": farm.timeline(hours=_hours(request))})
+
+
+@login_required
+def timeline_svg(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/_timeline.html", {"t": farm.timeline(hours=_hours(request))})
+
+
+@login_required
+def farm_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/farm.html", farm.farm_view())
