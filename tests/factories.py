@@ -59,3 +59,25 @@ def make_large_feature(n: int, **feature_kwargs) -> Feature:
         [Dependency(wp_id=ids[f"WP{i:02d}"], depends_on_id=ids[f"WP{i - 1:02d}"]) for i in range(2, n + 1)],
         batch_size=1000)
     return feature
+
+
+def make_layered_feature(n: int, *, width: int = 10, done_layers: int = 0, **feature_kwargs) -> Feature:
+    """A feature of ``n`` WPs in layers of ``width``: each WP after the first layer depends on two of
+    the layer before (its column and the next), one day each; the first ``done_layers`` layers done,
+    the next one's first WP doing, the rest planned (bulk inserts: a 200-WP DAG for pages and benches)."""
+    feature = FeatureFactory(**feature_kwargs)
+
+    def state(i: int) -> str:
+        layer = i // width
+        return "done" if layer < done_layers else ("doing" if i == done_layers * width else "planned")
+
+    WorkPackage.objects.bulk_create(
+        [WorkPackage(feature=feature, code=f"WP{i + 1:03d}", title=f"Work package {i + 1}", estimate_days=1,
+                     state=state(i), agent="codex" if state(i) != "planned" else "") for i in range(n)],
+        batch_size=1000)
+    ids = dict(feature.work_packages.values_list("code", "pk"))
+    links = {(i, (i // width - 1) * width + (i + k) % width) for i in range(width, n) for k in (0, 1)}
+    Dependency.objects.bulk_create(
+        [Dependency(wp_id=ids[f"WP{a + 1:03d}"], depends_on_id=ids[f"WP{b + 1:03d}"]) for a, b in sorted(links)],
+        batch_size=1000)
+    return feature

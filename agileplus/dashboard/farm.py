@@ -67,7 +67,7 @@ def timeline(*, hours: float = 2.0, now: dt.datetime | None = None) -> layout.Ti
     spans = _job_spans(since) + _review_spans(since) + _batch_spans(since)
     spans.sort(key=lambda s: (s.row == MERGE_ROW, s.row, s.start))
     earliest = min((s.start for s in spans), default=now)
-    start = max(since, min(earliest, now - dt.timedelta(minutes=2)) - dt.timedelta(seconds=5))
+    start = max(since, min(earliest, now - dt.timedelta(minutes=1)) - dt.timedelta(seconds=5))
     end = now + (now - start) / 8  # the now-line moves into this margin before the page redraws
     return layout.layout_timeline(spans, start=start, end=end, now=now)
 

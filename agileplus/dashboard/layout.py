@@ -9,6 +9,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from django.utils import timezone
+
 from agileplus.dispatch.costs import natural_key
 from agileplus.features import dag
 
@@ -184,8 +186,9 @@ def layout_timeline(spans: Sequence[Span], *, start: dt.datetime, end: dt.dateti
         bars.append(Bar(rows.index(span.row), x1, max(round(x2 - x1, 1), 2.0), span.kind, span.outcome, span.label,
                         span.href, span.title))
     step = (end - start) / max(ticks, 1)
-    marks = [(time_x(start + step * i, start, end, width), (start + step * i).strftime("%H:%M"))
-             for i in range(ticks + 1)]
+    shape = "%H:%M:%S" if end - start <= dt.timedelta(minutes=15) else "%H:%M"
+    marks = [(time_x(start + step * i, start, end, width), timezone.localtime(start + step * i).strftime(shape))
+             for i in range(ticks)]  # the last would sit on the right edge, cut in half
     return Timeline(rows, bars, marks, start, end, width, AXIS_H + max(len(rows), 1) * ROW_H + 4, now)
 
 

@@ -2,50 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import time
-from pathlib import Path
-
 import pytest
 from django.contrib.auth.models import User
 
 from agileplus.features.services import transition_wp
+from tests.e2e.conftest import ARTIFACTS, wait_for
 from tests.factories import make_feature_with_wps
 from tests.support.server import running_web
-from tests.support.services import in_ci
-
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-
-
-@pytest.fixture
-def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        message = "Debian chromium + chromium-driver are not installed (run scripts/install-browser)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1400,900"):
-        options.add_argument(flag)
-    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
-    driver = webdriver.Chrome(options=options, service=service)
-    yield driver
-    driver.quit()
-
-
-def wait_for(predicate, timeout: float = 15.0, browser=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time" + (f": {browser.current_url}\n{browser.page_source[:3000]}"
-                                                         if browser else ""))
 
 
 @pytest.mark.django_db(transaction=True)
