@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
+
 from agileplus.audit.chain import verify_chain
 from agileplus.cli.output import bar
 from agileplus.dashboard import layout
+from agileplus.dashboard.text import visible
 from agileplus.dispatch import selectors as jobs
 from agileplus.dispatch.costs import ledger
 from agileplus.dispatch.models import JobCommit
@@ -53,6 +56,35 @@ def lane(wp: dict) -> str:
     return "ready" if wp["state"] == "planned" and wp["ready"] else wp["state"]
 
 
+def short(text: str, size: int) -> str:
+    """``text`` with control characters visible, cut to ``size`` characters (… when cut)."""
+    text = visible(text or "")
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+def _note(wp: dict) -> str:
+    """The node's third line: why it is blocked, what it waits on, what its agent does, or its estimate."""
+    activity = (wp["job"] or {}).get("current_activity") or ""
+    if wp["state"] == "blocked":
+        return "✗ " + short(activity or "blocked", 24)
+    if wp["blocked_by"]:
+        return "waits on " + short(", ".join(wp["blocked_by"]), 17)
+    if wp["state"] == "doing" and activity:
+        return short(activity, 26)
+    return f"est. {wp['estimate']}" if wp["estimate"] else ""
+
+
+def _node(wp: dict, box: layout.NodeBox, slug: str, critical: bool) -> dict:
+    """What one node shows, as plain strings (the template only places and escapes them: 200 nodes)."""
+    drawn_as = lane(wp)
+    tooltip = " · ".join(x for x in (f"{wp['code']} {visible(wp['title'])}", drawn_as, visible(wp["agent"]),
+                                     "waits on " + ", ".join(wp["blocked_by"]) if wp["blocked_by"] else "") if x)
+    return {"code": wp["code"], "state": wp["state"], "lane": drawn_as, "critical": critical, "x": box.x, "y": box.y,
+            "href": reverse("dashboard-wp", args=[slug, wp["code"]]), "tooltip": tooltip,
+            "title": short(wp["title"], 24), "agent": short(wp["agent"], 14), "note": _note(wp),
+            "bar_width": round(layout.NODE_W * wp["progress"])}
+
+
 def dag_view(feature: Feature) -> dict:
     """The feature's WPs as a laid-out graph, or ``too_large`` past DAG_LIMIT (about six queries)."""
     total = feature.work_packages.count()
@@ -64,8 +96,7 @@ def dag_view(feature: Feature) -> dict:
     critical = status["estimated_completion"]["critical_path"]
     drawn = layout.layout_dag([wp["code"] for wp in wps], edges, critical=critical)
     on_path = set(critical)
-    nodes = [{**wp, "box": drawn.nodes[wp["code"]], "lane": lane(wp), "critical": wp["code"] in on_path,
-              "bar_width": round(layout.NODE_W * wp["progress"])} for wp in wps]
+    nodes = [_node(wp, drawn.nodes[wp["code"]], feature.slug, wp["code"] in on_path) for wp in wps]
     counts = {name: 0 for name in LANES}
     for node in nodes:
         counts[node["lane"]] += 1

@@ -117,3 +117,4 @@ def test_the_cost_chart_stacks_each_days_harnesses_scaled_to_the_costliest_day()
     full = layout.CHART_H - 10
     assert heights == {("2026-12-05", "claude-code"): full * 0.75, ("2026-12-05", "codex"): full * 0.25,
                        ("2026-12-06", "codex"): full * 0.5}
+
