@@ -161,7 +161,8 @@ def job_detail(job_id: str, user, *, raw: bool = False) -> dict:
     origin = job.feature.project.repo_url
     lines = jobs.log_lines(job, limit=LOG_LIMIT, without=() if raw else READABLE_WITHOUT)
     return {
-        "job": job, "row": attempt_row(job), "lines": lines, "raw": raw,
+        "job": job, "row": attempt_row(job), "lines": lines, "raw": raw, "last_seq": lines[-1].seq if lines else 0,
+        "following": job.state in JobState.ACTIVE, "without": "" if raw else " ".join(READABLE_WITHOUT),
         "commits": [{"commit": c, "diff": commit_diff(origin, c.sha)} for c in job.commits.all()],
         "reviews": [{"report": r, "sections": report_sections(r)} for r in job.review_reports.all()[:5]],
         "actions": job_actions(user, job),

@@ -34,6 +34,7 @@ def test_board_updates_live_as_a_wp_moves_through_its_lifecycle(browser):
             wait_for(lambda t=target: state() == t)
         assert browser.execute_script("return window.__samePage") == "yes", "the page reloaded"
         events = browser.find_element(By.ID, "events").text
-        assert f"agileplus.feature.{feature.slug}.wp.WP01.state.changed" in events
+        assert "WP01: planned → doing (agent:command)" in events and "WP01: for_review → done" in events
+        assert "{" not in events  # readable lines, not the payload's JSON
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))

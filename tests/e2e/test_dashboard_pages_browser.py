@@ -252,3 +252,20 @@ def check_job_and_wp_pages(browser, web, feature) -> None:
     assert js(browser, "return document.querySelectorAll('.review[data-approved=yes]').length") >= 1
     assert js(browser, "return document.querySelectorAll('button.action').length") == 0  # done: nothing to do
     look(browser, "live-wp")
+
+
+def test_a_running_jobs_page_follows_its_log_and_shows_control_characters(browser, web):
+    feature, (wp,) = make_feature_with_wps(1)
+    job = DispatchJob.objects.create(id="job_r", feature=feature, wp=wp, harness="codex", requested_by="human:x",
+                                     state="running", worker="w1")
+    JobLogLine.objects.create(job=job, seq=1, timestamp=timezone.now(), stream="agent", line="Reading src/app.py")
+    log_in(browser, web.url, person(), PASSWORD, "/jobs/job_r")
+    lines = "return Array.from(document.querySelectorAll('#log-lines li span')).map(s => s.textContent.trim())"
+    assert js(browser, lines) == ["Reading src/app.py"]
+
+    JobLogLine.objects.create(job=job, seq=2, timestamp=timezone.now(), stream="stderr", line="hidden here")
+    JobLogLine.objects.create(job=job, seq=3, timestamp=timezone.now(), stream="agent", line=HOSTILE)
+
+    wait_for(lambda: len(js(browser, lines)) == 2, browser=browser)
+    assert js(browser, lines)[1] == "<img src=x onerror=alert(1)>␛[31mred"
+    assert js(browser, "return document.querySelectorAll('img').length") == 0

@@ -213,3 +213,14 @@ def test_the_farm_page_shows_workers_parked_jobs_and_a_cost_chart(browser):
     assert 'data-worker="w1" data-alive="yes"' in page and "codex 0.1 · bwrap · model" in page
     assert "job_p</a>" in page and "parked until" in page
     assert 'data-bars="2"' in page
+
+
+def test_a_running_job_offers_cancel_to_a_person_and_not_to_another_harness_agent():
+    feature, (wp,) = make_feature_with_wps(1)
+    job(wp, state="running", worker="w1")
+
+    human = login("human").get("/jobs/job_1").content.decode()
+    other = login("agent", agent="claude-code").get("/jobs/job_1").content.decode()
+
+    assert 'data-name="cancel" data-url="/api/jobs/job_1/cancel"' in human
+    assert 'class="action"' not in other

@@ -30,9 +30,19 @@
     logSource = new EventSource(`/api/events/jobs/${job}/log`);
     logSource.addEventListener("log", (e) => {
       const line = JSON.parse(e.data);
-      log.textContent += `[${line.time}] ${line.line}\n`;
+      log.textContent += `[${line.time}] ${window.agileplusVisible(line.line)}\n`;
       log.scrollTop = log.scrollHeight;
     });
+  }
+
+  // One readable line per event: "WP01: doing → for_review (agent:codex)", not the payload's JSON.
+  function describe(data) {
+    const p = data.payload || {};
+    const wp = (data.subject.match(/\.wp\.([^.]+)\./) || [])[1] || p.wp_id || "";
+    const what = data.subject.split(".").slice(-1)[0];
+    if (p.from !== undefined && p.to !== undefined) return `${wp}: ${p.from} → ${p.to}${p.actor ? ` (${p.actor})` : ""}`;
+    const keys = ["job_id", "state", "reason", "commits", "success"].filter((k) => p[k] !== undefined && p[k] !== null);
+    return `${wp ? wp + ": " : ""}${what}${keys.length ? " · " + keys.map((k) => `${k} ${p[k]}`).join(", ") : ""}`;
   }
 
   const source = new EventSource(`/api/events/stream/${slug}`);
@@ -41,7 +51,8 @@
   source.onmessage = (e) => {
     const data = JSON.parse(e.data);
     const item = document.createElement("li");
-    item.textContent = `#${data.id} ${data.subject} ${JSON.stringify(data.payload)}`;
+    item.textContent = `#${data.id} ${describe(data)}`;
+    item.title = data.subject;
     events.prepend(item);
     refresh();
   };

@@ -44,6 +44,23 @@
   }
   if (target && target.dataset.clock === "on") setInterval(tick, 1000);
 
+  // A running job's page: its new log lines as they are written (after the last one drawn).
+  const follow = document.querySelector("#log-lines[data-follow]");
+  if (follow) {
+    const hidden = (follow.dataset.without || "").split(" ");
+    const lines = new EventSource(`/api/events/jobs/${follow.dataset.job}/log?after=${follow.dataset.after}`);
+    lines.addEventListener("log", (e) => {
+      const line = JSON.parse(e.data);
+      if (hidden.includes(line.stream)) return;
+      const item = document.createElement("li"), time = document.createElement("time"), text = document.createElement("span");
+      item.className = `stream-${line.stream}`;
+      time.textContent = line.time;
+      text.textContent = " " + window.agileplusVisible(line.line);
+      item.append(time, text);
+      follow.append(item);
+    });
+  }
+
   // Actions: a POST to the API view that does it, with the session's CSRF token; the answer is
   // shown as text. The server decides (a user without the role gets 403 whatever the page shows).
   const csrf = document.querySelector("meta[name=csrf-token]");
