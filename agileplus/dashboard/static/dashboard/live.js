@@ -12,12 +12,23 @@
     busy = true;
     try {
       const response = await fetch(target.dataset.svg + window.location.search, {credentials: "same-origin"});
-      if (response.ok) { target.innerHTML = await response.text(); window.__redraws = (window.__redraws || 0) + 1; }
+      if (response.ok) {
+        target.innerHTML = await response.text();
+        window.__redraws = (window.__redraws || 0) + 1;
+        toNow();
+      }
     } finally {
       busy = false;
       if (again) { again = false; refresh(); }
     }
   }
+
+  // The timeline opens scrolled to its right end: now, where things happen (a phone shows the last minutes).
+  function toNow() {
+    const box = target && target.querySelector(".timeline-scroll");
+    if (box) box.scrollLeft = box.scrollWidth;
+  }
+  toNow();
 
   function tick() {
     const svg = target && target.querySelector("svg.timeline");
