@@ -154,6 +154,11 @@ class Timeline:
     now: dt.datetime | None = None
 
     @property
+    def plot_width(self) -> int:
+        """The width of the time axis alone (the row names are drawn beside it, not scrolled)."""
+        return self.width - LABEL_W
+
+    @property
     def now_x(self) -> float:
         return time_x(self.now or self.end, self.start, self.end, self.width)
 

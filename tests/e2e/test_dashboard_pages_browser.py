@@ -227,7 +227,8 @@ def check_timeline(browser, web) -> None:
     browser.get(f"{web.url}/farm/timeline")
     svg = "document.getElementById('timeline-svg')"
     assert js(browser, f"return {svg}.querySelectorAll('a[data-kind=job]').length") == jobs.count() >= 5
-    labels = js(browser, f"return Array.from({svg}.querySelectorAll('.row-label')).map(t => t.textContent)")
+    labels = js(browser, "return Array.from(document.querySelectorAll('#timeline-rows .row-label'))"
+                         ".map(t => t.textContent)")
     assert set(jobs.values_list("worker", flat=True)) <= set(labels)
     outcomes = js(browser, f"return Array.from({svg}.querySelectorAll('a[data-kind=job]')).map(a => a.dataset.outcome)")
     assert set(outcomes) == {"succeeded"}

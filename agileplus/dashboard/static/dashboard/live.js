@@ -29,6 +29,7 @@
     if (box) box.scrollLeft = box.scrollWidth;
   }
   toNow();
+  window.addEventListener("resize", toNow);
 
   function tick() {
     const svg = target && target.querySelector("svg.timeline");
