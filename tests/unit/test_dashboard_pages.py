@@ -224,3 +224,14 @@ def test_a_running_job_offers_cancel_to_a_person_and_not_to_another_harness_agen
 
     assert 'data-name="cancel" data-url="/api/jobs/job_1/cancel"' in human
     assert 'class="action"' not in other
+
+
+def test_a_blocked_node_says_what_stopped_it(browser):
+    feature, (wp,) = make_feature_with_wps(1)
+    job(wp, state="failed", worker="w1", current_activity="governance_violation")
+    wp.state = "blocked"
+    wp.save()
+
+    page = browser.get(f"/features/{feature.slug}/dag").content.decode()
+
+    assert 'data-lane="blocked"' in page and '<text class="note" x="8" y="41">✗ governance_violation</text>' in page
