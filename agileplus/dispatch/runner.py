@@ -58,6 +58,9 @@ LOG_FLUSH_LINES = 50
 LOG_FLUSH_SECONDS = 0.2
 
 
+LIMIT_REASONS = ("memory_limit", "disk_limit")  # a job stopped by one: recorded, its WP blocked with it
+
+
 def worker_name() -> str:
     return os.environ.get("AGILEPLUS_WORKER_NAME") or socket.gethostname()
 
@@ -127,6 +130,7 @@ class JobRun:
         self.capture: sessions.SessionCapture | None = None  # the CLI's session folder, stored at each beat
         self.pushed_head = ""  # the branch head last pushed while the agent runs
         self.denied: list[str] = []  # paths the agent's output says it was refused (denied_attempts)
+        self.limit: dict = {}  # the limit (memory_limit, disk_limit) that stopped the agent, and why
 
     @functools.cached_property
     def adapter(self) -> HarnessAdapter:
@@ -394,6 +398,8 @@ class JobRun:
         self.disk = DiskCap(workspace.worktree, (launch.sandbox.spec.limits if launch.sandbox
                                                  else Limits.from_config(self.config.get("limits"))).disk_bytes)
         pid = proc.start()
+        if launch.sandbox:  # now with its cgroups: what bounds its memory, as made
+            self.sandbox_info = launch.sandbox.describe()
         services.start_running(self.claim, pid=pid, base_commit=workspace.base, branch=workspace.branch,
                                worktree=str(workspace.worktree), prompt=launch.prompt.text,
                                prompt_sizes=launch.prompt.sections, manifest=launch.manifest,
@@ -406,10 +412,12 @@ class JobRun:
         """Read the agent's output to its end or a stop; then end every process it began."""
         try:
             result = proc.run(lambda stream, text: self.on_line(policy, stream, text),
-                              lambda: self.tick(workspace), on_stop=lambda t: self.say(t), on_warning=self.warn)
-            over = self.disk.over()  # what it wrote since the last tick counts too
-            if over and result.stopped is None:
-                result.stopped = StopReason("disk", over)
+                              lambda: self.tick(workspace, launch.sandbox), on_stop=lambda t: self.say(t),
+                              on_warning=self.warn)
+            if result.stopped is None:  # what it wrote or allocated since the last tick counts too
+                result.stopped = self.over_limit(launch.sandbox)
+            if result.stopped is not None and result.stopped.kind in LIMIT_REASONS:
+                self.record_limit(result.stopped)
             return result
         finally:
             reap_marked(launch.mark)
@@ -464,7 +472,7 @@ class JobRun:
         self.flush()
         services.record_timeout_warning(self.claim, seconds_left)
 
-    def tick(self, workspace: Workspace) -> StopReason | None:
+    def tick(self, workspace: Workspace, sandbox: Sandbox | None = None) -> StopReason | None:
         """Between lines: flush the log, report new commits and refused connections, notice fencing and cancels."""
         report_refused(self, self.egress)
         self.flush()
@@ -473,8 +481,23 @@ class JobRun:
             return StopReason("fenced", "this worker no longer holds the job")
         if services.cancel_requested(self.claim):
             return StopReason("cancelled", "cancel requested")
+        return self.over_limit(sandbox)
+
+    def over_limit(self, sandbox: Sandbox | None) -> StopReason | None:
+        """The job's memory (its cgroup: every process and its tmpfs together) or disk (its
+        repository's growth) over its limit: the reason to stop it."""
+        over = sandbox.over_memory() if sandbox is not None else None
+        if over:
+            return StopReason("memory_limit", over)
         over = self.disk.over()
-        return StopReason("disk", over) if over else None
+        return StopReason("disk_limit", over) if over else None
+
+    def record_limit(self, stopped: StopReason) -> None:
+        """A job stopped by a limit: a log line, an event and the job's result say which and why
+        (the WP is then blocked with that reason, its partial commits kept)."""
+        self.say(f"Limit: {stopped.kind}: {stopped.detail}")
+        self.limit = {"reason": stopped.kind, "detail": stopped.detail}
+        services.record_limit(self.claim, stopped.kind, stopped.detail)
 
     def collect(self, workspace: Workspace, outcome: Outcome, result: ProcessResult, last_error: str = "") -> Collected:
         """The final commit scan, salvage of uncommitted work, push, and governance on success.
@@ -535,7 +558,7 @@ class JobRun:
             "commits": len(self.reported), "files_changed": len(collected.files), "files": collected.files[:200],
             "head": collected.head, "pushed": collected.pushed, "salvage_ref": salvage_ref, "model": model,
             "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
-            "sandbox": self.sandbox_info,
+            "sandbox": self.sandbox_info, **({"limit": self.limit} if self.limit else {}),
             **({"ignored_refs": collected.ignored_refs} if collected.ignored_refs else {}),
             **({"refused_connections": self.egress.refused} if self.egress is not None and self.egress.refused
                else {}),
@@ -626,6 +649,8 @@ def outcome_of(result: ProcessResult) -> Outcome:
         return Outcome(JobState.FAILED, result.exit_code, "rate_limited", stopped.detail)
     if stopped.kind == "budget":
         return Outcome(JobState.FAILED, result.exit_code, "budget_exceeded", stopped.detail)
+    if stopped.kind in LIMIT_REASONS:
+        return Outcome(JobState.FAILED, result.exit_code, stopped.kind, stopped.detail)
     return Outcome(JobState.FAILED, result.exit_code, f"agent_{stopped.kind}", stopped.detail)
 
 

@@ -107,7 +107,8 @@ def local_harnesses(names: list[str] | None = None) -> dict:
         refused = sandbox["mode"] == "unavailable"
         found[name] = {"available": availability.available and not refused, "version": availability.version,
                        "reason": sandbox["reason"] if refused else availability.reason,
-                       "sandbox": sandbox["mode"], "network": "model",
+                       "sandbox": sandbox["mode"], "network": "model", "capabilities": sandbox["capabilities"],
+                       "uid": sandbox["uid"], "memory": sandbox["memory"],
                        "credentials": {"present": credentials.present, "missing": credentials.missing}}
     return found
 
