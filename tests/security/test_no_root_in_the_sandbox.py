@@ -203,3 +203,33 @@ def test_three_processes_each_under_the_limit_stop_the_job_at_its_memory_limit(w
         assert attack.repo.head("main") == main_before and attack.chain_verifies()
     finally:
         worker.close()
+
+
+CHECK = """import os
+remounted = os.system("mount -o remount,bind,rw / 2>/dev/null") == 0
+caps = [line.split()[1] for line in open("/proc/self/status") if line.startswith("CapEff")][0]
+print("Ran 1 test in 0.001s")
+print()
+print("OK" if int(caps, 16) == 0 and os.getuid() == {uid} and not remounted else "FAILED (failures=1)")
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("who", ["root", "user"])
+def test_a_review_check_runs_the_agent_code_without_any_capability(who, tmp_path, monkeypatch):
+    require_root()
+    worker = WorkerAs(who, monkeypatch)
+    test = CHECK.format(uid=SANDBOX_UID)
+    script = WP + f"mkdir -p \"$wp\" && cat > \"$wp/test_caps.py\" <<'PYEOF'\n{test}PYEOF\n" + COMMIT
+    checks = [{"name": "tests", "command": "python3 wp01/test_caps.py", "parser": "unittest"}, {"name": "governance"}]
+    try:
+        attack = hostile(worker.folder(tmp_path), script, wps={"WP01": []}, review={"checks": checks})
+        worker.prepare(attack)
+        assert worker.run(attack).state == "succeeded"
+
+        review = worker.cli(attack, "review", "003", "WP01", "--inline", "--apply")
+
+        assert review.returncode == 0, review.stdout + review.stderr
+        assert "All tests pass (1/1)" in review.stdout
+    finally:
+        worker.close()

@@ -144,11 +144,12 @@ class WorkerAs:
                                                      *database.parent.glob(database.name + "-*")],
                                                     self.user.pw_gid))
 
-    def run(self, attack: Attack, wp: str = "WP01", **env: str) -> DispatchJob:
+    def cli(self, attack: Attack, *args: str, **env: str) -> subprocess.CompletedProcess:
+        """``agileplus ARGS`` with the attack's data folder, as root or as the ordinary user."""
         environment = job_env(attack.data_dir, None, AGILEPLUS_BROKER_DIR=str(attack.tmp_path / "broker"),
                               AGILEPLUS_WORKER_NAME=WORKER, **env)
         environment.pop("AGILEPLUS_SANDBOX", None)
-        argv = [sys.executable, "-m", "agileplus", "implement", SLUG[:3], "--wp", wp, "--inline"]
+        argv = [sys.executable, "-m", "agileplus", *args]
         if self.user is not None:
             environment.update(HOME=str(self.home(attack.tmp_path)), USER=TEST_USER, **SAFE_DIRECTORY)
             become = (f"exec setpriv --reuid {self.user.pw_uid} --regid {self.user.pw_gid} --clear-groups "
@@ -156,6 +157,11 @@ class WorkerAs:
             argv = [shutil.which("unshare") or "unshare", "-m", "sh", "-c", _python_view() + become]
         done = subprocess.run(argv, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=240)
         assert "Traceback" not in done.stderr, done.stderr[-3000:]
+        return done
+
+    def run(self, attack: Attack, wp: str = "WP01", **env: str) -> DispatchJob:
+        """`agileplus implement --inline` of ``wp``: its job."""
+        done = self.cli(attack, "implement", SLUG[:3], "--wp", wp, "--inline", **env)
         job = DispatchJob.objects.filter(feature=attack.feature, wp__code=wp).order_by("-queued_at").first()
         assert job is not None, done.stdout[-2000:] + done.stderr[-2000:]
         return job
