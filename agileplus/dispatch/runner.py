@@ -34,6 +34,7 @@ from agileplus.dispatch.models import SETUP_STREAM, AgentSession, DispatchJob, J
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
 from agileplus.dispatch.sandboxing import (
     denied_attempts,
+    escape_attempt,
     harness_credentials,
     hidden_paths,
     job_sandbox,
@@ -130,6 +131,7 @@ class JobRun:
         self.capture: sessions.SessionCapture | None = None  # the CLI's session folder, stored at each beat
         self.pushed_head = ""  # the branch head last pushed while the agent runs
         self.denied: list[str] = []  # paths the agent's output says it was refused (denied_attempts)
+        self.escapes: list[str] = []  # privileged operations the agent's output says were refused
         self.limit: dict = {}  # the limit (memory_limit, disk_limit) that stopped the agent, and why
 
     @functools.cached_property
@@ -246,7 +248,11 @@ class JobRun:
         proc = self.start_agent(workspace, launch, policy)
         result = self.stream(proc, workspace, launch, policy)
         outcome = outcome_of(result)
-        if outcome.reason == "agent_failed" and policy.last_error:  # say why, in the CLI's words
+        if self.escapes and outcome.reason in ("", "agent_failed"):  # its commits stay, for a human to judge
+            outcome = Outcome(JobState.FAILED, result.exit_code, "escape_refused",
+                              f"the sandbox refused the agent {len(self.escapes)} privileged operation(s), "
+                              f"first: {self.escapes[0]}")
+        elif outcome.reason == "agent_failed" and policy.last_error:  # say why, in the CLI's words
             outcome.detail = f"{outcome.detail}: {policy.last_error[:500]}"
         collected = self.collect(workspace, outcome, result, policy.last_error)
         self.say(
@@ -454,7 +460,19 @@ class JobRun:
             self.say(text, "stderr")
         if self.sandbox_info.get("mode") not in (None, "off"):
             self.note_denied(text)
+            self.note_escape(text)
         return stop
+
+    def note_escape(self, text: str) -> None:
+        """A privileged operation the agent's output says the sandbox refused (mount, remount,
+        open_by_handle_at, ptrace, mknod, raw socket…): a log line, an ``escape_refused`` event,
+        the job's ``refused_escapes``; the job then fails with that reason (its WP blocked)."""
+        if not escape_attempt(text) or len(self.escapes) >= 20:
+            return
+        line = text[:300]
+        self.escapes.append(line)
+        self.say(f"Sandbox: refused a privileged operation the agent tried: {line}")
+        services.record_refusal(self.claim, "escape_refused", "escape_refused", line)
 
     def note_denied(self, text: str) -> None:
         """A path the agent says it could not reach (hidden, or read-only): a log line, and the
@@ -497,7 +515,7 @@ class JobRun:
         (the WP is then blocked with that reason, its partial commits kept)."""
         self.say(f"Limit: {stopped.kind}: {stopped.detail}")
         self.limit = {"reason": stopped.kind, "detail": stopped.detail}
-        services.record_limit(self.claim, stopped.kind, stopped.detail)
+        services.record_refusal(self.claim, "limit_exceeded", stopped.kind, stopped.detail)
 
     def collect(self, workspace: Workspace, outcome: Outcome, result: ProcessResult, last_error: str = "") -> Collected:
         """The final commit scan, salvage of uncommitted work, push, and governance on success.
@@ -563,6 +581,7 @@ class JobRun:
             **({"refused_connections": self.egress.refused} if self.egress is not None and self.egress.refused
                else {}),
             **({"denied_paths": self.denied} if self.denied else {}),
+            **({"refused_escapes": self.escapes} if self.escapes else {}),
         })
 
     def park(self, outcome: Outcome, policy: StreamPolicy) -> bool:

@@ -334,12 +334,12 @@ def record_timeout_warning(claim: Claim, seconds_left: float) -> None:
                       "attempt": claim.attempt}, feature_id=job.feature_id)
 
 
-def record_limit(claim: Claim, reason: str, detail: str) -> None:
-    """``agileplus.agent.job.<id>.limit_exceeded``: the job went over its memory or disk limit
-    (``reason`` memory_limit | disk_limit) and is being stopped."""
+def record_refusal(claim: Claim, name: str, reason: str, detail: str) -> None:
+    """``agileplus.agent.job.<id>.<name>``: the job went over a limit (``limit_exceeded``, reason
+    memory_limit | disk_limit) or the sandbox refused it an escape (``escape_refused``)."""
     with transaction.atomic():
         job = _lock_held(claim)
-        record_event(subjects.job_event(job.id, "limit_exceeded"),
+        record_event(subjects.job_event(job.id, name),
                      {"wp_id": job.wp.code, "reason": reason, "detail": storable_text(redact(detail), 500),
                       "attempt": claim.attempt}, feature_id=job.feature_id)
 

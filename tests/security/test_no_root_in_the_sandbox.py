@@ -233,3 +233,30 @@ def test_a_review_check_runs_the_agent_code_without_any_capability(who, tmp_path
         assert "All tests pass (1/1)" in review.stdout
     finally:
         worker.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("who", ["root", "user"])
+def test_a_refused_escape_the_agent_reports_is_recorded_and_blocks_the_wp_keeping_its_commits(
+        who, tmp_path, monkeypatch):
+    require_root()
+    worker = WorkerAs(who, monkeypatch)
+    script = WP + COMMIT + "mount -o remount,bind,rw /usr\necho after-the-attempt\n"
+    try:
+        attack = hostile(worker.folder(tmp_path), script, agent={"network": "none"})
+        worker.prepare(attack)
+        main_before = attack.repo.head("main")
+
+        job = worker.run(attack)
+
+        log = job_log(job)
+        assert job.state == "failed" and job.current_activity == "escape_refused", (job.error, log)
+        assert "Sandbox: refused a privileged operation the agent tried: mount" in log
+        assert job.result["refused_escapes"] and "mount" in job.result["refused_escapes"][0]
+        assert Event.objects.filter(subject=job_event(job.id, "escape_refused")).exists()
+        wp = WorkPackage.objects.get(feature=attack.feature, code="WP01")
+        assert wp.state == "blocked"
+        assert attack.repo.has_branch("feat/003-auth-system-WP01")  # its commit kept
+        assert attack.repo.head("main") == main_before and attack.chain_verifies()
+    finally:
+        worker.close()
