@@ -205,6 +205,24 @@ def test_three_processes_each_under_the_limit_stop_the_job_at_its_memory_limit(w
         worker.close()
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("who", ["root", "user"])
+def test_what_the_job_writes_to_its_tmpfs_counts_against_its_memory_limit(who, tmp_path, monkeypatch):
+    require_root()
+    worker = WorkerAs(who, monkeypatch)
+    # /tmp is a 512 MB tmpfs: its own size cap would let 200 MB through; the job's memory does not.
+    script = WP + COMMIT + "dd if=/dev/zero of=/tmp/fill bs=1M count=200 2>&1 | tail -1\necho SURVIVED\n"
+    try:
+        attack = hostile(worker.folder(tmp_path), script, agent={"network": "none", "limits": {"memory_mb": 96}})
+        worker.prepare(attack)
+        with delegated_cgroups(worker.user) if worker.user else contextlib.nullcontext():
+            job = worker.run(attack)
+
+        assert job.state == "failed" and job.current_activity == "memory_limit", (job.error, job_log(job))
+    finally:
+        worker.close()
+
+
 CHECK = """import os
 remounted = os.system("mount -o remount,bind,rw / 2>/dev/null") == 0
 caps = [line.split()[1] for line in open("/proc/self/status") if line.startswith("CapEff")][0]
