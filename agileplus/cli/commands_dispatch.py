@@ -385,8 +385,18 @@ def _sandbox_line(info: dict) -> str:
     creds = info.get("credentials") or {}
     present = ", ".join(creds.get("present") or []) or "none"
     missing = ", ".join(creds.get("missing") or [])
-    return (f"Sandbox: {info.get('sandbox', 'unknown')}, network {info.get('network', 'model')}; "
-            f"credentials: {present}" + (f" (missing: {missing})" if missing else ""))
+    return (f"Sandbox: {info.get('sandbox', 'unknown')}, network {info.get('network', 'model')}"
+            f"{_agent_identity(info)}; credentials: {present}" + (f" (missing: {missing})" if missing else ""))
+
+
+def _agent_identity(info: dict) -> str:
+    """The agent's capabilities and uid, and what bounds its memory (the job, or each process and why)."""
+    if "capabilities" not in info:  # announced by a worker of an earlier version
+        return ""
+    memory = info.get("memory") or {}
+    bound = (f"memory per job (cgroup {memory.get('cgroup')})" if memory.get("scope") == "job"
+             else f"memory per process only ({memory.get('why', 'no memory cgroup')})")
+    return f", capabilities {info['capabilities']}, uid {info.get('uid')}, {bound}"
 
 
 @cli.group()

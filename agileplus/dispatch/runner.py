@@ -34,6 +34,7 @@ from agileplus.dispatch.models import SETUP_STREAM, AgentSession, DispatchJob, J
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
 from agileplus.dispatch.sandboxing import (
     denied_attempts,
+    escape_attempt,
     harness_credentials,
     hidden_paths,
     job_sandbox,
@@ -56,6 +57,9 @@ log = logging.getLogger("agileplus.runner")
 JOB_TOKEN_ENV, JOB_ID_ENV = "AGILEPLUS_TOKEN", "AGILEPLUS_JOB_ID"  # what the remote CLI / API client reads
 LOG_FLUSH_LINES = 50
 LOG_FLUSH_SECONDS = 0.2
+
+
+LIMIT_REASONS = ("memory_limit", "disk_limit")  # a job stopped by one: recorded, its WP blocked with it
 
 
 def worker_name() -> str:
@@ -127,6 +131,8 @@ class JobRun:
         self.capture: sessions.SessionCapture | None = None  # the CLI's session folder, stored at each beat
         self.pushed_head = ""  # the branch head last pushed while the agent runs
         self.denied: list[str] = []  # paths the agent's output says it was refused (denied_attempts)
+        self.escapes: list[str] = []  # privileged operations the agent's output says were refused
+        self.limit: dict = {}  # the limit (memory_limit, disk_limit) that stopped the agent, and why
 
     @functools.cached_property
     def adapter(self) -> HarnessAdapter:
@@ -242,7 +248,11 @@ class JobRun:
         proc = self.start_agent(workspace, launch, policy)
         result = self.stream(proc, workspace, launch, policy)
         outcome = outcome_of(result)
-        if outcome.reason == "agent_failed" and policy.last_error:  # say why, in the CLI's words
+        if self.escapes and outcome.reason in ("", "agent_failed"):  # its commits stay, for a human to judge
+            outcome = Outcome(JobState.FAILED, result.exit_code, "escape_refused",
+                              f"the sandbox refused the agent {len(self.escapes)} privileged operation(s), "
+                              f"first: {self.escapes[0]}")
+        elif outcome.reason == "agent_failed" and policy.last_error:  # say why, in the CLI's words
             outcome.detail = f"{outcome.detail}: {policy.last_error[:500]}"
         collected = self.collect(workspace, outcome, result, policy.last_error)
         self.say(
@@ -394,6 +404,8 @@ class JobRun:
         self.disk = DiskCap(workspace.worktree, (launch.sandbox.spec.limits if launch.sandbox
                                                  else Limits.from_config(self.config.get("limits"))).disk_bytes)
         pid = proc.start()
+        if launch.sandbox:  # now with its cgroups: what bounds its memory, as made
+            self.sandbox_info = launch.sandbox.describe()
         services.start_running(self.claim, pid=pid, base_commit=workspace.base, branch=workspace.branch,
                                worktree=str(workspace.worktree), prompt=launch.prompt.text,
                                prompt_sizes=launch.prompt.sections, manifest=launch.manifest,
@@ -406,10 +418,12 @@ class JobRun:
         """Read the agent's output to its end or a stop; then end every process it began."""
         try:
             result = proc.run(lambda stream, text: self.on_line(policy, stream, text),
-                              lambda: self.tick(workspace), on_stop=lambda t: self.say(t), on_warning=self.warn)
-            over = self.disk.over()  # what it wrote since the last tick counts too
-            if over and result.stopped is None:
-                result.stopped = StopReason("disk", over)
+                              lambda: self.tick(workspace, launch.sandbox), on_stop=lambda t: self.say(t),
+                              on_warning=self.warn)
+            if result.stopped is None:  # what it wrote or allocated since the last tick counts too
+                result.stopped = self.over_limit(launch.sandbox)
+            if result.stopped is not None and result.stopped.kind in LIMIT_REASONS:
+                self.record_limit(result.stopped)
             return result
         finally:
             reap_marked(launch.mark)
@@ -446,7 +460,19 @@ class JobRun:
             self.say(text, "stderr")
         if self.sandbox_info.get("mode") not in (None, "off"):
             self.note_denied(text)
+            self.note_escape(text)
         return stop
+
+    def note_escape(self, text: str) -> None:
+        """A privileged operation the agent's output says the sandbox refused (mount, remount,
+        open_by_handle_at, ptrace, mknod, raw socket…): a log line, an ``escape_refused`` event,
+        the job's ``refused_escapes``; the job then fails with that reason (its WP blocked)."""
+        if not escape_attempt(text) or len(self.escapes) >= 20:
+            return
+        line = text[:300]
+        self.escapes.append(line)
+        self.say(f"Sandbox: refused a privileged operation the agent tried: {line}")
+        services.record_refusal(self.claim, "escape_refused", "escape_refused", line)
 
     def note_denied(self, text: str) -> None:
         """A path the agent says it could not reach (hidden, or read-only): a log line, and the
@@ -464,7 +490,7 @@ class JobRun:
         self.flush()
         services.record_timeout_warning(self.claim, seconds_left)
 
-    def tick(self, workspace: Workspace) -> StopReason | None:
+    def tick(self, workspace: Workspace, sandbox: Sandbox | None = None) -> StopReason | None:
         """Between lines: flush the log, report new commits and refused connections, notice fencing and cancels."""
         report_refused(self, self.egress)
         self.flush()
@@ -473,8 +499,23 @@ class JobRun:
             return StopReason("fenced", "this worker no longer holds the job")
         if services.cancel_requested(self.claim):
             return StopReason("cancelled", "cancel requested")
+        return self.over_limit(sandbox)
+
+    def over_limit(self, sandbox: Sandbox | None) -> StopReason | None:
+        """The job's memory (its cgroup: every process and its tmpfs together) or disk (its
+        repository's growth) over its limit: the reason to stop it."""
+        over = sandbox.over_memory() if sandbox is not None else None
+        if over:
+            return StopReason("memory_limit", over)
         over = self.disk.over()
-        return StopReason("disk", over) if over else None
+        return StopReason("disk_limit", over) if over else None
+
+    def record_limit(self, stopped: StopReason) -> None:
+        """A job stopped by a limit: a log line, an event and the job's result say which and why
+        (the WP is then blocked with that reason, its partial commits kept)."""
+        self.say(f"Limit: {stopped.kind}: {stopped.detail}")
+        self.limit = {"reason": stopped.kind, "detail": stopped.detail}
+        services.record_refusal(self.claim, "limit_exceeded", stopped.kind, stopped.detail)
 
     def collect(self, workspace: Workspace, outcome: Outcome, result: ProcessResult, last_error: str = "") -> Collected:
         """The final commit scan, salvage of uncommitted work, push, and governance on success.
@@ -535,11 +576,12 @@ class JobRun:
             "commits": len(self.reported), "files_changed": len(collected.files), "files": collected.files[:200],
             "head": collected.head, "pushed": collected.pushed, "salvage_ref": salvage_ref, "model": model,
             "duration_seconds": round(result.duration, 3), **({"tests": tests} if tests else {}),
-            "sandbox": self.sandbox_info,
+            "sandbox": self.sandbox_info, **({"limit": self.limit} if self.limit else {}),
             **({"ignored_refs": collected.ignored_refs} if collected.ignored_refs else {}),
             **({"refused_connections": self.egress.refused} if self.egress is not None and self.egress.refused
                else {}),
             **({"denied_paths": self.denied} if self.denied else {}),
+            **({"refused_escapes": self.escapes} if self.escapes else {}),
         })
 
     def park(self, outcome: Outcome, policy: StreamPolicy) -> bool:
@@ -626,6 +668,8 @@ def outcome_of(result: ProcessResult) -> Outcome:
         return Outcome(JobState.FAILED, result.exit_code, "rate_limited", stopped.detail)
     if stopped.kind == "budget":
         return Outcome(JobState.FAILED, result.exit_code, "budget_exceeded", stopped.detail)
+    if stopped.kind in LIMIT_REASONS:
+        return Outcome(JobState.FAILED, result.exit_code, stopped.kind, stopped.detail)
     return Outcome(JobState.FAILED, result.exit_code, f"agent_{stopped.kind}", stopped.detail)
 
 

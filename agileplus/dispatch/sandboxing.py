@@ -107,7 +107,8 @@ def local_harnesses(names: list[str] | None = None) -> dict:
         refused = sandbox["mode"] == "unavailable"
         found[name] = {"available": availability.available and not refused, "version": availability.version,
                        "reason": sandbox["reason"] if refused else availability.reason,
-                       "sandbox": sandbox["mode"], "network": "model",
+                       "sandbox": sandbox["mode"], "network": "model", "capabilities": sandbox["capabilities"],
+                       "uid": sandbox["uid"], "memory": sandbox["memory"],
                        "credentials": {"present": credentials.present, "missing": credentials.missing}}
     return found
 
@@ -220,3 +221,16 @@ def denied_attempts(line: str, hidden: list[Path]) -> list[str]:
     if "Read-only file system" in line:
         found += [m for m in re.findall(r"(?<![\w.])/" + PATH_CHARS, line) if m != "/" and m not in found]
     return found
+
+
+# A privileged operation the sandbox refused (no capability inside), as the agent's own tools
+# report it: mount's "must be superuser", a failed remount, open_by_handle_at, ptrace, mknod…
+PRIVILEGED = re.compile(r"\b(u?mount|remount|open_by_handle_at|name_to_handle_at|ptrace|PTRACE_[A-Z]+|mknod|pivot_root|"
+                        r"chroot|setns|SOCK_RAW|raw socket)\b", re.IGNORECASE)
+REFUSED = re.compile(r"Operation not permitted|Permission denied|must be superuser|\bEPERM\b", re.IGNORECASE)
+
+
+def escape_attempt(line: str) -> bool:
+    """Whether a line of the agent's output says the sandbox refused it a privileged operation.
+    Only what the agent printed: an attempt whose error it swallows is refused just the same, unseen."""
+    return bool(REFUSED.search(line) and PRIVILEGED.search(line))

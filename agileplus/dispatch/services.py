@@ -334,6 +334,16 @@ def record_timeout_warning(claim: Claim, seconds_left: float) -> None:
                       "attempt": claim.attempt}, feature_id=job.feature_id)
 
 
+def record_refusal(claim: Claim, name: str, reason: str, detail: str) -> None:
+    """``agileplus.agent.job.<id>.<name>``: the job went over a limit (``limit_exceeded``, reason
+    memory_limit | disk_limit) or the sandbox refused it an escape (``escape_refused``)."""
+    with transaction.atomic():
+        job = _lock_held(claim)
+        record_event(subjects.job_event(job.id, name),
+                     {"wp_id": job.wp.code, "reason": reason, "detail": storable_text(redact(detail), 500),
+                      "attempt": claim.attempt}, feature_id=job.feature_id)
+
+
 def cancel_requested(claim: Claim) -> bool:
     return DispatchJob.objects.filter(pk=claim.job_id, cancel_requested=True).exists()
 

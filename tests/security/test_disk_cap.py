@@ -8,7 +8,10 @@ import re
 
 import pytest
 
-from tests.security.support import WP, hostile, job_log
+from agileplus.events.models import Event
+from agileplus.events.subjects import job_event
+from agileplus.features.models import WorkPackage
+from tests.security.support import COMMIT, WP, hostile, job_log
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -39,3 +42,19 @@ def test_an_agent_that_fills_the_disk_and_exits_before_a_check_still_fails_the_j
     job = attack.run()
 
     assert job.state == "failed" and "disk cap" in job.error, job.error
+
+
+def test_a_job_over_its_disk_cap_is_recorded_as_disk_limit_and_blocks_its_wp_keeping_its_commits(tmp_path):
+    script = WP + COMMIT + 'mkdir -p fill && for i in $(seq 1 200); do dd if=/dev/zero of=fill/f$i bs=1M count=1 ' \
+                           '2>/dev/null; sleep 0.05; done\n'
+    attack = hostile(tmp_path, script, agent={"limits": {"disk_mb": CAP_MB}})
+    main_before = attack.repo.head("main")
+
+    job = attack.run()
+
+    assert job.current_activity == "disk_limit" and job.result["limit"]["reason"] == "disk_limit", job.error
+    assert "Limit: disk_limit" in job_log(job)
+    assert Event.objects.filter(subject=job_event(job.id, "limit_exceeded")).exists()
+    wp = WorkPackage.objects.get(feature=attack.feature, code="WP01")
+    assert wp.state == "blocked" and attack.repo.has_branch("feat/003-auth-system-WP01")
+    assert attack.repo.head("main") == main_before

@@ -31,3 +31,12 @@ def test_agents_list_shows_the_cli_version_and_the_model_it_last_ran(monkeypatch
     start = next(i for i, line in enumerate(shown) if line.startswith("claude-code ("))
     block = shown[start:start + 4]
     assert block[2:4] == ["  Model: claude-opus-5-5", "  Version: 2.1.328 (Claude Code)"]
+
+
+def test_agents_list_shows_the_agent_capabilities_uid_and_what_bounds_its_memory(monkeypatch):
+    monkeypatch.delenv("AGILEPLUS_SANDBOX", raising=False)
+    monkeypatch.delenv("AGILEPLUS_BWRAP", raising=False)
+
+    shown = [line for line in run_cli("agents list").output.splitlines() if line.startswith("  This machine:")]
+
+    assert shown and all(", capabilities none, uid 1000, memory per " in line for line in shown), shown

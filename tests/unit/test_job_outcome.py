@@ -28,6 +28,8 @@ def test_a_timeout_ended_by_sigkill_says_so():
     ("budget", JobState.FAILED, "budget_exceeded"),
     ("turns", JobState.FAILED, "agent_turns"),
     ("idle", JobState.FAILED, "agent_idle"),
+    ("memory_limit", JobState.FAILED, "memory_limit"),
+    ("disk_limit", JobState.FAILED, "disk_limit"),
 ])
 def test_each_stop_reason_names_its_outcome(kind, state, reason):
     outcome = outcome_of(ProcessResult(exit_code=-15, stopped=StopReason(kind, "why")))

@@ -49,6 +49,21 @@ def test_without_user_namespaces_agents_are_refused_with_the_reason_and_the_fix(
     assert "AGILEPLUS_SANDBOX=off" in message
 
 
+def test_a_sandbox_that_keeps_capabilities_is_refused_saying_so(tmp_path, monkeypatch):
+    # A bwrap that makes its namespaces but leaves root's capabilities inside (CapEff non-zero).
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\nprintf 'Name:\\tcat\\nUid:\\t0\\t0\\t0\\t0\\nCapEff:\\t000001fffeffffff\\n'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("AGILEPLUS_BWRAP", str(fake))
+    monkeypatch.delenv("AGILEPLUS_SANDBOX", raising=False)
+
+    with pytest.raises(SandboxUnavailable) as refused:
+        sandbox_mode()
+
+    assert "keeps capabilities (CapEff 000001fffeffffff, uid 0 inside)" in str(refused.value)
+    assert "agents (untrusted code) are refused" in str(refused.value)
+
+
 def test_agileplus_sandbox_off_runs_the_agent_unwrapped_on_purpose(no_namespaces, monkeypatch, tmp_path):
     monkeypatch.setenv("AGILEPLUS_SANDBOX", "off")
 
