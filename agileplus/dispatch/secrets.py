@@ -374,8 +374,13 @@ def _held(secret_values: Iterable[str]) -> _Redactor:
         file_key = (st.st_mtime_ns, st.st_size)
     except OSError:
         file_key = None
-    key = (tuple(raw_env.items()), secrets_file, file_key, len(_RESOLVED), settings.SECRET_KEY)
+    if raw_env != _ENV_SEEN[0]:  # a dict comparison: cheaper than hashing the environment per line
+        _ENV_SEEN[:] = [dict(raw_env), _ENV_SEEN[1] + 1]
+    key = (_ENV_SEEN[1], secrets_file, file_key, len(_RESOLVED), settings.SECRET_KEY)
     return _held_redactor(key, extra)
+
+
+_ENV_SEEN: list = [None, 0]  # the environment last seen by _held, and how many it has seen
 
 
 def redact(text: str, secret_values: Iterable[str] = ()) -> str:
