@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 from asgiref.sync import sync_to_async
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from starlette.responses import JSONResponse
@@ -24,6 +27,7 @@ from starlette.responses import JSONResponse
 from agileplus.api.auth import user_for_token_header
 from agileplus.api.output import MovedOut
 from agileplus.api.roles import Caller, caller_for_actor, caller_for_user, ensure_may, ensure_owns_wp
+from agileplus.api.throttles import auth_wait, retry_after, write_wait
 from agileplus.audit.chain import verify_chain
 from agileplus.core.actors import Actor
 from agileplus.core.errors import DomainError
@@ -162,22 +166,85 @@ def run_stdio(actor: Actor) -> None:
 
 
 def http_app(*, path: str = "/mcp"):
-    """The streamable HTTP app, wrapped so every request carries a valid token."""
+    """The streamable HTTP app, wrapped so every request carries a valid token, under the REST
+    API's throttles (``agileplus.api.throttles``): a bad token counts against the address's
+    ``auth`` budget (past it: 429, not 401), each call of a write tool against the user's
+    ``write`` budget; 429 with ``Retry-After``."""
     inner = build_server().streamable_http_app(streamable_http_path=path, stateless_http=True)
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return await inner(scope, receive, send)
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         auth = headers.get("authorization", "")
         user = await sync_to_async(user_for_token_header)(auth)
         if user is None:
-            response = JSONResponse({"error": {"code": "not_authenticated", "field": "Authorization",
-                                               "message": "send `Authorization: Token <key>`"}}, status_code=401)
+            wait = await sync_to_async(auth_wait)(_throttle_request(scope, headers)) if auth else None
+            response = (_throttled(wait, "too many bad tokens from your address") if wait is not None else
+                        JSONResponse({"error": {"code": "not_authenticated", "field": "Authorization",
+                                                "message": "send `Authorization: Token <key>`"}}, status_code=401))
             return await response(scope, receive, send)
+        body, receive = await _read_body(receive)
+        for _ in range(_write_calls(body)):
+            wait = await sync_to_async(write_wait)(_throttle_request(scope, headers, user))
+            if wait is not None:
+                return await _throttled(wait, "too many writes")(scope, receive, send)
         reset = _caller.set(await sync_to_async(caller_for_user)(user))
         try:
             return await inner(scope, receive, send)
         finally:
             _caller.reset(reset)
     return app
+
+
+WRITE_TOOLS = frozenset({"dispatch", "transition"})  # the tools of _add_write_tools
+
+
+def _throttle_request(scope: dict, headers: dict[str, str], user=None) -> HttpRequest:
+    """What the REST throttles read of a request (method, peer address, X-Forwarded-For, user)."""
+    request = HttpRequest()
+    request.method = scope.get("method", "POST")
+    request.META = {"REMOTE_ADDR": (scope.get("client") or ("",))[0]}
+    if "x-forwarded-for" in headers:
+        request.META["HTTP_X_FORWARDED_FOR"] = headers["x-forwarded-for"]
+    request.user = user or AnonymousUser()
+    return request
+
+
+def _throttled(wait: float, what: str) -> JSONResponse:
+    seconds = retry_after(wait)
+    return JSONResponse({"error": {"code": "throttled", "message": f"{what}: retry in {seconds}s",
+                                   "fix": f"retry in {seconds}s"}}, status_code=429,
+                        headers={"Retry-After": str(seconds)})
+
+
+async def _read_body(receive) -> tuple[bytes, Callable]:
+    """The request's body (read to decide on the write budget), and a ``receive`` that hands it
+    to the MCP app as if unread."""
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body, replayed = b"".join(chunks), False
+
+    async def replay():
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+    return body, replay
+
+
+def _write_calls(body: bytes) -> int:
+    """How many calls of a write tool a JSON-RPC body carries (one message or a batch)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return 0
+    return sum(1 for m in (data if isinstance(data, list) else [data])
+               if isinstance(m, dict) and m.get("method") == "tools/call" and isinstance(m.get("params"), dict)
+               and m["params"].get("name") in WRITE_TOOLS)

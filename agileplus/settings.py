@@ -277,6 +277,9 @@ REST_FRAMEWORK = {
         "write": os.environ.get("AGILEPLUS_API_WRITE_RATE", "600/min"),
         "auth": os.environ.get("AGILEPLUS_API_AUTH_RATE", "60/min"),
     },
+    # The address a budget is counted against: the peer's, unless it is one of this many proxies
+    # (then X-Forwarded-For); trusting the header from anyone would give a guesser a fresh budget per request.
+    "NUM_PROXIES": int(os.environ.get("AGILEPLUS_API_TRUSTED_PROXIES", "0")),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "AgilePlus API",

@@ -1,8 +1,10 @@
 """What redaction costs per stored line of agent output.
 
 Figures: ``redact`` over typical 120-character log lines with the worker holding 8 secrets (every
-form: plain, reversed, hex, base64 at each alignment, URL-encoded, 12-character fragments), and
-the same over 8,000-character lines (the longest a log line is stored); baseline: the
+form: plain, reversed, rot13, hex, base64 and base32 at each alignment, URL-encoded, 12-character
+fragments, in any letter case and split by whitespace), the same over 8,000-character lines (the
+longest a log line is stored), and 120-character lines taken as a job's log stream takes them
+(``LogStream``: batches of 50, each line read with its neighbours); baseline: the
 redaction it replaced (plain and base64 ``str.replace`` of the same 8 values) on the same lines.
 Usage: .venv/bin/python bench/bench_redaction.py [--quick]
 """
@@ -27,7 +29,7 @@ django.setup()
 
 from _common import Figure, emit, is_quick, timed  # noqa: E402
 
-from agileplus.dispatch.secrets import redact  # noqa: E402
+from agileplus.dispatch.secrets import LogStream, redact  # noqa: E402
 
 SECRETS = [f"sk-bench-{i}-" + "".join(random.Random(i).choices(string.ascii_letters + string.digits, k=32))
            for i in range(8)]
@@ -71,7 +73,18 @@ def main() -> None:
         figures.append(Figure(f"redact, {width:,}-char line, 8 secrets held", per_line_us(redact, sample), "µs/line",
                               baseline="plain + base64 str.replace (before)",
                               baseline_value=per_line_us(lambda t: previous_redact(t, SECRETS), sample)))
+    sample = lines(n, 120)
+    figures.append(Figure("redact, 120-char lines as a log stream (batches of 50)", per_line_us(stream_batches, sample),
+                          "µs/line", baseline="plain + base64 str.replace (before)",
+                          baseline_value=per_line_us(lambda t: previous_redact(t, SECRETS), sample)))
     emit("redaction", figures)
+
+
+def stream_batches(line: str, _stream: LogStream = LogStream()) -> None:
+    """Add ``line`` to a job's log stream; every 50th line, take the batch (redacted)."""
+    _stream.add(None, "agent", line)
+    if len(_stream) >= 50:
+        _stream.take()
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 the database while the agent runs, and what another worker restores into its sandbox's HOME.
 
 The folder is the agent's to write (it is bound into its sandbox), so it is read as hostile:
-only regular files are taken (no symlink is followed, no device or FIFO is opened), each opened
-with ``O_NOFOLLOW``; the archive is refused past a size cap rather than truncated (half a
+only regular files are taken, walked through open folder fds (``openat`` with ``O_NOFOLLOW``:
+no symlink is followed, not even one swapped in for a folder mid-walk; no device or FIFO is
+read; what is refused is logged); the archive is refused past a size cap rather than truncated (half a
 transcript cannot be resumed). Restoring writes only regular files at relative paths with no
 ``..``, into a folder the worker just made.
 
@@ -16,19 +17,22 @@ last stored one stays.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
+import logging
 import os
 import sqlite3
 import stat
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from harnesses.base import HarnessError
+
+log = logging.getLogger("agileplus.sessions")
 
 
 class SessionTooLarge(HarnessError):
@@ -50,34 +54,59 @@ class PackedSession:
     data: bytes  # tar, gzip-compressed
     files: int
     raw_bytes: int
+    refused: list[str] = field(default_factory=list)  # links, devices, entries swapped while read
 
 
-def _regular_files(folder: Path) -> list[tuple[str, Path]]:
-    found: list[tuple[str, Path]] = []
-    for root, dirs, names in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(root, d)))
-        for name in sorted(names):
-            path = Path(root) / name
-            with contextlib.suppress(OSError):
-                if stat.S_ISREG(os.lstat(path).st_mode):
-                    found.append((path.relative_to(folder).as_posix(), path))
-    return found
+# Opening a name inside a folder held open: never through a symlink, never a device's side effects.
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+FOLDER_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 
 
-def _read(path: Path, limit: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+def _regular_files(dir_fd: int, prefix: str, refused: list[str]) -> Iterator[tuple[str, int, str]]:
+    """(relative name, fd of its folder, its name there) of each regular file under the folder
+    open at ``dir_fd``, in name order. Each folder is opened inside its parent's fd with
+    ``O_NOFOLLOW``: a folder swapped for a symlink (to anywhere) is refused, never entered.
+    What is not a folder or a regular file is named in ``refused``."""
+    with os.scandir(dir_fd) as scan:
+        entries = sorted((entry.name, entry.is_dir(follow_symlinks=False), entry.is_file(follow_symlinks=False))
+                         for entry in scan)
+    for name, is_dir, is_file in entries:
+        if is_file:
+            yield prefix + name, dir_fd, name
+            continue
+        if not is_dir:
+            refused.append(prefix + name)
+            continue
+        try:
+            fd = os.open(name, FOLDER_FLAGS, dir_fd=dir_fd)
+        except OSError:  # swapped for a symlink or a file since the listing, or gone
+            refused.append(prefix + name + "/")
+            continue
+        try:
+            yield from _regular_files(fd, prefix + name + "/", refused)
+        finally:
+            os.close(fd)
+
+
+def _read(name: str | Path, limit: int, dir_fd: int | None = None) -> bytes:
+    """The first ``limit`` + 1 bytes of a regular file, opened without following a symlink.
+    OSError when it is a symlink (ELOOP), gone, or not a regular file."""
+    fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
     with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{name} is not a regular file")
         return handle.read(limit + 1)
 
 
-def sqlite_snapshot(path: Path, limit: int) -> bytes:
-    """One consistent file of the SQLite database at ``path`` (with what its WAL holds), while
-    its CLI may be writing it. Raises ``SessionUnsettled`` when no two reads in a row agree or
-    SQLite finds the copy damaged; ``SessionTooLarge`` past ``limit``."""
+def sqlite_snapshot(path: Path, limit: int, dir_fd: int | None = None) -> bytes:
+    """One consistent file of the SQLite database at ``path`` (with what its WAL holds; a name
+    inside the folder open at ``dir_fd`` when given), while its CLI may be writing it. Raises
+    ``SessionUnsettled`` when no two reads in a row agree or SQLite finds the copy damaged;
+    ``SessionTooLarge`` past ``limit``."""
     with tempfile.TemporaryDirectory(prefix="agileplus-session-db-") as scratch:
         copy, previous = Path(scratch) / "copy.db", None
         for attempt in range(SNAPSHOT_TRIES):
-            current = _database_files(path, limit)
+            current = _database_files(Path(path), limit, dir_fd)
             if current == previous and _write_copy(copy, current):
                 return _folded(copy, Path(scratch) / "snapshot.db", limit)
             previous = current
@@ -85,13 +114,12 @@ def sqlite_snapshot(path: Path, limit: int) -> bytes:
     raise SessionUnsettled(f"{path.name} was being written through {SNAPSHOT_TRIES} reads")
 
 
-def _database_files(path: Path, limit: int) -> tuple[bytes, bytes]:
+def _database_files(path: Path, limit: int, dir_fd: int | None = None) -> tuple[bytes, bytes]:
     """The database and its WAL as they are now (never through a symlink). OSError: the
     database is gone or is no longer a file."""
-    database = _read(path, limit)
-    wal = path.with_name(path.name + "-wal")
+    database = _read(path, limit, dir_fd)
     try:
-        log = _read(wal, limit) if stat.S_ISREG(os.lstat(wal).st_mode) else b""
+        log = _read(path.with_name(path.name + "-wal"), limit, dir_fd)
     except OSError:
         log = b""
     if len(database) + len(log) > limit:
@@ -135,32 +163,44 @@ def _folded(copy: Path, snapshot: Path, limit: int) -> bytes:
 def pack_folder(folder: Path, max_bytes: int, databases: tuple[str, ...] = ()) -> PackedSession | None:
     """The folder's regular files as a gzip'd tar (None when there are none); ``databases``
     (relative names) are SQLite files taken as one consistent snapshot each, without their side
-    files. Raises ``SessionTooLarge`` when the files or the archive exceed ``max_bytes``,
-    ``SessionUnsettled`` when a database gave no quiet moment."""
-    if not folder.is_dir() or folder.is_symlink():
-        return None
+    files. The folder is walked through open folder fds (``openat`` with ``O_NOFOLLOW``): nothing
+    outside it is read, whatever the agent swaps for a symlink meanwhile; what is refused is
+    logged and listed. Raises ``SessionTooLarge`` when the files or the archive exceed
+    ``max_bytes``, ``SessionUnsettled`` when a database gave no quiet moment."""
+    try:
+        root = os.open(folder, FOLDER_FLAGS)
+    except OSError:
+        return None  # missing, or a symlink
     side_files = {name + side for name in databases for side in SQLITE_SIDE_FILES}
-    files = [(name, path) for name, path in _regular_files(folder) if name not in side_files]
+    buffer, total, files, refused = io.BytesIO(), 0, 0, []
+    try:
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, dir_fd, base in _regular_files(root, "", refused):
+                if name in side_files:
+                    continue
+                try:
+                    content = (sqlite_snapshot(Path(base), max_bytes - total, dir_fd) if name in databases
+                               else _read(base, max_bytes - total, dir_fd))
+                except OSError:
+                    refused.append(name)  # gone, or swapped for a symlink or a device since the listing
+                    continue
+                total, files = total + len(content), files + 1
+                if total > max_bytes:
+                    raise SessionTooLarge(f"the session files exceed {max_bytes} bytes")
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(content), 0o600
+                tar.addfile(info, io.BytesIO(content))
+    finally:
+        os.close(root)
+    if refused:
+        log.warning("session capture of %s refused %s (a symlink, a device or swapped while read)",
+                    folder, ", ".join(refused[:20]))
     if not files:
         return None
-    buffer, total = io.BytesIO(), 0
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, path in files:
-            try:
-                content = (sqlite_snapshot(path, max_bytes - total) if name in databases
-                           else _read(path, max_bytes - total))
-            except OSError:
-                continue  # gone or replaced by a symlink since the walk
-            total += len(content)
-            if total > max_bytes:
-                raise SessionTooLarge(f"the session files exceed {max_bytes} bytes")
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(content), 0o600
-            tar.addfile(info, io.BytesIO(content))
     data = gzip.compress(buffer.getvalue(), compresslevel=6, mtime=0)
     if len(data) > max_bytes:
         raise SessionTooLarge(f"the compressed session files exceed {max_bytes} bytes")
-    return PackedSession(data, len(files), total)
+    return PackedSession(data, files, total, refused)
 
 
 def safe_member_name(name: str) -> str | None:

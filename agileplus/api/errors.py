@@ -10,6 +10,7 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from agileplus.api.throttles import retry_after
 from agileplus.core.errors import DomainError
 
 log = logging.getLogger("agileplus.api")
@@ -68,12 +69,12 @@ def exception_handler(exc, context) -> Response:
     if isinstance(exc, exceptions.APIException):
         code, fix = next(((c, f) for cls, (c, f) in CODES.items() if isinstance(exc, cls)), ("error", None))
         if isinstance(exc, exceptions.Throttled) and exc.wait:
-            fix = f"retry in {int(exc.wait) + 1}s"
+            fix = f"retry in {retry_after(exc.wait)}s"
         response = Response(error_body(code, str(exc.detail), fix=fix), status=exc.status_code)
         if getattr(exc, "auth_header", None):
             response["WWW-Authenticate"] = exc.auth_header
         if isinstance(exc, exceptions.Throttled) and exc.wait:
-            response["Retry-After"] = str(int(exc.wait) + 1)
+            response["Retry-After"] = str(retry_after(exc.wait))
         return response
     if isinstance(exc, DatabaseError) and database_unreachable():
         # Nothing was written: the request's transaction never reached the database.

@@ -23,7 +23,7 @@ from agileplus.api.errors import error_body
 from agileplus.api.pagination import after_page, job_page, next_url
 from agileplus.api.roles import RolePermission, caller_for_user, ensure_owns_job, ensure_owns_wp
 from agileplus.api.services import create_api_token, dispatch_wps, obtain_token
-from agileplus.api.throttles import AuthFailureThrottle, ScopedThrottle
+from agileplus.api.throttles import ScopedThrottle, auth_wait
 from agileplus.audit.chain import entry_as_dict, verify_chain
 from agileplus.core.errors import NotFound, StaleState
 from agileplus.dispatch import costs
@@ -66,9 +66,9 @@ class Base(APIView):
         try:
             super().initial(request, *args, **kwargs)
         except exceptions.AuthenticationFailed:
-            guard = AuthFailureThrottle()
-            if not guard.allow_request(request, self):
-                raise exceptions.Throttled(guard.wait()) from None
+            wait = auth_wait(request)
+            if wait is not None:
+                raise exceptions.Throttled(wait) from None
             raise
 
     def caller(self):

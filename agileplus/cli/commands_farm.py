@@ -35,9 +35,10 @@ def web(host: str, port: int, workers: int, graceful_timeout: float) -> None:
     import uvicorn
 
     # Without a graceful timeout uvicorn waits for every open connection on SIGTERM, and an
-    # event stream never ends: the server would never stop.
+    # event stream never ends: the server would never stop. proxy_headers off: X-Forwarded-For is
+    # read by the throttles only through AGILEPLUS_API_TRUSTED_PROXIES (uvicorn trusts it from loopback).
     uvicorn.run("agileplus.asgi:application", host=host, port=port, workers=workers, log_level="warning",
-                lifespan="off", timeout_graceful_shutdown=graceful_timeout)
+                lifespan="off", timeout_graceful_shutdown=graceful_timeout, proxy_headers=False)
 
 
 @cli.command()

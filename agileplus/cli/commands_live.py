@@ -52,4 +52,5 @@ def mcp_command(over_http: bool, host: str, port: int, actor: str | None) -> Non
     import uvicorn
 
     click.echo(f"MCP over streamable HTTP at http://{host}:{port}/mcp (Authorization: Token <key>)", err=True)
-    uvicorn.run(mcp_server.http_app(), host=host, port=port, log_level="warning")
+    # X-Forwarded-For only through AGILEPLUS_API_TRUSTED_PROXIES, as for `agileplus web`.
+    uvicorn.run(mcp_server.http_app(), host=host, port=port, log_level="warning", proxy_headers=False)

@@ -7,7 +7,6 @@ push (and salvage) → finish. Every write names the attempt it holds (fencing).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
 import logging
 import os
@@ -41,9 +40,10 @@ from agileplus.dispatch.sandboxing import (
     report_refused,
     start_egress,
 )
-from agileplus.dispatch.secrets import agent_base_environment, redact, resolve_environment
+from agileplus.dispatch.secrets import LogStream, agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from agileplus.dispatch.stream_policy import StreamPolicy, rate_limit_wait
+from agileplus.review.governance import held_secret_violations
 from agileplus.review.services import governance_for, run_test_checks
 from harnesses import git as g
 from harnesses.adapters.command import PROMPT_FILE_ENV
@@ -120,7 +120,7 @@ class JobRun:
         self.job = DispatchJob.objects.select_related("feature__project", "wp").get(pk=claim.job_id)
         self.config = dict(self.job.feature.agent_config or {})
         self.secret_values: list[str] = []
-        self.pending: list[tuple[dt.datetime, str, str]] = []
+        self.log = LogStream()  # lines said, to the next flush
         self.progress: dict = {}  # session_id, usage, current_activity: written with the log batch
         self.last_flush = time.monotonic()
         self.reported: set[str] = set()
@@ -133,6 +133,7 @@ class JobRun:
         self.denied: list[str] = []  # paths the agent's output says it was refused (denied_attempts)
         self.escapes: list[str] = []  # privileged operations the agent's output says were refused
         self.limit: dict = {}  # the limit (memory_limit, disk_limit) that stopped the agent, and why
+        self.withheld = ""  # why the branch is not pushed: a commit carries a secret (withhold_secrets)
 
     @functools.cached_property
     def adapter(self) -> HarnessAdapter:
@@ -140,15 +141,22 @@ class JobRun:
         return get_adapter(self.job.harness)
 
     # --- log -------------------------------------------------------------------
-    def say(self, text: str, stream: str = "agileplus") -> None:
-        self.pending.append((timezone.now(), stream, redact(text, self.secret_values)))
-        if len(self.pending) >= LOG_FLUSH_LINES or time.monotonic() - self.last_flush > LOG_FLUSH_SECONDS:
-            self.flush()
+    def say(self, text: str, stream: str = "agileplus", *, activity: bool = False) -> None:
+        """One log line (``activity``: also the job's current activity), redacted when flushed."""
+        self.log.add(timezone.now(), stream, text, activity=activity)
+        if len(self.log) >= LOG_FLUSH_LINES or time.monotonic() - self.last_flush > LOG_FLUSH_SECONDS:
+            self.flush(hold=True)
 
-    def flush(self) -> None:
+    def flush(self, *, hold: bool = False) -> None:
         """One write for the batch of log lines and one for the latest progress, not one per line:
-        an agent printing without pause must not turn into a database write per line."""
-        lines, self.pending = self.pending, []
+        an agent printing without pause must not turn into a database write per line. Lines are
+        redacted as a stream (a secret split across two lines is found in both); with ``hold`` an
+        agent's last line waits briefly for the next."""
+        taken = self.log.take(self.secret_values, hold=hold)
+        lines = [(ts, stream, text) for ts, stream, text, _ in taken]
+        activity = [text for _ts, _stream, text, is_activity in taken if is_activity]
+        if activity:
+            self.progress["current_activity"] = activity[-1]
         progress, self.progress = self.progress, {}
         try:
             if lines and not self.fenced:
@@ -198,18 +206,32 @@ class JobRun:
             if strict:
                 raise
             return  # during the run: the agent may be mid-operation; the final scan decides
-        for commit in commits:
-            if commit.sha in self.reported:
-                continue
+        new = [commit for commit in commits if commit.sha not in self.reported]
+        if new:
+            self.withhold_secrets(base, new[-1].sha)
+        for commit in new:
             self.reported.add(commit.sha)
-            self.say(f"Commit: {commit.message.splitlines()[0] if commit.message else commit.sha[:7]}")
+            # The subject of the message redacted whole: a secret split over its paragraphs is found.
+            subject = redact(commit.message, self.secret_values).strip().splitlines()
+            self.say(f"Commit: {subject[0] if subject else commit.sha[:7]}")
             self.flush()
             try:
                 services.report_commit(self.claim, sha=commit.sha, message=commit.message, files=commit.files)
             except StaleAttempt:
                 self.fenced = True
-        if commits and not strict:
+        if commits and not strict and not self.withheld:
             self.push_progress(commits[-1].sha)
+
+    def withhold_secrets(self, base: str, head: str) -> None:
+        """A commit carrying a secret this worker holds (in its message or its lines, in any form
+        ``redact`` knows) never leaves the worker: from the first one, nothing of the branch is
+        pushed, and governance blocks the WP with the reason."""
+        if self.withheld:
+            return
+        found = held_secret_violations(self.mirror, base, head, self.secret_values)
+        if found:
+            self.withheld = found[0].detail
+            self.say(f"Not pushed to the origin: {self.withheld}")
 
     def push_progress(self, head: str) -> None:
         """While the agent runs, each new commit goes to the origin's WP branch: a next attempt on
@@ -453,9 +475,7 @@ class JobRun:
             if event.usage:
                 self.progress["usage"] = dict(policy.usage)  # the ledger is live (to the next flush)
             if event.text:
-                if event.kind != "result":
-                    self.progress["current_activity"] = event.text
-                self.say(event.text, "agent")
+                self.say(event.text, "agent", activity=event.kind != "result")
         if stream == "stderr":
             self.say(text, "stderr")
         if self.sandbox_info.get("mode") not in (None, "off"):
@@ -493,7 +513,7 @@ class JobRun:
     def tick(self, workspace: Workspace, sandbox: Sandbox | None = None) -> StopReason | None:
         """Between lines: flush the log, report new commits and refused connections, notice fencing and cancels."""
         report_refused(self, self.egress)
-        self.flush()
+        self.flush(hold=True)
         self.scan_commits(workspace.worktree, workspace.base, strict=False)
         if self.fenced:
             return StopReason("fenced", "this worker no longer holds the job")
@@ -530,7 +550,7 @@ class JobRun:
             except g.GitError as exc:  # e.g. a committed tree entry named '..': governance below names it
                 self.say(f"Uncommitted work not salvaged: {exc}")
                 salvaged = None
-            pushed = self._push(mirror, branch, salvaged)
+            pushed = not self.withheld and self._push(mirror, branch, salvaged)
             files = g.files_changed(mirror, base, f"refs/heads/{branch}")
             head = g.head(mirror, f"refs/heads/{branch}")
             if outcome.state == JobState.SUCCEEDED and not self.reported:
@@ -616,6 +636,8 @@ class JobRun:
         """The authoritative check over every commit base..head: a violation fails the run,
         which blocks the WP with the offending commits and paths as audit evidence."""
         gov = governance_for(self.job.wp, mirror, base, head)
+        if self.withheld and not any(v.rule == "secret" for v in gov.violations):  # whatever secret_scan says
+            gov.violations += held_secret_violations(mirror, base, head, self.secret_values)
         if gov.ok:
             self.say(f"Governance: {gov.commits} commits checked, no violation")
             return outcome

@@ -17,6 +17,7 @@ from agileplus.audit.chain import verify_chain
 from agileplus.core.actors import parse_actor
 from agileplus.core.errors import DomainError
 from agileplus.features import services
+from agileplus.features.importer import estimate_problem, list_problem
 from agileplus.features.lifecycles import FeatureState, WPState
 from agileplus.features.models import Dependency, Evidence, Feature, Project, WorkPackage
 from agileplus.review.models import ReviewRequest
@@ -113,6 +114,31 @@ class WorkPackageForm(forms.ModelForm):
             self.fields["depends_on"].initial = list(self.instance.dependencies.values_list("pk", flat=True))
         else:
             self.fields["depends_on"].queryset = WorkPackage.objects.all()
+
+    # The importer's bounds (agileplus.features.importer: ImportLimits), the same definitions.
+    def clean_estimate_days(self):
+        days = self.cleaned_data.get("estimate_days")
+        problem = estimate_problem(days) if days is not None else None
+        if problem:
+            raise forms.ValidationError(f"estimate_days {problem}")
+        return days
+
+    def clean_deliverables(self):
+        return self._bounded("deliverables")
+
+    def clean_owned_paths(self):
+        return self._bounded("owned_paths")
+
+    def _bounded(self, key: str):
+        values = self.cleaned_data.get(key)
+        if values is None:  # left empty
+            return []
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise forms.ValidationError(f"{key} must be a list of strings, e.g. [\"src/app.py\"]")
+        problem = list_problem(key, values)
+        if problem:
+            raise forms.ValidationError(problem)
+        return values
 
     def clean(self):
         data = super().clean()

@@ -319,16 +319,32 @@ def _read_limited(path: Path, errors: _Collector, limit: int | None = None) -> s
         return None
 
 
-def _bounded_list(values: list[str], key: str, path: Path, line: int | None, errors: _Collector,
-                  limit: int | None = None) -> list[str]:
+def estimate_problem(days: Decimal) -> str | None:
+    """Why ``days`` is not a WP estimate, or None: the one bound (0 < days ≤ ``estimate_days``)
+    the importer and the admin apply."""
+    if 0 < days <= LIMITS.estimate_days:
+        return None
+    return f"must be more than 0 and at most {LIMITS.estimate_days:,} days (limit estimate_days)"
+
+
+def list_problem(key: str, values: list[str], limit: int | None = None) -> str | None:
+    """Why a list of ``key`` (deliverables, owned paths…) is over its bounds, or None: the
+    importer's and the admin's."""
     limit = limit or LIMITS.list_items
     if len(values) > limit:
-        errors.add(path, line, f"'{key}' has {len(values)} entries; at most {limit} are accepted")
-        return values[:limit]
+        return f"'{key}' has {len(values)} entries; at most {limit} are accepted"
     long = next((v for v in values if len(v) > LIMITS.item_chars), None)
     if long is not None:
-        errors.add(path, line, f"'{key}' has an entry of {len(long)} characters; at most {LIMITS.item_chars}")
-    return values
+        return f"'{key}' has an entry of {len(long)} characters; at most {LIMITS.item_chars}"
+    return None
+
+
+def _bounded_list(values: list[str], key: str, path: Path, line: int | None, errors: _Collector,
+                  limit: int | None = None) -> list[str]:
+    problem = list_problem(key, values, limit)
+    if problem:
+        errors.add(path, line, problem)
+    return values[:limit or LIMITS.list_items]
 
 
 _DELIVERABLES_HEADING = re.compile(r"^#{1,6}\s+Deliverables\s*$", re.IGNORECASE | re.MULTILINE)
@@ -402,9 +418,8 @@ def _parse_wp(path: Path, errors: _Collector) -> WPSpec | None:
         errors.add(path, lines.get("estimate"), f"estimate '{str(data.get('estimate'))[:50]}' is not like "
                                                 "'3 days' or '4 hours'")
         estimate = None
-    if estimate is not None and not (0 <= estimate <= LIMITS.estimate_days):
-        errors.add(path, lines.get("estimate"), f"estimate '{str(data.get('estimate'))[:50]}' is outside 0 to "
-                                                f"{LIMITS.estimate_days} days (limit estimate_days)")
+    if estimate is not None and (problem := estimate_problem(estimate)):
+        errors.add(path, lines.get("estimate"), f"estimate '{str(data.get('estimate'))[:50]}' {problem}")
         estimate = None
     title = str(data.get("title") or "").strip()
     if not title:

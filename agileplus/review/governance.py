@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agileplus.dispatch.secrets import fingerprint
-from agileplus.review.secret_scan import scan_messages, scan_range
+from agileplus.review.secret_scan import held_secret_findings, scan_messages, scan_range
 from harnesses.git import GitError, git, is_ancestor, log_fields
 
 SYMLINK_MODE = "120000"
@@ -197,4 +197,15 @@ def secret_violations(repo: Path, base: str, head: str) -> list[Violation]:
     for sha, kind, message in scan_messages(repo, base, head):
         found.append(Violation("secret", f"the message of {sha[:7]} ({fingerprint(message)}) "
                                          f"carries what looks like a {kind}", commit=sha))
+    return found
+
+
+def held_secret_violations(repo: Path, base: str, head: str, secret_values: list[str] | tuple = ()) -> list[Violation]:
+    """The commits of base..head whose message, or the lines they add, carry a form of a secret
+    this process holds (or of ``secret_values``): what never leaves the worker, whatever the
+    project's ``secret_scan`` says."""
+    found = []
+    for sha, path, line in held_secret_findings(repo, base, head, tuple(secret_values)):
+        where = f"{path}:{line} adds" if path else f"the message of {sha[:7]} carries"
+        found.append(Violation("secret", f"{where} a form of a secret the farm holds", path=path, commit=sha))
     return found

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from agileplus.dispatch.secrets import redact
+from agileplus.dispatch.secrets import holds_secret
 from harnesses.git import git, log_fields
 
 PATTERNS: list[tuple[str, re.Pattern]] = [
@@ -34,6 +34,7 @@ ASSIGNMENT = re.compile(
     r"['\"]?([A-Za-z0-9+/=_\-.]{20,})['\"]?"
 )
 ENTROPY_BITS = 4.0
+HELD = "secret value held by the farm"
 
 
 def shannon_entropy(value: str) -> float:
@@ -58,8 +59,8 @@ def secret_kind(text: str) -> str | None:
         match = ASSIGNMENT.search(text)
         if match and shannon_entropy(match.group(1)) >= ENTROPY_BITS:
             kind = "high-entropy secret"
-    if kind is None and redact(text) != text:
-        kind = "secret value held by the farm"
+    if kind is None and holds_secret(text):
+        kind = HELD
     return kind
 
 
@@ -69,7 +70,23 @@ def scan_text(path: str, lines: list[tuple[int, str]]) -> list[Finding]:
         kind = secret_kind(text)
         if kind:
             findings.append(Finding(path, number, kind))
+    if lines and not any(f.kind == HELD for f in findings) and holds_secret("\n".join(t for _, t in lines)):
+        # A held secret split over lines the commits add (in order): named at the first of them.
+        findings.append(Finding(path, lines[0][0], f"{HELD} (split over lines)"))
     return findings
+
+
+def held_secret_findings(repo: Path, base: str, head: str,
+                         secret_values: tuple[str, ...] = ()) -> list[tuple[str, str | None, int | None]]:
+    """(commit, path, line) of each message (path None) and each file's added lines in
+    base..head that carry a form of a secret this process holds (or of ``secret_values``)."""
+    found: list[tuple[str, str | None, int | None]] = [
+        (sha, None, None) for sha, message, _rest in log_fields(repo, ["%H", "%B"], f"{base}..{head}")
+        if holds_secret(message, secret_values)]
+    for path, lines in added_lines(repo, base, head).items():
+        if holds_secret("\n".join(text for _, text in lines), secret_values):
+            found.append((head, path, lines[0][0]))
+    return found
 
 
 def scan_messages(repo: Path, base: str, head: str) -> list[tuple[str, str, str]]:

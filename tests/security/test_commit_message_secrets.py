@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agileplus.review.governance import check_range
+from agileplus.review.governance import check_range, held_secret_violations
 
 CONSTRAINTS = {"commit_convention": "feat({wp}): <description>"}
 
@@ -71,3 +71,29 @@ def test_a_convention_violation_names_a_fingerprint_of_the_subject_not_the_subje
 
     [violation] = [v for v in report.violations if v.rule == "commit_message"]
     assert "whatever the agent wrote" not in violation.detail and "sha256:" in violation.detail
+
+
+def test_a_held_secret_split_over_two_paragraphs_of_a_message_is_a_violation(tmp_path, monkeypatch):
+    secret = "Qx7Lm9Pz4Rt8Wv1K"  # each half (8) shorter than a fragment
+    monkeypatch.setenv("AGILEPLUS_SECRET_DEPLOY", secret)
+
+    found, head = secret_violations(tmp_path, f"feat(WP01): work\n\n{secret[:8]}\n\n{secret[8:]}")
+
+    assert [v.commit for v in found] == [head] and secret[:8] not in found[0].detail
+
+
+def test_a_held_secret_split_over_lines_a_commit_adds_is_a_violation_and_is_withheld(tmp_path, monkeypatch):
+    secret = "Qx7Lm9Pz4Rt8Wv1K"
+    monkeypatch.setenv("AGILEPLUS_SECRET_DEPLOY", secret)
+    repo, base, head = repo_with_commit(tmp_path, "feat(WP01): work")
+    (repo / "wp01" / "notes.txt").write_text(f"the key:\n{secret[:8]}\n{secret[8:]}\n")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=a", "-c", "user.email=a@localhost", "commit", "-qm",
+                    "feat(WP01): notes"], check=True)
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+    report = check_range(repo, base, head, constraints=CONSTRAINTS, wp_code="WP01")
+
+    assert [v.path for v in report.violations if v.rule == "secret"] == ["wp01/notes.txt"]
+    assert [v.path for v in held_secret_violations(repo, base, head)] == ["wp01/notes.txt"]
