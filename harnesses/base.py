@@ -51,6 +51,9 @@ class AgentEvent:
     is_error: bool = False
     final: bool = False
     raw: dict | None = None
+    # A tool use's name and input in the CLI's own words: ``harnesses.activity`` makes the readable line.
+    tool: str | None = None
+    tool_input: dict | None = None
 
 
 @dataclass

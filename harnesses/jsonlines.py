@@ -123,6 +123,11 @@ def tool_input_summary(tool_input: object) -> str:
     return one_line(tool_input)
 
 
+def mapping(value: object) -> dict | None:
+    """A tool's input as a dict (None when the CLI gave something else)."""
+    return value if isinstance(value, dict) else None
+
+
 def prompt_fits_argv(prompt: str) -> bool:
     return len(prompt.encode("utf-8")) <= ARG_PROMPT_LIMIT
 

@@ -30,7 +30,7 @@ from agileplus.core.canonical import sha256_hex
 from agileplus.core.errors import DomainError
 from agileplus.dispatch import services, sessions
 from agileplus.dispatch.costs import allowance_for
-from agileplus.dispatch.models import SETUP_STREAM, AgentSession, DispatchJob, JobState
+from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM, AgentSession, DispatchJob, JobState
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
 from agileplus.dispatch.sandboxing import (
     denied_attempts,
@@ -45,8 +45,9 @@ from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from agileplus.dispatch.stream_policy import StreamPolicy, rate_limit_wait
 from agileplus.review.services import governance_for, run_test_checks
 from harnesses import git as g
+from harnesses.activity import activity_lines
 from harnesses.adapters.command import PROMPT_FILE_ENV
-from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec, cli_version
+from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation, RunSpec, cli_version
 from harnesses.disk import DiskCap
 from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, all_marked, reap_marked
 from harnesses.registry import get_adapter
@@ -127,6 +128,8 @@ class JobRun:
         self.capture: sessions.SessionCapture | None = None  # the CLI's session folder, stored at each beat
         self.pushed_head = ""  # the branch head last pushed while the agent runs
         self.denied: list[str] = []  # paths the agent's output says it was refused (denied_attempts)
+        self.workdir: Path | None = None  # the worktree, for activity lines relative to it
+        self.last_said = ""  # the agent's last message: its final result repeats it
 
     @functools.cached_property
     def adapter(self) -> HarnessAdapter:
@@ -404,6 +407,7 @@ class JobRun:
 
     def stream(self, proc: AgentProcess, workspace: Workspace, launch: Launch, policy: StreamPolicy) -> ProcessResult:
         """Read the agent's output to its end or a stop; then end every process it began."""
+        self.workdir = workspace.worktree
         try:
             result = proc.run(lambda stream, text: self.on_line(policy, stream, text),
                               lambda: self.tick(workspace), on_stop=lambda t: self.say(t), on_warning=self.warn)
@@ -438,15 +442,31 @@ class JobRun:
                 services.update_progress(self.claim, usage=dict(policy.usage))
             if event.usage:
                 self.progress["usage"] = dict(policy.usage)  # the ledger is live (to the next flush)
-            if event.text:
-                if event.kind != "result":
-                    self.progress["current_activity"] = event.text
-                self.say(event.text, "agent")
+            self.record(event)
         if stream == "stderr":
             self.say(text, "stderr")
         if self.sandbox_info.get("mode") not in (None, "off"):
             self.note_denied(text)
         return stop
+
+    def record(self, event: AgentEvent) -> None:
+        """An event in the log: a tool use as its readable activity (and its raw line for `logs
+        --raw`); anything else as the adapter wrote it, the final result once, not again after
+        the message it repeats."""
+        readable = activity_lines(event, self.workdir)
+        if readable is None:
+            if not event.text or (event.kind == "result" and event.text == self.last_said):
+                return
+            if event.kind != "result":
+                self.progress["current_activity"] = event.text
+            self.last_said = event.text
+            self.say(event.text, "agent")
+            return
+        if event.text:
+            self.say(event.text, TOOL_STREAM)
+        for line in readable:
+            self.progress["current_activity"] = line
+            self.say(line, ACTIVITY_STREAM)
 
     def note_denied(self, text: str) -> None:
         """A path the agent says it could not reach (hidden, or read-only): a log line, and the

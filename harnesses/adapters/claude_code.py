@@ -39,6 +39,7 @@ from harnesses.jsonlines import (
     as_decimal,
     as_int,
     cost_of,
+    mapping,
     one_line,
     parse_json_line,
     price_for,
@@ -211,7 +212,7 @@ class ClaudeCodeAdapter(HarnessAdapter):
                 name = str(block.get("name") or "tool")
                 summary = tool_input_summary(block.get("input"))
                 events.append(AgentEvent(kind="tool_use", text=f"{name}: {summary}" if summary else name,
-                                         model=model, raw=obj))
+                                         model=model, raw=obj, tool=name, tool_input=mapping(block.get("input"))))
         running = self._running_usage(message, model)
         return events + ([running] if running else [])
 
