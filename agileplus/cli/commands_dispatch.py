@@ -12,6 +12,7 @@ from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json, mark_json
 from agileplus.cli.render import fresh_start_lines
 from agileplus.core.errors import DomainError
+from agileplus.core.text import counted
 from agileplus.dispatch import selectors, services, sessions
 from agileplus.dispatch.fresh import start_fresh
 from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM, JobState
@@ -74,6 +75,21 @@ def _tests_line(job) -> str:
     return f"Tests: {tests.get('passed', 0)}/{tests['total']} passing"
 
 
+def _print_refusal(job, entry) -> None:
+    """Governance refused the work: the agent ended normally, so no exit code; each rule broken
+    and the path or commit it was broken at, from the audit entry's evidence."""
+    violations = (entry.metadata or {}).get("violations") or []
+    echo(f"Governance refused the agent's work ({counted(len(violations), 'violation')}; the agent itself "
+         f"exited {job.exit_code}):")
+    for v in violations[:10]:
+        where = v.get("path") or (v.get("commit") or "")[:7] or "-"
+        echo(f"  ✗ {v.get('rule')}: {where}: {v.get('detail')}")
+    if len(violations) > 10:
+        echo(f"  … and {len(violations) - 10} more (agileplus jobs show {job.id} --json)")
+    commits = job.commits.count()
+    echo(f"  Commits made: {commits} (none of them reaches main)")
+
+
 def _print_failure(job) -> None:
     """The example's failure screen, from what was recorded (the job and its audit entry)."""
     code = "-1 (timeout)" if job.state == JobState.TIMED_OUT else str(job.exit_code)
@@ -81,20 +97,24 @@ def _print_failure(job) -> None:
         echo(f"Agent session timeout after {job.timeout_seconds} seconds.")
         echo("Capturing partial output...")
     setup_failed = job.started_at is None
-    echo("Setup failed before the agent started:" if setup_failed else "Agent failed:")
-    if not setup_failed:
+    entry = selectors.block_entry(job)
+    refused = entry is not None and (entry.metadata or {}).get("reason") == "governance_violation"
+    if refused:
+        _print_refusal(job, entry)
+    else:
+        echo("Setup failed before the agent started:" if setup_failed else "Agent failed:")
+    if not setup_failed and not refused:
         echo(f"  Exit code: {code}")
         commits = job.commits.count()
         echo(f"  Commits made: {commits}{' (partial work)' if commits else ''}")
         echo(f"  {_tests_line(job)}")
-    entry = selectors.block_entry(job)
     if entry is not None:
         echo(f"{job.wp.code} moved to Blocked state.")
         echo(f"Audit entry recorded: actor={entry.actor}, transition={entry.transition}")
     echo(f"Reason: {job.error or job.current_activity}")
     echo("Next steps:")
     slug, code_ = job.feature.slug, job.wp.code
-    if entry is not None and (entry.metadata or {}).get("reason") == "governance_violation":
+    if refused:
         # Its commits can never pass (rewriting them is refused): continuing the branch cannot help.
         echo("  Start over from main on a new branch (this branch is kept on the origin under salvage/):")
         echo(f"    agileplus implement {slug} --wp {code_} --agent {job.harness} --timeout {job.timeout_seconds}"
@@ -202,8 +222,8 @@ def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, a
         echo_json(selectors.job_summary(job))
         return
     if job.state == JobState.SUCCEEDED:
-        echo(f"✓ Agent completed: {job.commits.count()} commits, "
-                   f"{(job.result or {}).get('files_changed', 0)} files changed; {wp.code} is for_review.")
+        echo(f"✓ Agent completed: {_commits_text(job)}, "
+             f"{counted((job.result or {}).get('files_changed', 0), 'file')} changed; {wp.code} is for_review.")
         echo(f"Next: agileplus review {feature.slug} {wp.code}")
     elif job.state in (JobState.FAILED, JobState.TIMED_OUT):
         _print_failure(job)
@@ -213,6 +233,14 @@ def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, a
         raise SystemExit(1)
     else:
         echo(f"Job {job.id} is {job.state}: follow it with `agileplus logs {feature.slug} {wp.code} --follow`.")
+
+
+def _commits_text(job) -> str:
+    """``2 commits``: this attempt's; a resumed attempt names the earlier attempts' apart."""
+    mine = job.commits.filter(attempt=job.attempt).count()
+    earlier = job.commits.exclude(attempt=job.attempt).count()
+    text = counted(mine, "commit") if mine or not earlier else "no new commit"
+    return text + (f" (and {counted(earlier, 'commit')} from earlier attempts)" if earlier else "")
 
 
 def _wait_feature(feature) -> None:
@@ -292,7 +320,8 @@ def jobs_show(job_id, with_log, as_json) -> None:
     if data["commits"]:
         echo("Commits:")
         for c in data["commits"]:
-            echo(f"  {c['sha'][:7]} {c['message'].splitlines()[0] if c['message'] else ''}")
+            earlier = f" (attempt {c['attempt']})" if c.get("attempt") not in (None, job.attempt) else ""
+            echo(f"  {c['sha'][:7]} {c['message'].splitlines()[0] if c['message'] else ''}{earlier}")
     salvage = (data.get("result") or {}).get("salvage_ref")
     if salvage:
         echo(f"Salvaged work: {salvage}")

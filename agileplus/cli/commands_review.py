@@ -7,6 +7,7 @@ import click
 from agileplus.cli.context import actor_option, current_actor, json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json, echo_moved, mark_json
+from agileplus.core.text import counted
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review import requests, services
 from agileplus.review.conflicts import policy, predicted_conflicts
@@ -67,7 +68,7 @@ def move(feature_ref, wp_code, target, actor, as_json) -> None:
     echo(f"{wp.code} moved to {result.target}")
     if merge:
         echo(f"Merging branch {merge['branch']} → {wp.feature.project.main_branch}")
-        echo(f"✓ Merged ({merge['commits']} commits, {merge['files']} files)"
+        echo(f"✓ Merged ({counted(merge['commits'], 'commit')}, {counted(merge['files'], 'file')})"
                    if not merge.get("already_merged") else "✓ Already merged")
     if result.target == "done":
         echo("Dependency resolution:")

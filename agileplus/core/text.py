@@ -31,6 +31,11 @@ def storable_json(value: Any) -> Any:
     return value
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 commit``, ``2 commits``, ``0 files``: a count with its noun in the right number."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 # C0 controls but \t and \n, DEL, C1 controls (0x9b is an 8-bit CSI), and the Unicode controls that
 # reorder or break what a reader sees (bidi overrides and isolates, line/paragraph separators).
 _INVISIBLE = {c for c in range(0x20) if c not in (0x09, 0x0A)} | {0x7F} | set(range(0x80, 0xA0)) | {

@@ -28,6 +28,7 @@ from django.utils import timezone
 from agileplus.api.services import mint_job_token, revoke_job_token
 from agileplus.core.canonical import sha256_hex
 from agileplus.core.errors import DomainError
+from agileplus.core.text import counted
 from agileplus.dispatch import services, sessions
 from agileplus.dispatch.costs import allowance_for
 from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM, AgentSession, DispatchJob, JobState
@@ -121,6 +122,7 @@ class JobRun:
         self.progress: dict = {}  # session_id, usage, current_activity: written with the log batch
         self.last_flush = time.monotonic()
         self.reported: set[str] = set()
+        self.earlier: set[str] = set()  # of `reported`: made by an earlier attempt of this job
         self.fenced = False
         self.stop_heartbeat = threading.Event()
         self.egress = None
@@ -199,14 +201,24 @@ class JobRun:
             if commit.sha in self.reported:
                 continue
             self.reported.add(commit.sha)
-            self.say(f"Commit: {commit.message.splitlines()[0] if commit.message else commit.sha[:7]}")
-            self.flush()
             try:
-                services.report_commit(self.claim, sha=commit.sha, message=commit.message, files=commit.files)
+                new = services.report_commit(self.claim, sha=commit.sha, message=commit.message, files=commit.files)
             except StaleAttempt:
                 self.fenced = True
+                new = True
+            if not new:  # an earlier attempt's commit, on the branch this attempt resumed
+                self.earlier.add(commit.sha)
+                continue
+            self.say(f"Commit: {commit.message.splitlines()[0] if commit.message else commit.sha[:7]}")
+            self.flush()
         if commits and not strict:
             self.push_progress(commits[-1].sha)
+
+    def commits_said(self) -> str:
+        """``2 commits``; a resumed attempt's own, then those of the attempts before it."""
+        mine = len(self.reported - self.earlier)
+        text = counted(mine, "commit") if mine or not self.earlier else "no new commit"
+        return text + (f" (and {counted(len(self.earlier), 'commit')} from earlier attempts)" if self.earlier else "")
 
     def push_progress(self, head: str) -> None:
         """While the agent runs, each new commit goes to the origin's WP branch: a next attempt on
@@ -250,7 +262,7 @@ class JobRun:
         collected = self.collect(workspace, outcome, result, policy.last_error)
         self.say(
             f"Agent {'finished' if collected.outcome.state == JobState.SUCCEEDED else 'failed'}: "
-            f"exit {result.exit_code}, {len(self.reported)} commits, {len(collected.files)} files changed"
+            f"exit {result.exit_code}, {self.commits_said()}, {counted(len(collected.files), 'file')} changed"
         )
         self.flush()
         if self.fenced:
@@ -595,7 +607,7 @@ class JobRun:
         which blocks the WP with the offending commits and paths as audit evidence."""
         gov = governance_for(self.job.wp, mirror, base, head)
         if gov.ok:
-            self.say(f"Governance: {gov.commits} commits checked, no violation")
+            self.say(f"Governance: {counted(gov.commits, 'commit')} checked, no violation")
             return outcome
         for v in gov.violations[:20]:
             self.say(f"Governance violation: {v.detail}")
@@ -638,7 +650,8 @@ def outcome_of(result: ProcessResult) -> Outcome:
         return Outcome(JobState.FAILED, result.exit_code, "agent_failed", f"agent exited with {result.exit_code}")
     if stopped.kind == "timeout":
         return Outcome(JobState.TIMED_OUT, -1, "agent_timeout",
-                       f"Agent timeout (SIGKILL after {settings.AGENT_KILL_GRACE_SECONDS:g}s warning period)"
+                       f"Agent timeout (SIGTERM, then SIGKILL after the {settings.AGENT_KILL_GRACE_SECONDS:g}s grace "
+                       "period)"
                        if result.killed else "Agent timeout (stopped by SIGTERM)")
     if stopped.kind == "cancelled":
         return Outcome(JobState.CANCELLED, result.exit_code, "cancelled", stopped.detail)

@@ -25,7 +25,7 @@ Agent failed:
   Tests: not run
 WP01 moved to Blocked state.
 Audit entry recorded: actor=system:timeout, transition=WP01:doing->blocked
-Reason: Agent timeout (SIGKILL after 2s warning period)
+Reason: Agent timeout (SIGTERM, then SIGKILL after the 2s grace period)
 Next steps:
   Option 1: Review partial commits and continue manually
     cd <worktree>
