@@ -125,20 +125,27 @@ def coverage_label(transition: str, *, end: bool) -> str:
     return f"{wp} {state}".strip()
 
 
+def _entry_ref(entry: dict) -> str:
+    """``id=4, row 112``: the position in the feature's chain (the export's ``id``) and the database
+    row (``audit_auditentry.id``), which differ as soon as a second feature has entries."""
+    return f"id={entry['id']}" + (f", row {entry['row_id']}" if entry.get("row_id") is not None else "")
+
+
 def verification_lines(result: dict) -> list[str]:
     if result["ok"]:
         lines = [f"✓ Audit chain intact ({result['entries']} entries verified)"]
         if result["first"]:
             first, last = result["first"], result["last"]
             lines.append(
-                f"Hash coverage: {coverage_label(first['transition'], end=False)} (id={first['id']}) → "
-                f"{coverage_label(last['transition'], end=True)} (id={last['id']})"
+                f"Hash coverage: {coverage_label(first['transition'], end=False)} ({_entry_ref(first)}) → "
+                f"{coverage_label(last['transition'], end=True)} ({_entry_ref(last)})"
             )
         return lines
     problems = result["problems"]
-    lines = [f"✗ Audit chain broken: {len(problems)} problem(s) in {result['entries']} entries"]
+    lines = [f"✗ Audit chain broken: {len(problems)} problem(s) in {result['entries']} entries "
+             "(id: position in this feature's chain; row: audit_auditentry.id)"]
     for p in problems:
-        lines.append(f"  entry id={p['id']}: {p['kind']}: {p['detail']}")
+        lines.append(f"  entry {_entry_ref(p)}: {p['kind']}: {p['detail']}")
     return lines
 
 

@@ -247,7 +247,7 @@ def test_audit_verify_is_the_examples_screen(farm):
     agileplus(tmp_path, "move", "003", "WP01", "--to", "done")
 
     verified = agileplus(tmp_path, "events", "audit-verify", "--feature", "003-auth-system")
-    screen = re.sub(r"\(id=\d+\)", "(id=<id>)", re.sub(r"\(\d+ entries", "(<n> entries", verified.stdout))
+    screen = re.sub(r"\(id=\d+, row \d+\)", "(id=<id>)", re.sub(r"\(\d+ entries", "(<n> entries", verified.stdout))
 
     assert verified.returncode == 0, verified.stdout + verified.stderr
     # The example's chain ends at `WP02 done`; ours records the unblocking that follows a merge too.
