@@ -129,9 +129,14 @@ def _print_failure(job) -> None:
         echo("    # ... continue work, commit ...")
         echo(f"    git push origin HEAD:{job.branch}")
         echo(f"    agileplus wp transition {slug} {code_} --to for_review")
-        echo("  Option 2: Retry with fresh agent session")
+        echo("  Option 2: Retry on this branch (the agent resumes its session where it stopped)")
     echo(f"    agileplus wp transition {slug} {code_} --to planned   # reset")
     echo(f"    agileplus implement {slug} --wp {code_} --agent {job.harness} --timeout {job.timeout_seconds}")
+    if not setup_failed:
+        echo("  Option 3: Retry with a fresh agent session from main (this branch is kept on the origin under "
+             "salvage/)")
+        echo(f"    agileplus implement {slug} --wp {code_} --agent {job.harness} --timeout {job.timeout_seconds}"
+             " --fresh")
 
 
 @cli.command()

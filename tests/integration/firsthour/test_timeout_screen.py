@@ -33,9 +33,11 @@ Next steps:
     # ... continue work, commit ...
     git push origin HEAD:feat/003-auth-system-WP01
     agileplus wp transition 003-auth-system WP01 --to for_review
-  Option 2: Retry with fresh agent session
+  Option 2: Retry on this branch (the agent resumes its session where it stopped)
     agileplus wp transition 003-auth-system WP01 --to planned   # reset
-    agileplus implement 003-auth-system --wp WP01 --agent command --timeout 10"""
+    agileplus implement 003-auth-system --wp WP01 --agent command --timeout 10
+  Option 3: Retry with a fresh agent session from main (this branch is kept on the origin under salvage/)
+    agileplus implement 003-auth-system --wp WP01 --agent command --timeout 10 --fresh"""
 
 
 @pytest.fixture
