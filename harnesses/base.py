@@ -103,6 +103,11 @@ class HarnessError(Exception):
     """A harness cannot run (binary missing, bad configuration). The message says how to fix it."""
 
 
+class LastingSetupError(HarnessError):
+    """A setup failure a retry would meet again (a secret that is not set, a secrets file others
+    can read): the job fails now, saying why, instead of spending its retries."""
+
+
 class HarnessAdapter(ABC):
     name: ClassVar[str]
     binary: ClassVar[str]

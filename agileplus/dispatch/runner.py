@@ -48,7 +48,7 @@ from agileplus.review.services import governance_for, run_test_checks
 from harnesses import git as g
 from harnesses.activity import activity_lines
 from harnesses.adapters.command import PROMPT_FILE_ENV
-from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation, RunSpec, cli_version
+from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation, LastingSetupError, RunSpec, cli_version
 from harnesses.disk import DiskCap
 from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, all_marked, reap_marked
 from harnesses.registry import get_adapter
@@ -747,7 +747,9 @@ def run_job(job_id: str, worker: str | None = None) -> str:
         run.say(f"Setup failed: {exc}")
         run.flush()
         try:
-            if services.release_for_retry(claim, f"setup failed: {exc}"):
+            # Only what may pass on a next try (a network, a disk, this worker's CLI) is retried.
+            lasting = isinstance(exc, (LastingSetupError, DomainError))
+            if not lasting and services.release_for_retry(claim, f"setup failed: {exc}"):
                 return JobState.QUEUED
             services.finish_job(claim, Outcome(JobState.FAILED, None, "setup_failed", str(exc)), result={})
         except StaleAttempt:
