@@ -35,6 +35,8 @@ def _wp_label(wp: dict) -> str:
         if wp["ready"]:
             return "ready (unblocked)" if wp.get("unblocked") else "planned (ready)"
         return "planned (blocked)"
+    if state == "doing" and not _agent_running(wp):
+        return "doing (no agent running)"
     if state == "doing" and wp.get("agent"):
         return f"doing ({wp['agent']})"
     if state == "blocked" and job.get("state") in ("failed", "timed_out"):
@@ -42,12 +44,22 @@ def _wp_label(wp: dict) -> str:
     return state
 
 
-def _detail_lines(wp: dict) -> list[str]:
+def _agent_running(wp: dict) -> bool:
+    """A job of the WP's is queued or running (a WP a person's review sent back to doing has none)."""
+    job = wp.get("job") or {}
+    return bool(job) and not job.get("finished_at")
+
+
+def _detail_lines(wp: dict, slug: str = "FEATURE") -> list[str]:
     """Under each WP: what it delivers (issue 15: on every WP, first, in the example's WP02 form),
     then what its state has to say."""
     state = wp["state"]
     job = wp.get("job")
     lines = [f"Deliverables: {', '.join(wp['deliverables'])}"] if wp["deliverables"] else []
+    if state == "doing" and not _agent_running(wp):
+        if job:
+            lines.append(f"Last job: {job['id']} ({job['state'].replace('_', ' ')})")
+        return [*lines, f"Next: agileplus implement {slug} --wp {wp['code']}   # dispatch an agent again"]
     if state == "done":
         if job:
             parts = [f"Commits: {job['commits']}", f"Files: {job['files_changed']}"]
@@ -93,7 +105,7 @@ def status_lines(status: dict) -> list[str]:
     for wp in status["work_packages"]:
         title = wp["title"][:TITLE_WIDTH]
         lines.append(f"{wp['code']} {title:<{TITLE_WIDTH}} {bar(wp['progress'])} {_wp_label(wp)}")
-        lines += [f"  {line}" for line in _detail_lines(wp)]
+        lines += [f"  {line}" for line in _detail_lines(wp, feature["slug"])]
     totals = status["totals"]
     lines.append(f"Total WP progress: {totals['done']}/{totals['total']} ({totals['percent']}%)")
     remaining = status["estimated_completion"]
