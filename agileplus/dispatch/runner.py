@@ -46,7 +46,7 @@ from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from agileplus.dispatch.stream_policy import StreamPolicy, rate_limit_wait
 from agileplus.review.services import governance_for, run_test_checks
 from harnesses import git as g
-from harnesses.activity import activity_lines
+from harnesses.activity import activity_lines, relative
 from harnesses.adapters.command import PROMPT_FILE_ENV
 from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation, LastingSetupError, RunSpec, cli_version
 from harnesses.disk import DiskCap
@@ -466,6 +466,9 @@ class JobRun:
         --raw`); anything else as the adapter wrote it, the final result once, not again after
         the message it repeats."""
         readable = activity_lines(event, self.workdir)
+        target = (event.tool_input or {}).get("target") if event.tool == "denied" else None
+        if target and target not in self.denied and len(self.denied) < 100:
+            self.denied.append(relative(target, self.workdir))  # refused by the CLI's own permission rules
         if readable is None:
             if not event.text or (event.kind == "result" and event.text == self.last_said):
                 return
@@ -529,7 +532,7 @@ class JobRun:
                                   "the agent ended without a commit"
                                   + (f" (its uncommitted work is saved at refs/agileplus/salvage/{self.job.id})"
                                      if salvaged else " or any change")
-                                  + (f"; its last error: {last_error[:500]}" if last_error else ""))
+                                  + self._why_nothing(last_error))
             if outcome.state == JobState.SUCCEEDED:
                 outcome = self._governance(outcome, mirror, base, head)
             if outcome.state == JobState.SUCCEEDED and not pushed:
@@ -544,6 +547,14 @@ class JobRun:
                                      f"the agent left {worktree.name} unusable: {str(exc)[-300:]}"))
         return Collected(outcome, salvaged=salvaged, pushed=pushed, files=files, head=head,
                          ignored_refs=ignored_refs)
+
+    def _why_nothing(self, last_error: str) -> str:
+        """Why a run made no commit: the paths it was refused (its CLI's permission rules or the
+        sandbox) name the cause; git's own last word (``nothing to commit``) would not."""
+        if self.denied:
+            return (f"; it was refused writing {', '.join(self.denied[:5])} (the WP's forbidden paths: its CLI's "
+                    "permission rules or the sandbox)")
+        return f"; its last error: {last_error[:500]}" if last_error else ""
 
     def count_tests(self, workspace: Workspace) -> dict | None:
         """The review's test checks, run in the worktree as the agent left it: their parsed counts
