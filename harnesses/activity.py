@@ -18,7 +18,7 @@ import shlex
 from pathlib import Path
 
 from harnesses.base import AgentEvent
-from harnesses.jsonlines import one_line
+from harnesses.jsonlines import MALFORMED, one_line
 
 ACTIONS = {
     "read": ("read", "read_file", "read_many_files", "view", "cat", "notebookread"),
@@ -42,6 +42,9 @@ SPEC_FILES = {"spec.md": "specification", "plan.md": "plan", "tasks.md": "tasks"
 def activity_lines(event: AgentEvent, workdir: Path | None) -> list[str] | None:
     """The readable lines for a tool event (maybe none); None for what is not a tool event (the
     agent's messages, errors, its final result), which is shown as the adapter wrote it."""
+    if event.kind == "log" and event.tool == MALFORMED:
+        return [f"Unreadable line in the CLI's stream ({len(event.text)} characters that are not a whole JSON "
+                "event; `logs --raw` shows it)"]
     if event.kind == "tool_use":
         line = describe(event.tool, event.tool_input, workdir) if event.tool else event.text
         return [line] if line else []

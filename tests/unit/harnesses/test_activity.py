@@ -90,3 +90,20 @@ def test_a_failed_tool_says_so_and_an_ordinary_result_says_nothing():
 
 def test_a_message_is_not_a_tool_event():
     assert activity_lines(AgentEvent(kind="message", text="Working on rate limiting middleware..."), None) is None
+
+
+def test_a_json_event_cut_short_is_said_to_be_unreadable_not_shown_as_the_agents_words():
+    whole = recorded("claude-code").lines[-1]
+
+    (event,) = get_adapter("claude-code").parse_line(whole[: len(whole) // 2])
+
+    assert event.text == whole[: len(whole) // 2]  # kept verbatim for `logs --raw`
+    assert activity_lines(event, None) == [
+        f"Unreadable line in the CLI's stream ({len(whole) // 2} characters that are not a whole JSON event; "
+        "`logs --raw` shows it)"]
+
+
+def test_a_plain_text_line_of_a_json_cli_is_shown_as_it_is():
+    (event,) = get_adapter("codex").parse_line("Reading prompt from stdin...")
+
+    assert activity_lines(event, None) is None
