@@ -206,6 +206,8 @@ def verify_chain(feature) -> Verification:
 
 
 def export_lines(feature) -> Iterator[str]:
-    """The chain as compact JSON lines in id order (the seed's export format)."""
+    """The chain as compact JSON lines in id order (the seed's export format), each with its
+    ``row_id`` (the database row, ``audit_auditentry.id``; ``id`` is the place in the feature's
+    chain): ``row_id`` is not one of the hashed fields."""
     for entry in AuditEntry.objects.filter(feature_id=feature.pk).order_by("seq").iterator(chunk_size=2000):
-        yield json.dumps(entry_as_dict(entry), separators=(",", ":"), ensure_ascii=False)
+        yield json.dumps({**entry_as_dict(entry), "row_id": entry.pk}, separators=(",", ":"), ensure_ascii=False)

@@ -61,6 +61,7 @@ def test_export_audit_prints_one_json_line_per_entry_in_order(feature):
     lines = run_cli(f"events export-audit --feature {feature.slug}").output.splitlines()
     entries = [json.loads(line) for line in lines]
     assert [e["id"] for e in entries] == list(range(1, len(entries) + 1))
+    assert [e["row_id"] for e in entries] == list(feature.audit_entries.order_by("seq").values_list("pk", flat=True))
     assert entries[0]["prev_hash"] == "0" * 64 and entries[1]["prev_hash"] == entries[0]["hash"]
     assert entries[0]["transition"] == "WP01:planned->doing" and entries[0]["actor"] == "agent:claude-code"
 
