@@ -535,6 +535,8 @@ class JobRun:
                                   + self._why_nothing(last_error))
             if outcome.state == JobState.SUCCEEDED:
                 outcome = self._governance(outcome, mirror, base, head)
+                if outcome.reason == "governance_violation" and pushed:
+                    self._quarantine(mirror, branch)
             if outcome.state == JobState.SUCCEEDED and not pushed:
                 # Work that never reached the origin cannot be reviewed or merged: say so now,
                 # rather than a review that later finds no branch.
@@ -628,6 +630,18 @@ class JobRun:
             metadata={"violations": [v.as_dict() for v in gov.violations[:50]], "base": base, "head": gov.head},
             evidence=[{"commit": v.commit, "path": v.path, "rule": v.rule} for v in gov.violations[:50]],
         )
+
+    def _quarantine(self, mirror: Path, branch: str) -> None:
+        """Commits that broke governance leave the WP's branch on the origin (a person could merge
+        it): they move, in one atomic push, to ``refs/agileplus/quarantine/<branch>``, outside
+        refs/heads. ``implement --fresh`` sets them aside under salvage/ like any old branch."""
+        where = f"{g.QUARANTINE_PREFIX}{branch}"
+        try:
+            g.git("push", "--quiet", "--atomic", "origin", f"+refs/heads/{branch}:{where}", f":refs/heads/{branch}",
+                  cwd=mirror)
+            self.say(f"Quarantined: the commits that broke governance are at {where} on the origin, not on {branch}")
+        except g.GitError as exc:
+            self.say(f"Could not move {branch} off the origin's branches to {where}: {exc}")
 
     def _replayed_job(self) -> DispatchJob | None:
         replay_of = (self.job.result or {}).get("replay_of")
