@@ -32,6 +32,9 @@ REVIEW_SCREEN = [
     "  ✓ 1/1 deliverables present",
     "Test Quality",
     "  ✓ All tests pass (3/3)",
+    "Specification Compliance",
+    "  – FR-001 users can log in. — no evidence yet (no check, test, commit or evidence record of this WP names "
+    "FR-001)",
     "Governance",
     "  ✓ Commit messages follow convention",
     "  ✓ Only allowed paths modified",
