@@ -17,6 +17,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import ClassVar
 
+# The pinned agent CLIs `scripts/install-agent-clis` installs (tools/agent-clis), each harness's
+# executable in there (opencode: its Linux x64 binary package).
+PINNED_DIR = Path(__file__).resolve().parents[1] / "tools" / "agent-clis"
+PINNED_PATHS = {
+    "claude-code": "node_modules/.bin/claude",
+    "codex": "node_modules/.bin/codex",
+    "gemini": "node_modules/.bin/gemini",
+    "opencode": "node_modules/opencode-linux-x64/bin/opencode",
+    "aider": "aider-venv/bin/aider",
+}
+
 
 @dataclass
 class Usage:
@@ -51,6 +62,9 @@ class AgentEvent:
     is_error: bool = False
     final: bool = False
     raw: dict | None = None
+    # A tool use's name and input in the CLI's own words: ``harnesses.activity`` makes the readable line.
+    tool: str | None = None
+    tool_input: dict | None = None
 
 
 @dataclass
@@ -87,6 +101,11 @@ class Availability:
 
 class HarnessError(Exception):
     """A harness cannot run (binary missing, bad configuration). The message says how to fix it."""
+
+
+class LastingSetupError(HarnessError):
+    """A setup failure a retry would meet again (a secret that is not set, a secrets file others
+    can read): the job fails now, saying why, instead of spending its retries."""
 
 
 class HarnessAdapter(ABC):
@@ -135,17 +154,28 @@ class HarnessAdapter(ABC):
     def parse_line(self, line: str) -> list[AgentEvent]:
         """Events in one output line. Never raises: a malformed line becomes a ``log`` event."""
 
+    @property
+    def binary_variable(self) -> str:
+        return f"AGILEPLUS_{self.name.upper().replace('-', '_')}_BIN"
+
     def resolve_binary(self, spec: RunSpec | None = None) -> str:
-        configured = (spec.options.get("binary") if spec else None) or os.environ.get(
-            f"AGILEPLUS_{self.name.upper().replace('-', '_')}_BIN"
-        )
+        configured = (spec.options.get("binary") if spec else None) or os.environ.get(self.binary_variable)
         found = shutil.which(configured or self.binary)
         if not found:
-            raise HarnessError(
-                f"harness '{self.name}' needs the `{configured or self.binary}` executable on PATH"
-                + (f": {self.install_hint}" if self.install_hint else "")
-            )
+            raise HarnessError(f"harness '{self.name}' needs the `{configured or self.binary}` executable on PATH: "
+                               + self.where_to_get())
         return found
+
+    def where_to_get(self) -> str:
+        """How to get the CLI: the pinned copy `scripts/install-agent-clis` installed (named when it
+        is there), the variable that points at a binary, or the CLI's own installer."""
+        pinned = PINNED_DIR / PINNED_PATHS[self.name] if self.name in PINNED_PATHS else None
+        if pinned is not None and pinned.exists():
+            hint = f"the pinned CLI is installed at {pinned}: export {self.binary_variable}={pinned}"
+        else:
+            hint = (f"install the pinned version with ./scripts/install-agent-clis and export {self.binary_variable}="
+                    f"{pinned}" if pinned is not None else f"export {self.binary_variable}=/path/to/{self.binary}")
+        return hint + (f", or {self.install_hint}" if self.install_hint else "")
 
     def availability(self) -> Availability:
         try:

@@ -20,21 +20,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harnesses.base import AgentEvent, HarnessError, RunSpec, cli_version
+from harnesses.base import PINNED_DIR, PINNED_PATHS, AgentEvent, HarnessError, RunSpec, cli_version
 from harnesses.endpoints import Say, ScriptedEndpoint, Turn, Write, commit_script, endpoint_for
 from harnesses.git import init_one_commit_repo
 from harnesses.process import AgentProcess
 from harnesses.registry import adapter_names, get_adapter
 
-PINNED_DIR = Path(__file__).resolve().parents[1] / "tools" / "agent-clis"
-# Each pinned CLI's executable inside PINNED_DIR (opencode: its Linux x64 binary package).
-PINNED_PATHS = {
-    "claude-code": "node_modules/.bin/claude",
-    "codex": "node_modules/.bin/codex",
-    "gemini": "node_modules/.bin/gemini",
-    "opencode": "node_modules/opencode-linux-x64/bin/opencode",
-    "aider": "aider-venv/bin/aider",
-}
 # The wire protocol each harness's CLI speaks, where a scripted endpoint exists for it.
 PROTOCOLS = {"claude-code": "anthropic", "codex": "openai_responses", "gemini": "gemini", "opencode": "anthropic",
              "aider": "openai_chat"}
@@ -212,12 +203,18 @@ def _judge(result: CheckResult, code: int, events: list[AgentEvent], reached: bo
     said = result.stderr + result.stdout
     rejected = [line for line in said if any(m in line for m in REJECTED_ARGS)] or [
         line for line in said if USAGE_BANNER in line]
-    result.flags_accepted = reached and not (code != 0 and rejected)
-    if not result.flags_accepted:
+    if code != 0 and (rejected or not reached):
+        result.flags_accepted = False
         # no refusal message (opencode only prints its usage): the first thing it said
         detail = rejected[0] if rejected else (result.stderr[0] if result.stderr else f"exit {code}")
         result.problems.append(f"the CLI did not accept the adapter's command line: {detail.strip()[:300]}")
         return
+    if not reached:  # it took the command line and ended well, without asking the model anything
+        said_first = (result.stderr or result.stdout or [""])[0].strip()[:300]
+        result.problems.append(f"the CLI exited {code} without calling the scripted model endpoint"
+                               + (f": {said_first}" if said_first else " and said nothing"))
+        return
+    result.flags_accepted = True
     result.session_id = next((e.session_id for e in events if e.session_id), None)
     result.tool_calls = sum(1 for e in events if e.kind == "tool_use")
     result.commits = len(commits)

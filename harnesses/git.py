@@ -430,6 +430,11 @@ AGENT_IDENTITY = ("AgilePlus agent", "agent@agileplus.localhost")
 
 
 
+# Where a branch whose commits broke governance is kept on the origin: outside refs/heads, so no
+# branch a person would merge carries them (docs/operations.md "What the farm leaves on the origin").
+QUARANTINE_PREFIX = "refs/agileplus/quarantine/"
+
+
 def push(worktree_or_mirror: Path, refspecs: list[str]) -> None:
     git("push", "--quiet", "origin", *refspecs, cwd=worktree_or_mirror)
 

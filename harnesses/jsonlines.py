@@ -31,9 +31,13 @@ TOOL_OUTPUT_CHARS = 8000  # a tool's output is logged whole up to this, then cut
 PER_MILLION = Decimal(1_000_000)
 
 
-def log_event(line: str) -> AgentEvent:
-    """A line kept verbatim: not JSON, malformed, or of a shape the adapter does not know."""
-    return AgentEvent(kind="log", text=line.rstrip("\r\n"))
+MALFORMED = "malformed"  # ``AgentEvent.tool`` of a line that looked like a JSON event and was not one
+
+
+def log_event(line: str, *, malformed: bool = False) -> AgentEvent:
+    """A line kept verbatim: not JSON, malformed, or of a shape the adapter does not know.
+    ``malformed``: it began as a JSON event and did not parse (cut short, invalid bytes)."""
+    return AgentEvent(kind="log", text=line.rstrip("\r\n"), tool=MALFORMED if malformed else None)
 
 
 def parse_object(line: str) -> dict | None:
@@ -55,11 +59,11 @@ def parse_json_line(line: str, parse: Callable[[dict], list[AgentEvent] | None])
         return []
     obj = parse_object(line)
     if obj is None:
-        return [log_event(line)]
+        return [log_event(line, malformed=line.lstrip().startswith("{"))]
     try:
         events = parse(obj)
     except Exception:  # a field of an unexpected type: keep the line, never lose the run
-        return [log_event(line)]
+        return [log_event(line, malformed=True)]
     return [log_event(line)] if events is None else events
 
 
@@ -121,6 +125,11 @@ def tool_input_summary(tool_input: object) -> str:
             if isinstance(tool_input.get(key), str) and tool_input[key].strip():
                 return one_line(tool_input[key])
     return one_line(tool_input)
+
+
+def mapping(value: object) -> dict | None:
+    """A tool's input as a dict (None when the CLI gave something else)."""
+    return value if isinstance(value, dict) else None
 
 
 def prompt_fits_argv(prompt: str) -> bool:

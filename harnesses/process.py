@@ -103,7 +103,8 @@ def _reader(stream, name: str, out: queue.Queue) -> None:
             if dropped:
                 out.put_nowait((name, DROPPED_MARKER.format(n=dropped, stream=name)))
                 dropped = 0
-            out.put_nowait((name, raw.decode("utf-8", errors="replace").rstrip("\r\n")))
+            # Bytes that are not UTF-8 are shown as `\xff`, not silently turned into U+FFFD.
+            out.put_nowait((name, raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")))
         except queue.Full:
             dropped += 1
     if dropped:

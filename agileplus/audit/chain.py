@@ -97,16 +97,17 @@ def append_entry(
 
 @dataclass
 class Problem:
-    entry_id: int | None
+    entry_id: int | None  # the entry's position in its feature's chain (`seq`, the export's `id`)
     kind: str  # changed | deleted | reordered | broken_link
     detail: str
+    row_id: int | None = None  # its database row (`audit_auditentry.id`), None for a deleted entry
 
     def __str__(self) -> str:
         where = f"entry id={self.entry_id}" if self.entry_id is not None else "chain"
         return f"{where}: {self.kind}: {self.detail}"
 
     def as_dict(self) -> dict:
-        return {"id": self.entry_id, "kind": self.kind, "detail": self.detail}
+        return {"id": self.entry_id, "row_id": self.row_id, "kind": self.kind, "detail": self.detail}
 
 
 @dataclass
@@ -133,7 +134,7 @@ class Verification:
 
 
 _COLUMNS = ("seq", "feature_id", "wp_id", "timestamp", "actor", "transition", "prev_hash",
-            "evidence_refs", "metadata", "hash")
+            "evidence_refs", "metadata", "hash", "pk")
 
 
 def _rows(feature_id: int) -> Iterator[tuple]:
@@ -156,7 +157,10 @@ def verify_rows(feature_slug: str, rows: Iterable[tuple]) -> Verification:
     encode = canonical_json
     links: dict[int, tuple[str, str, str]] = {}  # seq -> (prev_hash, hash, transition)
     highest = 0
-    for seq, feature_id, wp_id, timestamp, actor, transition, prev_hash, evidence_refs, metadata, stored in rows:
+    row_ids: dict[int, int] = {}  # seq -> database row id, where the rows carry it
+    for seq, feature_id, wp_id, timestamp, actor, transition, prev_hash, evidence_refs, metadata, stored, *pk in rows:
+        if pk:
+            row_ids[seq] = pk[0]
         # Stored JSON is already in hashable form (append_entry stores what it hashes).
         fields = {
             "id": seq, "feature_id": feature_id, "wp_id": wp_id, "timestamp": utc_iso(timestamp),
@@ -189,6 +193,10 @@ def verify_rows(feature_slug: str, rows: Iterable[tuple]) -> Verification:
             )
         expected_prev = stored
         previous = seq
+    for p in result.problems:
+        p.row_id = row_ids.get(p.entry_id) if p.kind != "deleted" else None
+    if order:
+        result.first["row_id"], result.last["row_id"] = row_ids.get(order[0]), row_ids.get(order[-1])
     result.problems.sort(key=lambda p: (p.entry_id or 0, p.kind))
     return result
 
@@ -198,6 +206,8 @@ def verify_chain(feature) -> Verification:
 
 
 def export_lines(feature) -> Iterator[str]:
-    """The chain as compact JSON lines in id order (the seed's export format)."""
+    """The chain as compact JSON lines in id order (the seed's export format), each with its
+    ``row_id`` (the database row, ``audit_auditentry.id``; ``id`` is the place in the feature's
+    chain): ``row_id`` is not one of the hashed fields."""
     for entry in AuditEntry.objects.filter(feature_id=feature.pk).order_by("seq").iterator(chunk_size=2000):
-        yield json.dumps(entry_as_dict(entry), separators=(",", ":"), ensure_ascii=False)
+        yield json.dumps({**entry_as_dict(entry), "row_id": entry.pk}, separators=(",", ":"), ensure_ascii=False)

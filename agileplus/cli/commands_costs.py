@@ -6,7 +6,7 @@ import click
 
 from agileplus.cli.context import json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo_json, mark_json
+from agileplus.cli.output import echo, echo_json, mark_json
 from agileplus.dispatch import costs
 from agileplus.features.services import get_feature
 
@@ -28,11 +28,11 @@ def costs_command(feature_ref: str | None, by: str, as_json: bool) -> None:
                    "total_cost_usd": str(total)})
         return
     if not rows:
-        click.echo("No agent runs yet.")
+        echo("No agent runs yet.")
         return
     width = max(len(r.key) for r in rows + [costs.LedgerRow(by.upper(), 0, 0, 0, 0, costs.ZERO)])
-    click.echo(f"{by.upper():<{width}}  {'JOBS':>5}  {'INPUT':>10}  {'CACHED':>10}  {'OUTPUT':>10}  {'USD':>10}")
+    echo(f"{by.upper():<{width}}  {'JOBS':>5}  {'INPUT':>10}  {'CACHED':>10}  {'OUTPUT':>10}  {'USD':>10}")
     for r in rows:
-        click.echo(f"{r.key:<{width}}  {r.jobs:>5}  {r.input_tokens:>10,}  {r.cached_input_tokens:>10,}  "
+        echo(f"{r.key:<{width}}  {r.jobs:>5}  {r.input_tokens:>10,}  {r.cached_input_tokens:>10,}  "
                    f"{r.output_tokens:>10,}  {r.cost_usd:>10.4f}")
-    click.echo(f"{'Total':<{width}}  {sum(r.jobs for r in rows):>5}  {'':>10}  {'':>10}  {'':>10}  {total:>10.4f}")
+    echo(f"{'Total':<{width}}  {sum(r.jobs for r in rows):>5}  {'':>10}  {'':>10}  {'':>10}  {total:>10.4f}")

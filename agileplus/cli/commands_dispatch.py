@@ -9,12 +9,13 @@ from django.utils import timezone
 
 from agileplus.cli.context import actor_option, current_actor, feature_and_wp, json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo_json, mark_json
+from agileplus.cli.output import echo, echo_json, mark_json
 from agileplus.cli.render import fresh_start_lines
 from agileplus.core.errors import DomainError
+from agileplus.core.text import counted
 from agileplus.dispatch import selectors, services, sessions
 from agileplus.dispatch.fresh import start_fresh
-from agileplus.dispatch.models import SETUP_STREAM, JobState
+from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM, JobState
 from agileplus.dispatch.runner import run_job
 from agileplus.dispatch.sandboxing import local_harnesses
 from agileplus.features.lifecycles import WPState
@@ -57,9 +58,9 @@ def _follow(job_id: str, *, until_running: bool = False, quiet: bool = False) ->
         for line in selectors.log_lines(job, after_seq=seq):
             seq = line.seq
             if not quiet and line.stream in ("agileplus", SETUP_STREAM):
-                click.echo(line.line)
+                echo(line.line)
         if job.state == JobState.QUEUED and waited > 5 and not hinted:
-            click.echo("Waiting for a worker to claim the job (start one with `agileplus worker`)...", err=True)
+            echo("Waiting for a worker to claim the job (start one with `agileplus worker`)...", err=True)
             hinted = True
         if until_running and job.state == JobState.RUNNING or job.state in JobState.FINAL:
             return
@@ -74,44 +75,68 @@ def _tests_line(job) -> str:
     return f"Tests: {tests.get('passed', 0)}/{tests['total']} passing"
 
 
+def _print_refusal(job, entry) -> None:
+    """Governance refused the work: the agent ended normally, so no exit code; each rule broken
+    and the path or commit it was broken at, from the audit entry's evidence."""
+    violations = (entry.metadata or {}).get("violations") or []
+    echo(f"Governance refused the agent's work ({counted(len(violations), 'violation')}; the agent itself "
+         f"exited {job.exit_code}):")
+    for v in violations[:10]:
+        where = v.get("path") or (v.get("commit") or "")[:7] or "-"
+        echo(f"  ✗ {v.get('rule')}: {where}: {v.get('detail')}")
+    if len(violations) > 10:
+        echo(f"  … and {len(violations) - 10} more (agileplus jobs show {job.id} --json)")
+    commits = job.commits.count()
+    echo(f"  Commits made: {commits} (none of them reaches main)")
+
+
 def _print_failure(job) -> None:
     """The example's failure screen, from what was recorded (the job and its audit entry)."""
     code = "-1 (timeout)" if job.state == JobState.TIMED_OUT else str(job.exit_code)
     if job.state == JobState.TIMED_OUT:
-        click.echo(f"Agent session timeout after {job.timeout_seconds} seconds.")
-        click.echo("Capturing partial output...")
+        echo(f"Agent session timeout after {job.timeout_seconds} seconds.")
+        echo("Capturing partial output...")
     setup_failed = job.started_at is None
-    click.echo("Setup failed before the agent started:" if setup_failed else "Agent failed:")
-    if not setup_failed:
-        click.echo(f"  Exit code: {code}")
-        commits = job.commits.count()
-        click.echo(f"  Commits made: {commits}{' (partial work)' if commits else ''}")
-        click.echo(f"  {_tests_line(job)}")
     entry = selectors.block_entry(job)
+    refused = entry is not None and (entry.metadata or {}).get("reason") == "governance_violation"
+    if refused:
+        _print_refusal(job, entry)
+    else:
+        echo("Setup failed before the agent started:" if setup_failed else "Agent failed:")
+    if not setup_failed and not refused:
+        echo(f"  Exit code: {code}")
+        commits = job.commits.count()
+        echo(f"  Commits made: {commits}{' (partial work)' if commits else ''}")
+        echo(f"  {_tests_line(job)}")
     if entry is not None:
-        click.echo(f"{job.wp.code} moved to Blocked state.")
-        click.echo(f"Audit entry recorded: actor={entry.actor}, transition={entry.transition}")
-    click.echo(f"Reason: {job.error or job.current_activity}")
-    click.echo("Next steps:")
+        echo(f"{job.wp.code} moved to Blocked state.")
+        echo(f"Audit entry recorded: actor={entry.actor}, transition={entry.transition}")
+    echo(f"Reason: {job.error or job.current_activity}")
+    echo("Next steps:")
     slug, code_ = job.feature.slug, job.wp.code
-    if entry is not None and (entry.metadata or {}).get("reason") == "governance_violation":
+    if refused:
         # Its commits can never pass (rewriting them is refused): continuing the branch cannot help.
-        click.echo("  Start over from main on a new branch (this branch is kept on the origin under salvage/):")
-        click.echo(f"    agileplus implement {slug} --wp {code_} --agent {job.harness} --timeout {job.timeout_seconds}"
+        echo("  Start over from main on a new branch (this branch is kept on the origin under salvage/):")
+        echo(f"    agileplus implement {slug} --wp {code_} --agent {job.harness} --timeout {job.timeout_seconds}"
                    " --fresh")
         return
     if setup_failed:
-        click.echo("  Fix the cause above, then reset and retry:")
+        echo("  Fix the cause above, then reset and retry:")
     else:
-        click.echo("  Option 1: Review partial commits and continue manually")
-        click.echo(f"    cd {job.worktree}")
-        click.echo("    git log --oneline   # see what was done")
-        click.echo("    # ... continue work, commit ...")
-        click.echo(f"    git push origin HEAD:{job.branch}")
-        click.echo(f"    agileplus wp transition {slug} {code_} --to for_review")
-        click.echo("  Option 2: Retry with fresh agent session")
-    click.echo(f"    agileplus wp transition {slug} {code_} --to planned   # reset")
-    click.echo(f"    agileplus implement {slug} --wp {code_} --agent {job.harness} --timeout {job.timeout_seconds}")
+        echo("  Option 1: Review partial commits and continue manually")
+        echo(f"    cd {job.worktree}")
+        echo("    git log --oneline   # see what was done")
+        echo("    # ... continue work, commit ...")
+        echo(f"    git push origin HEAD:{job.branch}")
+        echo(f"    agileplus wp transition {slug} {code_} --to for_review")
+        echo("  Option 2: Retry on this branch (the agent resumes its session where it stopped)")
+    echo(f"    agileplus wp transition {slug} {code_} --to planned   # reset")
+    echo(f"    agileplus implement {slug} --wp {code_} --agent {job.harness} --timeout {job.timeout_seconds}")
+    if not setup_failed:
+        echo("  Option 3: Retry with a fresh agent session from main (this branch is kept on the origin under "
+             "salvage/)")
+        echo(f"    agileplus implement {slug} --wp {code_} --agent {job.harness} --timeout {job.timeout_seconds}"
+             " --fresh")
 
 
 @cli.command()
@@ -143,14 +168,14 @@ def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, 
         if as_json:
             echo_json({"feature": feature.slug, "jobs": [{"id": j.id, "wp": j.wp.code} for j in jobs]})
             return
-        click.echo(f"Auto-dispatch on for {feature.slug}: ready WPs are queued now, and each merge queues "
+        echo(f"Auto-dispatch on for {feature.slug}: ready WPs are queued now, and each merge queues "
                    "the WPs it unblocks.")
         for job in jobs:
-            click.echo(f"  {job.wp.code} → {harness_title(job.harness)} (job {job.id})")
+            echo(f"  {job.wp.code} → {harness_title(job.harness)} (job {job.id})")
         if wait:
             _wait_feature(feature)
         else:
-            click.echo(f"Watch it: agileplus status {feature.slug} --watch")
+            echo(f"Watch it: agileplus status {feature.slug} --watch")
         return
     wp = get_wp(feature, wp_code)
     options = {"harness": harness, "actor": who, "timeout_seconds": timeout, "retries": retries, "send": not inline}
@@ -159,7 +184,7 @@ def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, 
         job = started.job
         if not as_json:
             for line in fresh_start_lines(wp.code, started.move.as_dict()):
-                click.echo(line)
+                echo(line)
     else:
         job = services.enqueue_job(wp, **options)
     _follow_and_report(job, inline=inline, wait=wait, as_json=as_json)
@@ -173,7 +198,7 @@ def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, a
         echo_json(selectors.job_summary(job))
         return
     if not as_json:
-        click.echo(f"Dispatching {wp.code} to {harness_title(job.harness)}...")
+        echo(f"Dispatching {wp.code} to {harness_title(job.harness)}...")
     if inline:
         # Here there is no other worker: an attempt handed back for retry is retried in place.
         while run_job(job.id) == JobState.QUEUED:
@@ -185,16 +210,16 @@ def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, a
         job = selectors.get_job(job.id)
         if job.started_at is not None:  # the agent started (now, or already in an inline run)
             for line in selectors.dispatch_screen(job):
-                click.echo(line)
-            click.echo(f"Dispatching to {harness_title(job.harness)} harness...")
-            click.echo(f"Session: {job.session_id or job.id}")
+                echo(line)
+            echo(f"Dispatching to {harness_title(job.harness)} harness...")
+            echo(f"Session: {job.session_id or job.id}")
             model = selectors.job_model(job)
             if model:
-                click.echo(f"Model: {model}")
-            click.echo(f"Started: {job.started_at:%Y-%m-%d %H:%M:%S} UTC")
-            click.echo("Waiting for agent to initialize...")
+                echo(f"Model: {model}")
+            echo(f"Started: {job.started_at:%Y-%m-%d %H:%M:%S} UTC")
+            echo("Waiting for agent to initialize...")
             if selectors.wait_agent_ready(job.id, poll=POLL):
-                click.echo(f"Agent ready. Working on {wp.code}.")
+                echo(f"Agent ready. Working on {wp.code}.")
     if wait:
         _follow(job.id, quiet=True)
     job = selectors.get_job(job.id)
@@ -202,17 +227,25 @@ def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, a
         echo_json(selectors.job_summary(job))
         return
     if job.state == JobState.SUCCEEDED:
-        click.echo(f"✓ Agent completed: {job.commits.count()} commits, "
-                   f"{(job.result or {}).get('files_changed', 0)} files changed; {wp.code} is for_review.")
-        click.echo(f"Next: agileplus review {feature.slug} {wp.code}")
+        echo(f"✓ Agent completed: {_commits_text(job)}, "
+             f"{counted((job.result or {}).get('files_changed', 0), 'file')} changed; {wp.code} is for_review.")
+        echo(f"Next: agileplus review {feature.slug} {wp.code}")
     elif job.state in (JobState.FAILED, JobState.TIMED_OUT):
         _print_failure(job)
         raise SystemExit(1)
     elif job.state == JobState.CANCELLED:
-        click.echo(f"Job {job.id} was cancelled.")
+        echo(f"Job {job.id} was cancelled.")
         raise SystemExit(1)
     else:
-        click.echo(f"Job {job.id} is {job.state}: follow it with `agileplus logs {feature.slug} {wp.code} --follow`.")
+        echo(f"Job {job.id} is {job.state}: follow it with `agileplus logs {feature.slug} {wp.code} --follow`.")
+
+
+def _commits_text(job) -> str:
+    """``2 commits``: this attempt's; a resumed attempt names the earlier attempts' apart."""
+    mine = job.commits.filter(attempt=job.attempt).count()
+    earlier = job.commits.exclude(attempt=job.attempt).count()
+    text = counted(mine, "commit") if mine or not earlier else "no new commit"
+    return text + (f" (and {counted(earlier, 'commit')} from earlier attempts)" if earlier else "")
 
 
 def _wait_feature(feature) -> None:
@@ -227,7 +260,7 @@ def _wait_feature(feature) -> None:
             if feature.state == "shipped" or WPState.BLOCKED in states:
                 break
             time.sleep(0.5)
-    click.echo(f"{feature.slug}: {feature.state} ({done}/{len(states)} WPs done)")
+    echo(f"{feature.slug}: {feature.state} ({done}/{len(states)} WPs done)")
     if feature.state != "shipped":
         raise SystemExit(1)
 
@@ -251,9 +284,9 @@ def jobs_list(feature_ref, state, limit, as_json) -> None:
                     "queued_at": j.queued_at} for j in rows])
         return
     if not rows:
-        click.echo("No jobs.")
+        echo("No jobs.")
     for j in rows:
-        click.echo(f"{j.id}  {j.feature.slug} {j.wp.code}  {j.harness:<12} {j.state:<10} attempt {j.attempt}"
+        echo(f"{j.id}  {j.feature.slug} {j.wp.code}  {j.harness:<12} {j.state:<10} attempt {j.attempt}"
                    f"/{j.max_attempts}  commits {j.n_commits}  {j.worker or '-'}")
 
 
@@ -261,7 +294,7 @@ def _print_log(job, *, tail: int | None = None, without: tuple[str, ...] = ()) -
     """The job's log as `[10:15:33] …` lines; returns the last line's seq."""
     last = 0
     for line in selectors.log_lines(job, tail=tail, without=without):
-        click.echo(f"[{line.timestamp:%H:%M:%S}] {line.line}")
+        echo(f"[{line.timestamp:%H:%M:%S}] {line.line}")
         last = line.seq
     return last
 
@@ -283,22 +316,23 @@ def jobs_show(job_id, with_log, as_json) -> None:
                 "worktree", "base_commit", "started_at", "finished_at", "exit_code", "current_activity",
                 "manifest_hash", "error"):
         if data.get(key) not in (None, ""):
-            click.echo(f"{key.replace('_', ' ').capitalize()}: {data[key]}")
+            echo(f"{key.replace('_', ' ').capitalize()}: {data[key]}")
     usage = data.get("usage") or {}
     if usage.get("input_tokens") or usage.get("output_tokens"):
-        click.echo(f"Tokens: {usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out")
+        echo(f"Tokens: {usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out")
     if usage.get("cost_usd") not in (None, ""):
-        click.echo(f"Cost: ${usage['cost_usd']}")
+        echo(f"Cost: ${usage['cost_usd']}")
     if data["commits"]:
-        click.echo("Commits:")
+        echo("Commits:")
         for c in data["commits"]:
-            click.echo(f"  {c['sha'][:7]} {c['message'].splitlines()[0] if c['message'] else ''}")
+            earlier = f" (attempt {c['attempt']})" if c.get("attempt") not in (None, job.attempt) else ""
+            echo(f"  {c['sha'][:7]} {c['message'].splitlines()[0] if c['message'] else ''}{earlier}")
     salvage = (data.get("result") or {}).get("salvage_ref")
     if salvage:
-        click.echo(f"Salvaged work: {salvage}")
+        echo(f"Salvaged work: {salvage}")
     if with_log:
-        click.echo("Log:")
-        _print_log(job)
+        echo("Log:")
+        _print_log(job, without=(ACTIVITY_STREAM,))
 
 
 @jobs.command("session")
@@ -311,15 +345,15 @@ def jobs_session(job_id, tail_lines, as_json) -> None:
     if as_json:
         echo_json(data)
         return
-    click.echo(f"Session: {data['session_id']} ({data['harness']}, {data['wp']})")
-    click.echo(f"Stored by: {data['job_id']} attempt {data['attempt']} on {data['worker'] or '-'} "
+    echo(f"Session: {data['session_id']} ({data['harness']}, {data['wp']})")
+    echo(f"Stored by: {data['job_id']} attempt {data['attempt']} on {data['worker'] or '-'} "
                f"at {data['updated_at']}")
-    click.echo(f"Files: {data['files']} ({data['raw_bytes']:,} bytes, {data['stored_bytes']:,} stored)"
+    echo(f"Files: {data['files']} ({data['raw_bytes']:,} bytes, {data['stored_bytes']:,} stored)"
                + (f"; {data['note']}" if data["note"] else ""))
     for name, lines in data["tails"].items():
-        click.echo(f"{name}:")
+        echo(f"{name}:")
         for line in lines:
-            click.echo(f"  {line}")
+            echo(f"  {line}")
 
 
 @jobs.command("replay")
@@ -338,7 +372,7 @@ def jobs_replay(job_id, harness, wait, inline, actor, as_json) -> None:
         if as_json:
             echo_json(selectors.job_summary(job))
         else:
-            click.echo(f"Replaying {job_id} as {job.id} on {job.harness}")
+            echo(f"Replaying {job_id} as {job.id} on {job.harness}")
         return
     _follow_and_report(job, inline=inline, as_json=as_json)
 
@@ -348,7 +382,7 @@ def jobs_replay(job_id, harness, wait, inline, actor, as_json) -> None:
 @actor_option
 def jobs_cancel(job_id, actor) -> None:
     job = services.cancel_job(job_id, actor=current_actor(actor))
-    click.echo(f"{job.id}: {'cancelled' if job.state == JobState.CANCELLED else 'cancel requested'}")
+    echo(f"{job.id}: {'cancelled' if job.state == JobState.CANCELLED else 'cancel requested'}")
 
 
 @cli.command()
@@ -357,9 +391,12 @@ def jobs_cancel(job_id, actor) -> None:
 @click.option("--tail", type=click.IntRange(1), default=None, help="Only the last N lines")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends")
 @click.option("--job", "job_id", default=None, help="A job id instead of the WP's latest job")
-def logs(refs, feature_ref, tail, follow, job_id) -> None:
-    """The agent session's log for a WP, as `[10:15:33] …` lines (the workspace and prompt
-    preamble `implement` printed is in `jobs show JOB --log`)."""
+@click.option("--raw", is_flag=True, help="The agent's tool lines as its CLI reported them, instead of the "
+                                           "readable activity")
+def logs(refs, feature_ref, tail, follow, job_id, raw) -> None:
+    """The agent session's log for a WP, as `[10:15:33] …` lines: what the agent did, in words
+    (`Created src/login.rs (245 lines)`); `--raw` shows its tool lines and their output as the CLI
+    said them (the workspace and prompt preamble `implement` printed is in `jobs show JOB --log`)."""
     if job_id:
         job = selectors.get_job(job_id)
     else:
@@ -369,11 +406,12 @@ def logs(refs, feature_ref, tail, follow, job_id) -> None:
         if job is None:
             raise DomainError(f"{wp.code} has no jobs yet", field="WP",
                               fix=f"agileplus implement {wp.feature.slug} --wp {wp.code}")
-    last = _print_log(job, tail=tail, without=(SETUP_STREAM,))
+    without = (SETUP_STREAM, ACTIVITY_STREAM if raw else TOOL_STREAM)
+    last = _print_log(job, tail=tail, without=without)
     while follow:
         job = selectors.get_job(job.id)
-        for line in selectors.log_lines(job, after_seq=last, without=(SETUP_STREAM,)):
-            click.echo(f"[{line.timestamp:%H:%M:%S}] {line.line}")
+        for line in selectors.log_lines(job, after_seq=last, without=without):
+            echo(f"[{line.timestamp:%H:%M:%S}] {line.line}")
             last = line.seq
         if job.state in JobState.FINAL:
             break
@@ -411,28 +449,28 @@ def agents_list(as_json) -> None:
     if as_json:
         echo_json(rows)
         return
-    click.echo("Available Agent Harnesses:")
+    echo("Available Agent Harnesses:")
     for row in rows:
         # The example's words: (active) with sessions, (available) otherwise; "connected" while a
         # live worker serves it, "idle" when only installed or its workers went quiet.
         header, state = AGENT_SCREEN.get(row["status"], (row["status"], row["status"]))
-        click.echo(f"{row['name']} ({header})")
-        click.echo(f"  Status: {state}")
+        echo(f"{row['name']} ({header})")
+        echo(f"  Status: {state}")
         if row["model"]:
-            click.echo(f"  Model: {row['model']}")
+            echo(f"  Model: {row['model']}")
         if row.get("version"):
-            click.echo(f"  Version: {row['version']}")
-        click.echo(f"  Last heartbeat: {_ago(row['last_heartbeat'])}")
-        click.echo(f"  Sessions: {row['sessions']} active")
+            echo(f"  Version: {row['version']}")
+        echo(f"  Last heartbeat: {_ago(row['last_heartbeat'])}")
+        echo(f"  Sessions: {row['sessions']} active")
         for w in row["workers"]:
-            click.echo(f"    worker {w['hostname']}: {w['sessions']} active"
+            echo(f"    worker {w['hostname']}: {w['sessions']} active"
                        f"{'' if w['alive'] else ' (no heartbeat)'}")
-            click.echo(f"      {_sandbox_line(w)}")
+            echo(f"      {_sandbox_line(w)}")
         if row["local"].get("sandbox"):
-            click.echo(f"  This machine: {_sandbox_line(row['local'])}")
+            echo(f"  This machine: {_sandbox_line(row['local'])}")
         if row["status"] == "unavailable" and row["local"].get("reason"):
-            click.echo(f"  Why: {row['local']['reason']}")
-    click.echo("Select harness with --agent flag or set default in config.")
+            echo(f"  Why: {row['local']['reason']}")
+    echo("Select harness with --agent flag or set default in config.")
 
 
 @agents.command("check")
@@ -446,7 +484,7 @@ def agents_check(harnesses, pinned, as_json) -> None:
         results = check_harnesses(list(harnesses) or None, use_pinned=pinned)
     except HarnessError as exc:
         raise DomainError(str(exc), field="harnesses", fix="name harnesses from `agileplus agents list`") from None
-    click.echo(results_json(results) if as_json else "\n".join(render(results)))
+    echo(results_json(results) if as_json else "\n".join(render(results)))
     drifted = [r for r in results if r.problems]
     if drifted:
         raise SystemExit(1)

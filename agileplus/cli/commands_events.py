@@ -12,7 +12,7 @@ from agileplus.audit.chain import export_lines, verify_chain
 from agileplus.cli import render
 from agileplus.cli.context import json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo_json, mark_json
+from agileplus.cli.output import echo, echo_json, mark_json
 from agileplus.core.subjects import subject_regex
 from agileplus.events.models import Event
 from agileplus.features.selectors import list_events, scan_events
@@ -35,7 +35,7 @@ def audit_verify(feature_ref: str, as_json: bool) -> None:
     if as_json:
         echo_json(result)
     else:
-        click.echo("\n".join(render.verification_lines(result)))
+        echo("\n".join(render.verification_lines(result)))
     if not result["ok"]:
         sys.exit(1)
 
@@ -45,7 +45,7 @@ def audit_verify(feature_ref: str, as_json: bool) -> None:
 def export_audit(feature_ref: str) -> None:
     """Print the chain as JSON lines, one entry per line (the seed's format)."""
     for line in export_lines(get_feature(feature_ref)):
-        click.echo(line)
+        echo(line)
 
 
 def _feature_or_none(ref: str | None):
@@ -70,7 +70,7 @@ def events_list(feature_ref: str | None, pattern: str | None, after: int, limit:
         echo_json(rows)
     else:
         for row in rows:
-            click.echo(render.event_line(row))
+            echo(render.event_line(row))
 
 
 @events.command("tail")
@@ -92,10 +92,10 @@ def events_tail(feature_ref: str | None, pattern: str | None, after: int | None,
             rows, high = scan_events(feature=feature, pattern=pattern, after=last)
             for event in rows:
                 message = event.as_message()
-                click.echo(json.dumps(message, default=str) if as_json else render.event_line(message))
+                echo(json.dumps(message, default=str) if as_json else render.event_line(message))
             sys.stdout.flush()
             if high == last:
                 time.sleep(interval)
             last = high
     except KeyboardInterrupt:
-        click.echo("stopped", err=True)
+        echo("stopped", err=True)

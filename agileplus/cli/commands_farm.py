@@ -9,7 +9,7 @@ import sys
 import click
 
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo_json
+from agileplus.cli.output import echo, echo_json
 from agileplus.core.supervisor import run_farm
 from agileplus.dispatch.runner import restart_worker
 from agileplus.dispatch.sandboxing import local_harnesses
@@ -59,9 +59,9 @@ def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str
                                    "; ".join(f"{n}: {i['reason']}" for n, i in found.items()))
     # Before any job is taken: what this name held was lost with its previous life (kill -9).
     for job_id in restart_worker(node):
-        click.echo(f"worker {node}: released job {job_id}, lost when this worker last stopped", err=True)
+        echo(f"worker {node}: released job {job_id}, lost when this worker last stopped", err=True)
     for request_id in release_lost_requests(node):
-        click.echo(f"worker {node}: queued review request {request_id} again, lost when this worker last stopped",
+        echo(f"worker {node}: queued review request {request_id} again, lost when this worker last stopped",
                    err=True)
     # Children inherit these: the runner names its claims and data folder after the worker.
     os.environ["AGILEPLUS_WORKER_NAME"] = node
@@ -69,7 +69,7 @@ def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str
     from workers.celery import app
 
     queues = ",".join([queue_for(n) for n in names] + ["agileplus"])
-    click.echo(f"worker {node}: harnesses {', '.join(names)}; concurrency {concurrency}", err=True)
+    echo(f"worker {node}: harnesses {', '.join(names)}; concurrency {concurrency}", err=True)
     app.worker_main(["worker", "-n", node, "-Q", queues, "-c", str(concurrency), "-E", "-l", loglevel,
                      "--without-gossip", "--without-mingle"])
 
@@ -92,7 +92,7 @@ def reaper(as_json: bool) -> None:
     if as_json:
         echo_json(result)
     else:
-        click.echo(f"re-queued {len(result['requeued'])}, failed {len(result['failed'])}, "
+        echo(f"re-queued {len(result['requeued'])}, failed {len(result['failed'])}, "
                    f"re-rung {len(result['rung'])}")
 
 

@@ -10,7 +10,8 @@ import click
 from agileplus.cli import render
 from agileplus.cli.context import actor_option, current_actor, feature_and_wp, json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo_json, echo_moved, is_tty, mark_json
+from agileplus.cli.output import echo, echo_json, echo_moved, is_tty, mark_json
+from agileplus.core.text import terminal_safe
 from agileplus.dispatch.costs import ledger
 from agileplus.features import selectors, services
 from agileplus.features.importer import import_features
@@ -44,7 +45,7 @@ def _cost_and_conflicts(feature) -> tuple[dict, list[dict]]:
 
 def _frame(feature_ref: str | None) -> str:
     _, lines = _status_payload(feature_ref)
-    return "\n".join([*lines, "", f"(refreshed {time.strftime('%H:%M:%S')}; Ctrl-C to stop)"])
+    return terminal_safe("\n".join([*lines, "", f"(refreshed {time.strftime('%H:%M:%S')}; Ctrl-C to stop)"]))
 
 
 def _watch(feature_ref: str | None, interval: float) -> None:
@@ -52,7 +53,7 @@ def _watch(feature_ref: str | None, interval: float) -> None:
     try:
         if not is_tty():
             while True:
-                click.echo(_frame(feature_ref) + "\n")
+                echo(_frame(feature_ref) + "\n")
                 sys.stdout.flush()
                 time.sleep(interval)
         from rich.console import Console
@@ -64,7 +65,7 @@ def _watch(feature_ref: str | None, interval: float) -> None:
                 live.update(Text(_frame(feature_ref)), refresh=True)
                 time.sleep(interval)
     except KeyboardInterrupt:
-        click.echo("stopped")
+        echo("stopped")
 
 
 @cli.command()
@@ -84,7 +85,7 @@ def status(feature: str | None, watch: bool, interval: float, as_json: bool) -> 
     if as_json:
         echo_json(data)
     else:
-        click.echo("\n".join(lines))
+        echo("\n".join(lines))
 
 
 @cli.group()
@@ -108,9 +109,9 @@ def feature_import(path: str, project: str | None, repo: str | None, actor: str 
         return
     for f in report.features:
         verb = "created" if f.slug in report.created else "updated"
-        click.echo(f"✓ {f.slug} {verb}: {f.work_packages.count()} work packages, state {f.state}")
+        echo(f"✓ {f.slug} {verb}: {f.work_packages.count()} work packages, state {f.state}")
     for note in report.notes:
-        click.echo(f"! {note}")
+        echo(f"! {note}")
 
 
 @feature.command("list")
@@ -121,7 +122,7 @@ def feature_list(as_json: bool) -> None:
     if as_json:
         echo_json(rows)
     else:
-        click.echo("\n".join(render.overview_lines(rows)))
+        echo("\n".join(render.overview_lines(rows)))
 
 
 @feature.command("transition")
@@ -138,7 +139,7 @@ def feature_transition(feature_ref: str, target: str, actor: str | None, as_json
         echo_json({"feature": result.feature.slug, "from": result.source, "to": result.target,
                    "audit_entry": result.entry.seq})
     else:
-        click.echo(f"{result.feature.slug} moved from {result.source} to {result.target}")
+        echo(f"{result.feature.slug} moved from {result.source} to {result.target}")
 
 
 @cli.group()
@@ -167,6 +168,6 @@ def wp_transition(refs: tuple[str, ...], target: str, feature_ref: str | None, n
     if as_json:
         echo_moved(result)
         return
-    click.echo(f"{result.wp.code} moved to {result.target}")
+    echo(f"{result.wp.code} moved to {result.target}")
     for unblocked in result.unblocked:
-        click.echo(f"{unblocked.code} ({unblocked.title}) is now unblocked")
+        echo(f"{unblocked.code} ({unblocked.title}) is now unblocked")

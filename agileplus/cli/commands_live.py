@@ -9,6 +9,7 @@ from django.conf import settings
 
 from agileplus.cli.context import actor_option, current_actor
 from agileplus.cli.main import cli
+from agileplus.cli.output import echo
 from agileplus.core.errors import DomainError
 from agileplus.events.relay import relay_lock, run_relay
 
@@ -30,11 +31,11 @@ def relay(url: str | None, once: bool, batch: int, wait_seconds: float | None) -
     # a one-off, so it says another relay is running and exits rather than hang.
     bound = (wait_seconds or 0) if once else None
     waiting = (f"waiting up to {bound:g}s for it to stop" if bound else "waiting to take over when it stops")
-    with relay_lock(wait_seconds=bound, on_wait=None if bound == 0 else lambda: click.echo(
+    with relay_lock(wait_seconds=bound, on_wait=None if bound == 0 else lambda: echo(
             f"another relay is running: {waiting}", err=True)):
         published = asyncio.run(run_relay(url, batch=batch, once=once))
     if once:
-        click.echo(f"published {published} events")
+        echo(f"published {published} events")
 
 
 @cli.command("mcp")
@@ -51,6 +52,6 @@ def mcp_command(over_http: bool, host: str, port: int, actor: str | None) -> Non
         return
     import uvicorn
 
-    click.echo(f"MCP over streamable HTTP at http://{host}:{port}/mcp (Authorization: Token <key>)", err=True)
+    echo(f"MCP over streamable HTTP at http://{host}:{port}/mcp (Authorization: Token <key>)", err=True)
     # X-Forwarded-For only through AGILEPLUS_API_TRUSTED_PROXIES, as for `agileplus web`.
     uvicorn.run(mcp_server.http_app(), host=host, port=port, log_level="warning", proxy_headers=False)

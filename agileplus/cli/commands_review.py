@@ -6,7 +6,8 @@ import click
 
 from agileplus.cli.context import actor_option, current_actor, json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo_json, echo_moved, mark_json
+from agileplus.cli.output import echo, echo_json, echo_moved, mark_json
+from agileplus.core.text import counted
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review import requests, services
 from agileplus.review.conflicts import policy, predicted_conflicts
@@ -26,7 +27,7 @@ def review(feature_ref, wp_code, apply, inline, actor, as_json) -> None:
         mark_json()
     wp = get_wp(get_feature(feature_ref), wp_code)
     if not as_json:
-        click.echo(f"Reviewing {wp.code}: {wp.title}...", err=True)
+        echo(f"Reviewing {wp.code}: {wp.title}...", err=True)
     request = requests.queue_review(wp, actor=current_actor(actor) if actor else services.CI_AUTOMATION,
                                     apply=apply, send=not inline)
     if inline:
@@ -35,17 +36,17 @@ def review(feature_ref, wp_code, apply, inline, actor, as_json) -> None:
     if as_json:
         echo_json({"report_id": report.pk, "approved": report.approved, "checks": report.checks})
     else:
-        click.echo(report.text)
+        echo(report.text)
     if not report.approved:
         raise SystemExit(1)
 
 
 def _review_progress(request) -> None:
     if request.state == request.QUEUED:
-        click.echo(f"Review request {request.pk} queued: waiting for a review worker "
+        echo(f"Review request {request.pk} queued: waiting for a review worker "
                    "(`agileplus worker` runs one)...", err=True)
     elif request.state == request.RUNNING:
-        click.echo(f"Running the checks on worker {request.worker}...", err=True)
+        echo(f"Running the checks on worker {request.worker}...", err=True)
 
 
 @cli.command()
@@ -64,18 +65,18 @@ def move(feature_ref, wp_code, target, actor, as_json) -> None:
     if as_json:
         echo_moved(result)
         return
-    click.echo(f"{wp.code} moved to {result.target}")
+    echo(f"{wp.code} moved to {result.target}")
     if merge:
-        click.echo(f"Merging branch {merge['branch']} → {wp.feature.project.main_branch}")
-        click.echo(f"✓ Merged ({merge['commits']} commits, {merge['files']} files)"
+        echo(f"Merging branch {merge['branch']} → {wp.feature.project.main_branch}")
+        echo(f"✓ Merged ({counted(merge['commits'], 'commit')}, {counted(merge['files'], 'file')})"
                    if not merge.get("already_merged") else "✓ Already merged")
     if result.target == "done":
-        click.echo("Dependency resolution:")
+        echo("Dependency resolution:")
         if result.unblocked:
             for u in result.unblocked:
-                click.echo(f"  {u.code} ({u.title}) is now unblocked")
+                echo(f"  {u.code} ({u.title}) is now unblocked")
         else:
-            click.echo("  no work package became ready")
+            echo("  no work package became ready")
 
 
 @cli.command()
@@ -92,12 +93,12 @@ def conflicts(feature_ref: str, as_json: bool) -> None:
         echo_json({"feature": feature.slug, "policy": policy(feature), "conflicts": [c.as_dict() for c in found]})
         return
     if not found:
-        click.echo(f"No predicted conflicts in {feature.slug}.")
+        echo(f"No predicted conflicts in {feature.slug}.")
         return
     verb = "run one after the other" if policy(feature) == "serialize" else "are only flagged (conflict_policy: warn)"
-    click.echo(f"Predicted conflicts in {feature.slug} (such WPs {verb}):")
+    echo(f"Predicted conflicts in {feature.slug} (such WPs {verb}):")
     for c in found:
-        click.echo(f"  {c.describe()}")
+        echo(f"  {c.describe()}")
 
 
 @cli.command()
@@ -114,21 +115,21 @@ def queue(feature_ref: str | None, as_json: bool) -> None:
         echo_json({"feature": feature.slug if feature else None, "queues": queues})
         return
     if not queues:
-        click.echo("The merge queue is empty.")
+        echo("The merge queue is empty.")
     for q in queues:
         mode = (f"batch size {q['batch_size']} (max {q['batch_max']}), bisect {'on' if q['bisect'] else 'off'}"
                 if q["enabled"] else "OFF: branches merge without re-running the checks (unsafe)")
-        click.echo(f"Merge queue of {q['project']} → {q['main_branch']}: {mode}")
+        echo(f"Merge queue of {q['project']} → {q['main_branch']}: {mode}")
         if not q["entries"]:
-            click.echo("  (nothing queued)")
+            echo("  (nothing queued)")
         for e in q["entries"]:
             checks = " ".join([f"✓ {n}" for n in e["checks"]["passed"]] + [f"✗ {n}" for n in e["checks"]["failed"]])
             batch = f" batch {e['batch']} ({', '.join(e['batch_wps'])})" if e["batch"] and e["batch_wps"] else ""
-            click.echo(f"  {e['position']:>2}. {e['feature']} {e['wp']} {e['state']}{batch}"
+            echo(f"  {e['position']:>2}. {e['feature']} {e['wp']} {e['state']}{batch}"
                        + (f"  {checks}" if checks else "") + (f"  ({e['note']})" if e["note"] else ""))
         for e in q["recent"]:
             if e["state"] == "merged":
-                click.echo(f"  ✓ {e['feature']} {e['wp']} merged: main → {e['merge_sha'][:7]}"
+                echo(f"  ✓ {e['feature']} {e['wp']} merged: main → {e['merge_sha'][:7]}"
                            + (f" (batch {', '.join(e['batch_wps'])})" if e["batch_wps"] else ""))
             else:
-                click.echo(f"  ✗ {e['feature']} {e['wp']} {e['state']}: {e['reason']}")
+                echo(f"  ✗ {e['feature']} {e['wp']} {e['state']}: {e['reason']}")

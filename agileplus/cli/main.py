@@ -17,6 +17,7 @@ import django
 from django.conf import settings
 from django.db import OperationalError, ProgrammingError, connection
 
+from agileplus.cli.output import echo
 from agileplus.core.db import has_agileplus_tables, is_embedded_sqlite, migrate_database
 from agileplus.core.errors import DomainError
 
@@ -49,7 +50,7 @@ class AgilePlusGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            echo("interrupted", err=True)
             sys.exit(130)
         except BrokenPipeError:
             # The reader stopped reading (`| head -1`): it has what it wanted. Point stdout at
@@ -63,7 +64,7 @@ class AgilePlusGroup(click.Group):
                 sys.exit(_not_migrated().exit_code)
             if settings.CLI_DEBUG:
                 raise
-            click.echo(f"error: {type(exc).__name__}: {exc} (set AGILEPLUS_DEBUG=1 for details)", err=True)
+            echo(f"error: {type(exc).__name__}: {exc} (set AGILEPLUS_DEBUG=1 for details)", err=True)
             sys.exit(1)
 
 
@@ -86,18 +87,18 @@ def ensure_database(argv: list[str]) -> None:
     if not argv or argv[0] == "init" or {"-h", "--help", "--version"} & set(argv):
         return  # help needs no database
     if is_embedded_sqlite() and not has_agileplus_tables():
-        click.echo(f"First use of {connection.settings_dict['NAME']}: creating the database...", err=True)
+        echo(f"First use of {connection.settings_dict['NAME']}: creating the database...", err=True)
         migrate_database()
 
 
 def emit_error(exc: DomainError, *, as_json: bool = False) -> None:
     if as_json:
-        click.echo(json.dumps({"error": exc.as_dict()}), err=True)
+        echo(json.dumps({"error": exc.as_dict()}), err=True)
         return
     where = f" [{exc.field}]" if exc.field else ""
-    click.echo(f"error{where}: {exc.message}", err=True)
+    echo(f"error{where}: {exc.message}", err=True)
     if exc.fix:
-        click.echo(f"  fix: {exc.fix}", err=True)
+        echo(f"  fix: {exc.fix}", err=True)
 
 
 @click.group(cls=AgilePlusGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
 def init() -> None:
     """Create or update the database's tables (the migrations); safe to repeat."""
     migrate_database()
-    click.echo(f"Database ready: {connection.vendor} {connection.settings_dict['NAME']}")
+    echo(f"Database ready: {connection.vendor} {connection.settings_dict['NAME']}")
 
 
 if __name__ == "__main__":

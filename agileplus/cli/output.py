@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from agileplus.core.text import terminal_safe
+
 BAR_WIDTH = 12
 
 
@@ -17,7 +19,7 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def echo_moved(result: Any) -> None:
@@ -36,3 +38,9 @@ def mark_json(ctx: click.Context | None = None) -> None:
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def echo(message: object = "", *, err: bool = False, nl: bool = True) -> None:
+    """The one way the CLI prints: titles, log lines, commit subjects and errors come from agents,
+    spec files and users, so control characters are made visible (``core.text.terminal_safe``)."""
+    click.echo(terminal_safe(message), err=err, nl=nl)

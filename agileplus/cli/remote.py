@@ -15,6 +15,7 @@ from django.conf import settings
 from agileplus.cli import render
 from agileplus.cli.context import feature_and_wp
 from agileplus.cli.main import emit_error
+from agileplus.cli.output import echo
 from agileplus.core.errors import DomainError
 
 EXIT_BY_STATUS = {400: 2, 401: 5, 403: 5, 404: 4, 409: 3, 429: 7}
@@ -76,7 +77,7 @@ def farm() -> Farm:
 
 
 def _out(data, as_json: bool, lines: list[str]) -> None:
-    click.echo(json.dumps(data, indent=2, default=str) if as_json else "\n".join(lines))
+    echo(json.dumps(data, indent=2, default=str) if as_json else "\n".join(lines))
 
 
 class RemoteGroup(click.Group):
@@ -204,7 +205,7 @@ def jobs_show(job_id: str, as_json: bool) -> None:
 @click.argument("job_id")
 def jobs_cancel(job_id: str) -> None:
     data = farm().post(f"/jobs/{job_id}/cancel", {})
-    click.echo(f"{data['id']}: {'cancelled' if data['state'] == 'cancelled' else 'cancel requested'}")
+    echo(f"{data['id']}: {'cancelled' if data['state'] == 'cancelled' else 'cancel requested'}")
 
 
 @remote_cli.group()

@@ -35,6 +35,8 @@ def _wp_label(wp: dict) -> str:
         if wp["ready"]:
             return "ready (unblocked)" if wp.get("unblocked") else "planned (ready)"
         return "planned (blocked)"
+    if state == "doing" and not _agent_running(wp):
+        return "doing (no agent running)"
     if state == "doing" and wp.get("agent"):
         return f"doing ({wp['agent']})"
     if state == "blocked" and job.get("state") in ("failed", "timed_out"):
@@ -42,12 +44,22 @@ def _wp_label(wp: dict) -> str:
     return state
 
 
-def _detail_lines(wp: dict) -> list[str]:
+def _agent_running(wp: dict) -> bool:
+    """A job of the WP's is queued or running (a WP a person's review sent back to doing has none)."""
+    job = wp.get("job") or {}
+    return bool(job) and not job.get("finished_at")
+
+
+def _detail_lines(wp: dict, slug: str = "FEATURE") -> list[str]:
     """Under each WP: what it delivers (issue 15: on every WP, first, in the example's WP02 form),
     then what its state has to say."""
     state = wp["state"]
     job = wp.get("job")
     lines = [f"Deliverables: {', '.join(wp['deliverables'])}"] if wp["deliverables"] else []
+    if state == "doing" and not _agent_running(wp):
+        if job:
+            lines.append(f"Last job: {job['id']} ({job['state'].replace('_', ' ')})")
+        return [*lines, f"Next: agileplus implement {slug} --wp {wp['code']}   # dispatch an agent again"]
     if state == "done":
         if job:
             parts = [f"Commits: {job['commits']}", f"Files: {job['files_changed']}"]
@@ -93,7 +105,7 @@ def status_lines(status: dict) -> list[str]:
     for wp in status["work_packages"]:
         title = wp["title"][:TITLE_WIDTH]
         lines.append(f"{wp['code']} {title:<{TITLE_WIDTH}} {bar(wp['progress'])} {_wp_label(wp)}")
-        lines += [f"  {line}" for line in _detail_lines(wp)]
+        lines += [f"  {line}" for line in _detail_lines(wp, feature["slug"])]
     totals = status["totals"]
     lines.append(f"Total WP progress: {totals['done']}/{totals['total']} ({totals['percent']}%)")
     remaining = status["estimated_completion"]
@@ -125,20 +137,27 @@ def coverage_label(transition: str, *, end: bool) -> str:
     return f"{wp} {state}".strip()
 
 
+def _entry_ref(entry: dict) -> str:
+    """``id=4, row 112``: the position in the feature's chain (the export's ``id``) and the database
+    row (``audit_auditentry.id``), which differ as soon as a second feature has entries."""
+    return f"id={entry['id']}" + (f", row {entry['row_id']}" if entry.get("row_id") is not None else "")
+
+
 def verification_lines(result: dict) -> list[str]:
     if result["ok"]:
         lines = [f"✓ Audit chain intact ({result['entries']} entries verified)"]
         if result["first"]:
             first, last = result["first"], result["last"]
             lines.append(
-                f"Hash coverage: {coverage_label(first['transition'], end=False)} (id={first['id']}) → "
-                f"{coverage_label(last['transition'], end=True)} (id={last['id']})"
+                f"Hash coverage: {coverage_label(first['transition'], end=False)} ({_entry_ref(first)}) → "
+                f"{coverage_label(last['transition'], end=True)} ({_entry_ref(last)})"
             )
         return lines
     problems = result["problems"]
-    lines = [f"✗ Audit chain broken: {len(problems)} problem(s) in {result['entries']} entries"]
+    lines = [f"✗ Audit chain broken: {len(problems)} problem(s) in {result['entries']} entries "
+             "(id: position in this feature's chain; row: audit_auditentry.id)"]
     for p in problems:
-        lines.append(f"  entry id={p['id']}: {p['kind']}: {p['detail']}")
+        lines.append(f"  entry {_entry_ref(p)}: {p['kind']}: {p['detail']}")
     return lines
 
 

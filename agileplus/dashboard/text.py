@@ -1,20 +1,23 @@
-"""Text from an agent or a spec, made safe to show: control characters as visible symbols (ESC
-as ␛), never passed to the page as they are. HTML is escaped by Django's autoescape as usual: the
-result is a plain string, never marked safe."""
+"""Text from an agent or a spec, made safe to show: the characters ``core.text`` names invisible
+(the one definition, shared with the CLI's ``terminal_safe``) as visible symbols (ESC as ␛), never
+passed to the page as they are. HTML is escaped by Django's autoescape as usual: the result is a
+plain string, never marked safe."""
 
 from __future__ import annotations
 
-import re
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from agileplus.core.text import INVISIBLE_CODEPOINTS
 
 
-def _symbol(match: re.Match) -> str:
-    code = ord(match.group())
+def _symbol(code: int) -> str:
     if code < 0x20:
         return chr(0x2400 + code)  # ␀ … ␟ (␛ for ESC)
-    return "␡" if code == 0x7F else f"\\x{code:02x}"
+    if code == 0x7F:
+        return "\u2421"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+_SYMBOLS = {code: _symbol(code) for code in INVISIBLE_CODEPOINTS}
 
 
 def visible(value) -> str:
-    return _CONTROL.sub(_symbol, "" if value is None else str(value))
+    return ("" if value is None else str(value)).translate(_SYMBOLS)

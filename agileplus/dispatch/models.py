@@ -105,6 +105,11 @@ class DispatchJob(models.Model):
 # The log's stream of the `implement` screen's preamble (workspace, prompt sizes): `agileplus
 # logs` leaves it out and starts at the agent session, as the example's log does.
 SETUP_STREAM = "setup"
+# An agent's tool use as the CLI's stream said it (`Write: /…/file`, a command's output): `logs
+# --raw` only. Its readable line (`Created src/login.rs (245 lines)`, harnesses/activity.py) is on
+# ACTIVITY_STREAM, which `logs` shows and `--raw` leaves out.
+TOOL_STREAM = "tool"
+ACTIVITY_STREAM = "activity"
 
 
 class JobLogLine(models.Model):

@@ -126,7 +126,7 @@ def build_prompt(
         f"{i}. {d}" for i, d in enumerate(deliverables, 1)) + "\n"))
     gov = ["## GOVERNANCE CONSTRAINTS", *review_check_lines(feature.project.config or {}),
            *governance_lines(feature, wp), "Commit Convention",
-           f"Format: {convention}", "Examples:", f"- {example.replace('<description>', 'implement the main change')}",
+           f"Format: {example}", "Examples:", f"- {example.replace('<description>', 'implement the main change')}",
            f"- {example.replace('<description>', 'add tests')}"]
     sections.append(("GOVERNANCE CONSTRAINTS", "\n".join(gov) + "\n"))
     env_lines = ["## ENVIRONMENT", f"Project: {feature.project.name}"]

@@ -27,9 +27,10 @@ from django.utils import timezone
 from agileplus.api.services import mint_job_token, revoke_job_token
 from agileplus.core.canonical import sha256_hex
 from agileplus.core.errors import DomainError
+from agileplus.core.text import counted
 from agileplus.dispatch import services, sessions
 from agileplus.dispatch.costs import allowance_for
-from agileplus.dispatch.models import SETUP_STREAM, AgentSession, DispatchJob, JobState
+from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM, AgentSession, DispatchJob, JobState
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
 from agileplus.dispatch.sandboxing import (
     denied_attempts,
@@ -46,8 +47,9 @@ from agileplus.dispatch.stream_policy import StreamPolicy, rate_limit_wait
 from agileplus.review.governance import held_secret_violations
 from agileplus.review.services import governance_for, run_test_checks
 from harnesses import git as g
+from harnesses.activity import activity_lines, relative
 from harnesses.adapters.command import PROMPT_FILE_ENV
-from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec, cli_version
+from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation, LastingSetupError, RunSpec, cli_version
 from harnesses.disk import DiskCap
 from harnesses.process import JOB_MARK_ENV, AgentProcess, ProcessResult, StopReason, all_marked, reap_marked
 from harnesses.registry import get_adapter
@@ -124,6 +126,7 @@ class JobRun:
         self.progress: dict = {}  # session_id, usage, current_activity: written with the log batch
         self.last_flush = time.monotonic()
         self.reported: set[str] = set()
+        self.earlier: set[str] = set()  # of `reported`: made by an earlier attempt of this job
         self.fenced = False
         self.stop_heartbeat = threading.Event()
         self.egress = None
@@ -134,6 +137,8 @@ class JobRun:
         self.escapes: list[str] = []  # privileged operations the agent's output says were refused
         self.limit: dict = {}  # the limit (memory_limit, disk_limit) that stopped the agent, and why
         self.withheld = ""  # why the branch is not pushed: a commit carries a secret (withhold_secrets)
+        self.workdir: Path | None = None  # the worktree, for activity lines relative to it
+        self.last_said = ""  # the agent's last message: its final result repeats it
 
     @functools.cached_property
     def adapter(self) -> HarnessAdapter:
@@ -211,16 +216,27 @@ class JobRun:
             self.withhold_secrets(base, new[-1].sha)
         for commit in new:
             self.reported.add(commit.sha)
+            try:
+                first_report = services.report_commit(self.claim, sha=commit.sha, message=commit.message,
+                                                      files=commit.files)
+            except StaleAttempt:
+                self.fenced = True
+                first_report = True
+            if not first_report:  # an earlier attempt's commit, on the branch this attempt resumed
+                self.earlier.add(commit.sha)
+                continue
             # The subject of the message redacted whole: a secret split over its paragraphs is found.
             subject = redact(commit.message, self.secret_values).strip().splitlines()
             self.say(f"Commit: {subject[0] if subject else commit.sha[:7]}")
             self.flush()
-            try:
-                services.report_commit(self.claim, sha=commit.sha, message=commit.message, files=commit.files)
-            except StaleAttempt:
-                self.fenced = True
         if commits and not strict and not self.withheld:
             self.push_progress(commits[-1].sha)
+
+    def commits_said(self) -> str:
+        """``2 commits``; a resumed attempt's own, then those of the attempts before it."""
+        mine = len(self.reported - self.earlier)
+        text = counted(mine, "commit") if mine or not self.earlier else "no new commit"
+        return text + (f" (and {counted(len(self.earlier), 'commit')} from earlier attempts)" if self.earlier else "")
 
     def withhold_secrets(self, base: str, head: str) -> None:
         """A commit carrying a secret this worker holds (in its message or its lines, in any form
@@ -279,7 +295,7 @@ class JobRun:
         collected = self.collect(workspace, outcome, result, policy.last_error)
         self.say(
             f"Agent {'finished' if collected.outcome.state == JobState.SUCCEEDED else 'failed'}: "
-            f"exit {result.exit_code}, {len(self.reported)} commits, {len(collected.files)} files changed"
+            f"exit {result.exit_code}, {self.commits_said()}, {counted(len(collected.files), 'file')} changed"
         )
         self.flush()
         if self.fenced:
@@ -438,6 +454,7 @@ class JobRun:
 
     def stream(self, proc: AgentProcess, workspace: Workspace, launch: Launch, policy: StreamPolicy) -> ProcessResult:
         """Read the agent's output to its end or a stop; then end every process it began."""
+        self.workdir = workspace.worktree
         try:
             result = proc.run(lambda stream, text: self.on_line(policy, stream, text),
                               lambda: self.tick(workspace, launch.sandbox), on_stop=lambda t: self.say(t),
@@ -474,8 +491,7 @@ class JobRun:
                 services.update_progress(self.claim, usage=dict(policy.usage))
             if event.usage:
                 self.progress["usage"] = dict(policy.usage)  # the ledger is live (to the next flush)
-            if event.text:
-                self.say(event.text, "agent", activity=event.kind != "result")
+            self.record(event)
         if stream == "stderr":
             self.say(text, "stderr")
         if self.sandbox_info.get("mode") not in (None, "off"):
@@ -493,6 +509,25 @@ class JobRun:
         self.escapes.append(line)
         self.say(f"Sandbox: refused a privileged operation the agent tried: {line}")
         services.record_refusal(self.claim, "escape_refused", "escape_refused", line)
+
+    def record(self, event: AgentEvent) -> None:
+        """An event in the log: a tool use as its readable activity (and its raw line for `logs
+        --raw`); anything else as the adapter wrote it, the final result once, not again after
+        the message it repeats."""
+        readable = activity_lines(event, self.workdir)
+        target = (event.tool_input or {}).get("target") if event.tool == "denied" else None
+        if target and target not in self.denied and len(self.denied) < 100:
+            self.denied.append(relative(target, self.workdir))  # refused by the CLI's own permission rules
+        if readable is None:
+            if not event.text or (event.kind == "result" and event.text == self.last_said):
+                return
+            self.last_said = event.text
+            self.say(event.text, "agent", activity=event.kind != "result")
+            return
+        if event.text:
+            self.say(event.text, TOOL_STREAM)
+        for line in readable:
+            self.say(line, ACTIVITY_STREAM, activity=True)
 
     def note_denied(self, text: str) -> None:
         """A path the agent says it could not reach (hidden, or read-only): a log line, and the
@@ -558,9 +593,11 @@ class JobRun:
                                   "the agent ended without a commit"
                                   + (f" (its uncommitted work is saved at refs/agileplus/salvage/{self.job.id})"
                                      if salvaged else " or any change")
-                                  + (f"; its last error: {last_error[:500]}" if last_error else ""))
+                                  + self._why_nothing(last_error))
             if outcome.state == JobState.SUCCEEDED:
                 outcome = self._governance(outcome, mirror, base, head)
+                if outcome.reason == "governance_violation" and pushed:
+                    self._quarantine(mirror, branch)
             if outcome.state == JobState.SUCCEEDED and not pushed:
                 # Work that never reached the origin cannot be reviewed or merged: say so now,
                 # rather than a review that later finds no branch.
@@ -573,6 +610,14 @@ class JobRun:
                                      f"the agent left {worktree.name} unusable: {str(exc)[-300:]}"))
         return Collected(outcome, salvaged=salvaged, pushed=pushed, files=files, head=head,
                          ignored_refs=ignored_refs)
+
+    def _why_nothing(self, last_error: str) -> str:
+        """Why a run made no commit: the paths it was refused (its CLI's permission rules or the
+        sandbox) name the cause; git's own last word (``nothing to commit``) would not."""
+        if self.denied:
+            return (f"; it was refused writing {', '.join(self.denied[:5])} (the WP's forbidden paths: its CLI's "
+                    "permission rules or the sandbox)")
+        return f"; its last error: {last_error[:500]}" if last_error else ""
 
     def count_tests(self, workspace: Workspace) -> dict | None:
         """The review's test checks, run in the worktree as the agent left it: their parsed counts
@@ -639,7 +684,7 @@ class JobRun:
         if self.withheld and not any(v.rule == "secret" for v in gov.violations):  # whatever secret_scan says
             gov.violations += held_secret_violations(mirror, base, head, self.secret_values)
         if gov.ok:
-            self.say(f"Governance: {gov.commits} commits checked, no violation")
+            self.say(f"Governance: {counted(gov.commits, 'commit')} checked, no violation")
             return outcome
         for v in gov.violations[:20]:
             self.say(f"Governance violation: {v.detail}")
@@ -649,6 +694,18 @@ class JobRun:
             metadata={"violations": [v.as_dict() for v in gov.violations[:50]], "base": base, "head": gov.head},
             evidence=[{"commit": v.commit, "path": v.path, "rule": v.rule} for v in gov.violations[:50]],
         )
+
+    def _quarantine(self, mirror: Path, branch: str) -> None:
+        """Commits that broke governance leave the WP's branch on the origin (a person could merge
+        it): they move, in one atomic push, to ``refs/agileplus/quarantine/<branch>``, outside
+        refs/heads. ``implement --fresh`` sets them aside under salvage/ like any old branch."""
+        where = f"{g.QUARANTINE_PREFIX}{branch}"
+        try:
+            g.git("push", "--quiet", "--atomic", "origin", f"+refs/heads/{branch}:{where}", f":refs/heads/{branch}",
+                  cwd=mirror)
+            self.say(f"Quarantined: the commits that broke governance are at {where} on the origin, not on {branch}")
+        except g.GitError as exc:
+            self.say(f"Could not move {branch} off the origin's branches to {where}: {exc}")
 
     def _replayed_job(self) -> DispatchJob | None:
         replay_of = (self.job.result or {}).get("replay_of")
@@ -682,7 +739,8 @@ def outcome_of(result: ProcessResult) -> Outcome:
         return Outcome(JobState.FAILED, result.exit_code, "agent_failed", f"agent exited with {result.exit_code}")
     if stopped.kind == "timeout":
         return Outcome(JobState.TIMED_OUT, -1, "agent_timeout",
-                       f"Agent timeout (SIGKILL after {settings.AGENT_KILL_GRACE_SECONDS:g}s warning period)"
+                       f"Agent timeout (SIGTERM, then SIGKILL after the {settings.AGENT_KILL_GRACE_SECONDS:g}s grace "
+                       "period)"
                        if result.killed else "Agent timeout (stopped by SIGTERM)")
     if stopped.kind == "cancelled":
         return Outcome(JobState.CANCELLED, result.exit_code, "cancelled", stopped.detail)
@@ -780,7 +838,9 @@ def run_job(job_id: str, worker: str | None = None) -> str:
         run.say(f"Setup failed: {exc}")
         run.flush()
         try:
-            if services.release_for_retry(claim, f"setup failed: {exc}"):
+            # Only what may pass on a next try (a network, a disk, this worker's CLI) is retried.
+            lasting = isinstance(exc, (LastingSetupError, DomainError))
+            if not lasting and services.release_for_retry(claim, f"setup failed: {exc}"):
                 return JobState.QUEUED
             services.finish_job(claim, Outcome(JobState.FAILED, None, "setup_failed", str(exc)), result={})
         except StaleAttempt:

@@ -189,8 +189,10 @@ def start_egress(sandbox: Sandbox, *, harness: str, config: dict, env: dict[str,
 
 
 def report_refused(run, egress) -> None:
-    """Each connection the egress proxy refused since the last call: a log line and an event
-    (``agileplus.agent.job.<id>.network_refused``); the job's result keeps the whole list."""
+    """Each connection the egress proxy refused since the last call: an event
+    (``agileplus.agent.job.<id>.network_refused``), and a log line for the first refusal of each
+    destination (a CLI's telemetry retries the same host all run long); the job's result keeps
+    the whole list."""
     if egress is None:
         return
     reported = getattr(run, "_refused_reported", 0)
@@ -198,9 +200,12 @@ def report_refused(run, egress) -> None:
     run._refused_reported = reported + len(fresh)
     if not fresh:
         return
-    for destination in fresh:
-        run.say(f"Network: refused a connection to {destination} (agent.network: model allows only "
-                "the harness's API hosts)")
+    told = run.__dict__.setdefault("_refused_told", set())
+    for destination in dict.fromkeys(fresh):
+        if destination not in told:
+            told.add(destination)
+            run.say(f"Network: refused a connection to {destination} (agent.network: model allows only "
+                    "the harness's API hosts; further refusals to it are only counted in the job's result)")
     with transaction.atomic():
         record_event(job_event(run.job.id, "network_refused"), {"job_id": run.job.id, "destinations": fresh},
                      feature_id=run.job.feature_id)

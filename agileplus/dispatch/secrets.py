@@ -33,7 +33,7 @@ from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 
-from harnesses.base import HarnessError
+from harnesses.base import LastingSetupError
 
 SECRET_RE = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 BASE_NAMES = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "TMPDIR", "USER", "LOGNAME", "SHELL")
@@ -92,7 +92,7 @@ def _secrets_file_values(path: Path, *, check_mode: bool = True) -> dict[str, st
         return {}
     mode = path.stat().st_mode
     if check_mode and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise HarnessError(f"secrets file {path} is readable by others: run `chmod 600 {path}`")
+        raise LastingSetupError(f"secrets file {path} is readable by others: run `chmod 600 {path}`")
     values = {}
     for line in path.read_text().splitlines():
         line = line.strip()
@@ -125,7 +125,7 @@ def resolve_environment(
                     file_values = _secrets_file_values(secrets_file or settings.DATA_DIR / "secrets.env")
                 found = file_values.get(name)
             if found is None:
-                raise HarnessError(
+                raise LastingSetupError(
                     f"secret {name} (for {key}) is not set: export AGILEPLUS_SECRET_{name} on the worker "
                     f"or add {name}=… to {secrets_file or settings.DATA_DIR / 'secrets.env'} (chmod 600)"
                 )

@@ -63,7 +63,8 @@ def job_summary(job: DispatchJob) -> dict:
         "session_id": job.session_id, "queued_at": job.queued_at, "started_at": job.started_at,
         "finished_at": job.finished_at, "exit_code": job.exit_code, "base_commit": job.base_commit,
         "branch": job.branch, "worktree": job.worktree, "current_activity": job.current_activity,
-        "commits": [{"sha": c.sha, "message": c.message, "files": c.files} for c in job.commits.all()],
+        "commits": [{"sha": c.sha, "message": c.message, "files": c.files, "attempt": c.attempt}
+                    for c in job.commits.all()],
         "result": job.result, "usage": job.usage, "error": job.error, "timeout_seconds": job.timeout_seconds,
         "prompt_sizes": job.prompt_sizes, "manifest_hash": (job.manifest or {}).get("hash"),
     }

@@ -755,8 +755,11 @@ def import_features(path: str | Path, *, actor: Actor | str, project: str | None
                     repo: str | Path | None = None) -> ImportReport:
     """Import every feature under ``path`` (a feature folder, a repository root, or the URL of a
     repository, read from a shallow clone of its main branch) in one transaction."""
-    if not is_remote(path):
+    bare = not is_remote(path) and _is_bare_repository(Path(path))
+    if not is_remote(path) and not bare:
         return _import_features(Path(path), actor=actor, project=project, repo=repo)
+    if bare:  # a bare origin by plain path: read like a URL, from a clone of its main branch
+        path = str(Path(path).resolve())
     if repo:
         raise ImportFailed("--repo is for a local feature folder; a URL is the repository itself", field="--repo",
                            fix="drop --repo when importing from a URL")
@@ -769,6 +772,10 @@ def import_features(path: str | Path, *, actor: Actor | str, project: str | None
             raise ImportFailed(f"cannot clone {redact_url(url)}: {str(exc)[-300:]}", field="path",
                                fix="check the URL and that this machine's credentials can read it") from None
         return _import_features(clone, actor=actor, project=project, repo=None, origin=url)
+
+
+def _is_bare_repository(path: Path) -> bool:
+    return path.is_dir() and git("rev-parse", "--is-bare-repository", cwd=path, check=False) == "true"
 
 
 def _import_features(path: Path, *, actor: Actor | str, project: str | None, repo: str | Path | None,

@@ -145,25 +145,6 @@ def longest_python_function(root: Path, paths: list[str]) -> tuple[int, str]:
 # --- the checks -----------------------------------------------------------------------
 
 
-def check_deliverables(root: Path, deliverables: list[str], changed: list[str]) -> CheckResult:
-    result = CheckResult("deliverables", "Deliverables Check", True)
-    present = 0
-    for item in deliverables:
-        candidates = [item] if "/" in item else [item] + [p for p in changed if p.split("/")[-1] == item
-                                                         or p.startswith(item.rstrip("/") + "/")]
-        found = next((c for c in candidates if (root / c).exists()), None)
-        if found:
-            present += 1
-            lines = len((root / found).read_text(errors="replace").splitlines()) if (root / found).is_file() else 0
-            result.lines.append(f"✓ {found}" + (f" ({lines} line{'s' if lines != 1 else ''})" if lines else ""))
-        else:
-            result.ok = False
-            result.lines.append(f"✗ {item} missing")
-    result.lines.append(f"{'✓' if result.ok else '✗'} {present}/{len(deliverables)} deliverables present")
-    result.figures = {"present": present, "total": len(deliverables)}
-    return result
-
-
 def check_tests(root: Path, spec: dict) -> CheckResult:
     parser = TEST_PARSERS.get(spec.get("parser", "pytest"), parse_pytest)
     code, out = run_command(spec["command"], root, int(spec.get("timeout", DEFAULT_TIMEOUT)), spec.get("env"),

@@ -20,7 +20,16 @@ from django.db.models.functions import Now
 
 from agileplus.core.errors import Conflict, DomainError, RepositoryUnavailable
 from agileplus.review.models import MergeLock
-from harnesses.git import GitError, checked_out_push_fix, git, is_ancestor, mirror_path, redact_url, remote_url
+from harnesses.git import (
+    QUARANTINE_PREFIX,
+    GitError,
+    checked_out_push_fix,
+    git,
+    is_ancestor,
+    mirror_path,
+    redact_url,
+    remote_url,
+)
 
 LOCK_LEASE_SECONDS = 120
 
@@ -236,11 +245,15 @@ def set_aside_branch(path: Path, branch: str, salvage: str) -> str | None:
     lease: a push that lands meanwhile is not lost). Returns the commit set aside, or None when the
     origin has no ``branch``. Raises RepositoryUnavailable when the origin refuses, naming why."""
     head = git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=path, check=False)
+    source = f"refs/heads/{branch}"
+    if not head:  # commits that broke governance were quarantined off the branches (dispatch/runner.py)
+        source = f"{QUARANTINE_PREFIX}{branch}"
+        head = _fetch_ref(path, source)
     if not head:
         return None
     try:
-        git("push", "--quiet", "--atomic", f"--force-with-lease=refs/heads/{branch}:{head}", "origin",
-            f"{head}:refs/heads/{salvage}", f":refs/heads/{branch}", cwd=path)
+        git("push", "--quiet", "--atomic", f"--force-with-lease={source}:{head}", "origin",
+            f"{head}:refs/heads/{salvage}", f":{source}", cwd=path)
     except GitError as exc:
         raise RepositoryUnavailable(f"the origin refused to move {branch} to {salvage}: {str(exc)[-300:]}",
                                     field="branch", fix="check that this machine may push to the origin "
@@ -248,6 +261,14 @@ def set_aside_branch(path: Path, branch: str, salvage: str) -> str | None:
     finally:
         git("fetch", "--quiet", "--prune", "origin", cwd=path)
     return head
+
+
+def _fetch_ref(path: Path, ref: str) -> str | None:
+    """The origin's ``ref`` (outside refs/heads, which the workspace does not fetch), fetched."""
+    if not git("ls-remote", "origin", ref, cwd=path, check=False).strip():
+        return None
+    git("fetch", "--quiet", "origin", f"+{ref}:{ref}", cwd=path)
+    return git("rev-parse", "--verify", "--quiet", ref, cwd=path, check=False) or None
 
 
 def _is_ancestor(path: Path, a: str, b: str) -> bool:

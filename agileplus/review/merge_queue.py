@@ -35,6 +35,7 @@ from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Project, WorkPackage
 from agileplus.features.services import TransitionResult, record_wp_entry, transition_wp
 from agileplus.review import checks as c
+from agileplus.review.findings import check_deliverables
 from agileplus.review.merge import MergeBusy, MergeConflict, push_if_unchanged, repo_lock, reset_to, workspace
 from agileplus.review.models import MergeQueue, MergeQueueEntry, ReviewReport
 from agileplus.review.secret_scan import scan_range
@@ -392,7 +393,7 @@ def _run_checks(batch: _Batch, candidate: Candidate) -> list[c.CheckResult]:
     results: list[c.CheckResult] = []
     configured = {spec.get("name") for spec in config.get("checks") or []}
     for entry in candidate.entries if "deliverables" in configured else []:
-        check = c.check_deliverables(path, list(entry.wp.deliverables or []), changed)
+        check = check_deliverables(path, list(entry.wp.deliverables or []), changed)
         check.name = f"deliverables {entry.wp.code}"
         results.append(check)
     findings = scan_range(path, candidate.main_sha, candidate.sha)

@@ -24,6 +24,7 @@ from agileplus.features.lifecycles import WPState, normalize_wp_state
 from agileplus.features.models import Evidence, WorkPackage
 from agileplus.features.services import TransitionResult, record_wp_entry, transition_wp
 from agileplus.review import checks as c
+from agileplus.review import findings
 from agileplus.review.governance import check_range
 from agileplus.review.merge import (
     MergeConflict,
@@ -35,7 +36,7 @@ from agileplus.review.merge import (
     workspace,
 )
 from agileplus.review.models import MergeQueueEntry, ReviewReport
-from harnesses.git import GitError, git
+from harnesses.git import GitError, commits_since, git
 
 log = logging.getLogger("agileplus.review")
 
@@ -127,8 +128,9 @@ def _review_checks(wp: WorkPackage, job: DispatchJob | None, branch: str) -> tup
     base = job.base_commit if job and job.base_commit else main_sha
     gov = governance_for(wp, path, base, head_sha)
     changed = list(gov.paths)
-    results: list[c.CheckResult] = [c.check_deliverables(path, list(wp.deliverables or []), changed)]
+    results: list[c.CheckResult] = [findings.check_deliverables(path, list(wp.deliverables or []), changed)]
     results += list(tree_checks(review_config(wp), path, changed))
+    results += unconfigured_findings(wp, path, changed, commits_since(path, base, head_sha), results)
     convention = [v for v in gov.violations if v.rule == "commit_message"]
     others = [v for v in gov.violations if v.rule != "commit_message"]
     results.append(c.CheckResult("commit_convention", "Governance", not convention,
@@ -142,6 +144,20 @@ def _review_checks(wp: WorkPackage, job: DispatchJob | None, branch: str) -> tup
     results.append(c.CheckResult("audit", "Governance", chain.ok,
                                  ["✓ Audit trail intact" if chain.ok else "✗ Audit chain broken"]))
     return results, base, head_sha
+
+
+def unconfigured_findings(wp: WorkPackage, path, changed: list[str], commits: list,
+                          results: list[c.CheckResult]) -> list[c.CheckResult]:
+    """What the report says where no check was configured (the example's config has none): the
+    test files changed, the longest function written, each FR of the spec with its evidence."""
+    sections = {r.section for r in results}
+    found = [] if "Test Quality" in sections else [findings.changed_tests_result(changed)]
+    if "Code Quality" not in sections:
+        found.append(findings.function_length_result(path, changed))
+    records = list(Evidence.objects.filter(wp=wp))
+    texts = findings.evidence_texts(path, changed, commits, results, records)
+    found.append(findings.compliance_result(wp.feature.spec, f"{wp.title}\n{wp.plan}", texts))
+    return [r for r in found if r is not None]
 
 
 def tree_checks(config: dict, path, changed: list[str]) -> Iterator[c.CheckResult]:

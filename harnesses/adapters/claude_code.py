@@ -39,6 +39,7 @@ from harnesses.jsonlines import (
     as_decimal,
     as_int,
     cost_of,
+    mapping,
     one_line,
     parse_json_line,
     price_for,
@@ -100,6 +101,23 @@ def _usage(raw: object, cost: object, turns: object) -> Usage:
         cost_usd=as_decimal(cost),
         turns=as_int(turns) if turns is not None else None,
     )
+
+
+def _denials(denials: object) -> list[AgentEvent]:
+    """The tool uses Claude Code's permission rules refused (``--disallowedTools``: the WP's
+    forbidden paths), each an error naming the tool and the path: the reason a run that could not
+    write ends without a commit, where git's own last word would be ``nothing to commit``."""
+    events = []
+    for denial in denials if isinstance(denials, list) else []:
+        if not isinstance(denial, dict):
+            continue
+        tool = str(denial.get("tool_name") or "tool")
+        tool_input = mapping(denial.get("tool_input")) or {}
+        target = tool_input_summary(tool_input)
+        said = f"Claude Code's permission rules refused {tool}" + (f" {target}" if target else "")
+        events.append(AgentEvent(kind="error", text=said, is_error=True, tool="denied",
+                                 tool_input={"tool": tool, "target": target}))
+    return events
 
 
 def _tool_result_text(content: object) -> str:
@@ -192,7 +210,8 @@ class ClaudeCodeAdapter(HarnessAdapter):
                 detail = one_line(result or errors)
                 label = subtype if subtype and subtype != "success" else "error"
                 text = f"{label}: {detail}" if detail else label
-            return [AgentEvent(kind="result", text=text, session_id=session,
+            return [*_denials(obj.get("permission_denials")),
+                    AgentEvent(kind="result", text=text, session_id=session,
                                usage=_usage(obj.get("usage"), obj.get("total_cost_usd"), obj.get("num_turns")),
                                is_error=is_error, final=True, raw=obj)]
         if kind == "stream_event":  # partial deltas (--include-partial-messages): the full message follows
@@ -211,7 +230,7 @@ class ClaudeCodeAdapter(HarnessAdapter):
                 name = str(block.get("name") or "tool")
                 summary = tool_input_summary(block.get("input"))
                 events.append(AgentEvent(kind="tool_use", text=f"{name}: {summary}" if summary else name,
-                                         model=model, raw=obj))
+                                         model=model, raw=obj, tool=name, tool_input=mapping(block.get("input"))))
         running = self._running_usage(message, model)
         return events + ([running] if running else [])
 

@@ -47,6 +47,7 @@ from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation,
 from harnesses.jsonlines import (
     as_int,
     cost_of,
+    mapping,
     one_line,
     parse_json_line,
     price_for,
@@ -223,7 +224,8 @@ class CodexAdapter(HarnessAdapter):
             return [AgentEvent(kind="message", text=f"thinking: {one_line(item.get('text'))}", raw=obj)]
         if kind == "command_execution":
             if phase == "started":
-                return [AgentEvent(kind="tool_use", text=f"$ {one_line(item.get('command'))}", raw=obj)]
+                return [AgentEvent(kind="tool_use", text=f"$ {one_line(item.get('command'))}", raw=obj,
+                                   tool="shell", tool_input={"command": str(item.get("command") or "")})]
             if phase == "completed":
                 code = item.get("exit_code")
                 failed = failed or (isinstance(code, int) and code != 0)
@@ -234,18 +236,21 @@ class CodexAdapter(HarnessAdapter):
             changes = ", ".join(f"{c.get('kind')} {c.get('path')}" for c in item.get("changes") or []
                                 if isinstance(c, dict))
             return [AgentEvent(kind="tool_result", text=("patch failed: " if failed else "patched: ") + changes,
-                               is_error=failed, raw=obj)]
+                               is_error=failed, raw=obj, tool=None if failed else "file_change",
+                               tool_input={"changes": [c for c in item.get("changes") or [] if isinstance(c, dict)]})]
         if kind == "mcp_tool_call":
             tool = f"{item.get('server')}.{item.get('tool')}"
             if phase == "started":
                 summary = tool_input_summary(item.get("arguments"))
-                return [AgentEvent(kind="tool_use", text=f"{tool}: {summary}" if summary else tool, raw=obj)]
+                return [AgentEvent(kind="tool_use", text=f"{tool}: {summary}" if summary else tool, raw=obj,
+                                   tool=tool, tool_input=mapping(item.get("arguments")))]
             if phase == "completed":
                 error = item.get("error") if isinstance(item.get("error"), dict) else None
                 text = f"{tool} failed: {one_line(error.get('message'))}" if error else f"{tool} done"
                 return [AgentEvent(kind="tool_result", text=text, is_error=failed or bool(error), raw=obj)]
         if kind == "web_search" and phase == "completed":
-            return [AgentEvent(kind="tool_use", text=f"web search: {one_line(item.get('query'))}", raw=obj)]
+            return [AgentEvent(kind="tool_use", text=f"web search: {one_line(item.get('query'))}", raw=obj,
+                               tool="web_search", tool_input={"query": str(item.get("query") or "")})]
         if kind == "todo_list" and phase in ("started", "completed"):
             todos = [t for t in item.get("items") or [] if isinstance(t, dict)]
             done = sum(1 for t in todos if t.get("completed"))

@@ -31,6 +31,7 @@ from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation,
 from harnesses.jsonlines import (
     as_int,
     cost_of,
+    mapping,
     one_line,
     parse_json_line,
     price_for,
@@ -138,7 +139,8 @@ class GeminiAdapter(HarnessAdapter):
         elif kind == "tool_use":
             name = str(obj.get("tool_name") or "tool")
             summary = tool_input_summary(obj.get("parameters"))
-            events.append(AgentEvent(kind="tool_use", text=f"{name}: {summary}" if summary else name, raw=obj))
+            events.append(AgentEvent(kind="tool_use", text=f"{name}: {summary}" if summary else name, raw=obj,
+                                     tool=name, tool_input=mapping(obj.get("parameters"))))
         elif kind == "tool_result":
             failed = obj.get("status") == "error"
             error = obj.get("error") if isinstance(obj.get("error"), dict) else {}

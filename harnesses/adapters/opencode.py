@@ -33,7 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation, RunSpec, Usage
-from harnesses.jsonlines import as_decimal, as_int, one_line, parse_json_line, string_list, tool_input_summary
+from harnesses.jsonlines import as_decimal, as_int, mapping, one_line, parse_json_line, string_list, tool_input_summary
 from harnesses.registry import register
 
 
@@ -123,7 +123,7 @@ class OpencodeAdapter(HarnessAdapter):
             detail = one_line(state.get("error")) if failed else one_line(state.get("title")) or tool_input_summary(
                 state.get("input"))
             return [AgentEvent(kind="tool_use", text=f"{tool}: {detail}" if detail else tool, is_error=failed,
-                               raw=obj)]
+                               raw=obj, tool=tool, tool_input=mapping(state.get("input")))]
         if kind == "step_finish":
             return [self._step_finish(part, obj)]
         if kind == "error":

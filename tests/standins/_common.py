@@ -7,6 +7,7 @@ are thin shims over ``_<name>.py``. Environment knobs:
 
 - ``STANDIN_FILE``: the file to write and commit (default ``standin_<name>.txt``)
 - ``STANDIN_MESSAGE``: the commit message (default ``feat(WP01): stand-in change``)
+- ``STANDIN_ALSO``: more files (comma-separated) written and committed with it
 - ``STANDIN_MALFORMED=1``: print one malformed line in the middle of the output
 - ``STANDIN_RECORD``: a path; the stand-in writes ``{"argv", "stdin", "cwd"}`` there as JSON
 """
@@ -147,15 +148,22 @@ def planned_change(name: str, prompt: str) -> Change:
                   os.environ.get("STANDIN_MESSAGE") or DEFAULT_MESSAGE)
 
 
+def also_paths() -> list[str]:
+    """STANDIN_ALSO: more files (comma-separated) written and committed with the change, e.g. the
+    test file a WP that delivers ``tests`` must add beside its code."""
+    return [p.strip() for p in os.environ.get("STANDIN_ALSO", "").split(",") if p.strip()]
+
+
 def write(change: Change) -> None:
-    target = Path(change.path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(change.content)
+    for path in [change.path, *also_paths()]:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(change.content)
 
 
 def commit(change: Change) -> tuple[bool, str, str]:
     """``git add`` + ``git commit`` the change: (ok, git's output, short sha)."""
-    added = git("add", "--", change.path, check=False)
+    added = git("add", "--", change.path, *also_paths(), check=False)
     if added.returncode:
         return False, added.stderr.strip(), ""
     identity: list[str] = []

@@ -27,10 +27,11 @@ def feature():
 def test_audit_verify_prints_the_seed_lines_for_an_intact_chain(feature):
     result = run_cli(f"events audit-verify --feature {feature.slug}")
     n = feature.audit_entries.count()
+    first, last = (feature.audit_entries.get(seq=s).pk for s in (1, n))
     assert result.exit_code == 0
     assert result.output.splitlines() == [
         f"✓ Audit chain intact ({n} entries verified)",
-        f"Hash coverage: WP01 planned (id=1) → WP02 unblocked (id={n})",
+        f"Hash coverage: WP01 planned (id=1, row {first}) → WP02 unblocked (id={n}, row {last})",
     ]
 
 
@@ -41,13 +42,26 @@ def test_audit_verify_names_each_problem_and_exits_1(feature):
     result = run_cli(f"events audit-verify --feature {feature.slug}")
     assert result.exit_code == 1
     assert "✗ Audit chain broken" in result.output
-    assert "entry id=2: changed" in result.output
+    assert f"entry id=2, row {pk}: changed" in result.output
+
+
+def test_audit_verify_names_the_row_apart_from_the_position_when_features_share_the_table(feature):
+    other, _ = make_feature_with_wps(1)
+    transition_wp(other.work_packages.get(code="WP01"), "doing", actor="agent:claude-code")
+    pk = AuditEntry.objects.get(feature=other, seq=2).pk
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {AuditEntry._meta.db_table} SET actor = 'agent:forged' WHERE id = %s", [pk])
+
+    result = run_cli(f"events audit-verify --feature {other.slug}")
+
+    assert pk != 2 and f"entry id=2, row {pk}: changed" in result.output
 
 
 def test_export_audit_prints_one_json_line_per_entry_in_order(feature):
     lines = run_cli(f"events export-audit --feature {feature.slug}").output.splitlines()
     entries = [json.loads(line) for line in lines]
     assert [e["id"] for e in entries] == list(range(1, len(entries) + 1))
+    assert [e["row_id"] for e in entries] == list(feature.audit_entries.order_by("seq").values_list("pk", flat=True))
     assert entries[0]["prev_hash"] == "0" * 64 and entries[1]["prev_hash"] == entries[0]["hash"]
     assert entries[0]["transition"] == "WP01:planned->doing" and entries[0]["actor"] == "agent:claude-code"
 

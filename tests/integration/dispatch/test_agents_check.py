@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harnesses.check import check_harness, run_against_endpoint, scratch_worktree
+from harnesses.check import check_harness, render, run_against_endpoint, scratch_worktree
 from harnesses.endpoints import Say, Turn, Write, commit_script
 from harnesses.endpoints.anthropic import AnthropicEndpoint
 from tests.support.real_clis import require_cli
@@ -146,3 +146,15 @@ def test_claude_code_refuses_a_write_under_a_forbidden_path_from_the_adapter_s_d
     assert not written
     assert any(e.kind == "tool_result" and e.is_error for e in events)
     assert json.loads(out[-1])["permission_denials"][0]["tool_name"] == "Write"
+
+
+def test_a_cli_that_exits_0_without_asking_the_model_is_not_said_to_refuse_its_flags(tmp_path):
+    quiet = tmp_path / "claude"
+    quiet.write_text("#!/bin/sh\necho '2.1.328 (Claude Code)'\nexit 0\n")
+    quiet.chmod(0o755)
+
+    result = check_harness("claude-code", binary=str(quiet))
+    screen = "\n".join(render([result]))
+
+    assert "flags accepted" not in screen
+    assert "the CLI exited 0 without calling the scripted model endpoint: 2.1.328 (Claude Code)" in screen

@@ -50,7 +50,7 @@ def blocked_then_fresh(tmp_path):
     env = job_env(tmp_path / "cli", None, AGILEPLUS_BROKER_DIR=str(tmp_path / "broker"))
     with running_workers(tmp_path, 1, broker_url=None):
         first = agileplus("implement", "003", "--wp", "WP01", "--wait", env=env)
-        old_head = repo.head(OLD_BRANCH)
+        old_head = repo.head(f"refs/agileplus/quarantine/{OLD_BRANCH}")  # off the branches: it broke governance
         main_now = behave_from_now_on(repo, "commit:2")
         fresh = agileplus("implement", "003", "--wp", "WP01", "--fresh", "--wait", "--actor", "human:alice", env=env)
         review = agileplus("review", "003", "WP01", "--apply", env=env)

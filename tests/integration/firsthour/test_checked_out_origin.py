@@ -11,6 +11,7 @@ import pytest
 
 from agileplus.audit.models import AuditEntry
 from agileplus.core.errors import ImportFailed, RepositoryUnavailable
+from agileplus.features.importer import import_path
 from agileplus.review.services import move_wp
 from tests.support.farm import ROOT, import_target, job_env, make_target_repo
 
@@ -49,3 +50,13 @@ def test_a_merge_refused_by_a_checked_out_origin_names_the_fix_and_records_no_co
     assert FIX in refused.value.fix
     assert not AuditEntry.objects.filter(feature=feature, transition__endswith="merge_conflict").exists()
     assert feature.work_packages.get(code="WP01").state == "for_review"
+
+
+def test_a_bare_origin_imports_by_its_plain_path_as_by_its_file_url(tmp_path):
+    repo = make_target_repo(tmp_path, wps={"WP01": []})
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo.path), str(origin)], check=True)
+
+    (feature,) = import_path(str(origin), actor="human:alice")
+
+    assert feature.slug == "003-auth-system" and feature.project.repo_url == str(origin)

@@ -7,7 +7,7 @@ Processes that serve until stopped (`web`, `worker`, `up`, `mcp`, `--watch`, `--
 `events tail`…) are only parsed (tests/unit/firsthour/test_documented_commands_parse.py), as are
 synopses with placeholders. The repository is a copy of examples/003-auth-system made a git
 repository with the README's two commands, its agent settings extended with what the stand-in
-writes (STANDIN_FILE / STANDIN_MESSAGE)."""
+writes (STANDIN_FILE / STANDIN_ALSO / STANDIN_MESSAGE)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def example_repository(tmp_path) -> str:
     shutil.copytree(ROOT / EXAMPLE, origin)
     config_file = origin / ".kittify" / "config.yaml"
     config = yaml.safe_load(config_file.read_text())
-    config["agent"]["environment"].update({"STANDIN_FILE": "tests/login_handler.rs",
+    # Where an agent puts WP02's deliverables: login_handler.rs among the handlers, and its tests.
+    config["agent"]["environment"].update({"STANDIN_FILE": "src/handlers/login_handler.rs",
+                                           "STANDIN_ALSO": "tests/login_handler_test.rs",
                                            "STANDIN_MESSAGE": "feat(WP02): implement login endpoint with JWT"})
     config_file.write_text(yaml.safe_dump(config))
     for args in (["init", "-q", "-b", "main"], ["add", "-A"],
@@ -110,4 +112,5 @@ def test_every_documented_example_runs_against_a_real_farm(tmp_path):
     assert {wp["code"]: wp["state"] for wp in status["work_packages"]} == {
         "WP01": "done", "WP02": "done", "WP03": "planned"}
     # The origin has main checked out: the merge updated its files (receive.denyCurrentBranch updateInstead).
-    assert (tmp_path / "auth-system" / "tests" / "login_handler.rs").exists()
+    assert (tmp_path / "auth-system" / "src" / "handlers" / "login_handler.rs").exists()
+    assert (tmp_path / "auth-system" / "tests" / "login_handler_test.rs").exists()

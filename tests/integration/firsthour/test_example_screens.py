@@ -32,6 +32,9 @@ REVIEW_SCREEN = [
     "  ✓ 1/1 deliverables present",
     "Test Quality",
     "  ✓ All tests pass (3/3)",
+    "Specification Compliance",
+    "  – FR-001 users can log in. — no evidence yet (no check, test, commit or evidence record of this WP names "
+    "FR-001)",
     "Governance",
     "  ✓ Commit messages follow convention",
     "  ✓ Only allowed paths modified",
@@ -247,7 +250,7 @@ def test_audit_verify_is_the_examples_screen(farm):
     agileplus(tmp_path, "move", "003", "WP01", "--to", "done")
 
     verified = agileplus(tmp_path, "events", "audit-verify", "--feature", "003-auth-system")
-    screen = re.sub(r"\(id=\d+\)", "(id=<id>)", re.sub(r"\(\d+ entries", "(<n> entries", verified.stdout))
+    screen = re.sub(r"\(id=\d+, row \d+\)", "(id=<id>)", re.sub(r"\(\d+ entries", "(<n> entries", verified.stdout))
 
     assert verified.returncode == 0, verified.stdout + verified.stderr
     # The example's chain ends at `WP02 done`; ours records the unblocking that follows a merge too.

@@ -25,7 +25,7 @@ Agent failed:
   Tests: not run
 WP01 moved to Blocked state.
 Audit entry recorded: actor=system:timeout, transition=WP01:doing->blocked
-Reason: Agent timeout (SIGKILL after 2s warning period)
+Reason: Agent timeout (SIGTERM, then SIGKILL after the 2s grace period)
 Next steps:
   Option 1: Review partial commits and continue manually
     cd <worktree>
@@ -33,9 +33,11 @@ Next steps:
     # ... continue work, commit ...
     git push origin HEAD:feat/003-auth-system-WP01
     agileplus wp transition 003-auth-system WP01 --to for_review
-  Option 2: Retry with fresh agent session
+  Option 2: Retry on this branch (the agent resumes its session where it stopped)
     agileplus wp transition 003-auth-system WP01 --to planned   # reset
-    agileplus implement 003-auth-system --wp WP01 --agent command --timeout 10"""
+    agileplus implement 003-auth-system --wp WP01 --agent command --timeout 10
+  Option 3: Retry with a fresh agent session from main (this branch is kept on the origin under salvage/)
+    agileplus implement 003-auth-system --wp WP01 --agent command --timeout 10 --fresh"""
 
 
 @pytest.fixture

@@ -58,3 +58,20 @@ def test_a_clean_run_passes_governance_and_reaches_review(dispatch):
 
     assert feature.work_packages.get(code="WP01").state == "for_review", result.output
     assert DispatchJob.objects.get(feature=feature).state == "succeeded"
+
+
+def test_the_screen_says_governance_refused_the_work_naming_the_rule_and_the_path(dispatch):
+    _repo, _feature, _main, result = dispatch("write:secrets/token.txt")
+
+    assert "Governance refused the agent's work (1 violation; the agent itself exited 0):" in result.output
+    assert "  ✗ forbidden_path: secrets/token.txt: " in result.output
+    assert "Agent failed" not in result.output and "Exit code" not in result.output
+
+
+def test_a_branch_that_broke_governance_is_quarantined_off_the_origins_branches(dispatch):
+    repo, feature, _main, result = dispatch("write:.kittify/config.yaml")
+    branch = feature.work_packages.get(code="WP01").branch_name
+
+    assert not repo.has_branch(branch), result.output
+    quarantined = repo.head(f"refs/agileplus/quarantine/{branch}")
+    assert ".kittify/config.yaml" in repo.git("show", "--name-only", "--format=", quarantined)

@@ -25,6 +25,8 @@ Behaviours (comma-separated, run in order):
   raid_origin:F      try to push to the origin and write what it could see (git config, env,
                      the push's output) to file F: the origin's credentials must be nowhere in it
   binary             print raw bytes with NUL and a 20,000-character line (untrusted output)
+  escapes            print terminal escapes (OSC 0/8/52, CSI, \\r, backspace, BEL) and commit with them in
+                     the message body (a hostile agent aiming at the operator's terminal)
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+# Window title (OSC 0), hyperlink (OSC 8), clipboard (OSC 52), colour and erase (CSI), \r and backspaces.
+ESCAPES = ("\x1b]0;pwned-title\x07 \x1b]8;;https://evil.example\x1b\\link\x1b]8;;\x1b\\ "
+           "\x1b]52;c;cm0gLXJmIH4K\x07 \x1b[31mred\x1b[0m\x1b[2J \rfake\x08\x08\x08\x08ok \x9b31m")
 
 
 def prompt_text() -> str:
@@ -164,6 +170,10 @@ def main() -> int:
             sha = git("commit-tree", tree, "-p", "HEAD", "-m", f"feat({wp}): a tree entry named ..")
             git("update-ref", "HEAD", sha)
             write(f"{wp.lower()}/uncommitted.txt", "left behind\n")
+        elif name == "escapes":
+            print(f"{ESCAPES} printed", flush=True)
+            write(f"{wp.lower()}/escapes.txt", "escapes\n")
+            commit([f"{wp.lower()}/escapes.txt"], f"feat({wp}): escapes\n\n{ESCAPES}")
         elif name == "binary":
             sys.stdout.buffer.write(b"binary\x00output\x00\xff\xfe here\n" + b"x" * 20000 + b"\n")
             sys.stdout.buffer.flush()

@@ -37,3 +37,11 @@ def test_the_review_checks_are_listed_under_governance_constraints():
                                "✓ All code must pass: cargo clippy -- -D warnings",
                                "✓ Function length: < 50 lines preferred"]
     assert text.rstrip().endswith("You have 1 hour. Let's go!")
+
+
+def test_the_commit_format_names_the_wp_as_the_example_does():
+    feature, (wp, _) = make_feature_with_wps(2)
+
+    text = build_prompt(feature, wp, timeout_seconds=3600).text
+
+    assert f"Format: feat({wp.code}): <description>" in text and "{wp}" not in text

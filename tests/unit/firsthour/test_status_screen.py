@@ -82,3 +82,16 @@ def test_a_wp_that_declares_no_deliverables_shows_no_deliverables_line():
     WorkPackage.objects.filter(pk=wp.pk).update(deliverables=[])
 
     assert not any("Deliverables" in line for line in screen(feature.slug))
+
+
+def test_a_wp_a_review_sent_back_to_doing_says_no_agent_is_running_and_how_to_dispatch_one():
+    feature, (wp,) = make_feature_with_wps(1)
+    WorkPackage.objects.filter(pk=wp.pk).update(state="doing", deliverables=[])
+    DispatchJob.objects.create(id="job_done", feature=feature, wp=wp, harness="claude-code", state="succeeded",
+                               started_at=timezone.now(), finished_at=timezone.now())
+
+    lines = screen(feature.slug)
+
+    assert lines[2].endswith("██████░░░░░░ doing (no agent running)")
+    assert lines[3:5] == ["  Last job: job_done (succeeded)",
+                          f"  Next: agileplus implement {feature.slug} --wp WP01   # dispatch an agent again"]

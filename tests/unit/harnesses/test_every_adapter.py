@@ -61,3 +61,11 @@ def test_a_json_line_cut_short_becomes_a_log_event_kept_verbatim(adapter):
     [event] = adapter().parse_line(line)
 
     assert (event.kind, event.text) == ("log", line)
+
+
+def test_a_missing_binary_names_the_pinned_installer_and_the_variable_that_points_at_it(no_binaries, tmp_path):
+    with pytest.raises(HarnessError) as error:
+        ClaudeCodeAdapter().build_command(run_spec(tmp_path))
+
+    assert "AGILEPLUS_CLAUDE_CODE_BIN=" in str(error.value)
+    assert "install-agent-clis" in str(error.value) or "the pinned CLI is installed at" in str(error.value)

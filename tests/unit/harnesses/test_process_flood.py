@@ -70,3 +70,12 @@ def test_a_quiet_agent_loses_no_line(tmp_path):
     result = _agent(tmp_path, script, timeout=30).run(lambda _s, text: seen.append(text))
     assert result.exit_code == 0
     assert seen == [f"line {i}" for i in range(5000)]
+
+
+def test_bytes_that_are_not_utf8_are_shown_escaped_not_replaced(tmp_path):
+    lines: list[str] = []
+
+    _agent(tmp_path, "import sys; sys.stdout.buffer.write(b'caf\\xe9 \\xff\\n')", timeout=30).run(
+        lambda stream, text: lines.append(text) if stream == "stdout" else None)
+
+    assert lines == ["caf\\xe9 \\xff"]
