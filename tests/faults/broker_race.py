@@ -3,6 +3,8 @@
 ``writer FOLDER TRANSPORT NAME COUNT SIZE``: puts COUNT messages of SIZE bytes on queue ``race``.
 ``reader FOLDER TRANSPORT DONE_FILE``: takes messages until DONE_FILE exists and the queue has
 been empty for a second; prints one JSON line: the ids it read and the errors ``get`` raised.
+``producer FEATURE_SLUG WP…``: a farm's producer (Django, the project's broker settings): queues a
+job for each WP, then rings every job of the feature again (duplicate deliveries) a few times.
 """
 
 from __future__ import annotations
@@ -54,9 +56,27 @@ def read(folder: str, transport: str, done_file: str) -> None:
     print(json.dumps({"ids": ids, "errors": errors}))
 
 
+def produce(slug: str, *codes: str) -> None:
+    import django
+
+    django.setup()
+    from agileplus.dispatch.models import DispatchJob
+    from agileplus.dispatch.services import enqueue_job, send_doorbell
+    from agileplus.features.models import WorkPackage
+
+    for code in codes:
+        enqueue_job(WorkPackage.objects.get(feature__slug=slug, code=code), actor="human:producer")
+    for _ in range(3):
+        for job in DispatchJob.objects.filter(feature__slug=slug):
+            send_doorbell(job)  # a doorbell for a job already claimed or done: its claim fails, harmlessly
+        time.sleep(2)
+
+
 if __name__ == "__main__":
     role, args = sys.argv[1], sys.argv[2:]
-    if role == "writer":
+    if role == "producer":
+        produce(*args)
+    elif role == "writer":
         write(args[0], args[1], args[2], int(args[3]), int(args[4]))
     else:
         read(*args)
