@@ -32,6 +32,7 @@ import uuid
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import wraps
 from pathlib import Path
 from queue import Empty
 
@@ -138,6 +139,18 @@ def read_locked(file: Path) -> bytes:
         return f.read()
 
 
+def channel_errors(method):
+    """An OSError (a folder gone, a permission, a full disk) leaves as kombu's ChannelError: the
+    worker's consumer restarts on those, with a pause, instead of ending (broker_channel_error_retry)."""
+    @wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as exc:
+            raise ChannelError(f"embedded broker: {method.__name__} failed: {exc}") from exc
+    return wrapper
+
+
 class Channel(filesystem.Channel):
     _get_failures = 0
     _get_retry_at = 0.0
@@ -155,9 +168,11 @@ class Channel(filesystem.Channel):
     def quarantine_folder(self) -> Path:
         return Path(self.transport_options.get("quarantine_folder") or self.queue_folder.parent / "quarantine")
 
+    @channel_errors
     def get_table(self, exchange):
         return read_table(self._exchange_file(exchange), self.quarantine_folder)
 
+    @channel_errors
     def _queue_bind(self, exchange, routing_key, pattern, queue):
         file = self._exchange_file(exchange)
         self.control_folder.mkdir(parents=True, exist_ok=True)
@@ -167,6 +182,7 @@ class Channel(filesystem.Channel):
             if binding not in queues:
                 write_table(file, [binding, *queues])
 
+    @channel_errors
     def _delete(self, queue, exchange, routing_key, pattern, *args, **kwargs):
         virtual.Channel._delete(self, queue, exchange, routing_key, pattern, *args, **kwargs)
         file = self._exchange_file(exchange)
@@ -178,6 +194,14 @@ class Channel(filesystem.Channel):
             if binding in queues:
                 queues.remove(binding)
                 write_table(file, queues)
+
+    @channel_errors
+    def _purge(self, queue):
+        return super()._purge(queue)
+
+    @channel_errors
+    def _size(self, queue):
+        return super()._size(queue)
 
     def _put(self, queue, payload, **kwargs):
         """Write the message whole under a temporary name, then rename it into the queue folder."""

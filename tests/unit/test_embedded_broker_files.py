@@ -164,3 +164,12 @@ def test_doctor_on_a_healthy_broker_folder_counts_the_waiting_messages_and_exits
 
     assert result.exit_code == 0
     assert json.loads(result.output)["broker"]["queued"] == {queue_name: 1}
+
+
+def test_a_broken_control_folder_is_a_channel_error_the_consumer_restarts_on(folder, queue_name):
+    from kombu import Exchange, Queue
+
+    (folder / "control").rmdir()
+    (folder / "control").write_text("a file where the control folder should be")
+    with connect(folder) as conn, pytest.raises(ChannelError, match="_queue_bind failed"):
+        Queue(queue_name, Exchange(f"x-{queue_name}", type="fanout"), channel=conn.channel()).declare()
