@@ -68,6 +68,8 @@ def write_atomically(file: Path, data: bytes) -> None:
 
 def quarantine(file: Path, folder: Path, reason: str) -> Path | None:
     """Move ``file`` out of the broker's way into ``folder``; None if another process took it first."""
+    if not file.exists():
+        return None  # another process took it first
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{time.time_ns()}-{file.name}"
     try:
@@ -308,6 +310,8 @@ def _check_file(file: Path, now: float) -> str:
         return "foreign: not a message name"
     try:
         return message_problem(read_locked(file))[1]
+    except FileNotFoundError:
+        raise  # a reader took it meanwhile: nothing to say about it
     except OSError as exc:
         return f"unreadable: {exc.strerror}"
 
