@@ -240,16 +240,24 @@ class Channel(filesystem.Channel):
         self._get_failures = 0
         return payload
 
+    def _take(self, name: str) -> Path | None:
+        """Own the message ``name``: one rename on one filesystem, so exactly one reader wins it."""
+        source, taken = self.queue_folder / name, self.taken_folder / name
+        try:
+            os.rename(source, taken)
+        except FileNotFoundError:
+            if not source.exists():
+                return None  # another reader won it
+            taken.parent.mkdir(parents=True, exist_ok=True)  # the processed folder was missing
+            os.rename(source, taken)
+        return taken
+
     def _take_next(self, queue: str) -> dict:
-        taken_folder = self.taken_folder
-        taken_folder.mkdir(parents=True, exist_ok=True)
         for name in sorted(os.listdir(self.queue_folder)):
             if not matches(name, queue):
                 continue
-            taken = taken_folder / name
-            try:  # one rename on one filesystem: exactly one reader wins the message
-                os.rename(self.queue_folder / name, taken)
-            except FileNotFoundError:
+            taken = self._take(name)
+            if taken is None:
                 continue
             try:
                 payload, problem = message_problem(read_locked(taken))

@@ -173,3 +173,14 @@ def test_a_broken_control_folder_is_a_channel_error_the_consumer_restarts_on(fol
     (folder / "control").write_text("a file where the control folder should be")
     with connect(folder) as conn, pytest.raises(ChannelError, match="_queue_bind failed"):
         Queue(queue_name, Exchange(f"x-{queue_name}", type="fanout"), channel=conn.channel()).declare()
+
+
+def test_a_missing_processed_folder_is_made_again_and_the_message_delivered(folder, queue_name):
+    with connect(folder) as conn:
+        queue = conn.SimpleQueue(queue_name)
+        queue.put({"n": 1})
+        (folder / "processed").rmdir()
+        message = queue.get(timeout=2)
+
+    assert message.payload == {"n": 1}
+    assert (folder / "processed").is_dir()
