@@ -22,6 +22,8 @@ Nothing in this module ends a worker's consumer loop. ``inspect_folder`` is the 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import fcntl
 import json
 import logging
@@ -93,6 +95,11 @@ def message_problem(data: bytes) -> tuple[dict | None, str]:
     properties = payload.get("properties") if isinstance(payload, dict) else None
     if not isinstance(properties, dict) or "delivery_tag" not in properties:
         return None, "JSON but not a kombu message"
+    if properties.get("body_encoding") == "base64":
+        try:
+            base64.b64decode(payload.get("body") or "", validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            return None, "a kombu message whose body is not base64"
     return payload, ""
 
 

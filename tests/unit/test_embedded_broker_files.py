@@ -47,8 +47,9 @@ def drop(folder, content: bytes, name: str) -> str:
 
 
 @pytest.mark.parametrize("content", [b"", b'{"body": "half-writ', b"\xff\xfe not text", b'["a", "list"]',
-                                     b'{"body": "no properties"}'],
-                         ids=["empty", "half-written", "binary", "foreign JSON", "not a kombu message"])
+                                     b'{"body": "no properties"}',
+                                     b'{"body": "!!", "properties": {"delivery_tag": "t", "body_encoding": "base64"}}'],
+                         ids=["empty", "half-written", "binary", "foreign JSON", "not a kombu message", "bad body"])
 def test_a_bad_message_file_is_quarantined_and_the_next_message_is_delivered(folder, content, queue_name, caplog):
     bad = drop(folder, content, message_name(queue_name))
     before = sum(broker.QUARANTINED.values())
