@@ -177,6 +177,7 @@ if CELERY_EMBEDDED_BROKER:
         "data_folder_out": str(BROKER_DIR / "out"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),  # remote control (Flower, inspect) works here too
+        "quarantine_folder": str(BROKER_DIR / "quarantine"),  # files no reader could use (workers/broker.py)
         "store_processed": False,
         "polling_interval": 0.05,
     }
@@ -194,6 +195,8 @@ CELERY_TASK_DEFAULT_QUEUE = "agileplus"
 CELERY_TASK_ROUTES = {"review.*": {"queue": "agileplus"}, "farm.*": {"queue": "agileplus"},
                       "workflow.*": {"queue": "agileplus"}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker channel error restarts the worker's consumer (with a pause) instead of ending the worker.
+CELERY_BROKER_CHANNEL_ERROR_RETRY = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # How often beat runs the reaper (expired leases, stale queued jobs) and retries workflow follow-ups.
 REAP_EVERY_SECONDS = float(os.environ.get("AGILEPLUS_REAP_EVERY", "10"))

@@ -1,4 +1,4 @@
-"""Processes of the farm: `web`, `worker`, `beat`, `reaper`, and `up` (all of them at once)."""
+"""Processes of the farm: `web`, `worker`, `beat`, `reaper`, and `up` (all of them at once); `doctor`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import socket
 import sys
 
 import click
+from django.conf import settings
 
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json
@@ -15,6 +16,7 @@ from agileplus.dispatch.runner import restart_worker
 from agileplus.dispatch.sandboxing import local_harnesses
 from agileplus.dispatch.services import queue_for, reap_expired
 from agileplus.review.requests import release_lost_requests
+from workers.broker import inspect_folder
 
 
 def _node_name(hostname: str | None) -> str:
@@ -63,6 +65,7 @@ def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str
     for request_id in release_lost_requests(node):
         echo(f"worker {node}: queued review request {request_id} again, lost when this worker last stopped",
                    err=True)
+    _check_broker_folder(f"worker {node}")
     # Children inherit these: the runner names its claims and data folder after the worker.
     os.environ["AGILEPLUS_WORKER_NAME"] = node
     os.environ["AGILEPLUS_WORKER_HARNESSES"] = ",".join(names)
@@ -72,6 +75,35 @@ def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str
     echo(f"worker {node}: harnesses {', '.join(names)}; concurrency {concurrency}", err=True)
     app.worker_main(["worker", "-n", node, "-Q", queues, "-c", str(concurrency), "-E", "-l", loglevel,
                      "--without-gossip", "--without-mingle"])
+
+
+def _check_broker_folder(who: str) -> dict | None:
+    """The embedded broker's folder check (workers/broker.py: inspect_folder), said on stderr."""
+    if not settings.CELERY_EMBEDDED_BROKER:
+        return None
+    report = inspect_folder(settings.BROKER_DIR).as_dict()
+    for item in report["quarantined_now"]:
+        click.echo(f"{who}: broker file {item['file']} quarantined ({item['reason']}) in "
+                   f"{settings.BROKER_DIR / 'quarantine'}", err=True)
+    return report
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def doctor(as_json: bool) -> None:
+    """Check the embedded broker's folder: move every file no worker can read (empty, corrupt,
+    foreign) to its quarantine folder and report it; exit 1 if this run found any."""
+    report = _check_broker_folder("doctor")
+    if as_json:
+        echo_json({"broker": report})
+    elif report is None:
+        click.echo("broker: not the embedded one (CELERY_BROKER_URL); nothing to check here")
+    else:
+        waiting = ", ".join(f"{q} {n}" for q, n in sorted(report["queued"].items())) or "none"
+        click.echo(f"broker folder {report['folder']}: messages waiting: {waiting}; "
+                   f"quarantined now: {len(report['quarantined_now'])}; in quarantine: {len(report['quarantine'])}")
+    if report and report["quarantined_now"]:
+        sys.exit(1)
 
 
 @cli.command()
