@@ -146,6 +146,19 @@ def release_requests_of_silent_workers() -> list[int]:
     return released
 
 
+def ring_stale_requests() -> list[int]:
+    """Beat's safety net for a lost doorbell: a request still queued after
+    ``max(30 s, the job lease)`` is rung again. Neither embedded broker redelivers a message whose
+    worker was killed with -9 (nor does Redis before its visibility timeout); a second ring is
+    harmless, since only one claim of a queued request wins (``claim_request``)."""
+    stale = timezone.now() - dt.timedelta(seconds=max(30, settings.JOB_LEASE_SECONDS))
+    queued = list(ReviewRequest.objects.filter(state=ReviewRequest.QUEUED, created_at__lt=stale)
+                  .values_list("pk", flat=True))
+    for request_id in queued:
+        send_request(request_id)
+    return queued
+
+
 def run_request(request_id: int, *, worker: str | None = None) -> ReviewRequest | None:
     """Run one request here (a review worker, or the CLI with ``--inline``) and record how it
     ended. Returns None when another process has it."""

@@ -11,7 +11,7 @@ from agileplus.features.models import WorkPackage
 from agileplus.review.merge import MergeConflict
 from agileplus.review.merge_queue import process_queue
 from agileplus.review.models import MergeQueueEntry
-from agileplus.review.requests import release_requests_of_silent_workers, run_request
+from agileplus.review.requests import release_requests_of_silent_workers, ring_stale_requests, run_request
 from agileplus.review.services import run_review, send_back_after_conflict
 from workers.celery import app
 
@@ -44,8 +44,9 @@ def run_review_request(request_id: int) -> dict:
 
 @app.task(name="review.release_silent_requests")
 def release_silent_requests() -> dict:
-    """Beat: review requests whose worker went silent are queued again for another worker."""
-    return {"released": release_requests_of_silent_workers()}
+    """Beat: review requests whose worker went silent are queued again for another worker, and
+    requests whose doorbell was lost are rung again."""
+    return {"released": release_requests_of_silent_workers(), "rung": ring_stale_requests()}
 
 
 def _run_merge_queue(repo: str) -> None:

@@ -20,6 +20,7 @@ from agileplus.review.requests import (
     queue_review,
     release_lost_requests,
     release_requests_of_silent_workers,
+    ring_stale_requests,
     run_request,
     wait_for_request,
 )
@@ -175,3 +176,21 @@ def test_a_request_whose_worker_still_announces_itself_is_left_running(in_review
     assert release_requests_of_silent_workers() == []
 
     assert rung == [] and get_request(request.pk).state == "running"
+
+
+def test_a_request_whose_doorbell_was_lost_is_rung_again_and_run_once(in_review, rung):
+    _repo, feature = in_review
+    request = queue_review(feature.work_packages.get(code="WP01"), actor="human:alice", send=False)
+    ReviewRequest.objects.filter(pk=request.pk).update(created_at=timezone.now() - dt.timedelta(minutes=5))
+
+    assert ring_stale_requests() == [request.pk]
+
+    assert run_request(request.pk, worker="w1").state == "done"
+    assert run_request(request.pk, worker="w2") is None  # the first ring's late delivery claims nothing
+
+
+def test_a_request_queued_a_moment_ago_is_not_rung_again(in_review, rung):
+    _repo, feature = in_review
+    queue_review(feature.work_packages.get(code="WP01"), actor="human:alice", send=False)
+
+    assert ring_stale_requests() == [] and rung == []
