@@ -83,7 +83,7 @@ def _check_broker_folder(who: str) -> dict | None:
         return None
     report = inspect_folder(settings.BROKER_DIR).as_dict()
     for item in report["quarantined_now"]:
-        click.echo(f"{who}: broker file {item['file']} quarantined ({item['reason']}) in "
+        echo(f"{who}: broker file {item['file']} quarantined ({item['reason']}) in "
                    f"{settings.BROKER_DIR / 'quarantine'}", err=True)
     return report
 
@@ -97,10 +97,10 @@ def doctor(as_json: bool) -> None:
     if as_json:
         echo_json({"broker": report})
     elif report is None:
-        click.echo("broker: not the embedded one (CELERY_BROKER_URL); nothing to check here")
+        echo("broker: not the embedded one (CELERY_BROKER_URL); nothing to check here")
     else:
         waiting = ", ".join(f"{q} {n}" for q, n in sorted(report["queued"].items())) or "none"
-        click.echo(f"broker folder {report['folder']}: messages waiting: {waiting}; "
+        echo(f"broker folder {report['folder']}: messages waiting: {waiting}; "
                    f"quarantined now: {len(report['quarantined_now'])}; in quarantine: {len(report['quarantine'])}")
     if report and report["quarantined_now"]:
         sys.exit(1)
