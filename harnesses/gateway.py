@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import httpx
+
 from harnesses.base import Usage
 from harnesses.egress import shared_loop
 from harnesses.jsonlines import Price, cost_of, price_for
@@ -284,8 +286,6 @@ def upstream_context(ca_file: str | None) -> ssl.SSLContext:
 
 def _client(ca_file: str | None):
     """One pooled upstream client per event loop (kept-alive TLS connections to each provider)."""
-    import httpx
-
     loop = asyncio.get_running_loop()
     key = (id(loop), ca_file or "")
     if key not in _clients:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,3 +38,14 @@ def make_test_ca(folder: Path) -> TestCA:
     _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
              "-out", "server.pem", "-days", "1", "-extfile", "san.cnf", cwd=folder)
     return TestCA(folder / "ca.pem", folder / "server.pem", folder / "server.key")
+
+
+_shared: TestCA | None = None
+
+
+def shared_test_ca() -> TestCA:
+    """One CA for a whole test process (made on first use, in a temporary folder)."""
+    global _shared
+    if _shared is None:
+        _shared = make_test_ca(Path(tempfile.mkdtemp(prefix="agileplus-test-ca-")))
+    return _shared

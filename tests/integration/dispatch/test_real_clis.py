@@ -25,7 +25,7 @@ from harnesses.endpoints.gemini import GeminiEndpoint
 from harnesses.endpoints.openai_chat import ChatEndpoint
 from harnesses.endpoints.openai_responses import ResponsesEndpoint
 from tests.support.farm import ROOT, TargetRepo, import_target, job_env, make_target_repo, running_workers
-from tests.support.real_clis import worker_environment
+from tests.support.real_clis import over_tls, worker_environment
 from tests.support.streams import recorded
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -94,31 +94,41 @@ def merged_job(done, reviewed, repo: TargetRepo, feature) -> DispatchJob:
 # --- one WP per CLI, dispatch → worker → governance → review → merged main ----------------
 
 
+def billed_by_the_endpoint(job: DispatchJob, endpoint) -> bool:
+    """The ledger (the gateway's meter) holds exactly the tokens the provider billed."""
+    assert job.usage["source"] == "gateway", job.usage
+    return (job.usage["input_tokens"], job.usage["cached_input_tokens"], job.usage["output_tokens"]) == (
+        endpoint.billed["input_tokens"], endpoint.billed["cached_input_tokens"], endpoint.billed["output_tokens"])
+
+
 def test_claude_code_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
-    with AnthropicEndpoint(SCRIPT) as endpoint:
+    with over_tls(AnthropicEndpoint(SCRIPT)) as endpoint:
         done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "claude-code", endpoint)
 
     job = merged_job(done, reviewed, repo, feature)
     assert f"Claude Code session {job.session_id} " in log_text(job)
     assert job.manifest["cli_version"] == "2.1.328 (Claude Code)"
-    # usage and cost as the CLI reports them: the same script made the recorded stream's figures
+    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
+    # its default model (claude-opus-5-5) has no price in harnesses/prices.json: unknown, not $0
+    assert job.usage["cost_usd"] is None
+    # the CLI's own figures are kept beside it, a cross-check: the same script made the recorded stream's
     [result] = recorded("claude-code").of_type("result")
-    assert Decimal(job.usage["cost_usd"]) == Decimal(str(json.loads(result)["total_cost_usd"]))
-    assert job.usage["input_tokens"] == 1000 * len(endpoint.agent_requests)
-    # the key came from the worker's environment, not the repository, and never reached the log
+    assert Decimal(job.usage["cli_reported"]["cost_usd"]) == Decimal(str(json.loads(result)["total_cost_usd"]))
+    # the provider got the worker's key (the agent only a placeholder), and it never reached the log
     assert {r.header("x-api-key") for r in endpoint.agent_requests} == {worker_env["ANTHROPIC_API_KEY"]}
     assert worker_env["ANTHROPIC_API_KEY"] not in log_text(job)
 
 
 def test_codex_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
-    with ResponsesEndpoint(SCRIPT) as endpoint:
+    with over_tls(ResponsesEndpoint(SCRIPT)) as endpoint:
         done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "codex", endpoint, model="gpt-5")
 
     job = merged_job(done, reviewed, repo, feature)
     assert f"Codex thread {job.session_id} (gpt-5)" in log_text(job)
     assert job.manifest["cli_version"] == "codex-cli 0.169.0"
     assert "danger-full-access" in job.manifest["argv"]  # the farm's sandbox confines it, not Codex's
-    # 3 calls of 1000 input / 100 output tokens at gpt-5's $1.25 / $10 per million
+    # 3 calls of 1000 input / 100 output tokens at gpt-5's $1.25 / $10 per million, as billed
+    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
     assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
     assert Decimal(job.usage["cost_usd"]) == Decimal("0.00675")
 
