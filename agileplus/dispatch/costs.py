@@ -34,6 +34,13 @@ def usage_cost(usage: dict | None) -> Decimal:
         return ZERO
 
 
+def usage_priced(usage: dict | None) -> bool:
+    """False for a run with tokens but no cost (its model has no price): its cost is unknown."""
+    usage = usage or {}
+    tokens = int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0)
+    return not tokens or usage.get("cost_usd") not in (None, "")
+
+
 def budget_config(config: dict) -> dict[str, Decimal]:
     """The budgets in ``agent.budget``; a bad value is refused, naming the key."""
     raw = (config or {}).get("budget") or {}
@@ -98,12 +105,29 @@ class LedgerRow:
     input_tokens: int
     output_tokens: int
     cached_input_tokens: int
-    cost_usd: Decimal
+    cost_usd: Decimal  # the priced runs' cost
+    unpriced: int = 0  # runs with tokens but no price: the row's total is then unknown
+
+    @property
+    def total(self) -> Decimal | None:
+        """The row's cost, None ("unknown") when a run in it has no price: never a false $0."""
+        return None if self.unpriced else self.cost_usd
 
     def as_dict(self) -> dict:
         return {"key": self.key, "jobs": self.jobs, "input_tokens": self.input_tokens,
                 "output_tokens": self.output_tokens, "cached_input_tokens": self.cached_input_tokens,
-                "cost_usd": str(self.cost_usd)}
+                "cost_usd": None if self.total is None else str(self.total), "priced_cost_usd": str(self.cost_usd),
+                "unpriced_runs": self.unpriced}
+
+
+def ledger_total(rows: list[LedgerRow]) -> Decimal | None:
+    """The rows' cost together; None when any is unknown."""
+    return None if any(r.total is None for r in rows) else sum((r.cost_usd for r in rows), ZERO)
+
+
+def money(amount: Decimal | None, places: int = 4) -> str:
+    """``0.0123`` or ``unknown`` (a model with no price), for people."""
+    return "unknown" if amount is None else f"{amount:.{places}f}"
 
 
 def ledger(*, feature_id: int | None = None, by: str = "agent", since: dt.datetime | None = None) -> list[LedgerRow]:
@@ -116,7 +140,8 @@ def ledger(*, feature_id: int | None = None, by: str = "agent", since: dt.dateti
     if since is not None:
         jobs = jobs.filter(queued_at__gte=since)
     rows: dict[str, LedgerRow] = {}
-    totals: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "in": 0, "out": 0, "cached": 0, "cost": ZERO})
+    totals: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "in": 0, "out": 0, "cached": 0, "cost": ZERO,
+                                                   "unpriced": 0})
     for job in jobs.only("harness", "usage", "queued_at", "wp__code", "feature__slug"):
         key = {"agent": job.harness, "wp": f"{job.feature.slug} {job.wp.code}",
                "day": timezone.localtime(job.queued_at).date().isoformat(), "feature": job.feature.slug}[by]
@@ -126,8 +151,9 @@ def ledger(*, feature_id: int | None = None, by: str = "agent", since: dt.dateti
         t["out"] += int(usage.get("output_tokens") or 0)
         t["cached"] += int(usage.get("cached_input_tokens") or 0)
         t["cost"] += usage_cost(usage)
+        t["unpriced"] += 0 if usage_priced(usage) else 1
     for key, t in totals.items():
-        rows[key] = LedgerRow(key, t["jobs"], t["in"], t["out"], t["cached"], t["cost"])
+        rows[key] = LedgerRow(key, t["jobs"], t["in"], t["out"], t["cached"], t["cost"], t["unpriced"])
     if by in ("wp", "day", "feature"):  # in their own order (WP03 before WP04), not by first dispatch
         return [rows[key] for key in sorted(rows, key=natural_key)]
     return list(rows.values())

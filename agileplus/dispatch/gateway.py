@@ -7,8 +7,8 @@ providers: ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_AUTH_TOKEN`` (+ ``ANTHROPIC_BASE_
 ``OPENAI_API_KEY`` / ``CODEX_API_KEY`` (+ ``OPENAI_BASE_URL`` or ``OPENAI_API_BASE``),
 ``GEMINI_API_KEY`` / ``GOOGLE_API_KEY`` (+ ``GOOGLE_GEMINI_BASE_URL``). For each one present the
 agent's environment gets the gateway's URL and the job's placeholder in their place; the real
-values stay in the worker. Credential files (OAuth logins) are then not mounted: the gateway
-serves API keys.
+values stay in the worker. Credential files holding a login (``auth.json``, ``.credentials.json``,
+``oauth_creds.json``) are then not mounted, the CLIs' settings files are: the gateway serves API keys.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -37,6 +39,15 @@ PROVIDER_ENV = {
     "openai": (("OPENAI_API_KEY", "CODEX_API_KEY"), ("OPENAI_BASE_URL", "OPENAI_API_BASE")),
     "gemini": (("GEMINI_API_KEY", "GOOGLE_API_KEY"), ("GOOGLE_GEMINI_BASE_URL",)),
 }
+
+
+# The credential files that hold a login or key (not the CLI's settings): not mounted when the gateway serves.
+KEY_FILES = re.compile(r"(credentials|auth|oauth_creds)\.json$")
+
+
+def settings_files(files: dict[str, Path]) -> dict[str, Path]:
+    """The credential files the agent still gets under the gateway: its CLI's settings, no login."""
+    return {inside: host for inside, host in files.items() if not KEY_FILES.search(inside)}
 
 
 def _auth(provider: str, name: str, value: str) -> dict[str, str]:

@@ -38,6 +38,7 @@ from agileplus.dispatch.gateway import (
     job_prices,
     plan_gateway,
     record_call,
+    settings_files,
 )
 from agileplus.dispatch.models import SETUP_STREAM, AgentSession, DispatchJob, JobState
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
@@ -348,7 +349,8 @@ class JobRun:
         plan.job.admit = budget_admit(job.id, self.allowance, plan)
         self.say(f"Model gateway: {', '.join(sorted(plan.routes))} through the worker "
                  f"(accounts {', '.join(plan.accounts)}); the agent holds a per-job placeholder key")
-        return HarnessCredentials(env=plan.agent_env, files={}, missing=credentials.missing)
+        return HarnessCredentials(env=plan.agent_env, files=settings_files(credentials.files),
+                                  missing=credentials.missing)
 
     def stop_gateway(self) -> None:
         """No new calls; those in flight (an agent killed mid-answer) are read to their end and billed."""

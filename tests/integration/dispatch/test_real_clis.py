@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agileplus.audit.models import AuditEntry
-from agileplus.dispatch.models import AgentSession, DispatchJob, JobLogLine
+from agileplus.dispatch.models import AgentSession, DispatchJob, JobLogLine, ModelCall
 from agileplus.events.models import Event
 from harnesses.check import QUIET_ENVIRONMENT
 from harnesses.endpoints import Fail, Run, Say, Turn, Write
@@ -134,7 +134,7 @@ def test_codex_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
 
 
 def test_gemini_cli_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
-    with GeminiEndpoint(SCRIPT) as endpoint:
+    with over_tls(GeminiEndpoint(SCRIPT, model="gemini-2.5-flash")) as endpoint:  # its modelVersion
         done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "gemini", endpoint,
                                                                      model="gemini-2.5-flash")
 
@@ -142,28 +142,35 @@ def test_gemini_cli_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     assert f"Gemini CLI session {job.session_id} (gemini-2.5-flash)" in log_text(job)
     assert job.manifest["cli_version"] == "0.61.0"
     # 3 calls of 1000 input / 100 output tokens at gemini-2.5-flash's $0.30 / $2.50 per million
+    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
     assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
     assert Decimal(job.usage["cost_usd"]) == Decimal("0.00165")
     assert {r.header("x-goog-api-key") for r in endpoint.agent_requests} == {worker_env["GEMINI_API_KEY"]}
 
 
 def test_opencode_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
-    with AnthropicEndpoint(SCRIPT) as endpoint:  # opencode's anthropic provider, pointed here
+    with over_tls(AnthropicEndpoint(SCRIPT)) as endpoint:  # opencode's anthropic provider, pointed here
         done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "opencode", endpoint,
                                                                      model="anthropic/claude-sonnet-4-5")
 
     job = merged_job(done, reviewed, repo, feature)
     assert f"opencode session {job.session_id}" in log_text(job)
     assert job.manifest["cli_version"] == "1.18.33"
-    # opencode prices the steps itself (claude-sonnet-4-5: $3 / $15 per million)
-    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
-    assert Decimal(job.usage["cost_usd"]) == Decimal("0.0135")
+    # 3 steps of 1000 / 100 tokens (claude-sonnet-4-5: $3 / $15 per million) and its title call of
+    # 10 / 1 on its small model (claude-haiku-4-5: $1 / $5), each priced by the model it called, as
+    # billed; opencode's own figures, beside them, leave the title call out
+    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
+    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3010, 301)
+    assert Decimal(job.usage["cost_usd"]) == Decimal("0.013515")
+    assert set(ModelCall.objects.filter(job=job, input_tokens__gt=0).values_list("model", flat=True)) == {
+        "claude-sonnet-4-5", "claude-haiku-4-5-20251001"}
+    assert Decimal(job.usage["cli_reported"]["cost_usd"]) == Decimal("0.0135")
     assert {r.header("x-api-key") for r in endpoint.agent_requests} == {worker_env["ANTHROPIC_API_KEY"]}
 
 
 def test_aider_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     edit = [Turn([Say("Adding the deliverable."), Write("wp01/file_1.txt", "one\n")])]  # Aider commits itself
-    with ChatEndpoint(edit, commit_message=MESSAGE) as endpoint:
+    with over_tls(ChatEndpoint(edit, commit_message=MESSAGE)) as endpoint:
         done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "aider", endpoint,
                                                                      model="openai/gpt-4o", edit_format="whole")
 
@@ -172,9 +179,12 @@ def test_aider_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     # Aider prints no session id: the adapter's own names its chat history, stored for a next attempt
     assert f"Aider session {job.session_id} (openai/gpt-4o)" in log_text(job)
     assert AgentSession.objects.get(wp__feature=feature).session_id == job.session_id
-    # Aider's own rounded counts and cost (gpt-4o: $2.50 / $10 per million, from its price map)
-    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (1000, 100)
-    assert Decimal(job.usage["cost_usd"]) == Decimal("0.0035")
+    # the edit (1000 / 100) and the commit message call (10 / 5) as billed (gpt-4o: $2.50 / $10 per
+    # million); Aider's own figures, beside them, count the edit only
+    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
+    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (1010, 105)
+    assert Decimal(job.usage["cost_usd"]) == Decimal("0.003575")
+    assert Decimal(job.usage["cli_reported"]["cost_usd"]) == Decimal("0.0035")
     assert {r.header("authorization") for r in endpoint.agent_requests} == {f"Bearer {worker_env['OPENAI_API_KEY']}"}
 
 
