@@ -34,6 +34,7 @@ import re
 import secrets
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -114,6 +115,28 @@ class GatewayJob:
     on_call: Callable[[GatewayCall], None] = lambda _call: None
     admit: Callable[[GatewayCall], Refusal | None] = lambda _call: None
     refused: list[str] = field(default_factory=list)
+    spent: Decimal = Decimal(0)  # the priced cost of this job's calls so far, added as each ends
+    # calls admitted and not ended yet, each reserved at the last ended call's cost: an agent's
+    # next call (or parallel calls) cannot slip past a budget while one is still being billed
+    reserved: dict[int, Decimal] = field(default_factory=dict)
+    last_cost: Decimal = Decimal(0)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def committed(self) -> Decimal:
+        """Spent plus reserved: what a budget check counts."""
+        with self._lock:
+            return self.spent + sum(self.reserved.values(), Decimal(0))
+
+    def reserve(self, call: GatewayCall) -> None:
+        with self._lock:
+            self.reserved[id(call)] = self.last_cost
+
+    def add(self, call: GatewayCall) -> None:
+        with self._lock:
+            self.reserved.pop(id(call), None)
+            if call.cost_usd is not None:
+                self.spent += call.cost_usd
+                self.last_cost = call.cost_usd
 
 
 # --- usage in a provider's answer --------------------------------------------------------------
@@ -381,6 +404,7 @@ class Gateway:
         refusal = await asyncio.get_running_loop().run_in_executor(_BOOKS, self.job.admit, call)
         if refusal is not None:
             return await self._refuse(writer, call, refusal.status, refusal.kind, refusal.message)
+        self.job.reserve(call)
         query = [(k, v) for k, v in query if k != "key"]
         url = route.base_url.rstrip("/") + call.path + (f"?{urlencode(query)}" if query else "")
         if not upstream_allowed(url):
@@ -467,7 +491,9 @@ class Gateway:
         return not call.client_gone
 
     def _record(self, call: GatewayCall) -> None:
-        """``on_call`` off the loop (it writes the ledger row): the loop serves every job's streams."""
+        """``on_call`` off the loop (it writes the ledger row): the loop serves every job's streams.
+        The job's tally first, on the loop: the agent's next call is admitted knowing this one."""
+        self.job.add(call)
         self._calls.add(self._loop.run_in_executor(_BOOKS, _quietly, self.job.on_call, call))
 
 

@@ -169,17 +169,18 @@ def cross_check(usage: dict) -> str:
 
 # --- budgets at the gateway -------------------------------------------------------------------------
 def budget_admit(job_id: str, allowance: Allowance, plan: GatewayPlan):
-    """``admit`` for the gateway: a call is refused once what the job's calls cost reaches what
-    its tightest budget leaves it (the CLI shows the refusal; the runner then stops the job)."""
+    """``admit`` for the gateway: a call is refused once what the job's calls cost (its earlier
+    attempts' from the ledger, this attempt's as the gateway tallies them, plus a reservation for
+    each call still in flight) reaches what its tightest budget leaves it. The CLI shows the
+    refusal; the runner then stops the job."""
+    before = usage_cost(metered_usage(job_id) or {})
+
     def admit(call: GatewayCall) -> Refusal | None:
-        if allowance.limit is None:
+        spent = before + plan.job.committed()
+        if allowance.limit is None or spent < allowance.limit:
             return None
-        close_old_connections()
-        spent = usage_cost(metered_usage(job_id) or {})
-        if spent < allowance.limit:
-            return None
-        refusal = Refusal("budget_exceeded", f"AgilePlus: the {allowance.budget} budget is spent (${spent} of "
-                                             f"${allowance.limit} this job may use); no more model calls for it")
+        refusal = Refusal("budget_exceeded", f"AgilePlus: the {allowance.budget} budget is spent (${spent.normalize()} "
+                                             f"of ${allowance.limit} this job may use); no more model calls for it")
         plan.refusals.append(refusal)
         return refusal
 
@@ -187,5 +188,7 @@ def budget_admit(job_id: str, allowance: Allowance, plan: GatewayPlan):
 
 
 def job_prices(config: dict) -> dict[str, Price]:
-    """The feature's ``agent.prices`` over the repository's price table (``harnesses/prices.json``)."""
-    return {**PRICES, **price_table(config.get("prices") or {})}
+    """The feature's ``agent.prices`` over the repository's price table (``harnesses/prices.json``);
+    a ``"*"`` there prices every model the feature's agents call, the table is then not used."""
+    own = price_table(config.get("prices") or {})
+    return own if "*" in own else {**PRICES, **own}

@@ -450,6 +450,8 @@ class JobRun:
             over = self.disk.over()  # what it wrote since the last tick counts too
             if over and result.stopped is None:
                 result.stopped = StopReason("disk", over)
+            if result.stopped is None and self.gateway is not None and self.gateway.refusals:
+                result.stopped = StopReason("budget", self.gateway.refusals[0].message)  # ended before a tick
             return result
         finally:
             reap_marked(launch.mark)

@@ -56,3 +56,41 @@ def test_a_hostile_agent_finds_no_model_key_while_its_model_call_succeeds(tmp_pa
     assert [r.header("x-api-key") for r in endpoint.requests] == [REAL_KEY]
     call = ModelCall.objects.get(job=job)
     assert (call.outcome, call.input_tokens, call.output_tokens) == ("ok", 10, 1)
+
+
+# Model calls in a loop: each one the endpoint answers bills 10 input + 1 output tokens.
+CALLS = r"""
+python3 - > "$OUTBOX/calls.txt" <<'PY'
+import json, os, urllib.error, urllib.request
+for _ in range(5):
+    request = urllib.request.Request(os.environ["ANTHROPIC_BASE_URL"] + "/v1/messages", method="POST",
+        data=json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 8,
+                         "messages": [{"role": "user", "content": "hi"}]}).encode(),
+        headers={"x-api-key": os.environ["ANTHROPIC_API_KEY"], "content-type": "application/json"})
+    try:
+        print(urllib.request.urlopen(request, timeout=20).status)
+    except urllib.error.HTTPError as exc:
+        print(exc.code, json.load(exc)["error"]["message"])
+PY
+"""
+
+
+def test_a_call_past_the_budget_is_refused_by_the_gateway_and_the_job_ends_budget_exceeded(tmp_path):
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    # $1,000 per million tokens: each call costs $0.011; the job may spend $0.02
+    attack = hostile(tmp_path, WP + COMMIT + CALLS, environment={"OUTBOX": str(outbox)},
+                     agent={"prices": {"*": {"input": "1000", "output": "1000"}}, "budget": {"job_usd": 0.02}})
+    with over_tls(AnthropicEndpoint([])) as endpoint:
+        job = attack.run(AGILEPLUS_HARNESS_CREDENTIALS_COMMAND="ANTHROPIC_API_KEY,ANTHROPIC_BASE_URL",
+                         ANTHROPIC_API_KEY=REAL_KEY, ANTHROPIC_BASE_URL=endpoint.base_url,
+                         AGILEPLUS_MODEL_GATEWAY_CA_FILE=str(shared_test_ca().ca_file),
+                         AGILEPLUS_SANDBOX_WRITABLE=str(outbox))
+
+    answers = (outbox / "calls.txt").read_text().splitlines()
+    assert answers[:2] == ["200", "200"]  # $0.011 spent before the second: still under $0.02
+    assert answers[2].startswith("403 AgilePlus: the job_usd budget is spent ($0.022 of $0.02")
+    assert endpoint.billed["calls"] == 2  # the refused calls never reached the provider
+    assert job.state == "failed" and job.error.startswith("AgilePlus: the job_usd budget is spent"), job_log(job)
+    assert job.usage["cost_usd"] == "0.022" and job.commits.count() == 1  # its commit is kept
+    assert ModelCall.objects.filter(job=job, outcome="refused").count() == 3

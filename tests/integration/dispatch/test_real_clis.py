@@ -18,7 +18,7 @@ import pytest
 from agileplus.audit.models import AuditEntry
 from agileplus.dispatch.models import AgentSession, DispatchJob, JobLogLine, ModelCall
 from agileplus.events.models import Event
-from harnesses.check import QUIET_ENVIRONMENT
+from harnesses.check import QUIET_ENVIRONMENT, SCRATCH_KEY
 from harnesses.endpoints import Fail, Run, Say, Turn, Write
 from harnesses.endpoints.anthropic import AnthropicEndpoint
 from harnesses.endpoints.gemini import GeminiEndpoint
@@ -231,6 +231,39 @@ def test_a_model_that_never_answers_ends_in_the_timeout_path(tmp_path):
     assert job.state == "timed_out", result.stdout
     assert last_reason(feature) == "agent_timeout"
     assert len(endpoint.agent_requests) == 1
+
+
+def test_a_call_in_flight_when_the_timeout_kills_claude_code_is_still_billed(tmp_path):
+    script = [Turn([Run("echo first")]), Turn([Say("late")], delay=20)]  # the second answers after the kill
+
+    with over_tls(AnthropicEndpoint(script)) as endpoint:
+        repo = target(tmp_path, "claude-code")
+        feature = import_target(repo)
+        extra = worker_environment("claude-code", endpoint, tmp_path / "home")
+        result = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", "claude-code", "--inline",
+                           "--timeout", "12", extra_env={**extra, "grace": "1"})
+        job = DispatchJob.objects.get(feature=feature)
+        assert job.state == "timed_out", result.stdout
+
+    # the gateway read the late answer to its end after the agent was gone, and billed it
+    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
+    assert ModelCall.objects.filter(job=job, client_gone=True, input_tokens=1000).count() == 1
+
+
+def test_claude_code_s_bash_tool_finds_no_model_key_in_the_sandbox(tmp_path):
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    look = Run('env > "$OUTBOX/env.txt"; cat /proc/[0-9]*/environ 2>/dev/null | tr "\\0" "\\n" > "$OUTBOX/proc.txt"')
+    result, job, endpoint, feature = run_inline(
+        tmp_path, [Turn([look]), *SCRIPT], endpoint_class=lambda s: over_tls(AnthropicEndpoint(s)),
+        allowed_tools=["Bash"], environment={"OUTBOX": str(outbox)},
+        env={"AGILEPLUS_SANDBOX_WRITABLE": str(outbox)})
+
+    key = SCRATCH_KEY  # the worker's key (tests/support/real_clis.py)
+    assert job.state == "succeeded", result.stdout + log_text(job)
+    seen = (outbox / "env.txt").read_text() + (outbox / "proc.txt").read_text()
+    assert "ANTHROPIC_API_KEY=agileplus-gateway-" in seen and key not in seen
+    assert {r.header("x-api-key") for r in endpoint.agent_requests} == {key}  # the calls still went out with it
 
 
 # No rate-limit waits left (AGILEPLUS_RATE_LIMIT_MAX_WAITS=0): the rate limit fails the run;
