@@ -112,8 +112,8 @@ class GatewayJob:
     routes: dict[str, Route]
     prices: dict[str, Price] = field(default_factory=dict)
     placeholder: str = field(default_factory=lambda: PLACEHOLDER_PREFIX + secrets.token_urlsafe(24))
-    on_call: Callable[[GatewayCall], None] = lambda _call: None
-    admit: Callable[[GatewayCall], Refusal | None] = lambda _call: None
+    on_call: Callable[[GatewayCall], None] = lambda _call: None  # runs on a thread of its own
+    admit: Callable[[GatewayCall], Refusal | None] = lambda _call: None  # runs on the loop: in memory only
     refused: list[str] = field(default_factory=list)
     spent: Decimal = Decimal(0)  # the priced cost of this job's calls so far, added as each ends
     # calls admitted and not ended yet, each reserved at the last ended call's cost: an agent's
@@ -295,7 +295,7 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 
 # --- the gateway -----------------------------------------------------------------------------------
 _clients: dict[tuple[int, str], object] = {}
-# ``admit`` and ``on_call`` read and write the database: threads of their own, never the loop's
+# ``on_call`` writes the database: threads of its own, never the loop's
 _BOOKS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-books")
 
 
@@ -401,7 +401,7 @@ class Gateway:
             return await self._refuse(writer, call, 401, "authentication_error",
                                       "the model gateway did not get this job's key")
         call.model = _requested_model(request.body, call.path)
-        refusal = await asyncio.get_running_loop().run_in_executor(_BOOKS, self.job.admit, call)
+        refusal = self.job.admit(call)  # in memory, on the loop: a thread hop would cost more than the check
         if refusal is not None:
             return await self._refuse(writer, call, refusal.status, refusal.kind, refusal.message)
         self.job.reserve(call)

@@ -67,6 +67,12 @@ class Harness:
         self.calls.append(call)
         self.recorded.set()
 
+    def wait_calls(self, count: int) -> list[GatewayCall]:
+        deadline = time.monotonic() + 10
+        while len(self.calls) < count and time.monotonic() < deadline:
+            self.recorded.wait(0.05)
+        return self.calls
+
     def wait_recorded(self) -> GatewayCall:
         assert self.recorded.wait(10), "the gateway recorded no call"
         return self.calls[-1]
@@ -230,3 +236,27 @@ def test_a_stream_cut_mid_event_is_forwarded_as_sent_and_billed_for_what_was_rep
     assert status == 200 and text.startswith("event: message_start")
     assert call.outcome == "truncated"
     assert call.usage.input_tokens == 1000  # message_start's input, as the provider reported it
+
+
+def test_a_call_in_flight_holds_a_reservation_so_a_parallel_call_cannot_slip_past_a_budget(through):
+    limit = Decimal("0.008")  # each call: 1000 × $3 + 100 × $15 per million = $0.0045
+
+    def admit(call: GatewayCall) -> Refusal | None:
+        return Refusal("budget_exceeded", "over") if harness.job.committed() >= limit else None
+
+    slow = Turn([Say("a"), Say("b")], pause_between_events=0.5)
+    harness = through("anthropic", [Turn([Say("hi")]), slow, Turn([Say("never")])], admit=admit)
+    harness.post(*BODIES["anthropic"])  # $0.0045 spent
+    harness.wait_recorded()
+    in_flight = threading.Thread(target=harness.post, args=BODIES["anthropic"])
+    in_flight.start()
+    deadline = time.monotonic() + 10
+    while len(harness.endpoint.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    status, text, _ = harness.post(*BODIES["anthropic"])  # $0.0045 spent + $0.0045 reserved
+    in_flight.join(10)
+    harness.wait_calls(3)  # the first, the refused one, then the one that was in flight
+
+    assert status == 403 and len(harness.endpoint.requests) == 2
+    assert harness.job.spent == Decimal("0.009") and harness.job.reserved == {}
