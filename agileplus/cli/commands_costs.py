@@ -14,7 +14,7 @@ from agileplus.features.services import get_feature
 @cli.command("costs")
 @click.argument("feature_ref", required=False, metavar="[FEATURE]")
 @click.option("--by", type=click.Choice(costs.GROUPINGS), default="agent", show_default=True,
-              help="Group the ledger by agent, WP, day or feature")
+              help="Group the ledger by agent, WP, day, feature, or (from the model gateway's calls) model or account")
 @json_option
 def costs_command(feature_ref: str | None, by: str, as_json: bool) -> None:
     """Tokens and USD spent by agents, from every job's reported usage."""

@@ -17,13 +17,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from agileplus.core.errors import DomainError
-from agileplus.dispatch.models import DispatchJob
+from agileplus.dispatch.models import DispatchJob, ModelCall
 
 BUDGET_KEYS = ("job_usd", "wp_usd", "feature_usd", "day_usd")
-GROUPINGS = ("agent", "wp", "day", "feature")
+GROUPINGS = ("agent", "wp", "day", "feature", "model", "account")
+# Groupings only the model gateway's per-call rows (ModelCall) can give: a job may call several.
+CALL_GROUPINGS = ("model", "account")
 ZERO = Decimal("0")
 
 
@@ -134,6 +137,8 @@ def ledger(*, feature_id: int | None = None, by: str = "agent", since: dt.dateti
     """Tokens and USD per agent, WP, day or feature, summed from every job's usage."""
     if by not in GROUPINGS:
         raise DomainError(f"cannot group costs by '{by}'", field="by", fix=f"use one of {', '.join(GROUPINGS)}")
+    if by in CALL_GROUPINGS:
+        return call_ledger(feature_id=feature_id, by=by, since=since)
     jobs = DispatchJob.objects.select_related("wp", "feature").order_by("queued_at")
     if feature_id is not None:
         jobs = jobs.filter(feature_id=feature_id)
@@ -157,6 +162,23 @@ def ledger(*, feature_id: int | None = None, by: str = "agent", since: dt.dateti
     if by in ("wp", "day", "feature"):  # in their own order (WP03 before WP04), not by first dispatch
         return [rows[key] for key in sorted(rows, key=natural_key)]
     return list(rows.values())
+
+
+def call_ledger(*, feature_id: int | None, by: str, since: dt.datetime | None) -> list[LedgerRow]:
+    """Tokens and USD per model or provider account, from the gateway's row of each call (as the
+    provider billed it); ``jobs`` counts the jobs that made those calls."""
+    calls = ModelCall.objects.exclude(outcome="refused")
+    if feature_id is not None:
+        calls = calls.filter(feature_id=feature_id)
+    if since is not None:
+        calls = calls.filter(ended_at__gte=since)
+    grouped = calls.values(by).annotate(
+        jobs=Count("job", distinct=True), input=Sum("input_tokens"), output=Sum("output_tokens"),
+        cached=Sum("cached_input_tokens"), cost=Sum("cost_usd"),
+        unpriced=Count("id", filter=Q(cost_usd__isnull=True) & (Q(input_tokens__gt=0) | Q(output_tokens__gt=0))))
+    rows = [LedgerRow(g[by] or "(unnamed)", g["jobs"], g["input"] or 0, g["output"] or 0, g["cached"] or 0,
+                      (g["cost"] or ZERO).normalize(), g["unpriced"]) for g in grouped]
+    return sorted(rows, key=lambda r: natural_key(r.key))
 
 
 def natural_key(text: str) -> list:

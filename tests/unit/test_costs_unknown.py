@@ -7,9 +7,10 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from agileplus.dispatch import costs
-from agileplus.dispatch.models import DispatchJob
+from agileplus.dispatch.models import DispatchJob, ModelCall
 from tests.factories import make_feature_with_wps
 from tests.support.cli import run_cli
 
@@ -48,3 +49,20 @@ def test_the_costs_json_gives_null_for_unknown(mixed):
     data = json.loads(result.output)
     assert data["total_cost_usd"] is None
     assert {r["key"]: r["cost_usd"] for r in data["rows"]} == {"claude-code": "0.0045", "codex": None}
+
+
+def test_the_ledger_by_model_and_account_comes_from_the_gateway_s_calls(mixed):
+    job = DispatchJob.objects.get(id="job_priced")
+    for model, tokens, cost in (("claude-sonnet-4-5", 1000, "0.0045"), ("claude-haiku-4-5", 10, "0.000015"),
+                                ("claude-mystery-9", 50, None)):
+        ModelCall.objects.create(job=job, feature=job.feature, wp=job.wp, harness="claude-code", provider="anthropic",
+                                 account="anthropic:abc", model=model, method="POST", path="/v1/messages",
+                                 status=200, outcome="ok", input_tokens=tokens, output_tokens=1, cost_usd=cost,
+                                 started_at=timezone.now())
+
+    by_model = {r.key: r.total for r in costs.ledger(feature_id=mixed.pk, by="model")}
+    [account] = costs.ledger(feature_id=mixed.pk, by="account")
+
+    assert by_model == {"claude-haiku-4-5": Decimal("0.000015"), "claude-mystery-9": None,
+                        "claude-sonnet-4-5": Decimal("0.0045")}
+    assert (account.key, account.jobs, account.input_tokens, account.total) == ("anthropic:abc", 1, 1060, None)
