@@ -94,6 +94,7 @@ class GatewayCall:
     started_at: float = field(default_factory=time.time)
     first_byte_ms: float | None = None
     duration_ms: float = 0.0
+    tallied: bool = False  # counted in the job's spend (GatewayJob.add)
 
 
 @dataclass
@@ -133,6 +134,9 @@ class GatewayJob:
 
     def add(self, call: GatewayCall) -> None:
         with self._lock:
+            if call.tallied:
+                return
+            call.tallied = True
             self.reserved.pop(id(call), None)
             if call.cost_usd is not None:
                 self.spent += call.cost_usd
@@ -424,15 +428,18 @@ class Gateway:
                        headers: list[tuple[str, str]]) -> bool:
         started = time.monotonic()
         client = _client(self.ca_file)
+        meter: UsageMeter | None = None
         try:
             async with client.stream(request.method, url, headers=headers, content=request.body) as response:
                 call.status = response.status_code
                 call.first_byte_ms = (time.monotonic() - started) * 1000
-                event_stream = "text/event-stream" in response.headers.get("content-type", "")
-                meter = UsageMeter(event_stream)
+                meter = UsageMeter("text/event-stream" in response.headers.get("content-type", ""))
                 keep = await self._stream_back(writer, call, response, meter)
         except Exception as exc:  # noqa: BLE001 - TLS, connect, protocol: the agent gets a 502 and it is recorded
             call.duration_ms = (time.monotonic() - started) * 1000
+            if meter is not None and not call.tallied:  # cut mid-answer: billed what the provider reported
+                meter.finish()
+                self._settle(call, meter)
             call.outcome, call.detail = "upstream_error", f"{type(exc).__name__}: {exc}"[:300]
             if call.first_byte_ms is None:
                 return await self._refuse(writer, call, 502, "api_error",
@@ -440,25 +447,25 @@ class Gateway:
             self._record(call)
             return False
         call.duration_ms = (time.monotonic() - started) * 1000
-        self._settle(call, meter)
         self._record(call)
         return keep and not call.client_gone
 
     async def _stream_back(self, writer: asyncio.StreamWriter, call: GatewayCall, response, meter: UsageMeter) -> bool:
-        """The status, headers and body as the provider sent them, each chunk written as it comes."""
-        length = response.headers.get("content-length")
-        chunked = length is None
+        """The status, headers and body as the provider sent them, each chunk written as it comes
+        (chunked to the agent, whatever the provider's framing: the call is billed and tallied
+        before its last chunk, so the agent's next call is admitted knowing what this one cost)."""
         head = [f"HTTP/1.1 {response.status_code} {response.reason_phrase or 'OK'}"]
         head += [f"{k}: {v}" for k, v in response.headers.multi_items() if k.lower() not in HOP_BY_HOP]
-        head += [f"content-length: {length}"] if length is not None else ["transfer-encoding: chunked"]
+        head.append("transfer-encoding: chunked")
         await self._write(writer, call, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         async for chunk in response.aiter_raw():
             meter.feed(chunk)
             if chunk:
-                await self._write(writer, call, b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-        if chunked:
-            await self._write(writer, call, b"0\r\n\r\n")
+                await self._write(writer, call, b"%x\r\n%s\r\n" % (len(chunk), chunk))
         meter.finish()
+        self._settle(call, meter)
+        self.job.add(call)
+        await self._write(writer, call, b"0\r\n\r\n")
         return True
 
     async def _write(self, writer: asyncio.StreamWriter, call: GatewayCall, data: bytes) -> None:
