@@ -250,6 +250,13 @@ AGENT_SESSION_RETENTION_DAYS = float(os.environ.get("AGILEPLUS_AGENT_SESSION_RET
 RATE_LIMIT_BACKOFF_SECONDS = float(os.environ.get("AGILEPLUS_RATE_LIMIT_BACKOFF_SECONDS", "30"))
 RATE_LIMIT_MAX_WAIT_SECONDS = float(os.environ.get("AGILEPLUS_RATE_LIMIT_MAX_WAIT_SECONDS", "3600"))
 RATE_LIMIT_MAX_WAITS = int(os.environ.get("AGILEPLUS_RATE_LIMIT_MAX_WAITS", "10"))
+# The model gateway (harnesses/gateway.py): an agent's model calls go through its worker, which
+# holds the key and meters every call. "off" hands the harness's key to the agent as before.
+MODEL_GATEWAY = os.environ.get("AGILEPLUS_MODEL_GATEWAY", "on").strip().lower() != "off"
+# More certificate authorities (a PEM file) the gateway trusts for providers, besides the system's.
+MODEL_GATEWAY_CA_FILE = os.environ.get("AGILEPLUS_MODEL_GATEWAY_CA_FILE", "")
+# After its agent ends, how long a job waits for its calls still in flight to end and be billed.
+MODEL_GATEWAY_DRAIN_SECONDS = float(os.environ.get("AGILEPLUS_MODEL_GATEWAY_DRAIN_SECONDS", "60"))
 
 # --- Web / API -----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

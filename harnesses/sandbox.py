@@ -49,6 +49,7 @@ from pathlib import Path
 from harnesses.base import HarnessError
 from harnesses.cgroups import JobCgroups, memory_scope
 from harnesses.egress import listen_in_namespace
+from harnesses.gateway import GATEWAY_PORT
 
 SANDBOX_ENV = "AGILEPLUS_SANDBOX"
 NETWORK_POLICIES = ("model", "none", "open")
@@ -259,6 +260,7 @@ class SandboxSpec:
     hidden: list[Path] = field(default_factory=list)  # never mounted, even under a read-only path
     egress: object | None = None  # harnesses.egress.EgressProxy: serves network=model from the worker
     forward_ports: list[int] = field(default_factory=list)  # loopback ports of the host reached inside
+    gateway: object | None = None  # harnesses.gateway.Gateway: listens at 127.0.0.1:GATEWAY_PORT inside
 
 
 class Sandbox:
@@ -351,9 +353,12 @@ class Sandbox:
         os.close(block_r)
         try:
             child = _read_child_pid(info_r)
-            listeners = listen_in_namespace(child, [PROXY_PORT, *self.spec.forward_ports])
-            self.spec.egress.serve(listeners[0])
-            for port, listener in zip(self.spec.forward_ports, listeners[1:], strict=True):
+            gateway = [GATEWAY_PORT] if self.spec.gateway is not None else []
+            listeners = listen_in_namespace(child, [PROXY_PORT, *gateway, *self.spec.forward_ports])
+            self.spec.egress.serve(listeners.pop(0))
+            if gateway:
+                self.spec.gateway.serve(listeners.pop(0))
+            for port, listener in zip(self.spec.forward_ports, listeners, strict=True):
                 self.spec.egress.serve(listener, forward_to=port)
         except (OSError, ValueError) as exc:
             raise HarnessError(f"network: model could not be set up in the sandbox: {exc}") from None

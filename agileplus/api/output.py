@@ -281,12 +281,14 @@ class CostRowOut(Shape):
     input_tokens = s.IntegerField()
     output_tokens = s.IntegerField()
     cached_input_tokens = s.IntegerField()
-    cost_usd = s.CharField(help_text="decimal string")
+    cost_usd = s.CharField(allow_null=True, help_text="decimal string; null = unknown (a run's model has no price)")
+    priced_cost_usd = s.CharField(help_text="decimal string: the cost of the runs that have a price")
+    unpriced_runs = s.IntegerField(help_text="runs with tokens but no price for their model")
 
 
 class CostListOut(Shape):
     results = CostRowOut(many=True)
-    total_cost_usd = s.CharField(help_text="decimal string")
+    total_cost_usd = s.CharField(allow_null=True, help_text="decimal string; null = unknown")
 
 
 class ReviewReportOut(Shape):

@@ -270,8 +270,9 @@ class CostList(Base):
         query = parse(s.CostFilter, request.query_params)
         feature = get_feature(slug)
         rows = costs.ledger(feature_id=feature.pk, by=query["by"])
-        total = sum((r.cost_usd for r in rows), costs.ZERO)
-        return Response(out.CostListOut({"results": rows, "total_cost_usd": str(total)}).data)
+        total = costs.ledger_total(rows)
+        return Response(out.CostListOut({"results": [r.as_dict() for r in rows],
+                                         "total_cost_usd": None if total is None else str(total)}).data)
 
 
 # --- jobs ----------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from agileplus.features.services import get_feature
 @cli.command("costs")
 @click.argument("feature_ref", required=False, metavar="[FEATURE]")
 @click.option("--by", type=click.Choice(costs.GROUPINGS), default="agent", show_default=True,
-              help="Group the ledger by agent, WP, day or feature")
+              help="Group the ledger by agent, WP, day, feature, or (from the model gateway's calls) model or account")
 @json_option
 def costs_command(feature_ref: str | None, by: str, as_json: bool) -> None:
     """Tokens and USD spent by agents, from every job's reported usage."""
@@ -22,10 +22,10 @@ def costs_command(feature_ref: str | None, by: str, as_json: bool) -> None:
         mark_json()
     feature = get_feature(feature_ref) if feature_ref else None
     rows = costs.ledger(feature_id=feature.pk if feature else None, by=by)
-    total = sum((r.cost_usd for r in rows), costs.ZERO)
+    total = costs.ledger_total(rows)
     if as_json:
         echo_json({"feature": feature.slug if feature else None, "by": by, "rows": [r.as_dict() for r in rows],
-                   "total_cost_usd": str(total)})
+                   "total_cost_usd": None if total is None else str(total)})
         return
     if not rows:
         echo("No agent runs yet.")
@@ -34,5 +34,10 @@ def costs_command(feature_ref: str | None, by: str, as_json: bool) -> None:
     echo(f"{by.upper():<{width}}  {'JOBS':>5}  {'INPUT':>10}  {'CACHED':>10}  {'OUTPUT':>10}  {'USD':>10}")
     for r in rows:
         echo(f"{r.key:<{width}}  {r.jobs:>5}  {r.input_tokens:>10,}  {r.cached_input_tokens:>10,}  "
-                   f"{r.output_tokens:>10,}  {r.cost_usd:>10.4f}")
-    echo(f"{'Total':<{width}}  {sum(r.jobs for r in rows):>5}  {'':>10}  {'':>10}  {'':>10}  {total:>10.4f}")
+             f"{r.output_tokens:>10,}  {costs.money(r.total):>10}")
+    echo(f"{'Total':<{width}}  {sum(r.jobs for r in rows):>5}  {'':>10}  {'':>10}  {'':>10}  "
+               f"{costs.money(total):>10}")
+    if total is None:
+        echo(f"unknown: {sum(r.unpriced for r in rows)} run(s) used a model with no price "
+                   "(add it to agent.prices or harnesses/prices.json); the priced runs cost "
+                   f"${costs.money(sum((r.cost_usd for r in rows), costs.ZERO))}")

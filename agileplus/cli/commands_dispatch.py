@@ -321,7 +321,10 @@ def jobs_show(job_id, with_log, as_json) -> None:
     if usage.get("input_tokens") or usage.get("output_tokens"):
         echo(f"Tokens: {usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out")
     if usage.get("cost_usd") not in (None, ""):
-        echo(f"Cost: ${usage['cost_usd']}")
+        echo(f"Cost: ${usage['cost_usd']}" + (" (metered by the model gateway)"
+                                              if usage.get("source") == "gateway" else ""))
+    elif usage.get("input_tokens") or usage.get("output_tokens"):
+        echo(f"Cost: unknown (no price for model {usage.get('model') or 'unnamed'})")
     if data["commits"]:
         echo("Commits:")
         for c in data["commits"]:

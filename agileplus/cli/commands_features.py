@@ -27,7 +27,8 @@ def _status_payload(feature_ref: str | None) -> tuple[dict | list, list[str]]:
         status["cost"], status["predicted_conflicts"] = _cost_and_conflicts(feature)
         if status["cost"]["input_tokens"] or status["cost"]["output_tokens"] or status["cost"]["cost_usd"] != "0":
             c = status["cost"]
-            lines.append(f"Agent cost: ${c['cost_usd']} ({c['input_tokens']:,} in / {c['output_tokens']:,} out "
+            amount = "unknown" if c["cost_usd"] is None else f"${c['cost_usd']}"
+            lines.append(f"Agent cost: {amount} ({c['input_tokens']:,} in / {c['output_tokens']:,} out "
                          f"tokens, {c['jobs']} runs)")
         for conflict in status["predicted_conflicts"]:
             lines.append(f"Predicted conflict: {conflict['a']} ↔ {conflict['b']} ({conflict['source']}: "

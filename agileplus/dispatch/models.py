@@ -163,3 +163,40 @@ class AgentSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.harness}:{self.session_id}"
+
+
+class ModelCall(models.Model):
+    """One model call an agent made through the worker's gateway, as the provider billed it: the
+    ledger's row. Written once, as the call ends (``dispatch/gateway.py``); never changed.
+    ``cost_usd`` is None when the model has no price ("unknown", never $0)."""
+
+    job = models.ForeignKey(DispatchJob, on_delete=models.CASCADE, related_name="model_calls")
+    attempt = models.PositiveIntegerField(default=1)
+    feature = models.ForeignKey("features.Feature", on_delete=models.CASCADE, related_name="+")
+    wp = models.ForeignKey("features.WorkPackage", on_delete=models.CASCADE, related_name="+")
+    harness = models.CharField(max_length=100)
+    worker = models.CharField(max_length=255, blank=True)
+    provider = models.CharField(max_length=40)
+    account = models.CharField(max_length=100, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    status = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=20)  # ok | truncated | refused | upstream_error
+    detail = models.CharField(max_length=300, blank=True)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    cached_input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    client_gone = models.BooleanField(default=False)
+    first_byte_ms = models.FloatField(null=True, blank=True)
+    duration_ms = models.FloatField(default=0)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["ended_at", "id"]
+        indexes = [models.Index(fields=["job", "attempt"], name="model_call_job_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} {self.provider} {self.model}"

@@ -30,9 +30,20 @@ from agileplus.core.errors import DomainError
 from agileplus.core.text import counted
 from agileplus.dispatch import services, sessions
 from agileplus.dispatch.costs import allowance_for
+from agileplus.dispatch.gateway import (
+    GatewayPlan,
+    billed_usage,
+    budget_admit,
+    cross_check,
+    job_prices,
+    plan_gateway,
+    record_call,
+    settings_files,
+)
 from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM, AgentSession, DispatchJob, JobState
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
 from agileplus.dispatch.sandboxing import (
+    HarnessCredentials,
     denied_attempts,
     escape_attempt,
     harness_credentials,
@@ -130,6 +141,8 @@ class JobRun:
         self.fenced = False
         self.stop_heartbeat = threading.Event()
         self.egress = None
+        self.gateway: GatewayPlan | None = None  # the job's model gateway (dispatch/gateway.py)
+        self.allowance = allowance_for(self.job)
         self.sandbox_info: dict = {}
         self.capture: sessions.SessionCapture | None = None  # the CLI's session folder, stored at each beat
         self.pushed_head = ""  # the branch head last pushed while the agent runs
@@ -271,6 +284,8 @@ class JobRun:
         finally:
             self.stop_heartbeat.set()
             revoke_job_token(self.job.id, self.claim.attempt)  # the agent's per-job API token ends with the job
+            if self.gateway is not None:  # a run that failed before its agent started: no listener left open
+                self.gateway.gateway.stop()
 
     def _run(self) -> str:
         """The steps of one run, in order: prepare the workspace (mirror, worktree); resolve the
@@ -279,7 +294,7 @@ class JobRun:
         reroute a rate-limited job."""
         workspace = self.prepare_workspace()
         launch = self.prepare_launch(workspace)
-        policy = StreamPolicy.from_config(self.job.harness, self.config, allowance_for(self.job))
+        policy = StreamPolicy.from_config(self.job.harness, self.config, self.allowance)
         before = self.adapter.session_usage(self.capture.folder) if launch.resumed and self.capture else None
         if before is not None:  # its figures will count the resumed session's earlier turns too
             policy.usage_before = {k: v for k, v in before.as_dict().items() if v is not None}
@@ -343,6 +358,7 @@ class JobRun:
         # last: a repository must not point the worker's key at another host); never stored.
         credentials = harness_credentials(job.harness)
         self.secret_values = self.secret_values + credentials.secret_values()  # redacted like injected secrets
+        credentials = self.start_gateway(credentials)  # the agent gets the gateway and a placeholder instead
         env = {**agent_base_environment(), **resolved.env, **credentials.env, PROMPT_FILE_ENV: str(prompt_file),
                JOB_MARK_ENV: mark, JOB_TOKEN_ENV: job_token, JOB_ID_ENV: job.id}
         spec = RunSpec(prompt=prompt.text, workdir=workspace.worktree, env=env, model=self.config.get("model"),
@@ -359,7 +375,7 @@ class JobRun:
                               config=self.config, credentials=credentials, path_env=env.get("PATH"))
         if self.capture is not None:
             sandbox.spec.home_folders[self.adapter.session_folder(workspace.worktree)] = self.capture.folder
-        self.egress = start_egress(sandbox, harness=job.harness, config=self.config, env=env)
+        self.egress = start_egress(sandbox, harness=job.harness, config=self.config, env=env, gateway=self.gateway)
         self.sandbox_info = sandbox.describe()
         manifest = build_manifest(job, self.adapter, invocation, prompt.text, workspace, resolved.names,
                                   sandbox=self.sandbox_info)
@@ -367,6 +383,32 @@ class JobRun:
             manifest["resumed_from_session"] = resumed.session_id
         return Launch(prompt=prompt, prompt_file=prompt_file, mark=mark, env=env, invocation=invocation,
                       manifest=manifest, sandbox=sandbox, egress=self.egress, resumed=resumed)
+
+    def start_gateway(self, credentials: HarnessCredentials) -> HarnessCredentials:
+        """The job's model gateway for the providers the worker holds keys of: each call is
+        checked against the budgets, metered and written to the ledger as it ends. Returns the
+        credentials as the agent gets them (the gateway's URL and a placeholder; no key files)."""
+        network = self.config.get("network", "model")
+        sandboxed = sandbox_status()["mode"] == "bwrap" and network == "model"
+        self.gateway = plan = plan_gateway(credentials.env, sandboxed=sandboxed)
+        if plan is None:
+            return credentials
+        job, attempt, worker = self.job, self.claim.attempt, self.claim.worker
+        plan.job.prices = job_prices(self.config)
+        plan.job.on_call = lambda call: record_call(job, attempt, worker, call)
+        plan.job.admit = budget_admit(job.id, self.allowance, plan)
+        self.say(f"Model gateway: {', '.join(sorted(plan.routes))} through the worker "
+                 f"(accounts {', '.join(plan.accounts)}); the agent holds a per-job placeholder key")
+        return HarnessCredentials(env=plan.agent_env, files=settings_files(credentials.files),
+                                  missing=credentials.missing)
+
+    def stop_gateway(self) -> None:
+        """No new calls; those in flight (an agent killed mid-answer) are read to their end and billed."""
+        if self.gateway is not None:
+            self.gateway.gateway.stop()
+            if not self.gateway.gateway.drain(settings.MODEL_GATEWAY_DRAIN_SECONDS):
+                self.say(f"Model gateway: calls still in flight after {settings.MODEL_GATEWAY_DRAIN_SECONDS:g}s "
+                         "are billed when they end")
 
     def prepare_session(self, workspace: Workspace, previous: AgentSession | None) -> AgentSession | None:
         """Under the sandbox, for a CLI that keeps its session in a folder: that folder is this
@@ -461,6 +503,8 @@ class JobRun:
                               on_warning=self.warn)
             if result.stopped is None:  # what it wrote or allocated since the last tick counts too
                 result.stopped = self.over_limit(launch.sandbox)
+            if result.stopped is None and self.gateway is not None and self.gateway.refusals:
+                result.stopped = StopReason("budget", self.gateway.refusals[0].message)  # ended before a tick
             if result.stopped is not None and result.stopped.kind in LIMIT_REASONS:
                 self.record_limit(result.stopped)
             return result
@@ -471,6 +515,7 @@ class JobRun:
             if launch.egress is not None:
                 launch.egress.stop()
                 report_refused(self, launch.egress)
+            self.stop_gateway()
             launch.prompt_file.unlink(missing_ok=True)
             launch.prompt_file.parent.rmdir()
             if self.capture is not None:  # the session as the agent left it, then its host folder goes
@@ -548,6 +593,8 @@ class JobRun:
     def tick(self, workspace: Workspace, sandbox: Sandbox | None = None) -> StopReason | None:
         """Between lines: flush the log, report new commits and refused connections, notice fencing and cancels."""
         report_refused(self, self.egress)
+        if self.gateway is not None and self.gateway.refusals:  # a call refused for the budget: stop here
+            return StopReason("budget", self.gateway.refusals[0].message)
         self.flush(hold=True)
         self.scan_commits(workspace.worktree, workspace.base, strict=False)
         if self.fenced:
@@ -635,6 +682,7 @@ class JobRun:
     def finish(self, collected: Collected, result: ProcessResult, usage: dict, model: str = "") -> DispatchJob:
         """Write the final usage and the outcome with its result summary (and the model the CLI ran)."""
         tests = collected.tests or usage.get("tests")
+        usage = self.billed(usage)
         services.update_progress(self.claim, usage=usage)
         salvage_ref = f"refs/agileplus/salvage/{self.job.id}" if collected.salvaged else None
         return services.finish_job(self.claim, collected.outcome, result={
@@ -649,6 +697,17 @@ class JobRun:
             **({"refused_escapes": self.escapes} if self.escapes else {}),
         })
 
+    def billed(self, cli_usage: dict) -> dict:
+        """The usage the ledger keeps: the gateway's meter when calls went through it (the CLI's
+        self-report beside it, a mismatch said in the log), else the CLI's."""
+        if self.gateway is None:
+            return cli_usage
+        usage = billed_usage(self.job.id, cli_usage)
+        if mismatch := cross_check(usage):
+            self.say(mismatch)
+            log.warning("job %s: %s", self.job.id, mismatch)
+        return usage
+
     def park(self, outcome: Outcome, policy: StreamPolicy) -> bool:
         """A rate limit waits for its reset (then this session resumes), unless the feature names
         ``fallback_harnesses`` (then it is rerouted, as before). False: fail the run as before."""
@@ -656,7 +715,7 @@ class JobRun:
             return False
         said = f"{policy.last_error} {outcome.detail}"
         self.flush()
-        services.update_progress(self.claim, usage=policy.usage)
+        services.update_progress(self.claim, usage=self.billed(policy.usage))
         parked = services.park_rate_limited(self.claim, wait_seconds=rate_limit_wait(said, time.time()),
                                             detail=outcome.detail)
         return parked is not None

@@ -23,7 +23,8 @@ from django.db import transaction
 from agileplus.events.services import record_event
 from agileplus.events.subjects import job_event
 from harnesses.base import HarnessError
-from harnesses.egress import EgressProxy, allowed_destinations, loopback_ports
+from harnesses.egress import EgressProxy, allowed_destinations, base_url_destination, loopback_ports
+from harnesses.gateway import GATEWAY_PORT
 from harnesses.registry import adapter_names, get_adapter
 from harnesses.sandbox import (
     PROXY_PORT,
@@ -37,6 +38,9 @@ from harnesses.sandbox import (
 )
 
 CREDENTIALS_ENV = "AGILEPLUS_HARNESS_CREDENTIALS_{}"
+# The model API hosts of each provider the gateway serves: closed to the agent when it does.
+PROVIDER_HOSTS = {"anthropic": ("api.anthropic.com",), "openai": ("api.openai.com",),
+                  "gemini": ("generativelanguage.googleapis.com",)}
 # Values of these are not secret, but they still stay out of logs through redaction.
 NOT_SECRET = {"ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_BASE", "AWS_REGION", "AWS_PROFILE",
               "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "GOOGLE_CLOUD_PROJECT", "GOOGLE_GENAI_USE_VERTEXAI",
@@ -176,14 +180,22 @@ def check_sandbox(tree: Path, *, network: str = "none") -> Sandbox:
     return Sandbox(spec)
 
 
-def start_egress(sandbox: Sandbox, *, harness: str, config: dict, env: dict[str, str]):
+def start_egress(sandbox: Sandbox, *, harness: str, config: dict, env: dict[str, str], gateway=None):
     """Under ``agent.network: model``: the job's egress proxy, pointed at by the sandbox (it
     listens inside once bwrap has made the namespaces). Returns the proxy (``stop()`` it after the
-    run; ``refused`` lists what it turned away) or None."""
+    run; ``refused`` lists what it turned away) or None. With the job's model ``gateway``
+    (``dispatch/gateway.py: GatewayPlan``) the gateway listens inside too, and the providers it
+    serves are reached only through it: their API hosts are not open to the agent directly."""
     if not (sandbox.mode != "off" and sandbox.spec.network == "model"):
         return None
     allowed = allowed_destinations(harness, config, env)
-    sandbox.spec.forward_ports = [p for p in loopback_ports(allowed) if p != PROXY_PORT]
+    if gateway is not None:
+        allowed.discard(("127.0.0.1", GATEWAY_PORT))
+        for route in gateway.routes.values():
+            allowed -= {(host, 443) for host in PROVIDER_HOSTS.get(route.provider, ())}
+            allowed.discard(base_url_destination(route.base_url))
+        sandbox.spec.gateway = gateway.gateway
+    sandbox.spec.forward_ports = [p for p in loopback_ports(allowed) if p not in (PROXY_PORT, GATEWAY_PORT)]
     sandbox.spec.egress = EgressProxy(allowed)
     return sandbox.spec.egress
 

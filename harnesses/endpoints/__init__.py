@@ -17,6 +17,7 @@ When the script runs out the endpoint ends the conversation with ``closing_text`
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -112,8 +113,25 @@ class ScriptedEndpoint:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._ids = 0
+        # What the endpoint billed: the tokens of every reply it sent whole (a cut one is not billed)
+        self.billed = {"calls": 0, "input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0}
+        self.tls: ssl.SSLContext | None = None
 
     # --- life cycle -----------------------------------------------------------------
+    def bill(self, turn: Turn, *, cut: bool = False) -> None:
+        if cut:
+            return
+        with self._lock:
+            self.billed["calls"] += 1
+            self.billed["input_tokens"] += turn.input_tokens
+            self.billed["cached_input_tokens"] += turn.cached_input_tokens
+            self.billed["output_tokens"] += turn.output_tokens
+
+    def serve_tls(self, context: ssl.SSLContext) -> ScriptedEndpoint:
+        """Answer over HTTPS with ``context``'s certificate (call before ``start``)."""
+        self.tls = context
+        return self
+
     def start(self) -> ScriptedEndpoint:
         endpoint = self
 
@@ -131,6 +149,8 @@ class ScriptedEndpoint:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
                                         name=f"{self.protocol}-endpoint")
         self._thread.start()
@@ -151,7 +171,8 @@ class ScriptedEndpoint:
     @property
     def base_url(self) -> str:
         assert self._server, "start() the endpoint first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def agent_requests(self) -> list[LoggedRequest]:

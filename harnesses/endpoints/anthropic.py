@@ -75,6 +75,7 @@ class AnthropicEndpoint(ScriptedEndpoint):
         return {"type": "tool_use", "id": self.next_id("toolu"), "name": name, "input": arguments}
 
     def reply_turn(self, handler: BaseHTTPRequestHandler, turn: Turn, body: dict, *, cut: bool = False) -> None:
+        self.bill(turn, cut=cut)
         blocks = self.blocks(turn, body)
         stop = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
         model = body.get("model") or self.model

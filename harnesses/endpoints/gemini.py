@@ -65,6 +65,7 @@ class GeminiEndpoint(ScriptedEndpoint):
 
     def reply_turn(self, handler: BaseHTTPRequestHandler, turn: Turn, body: dict, *, cut: bool = False,
                    stream: bool = True) -> None:
+        self.bill(turn, cut=cut)
         parts = self.parts(turn, body)
         usage = {"promptTokenCount": turn.input_tokens, "candidatesTokenCount": turn.output_tokens,
                  "cachedContentTokenCount": turn.cached_input_tokens,

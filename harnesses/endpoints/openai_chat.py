@@ -72,6 +72,7 @@ class ChatEndpoint(ScriptedEndpoint):
         return "\n\n".join(text), calls
 
     def reply_turn(self, handler: BaseHTTPRequestHandler, turn: Turn, body: dict, *, cut: bool = False) -> None:
+        self.bill(turn, cut=cut)
         content, calls = self.message(turn, body)
         usage = {"prompt_tokens": turn.input_tokens, "completion_tokens": turn.output_tokens,
                  "total_tokens": turn.input_tokens + turn.output_tokens,

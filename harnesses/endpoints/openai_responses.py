@@ -71,6 +71,7 @@ class ResponsesEndpoint(ScriptedEndpoint):
         return items
 
     def reply_turn(self, handler: BaseHTTPRequestHandler, turn: Turn, body: dict, *, cut: bool = False) -> None:
+        self.bill(turn, cut=cut)
         items = self.items(turn, body)
         response_id = self.next_id("resp")
         base = {"id": response_id, "object": "response", "model": body.get("model") or self.model}

@@ -11,6 +11,7 @@ import pytest
 from harnesses.check import endpoint_environment, pinned_binaries, prepare_home
 from harnesses.endpoints import ScriptedEndpoint
 from tests.support.services import in_ci
+from tests.support.tls import shared_test_ca
 
 
 def require_cli(harness: str) -> str:
@@ -29,5 +30,12 @@ def worker_environment(harness: str, endpoint: ScriptedEndpoint, home: Path) -> 
     (``AGILEPLUS_<HARNESS>_BIN``), the endpoint and key, and a HOME of its own (the CLIs write
     their sessions and settings there; no git identity: the worker gives the agent one)."""
     prepare_home(harness, home)
+    # an endpoint served over TLS: the worker's gateway verifies it with the test's CA
+    tls = {"AGILEPLUS_MODEL_GATEWAY_CA_FILE": str(shared_test_ca().ca_file)} if endpoint.tls else {}
     return {f"AGILEPLUS_{harness.upper().replace('-', '_')}_BIN": require_cli(harness), "HOME": str(home),
-            **endpoint_environment(harness, endpoint)}
+            **endpoint_environment(harness, endpoint), **tls}
+
+
+def over_tls(endpoint: ScriptedEndpoint) -> ScriptedEndpoint:
+    """``endpoint`` served over HTTPS with the test CA's certificate (the provider as the gateway meets it)."""
+    return endpoint.serve_tls(shared_test_ca().server_context())

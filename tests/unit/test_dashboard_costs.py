@@ -29,3 +29,13 @@ def test_the_board_flags_wps_whose_owned_paths_overlap(browser):
     page = browser.get(f"/features/{feature.slug}/").content.decode()
 
     assert "Predicted conflict: WP01 ↔ WP02: both own src/shared.py" in page
+
+
+def test_a_run_whose_model_has_no_price_shows_an_unknown_cost_not_zero(browser):
+    feature, wps = make_feature_with_wps(1)
+    DispatchJob.objects.create(id="job_codex", feature=feature, wp=wps[0], harness="codex",
+                               usage={"input_tokens": 3000, "output_tokens": 300, "cost_usd": None})
+
+    page = browser.get(f"/features/{feature.slug}/").content.decode()
+
+    assert "codex unknown (3000 in / 300 out, 1 run)" in page and "$0.0000" not in page

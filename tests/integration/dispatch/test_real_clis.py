@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 
 from agileplus.audit.models import AuditEntry
-from agileplus.dispatch.models import AgentSession, DispatchJob, JobLogLine
+from agileplus.dispatch.models import AgentSession, DispatchJob, JobLogLine, ModelCall
 from agileplus.events.models import Event
-from harnesses.check import QUIET_ENVIRONMENT
+from harnesses.check import QUIET_ENVIRONMENT, SCRATCH_KEY
 from harnesses.endpoints import Fail, Run, Say, Turn, Write
 from harnesses.endpoints.anthropic import AnthropicEndpoint
 from harnesses.endpoints.gemini import GeminiEndpoint
 from harnesses.endpoints.openai_chat import ChatEndpoint
 from harnesses.endpoints.openai_responses import ResponsesEndpoint
 from tests.support.farm import ROOT, TargetRepo, import_target, job_env, make_target_repo, running_workers
-from tests.support.real_clis import worker_environment
+from tests.support.real_clis import over_tls, worker_environment
 from tests.support.streams import recorded
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -94,37 +94,47 @@ def merged_job(done, reviewed, repo: TargetRepo, feature) -> DispatchJob:
 # --- one WP per CLI, dispatch → worker → governance → review → merged main ----------------
 
 
+def billed_by_the_endpoint(job: DispatchJob, endpoint) -> bool:
+    """The ledger (the gateway's meter) holds exactly the tokens the provider billed."""
+    assert job.usage["source"] == "gateway", job.usage
+    return (job.usage["input_tokens"], job.usage["cached_input_tokens"], job.usage["output_tokens"]) == (
+        endpoint.billed["input_tokens"], endpoint.billed["cached_input_tokens"], endpoint.billed["output_tokens"])
+
+
 def test_claude_code_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
-    with AnthropicEndpoint(SCRIPT) as endpoint:
+    with over_tls(AnthropicEndpoint(SCRIPT)) as endpoint:
         done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "claude-code", endpoint)
 
     job = merged_job(done, reviewed, repo, feature)
     assert f"Claude Code session {job.session_id} " in log_text(job)
     assert job.manifest["cli_version"] == "2.1.328 (Claude Code)"
-    # usage and cost as the CLI reports them: the same script made the recorded stream's figures
+    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
+    # its default model (claude-opus-5-5) has no price in harnesses/prices.json: unknown, not $0
+    assert job.usage["cost_usd"] is None
+    # the CLI's own figures are kept beside it, a cross-check: the same script made the recorded stream's
     [result] = recorded("claude-code").of_type("result")
-    assert Decimal(job.usage["cost_usd"]) == Decimal(str(json.loads(result)["total_cost_usd"]))
-    assert job.usage["input_tokens"] == 1000 * len(endpoint.agent_requests)
-    # the key came from the worker's environment, not the repository, and never reached the log
+    assert Decimal(job.usage["cli_reported"]["cost_usd"]) == Decimal(str(json.loads(result)["total_cost_usd"]))
+    # the provider got the worker's key (the agent only a placeholder), and it never reached the log
     assert {r.header("x-api-key") for r in endpoint.agent_requests} == {worker_env["ANTHROPIC_API_KEY"]}
     assert worker_env["ANTHROPIC_API_KEY"] not in log_text(job)
 
 
 def test_codex_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
-    with ResponsesEndpoint(SCRIPT) as endpoint:
+    with over_tls(ResponsesEndpoint(SCRIPT)) as endpoint:
         done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "codex", endpoint, model="gpt-5")
 
     job = merged_job(done, reviewed, repo, feature)
     assert f"Codex thread {job.session_id} (gpt-5)" in log_text(job)
     assert job.manifest["cli_version"] == "codex-cli 0.169.0"
     assert "danger-full-access" in job.manifest["argv"]  # the farm's sandbox confines it, not Codex's
-    # 3 calls of 1000 input / 100 output tokens at gpt-5's $1.25 / $10 per million
+    # 3 calls of 1000 input / 100 output tokens at gpt-5's $1.25 / $10 per million, as billed
+    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
     assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
     assert Decimal(job.usage["cost_usd"]) == Decimal("0.00675")
 
 
 def test_gemini_cli_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
-    with GeminiEndpoint(SCRIPT) as endpoint:
+    with over_tls(GeminiEndpoint(SCRIPT, model="gemini-2.5-flash")) as endpoint:  # its modelVersion
         done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "gemini", endpoint,
                                                                      model="gemini-2.5-flash")
 
@@ -132,28 +142,35 @@ def test_gemini_cli_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     assert f"Gemini CLI session {job.session_id} (gemini-2.5-flash)" in log_text(job)
     assert job.manifest["cli_version"] == "0.61.0"
     # 3 calls of 1000 input / 100 output tokens at gemini-2.5-flash's $0.30 / $2.50 per million
+    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
     assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
     assert Decimal(job.usage["cost_usd"]) == Decimal("0.00165")
     assert {r.header("x-goog-api-key") for r in endpoint.agent_requests} == {worker_env["GEMINI_API_KEY"]}
 
 
 def test_opencode_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
-    with AnthropicEndpoint(SCRIPT) as endpoint:  # opencode's anthropic provider, pointed here
+    with over_tls(AnthropicEndpoint(SCRIPT)) as endpoint:  # opencode's anthropic provider, pointed here
         done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "opencode", endpoint,
                                                                      model="anthropic/claude-sonnet-4-5")
 
     job = merged_job(done, reviewed, repo, feature)
     assert f"opencode session {job.session_id}" in log_text(job)
     assert job.manifest["cli_version"] == "1.18.33"
-    # opencode prices the steps itself (claude-sonnet-4-5: $3 / $15 per million)
-    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
-    assert Decimal(job.usage["cost_usd"]) == Decimal("0.0135")
+    # 3 steps of 1000 / 100 tokens (claude-sonnet-4-5: $3 / $15 per million) and its title call of
+    # 10 / 1 on its small model (claude-haiku-4-5: $1 / $5), each priced by the model it called, as
+    # billed; opencode's own figures, beside them, leave the title call out
+    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
+    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3010, 301)
+    assert Decimal(job.usage["cost_usd"]) == Decimal("0.013515")
+    assert set(ModelCall.objects.filter(job=job, input_tokens__gt=0).values_list("model", flat=True)) == {
+        "claude-sonnet-4-5", "claude-haiku-4-5-20251001"}
+    assert Decimal(job.usage["cli_reported"]["cost_usd"]) == Decimal("0.0135")
     assert {r.header("x-api-key") for r in endpoint.agent_requests} == {worker_env["ANTHROPIC_API_KEY"]}
 
 
 def test_aider_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     edit = [Turn([Say("Adding the deliverable."), Write("wp01/file_1.txt", "one\n")])]  # Aider commits itself
-    with ChatEndpoint(edit, commit_message=MESSAGE) as endpoint:
+    with over_tls(ChatEndpoint(edit, commit_message=MESSAGE)) as endpoint:
         done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "aider", endpoint,
                                                                      model="openai/gpt-4o", edit_format="whole")
 
@@ -162,9 +179,12 @@ def test_aider_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     # Aider prints no session id: the adapter's own names its chat history, stored for a next attempt
     assert f"Aider session {job.session_id} (openai/gpt-4o)" in log_text(job)
     assert AgentSession.objects.get(wp__feature=feature).session_id == job.session_id
-    # Aider's own rounded counts and cost (gpt-4o: $2.50 / $10 per million, from its price map)
-    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (1000, 100)
-    assert Decimal(job.usage["cost_usd"]) == Decimal("0.0035")
+    # the edit (1000 / 100) and the commit message call (10 / 5) as billed (gpt-4o: $2.50 / $10 per
+    # million); Aider's own figures, beside them, count the edit only
+    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
+    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (1010, 105)
+    assert Decimal(job.usage["cost_usd"]) == Decimal("0.003575")
+    assert Decimal(job.usage["cli_reported"]["cost_usd"]) == Decimal("0.0035")
     assert {r.header("authorization") for r in endpoint.agent_requests} == {f"Bearer {worker_env['OPENAI_API_KEY']}"}
 
 
@@ -211,6 +231,39 @@ def test_a_model_that_never_answers_ends_in_the_timeout_path(tmp_path):
     assert job.state == "timed_out", result.stdout
     assert last_reason(feature) == "agent_timeout"
     assert len(endpoint.agent_requests) == 1
+
+
+def test_a_call_in_flight_when_the_timeout_kills_claude_code_is_still_billed(tmp_path):
+    script = [Turn([Run("echo first")]), Turn([Say("late")], delay=20)]  # the second answers after the kill
+
+    with over_tls(AnthropicEndpoint(script)) as endpoint:
+        repo = target(tmp_path, "claude-code")
+        feature = import_target(repo)
+        extra = worker_environment("claude-code", endpoint, tmp_path / "home")
+        result = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", "claude-code", "--inline",
+                           "--timeout", "12", extra_env={**extra, "grace": "1"})
+        job = DispatchJob.objects.get(feature=feature)
+        assert job.state == "timed_out", result.stdout
+
+    # the gateway read the late answer to its end after the agent was gone, and billed it
+    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
+    assert ModelCall.objects.filter(job=job, client_gone=True, input_tokens=1000).count() == 1
+
+
+def test_claude_code_s_bash_tool_finds_no_model_key_in_the_sandbox(tmp_path):
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    look = Run('env > "$OUTBOX/env.txt"; cat /proc/[0-9]*/environ 2>/dev/null | tr "\\0" "\\n" > "$OUTBOX/proc.txt"')
+    result, job, endpoint, feature = run_inline(
+        tmp_path, [Turn([look]), *SCRIPT], endpoint_class=lambda s: over_tls(AnthropicEndpoint(s)),
+        allowed_tools=["Bash"], environment={"OUTBOX": str(outbox)},
+        env={"AGILEPLUS_SANDBOX_WRITABLE": str(outbox)})
+
+    key = SCRATCH_KEY  # the worker's key (tests/support/real_clis.py)
+    assert job.state == "succeeded", result.stdout + log_text(job)
+    seen = (outbox / "env.txt").read_text() + (outbox / "proc.txt").read_text()
+    assert "ANTHROPIC_API_KEY=agileplus-gateway-" in seen and key not in seen
+    assert {r.header("x-api-key") for r in endpoint.agent_requests} == {key}  # the calls still went out with it
 
 
 # No rate-limit waits left (AGILEPLUS_RATE_LIMIT_MAX_WAITS=0): the rate limit fails the run;

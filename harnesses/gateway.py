@@ -1,0 +1,520 @@
+"""The model gateway: every model call of an agent goes through the worker, which holds the key.
+
+The agent's CLI is pointed at ``http://127.0.0.1:3129/<provider>`` (inside its sandbox, listening
+in the worker like the egress proxy: ``harnesses.egress``) with a per-job placeholder key. For
+each request the gateway
+
+1. routes by prefix (``/anthropic``, ``/openai``, ``/gemini``) and refuses, with a provider-shaped
+   403 that is also recorded (``refused``), any other prefix or any path the provider's model API
+   does not have (``ALLOWED_PATHS``);
+2. checks the placeholder (``x-api-key``, ``authorization: Bearer``, ``x-goog-api-key`` or
+   ``?key=``), drops it and injects the worker's real credential;
+3. asks ``admit`` (budgets, parked accounts) before the money is spent: a refusal is a
+   provider-shaped 403 the CLI prints and does not retry;
+4. forwards to the provider (HTTPS, certificates verified; plain HTTP only to a loopback
+   provider) and streams the answer back chunk by chunk as it arrives, unchanged;
+5. reads the usage the provider reports in the answer (``UsageMeter``: Anthropic
+   message_start/message_delta, Responses ``response.completed``, Chat ``usage`` chunks, Gemini
+   ``usageMetadata``) and hands one ``GatewayCall`` to ``on_call`` as the call ends. A call whose
+   client went away (the agent was killed) is still read to its end and billed.
+
+Why our own proxy and not LiteLLM's: LiteLLM's pass-through routes do the same thing (a path
+prefix per provider, a virtual key mapped to the provider key, cost from the stream) but bring a
+FastAPI server, its own key database and hundreds of dependencies into the worker; this is
+stdlib asyncio on the egress proxy's loop plus httpx (already a dependency) for the upstream.
+Like Docker's sandbox credential proxy, the agent only ever sees a sentinel value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import secrets
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+
+from harnesses.base import Usage
+from harnesses.egress import shared_loop
+from harnesses.jsonlines import Price, cost_of, price_for
+
+GATEWAY_PORT = 3129  # inside the sandbox: 127.0.0.1:3129 is the worker's model gateway
+PLACEHOLDER_PREFIX = "agileplus-gateway-"
+MAX_REQUEST_BYTES = 64 << 20
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+              "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding"}
+AUTH_HEADERS = {"x-api-key", "authorization", "x-goog-api-key", "api-key"}
+# The model APIs' paths (relative to the provider's base URL); anything else is refused.
+ALLOWED_PATHS = {
+    "anthropic": re.compile(r"^/v1/(messages(/count_tokens)?|models(/[\w.:-]+)?)$"),
+    "openai": re.compile(r"^(/v1)?/(responses|chat/completions|completions|models(/[\w.:/-]+)?)$"),
+    "gemini": re.compile(r"^/v1(beta|alpha)?/models"
+                         r"(/[\w.-]+(:(generateContent|streamGenerateContent|countTokens))?)?$"),
+}
+DEFAULT_BASES = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1",
+                 "gemini": "https://generativelanguage.googleapis.com"}
+
+
+@dataclass
+class Route:
+    """One provider the job may call: its real base URL and the headers carrying the real key."""
+
+    provider: str
+    base_url: str
+    auth: dict[str, str] = field(default_factory=dict)  # header → value (the worker's credential)
+    account: str = ""  # which provider account the key is (for the ledger and account limits)
+
+
+@dataclass
+class GatewayCall:
+    """One model call as the gateway saw it: what the provider reported, priced."""
+
+    provider: str
+    method: str
+    path: str
+    status: int = 0
+    model: str = ""
+    usage: Usage = field(default_factory=Usage)
+    reported: bool = False  # the provider's answer carried usage figures
+    cost_usd: Decimal | None = None  # None: no price for this model ("unknown", never $0)
+    outcome: str = "ok"  # ok | truncated | refused | upstream_error
+    detail: str = ""
+    client_gone: bool = False  # the agent stopped reading (killed): the answer was read to its end anyway
+    account: str = ""
+    started_at: float = field(default_factory=time.time)
+    first_byte_ms: float | None = None
+    duration_ms: float = 0.0
+    tallied: bool = False  # counted in the job's spend (GatewayJob.add)
+
+
+@dataclass
+class Refusal:
+    """Why ``admit`` turned a call away; ``kind`` names it in the provider-shaped error."""
+
+    kind: str  # budget_exceeded | account_parked | ...
+    message: str
+    status: int = 403
+
+
+@dataclass
+class GatewayJob:
+    """One job's side of the gateway: its placeholder, routes, prices and callbacks."""
+
+    routes: dict[str, Route]
+    prices: dict[str, Price] = field(default_factory=dict)
+    placeholder: str = field(default_factory=lambda: PLACEHOLDER_PREFIX + secrets.token_urlsafe(24))
+    on_call: Callable[[GatewayCall], None] = lambda _call: None  # runs on a thread of its own
+    admit: Callable[[GatewayCall], Refusal | None] = lambda _call: None  # runs on the loop: in memory only
+    refused: list[str] = field(default_factory=list)
+    spent: Decimal = Decimal(0)  # the priced cost of this job's calls so far, added as each ends
+    # calls admitted and not ended yet, each reserved at the last ended call's cost: an agent's
+    # next call (or parallel calls) cannot slip past a budget while one is still being billed
+    reserved: dict[int, Decimal] = field(default_factory=dict)
+    last_cost: Decimal = Decimal(0)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def committed(self) -> Decimal:
+        """Spent plus reserved: what a budget check counts."""
+        with self._lock:
+            return self.spent + sum(self.reserved.values(), Decimal(0))
+
+    def reserve(self, call: GatewayCall) -> None:
+        with self._lock:
+            self.reserved[id(call)] = self.last_cost
+
+    def add(self, call: GatewayCall) -> None:
+        with self._lock:
+            if call.tallied:
+                return
+            call.tallied = True
+            self.reserved.pop(id(call), None)
+            if call.cost_usd is not None:
+                self.spent += call.cost_usd
+                self.last_cost = call.cost_usd
+
+
+# --- usage in a provider's answer --------------------------------------------------------------
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+class UsageMeter:
+    """Reads the usage figures out of an answer's body as it streams (SSE or one JSON body), in
+    any of the four wire protocols; each figure is the latest the provider reported."""
+
+    def __init__(self, event_stream: bool):
+        self.event_stream = event_stream
+        self.buffer = b""
+        self.figures: dict[str, int] = {}
+        self.model = ""
+        self.complete = False
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.event_stream:
+            return
+        while True:
+            end = min((i for i in (self.buffer.find(b"\n\n"), self.buffer.find(b"\r\n\r\n")) if i >= 0), default=-1)
+            if end < 0:
+                return
+            event, self.buffer = self.buffer[:end], self.buffer[end:].lstrip(b"\r\n")
+            self._event(event)
+
+    def finish(self) -> None:
+        if self.event_stream:
+            if self.buffer.strip():
+                self._event(self.buffer)  # a last event with no blank line after it
+            return
+        with contextlib.suppress(ValueError):
+            body = json.loads(self.buffer)
+            for obj in body if isinstance(body, list) else [body]:
+                self.absorb(obj)
+            self.complete = True
+
+    def _event(self, raw: bytes) -> None:
+        data = b"\n".join(line[5:].strip() for line in raw.splitlines() if line.startswith(b"data:"))
+        if data == b"[DONE]":
+            self.complete = True
+            return
+        with contextlib.suppress(ValueError):
+            self.absorb(json.loads(data))
+
+    def absorb(self, obj: object) -> None:
+        if not isinstance(obj, dict):
+            return
+        kind = obj.get("type")
+        if kind in ("message_stop", "response.completed", "response.incomplete", "response.failed"):
+            self.complete = True
+        inner = obj.get("message") if kind == "message_start" else obj.get("response") if isinstance(
+            obj.get("response"), dict) else obj
+        if isinstance(inner, dict) and isinstance(inner.get("model") or inner.get("modelVersion"), str):
+            self.model = inner.get("model") or inner.get("modelVersion")
+        for usage in (inner.get("usage") if isinstance(inner, dict) else None, obj.get("usage"),
+                      obj.get("usageMetadata")):
+            if isinstance(usage, dict):
+                self._usage(usage)
+        if isinstance(obj.get("usageMetadata"), dict) and any(
+                (c or {}).get("finishReason") for c in obj.get("candidates") or [] if isinstance(c, dict)):
+            self.complete = True
+
+    def _usage(self, usage: dict) -> None:
+        details = usage.get("input_tokens_details") or usage.get("prompt_tokens_details")
+        found = {"input": usage.get("input_tokens", usage.get("prompt_tokens", usage.get("promptTokenCount"))),
+                 # Anthropic's cache reads and writes are not in its input_tokens; OpenAI's and
+                 # Gemini's cached tokens are part of theirs
+                 "cache_read": usage.get("cache_read_input_tokens"),
+                 "cache_creation": usage.get("cache_creation_input_tokens"),
+                 "cached_within": (details.get("cached_tokens") if isinstance(details, dict)
+                                   else usage.get("cachedContentTokenCount")),
+                 "output": usage.get("output_tokens", usage.get("completion_tokens",
+                                                                usage.get("candidatesTokenCount"))),
+                 "thoughts": usage.get("thoughtsTokenCount")}
+        self.figures.update({k: v for k, v in found.items() if isinstance(v, int) and not isinstance(v, bool)})
+
+    @property
+    def reported(self) -> bool:
+        return bool(self.figures)
+
+    def usage(self) -> Usage:
+        """Input counts every input token (cached ones too), as the adapters count them."""
+        f = {k: _int(v) for k, v in self.figures.items()}
+        cached = f.get("cache_read", 0) + f.get("cached_within", 0)
+        return Usage(input_tokens=f.get("input", 0) + f.get("cache_read", 0) + f.get("cache_creation", 0),
+                     cached_input_tokens=cached, output_tokens=f.get("output", 0) + f.get("thoughts", 0))
+
+
+# --- provider-shaped errors ---------------------------------------------------------------------
+def error_body(provider: str, status: int, kind: str, message: str) -> bytes:
+    """An error the provider's own SDK (so the CLI) parses and shows."""
+    if provider == "anthropic":
+        body: dict = {"type": "error", "error": {"type": "permission_error" if status == 403 else kind,
+                                                 "message": message}}
+    elif provider == "gemini":
+        body = {"error": {"code": status, "message": message, "status": "PERMISSION_DENIED"}}
+    else:
+        body = {"error": {"message": message, "type": kind, "code": kind, "param": None}}
+    return json.dumps(body).encode()
+
+
+# --- HTTP/1.1 from the agent ---------------------------------------------------------------------
+@dataclass
+class Request:
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    keep_alive: bool = True
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+
+async def read_request(reader: asyncio.StreamReader) -> Request | None:
+    """One request off the agent's connection; None at its end (or when it is not HTTP)."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3:
+        return None
+    headers = [(k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:] if line)]
+    request = Request(parts[0].upper(), parts[1], headers, b"")
+    request.keep_alive = (request.header("connection") or "").lower() != "close" and parts[2] == "HTTP/1.1"
+    try:
+        if (request.header("transfer-encoding") or "").lower() == "chunked":
+            request.body = await _read_chunked(reader)
+        elif length := int(request.header("content-length") or 0):
+            if length > MAX_REQUEST_BYTES:
+                return None
+            request.body = await reader.readexactly(length)
+    except (asyncio.IncompleteReadError, ValueError, ConnectionError):
+        return None
+    return request
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    body = b""
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
+        if size == 0:
+            await reader.readuntil(b"\r\n")
+            return body
+        body += await reader.readexactly(size)
+        await reader.readexactly(2)
+        if len(body) > MAX_REQUEST_BYTES:
+            raise ValueError("request body too large")
+
+
+# --- the gateway -----------------------------------------------------------------------------------
+_clients: dict[tuple[int, str], object] = {}
+# ``on_call`` writes the database: threads of its own, never the loop's
+_BOOKS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-books")
+
+
+def upstream_context(ca_file: str | None) -> ssl.SSLContext:
+    """Certificates verified against the system's CAs (and ``ca_file``'s, an operator's or a test's)."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(ca_file)
+    return context
+
+
+def _client(ca_file: str | None):
+    """One pooled upstream client per event loop (kept-alive TLS connections to each provider)."""
+    loop = asyncio.get_running_loop()
+    key = (id(loop), ca_file or "")
+    if key not in _clients:
+        _clients[key] = httpx.AsyncClient(verify=upstream_context(ca_file), timeout=httpx.Timeout(600, connect=15),
+                                          limits=httpx.Limits(max_keepalive_connections=64), trust_env=False)
+    return _clients[key]
+
+
+def upstream_allowed(url: str) -> bool:
+    """HTTPS, or plain HTTP to a provider on this machine's loopback (a local model server)."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
+
+
+class Gateway:
+    """Serves one job's gateway listeners on the worker's shared egress loop."""
+
+    def __init__(self, job: GatewayJob, *, ca_file: str | None = None):
+        self.job = job
+        self.ca_file = ca_file
+        self._loop = shared_loop()
+        self._servers: list[asyncio.AbstractServer] = []
+        self._calls: set[asyncio.Future] = set()  # in flight: read to their end even after stop()
+
+    def serve(self, listener: socket.socket) -> None:
+        listener.setblocking(False)
+        future = asyncio.run_coroutine_threadsafe(asyncio.start_server(self._connection, sock=listener), self._loop)
+        self._servers.append(future.result(timeout=10))
+
+    def listen_locally(self) -> int:
+        """A listener on the worker's own loopback (no sandbox): its port."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        self.serve(listener)
+        return listener.getsockname()[1]
+
+    def stop(self) -> None:
+        """No new connections; calls in flight go on to their end (and are billed)."""
+        async def close() -> None:
+            for server in self._servers:
+                server.close()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=5)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait (up to ``timeout`` seconds) for the calls in flight to end; True when none is left."""
+        async def wait() -> bool:
+            pending = [t for t in self._calls if not t.done()]
+            if pending:
+                _done, left = await asyncio.wait(pending, timeout=timeout)
+                return not left
+            return True
+
+        try:
+            return asyncio.run_coroutine_threadsafe(wait(), self._loop).result(timeout=timeout + 5)
+        except Exception:  # noqa: BLE001 - a stuck loop: report not drained
+            return False
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while (request := await read_request(reader)) is not None:
+                # the call is a task of its own: the agent's connection closing does not cancel it
+                task = asyncio.ensure_future(self._exchange(request, writer))
+                self._calls.add(task)
+                task.add_done_callback(self._calls.discard)
+                if not await asyncio.shield(task) or not request.keep_alive:
+                    break
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _exchange(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        """One call: route, check, admit, forward, stream back, meter, record. True: keep the
+        agent's connection open for its next request."""
+        parts = urlsplit(request.target)
+        provider, _, rest = parts.path.lstrip("/").partition("/")
+        call = GatewayCall(provider=provider, method=request.method, path="/" + rest)
+        route = self.job.routes.get(provider)
+        if route is None or not ALLOWED_PATHS.get(provider, re.compile("^$")).match(call.path):
+            return await self._refuse(writer, call, 403, "not_found",
+                                      f"the model gateway does not forward {request.method} {parts.path}")
+        call.account = route.account
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        if self._presented(request, query) != self.job.placeholder:
+            return await self._refuse(writer, call, 401, "authentication_error",
+                                      "the model gateway did not get this job's key")
+        call.model = _requested_model(request.body, call.path)
+        refusal = self.job.admit(call)  # in memory, on the loop: a thread hop would cost more than the check
+        if refusal is not None:
+            return await self._refuse(writer, call, refusal.status, refusal.kind, refusal.message)
+        self.job.reserve(call)
+        query = [(k, v) for k, v in query if k != "key"]
+        url = route.base_url.rstrip("/") + call.path + (f"?{urlencode(query)}" if query else "")
+        if not upstream_allowed(url):
+            return await self._refuse(writer, call, 502, "api_error",
+                                      f"the model gateway forwards only over HTTPS (base URL {route.base_url})")
+        headers = [(k, v) for k, v in request.headers if k.lower() not in HOP_BY_HOP | AUTH_HEADERS]
+        headers += [*route.auth.items(), ("accept-encoding", "identity")]
+        return await self._forward(writer, call, url, request, headers)
+
+    def _presented(self, request: Request, query: list[tuple[str, str]]) -> str:
+        bearer = request.header("authorization") or ""
+        return (request.header("x-api-key") or request.header("x-goog-api-key") or request.header("api-key")
+                or (bearer[7:].strip() if bearer.lower().startswith("bearer ") else "")
+                or next((v for k, v in query if k == "key"), ""))
+
+    async def _forward(self, writer: asyncio.StreamWriter, call: GatewayCall, url: str, request: Request,
+                       headers: list[tuple[str, str]]) -> bool:
+        started = time.monotonic()
+        client = _client(self.ca_file)
+        meter: UsageMeter | None = None
+        try:
+            async with client.stream(request.method, url, headers=headers, content=request.body) as response:
+                call.status = response.status_code
+                call.first_byte_ms = (time.monotonic() - started) * 1000
+                meter = UsageMeter("text/event-stream" in response.headers.get("content-type", ""))
+                keep = await self._stream_back(writer, call, response, meter)
+        except Exception as exc:  # noqa: BLE001 - TLS, connect, protocol: the agent gets a 502 and it is recorded
+            call.duration_ms = (time.monotonic() - started) * 1000
+            if meter is not None and not call.tallied:  # cut mid-answer: billed what the provider reported
+                meter.finish()
+                self._settle(call, meter)
+            call.outcome, call.detail = "upstream_error", f"{type(exc).__name__}: {exc}"[:300]
+            if call.first_byte_ms is None:
+                return await self._refuse(writer, call, 502, "api_error",
+                                          f"the model gateway could not reach the provider ({call.detail})")
+            self._record(call)
+            return False
+        call.duration_ms = (time.monotonic() - started) * 1000
+        self._record(call)
+        return keep and not call.client_gone
+
+    async def _stream_back(self, writer: asyncio.StreamWriter, call: GatewayCall, response, meter: UsageMeter) -> bool:
+        """The status, headers and body as the provider sent them, each chunk written as it comes
+        (chunked to the agent, whatever the provider's framing: the call is billed and tallied
+        before its last chunk, so the agent's next call is admitted knowing what this one cost)."""
+        head = [f"HTTP/1.1 {response.status_code} {response.reason_phrase or 'OK'}"]
+        head += [f"{k}: {v}" for k, v in response.headers.multi_items() if k.lower() not in HOP_BY_HOP]
+        head.append("transfer-encoding: chunked")
+        await self._write(writer, call, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        async for chunk in response.aiter_raw():
+            meter.feed(chunk)
+            if chunk:
+                await self._write(writer, call, b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        meter.finish()
+        self._settle(call, meter)
+        self.job.add(call)
+        await self._write(writer, call, b"0\r\n\r\n")
+        return True
+
+    async def _write(self, writer: asyncio.StreamWriter, call: GatewayCall, data: bytes) -> None:
+        if call.client_gone:
+            return
+        try:
+            writer.write(data)
+            await writer.drain()
+        except (ConnectionError, RuntimeError):
+            call.client_gone = True  # the agent is gone: go on reading the answer, to bill it
+
+    def _settle(self, call: GatewayCall, meter: UsageMeter) -> None:
+        call.usage, call.reported = meter.usage(), meter.reported
+        call.model = meter.model or call.model
+        call.cost_usd = cost_of(call.usage, price_for(call.model, self.job.prices)) if call.model else None
+        if call.status < 400 and not meter.complete:
+            call.outcome, call.detail = "truncated", "the provider's answer ended before its last event"
+
+    async def _refuse(self, writer: asyncio.StreamWriter, call: GatewayCall, status: int, kind: str,
+                      message: str) -> bool:
+        call.status, call.detail = status, message
+        if call.outcome == "ok":
+            call.outcome = "refused"
+            self.job.refused.append(f"{call.method} /{call.provider}{call.path}: {message}")
+        body = error_body(call.provider, status, kind, message)
+        reason = {401: "Unauthorized", 403: "Forbidden", 502: "Bad Gateway"}.get(status, "Error")
+        await self._write(writer, call, (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+                                         f"content-length: {len(body)}\r\n\r\n").encode() + body)
+        self._record(call)
+        return not call.client_gone
+
+    def _record(self, call: GatewayCall) -> None:
+        """``on_call`` off the loop (it writes the ledger row): the loop serves every job's streams.
+        The job's tally first, on the loop: the agent's next call is admitted knowing this one."""
+        self.job.add(call)
+        self._calls.add(self._loop.run_in_executor(_BOOKS, _quietly, self.job.on_call, call))
+
+
+def _quietly(callback: Callable[[GatewayCall], None], call: GatewayCall) -> None:
+    with contextlib.suppress(Exception):
+        callback(call)
+
+
+def _requested_model(body: bytes, path: str) -> str:
+    """The model a request names (its body's ``model``, Gemini's path), until the answer says."""
+    if "/models/" in path:
+        return path.split("/models/", 1)[1].split(":", 1)[0]
+    try:
+        model = json.loads(body or b"{}").get("model")
+    except (ValueError, AttributeError):
+        return ""
+    return model if isinstance(model, str) else ""
