@@ -49,7 +49,9 @@ def assert_invariants(feature) -> None:
 
 def test_a_worker_frozen_past_its_lease_is_fenced_when_it_wakes(tmp_path):
     runs = outbox_file(tmp_path, "runs.txt")
-    repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour=f"record:{runs},sleep:3,commit:1",
+    # The first attempt's agent sleeps well past the freeze (the test freezes its worker before it can
+    # commit, however slow the machine); the second commits at once.
+    repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour=f"record:{runs},sleep_first:30,commit:1",
                             agent={"retries": 2})
     feature = import_target(repo)
 

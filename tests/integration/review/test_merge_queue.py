@@ -76,7 +76,8 @@ def suite_passes_at(repo: TargetRepo, commit: str, tmp_path: Path) -> bool:
     checkout = tmp_path / f"at-{commit[:12]}"
     repo.git("worktree", "add", "--detach", str(checkout), commit)
     try:
-        return subprocess.run(PYTEST_CHECK["command"], shell=True, cwd=checkout, capture_output=True).returncode == 0
+        return subprocess.run(PYTEST_CHECK["command"], shell=True, cwd=checkout, capture_output=True,
+                              timeout=PYTEST_CHECK["timeout"]).returncode == 0
     finally:
         repo.git("worktree", "remove", "--force", str(checkout))
 
