@@ -119,8 +119,11 @@ def make_target_repo(
     return repo
 
 
-# The review check that runs the target repository's tests with this interpreter's pytest.
-PYTEST_CHECK = {"name": "tests", "parser": "pytest", "timeout": 120,
+# The review check that runs the target repository's tests with this interpreter's pytest, as the
+# target's own environment would: without the plugins installed for AgilePlus's tests (Django,
+# Hypothesis, Schemathesis… each pytest start loaded them all: 6 s instead of 1 s on a busy machine).
+PYTEST_ALONE = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+PYTEST_CHECK = {"name": "tests", "parser": "pytest", "timeout": 120, "env": PYTEST_ALONE,
                 "command": f"{sys.executable} -m pytest -q -p no:cacheprovider tests"}
 # A small real Python project for review checks that run its tests: calc.add and its test.
 CALC_PROJECT = {
