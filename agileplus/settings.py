@@ -184,6 +184,9 @@ if CELERY_EMBEDDED_BROKER:
 else:
     # Redis re-delivers an unacked task after visibility_timeout: keep it above the hard limit.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 3600, "polling_interval": 0.1}
+    # Two farms (or test processes) on one Redis database: each prefixes every key and channel it uses.
+    if os.environ.get("AGILEPLUS_REDIS_KEY_PREFIX"):
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = os.environ["AGILEPLUS_REDIS_KEY_PREFIX"]
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

@@ -25,6 +25,7 @@ from tests.support.farm import (
     outbox_file,
     running_with,
     running_workers,
+    task_results,
     wait_until,
 )
 from tests.support.server import free_port
@@ -48,11 +49,13 @@ def assert_invariants(feature) -> None:
 
 def test_a_worker_frozen_past_its_lease_is_fenced_when_it_wakes(tmp_path):
     runs = outbox_file(tmp_path, "runs.txt")
-    repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour=f"record:{runs},sleep:3,commit:1",
+    # The first attempt's agent sleeps well past the freeze (the test freezes its worker before it can
+    # commit, however slow the machine); the second commits at once.
+    repo = make_target_repo(tmp_path, wps={"WP01": []}, behaviour=f"record:{runs},sleep_first:30,commit:1",
                             agent={"retries": 2})
     feature = import_target(repo)
 
-    with running_workers(tmp_path, 2, broker_url=None) as procs:
+    with running_workers(tmp_path, 2, broker_url=None, loglevel="info") as procs:
         agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--no-wait")
         job = wait_until(lambda: DispatchJob.objects.filter(feature=feature, state="running").first(),
                          timeout=30, what="the agent to start")
@@ -61,7 +64,8 @@ def test_a_worker_frozen_past_its_lease_is_fenced_when_it_wakes(tmp_path):
         done = wait_until(lambda: DispatchJob.objects.filter(pk=job.id, state="succeeded").first(), timeout=60,
                           what="another worker to finish the job")
         frozen.kill(signal.SIGCONT)
-        time.sleep(6)  # the stale worker wakes up, finds its attempt gone, stops writing
+        wait_until(lambda: task_results([frozen], "fenced") == 1, timeout=60,
+                   what="the stale worker to wake up, find its attempt gone and end its task")
 
     assert done.attempt == 2 and done.worker != job.worker
     assert not JobCommit.objects.filter(job=done).exclude(reported_at__gte=done.claimed_at).exists()

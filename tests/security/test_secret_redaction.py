@@ -75,6 +75,9 @@ def mcp_outputs(feature: str) -> str:
     return anyio.run(calls)
 
 
+# Serial: the test reads the running job's activity while the agent runs; a starved test process
+# reads it too late (README, Tests).
+@pytest.mark.serial
 def test_no_form_of_a_secret_the_agent_printed_is_stored_or_served_anywhere(tmp_path, django_user_model):
     secret = "lk-" + secrets.token_hex(12)
     credential = "sk-ant-api03-" + secrets.token_urlsafe(24)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -18,12 +19,25 @@ from django.db import connection
 from tests.support.processes import stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
+PORTS_PER_PROCESS = 1000
+_next_port = itertools.count()
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on. Each test process of a parallel run (tests/conftest.py) takes its
+    ports from a range of its own below the kernel's ephemeral range, one after the other, so two
+    processes never pick the same port between choosing it and binding it; a run of one process
+    lets the kernel choose."""
+    base = int(os.environ.get("AGILEPLUS_TEST_PORT_BASE", "0"))
+    for _ in range(PORTS_PER_PROCESS if base else 1):
+        port = base + next(_next_port) % PORTS_PER_PROCESS if base else 0
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port in {base}..{base + PORTS_PER_PROCESS - 1}")
 
 
 def database_url() -> str:

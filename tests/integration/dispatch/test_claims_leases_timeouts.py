@@ -27,6 +27,7 @@ from tests.support.farm import (
     running_workers,
     start_worker,
     stop,
+    task_results,
     wait_until,
 )
 
@@ -138,13 +139,14 @@ def test_the_same_task_delivered_twice_to_two_workers_runs_once(tmp_path):
     feature = import_target(repo)
     env = cli_env(tmp_path)
 
-    with running_workers(tmp_path, 2, broker_url=None):
+    with running_workers(tmp_path, 2, broker_url=None, loglevel="info") as workers:
         queued = agileplus("implement", "003", "--wp", "WP01", "--no-wait", "--json", env=env)
         job_id = json.loads(queued.stdout)["id"]
         ring_again(job_id, env)
         ring_again(job_id, env)
         wait_until(lambda: DispatchJob.objects.get(pk=job_id).state == "succeeded", timeout=60, what="job to succeed")
-        time.sleep(1.5)  # give a duplicate every chance to run
+        wait_until(lambda: task_results(workers, "not-claimed") == 2, timeout=60,
+                   what="both duplicate deliveries to have run and been turned away")
 
     job = DispatchJob.objects.get(pk=job_id)
     assert job.attempt == 1

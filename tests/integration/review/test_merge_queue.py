@@ -5,6 +5,7 @@ and the others merge."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -76,7 +77,9 @@ def suite_passes_at(repo: TargetRepo, commit: str, tmp_path: Path) -> bool:
     checkout = tmp_path / f"at-{commit[:12]}"
     repo.git("worktree", "add", "--detach", str(checkout), commit)
     try:
-        return subprocess.run(PYTEST_CHECK["command"], shell=True, cwd=checkout, capture_output=True).returncode == 0
+        done = subprocess.run(PYTEST_CHECK["command"], shell=True, cwd=checkout, capture_output=True,
+                              env={**os.environ, **PYTEST_CHECK["env"]}, timeout=PYTEST_CHECK["timeout"])
+        return done.returncode == 0
     finally:
         repo.git("worktree", "remove", "--force", str(checkout))
 

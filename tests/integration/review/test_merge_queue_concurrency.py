@@ -13,7 +13,7 @@ from agileplus.audit.chain import verify_chain
 from agileplus.audit.models import AuditEntry
 from agileplus.review.models import MergeQueueEntry
 from tests.support.cli import run_cli
-from tests.support.farm import CALC_PROJECT, ROOT, import_target, make_target_repo
+from tests.support.farm import CALC_PROJECT, PYTEST_CHECK, ROOT, import_target, make_target_repo
 from tests.support.server import subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -21,8 +21,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 CODES = ["WP01", "WP02", "WP03", "WP04"]
 PROJECT = CALC_PROJECT
 REVIEW = {"checks": [{"name": "deliverables"}, {"name": "governance"}, {"name": "commit_convention"},
-                     {"name": "tests", "parser": "pytest", "timeout": 120,
-                      "command": f"{sys.executable} -m pytest -q -p no:cacheprovider tests"}]}
+                     PYTEST_CHECK]}
 
 
 def approve_all_at_once() -> list[subprocess.CompletedProcess]:
