@@ -116,8 +116,8 @@ def test_only_the_worker_may_create_the_namespaces_of_the_agent_sandbox():
     services = _services()
     worker = services["worker"]
     options = set(worker.get("security_opt") or [])
-    assert options == {"seccomp=${AGILEPLUS_SECCOMP_PROFILE:-docker/seccomp-bwrap.json}",
-                       "systempaths=unconfined", "apparmor=unconfined"}
+    assert options == {"seccomp=${AGILEPLUS_SECCOMP_PROFILE:-./seccomp-bwrap.json}",
+                       "${AGILEPLUS_WORKER_PROC_OPT:-systempaths=unconfined}", "apparmor=unconfined"}
     assert "seccomp=unconfined" not in options, "the profile allows what bwrap needs, not every syscall"
     assert worker.get("cap_drop") == ["ALL"] and not worker.get("cap_add") and not worker.get("privileged")
     assert not any(services[name].get("security_opt") for name in APP_SERVICES - {"worker"})
@@ -133,18 +133,19 @@ def test_seccomp_profile_denies_by_default_and_explains_every_rule():
     assert all(rule.get("comment") for rule in profile["syscalls"])
 
 
-def test_seccomp_profile_adds_to_the_default_only_what_bubblewrap_needs():
-    added = {name for rule in _seccomp_rules() if "bubblewrap" in rule["comment"] for name in rule["names"]}
-    assert added == {"clone", "unshare", "mount", "umount2", "pivot_root"}
+def test_seccomp_profile_adds_to_the_default_only_what_the_agent_sandbox_needs():
+    added = {name for rule in _seccomp_rules() if rule["comment"].startswith("Sandbox:") for name in rule["names"]}
+    # bwrap builds the sandbox; the worker joins it (setns) to serve the egress proxy inside
+    assert added == {"clone", "unshare", "mount", "umount2", "pivot_root", "setns"}
     for rule in _seccomp_rules():
-        if "bubblewrap" in rule["comment"]:
+        if rule["comment"].startswith("Sandbox:"):
             assert rule["action"] == "SCMP_ACT_ALLOW" and not rule.get("args") and not rule.get("includes")
 
 
 def test_seccomp_profile_keeps_the_engines_denials():
     allowed = {name for rule in _seccomp_rules() if rule["action"] == "SCMP_ACT_ALLOW" for name in rule["names"]}
     # what Docker's default denies a container without CAP_SYS_ADMIN (and more) stays denied
-    assert not allowed & {"setns", "chroot", "bpf", "perf_event_open", "open_by_handle_at", "init_module",
+    assert not allowed & {"chroot", "bpf", "perf_event_open", "open_by_handle_at", "init_module",
                           "kexec_load", "reboot", "swapon", "keyctl", "add_key", "fsopen", "move_mount",
                           "open_tree", "userfaultfd"}
     (clone3,) = [rule for rule in _seccomp_rules() if rule["names"] == ["clone3"]]
