@@ -18,7 +18,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 OUTSIDE_PID = "__OUTSIDE_PID__"  # the runner's own pid, outside the sandbox (ptrace's target)
 
 

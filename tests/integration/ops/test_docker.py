@@ -636,3 +636,38 @@ def test_nats_service_command_serves_jetstream_health(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- the root-escape check docker/smoke runs in a worker container --------------------------------
+
+
+def _sandbox_escapes():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sandbox_escapes", DOCKER / "sandbox_escapes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_container_escape_check_runs_the_root_sandbox_tests_own_attacks():
+    script = _sandbox_escapes().attack_script(ROOT / "tests" / "security" / "test_no_root_in_the_sandbox.py")
+    for attack in ("open_by_handle_at", "ptrace", "SOCK_RAW", "mknod", "remount,bind,rw", "/run/postgresql"):
+        assert attack in script, attack
+
+
+def test_the_container_escape_check_fails_on_a_leak_a_capability_or_a_visible_worker():
+    verdict = _sandbox_escapes().verdict
+    clean = "agent-uid:1000\nCapEff:\t0000000000000000\nblocked:mount\nproc:sh -c x\n"
+    assert verdict(clean) == []
+    assert verdict(clean + "LEAK:mount\n") == ["LEAK:mount"]
+    assert verdict(clean.replace("0000000000000000", "000001ffffffffff"))
+    assert verdict(clean + "proc:/opt/venv/bin/python /opt/venv/bin/celery worker\n")
+
+
+def test_the_sandbox_healthcheck_passes_where_bwrap_can_make_the_sandbox():
+    result = subprocess.run([sys.executable, str(DOCKER / "healthcheck.py"), "sandbox"],
+                            capture_output=True, text=True, timeout=60)
+    if "cannot create namespaces" in result.stderr:
+        _skip("this machine cannot make user namespaces")
+    assert result.returncode == 0, result.stderr
