@@ -1,6 +1,6 @@
 """docker/: the compose file, the image and its entry point, checked with what runs here.
 
-No Docker engine runs on this machine, so nothing is built or started. Instead:
+These tests need no Docker engine (docker/smoke builds and runs the farm for real). Instead:
 the compose file is parsed (PyYAML) and rendered by ``docker compose config`` (the compose
 binary works offline); every process command it names is run with ``--help`` from the venv;
 the entry point, start-up and health-check scripts are run for real on the host (SQLite,
