@@ -19,6 +19,7 @@ from agileplus.audit.models import AuditEntry
 from agileplus.dispatch.models import DispatchJob
 from agileplus.features.models import WorkPackage
 from tests.security.support import WP, hostile, job_log
+from tests.security.workers import WorkerAs
 from tests.support.stored import every_stored_text
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -60,26 +61,34 @@ def activities_while(run, feature) -> tuple[object, set[str]]:
     return done["job"], seen
 
 
-def test_a_secret_split_and_encoded_by_the_agent_blocks_the_wp_and_is_stored_nowhere(tmp_path):
-    secret = "dp" + secrets.token_hex(7)  # 16 characters: each half alone is shorter than a fragment
-    attack = hostile(tmp_path, SCRIPT, wps={"WP01": []}, environment={"DEPLOY": "${{ secrets.DEPLOY }}"})
-    main_before = attack.repo.head("main")
+@pytest.mark.parametrize("who", ["root", "user"])
+def test_a_secret_split_and_encoded_by_the_agent_blocks_the_wp_and_is_stored_nowhere(who, tmp_path, monkeypatch):
+    worker = WorkerAs(who, monkeypatch)  # the worker as root, and as an ordinary user
+    try:
+        secret = "dp" + secrets.token_hex(7)  # 16 characters: each half alone is shorter than a fragment
+        attack = hostile(worker.folder(tmp_path), SCRIPT, wps={"WP01": []},
+                         environment={"DEPLOY": "${{ secrets.DEPLOY }}"})
+        worker.prepare(attack)
+        main_before = attack.repo.head("main")
 
-    job, activities = activities_while(lambda: attack.run(AGILEPLUS_SECRET_DEPLOY=secret),
-                                       attack.feature)
+        job, activities = activities_while(lambda: worker.run(attack, AGILEPLUS_SECRET_DEPLOY=secret),
+                                           attack.feature)
 
-    log = job_log(job)
-    assert "COMMITTED" in log and "halves: ***" in log and "token: ***" in log  # the agent did print them
-    assert job.state == "failed" and job.current_activity == "governance_violation"
-    assert "carries" in job.error and "secret value held by the farm" in job.error
-    assert "Not pushed to the origin" in log
-    wp = WorkPackage.objects.get(feature=attack.feature, code="WP01")
-    entry = AuditEntry.objects.filter(feature=attack.feature).order_by("-seq").first()
-    assert wp.state == "blocked" and entry.metadata["reason"] == "governance_violation"
-    assert any(e["rule"] == "secret" for e in entry.evidence_refs)
-    assert not attack.repo.has_branch(wp.branch_name) and attack.repo.head("main") == main_before
-    assert "***" in activities  # the last line (the second half), read while the agent slept
-    stored = {"database (every table)": every_stored_text(), "activities while running": "\n".join(activities)}
-    found = {where: [name for name, form in forms(secret).items() if form in text] for where, text in stored.items()}
-    assert not any(found.values()), found
-    assert attack.chain_verifies()
+        log = job_log(job)
+        assert "COMMITTED" in log and "halves: ***" in log and "token: ***" in log  # the agent did print them
+        assert job.state == "failed" and job.current_activity == "governance_violation"
+        assert "carries" in job.error and "secret value held by the farm" in job.error
+        assert "Not pushed to the origin" in log
+        wp = WorkPackage.objects.get(feature=attack.feature, code="WP01")
+        entry = AuditEntry.objects.filter(feature=attack.feature).order_by("-seq").first()
+        assert wp.state == "blocked" and entry.metadata["reason"] == "governance_violation"
+        assert any(e["rule"] == "secret" for e in entry.evidence_refs)
+        assert not attack.repo.has_branch(wp.branch_name) and attack.repo.head("main") == main_before
+        assert "***" in activities  # the last line (the second half), read while the agent slept
+        stored = {"database (every table)": every_stored_text(), "activities while running": "\n".join(activities)}
+        found = {where: [name for name, form in forms(secret).items() if form in text]
+                 for where, text in stored.items()}
+        assert not any(found.values()), found
+        assert attack.chain_verifies()
+    finally:
+        worker.close()
