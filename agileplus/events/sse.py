@@ -64,7 +64,7 @@ async def job_log_stream(job_id: str, after: int = 0, *, max_seconds: float | No
             await asyncio.sleep(POLL_SECONDS)
 
 
-def _last_id() -> int:
+def last_event_id() -> int:
     return Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
@@ -73,7 +73,7 @@ async def event_stream(after: int | None, *, feature_slug: str | None = None, pa
     """Events after ``after`` (None: only new ones), then live, with heartbeat comments."""
     fetch = sync_to_async(_batch, thread_sensitive=False)
     if after is None:
-        after = await sync_to_async(_last_id, thread_sensitive=False)()
+        after = await sync_to_async(last_event_id, thread_sensitive=False)()
     yield "retry: 2000\n\n"
     started = last_beat = time.monotonic()
     while max_seconds is None or time.monotonic() - started < max_seconds:

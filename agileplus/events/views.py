@@ -10,7 +10,7 @@ from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 
 from agileplus.api.auth import user_for_token_header
 from agileplus.dispatch.models import DispatchJob
-from agileplus.events.sse import event_stream, job_log_stream
+from agileplus.events.sse import event_stream, job_log_stream, last_event_id
 
 _clients = asyncio.Semaphore(settings.SSE_MAX_CLIENTS)
 
@@ -59,6 +59,8 @@ async def stream(request: HttpRequest, feature_slug: str | None = None):
                       fix="retry in a few seconds")
     feature_slug = feature_slug or request.GET.get("feature") or None
     pattern = request.GET.get("subject") or None
+    if after is None:  # "only new events": new from now, before the headers tell the client it is live
+        after = await sync_to_async(last_event_id, thread_sensitive=False)()
 
     async def body():
         async with _clients:

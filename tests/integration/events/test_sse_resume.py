@@ -3,11 +3,13 @@ reconnects with `Last-Event-ID` misses nothing and sees nothing twice."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 
 import httpx
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
 from agileplus.api.tokens import issue_token
@@ -79,3 +81,31 @@ def test_the_stream_refuses_an_anonymous_client():
     with running_web() as url:
         response = httpx.get(f"{url}/api/events/stream")
     assert response.status_code == 401
+
+
+def test_an_event_made_once_the_client_is_connected_is_delivered_even_before_the_body_is_read(token):
+    """"Only new events" is fixed when the stream answers (the client then shows itself live), not
+    when its body is first read: an event made in between is new to the client, and it gets it."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncRequestFactory
+
+    from agileplus.events.views import stream
+
+    _feature, (wp,) = make_feature_with_wps(1, chain=False)
+    request = AsyncRequestFactory().get("/api/events/stream", HTTP_AUTHORIZATION=f"Token {token}")
+    request.user = User()  # anonymous session: the token authenticates
+
+    async def first_event_after_connecting() -> str:
+        response = await stream(request)  # the headers: the client sees itself connected here
+        assert response.status_code == 200
+        await sync_to_async(transition_wp)(wp, "doing", actor="human:alice")
+        chunks = aiter(response.streaming_content)
+        for _ in range(5):  # the retry hint, then the event (no heartbeat within a second)
+            chunk = await asyncio.wait_for(anext(chunks), timeout=10)
+            chunk = chunk.decode() if isinstance(chunk, bytes) else chunk
+            if chunk.startswith("id:"):
+                await chunks.aclose()
+                return chunk
+        raise AssertionError("no event in the first chunks of the stream")
+
+    assert "state.changed" in async_to_sync(first_event_after_connecting)()
