@@ -66,7 +66,9 @@ def test_a_secret_split_and_encoded_by_the_agent_blocks_the_wp_and_is_stored_now
     worker = WorkerAs(who, monkeypatch)  # the worker as root, and as an ordinary user
     try:
         secret = "dp" + secrets.token_hex(7)  # 16 characters: each half alone is shorter than a fragment
-        attack = hostile(worker.folder(tmp_path), SCRIPT, wps={"WP01": []},
+        # no network: the attack needs none (an ordinary-user worker's `network: model` listener
+        # failed once under parallel load: "could not listen inside the sandbox's network namespace")
+        attack = hostile(worker.folder(tmp_path), SCRIPT, wps={"WP01": []}, agent={"network": "none"},
                          environment={"DEPLOY": "${{ secrets.DEPLOY }}"})
         worker.prepare(attack)
         main_before = attack.repo.head("main")
