@@ -43,6 +43,14 @@ def branch_subjects(repo) -> list[str]:
     return repo.subjects(BRANCH) if repo.has_branch(BRANCH) else []
 
 
+def session_holding(feature, text: str) -> AgentSession | None:
+    """The WP's stored session if its transcript holds ``text``."""
+    session = AgentSession.objects.filter(wp__feature=feature, files_count__gt=0).first()
+    if session is None or not session.files:
+        return None
+    return session if any(text in body for body in member_texts(bytes(session.files)).values()) else None
+
+
 def tool_inputs(body: dict) -> list[dict]:
     return [block.get("input") or {} for message in body.get("messages") or [] if message.get("role") == "assistant"
             for block in message.get("content") or [] if isinstance(block, dict) and block.get("type") == "tool_use"]
@@ -58,9 +66,11 @@ def test_kill_9_of_the_worker_mid_run_resumes_the_claude_session_on_another_work
             queued = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", "claude-code", "--no-wait")
             assert queued.returncode == 0, queued.stdout + queued.stderr
             job = DispatchJob.objects.get(feature=feature)
-            # the slow third reply is awaited, file_1's commit reached the origin, the transcript is stored
+            # the slow third reply is awaited, file_1's commit reached the origin, and a transcript that
+            # holds the commit's turn is stored (the heartbeat stores it every few seconds: an earlier one
+            # may hold only the first turn)
             stored = wait_until(lambda: len(endpoint.agent_requests) >= 3 and FIRST in branch_subjects(repo)
-                                and AgentSession.objects.filter(wp__feature=feature, files_count__gt=0).first(),
+                                and session_holding(feature, FIRST),
                                 timeout=120, what="attempt 1 waiting on its slow reply, its session stored")
             procs[0].kill()  # kill -9 of w1's process group, and of any of its processes that left it
             for pid in running_with(f"AGILEPLUS_DATA_DIR={tmp_path / 'w1'}"):
