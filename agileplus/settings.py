@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "agileplus.api",
     "agileplus.dashboard",
     "agileplus.workflow",
+    "agileplus.provenance",
 ]
 
 MIDDLEWARE = [
@@ -328,3 +329,8 @@ CLI_DEBUG = _env_bool("AGILEPLUS_DEBUG", False)
 # A remote farm: the CLI sends its commands to this farm's REST API with this token.
 REMOTE_URL = os.environ.get("AGILEPLUS_URL", "")
 REMOTE_TOKEN = os.environ.get("AGILEPLUS_TOKEN", "")
+
+# Provenance (agileplus/provenance): the farm's ed25519 signing key (made by `agileplus init`, 0600);
+# every host that merges (review workers) needs the same file. OTLP traces when an endpoint is set.
+PROVENANCE_KEY_FILE = Path(os.environ.get("AGILEPLUS_PROVENANCE_KEY_FILE") or DATA_DIR / "provenance-ed25519.key")
+OTEL_EXPORTER_OTLP_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")

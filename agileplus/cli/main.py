@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "agileplus.cli.commands_farm",
     "agileplus.cli.commands_live",
     "agileplus.cli.commands_costs",
+    "agileplus.cli.commands_provenance",
 ]
 
 
@@ -129,6 +130,10 @@ def init() -> None:
     """Create or update the database's tables (the migrations); safe to repeat."""
     migrate_database()
     echo(f"Database ready: {connection.vendor} {connection.settings_dict['NAME']}")
+    from agileplus.provenance.services import init_key  # late: cryptography only when initialising
+
+    key, made = init_key()
+    echo(f"Provenance key {'created' if made else 'kept'}: {key} (public part: `agileplus provenance key`)")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ from agileplus.dispatch.sandboxing import (
 from agileplus.dispatch.secrets import LogStream, agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from agileplus.dispatch.stream_policy import StreamPolicy, rate_limit_wait
+from agileplus.provenance.services import note_agent_commits
 from agileplus.review.governance import held_secret_violations
 from agileplus.review.services import governance_for, run_test_checks
 from harnesses import git as g
@@ -645,6 +646,8 @@ class JobRun:
                 outcome = self._governance(outcome, mirror, base, head)
                 if outcome.reason == "governance_violation" and pushed:
                     self._quarantine(mirror, branch)
+            if outcome.state == JobState.SUCCEEDED and pushed:
+                note_agent_commits(self.job, mirror, base, head)  # the worker's Agent Trace notes, on the origin
             if outcome.state == JobState.SUCCEEDED and not pushed:
                 # Work that never reached the origin cannot be reviewed or merged: say so now,
                 # rather than a review that later finds no branch.

@@ -19,6 +19,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
 from agileplus.core.errors import Conflict, DomainError, RepositoryUnavailable
+from agileplus.provenance.services import carry_agent_traces
 from agileplus.review.models import MergeLock
 from harnesses.git import (
     QUARANTINE_PREFIX,
@@ -236,6 +237,7 @@ def rebase_branch(path: Path, main: str, branch: str) -> tuple[str, str]:
     finally:
         git("fetch", "--quiet", "--prune", "origin", cwd=path)
         reset_to(path, f"origin/{main}")
+    carry_agent_traces(path, onto, old, new)  # the Agent Trace notes follow the rewritten commits
     return old, new
 
 

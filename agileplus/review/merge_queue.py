@@ -34,6 +34,7 @@ from agileplus.events.services import record_event
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Project, WorkPackage
 from agileplus.features.services import TransitionResult, record_wp_entry, transition_wp
+from agileplus.provenance.services import attest_main_move
 from agileplus.review import checks as c
 from agileplus.review.findings import check_deliverables
 from agileplus.review.merge import MergeBusy, MergeConflict, push_if_unchanged, repo_lock, reset_to, workspace
@@ -439,6 +440,7 @@ def _move_main(batch: _Batch, candidate: Candidate) -> bool:
     files: set[str] = set()
     for entry in candidate.entries:
         files |= _finish_merged(batch, entry, candidate)
+    attest_main_move(path, batch.repo, main, candidate.main_sha, candidate.sha, candidate.entries, candidate.results)
     for entries in by_feature.values():
         rebase_waiting_branches(entries[0].wp, path, sorted(files))
     return True

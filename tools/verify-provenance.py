@@ -1,0 +1,1 @@
+../agileplus/provenance/standalone.py
