@@ -90,6 +90,7 @@ def ensure_database(argv: list[str]) -> None:
     if is_embedded_sqlite() and not has_agileplus_tables():
         echo(f"First use of {connection.settings_dict['NAME']}: creating the database...", err=True)
         migrate_database()
+        echo(init_provenance_key(), err=True)
 
 
 def emit_error(exc: DomainError, *, as_json: bool = False) -> None:
@@ -130,10 +131,15 @@ def init() -> None:
     """Create or update the database's tables (the migrations); safe to repeat."""
     migrate_database()
     echo(f"Database ready: {connection.vendor} {connection.settings_dict['NAME']}")
+    echo(init_provenance_key())
+
+
+def init_provenance_key() -> str:
+    """The farm's signing key (agileplus/provenance), made once with the database."""
     from agileplus.provenance.services import init_key  # late: cryptography only when initialising
 
     key, made = init_key()
-    echo(f"Provenance key {'created' if made else 'kept'}: {key} (public part: `agileplus provenance key`)")
+    return f"Provenance key {'created' if made else 'kept'}: {key} (public part: `agileplus provenance key`)"
 
 
 if __name__ == "__main__":

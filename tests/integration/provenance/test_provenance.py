@@ -216,3 +216,31 @@ def test_notes_follow_a_branch_rebased_onto_a_new_main_and_both_moves_verify(tmp
     result = verify(repo, "main", "--all")
     assert result.exit_code == 0, result.output
     assert "2 verified" in result.output
+
+
+def test_one_batch_of_the_queue_is_one_attestation_naming_each_merge_it_added(tmp_path, farm_key):
+    from agileplus.review.merge_queue import enqueue, process_queue
+    from tests.integration.review.test_rebase_after_merge import two_in_review
+
+    repo, feature = two_in_review(tmp_path, "commit:1")
+    for code in ("WP01", "WP02"):
+        enqueue(feature.work_packages.get(code=code), actor="ci:automation")
+    process_queue(feature.project.repo_url)
+
+    added = repo.git("rev-list", "--first-parent", "main~2..main").split()
+    assert note(repo, ATTESTATIONS, added[0]) == note(repo, ATTESTATIONS, added[1])
+    assert Attestation.objects.count() == 1
+    result = verify(repo, "main", "--all")
+    assert result.exit_code == 0 and "2 verified" in result.output, result.output
+    assert "003-auth-system/WP01" in result.output and "003-auth-system/WP02" in result.output
+
+
+def test_init_makes_the_farm_key_private_and_key_prints_its_public_part(tmp_path, settings):
+    settings.PROVENANCE_KEY_FILE = tmp_path / "farm.key"
+
+    made = run_cli("init")
+
+    assert "Provenance key created" in made.output
+    assert settings.PROVENANCE_KEY_FILE.stat().st_mode & 0o777 == 0o600
+    assert json.loads(run_cli("provenance key --json").output)["public_key"] == public_key_text()
+    assert "Provenance key kept" in run_cli("init").output
