@@ -55,7 +55,7 @@ from agileplus.dispatch.sandboxing import (
 from agileplus.dispatch.secrets import LogStream, agent_base_environment, redact, resolve_environment
 from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
 from agileplus.dispatch.stream_policy import StreamPolicy, rate_limit_wait
-from agileplus.provenance.services import note_agent_commits
+from agileplus.provenance.services import note_agent_commits, trace_job
 from agileplus.review.governance import held_secret_violations
 from agileplus.review.services import governance_for, run_test_checks
 from harnesses import git as g
@@ -321,6 +321,7 @@ class JobRun:
         if collected.outcome.state == JobState.SUCCEEDED:
             collected.tests = self.count_tests(workspace)
         finished = self.finish(collected, result, policy.usage, model=policy.model or self.config.get("model") or "")
+        trace_job(finished)  # OpenTelemetry GenAI spans, when an OTLP endpoint is set
         if collected.outcome.reason == "rate_limited":
             self.reroute(finished)
         return collected.outcome.state

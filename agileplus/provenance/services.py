@@ -74,6 +74,20 @@ def carry_agent_traces(path: Path, onto: str, old_head: str, new_head: str) -> d
     return notes.carry_trace_notes(path, onto, old_head, new_head)
 
 
+def trace_job(job: DispatchJob) -> int:
+    """A finished job's OpenTelemetry GenAI spans over OTLP, when ``OTEL_EXPORTER_OTLP_ENDPOINT``
+    is set (``otel.export_job``); the spans sent. Best effort: a collector that is down is logged."""
+    if not settings.OTEL_EXPORTER_OTLP_ENDPOINT:
+        return 0
+    from agileplus.provenance import otel  # late: 0.4 s of OpenTelemetry SDK, only where an endpoint is set
+
+    try:
+        return otel.export_job(job)
+    except Exception as exc:  # noqa: BLE001 - the job is finished; its telemetry must not undo that
+        log.warning("job %s: OpenTelemetry spans not exported: %s", job.id, exc)
+        return 0
+
+
 # --- attestation of a main move --------------------------------------------------------------------
 def attest_main_move(path: Path, repo: str, main: str, from_sha: str, to_sha: str, entries: list,
                      results: list) -> Attestation | None:
