@@ -4,15 +4,18 @@ and ``refs/notes/agileplus-attestation`` (one DSSE envelope per first-parent com
 Notes are keyed by commit. A rewrite (a waiting branch rebased onto a new main) maps each old
 commit to the new commit with the same ``git patch-id --stable`` and copies its note there, with
 the mapping recorded in the copy (``metadata["dev.agileplus"]["rewritten_from"]``). Several workers
-write notes at once: each write fetches the origin's notes ref, adds its notes on top and pushes
-without force, retrying from the fetch when another push landed first.
+write notes at once: each write fetches the origin's notes ref into a scratch ref of its own, adds
+its notes on top and pushes without force, retrying from the fetch when another push landed first.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
+import secrets
 import subprocess
+import time
 from pathlib import Path
 
 from agileplus.provenance.standalone import ATTESTATION_NOTES, TRACE_NOTES
@@ -25,30 +28,41 @@ __all__ = ["ATTESTATION_NOTES", "TRACE_NOTES", "carry_trace_notes", "fetch_notes
            "write_notes"]
 
 
-def fetch_notes(path: Path, ref: str) -> bool:
-    """The origin's notes ``ref`` into the repository at ``path`` (replacing the local one); False
-    when the origin has none yet."""
+def fetch_notes(path: Path, ref: str, into: str | None = None) -> bool:
+    """The origin's notes ``ref`` into the local ref ``into`` (default: ``ref``), replacing it; False
+    when the origin has none yet (``into`` is then deleted)."""
+    into = into or ref
     if not git("ls-remote", "origin", ref, cwd=path, check=False).strip():
-        git("update-ref", "-d", ref, cwd=path, check=False)
+        git("update-ref", "-d", into, cwd=path, check=False)
         return False
-    git("fetch", "--quiet", "origin", f"+{ref}:{ref}", cwd=path)
+    git("fetch", "--quiet", "origin", f"+{ref}:{into}", cwd=path)
     return True
 
 
-def write_notes(path: Path, ref: str, notes: dict[str, str]) -> None:
-    """Add ``notes`` ({commit: text}) to the origin's ``ref``; raises GitError after PUSH_TRIES lost races."""
-    if not notes:
-        return
-    for _ in range(PUSH_TRIES):
-        fetch_notes(path, ref)
-        for commit, text in notes.items():
-            git("notes", "--ref", ref, "add", "--force", "--file=-", commit, cwd=path, input=text)
-        try:
-            git("push", "--quiet", "origin", f"{ref}:{ref}", cwd=path)
-            return
-        except GitError as exc:  # another writer pushed first: start again from its notes
-            last = exc
-    raise last
+def write_notes(path: Path, ref: str, notes: dict[str, str], *, keep_existing: bool = False) -> list[str]:
+    """Add ``notes`` ({commit: text}) to the origin's ``ref``; ``keep_existing``: a commit that has
+    a note there already keeps it. Returns the commits noted; raises GitError after PUSH_TRIES
+    lost races. Built on a scratch ref of its own: jobs of one worker share its mirror."""
+    scratch = f"refs/notes/agileplus-write-{secrets.token_hex(6)}"
+    last = GitError("no attempt")
+    try:
+        for attempt in range(PUSH_TRIES):
+            try:
+                fetch_notes(path, ref, into=scratch)
+                existing = set(git("notes", "--ref", scratch, "list", cwd=path, check=False).split()[1::2]) \
+                    if keep_existing else set()
+                todo = {commit: text for commit, text in notes.items() if commit not in existing}
+                for commit, text in todo.items():
+                    git("notes", "--ref", scratch, "add", "--force", "--file=-", commit, cwd=path, input=text)
+                if todo:
+                    git("push", "--quiet", "origin", f"{scratch}:{ref}", cwd=path)
+                return list(todo)
+            except GitError as exc:  # another writer pushed first: start again from its notes
+                last = exc
+                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+        raise last
+    finally:
+        git("update-ref", "-d", scratch, cwd=path, check=False)
 
 
 def read_note(path: Path, ref: str, commit: str) -> str | None:

@@ -42,16 +42,14 @@ def note_agent_commits(job: DispatchJob, mirror: Path, base: str, head: str) -> 
     """An Agent Trace note on the origin for each commit of ``base..head`` not noted yet; the
     commits noted."""
     try:
-        noted = notes_of(str(mirror), notes.TRACE_NOTES) if notes.fetch_notes(mirror, notes.TRACE_NOTES) else {}
-        commits = [c for c in git("rev-list", "--reverse", "--no-merges", f"{base}..{head}", cwd=mirror).split()
-                   if c not in noted]
+        commits = git("rev-list", "--reverse", "--no-merges", f"{base}..{head}", cwd=mirror).split()
         facts, model = job_facts(job), job_model(job)
         url = f"{settings.REMOTE_URL or 'agileplus:'}/api/jobs/{job.id}/log?attempt={job.attempt}"
         records = {sha: agent_trace.record_text(agent_trace.trace_record(
             sha, agent_trace.added_ranges(mirror, sha), conversation_url=url, model=model, farm=facts))
             for sha in commits}
-        notes.write_notes(mirror, notes.TRACE_NOTES, records)
-        return commits
+        # A commit noted by an earlier attempt (resumed, or pushed already) keeps its first note.
+        return notes.write_notes(mirror, notes.TRACE_NOTES, records, keep_existing=True)
     except (GitError, OSError, ValueError) as exc:
         log.warning("job %s: Agent Trace notes not written: %s", job.id, exc)
         return []
