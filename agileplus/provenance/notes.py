@@ -28,12 +28,13 @@ __all__ = ["ATTESTATION_NOTES", "TRACE_NOTES", "carry_trace_notes", "fetch_notes
            "write_notes"]
 
 
-def fetch_notes(path: Path, ref: str, into: str | None = None) -> bool:
+def fetch_notes(path: Path, ref: str, into: str | None = None, *, prune: bool = True) -> bool:
     """The origin's notes ``ref`` into the local ref ``into`` (default: ``ref``), replacing it; False
-    when the origin has none yet (``into`` is then deleted)."""
+    when the origin has none yet (``into`` is then deleted, unless not ``prune``)."""
     into = into or ref
-    if not git("ls-remote", "origin", ref, cwd=path, check=False).strip():
-        git("update-ref", "-d", into, cwd=path, check=False)
+    if not git("ls-remote", "origin", ref, cwd=path).strip():
+        if prune:
+            git("update-ref", "-d", into, cwd=path, check=False)
         return False
     git("fetch", "--quiet", "origin", f"+{ref}:{into}", cwd=path)
     return True

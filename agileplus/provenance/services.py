@@ -126,15 +126,15 @@ def move_predicate(path: Path, repo: str, main: str, from_sha: str, to_sha: str,
         "candidates": sorted({(e.outcome or {}).get("merge", {}).get("merge_sha") or to_sha for e in entries}),
         "workPackages": wps,
         "checks": [{"name": r.name, "section": r.section, "ok": r.ok, "figures": r.figures} for r in results],
-        "audit": [{"feature": e.feature.slug, "id": e.seq, "hash": e.hash, "transition": e.transition}
-                  for e in reversed(moved)],
+        "audit": [*({"feature": e.feature.slug, "id": e.seq, "hash": e.hash, "transition": e.transition}
+                    for e in reversed(moved)), *(wp["doneEntry"] for wp in wps if wp["doneEntry"])],
         "usage": _totals([job["usage"] for wp in wps for job in wp["jobs"]]),
     }
 
 
 def wp_facts(path: Path, from_sha: str, entry, traces: dict[str, str]) -> dict:
     wp = entry.wp
-    commits = git("rev-list", "--no-merges", f"{from_sha}..{entry.head_sha}", cwd=path).split() \
+    commits = git("rev-list", "--reverse", "--no-merges", f"{from_sha}..{entry.head_sha}", cwd=path).split() \
         if entry.head_sha else []
     report = ReviewReport.objects.filter(wp=wp).order_by("-created_at", "-id").first()
     done = AuditEntry.objects.filter(pk=(entry.outcome or {}).get("transition_entry_id")).first()
@@ -149,7 +149,8 @@ def wp_facts(path: Path, from_sha: str, entry, traces: dict[str, str]) -> dict:
                   "sessionId": job.session_id, "usage": _numbers(job.usage or {})} for job in jobs],
         "reviewReport": {"id": report.pk, "approved": report.approved, "sha256": sha256_hex(
             {"checks": report.checks, "text": report.text, "head": report.head_sha})} if report else None,
-        "doneEntry": {"id": done.seq, "hash": done.hash} if done else None,
+        "doneEntry": {"feature": wp.feature.slug, "id": done.seq, "hash": done.hash, "transition": done.transition}
+        if done else None,
     }
 
 

@@ -43,6 +43,7 @@ class Verdict:
     status: str
     reason: str = ""
     statement: dict = field(default_factory=dict)
+    traces: dict = field(default_factory=dict)  # the attested Agent Trace records, by commit
 
     @property
     def ok(self) -> bool:
@@ -201,12 +202,30 @@ def summary(verdict: Verdict) -> list[str]:
                          for j in wp.get("jobs", []))
         lines.append(f"  {wp.get('feature')}/{wp.get('wp')} {wp.get('title', '')}: {len(wp.get('agentTraces') or {})} "
                      f"agent commit(s) by {jobs or 'no recorded job'}")
+        lines += [written_by(sha, verdict.traces[sha]) for sha in wp.get("agentTraces") or {} if sha in verdict.traces]
+        if report := wp.get("reviewReport"):
+            said = "approved" if report.get("approved") else "not approved"
+            lines.append(f"    review report #{report.get('id')} {said} (sha256 {str(report.get('sha256'))[:16]}…)")
     checks = predicate.get("checks", [])
     passed = [c["name"] for c in checks if c.get("ok")]
     lines.append(f"  checks passed {len(passed)}/{len(checks)}: {', '.join(passed) or 'none'}")
     for entry in predicate.get("audit", []):
-        lines.append(f"  audit entry {entry.get('feature')}#{entry.get('id')} {entry.get('hash', '')[:16]}…")
+        lines.append(f"  audit entry {entry.get('feature')}#{entry.get('id')} {entry.get('transition', '')} "
+                     f"{entry.get('hash', '')[:16]}…")
     return lines
+
+
+def written_by(commit: str, record: dict) -> str:
+    """One agent commit: its model, harness and job, and the lines it wrote per file."""
+    farm = record.get("metadata", {}).get("dev.agileplus", {})
+    files = record.get("files", [])
+    model = next((c.get("contributor", {}).get("model_id") for f in files for c in f.get("conversations", [])), None)
+    spans = ", ".join(f"{f.get('path')}:" + ",".join(f"{r.get('start_line')}-{r.get('end_line')}"
+                                                     for c in f.get("conversations", []) for r in c.get("ranges", []))
+                      for f in files[:8])
+    more = f" and {len(files) - 8} more file(s)" if len(files) > 8 else ""
+    return (f"    {commit[:12]} {model or 'model ?'} via {farm.get('harness', '?')} (job {farm.get('job', '?')}): "
+            f"{spans or 'no lines added'}{more}")
 
 
 # --- reading the repository ------------------------------------------------------------------
@@ -260,6 +279,10 @@ def verify_history(repo: str, ref: str, public: bytes, *, limit: int | None = No
         verdict = checked.get(cache) or check_envelope(text, public, commit, tree, pure=pure)
         if verdict.ok and (problem := check_traces(verdict.statement, traces)):
             verdict = Verdict(commit, "tampered", problem, verdict.statement)
+        elif verdict.ok:
+            attested = [sha for wp in verdict.statement["predicate"].get("workPackages", [])
+                        for sha in wp.get("agentTraces") or {}]
+            verdict.traces = {sha: json.loads(traces[sha]) for sha in attested}
         checked[cache] = verdict
         verdicts.append(verdict)
     # History older than the first attested move predates the farm: said, not failed.

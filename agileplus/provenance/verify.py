@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agileplus.audit.chain import verify_chain
 from agileplus.audit.models import AuditEntry
-from agileplus.core.errors import DomainError
+from agileplus.core.errors import DomainError, RepositoryUnavailable
 from agileplus.features.models import Feature
 from agileplus.provenance import attestation, notes
 from agileplus.provenance.standalone import Verdict, summary, verify_history
@@ -40,9 +40,14 @@ def verify(repo: Path, ref: str, *, every: bool = False, fetch: bool = True) -> 
     except (GitError, OSError):
         raise DomainError(f"{ref} is not a commit of the repository at {repo}", field="REF",
                           fix="give a branch, tag or commit of that clone (--repo PATH names the clone)") from None
-    if fetch and git("remote", cwd=repo, check=False):
-        for ref_name in (notes.ATTESTATION_NOTES, notes.TRACE_NOTES):
-            notes.fetch_notes(repo, ref_name)
+    if fetch and "origin" in git("remote", cwd=repo, check=False).split():
+        try:
+            for ref_name in (notes.ATTESTATION_NOTES, notes.TRACE_NOTES):
+                notes.fetch_notes(repo, ref_name, prune=False)  # a clone's own notes are never deleted
+        except GitError as exc:
+            raise RepositoryUnavailable(f"the notes could not be fetched from origin: {str(exc)[-300:]}",
+                                        field="origin", fix="check the clone's origin, or verify the notes the "
+                                                            "clone has with --no-fetch") from None
     verdicts = verify_history(str(repo), ref, public, limit=None if every else 1)
     audited = check_audit(verdicts)
     lines = [line for v in verdicts if not every or not v.ok or v.status != "before_provenance"

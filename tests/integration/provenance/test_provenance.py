@@ -244,3 +244,22 @@ def test_init_makes_the_farm_key_private_and_key_prints_its_public_part(tmp_path
     assert settings.PROVENANCE_KEY_FILE.stat().st_mode & 0o777 == 0o600
     assert json.loads(run_cli("provenance key --json").output)["public_key"] == public_key_text()
     assert "Provenance key kept" in run_cli("init").output
+
+
+def test_verify_names_the_lines_each_agent_commit_wrote(tmp_path, farm_key):
+    repo, _ = merged_wp(tmp_path)
+    first = agent_commits(repo)[-1]  # rev-list lists the newest first
+
+    result = verify(repo, "main")
+
+    assert f"    {first[:12]} model ? via command (job " in result.output
+    assert "wp01/file_1.txt:1-1" in result.output
+
+
+def test_verify_all_fails_on_a_commit_that_moved_main_outside_the_queue(tmp_path, farm_key):
+    repo, _ = merged_wp(tmp_path)
+    repo.git("commit", "--allow-empty", "-qm", "pushed by hand")
+
+    result = verify(repo, "main", "--all")
+
+    assert result.exit_code == 3 and "1 before_provenance, 1 no_provenance, 1 verified" in result.output
