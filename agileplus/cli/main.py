@@ -20,6 +20,7 @@ from django.db import OperationalError, ProgrammingError, connection
 from agileplus.cli.output import echo
 from agileplus.core.db import has_agileplus_tables, is_embedded_sqlite, migrate_database
 from agileplus.core.errors import DomainError
+from agileplus.provenance.attestation import ensure_key
 
 COMMAND_MODULES = [
     "agileplus.cli.commands_features",
@@ -136,9 +137,7 @@ def init() -> None:
 
 def init_provenance_key() -> str:
     """The farm's signing key (agileplus/provenance), made once with the database."""
-    from agileplus.provenance.services import init_key  # late: cryptography only when initialising
-
-    key, made = init_key()
+    key, made = ensure_key()
     return f"Provenance key {'created' if made else 'kept'}: {key} (public part: `agileplus provenance key`)"
 
 

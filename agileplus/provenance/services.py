@@ -32,11 +32,6 @@ from harnesses.git import GitError, git, redact_url
 log = logging.getLogger("agileplus.provenance")
 
 
-def init_key() -> tuple[Path, bool]:
-    """``agileplus init``'s share: the farm's signing key, made once."""
-    return attestation.ensure_key()
-
-
 # --- Agent Trace notes -------------------------------------------------------------------------
 def note_agent_commits(job: DispatchJob, mirror: Path, base: str, head: str) -> list[str]:
     """An Agent Trace note on the origin for each commit of ``base..head`` not noted yet; the
