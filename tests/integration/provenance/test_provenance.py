@@ -263,3 +263,15 @@ def test_verify_all_fails_on_a_commit_that_moved_main_outside_the_queue(tmp_path
     result = verify(repo, "main", "--all")
 
     assert result.exit_code == 3 and "1 before_provenance, 1 no_provenance, 1 verified" in result.output
+
+
+def test_a_host_without_the_key_still_merges_and_its_move_shows_as_without_provenance(tmp_path, settings):
+    settings.PROVENANCE_KEY_FILE = tmp_path / "nowhere" / "farm.key"
+
+    repo, feature = merged_wp(tmp_path)
+
+    assert feature.work_packages.get(code="WP01").state == "done"
+    assert not Attestation.objects.exists()
+    ensure_key()
+    result = verify(repo, "main")
+    assert result.exit_code == 3 and "no_provenance" in result.output
