@@ -86,10 +86,13 @@ def webhooks_test(name: str, as_json: bool) -> None:
 
 @cli.command("backup")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--no-notes", is_flag=True, help="Leave the origins' git notes out (an origin unreachable from here)")
 @json_option
-def backup_command(file: Path, as_json: bool) -> None:
+def backup_command(file: Path, no_notes: bool, as_json: bool) -> None:
     """Write the database and the origins' git notes to FILE (a .tar.gz)."""
-    manifest = backups.backup(file)
+    if as_json:
+        mark_json()
+    manifest = backups.backup(file, notes=not no_notes)
     if as_json:
         echo_json(manifest)
     else:

@@ -54,8 +54,8 @@ def _notes_bundle(origin: str, target: Path) -> bool:
     return True
 
 
-def backup(path: Path) -> dict:
-    """Write the backup file; returns its manifest."""
+def backup(path: Path, *, notes: bool = True) -> dict:
+    """Write the backup file (with the origins' notes unless ``notes`` is False); returns its manifest."""
     path = Path(path)
     if path.is_dir() or not path.parent.is_dir():
         raise DomainError(f"cannot write a backup to {path}", field="FILE",
@@ -67,16 +67,17 @@ def backup(path: Path) -> dict:
             heads = _chain_heads()
             call_command("dumpdata", format=FORMAT, exclude=LEFT_OUT, natural_foreign=True,
                          output=str(folder / f"database.{FORMAT}"), verbosity=0)
-        notes = {}
-        for name, origin in Project.objects.values_list("name", "repo_url"):
+        bundled = {}
+        for name, origin in Project.objects.values_list("name", "repo_url") if notes else ():
             try:
                 if _notes_bundle(origin, folder / "notes" / f"{name}.bundle"):
-                    notes[name] = origin
+                    bundled[name] = origin
             except GitError as exc:
                 raise DomainError(f"cannot read the git notes of {origin} (project {name}): {exc}",
-                                  field="repo_url", fix="make the origin reachable from here, then run again") from None
+                                  field="repo_url", fix="make the origin reachable from here and run again, "
+                                                        "or back up without notes (--no-notes)") from None
         manifest = {"format": VERSION, "created_at": timezone.now().isoformat(), "vendor": connection.vendor,
-                    "audit_heads": heads, "notes": notes}
+                    "audit_heads": heads, "notes": bundled}
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
         partial = path.with_name(path.name + ".partial")
         with tarfile.open(partial, "w:gz") as tar:
