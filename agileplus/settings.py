@@ -273,6 +273,9 @@ MODEL_GATEWAY_DRAIN_SECONDS = float(os.environ.get("AGILEPLUS_MODEL_GATEWAY_DRAI
 
 # --- Operations: metrics, webhooks, retention (agileplus/operations, docs/operations.md) -------
 # Addresses (CIDRs, comma-separated) whose scrapes of /metrics need no token; others send an API token.
+# /metrics serves figures read from the database at most this many seconds ago (a thread of the web
+# process reads them while scrapes come); 0 reads them at each scrape.
+METRICS_REFRESH_SECONDS = float(os.environ.get("AGILEPLUS_METRICS_REFRESH_SECONDS", "10"))
 METRICS_ALLOW_FROM = [n.strip() for n in os.environ.get("AGILEPLUS_METRICS_ALLOW_FROM", "").split(",") if n.strip()]
 # A webhook is tried this many times, the wait doubling from WEBHOOK_BACKOFF_SECONDS up to
 # WEBHOOK_MAX_BACKOFF_SECONDS; then its delivery is recorded as failed (never dropped).

@@ -19,6 +19,12 @@ from tests.factories import make_feature_with_wps
 pytestmark = [pytest.mark.django_db, pytest.mark.database]
 
 
+@pytest.fixture(autouse=True)
+def fresh_figures(settings):
+    """Every scrape reads the database (no refresher thread, which would not see the test's transaction)."""
+    settings.METRICS_REFRESH_SECONDS = 0
+
+
 def scrape(client, token: str | None = None, **extra):
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
     return client.get("/metrics", **headers, **extra)
