@@ -10,7 +10,8 @@ outbox events       created that long ago, and published to NATS    AGILEPLUS_RE
 webhook deliveries  delivered or failed that long ago               AGILEPLUS_RETENTION_WEBHOOK_DAYS
 agent sessions      done WPs', or not written for that long         AGILEPLUS_AGENT_SESSION_RETENTION_DAYS
 salvage refs        the time in their name (``salvage/…-YYYYmmdd-   AGILEPLUS_RETENTION_SALVAGE_DAYS
-                    HHMMSS``, ``refs/agileplus/salvage/…-<unix>``)
+                    HHMMSS``, ``refs/agileplus/salvage/…-<unix>``),
+                    or their job's end (``refs/agileplus/salvage/<job>``)
 ==================  ==============================================  ===============================
 
 The audit chain is never pruned: nothing here touches ``AuditEntry`` (which refuses deletion anyway).
@@ -39,6 +40,7 @@ BATCH = 5000
 SALVAGE_PATTERNS = ("refs/heads/salvage/*", "refs/agileplus/salvage/*")
 _NAMED_TIME = re.compile(r"-(\d{8}-\d{6})(?:-\d+)?$")
 _UNIX_TIME = re.compile(r"-(\d{9,11})$")
+_JOB_REF = re.compile(r"^refs/agileplus/salvage/(job_[a-z0-9]+)$")
 
 
 def _cutoff(days: float, now: dt.datetime) -> dt.datetime | None:
@@ -73,8 +75,12 @@ def purge_salvage_refs(cutoff: dt.datetime, *, dry_run: bool = False) -> list[st
         except GitError as exc:
             log.warning("retention: cannot list the salvage refs of %s: %s", origin, exc)
             continue
-        old = [ref for _sha, ref in (line.split("\t", 1) for line in listed.splitlines() if "\t" in line)
-               if (when := ref_time(ref)) is not None and when < cutoff]
+        refs = [line.split("\t", 1)[1] for line in listed.splitlines() if "\t" in line]
+        finished = dict(DispatchJob.objects.filter(
+            pk__in=[m.group(1) for r in refs if (m := _JOB_REF.match(r))], finished_at__isnull=False,
+        ).values_list("pk", "finished_at"))
+        old = [ref for ref in refs if (when := ref_time(ref) or finished.get(
+            (m := _JOB_REF.match(ref)) and m.group(1))) is not None and when < cutoff]
         if old and not dry_run:
             with tempfile.TemporaryDirectory(prefix="agileplus-retention-") as scratch:
                 git("init", "--quiet", "--bare", scratch)

@@ -27,8 +27,8 @@ def no_salvage_retention(settings):
     settings.RETENTION_SALVAGE_DAYS = 0
 
 
-def finished_job_with_log(wp, finished_at, number: int) -> DispatchJob:
-    job = DispatchJob.objects.create(id=f"job-{number}", feature=wp.feature, wp=wp, harness="codex",
+def finished_job_with_log(wp, finished_at, job_id: str) -> DispatchJob:
+    job = DispatchJob.objects.create(id=job_id, feature=wp.feature, wp=wp, harness="codex",
                                      state="succeeded", requested_by="human:alice", finished_at=finished_at)
     JobLogLine.objects.bulk_create([JobLogLine(job=job, seq=i, timestamp=timezone.now(), line=f"line {i}")
                                     for i in range(1, 4)])
@@ -38,7 +38,7 @@ def finished_job_with_log(wp, finished_at, number: int) -> DispatchJob:
 def test_the_log_of_a_job_finished_long_ago_is_purged_and_a_recent_one_kept(settings):
     settings.RETENTION_JOB_LOG_DAYS = 30
     _feature, (wp,) = make_feature_with_wps(1)
-    old, recent = finished_job_with_log(wp, LONG_AGO, 1), finished_job_with_log(wp, timezone.now(), 2)
+    old, recent = finished_job_with_log(wp, LONG_AGO, "job_1"), finished_job_with_log(wp, timezone.now(), "job_2")
     assert retention.purge()["job_log_lines"] == 3
     assert (old.log_lines.count(), recent.log_lines.count()) == (0, 3)
 
@@ -77,15 +77,19 @@ def test_old_salvage_refs_are_deleted_from_the_origin(settings, tmp_path):
     git("branch", "salvage/001-feature-WP01-20200101-120000", cwd=origin)
     fresh = f"salvage/001-feature-WP02-{timezone.now():%Y%m%d-%H%M%S}"
     git("branch", fresh, cwd=origin)
-    feature, _wps = make_feature_with_wps(1)
+    feature, (wp,) = make_feature_with_wps(1)
     Project.objects.filter(pk=feature.project_id).update(repo_url=str(origin))
-    assert retention.purge()["salvage_refs"] == [f"{origin} refs/heads/salvage/001-feature-WP01-20200101-120000"]
+    finished_job_with_log(wp, LONG_AGO, "job_old0000001")
+    git("update-ref", "refs/agileplus/salvage/job_old0000001", "HEAD", cwd=origin)
+    gone = [f"{origin} refs/agileplus/salvage/job_old0000001",
+            f"{origin} refs/heads/salvage/001-feature-WP01-20200101-120000"]
+    assert sorted(retention.purge()["salvage_refs"]) == gone
     assert git("branch", "--list", "salvage/*", cwd=origin).split() == [fresh]
 
 
 def test_a_dry_run_counts_and_deletes_nothing(settings):
     settings.RETENTION_JOB_LOG_DAYS = 30
     _feature, (wp,) = make_feature_with_wps(1)
-    finished_job_with_log(wp, LONG_AGO, 1)
+    finished_job_with_log(wp, LONG_AGO, "job_1")
     assert retention.purge(dry_run=True)["job_log_lines"] == 3
     assert JobLogLine.objects.count() == 3
