@@ -7,6 +7,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -55,7 +56,18 @@ def test_a_scrape_without_a_token_is_refused_naming_the_header(client):
 
 
 def test_an_agent_token_reads_no_metrics(client):
-    assert scrape(client, create_api_token("bot", "agent", agent="codex")).status_code == 401
+    assert scrape(client, create_api_token("bot", "agent", agent="codex")).status_code == 403
+
+
+def test_a_token_guesser_is_throttled_like_at_every_door(client, settings):
+    cache.clear()  # throttle histories live in the cache
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
+                               "DEFAULT_THROTTLE_RATES": {"write": "600/min", "auth": "2/min"}}
+    try:
+        answers = [scrape(client, "0" * 40).status_code for _ in range(3)]
+    finally:
+        cache.clear()
+    assert answers == [401, 401, 429]
 
 
 def test_a_listed_scraper_address_needs_no_token(client, settings):
