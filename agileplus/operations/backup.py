@@ -80,6 +80,8 @@ def backup(path: Path, *, notes: bool = True) -> dict:
                     "audit_heads": heads, "notes": bundled}
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
         partial = path.with_name(path.name + ".partial")
+        partial.touch(mode=0o600)  # it holds the webhook secrets and every agent transcript: the owner's only
+        partial.chmod(0o600)
         with tarfile.open(partial, "w:gz") as tar:
             for item in sorted(folder.rglob("*")):
                 tar.add(item, arcname=str(item.relative_to(folder)), recursive=False)

@@ -75,6 +75,11 @@ def test_the_origins_notes_come_back_with_a_restore(farm, empty_database, tmp_pa
     assert git("notes", "show", "HEAD", cwd=origin) == "reviewed-by: ci:automation"
 
 
+def test_the_backup_file_is_readable_by_its_owner_only(farm, tmp_path):
+    backup.backup(tmp_path / "farm.tar.gz")
+    assert (tmp_path / "farm.tar.gz").stat().st_mode & 0o777 == 0o600
+
+
 def test_a_restore_into_a_database_holding_a_farm_is_refused_naming_the_fix(farm, tmp_path):
     backup.backup(tmp_path / "farm.tar.gz")
     with pytest.raises(backup.DomainError) as refused:

@@ -1,4 +1,4 @@
-"""`agileplus webhooks add|list|test|remove`: thin over the webhook services, errors naming the field."""
+"""`agileplus webhooks add|list|test|remove` and `purge`: thin over the services, errors naming the field."""
 
 from __future__ import annotations
 
@@ -33,3 +33,9 @@ def test_a_url_that_is_not_http_is_refused_naming_the_field(db):
 def test_remove_of_an_unknown_webhook_names_the_fix(db):
     result = run_cli("webhooks remove nobody")
     assert result.exit_code == 4 and "agileplus webhooks list" in result.output
+
+
+def test_purge_dry_run_says_what_it_would_delete(db, settings):
+    settings.RETENTION_SALVAGE_DAYS = 0
+    result = run_cli("purge --dry-run --json")
+    assert result.exit_code == 0 and json.loads(result.output)["job_log_lines"] == 0
