@@ -57,17 +57,18 @@ def _histogram(name: str, doc: str, label: str, found: list[q.Histogram]) -> His
 
 
 def _durations() -> Iterator[Metric]:
+    ran, waited = q.duration_histograms(DispatchJob, "harness", [
+        q.Span("started_at", "finished_at", JOB_SECONDS), q.Span("queued_at", "started_at", START_SECONDS)])
     yield _histogram("agileplus_job_duration_seconds", "Agent run time of finished jobs (start to finish)",
-                     "harness", q.duration_histograms(DispatchJob, "harness", "started_at", "finished_at",
-                                                      JOB_SECONDS))
-    yield _histogram("agileplus_job_start_delay_seconds", "Enqueue to agent start of started jobs",
-                     "harness", q.duration_histograms(DispatchJob, "harness", "queued_at", "started_at",
-                                                      START_SECONDS))
+                     "harness", ran)
+    yield _histogram("agileplus_job_start_delay_seconds", "Enqueue to agent start of started jobs", "harness", waited)
+    (reviews,) = q.duration_histograms(ReviewRequest, "kind", [q.Span("started_at", "finished_at", REVIEW_SECONDS)])
     yield _histogram("agileplus_review_duration_seconds", "Run time of finished review requests (checks)",
-                     "kind", q.duration_histograms(ReviewRequest, "kind", "started_at", "finished_at", REVIEW_SECONDS))
+                     "kind", reviews)
+    (merges,) = q.duration_histograms(MergeQueueEntry, "state", [q.Span("enqueued_at", "updated_at", MERGE_SECONDS)],
+                                      where="state IN ('merged', 'ejected')")
     yield _histogram("agileplus_merge_queue_duration_seconds", "Approved to merged or ejected, in the merge queue",
-                     "outcome", q.duration_histograms(MergeQueueEntry, "state", "enqueued_at", "updated_at",
-                                                      MERGE_SECONDS, where="state IN ('merged', 'ejected')"))
+                     "outcome", merges)
     sizes = q.merge_batch_sizes()
     batches = HistogramMetricFamily("agileplus_merge_batch_size", "WPs per merge queue batch")
     if sizes:
@@ -77,8 +78,14 @@ def _durations() -> Iterator[Metric]:
     yield batches
 
 
-def _spending(now) -> Iterator[Metric]:
-    usage = q.job_usage_by_harness()
+def _spending(now, jobs: list[dict]) -> Iterator[Metric]:
+    usage = {}
+    for row in jobs:  # per harness, over its states
+        total = usage.setdefault(row["harness"], {"harness": row["harness"], "input": 0, "output": 0, "cached": 0,
+                                                  "cost": 0})
+        for key in ("input", "output", "cached", "cost"):
+            total[key] += row[key] or 0
+    usage = list(usage.values())
     yield _counter("agileplus_job_tokens", "Tokens the jobs' usage records, per harness and kind",
                    ["harness", "kind"], [(r["harness"], kind, r[key]) for r in usage
                                          for kind, key in (("input", "input"), ("output", "output"),
@@ -122,10 +129,11 @@ class FarmCollector:
 
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
-        jobs = q.jobs_by_state()
-        yield _gauge("agileplus_jobs", "Dispatch jobs per state and harness", ["state", "harness"], jobs)
+        jobs = q.jobs_by_state_and_harness()
+        yield _gauge("agileplus_jobs", "Dispatch jobs per state and harness", ["state", "harness"],
+                     [(j["state"], j["harness"], j["n"]) for j in jobs])
         yield _gauge("agileplus_jobs_active", "Jobs queued, claimed or running", [],
-                     [(sum(n for s, _h, n in jobs if s in JobState.ACTIVE),)])
+                     [(sum(j["n"] for j in jobs if j["state"] in JobState.ACTIVE),)])
         depths = q.queue_depths(now)
         yield _gauge("agileplus_queue_depth", "Queued jobs claimable now, per queue", ["queue"],
                      [(queue, ready) for queue, ready, _p in depths])
@@ -138,7 +146,7 @@ class FarmCollector:
                      q.counts_by(MergeQueueEntry, "state"))
         yield _gauge("agileplus_workers_alive", "Workers heard from recently", [], [(q.workers_alive(now),)])
         yield from _durations()
-        yield from _spending(now)
+        yield from _spending(now, jobs)
         yield from _incidents(now)
 
 

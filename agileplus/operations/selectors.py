@@ -44,25 +44,46 @@ def _seconds(start: str, end: str) -> str:
     return f"((julianday({end}) - julianday({start})) * 86400.0)"
 
 
-def duration_histograms(model, label: str, start: str, end: str, bounds: Sequence[float],
-                        where: str = "") -> list[Histogram]:
-    """Per value of ``label``: how many rows took at most each bound between two timestamps."""
+@dataclass(frozen=True)
+class Span:
+    """A duration between two timestamp columns of a row, and the histogram's upper bounds."""
+
+    start: str
+    end: str
+    bounds: Sequence[float]
+
+
+def duration_histograms(model, label: str, spans: Sequence[Span], where: str = "") -> list[list[Histogram]]:
+    """Per span, per value of ``label``: how many rows took at most each bound. One scan of the
+    table for every span (a row without both timestamps of a span counts in none of its buckets)."""
     table = connection.ops.quote_name(model._meta.db_table)
-    cases = ", ".join(f"SUM(CASE WHEN d <= {float(b)} THEN 1 ELSE 0 END)" for b in bounds)
-    sql = (f"SELECT l, COUNT(*), COALESCE(SUM(d), 0), {cases} FROM (SELECT {label} AS l, "
-           f"{_seconds(start, end)} AS d FROM {table} WHERE {start} IS NOT NULL AND {end} IS NOT NULL"
-           f"{' AND ' + where if where else ''}) AS spans GROUP BY l ORDER BY l")
+    columns = []
+    for i, span in enumerate(spans):
+        columns.append(f"COUNT(d{i}), COALESCE(SUM(d{i}), 0)")
+        columns += [f"SUM(CASE WHEN d{i} <= {float(b)} THEN 1 ELSE 0 END)" for b in span.bounds]
+    durations = ", ".join(f"CASE WHEN {s.start} IS NOT NULL AND {s.end} IS NOT NULL THEN {_seconds(s.start, s.end)} "
+                          f"END AS d{i}" for i, s in enumerate(spans))
+    sql = (f"SELECT l, {', '.join(columns)} FROM (SELECT {label} AS l, {durations} FROM {table}"
+           f"{' WHERE ' + where if where else ''}) AS spans GROUP BY l ORDER BY l")
     with connection.cursor() as cursor:
         cursor.execute(sql)
         rows = cursor.fetchall()
-    return [Histogram((str(lab),), [(float(b), int(n or 0)) for b, n in zip(bounds, counts, strict=True)]
-                      + [(float("inf"), int(count))], int(count), float(total or 0))
-            for lab, count, total, *counts in rows]
+    found: list[list[Histogram]] = [[] for _ in spans]
+    for lab, *values in rows:
+        for i, span in enumerate(spans):
+            count, total, *counts = values[:2 + len(span.bounds)]
+            values = values[2 + len(span.bounds):]
+            if count:
+                found[i].append(Histogram((str(lab),), [(float(b), int(n or 0)) for b, n in zip(
+                    span.bounds, counts, strict=True)] + [(float("inf"), int(count))], int(count), float(total or 0)))
+    return found
 
 
-def jobs_by_state() -> list[tuple[str, str, int]]:
-    return [(r["state"], r["harness"], r["n"]) for r in
-            DispatchJob.objects.order_by().values("state", "harness").annotate(n=Count("id"))]
+def jobs_by_state_and_harness() -> list[dict]:
+    """Jobs per state and harness, with the tokens and cost their usage records (one GROUP BY)."""
+    return list(DispatchJob.objects.order_by().values("state", "harness").annotate(
+        n=Count("id"), input=Sum(_usage_number("input_tokens")), output=Sum(_usage_number("output_tokens")),
+        cached=Sum(_usage_number("cached_input_tokens")), cost=Sum(_usage_number("cost_usd"))))
 
 
 def queue_depths(now: dt.datetime) -> list[tuple[str, int, int]]:
@@ -89,13 +110,6 @@ def merge_batch_sizes() -> list[tuple[int, int]]:
 
 def _usage_number(key: str):
     return Cast(KeyTextTransform(key, "usage"), FloatField())
-
-
-def job_usage_by_harness() -> list[dict]:
-    """Tokens and cost per harness as the jobs' usage records them (every CLI, gateway or not)."""
-    return list(DispatchJob.objects.order_by().values("harness").annotate(
-        input=Sum(_usage_number("input_tokens")), output=Sum(_usage_number("output_tokens")),
-        cached=Sum(_usage_number("cached_input_tokens")), cost=Sum(_usage_number("cost_usd"))))
 
 
 def model_calls() -> list[dict]:
