@@ -213,15 +213,11 @@ CELERY_BEAT_SCHEDULE = {
     "merge-queues": {"task": "review.process_merge_queues", "schedule": MERGE_QUEUE_EVERY_SECONDS},
     "review-requests-of-silent-workers": {"task": "review.release_silent_requests", "schedule": REAP_EVERY_SECONDS},
 }
-# Webhooks and retention (agileplus/operations): beat sends the due deliveries and purges old rows.
+# Operations (agileplus/operations): beat's process sends the due webhooks every WEBHOOK_POLL_SECONDS
+# (a thread of its own), and its schedule runs the retention purge.
 WEBHOOK_POLL_SECONDS = float(os.environ.get("AGILEPLUS_WEBHOOK_POLL_SECONDS", "1"))
 RETENTION_EVERY_SECONDS = float(os.environ.get("AGILEPLUS_RETENTION_EVERY", "3600"))
-CELERY_BEAT_SCHEDULE.update({
-    # A tick no worker took in time is dropped (the next one sends everything due): no backlog.
-    "webhook-deliveries": {"task": "operations.deliver_webhooks", "schedule": WEBHOOK_POLL_SECONDS,
-                           "options": {"expires": max(5.0, 5 * WEBHOOK_POLL_SECONDS)}},
-    "retention-purge": {"task": "operations.purge", "schedule": RETENTION_EVERY_SECONDS},
-})
+CELERY_BEAT_SCHEDULE["retention-purge"] = {"task": "operations.purge", "schedule": RETENTION_EVERY_SECONDS}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # --- Events ---------------------------------------------------------------------

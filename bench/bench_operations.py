@@ -4,9 +4,9 @@
    (durations, usage), 10,000 gateway calls, 20,000 outbox events and 10,000 audit entries stored.
    Baseline: GET /api/health (one SELECT 1) from the same server, interleaved, in the same run.
 2. Webhook delivery delay (p50/p95): a WP blocked (transition committed) → the signed POST
-   arrives at a receiver on loopback. The deliverer is beat's tick (`operations.deliver_webhooks`,
-   every AGILEPLUS_WEBHOOK_POLL_SECONDS = 1 s) run on a thread of this process, as a worker runs it
-   (the broker's hop is left out). Baseline: one direct POST to the same receiver.
+   arrives at a receiver on loopback. The deliverer is the one `agileplus beat` runs
+   (`webhooks.start_deliverer`, every AGILEPLUS_WEBHOOK_POLL_SECONDS = 1 s), started here.
+   Baseline: one direct POST to the same receiver.
 Usage: .venv/bin/python bench/bench_operations.py [--quick]   (BENCH_DATABASE=postgres for PostgreSQL)
 """
 
@@ -161,7 +161,6 @@ class Arrivals:
 def webhook_delay() -> list[Figure]:
     import httpx
     from django.conf import settings
-    from django.db import connection
 
     from agileplus.events.models import Event
     from agileplus.features.models import WorkPackage
@@ -174,13 +173,7 @@ def webhook_delay() -> list[Figure]:
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     webhooks.add_endpoint("bench", url, ["wp.blocked"])
     stop = threading.Event()
-
-    def beat() -> None:  # beat's schedule, run as a worker runs the task
-        while not stop.wait(settings.WEBHOOK_POLL_SECONDS):
-            webhooks.run_once()
-        connection.close()
-
-    threading.Thread(target=beat, daemon=True).start()
+    webhooks.start_deliverer(stop)  # as `agileplus beat` does
     delays = []
     planned = list(WorkPackage.objects.filter(state="planned").values_list("pk", flat=True)[:WEBHOOKS])
     for wp in planned:

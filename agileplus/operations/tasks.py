@@ -1,14 +1,10 @@
-"""Operations' Celery tasks, thin: beat's schedule names them (settings.CELERY_BEAT_SCHEDULE)."""
+"""Operations' Celery task, thin: beat's schedule names it (settings.CELERY_BEAT_SCHEDULE). Webhooks are
+sent by a thread of beat's own process (``webhooks.start_deliverer``), never behind agent runs."""
 
 from __future__ import annotations
 
-from agileplus.operations import audit_check, retention, webhooks
+from agileplus.operations import audit_check, retention
 from workers.celery import app
-
-
-@app.task(name="operations.deliver_webhooks")
-def deliver_webhooks() -> dict:
-    return webhooks.run_once()
 
 
 @app.task(name="operations.purge")

@@ -6,7 +6,8 @@ writes one ``WebhookDelivery`` per endpoint that chose the event's notification 
 a 2xx answer marks it delivered, anything else (an error status, a refused connection, a
 timeout) schedules the next attempt after a wait doubling from ``WEBHOOK_BACKOFF_SECONDS``, and
 the ``WEBHOOK_MAX_ATTEMPTS``-th failure marks it failed, its last error kept: nothing is lost
-without a trace. Beat runs both every ``WEBHOOK_POLL_SECONDS`` (``tasks.deliver_webhooks``).
+without a trace. A thread of beat's process runs both every ``WEBHOOK_POLL_SECONDS``
+(``start_deliverer``); claims are conditional updates, so a second deliverer would be harmless.
 
 Each request carries ``X-AgilePlus-Timestamp`` (Unix seconds) and ``X-AgilePlus-Signature:
 sha256=<hex>``, the HMAC-SHA256 of ``<timestamp>.<body>`` under the endpoint's secret: the
@@ -22,12 +23,13 @@ import ipaddress
 import logging
 import secrets
 import socket
+import threading
 import time
 from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -214,8 +216,28 @@ def deliver_due(limit: int = 100) -> dict:
 
 
 def run_once() -> dict:
-    """Beat's tick: fan out what the outbox holds, then send what is due."""
+    """One round: fan out what the outbox holds, then send what is due."""
     return {"queued": fan_out(), **deliver_due()}
+
+
+def start_deliverer(stop: threading.Event | None = None) -> threading.Thread:
+    """The deliverer: a thread of beat's process (exactly one per farm) running ``run_once`` every
+    WEBHOOK_POLL_SECONDS. Not a worker task: a farm whose worker slots all run agents for an hour
+    would hold its notifications that long."""
+    stop = stop or threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(settings.WEBHOOK_POLL_SECONDS):
+            try:
+                run_once()
+            except Exception:  # noqa: BLE001 - the database is away: the next round tries again
+                log.exception("webhooks: a delivery round failed")
+            finally:
+                close_old_connections()
+
+    thread = threading.Thread(target=loop, name="webhooks", daemon=True)
+    thread.start()
+    return thread
 
 
 def send_test(name: str) -> WebhookDelivery:

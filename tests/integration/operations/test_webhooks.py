@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
 
 import pytest
@@ -140,3 +141,17 @@ def test_a_loopback_url_is_refused_at_configuration_unless_allowed(settings, rec
     with pytest.raises(webhooks.DomainError) as refused:
         webhooks.add_endpoint("ops", receiver.url, ["wp.blocked"])
     assert refused.value.field == "url" and "AGILEPLUS_WEBHOOK_ALLOWED_NETWORKS" in refused.value.fix
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beats_deliverer_sends_what_was_committed_within_its_poll(loopback_webhooks, receiver):
+    loopback_webhooks.WEBHOOK_POLL_SECONDS = 0.05
+    webhooks.add_endpoint("ops", receiver.url, ["wp.blocked"])
+    stop = threading.Event()
+    deliverer = webhooks.start_deliverer(stop)
+    try:
+        block_one_wp()
+        assert json.loads(receiver.wait_for(1)[0].body)["subject"] == "wp.blocked"
+    finally:
+        stop.set()
+        deliverer.join(timeout=10)
