@@ -129,8 +129,9 @@ def remove_endpoint(name: str) -> None:
 def fan_out(limit: int = 1000) -> int:
     """Write the deliveries owed for the outbox events after the cursor; returns how many."""
     endpoints = list(WebhookEndpoint.objects.filter(enabled=True))
-    if not endpoints:
-        return 0
+    seen = OutboxCursor.objects.filter(name=CURSOR).values_list("last_event_id", flat=True).first() or 0
+    if not endpoints or not Event.objects.filter(pk__gt=seen).exists():
+        return 0  # nothing new: no write transaction (on SQLite one takes the database's write lock)
     created = 0
     with transaction.atomic():
         cursor, _ = OutboxCursor.objects.select_for_update().get_or_create(name=CURSOR)
