@@ -177,6 +177,7 @@ class Refresher:
         self.snapshot: Snapshot | None = None
         self.last_scrape = 0.0
         self.thread: threading.Thread | None = None
+        self.stopping = threading.Event()
 
     def read(self, *, own_thread: bool = False) -> Snapshot:
         with self.reading:
@@ -214,14 +215,21 @@ class Refresher:
 
     def _run(self, every: float) -> None:
         try:
-            while time.monotonic() - self.last_scrape < 5 * every:
+            # The scrape that started this thread holds a snapshot: the next read is due in `every`.
+            while not self.stopping.wait(every) and time.monotonic() - self.last_scrape < 5 * every:
                 self.read(own_thread=True)
-                time.sleep(every)
         except Exception:  # noqa: BLE001 - the database is away: the next scrape reads (and says) it
             log.exception("metrics: reading the figures failed")
         finally:
             with self.lock:
                 self.thread = None
+
+
+    def stop(self) -> None:
+        """End the thread (a test; a process that stops serving)."""
+        self.stopping.set()
+        if (thread := self.thread) is not None:
+            thread.join(timeout=60)
 
 
 REFRESHER = Refresher()
