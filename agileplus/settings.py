@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "agileplus.dashboard",
     "agileplus.workflow",
     "agileplus.provenance",
+    "agileplus.operations",
 ]
 
 MIDDLEWARE = [
@@ -197,7 +198,7 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_DEFAULT_QUEUE = "agileplus"
 CELERY_TASK_ROUTES = {"review.*": {"queue": "agileplus"}, "farm.*": {"queue": "agileplus"},
-                      "workflow.*": {"queue": "agileplus"}}
+                      "workflow.*": {"queue": "agileplus"}, "operations.*": {"queue": "agileplus"}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A broker channel error restarts the worker's consumer (with a pause) instead of ending the worker.
 CELERY_BROKER_CHANNEL_ERROR_RETRY = True
@@ -213,6 +214,11 @@ CELERY_BEAT_SCHEDULE = {
     "merge-queues": {"task": "review.process_merge_queues", "schedule": MERGE_QUEUE_EVERY_SECONDS},
     "review-requests-of-silent-workers": {"task": "review.release_silent_requests", "schedule": REAP_EVERY_SECONDS},
 }
+# Operations (agileplus/operations): beat's process sends the due webhooks every WEBHOOK_POLL_SECONDS
+# (a thread of its own), and its schedule runs the retention purge.
+WEBHOOK_POLL_SECONDS = float(os.environ.get("AGILEPLUS_WEBHOOK_POLL_SECONDS", "1"))
+RETENTION_EVERY_SECONDS = float(os.environ.get("AGILEPLUS_RETENTION_EVERY", "3600"))
+CELERY_BEAT_SCHEDULE["retention-purge"] = {"task": "operations.purge", "schedule": RETENTION_EVERY_SECONDS}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # --- Events ---------------------------------------------------------------------
@@ -261,6 +267,29 @@ MODEL_GATEWAY = os.environ.get("AGILEPLUS_MODEL_GATEWAY", "on").strip().lower() 
 MODEL_GATEWAY_CA_FILE = os.environ.get("AGILEPLUS_MODEL_GATEWAY_CA_FILE", "")
 # After its agent ends, how long a job waits for its calls still in flight to end and be billed.
 MODEL_GATEWAY_DRAIN_SECONDS = float(os.environ.get("AGILEPLUS_MODEL_GATEWAY_DRAIN_SECONDS", "60"))
+
+# --- Operations: metrics, webhooks, retention (agileplus/operations, docs/operations.md) -------
+# Addresses (CIDRs, comma-separated) whose scrapes of /metrics need no token; others send an API token.
+# /metrics serves figures read from the database at most this many seconds ago (a thread of the web
+# process reads them while scrapes come); 0 reads them at each scrape.
+METRICS_REFRESH_SECONDS = float(os.environ.get("AGILEPLUS_METRICS_REFRESH_SECONDS", "10"))
+METRICS_ALLOW_FROM = [n.strip() for n in os.environ.get("AGILEPLUS_METRICS_ALLOW_FROM", "").split(",") if n.strip()]
+# A webhook is tried this many times, the wait doubling from WEBHOOK_BACKOFF_SECONDS up to
+# WEBHOOK_MAX_BACKOFF_SECONDS; then its delivery is recorded as failed (never dropped).
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("AGILEPLUS_WEBHOOK_MAX_ATTEMPTS", "8"))
+WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("AGILEPLUS_WEBHOOK_BACKOFF_SECONDS", "2"))
+WEBHOOK_MAX_BACKOFF_SECONDS = float(os.environ.get("AGILEPLUS_WEBHOOK_MAX_BACKOFF_SECONDS", "600"))
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("AGILEPLUS_WEBHOOK_TIMEOUT_SECONDS", "5"))
+# Networks a webhook may point into although they are denied by default (loopback, private,
+# link-local…), comma-separated CIDRs, e.g. 127.0.0.0/8 for a receiver on this machine.
+WEBHOOK_ALLOWED_NETWORKS = [n.strip() for n in os.environ.get("AGILEPLUS_WEBHOOK_ALLOWED_NETWORKS", "").split(",")
+                            if n.strip()]
+# Retention in days (0 = keep for ever): job log lines of finished jobs, events (published ones
+# when NATS is used), webhook deliveries, salvage refs on the origins. The audit chain is never pruned.
+RETENTION_JOB_LOG_DAYS = float(os.environ.get("AGILEPLUS_RETENTION_JOB_LOG_DAYS", "30"))
+RETENTION_EVENT_DAYS = float(os.environ.get("AGILEPLUS_RETENTION_EVENT_DAYS", "30"))
+RETENTION_WEBHOOK_DAYS = float(os.environ.get("AGILEPLUS_RETENTION_WEBHOOK_DAYS", "30"))
+RETENTION_SALVAGE_DAYS = float(os.environ.get("AGILEPLUS_RETENTION_SALVAGE_DAYS", "90"))
 
 # --- Web / API -----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -57,6 +57,7 @@ MAY = {
     "cancel": {HUMAN, AGENT, CI, ADMIN},
     "report": {HUMAN, AGENT, ADMIN},
     "tokens": {ADMIN},
+    "metrics": {HUMAN, CI, ADMIN},  # /metrics (agileplus/operations/views.py): no agent reads the farm's figures
 }
 
 WORDS = {"transition": "transition work packages", "move": "move work packages (merge)",

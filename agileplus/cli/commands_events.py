@@ -17,6 +17,7 @@ from agileplus.core.subjects import subject_regex
 from agileplus.events.models import Event
 from agileplus.features.selectors import list_events, scan_events
 from agileplus.features.services import get_feature
+from agileplus.operations import audit_check
 
 
 @cli.group()
@@ -31,12 +32,15 @@ def audit_verify(feature_ref: str, as_json: bool) -> None:
     """Recompute every hash of a feature's audit chain; exit 1 naming each problem."""
     if as_json:
         mark_json()
-    result = verify_chain(get_feature(feature_ref)).as_dict()
+    feature = get_feature(feature_ref)
+    verification = verify_chain(feature)
+    result = verification.as_dict()
     if as_json:
         echo_json(result)
     else:
         echo("\n".join(render.verification_lines(result)))
     if not result["ok"]:
+        audit_check.report_failure(feature, verification)  # people are told (webhook audit.verify_failed)
         sys.exit(1)
 
 

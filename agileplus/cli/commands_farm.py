@@ -15,6 +15,7 @@ from agileplus.core.supervisor import run_farm
 from agileplus.dispatch.runner import restart_worker
 from agileplus.dispatch.sandboxing import local_harnesses
 from agileplus.dispatch.services import queue_for, reap_expired
+from agileplus.operations.webhooks import start_deliverer
 from agileplus.review.requests import release_lost_requests
 from workers.broker import inspect_folder
 
@@ -109,9 +110,10 @@ def doctor(as_json: bool) -> None:
 @cli.command()
 @click.option("--loglevel", default="warning", show_default=True)
 def beat(loglevel: str) -> None:
-    """Run Celery beat (the lease reaper's schedule)."""
+    """Run Celery beat (the lease reaper's schedule) and the webhook deliverer."""
     from workers.celery import app
 
+    start_deliverer()  # webhooks go from here (one per farm), never behind agent runs on the workers
     app.Beat(loglevel=loglevel).run()
 
 

@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "agileplus.cli.commands_live",
     "agileplus.cli.commands_costs",
     "agileplus.cli.commands_provenance",
+    "agileplus.cli.commands_operations",
 ]
 
 
