@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "agileplus.cli.commands_farm",
     "agileplus.cli.commands_live",
     "agileplus.cli.commands_costs",
+    "agileplus.cli.commands_candidates",
 ]
 
 

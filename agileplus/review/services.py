@@ -57,6 +57,9 @@ def job_to_review(wp: WorkPackage) -> DispatchJob | None:
     """The job whose branch is reviewed and merged: the latest that succeeded, else the latest.
     After a fresh start only jobs on the new branch count: the old ones' bases are another branch's."""
     jobs = wp.jobs.filter(branch=wp.fresh_branch) if wp.fresh_branch else wp.jobs.all()
+    # Candidates (best of N) ran on branches of their own: the chosen one's job is moved onto the
+    # WP's branch when chosen (``workflow/candidates.py``); the others are never reviewed.
+    jobs = jobs.exclude(branch__startswith=f"{wp.branch_name}-c")
     return jobs.filter(state=JobState.SUCCEEDED).order_by("-finished_at").first() or \
         jobs.order_by("-queued_at").first()
 
@@ -94,6 +97,13 @@ def run_review(wp: WorkPackage, *, actor: Actor | str = CI_AUTOMATION, apply: bo
         job = job_to_review(wp)
         results, base, head_sha = _review_checks(wp, job, branch)
     return _store(wp, job, actor, results, base, head_sha, apply, wait_for_merge)
+
+
+def check_branch(wp: WorkPackage, job: DispatchJob, branch: str) -> tuple[list[c.CheckResult], str, str]:
+    """The review's checks (governance and the configured checks) on main merged with ``branch``,
+    nothing stored: a candidate's score card is built from them. Returns (results, base, head)."""
+    with repo_lock(wp.feature.project.repo_url, wait_seconds=REVIEW_LOCK_WAIT_SECONDS, keep_alive=True):
+        return _review_checks(wp, job, branch)
 
 
 def is_test_check(spec: dict) -> bool:
