@@ -105,10 +105,10 @@ def enqueue_job(
                 fix="finish the blocking work packages first",
                 blocked_by=[b.code for b in blockers],
             )
-        active = wp.jobs.filter(state__in=JobState.ACTIVE)
-        if candidacy is not None:  # its round's other candidates run beside it
-            active = active.exclude(result__candidate__round=candidacy.round_id)
-        active = active.first()
+        # A candidate's round siblings run beside it (read here, not by a JSON lookup: a job
+        # without the key would fall out of an SQL exclude as NULL).
+        active = next((j for j in wp.jobs.filter(state__in=JobState.ACTIVE)
+                       if candidacy is None or getattr(candidacy_of(j), "round_id", None) != candidacy.round_id), None)
         if active:
             raise IllegalTransition(f"{wp.code} already has an active job {active.id} ({active.state})",
                                     field="wp", fix=f"`agileplus jobs cancel {active.id}` first")

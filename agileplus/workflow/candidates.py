@@ -138,6 +138,9 @@ def start_candidates(wp: WorkPackage, *, actor: Actor | str, plan: CandidatePlan
         raise IllegalTransition(f"{wp.code} is {wp.state}; candidates start from a planned WP", field="wp",
                                 fix=f"`agileplus wp transition {wp.code} --to planned` resets a blocked WP"
                                 if wp.state == WPState.BLOCKED else "wait for the running job or review it")
+    if active := wp.jobs.filter(state__in=JobState.ACTIVE).first():
+        raise IllegalTransition(f"{wp.code} already has an active job {active.id} ({active.state})", field="wp",
+                                fix=f"`agileplus jobs cancel {active.id}` first")
     if blockers := blocking_dependencies(wp):
         raise IllegalTransition(f"{wp.code} is blocked by " + ", ".join(b.code for b in blockers), field="wp",
                                 fix="finish the blocking work packages first")
