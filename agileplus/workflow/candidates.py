@@ -295,8 +295,9 @@ def set_aside_others(rnd: CandidateRound, candidates: list[Candidate]) -> bool:
         if job.state not in JobState.FINAL:
             done = False  # still stopping: the next call sets it aside
             continue
-        outcome = "lost" if candidate.scored_at and candidate.score.get("passed") else (
-            "failed" if candidate.scored_at else "stopped")
+        passed = bool(candidate.scored_at and candidate.score.get("passed"))
+        outcome = "lost" if passed else ("stopped" if job.state == JobState.CANCELLED or not candidate.scored_at
+                                         else "failed")
         salvage = f"salvage/{candidate.branch}"
         try:
             with repo_lock(project.repo_url):
