@@ -18,6 +18,7 @@ from agileplus.dispatch.services import enqueue_job
 from agileplus.events.models import Event
 from agileplus.features.models import WorkPackage
 from agileplus.workflow.models import Candidate, CandidateRound
+from tests.integration.api.conftest import client_for
 from tests.support.cli import run_cli
 from tests.support.farm import CALC_PROJECT, PYTEST_CHECK, import_target, make_target_repo, outbox_dir
 
@@ -170,3 +171,28 @@ def test_no_candidate_starts_that_the_wps_budget_cannot_pay_for(tmp_path):
     assert result.exit_code == 0, result.output
     assert DispatchJob.objects.filter(feature=feature).count() == 2
     assert "1 of 3 not started: the WP's budget" in result.output
+
+
+def test_the_api_queues_candidates_and_answers_their_cards(tmp_path, monkeypatch):
+    monkeypatch.setattr("agileplus.dispatch.services.send_doorbell", lambda job: None)  # no worker here
+    three_candidates(tmp_path)
+    client = client_for("human")
+
+    queued = client.post("/api/features/003-auth-system/implement", {"wp": "WP01", "candidates": 3}, format="json")
+    shown = client.get("/api/features/003-auth-system/wps/WP01/candidates")
+
+    assert queued.status_code == 202, queued.content
+    assert len(queued.json()["jobs"]) == 3
+    assert shown.status_code == 200
+    assert [c["branch"] for c in shown.json()["candidates"]] == [
+        f"feat/003-auth-system-WP01-c{i}" for i in (1, 2, 3)]
+
+
+def test_the_api_refuses_candidates_for_several_wps_naming_the_field(tmp_path):
+    three_candidates(tmp_path)
+
+    answer = client_for("human").post("/api/features/003-auth-system/implement",
+                                      {"wps": ["WP01", "WP02"], "candidates": 3}, format="json")
+
+    assert answer.status_code == 400
+    assert "candidates" in answer.json()["error"]["field"] or "candidates" in str(answer.json())
