@@ -39,3 +39,21 @@ def round_summary(rnd: CandidateRound) -> dict:
         } for c in candidates],
     }
 
+
+
+def candidate_spend(feature_id: int | None = None) -> list[dict]:
+    """Per WP that ran candidates: the spend on the candidates that won and on the others
+    (``costs`` shows it under its ledger)."""
+    rounds = CandidateRound.objects.select_related("wp__feature").prefetch_related("candidates__job")
+    if feature_id is not None:
+        rounds = rounds.filter(feature_id=feature_id)
+    spend: dict[tuple[str, str], dict] = {}
+    for rnd in rounds:
+        row = spend.setdefault((rnd.wp.feature.slug, rnd.wp.code), {"feature": rnd.wp.feature.slug,
+                                                                     "wp": rnd.wp.code, "winner": Decimal(0),
+                                                                     "others": Decimal(0), "candidates": 0})
+        for candidate in rnd.candidates.all():
+            row["winner" if candidate.job_id == rnd.winner_id else "others"] += usage_cost(candidate.job.usage)
+            row["candidates"] += 1
+    return [{**row, "winner": money(row["winner"]), "others": money(row["others"])}
+            for _, row in sorted(spend.items())]

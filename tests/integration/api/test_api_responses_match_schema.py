@@ -68,7 +68,8 @@ def reads(slug: str, review_request: int = 1) -> list[str]:
     return ["/api/projects", "/api/features", f"/api/features/{slug}", f"/api/features/{slug}/wps",
             f"/api/features/{slug}/wps/WP01", f"/api/features/{slug}/audit", f"/api/features/{slug}/audit/verify",
             f"/api/features/{slug}/costs", f"/api/features/{slug}/costs?by=wp", f"/api/features/{slug}/merge-queue",
-            f"/api/features/{slug}/wps/WP01/reviews", f"/api/features/{slug}/wps/WP01/candidates", "/api/jobs", "/api/jobs?feature=" + slug,
+            f"/api/features/{slug}/wps/WP01/reviews", f"/api/features/{slug}/wps/WP01/candidates",
+            "/api/jobs", "/api/jobs?feature=" + slug,
             "/api/jobs/job_wp01_done", "/api/jobs/job_wp01_done/log", "/api/events", "/api/agents",
             "/api/workers", f"/api/review-requests/{review_request}"]
 

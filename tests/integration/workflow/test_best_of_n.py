@@ -196,3 +196,18 @@ def test_the_api_refuses_candidates_for_several_wps_naming_the_field(tmp_path):
 
     assert answer.status_code == 400
     assert "candidates" in answer.json()["error"]["field"] or "candidates" in str(answer.json())
+
+
+def test_costs_split_a_wps_spend_into_the_winner_and_the_others(tmp_path):
+    _, feature = three_candidates(tmp_path)
+    run_cli("implement 003 --wp WP01 --candidates 3 --quorum all --inline")
+    for index, cost in ((1, "0.5"), (2, "0.25"), (3, "0.125")):
+        DispatchJob.objects.filter(feature=feature, result__candidate__index=index).update(
+            usage={"input_tokens": 10, "output_tokens": 10, "cost_usd": cost})
+
+    shown = run_cli("costs 003")
+    ledger = json.loads(run_cli("costs 003 --json").output)
+
+    assert "003-auth-system WP01: 3 candidates, $0.1250 on the winner, $0.7500 on the others" in shown.output
+    assert ledger["candidates"] == [{"feature": "003-auth-system", "wp": "WP01", "candidates": 3,
+                                     "winner": "0.1250", "others": "0.7500"}]
