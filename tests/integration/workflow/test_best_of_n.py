@@ -211,3 +211,13 @@ def test_costs_split_a_wps_spend_into_the_winner_and_the_others(tmp_path):
     assert "003-auth-system WP01: 3 candidates, $0.1250 on the winner, $0.7500 on the others" in shown.output
     assert ledger["candidates"] == [{"feature": "003-auth-system", "wp": "WP01", "candidates": 3,
                                      "winner": "0.1250", "others": "0.7500"}]
+
+
+def test_the_review_report_of_the_chosen_candidate_shows_the_score_cards(tmp_path):
+    three_candidates(tmp_path)
+    run_cli("implement 003 --wp WP01 --candidates 3 --quorum all --inline")
+
+    reviewed = run_cli("review 003 WP01 --inline")
+
+    assert "Result: APPROVED ✓" in reviewed.output, reviewed.output
+    assert "Candidates for WP01 (round" in reviewed.output and "c3 chosen, a smaller diff" in reviewed.output
