@@ -15,8 +15,6 @@ from agileplus.dispatch.costs import money, usage_cost
 from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.features.models import WorkPackage
 from agileplus.review import services as review_services
-from agileplus.review.merge import workspace
-from harnesses.git import GitError, git
 
 
 def unfinished_card(job: DispatchJob) -> dict:
@@ -30,32 +28,14 @@ def score_card(wp: WorkPackage, job: DispatchJob, branch: str) -> dict:
     """Run the review's checks on main merged with ``branch`` and build the card."""
     if job.state != JobState.SUCCEEDED:
         return unfinished_card(job)
-    results, base, head = review_services.check_branch(wp, job, branch)
-    counts = review_services.test_counts(results) or {}
-    deliverables = next((r.ok for r in results if r.name == "deliverables"), True)
-    lines, files = diff_size(wp, base, head)
-    return {"passed": bool(results) and all(r.ok for r in results), "state": job.state, "reason": "",
-            "checks": [{"name": r.name, "section": r.section, "ok": r.ok} for r in results],
+    checked = review_services.check_branch(wp, job, branch)
+    counts = review_services.test_counts(checked.results) or {}
+    deliverables = next((r.ok for r in checked.results if r.name == "deliverables"), True)
+    return {"passed": bool(checked.results) and all(r.ok for r in checked.results), "state": job.state,
+            "reason": "", "checks": [{"name": r.name, "section": r.section, "ok": r.ok} for r in checked.results],
             "tests_passed": counts.get("passed"), "tests_total": counts.get("total"),
-            "deliverables": deliverables, "diff_lines": lines, "files": files,
+            "deliverables": deliverables, "diff_lines": checked.diff_lines, "files": checked.files,
             "cost_usd": money(usage_cost(job.usage))}
-
-
-def diff_size(wp: WorkPackage, base: str, head: str) -> tuple[int | None, int | None]:
-    """Lines added plus removed, and files touched, from ``base`` to ``head`` in the repository's
-    merge workspace (where the checks just ran)."""
-    if not base or not head:
-        return None, None
-    try:
-        out = git("diff", "--numstat", base, head, cwd=workspace(wp.feature.project.repo_url))
-    except GitError:
-        return None, None
-    lines = files = 0
-    for row in out.splitlines():
-        added, removed, _ = row.split("\t", 2)
-        files += 1
-        lines += (int(added) if added.isdigit() else 0) + (int(removed) if removed.isdigit() else 0)
-    return lines, files
 
 
 def rank_key(card: dict) -> tuple:
