@@ -62,21 +62,22 @@ def project(root: Path, slug: str, environment: dict[str, str]):
     return import_target(repo)
 
 
-def implement(slug: str, env: dict[str, str], *extra: str) -> float:
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "agileplus", "implement", slug, "--wp", "WP01", *extra,
-                           "--actor", "human:bench"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise SystemExit(f"implement {slug} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return time.perf_counter() - start
-
-
-def until_for_review(feature, start: float) -> float:
+def implement_to_for_review(feature, env: dict[str, str], *extra: str) -> float:
+    """``implement --wp WP01`` as a person runs it; seconds from its start to WP01 for_review (polled
+    while it runs: the CLI itself goes on to tidy up, e.g. to set the other candidates aside)."""
     from tests.support.farm import wait_until
 
-    wait_until(lambda: feature.work_packages.get(code="WP01").state == "for_review", timeout=300,
-               what="WP01 for_review")
-    return time.perf_counter() - start
+    start = time.perf_counter()
+    cli = subprocess.Popen([sys.executable, "-m", "agileplus", "implement", feature.slug, "--wp", "WP01", *extra,
+                            "--actor", "human:bench"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    wait_until(lambda: feature.work_packages.get(code="WP01").state == "for_review", timeout=300, every=0.05,
+               what=f"{feature.slug} WP01 for_review")
+    wall = time.perf_counter() - start
+    out, _ = cli.communicate(timeout=300)
+    if cli.returncode != 0:
+        raise SystemExit(f"implement {feature.slug} failed:\n{out[-3000:]}")
+    return wall
 
 
 def one_round(folder: Path, index: int, rng: random.Random, env: dict[str, str]) -> tuple[bool, float, float]:
@@ -85,16 +86,12 @@ def one_round(folder: Path, index: int, rng: random.Random, env: dict[str, str])
     root = folder / f"round-{index}"
     candidates_env, best = behaviours(root, rng)
     feature = project(root / "n", f"{100 + 2 * index:03d}-best-of-n", candidates_env)
-    start = time.perf_counter()
-    implement(feature.slug, env, "--candidates", "3")
-    wall_n = until_for_review(feature, start)
+    wall_n = implement_to_for_review(feature, env, "--candidates", "3")
     rnd = CandidateRound.objects.get(feature=feature)
     picked = rnd.winner.result["candidate"]["index"] if rnd.winner else None
     single = project(root / "one", f"{101 + 2 * index:03d}-one-attempt",
                      {"AGENT_BEHAVIOUR": candidates_env[f"AGENT_BEHAVIOUR_C{best}"]})
-    start = time.perf_counter()
-    implement(single.slug, env)
-    wall_one = until_for_review(single, start)
+    wall_one = implement_to_for_review(single, env)
     print(f"round {index + 1}: best c{best}, picked c{picked} ({rnd.why or rnd.state}); "
           f"3 candidates {wall_n:.1f}s, one attempt {wall_one:.1f}s")
     print_timeline(rnd)
