@@ -88,17 +88,10 @@ def time_budget(seconds: int) -> str:
     return f"You have {' '.join(parts)}. Let's go!"
 
 
-def build_prompt(
-    feature: Feature,
-    wp: WorkPackage,
-    *,
-    config: dict | None = None,
-    environment_names: list[str] | None = None,
-    base_commit: str | None = None,
-    notes: list[str] | None = None,
-    timeout_seconds: int | None = None,
-    branch: str | None = None,
-) -> PackagedPrompt:
+def build_prompt(feature: Feature, wp: WorkPackage, *, config: dict | None = None,
+                 environment_names: list[str] | None = None, base_commit: str | None = None,
+                 notes: list[str] | None = None, timeout_seconds: int | None = None,
+                 branch: str | None = None) -> PackagedPrompt:
     """The agent's prompt; ``branch``: the one it works on when not the WP's own (a candidate's)."""
     config = config or {}
     deps = list(wp.dependencies.all().order_by("code"))

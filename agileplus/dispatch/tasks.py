@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agileplus.dispatch import runner, sessions
 from agileplus.dispatch.services import reap_expired, record_worker_heartbeat
-from agileplus.workflow.candidates import after_job
+from agileplus.workflow.tasks import after_job
 from workers.celery import app
 
 

@@ -206,8 +206,6 @@ def choose(rnd: CandidateRound, candidates: list[Candidate]) -> None:
     if passing and rnd.first_pass_at is None:
         rnd.first_pass_at = now
         rnd.save(update_fields=["first_pass_at"])
-        if rnd.quorum == CandidateRound.BEST_OF_FINISHED and len(scored) < len(candidates):
-            ring_decision_after_grace(rnd)  # the reaper decides too, should this message be lost
     everyone = len(scored) == len(candidates)
     waited = rnd.first_pass_at is not None and now >= rnd.first_pass_at + dt.timedelta(seconds=rnd.grace_seconds)
     ready = {CandidateRound.FIRST_PASS: bool(passing),
@@ -310,18 +308,18 @@ def set_aside_others(rnd: CandidateRound, candidates: list[Candidate]) -> bool:
     return done
 
 
-def ring_score(job: DispatchJob) -> None:
-    """A candidate's job ended: its score runs on a worker (the workflow's task layer, hence late)."""
-    from agileplus.workflow.tasks import score  # late: the task module imports this one
+def grace_left(round_id: int) -> float | None:
+    """Seconds until a best_of_finished round's grace runs out (its decision is due then), or None."""
+    rnd = CandidateRound.objects.filter(pk=round_id).first()
+    if rnd is None or rnd.state != CandidateRound.RUNNING or rnd.quorum != CandidateRound.BEST_OF_FINISHED \
+            or rnd.first_pass_at is None:
+        return None
+    due = rnd.first_pass_at + dt.timedelta(seconds=rnd.grace_seconds)
+    return max(0.0, (due - timezone.now()).total_seconds())
 
-    score.apply_async(args=[job.id], queue="agileplus")
 
-
-def ring_decision_after_grace(rnd: CandidateRound) -> None:
-    from agileplus.workflow.tasks import decide_round  # late: the task module imports this one
-
-    transaction.on_commit(lambda: decide_round.apply_async(args=[rnd.pk], queue="agileplus",
-                                                           countdown=rnd.grace_seconds + 1))
+def is_finished_candidate(job_id: str) -> bool:
+    return Candidate.objects.filter(job_id=job_id, job__state__in=JobState.FINAL).exists()
 
 
 def reconcile_rounds() -> dict:
@@ -340,10 +338,3 @@ def reconcile_rounds() -> dict:
             settle(rnd.pk)
     return {"scored": scored, "decided": decided}
 
-
-def after_job(job_id: str) -> None:
-    """Called once a job's run returns: a candidate that ended is scored (the reaper scores any
-    this misses, e.g. a worker lost right after)."""
-    job = DispatchJob.objects.filter(pk=job_id).first()
-    if job is not None and job.state in JobState.FINAL and Candidate.objects.filter(job_id=job_id).exists():
-        ring_score(job)
