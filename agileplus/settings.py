@@ -246,6 +246,8 @@ WORKER_SILENT_SECONDS = float(os.environ.get("AGILEPLUS_WORKER_SILENT_SECONDS",
 # attempt is tried again by the reaper, up to FOLLOW_UP_MAX_ATTEMPTS times.
 FOLLOW_UP_RETRY_SECONDS = float(os.environ.get("AGILEPLUS_FOLLOW_UP_RETRY_SECONDS", "120"))
 FOLLOW_UP_MAX_ATTEMPTS = int(os.environ.get("AGILEPLUS_FOLLOW_UP_MAX_ATTEMPTS", "10"))
+# Best of N: the most candidates one WP may run at once (`implement --candidates N`).
+MAX_CANDIDATES = int(os.environ.get("AGILEPLUS_MAX_CANDIDATES", "5"))
 # A warning (log line + `timeout_warning` event) this long before an agent's timeout; 0 = none.
 AGENT_TIMEOUT_WARNING_SECONDS = float(os.environ.get("AGILEPLUS_TIMEOUT_WARNING_SECONDS", "30"))
 # An agent CLI's session (id + its transcript files, gzip'd) is stored in the database at each

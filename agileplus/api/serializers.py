@@ -43,6 +43,12 @@ class ImplementIn(serializers.Serializer):
     fresh = serializers.BooleanField(required=False, default=False,
                                      help_text="`implement --fresh`: start the one WP over from the current main on "
                                                "a new branch; its old branch is kept on the origin under salvage/")
+    candidates = serializers.IntegerField(required=False, min_value=2, max_value=100,
+                                          help_text="best of N: run N candidates of the one WP and keep the best")
+    agents = serializers.ListField(child=serializers.RegexField(HARNESS), required=False, min_length=1,
+                                   max_length=100, help_text="with candidates: harnesses for the candidates, in turn")
+    quorum = serializers.ChoiceField(["first_pass", "best_of_finished", "all"], required=False,
+                                     help_text="with candidates: when the choice is made")
 
     def validate(self, data):
         given = [name for name in ("wps", "wp", "all") if data.get(name)]
@@ -52,6 +58,9 @@ class ImplementIn(serializers.Serializer):
             data["wps"] = [data.pop("wp")]
         if data["fresh"] and len(data.get("wps") or []) != 1:
             raise serializers.ValidationError({"fresh": "a fresh start is for one WP: give wp (not wps or all)"})
+        if data.get("candidates") and (data["fresh"] or len(data.get("wps") or []) != 1):
+            raise serializers.ValidationError({"candidates": "candidates are for one planned WP: give wp, "
+                                                             "without fresh or all"})
         return data
 
 

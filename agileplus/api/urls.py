@@ -50,6 +50,7 @@ urlpatterns = [
     path(f"{W}/move", v.WPMove.as_view(), name="wp-move"),
     path(f"{W}/review", v.WPReview.as_view(), name="wp-review"),
     path(f"{W}/reviews", v.ReviewList.as_view(), name="wp-reviews"),
+    path(f"{W}/candidates", v.CandidateList.as_view(), name="wp-candidates"),
     path("review-requests/<int:request_id>", v.ReviewRequestDetail.as_view(), name="review-request"),
     path("jobs", v.JobList.as_view(), name="jobs"),
     path(J, v.JobDetail.as_view(), name="job"),

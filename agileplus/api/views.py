@@ -20,6 +20,7 @@ from agileplus.api import queries
 from agileplus.api import serializers as s
 from agileplus.api.auth import RoleTokenAuthentication
 from agileplus.api.errors import error_body
+from agileplus.api.output_candidates import CandidateRoundOut
 from agileplus.api.pagination import after_page, job_page, next_url
 from agileplus.api.roles import RolePermission, caller_for_user, ensure_owns_job, ensure_owns_wp
 from agileplus.api.services import create_api_token, dispatch_wps, obtain_token
@@ -35,6 +36,8 @@ from agileplus.features.services import get_feature, get_wp
 from agileplus.review import requests as review_requests
 from agileplus.review.models import ReviewRequest
 from agileplus.review.selectors import merge_queues
+from agileplus.workflow.candidates import plan_candidates, start_candidates
+from agileplus.workflow.selectors import latest_round, round_summary
 from agileplus.workflow.services import start_feature
 
 
@@ -197,6 +200,13 @@ class Implement(Base):
         if data["fresh"]:
             started = start_fresh(get_wp(feature, data["wps"][0]), **options)
             queued, fresh = [started.job], {"fresh_start": started.move.as_dict()}
+        elif data.get("candidates"):
+            wp = get_wp(feature, data["wps"][0])
+            plan = plan_candidates(wp, count=data["candidates"], harnesses=data.get("agents"),
+                                   quorum=data.get("quorum"))
+            rnd = start_candidates(wp, actor=options["actor"], plan=plan, timeout_seconds=options["timeout_seconds"],
+                                   retries=options["retries"])
+            queued = [c.job for c in rnd.candidates.select_related("job", "job__wp").order_by("index")]
         elif data.get("all"):
             queued = start_feature(feature, **options)
         else:
@@ -235,6 +245,18 @@ class ReviewList(Base):
     def get(self, request, slug: str, wp: str):
         reports = queries.review_reports(get_wp(get_feature(slug), wp))
         return Response(out.ReviewListOut({"results": reports}).data)
+
+
+class CandidateList(Base):
+    @read(CandidateRoundOut, out.SLUG, out.WP, tags=["dispatch"], operation_id="candidates",
+          description="`agileplus candidates`: the WP's latest round of candidates (best of N), each one's score "
+                      "card (the review's checks on main merged with its branch, tests, diff size, cost), rank "
+                      "and outcome, and the spend on the winner and on the others. 404 when it ran none.")
+    def get(self, request, slug: str, wp: str):
+        rnd = latest_round(get_wp(get_feature(slug), wp))
+        if rnd is None:
+            raise NotFound(f"{wp} has run no candidates", field="wp", fix="POST implement with candidates: N")
+        return Response(CandidateRoundOut(round_summary(rnd)).data)
 
 
 class MergeQueueView(Base):

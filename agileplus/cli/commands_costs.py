@@ -9,6 +9,7 @@ from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json, mark_json
 from agileplus.dispatch import costs
 from agileplus.features.services import get_feature
+from agileplus.workflow.selectors import candidate_spend
 
 
 @cli.command("costs")
@@ -23,9 +24,10 @@ def costs_command(feature_ref: str | None, by: str, as_json: bool) -> None:
     feature = get_feature(feature_ref) if feature_ref else None
     rows = costs.ledger(feature_id=feature.pk if feature else None, by=by)
     total = costs.ledger_total(rows)
+    split = candidate_spend(feature.pk if feature else None)
     if as_json:
         echo_json({"feature": feature.slug if feature else None, "by": by, "rows": [r.as_dict() for r in rows],
-                   "total_cost_usd": None if total is None else str(total)})
+                   "total_cost_usd": None if total is None else str(total), "candidates": split})
         return
     if not rows:
         echo("No agent runs yet.")
@@ -41,3 +43,6 @@ def costs_command(feature_ref: str | None, by: str, as_json: bool) -> None:
         echo(f"unknown: {sum(r.unpriced for r in rows)} run(s) used a model with no price "
                    "(add it to agent.prices or harnesses/prices.json); the priced runs cost "
                    f"${costs.money(sum((r.cost_usd for r in rows), costs.ZERO))}")
+    for row in split:  # best of N: what the choice cost beyond the winner
+        echo(f"{row['feature']} {row['wp']}: {row['candidates']} candidates, ${row['winner']} on the winner, "
+             f"${row['others']} on the others")

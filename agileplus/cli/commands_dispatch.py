@@ -7,6 +7,7 @@ import time
 import click
 from django.utils import timezone
 
+from agileplus.cli.commands_candidates import implement_candidates
 from agileplus.cli.context import actor_option, current_actor, feature_and_wp, json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json, mark_json
@@ -21,6 +22,7 @@ from agileplus.dispatch.sandboxing import local_harnesses
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Feature
 from agileplus.features.services import find_wp, get_feature, get_wp
+from agileplus.workflow.candidates import candidates_config
 from agileplus.workflow.services import start_feature
 from harnesses.base import HarnessError
 from harnesses.check import as_json as results_json
@@ -150,9 +152,16 @@ def _print_failure(job) -> None:
 @click.option("--inline", is_flag=True, help="Run the job in this process instead of on a worker")
 @click.option("--fresh", is_flag=True, help="Start over from the current main on a new branch; the old branch "
                                             "is kept on the origin under salvage/")
+@click.option("--candidates", "candidate_count", type=int, default=None,
+              help="Best of N: run N candidates of the WP in parallel and keep the best (see `candidates`)")
+@click.option("--agents", default=None, help="With --candidates: harnesses for the candidates, in turn "
+                                             "(e.g. claude-code,codex)")
+@click.option("--quorum", type=click.Choice(["first_pass", "best_of_finished", "all"]), default=None,
+              help="With --candidates: when the choice is made (default best_of_finished)")
 @actor_option
 @json_option
-def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, inline, fresh, actor, as_json) -> None:
+def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, inline, fresh, candidate_count,
+              agents, quorum, actor, as_json) -> None:
     """Dispatch a WP (or every ready WP) to an agent harness."""
     if as_json:
         mark_json()
@@ -178,6 +187,13 @@ def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, 
             echo(f"Watch it: agileplus status {feature.slug} --watch")
         return
     wp = get_wp(feature, wp_code)
+    if fresh and (candidate_count is not None or agents):
+        raise DomainError("--fresh starts one attempt over; candidates start from a planned WP", field="--candidates",
+                          fix=f"agileplus implement {feature.slug} --wp {wp.code} --fresh, then --candidates N")
+    if (candidate_count is not None or agents or quorum or candidates_config(wp)) and not fresh:
+        implement_candidates(wp, count=candidate_count, agents=agents, harness=harness, quorum=quorum, actor=who,
+                             timeout=timeout, retries=retries, inline=inline, wait=wait, as_json=as_json)
+        return
     options = {"harness": harness, "actor": who, "timeout_seconds": timeout, "retries": retries, "send": not inline}
     if fresh:
         started = start_fresh(wp, **options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from agileplus.cli.commands_candidates import card_lines
 from agileplus.cli.context import actor_option, current_actor, json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json, echo_moved, mark_json
@@ -12,6 +13,7 @@ from agileplus.features.services import get_feature, get_wp
 from agileplus.review import requests, services
 from agileplus.review.conflicts import policy, predicted_conflicts
 from agileplus.review.selectors import merge_queues
+from agileplus.workflow.selectors import latest_round, round_summary
 
 
 @cli.command()
@@ -33,10 +35,15 @@ def review(feature_ref, wp_code, apply, inline, actor, as_json) -> None:
     if inline:
         requests.run_request(request.pk)
     report = requests.wait_for_request(request.pk, on_change=None if as_json else _review_progress).report
+    rnd = latest_round(wp)  # best of N: the report says which candidate this is and why it was chosen
+    chosen = round_summary(rnd) if rnd and rnd.state == rnd.CHOSEN else None
     if as_json:
-        echo_json({"report_id": report.pk, "approved": report.approved, "checks": report.checks})
+        echo_json({"report_id": report.pk, "approved": report.approved, "checks": report.checks,
+                   **({"candidates": chosen} if chosen else {})})
     else:
         echo(report.text)
+        for line in card_lines(chosen) if chosen else []:
+            echo(line)
     if not report.approved:
         raise SystemExit(1)
 

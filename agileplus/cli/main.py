@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "agileplus.cli.commands_costs",
     "agileplus.cli.commands_provenance",
     "agileplus.cli.commands_operations",
+    "agileplus.cli.commands_candidates",
 ]
 
 

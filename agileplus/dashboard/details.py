@@ -25,6 +25,7 @@ from agileplus.features.selectors import feature_status
 from agileplus.features.services import get_wp
 from agileplus.review.models import MergeQueueEntry
 from agileplus.review.selectors import entry_as_dict
+from agileplus.workflow.selectors import latest_round, round_summary
 from harnesses.git import git_run, mirror_path
 
 LOG_LIMIT = 2000            # lines shown on a job's page (the API pages through the rest)
@@ -90,6 +91,7 @@ def wp_detail(feature: Feature, code: str, user) -> dict:
         "merge_queue": [entry_as_dict(e) for e in MergeQueueEntry.objects.filter(wp=wp).select_related(
             "wp", "feature").order_by("-id")[:10]],
         "actions": wp_actions(user, wp, latest),
+        "candidates": round_summary(rnd) if (rnd := latest_round(wp)) else None,
     }
 
 

@@ -88,16 +88,11 @@ def time_budget(seconds: int) -> str:
     return f"You have {' '.join(parts)}. Let's go!"
 
 
-def build_prompt(
-    feature: Feature,
-    wp: WorkPackage,
-    *,
-    config: dict | None = None,
-    environment_names: list[str] | None = None,
-    base_commit: str | None = None,
-    notes: list[str] | None = None,
-    timeout_seconds: int | None = None,
-) -> PackagedPrompt:
+def build_prompt(feature: Feature, wp: WorkPackage, *, config: dict | None = None,
+                 environment_names: list[str] | None = None, base_commit: str | None = None,
+                 notes: list[str] | None = None, timeout_seconds: int | None = None,
+                 branch: str | None = None) -> PackagedPrompt:
+    """The agent's prompt; ``branch``: the one it works on when not the WP's own (a candidate's)."""
     config = config or {}
     deps = list(wp.dependencies.all().order_by("code"))
     dependents = list(wp.dependents.all().order_by("code"))
@@ -141,7 +136,7 @@ def build_prompt(
         f"Implement {wp.code} according to spec, plan, and acceptance criteria.",
         "When done:",
         "1. Create commits with the convention above",
-        f"2. Leave the worktree on branch {wp.branch_name}",
+        f"2. Leave the worktree on branch {branch or wp.branch_name}",
         "3. All tests must pass locally",
         f"4. No modifications outside {allowed}",
         time_budget(timeout_seconds or int(config.get("timeout_seconds") or 3600)),

@@ -29,6 +29,7 @@ from agileplus.core.canonical import sha256_hex
 from agileplus.core.errors import DomainError
 from agileplus.core.text import counted
 from agileplus.dispatch import services, sessions
+from agileplus.dispatch.candidacy import CANDIDATE_ENV, candidacy_of
 from agileplus.dispatch.costs import allowance_for
 from agileplus.dispatch.gateway import (
     GatewayPlan,
@@ -153,6 +154,7 @@ class JobRun:
         self.withheld = ""  # why the branch is not pushed: a commit carries a secret (withhold_secrets)
         self.workdir: Path | None = None  # the worktree, for activity lines relative to it
         self.last_said = ""  # the agent's last message: its final result repeats it
+        self.candidacy = candidacy_of(self.job)  # one of several candidates: its own branch, no kept session
 
     @functools.cached_property
     def adapter(self) -> HarnessAdapter:
@@ -332,10 +334,10 @@ class JobRun:
         feature, wp = self.job.feature, self.job.wp
         root = worker_root(self.claim.worker)
         mirror = self.mirror = g.ensure_mirror(root, feature.project.repo_url)
-        branch = self.branch = wp.branch_name
+        branch = self.branch = self.candidacy.branch if self.candidacy else wp.branch_name
         main = feature.project.main_branch
         original = self._replayed_job()
-        name = g.worktree_name(feature.slug, wp.code)
+        name = g.worktree_name(feature.slug, wp.code) + (f"-c{self.candidacy.index}" if self.candidacy else "")
         worktree, base, start = g.create_worktree(mirror, root / ".worktrees", name, branch,
                                                   original.manifest["base_sha"] if original else g.origin_ref(main),
                                                   reset=original is not None)
@@ -349,8 +351,9 @@ class JobRun:
         resolved = resolve_environment(self.config.get("environment") or {})
         job_token = mint_job_token(job)  # acts on this job and its WP only, this attempt; revoked in run()
         self.secret_values = [*resolved.secret_values, job_token]
-        previous = sessions.previous_session(job) if not workspace.original else None
-        resumed = self.prepare_session(workspace, previous)
+        # A candidate neither resumes the WP's session nor keeps one (its siblings would overwrite it).
+        previous = sessions.previous_session(job) if not workspace.original and not self.candidacy else None
+        resumed = self.prepare_session(workspace, previous) if not self.candidacy else None
         prompt = self.prepare_prompt(workspace, resolved.names, previous, resumed)
         prompt_dir = Path(tempfile.mkdtemp(prefix=f"agileplus-{job.id}-"))
         prompt_file = prompt_dir / "prompt.md"
@@ -362,7 +365,8 @@ class JobRun:
         self.secret_values = self.secret_values + credentials.secret_values()  # redacted like injected secrets
         credentials = self.start_gateway(credentials)  # the agent gets the gateway and a placeholder instead
         env = {**agent_base_environment(), **resolved.env, **credentials.env, PROMPT_FILE_ENV: str(prompt_file),
-               JOB_MARK_ENV: mark, JOB_TOKEN_ENV: job_token, JOB_ID_ENV: job.id}
+               JOB_MARK_ENV: mark, JOB_TOKEN_ENV: job_token, JOB_ID_ENV: job.id,
+               **({CANDIDATE_ENV: str(self.candidacy.index)} if self.candidacy else {})}
         spec = RunSpec(prompt=prompt.text, workdir=workspace.worktree, env=env, model=self.config.get("model"),
                        timeout_seconds=job.timeout_seconds,
                        allowed_paths=list((feature.constraints or {}).get("allowed_paths") or []),
@@ -461,7 +465,8 @@ class JobRun:
         if previous:
             notes += sessions.log_summary(previous)
         return build_prompt(job.feature, job.wp, config=self.config, environment_names=environment_names,
-                            base_commit=workspace.base, notes=notes, timeout_seconds=job.timeout_seconds)
+                            base_commit=workspace.base, notes=notes, timeout_seconds=job.timeout_seconds,
+                            branch=workspace.branch)
 
     def start_agent(self, workspace: Workspace, launch: Launch, policy: StreamPolicy) -> AgentProcess:
         """Start the agent process and record the run (pid, base, prompt, manifest) on the job."""

@@ -22,6 +22,7 @@ from django.utils import timezone
 from agileplus.core.actors import SYSTEM, SYSTEM_REAPER, SYSTEM_TIMEOUT, Actor, parse_actor
 from agileplus.core.errors import BlockedByDependency, Conflict, DomainError, IllegalTransition, NotFound
 from agileplus.core.text import MAX_LINE_CHARS, storable_json, storable_text
+from agileplus.dispatch.candidacy import Candidacy, candidacy_of
 from agileplus.dispatch.costs import budget_config
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine, JobState, Worker
 from agileplus.dispatch.secrets import redact, redact_data
@@ -78,8 +79,10 @@ def enqueue_job(
     notes: list[str] | None = None,
     send: bool = True,
     replay_of: str | None = None,
+    candidacy: Candidacy | None = None,
 ) -> DispatchJob:
-    """Queue one agent run for a ready WP. The WP moves to doing when the agent starts."""
+    """Queue one agent run for a ready WP. The WP moves to doing when the agent starts.
+    ``candidacy``: one of several candidates (best of N), beside its round's other jobs."""
 
     actor = parse_actor(actor)
     config = job_config(wp)
@@ -102,7 +105,10 @@ def enqueue_job(
                 fix="finish the blocking work packages first",
                 blocked_by=[b.code for b in blockers],
             )
-        active = wp.jobs.filter(state__in=JobState.ACTIVE).first()
+        # A candidate's round siblings run beside it (read here, not by a JSON lookup: a job
+        # without the key would fall out of an SQL exclude as NULL).
+        active = next((j for j in wp.jobs.filter(state__in=JobState.ACTIVE)
+                       if candidacy is None or getattr(candidacy_of(j), "round_id", None) != candidacy.round_id), None)
         if active:
             raise IllegalTransition(f"{wp.code} already has an active job {active.id} ({active.state})",
                                     field="wp", fix=f"`agileplus jobs cancel {active.id}` first")
@@ -114,7 +120,8 @@ def enqueue_job(
             timeout_seconds=timeout_seconds or int(config.get("timeout_seconds") or DEFAULT_TIMEOUT),
             max_attempts=1 + (retries if retries is not None else int(config.get("retries", DEFAULT_RETRIES))),
             requested_by=str(actor),
-            result={"notes": notes or [], **({"replay_of": replay_of} if replay_of else {})},
+            result={"notes": notes or [], **({"replay_of": replay_of} if replay_of else {}),
+                    **({"candidate": candidacy.as_dict()} if candidacy else {})},
         )
         if send:
             transaction.on_commit(lambda: send_doorbell(job))
@@ -382,7 +389,9 @@ def finish_job(claim: Claim, outcome: Outcome, *, result: dict) -> DispatchJob:
             feature_id=job.feature_id,
         )
         wp = WorkPackage.objects.get(pk=job.wp_id)
-        if wp.state == WPState.DOING:
+        if candidacy_of(job) is not None:
+            pass  # one of several candidates: the workflow scores it and moves the WP once one is chosen
+        elif wp.state == WPState.DOING:
             if outcome.state == JobState.SUCCEEDED:
                 transition_wp(wp, WPState.FOR_REVIEW, actor=f"agent:{job.harness}",
                               metadata={"job_id": job.id, "commits": commits,

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from agileplus.dispatch import runner, sessions
 from agileplus.dispatch.services import reap_expired, record_worker_heartbeat
+from agileplus.workflow.tasks import after_job
 from workers.celery import app
 
 
 @app.task(name="farm.run_job", acks_late=True)
 def run_job(job_id: str) -> str:
-    return runner.run_job(job_id)
+    state = runner.run_job(job_id)
+    after_job(job_id)  # what the workflow owes a finished job of its own (a candidate's score)
+    return state
 
 
 @app.task(name="farm.reap")

@@ -31,6 +31,14 @@ def job_event(job_id: str, kind: str) -> str:
     return f"{PREFIX}.agent.job.{job_id}.{kind}"
 
 
+CANDIDATE_KINDS = ("started", "scored", "chosen", "none_passed")
+
+
+def wp_candidate(wp_code: str, kind: str) -> str:
+    """Best of N: a WP's candidates; ``kind`` is one of CANDIDATE_KINDS."""
+    return f"{PREFIX}.agent.wp.{wp_code}.candidate.{kind}"
+
+
 MERGE_QUEUE_KINDS = ("queued", "testing", "progress", "merged", "ejected")
 
 

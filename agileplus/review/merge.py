@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -118,9 +119,35 @@ def push_if_unchanged(path: Path, main: str, expected: str, new_sha: str) -> boo
     return True
 
 
+def _workspace_path(origin: str) -> Path:
+    return mirror_path(settings.DATA_DIR / "merge", origin).with_suffix("")
+
+
+@contextlib.contextmanager
+def scratch_workspace(origin: str) -> Iterator[Path]:
+    """A throwaway clone of the origin for checks that need not take turns in the merge workspace
+    (a best-of-N candidate's score): its objects borrowed from the merge workspace when there is one."""
+    parent = settings.DATA_DIR / "merge" / "scratch"
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="checks-", dir=parent))
+    reference = _workspace_path(origin)
+    try:
+        git("clone", "--quiet", *(["--reference-if-able", str(reference)] if (reference / ".git").exists() else []),
+            origin, str(folder / "repo"))
+    except GitError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise RepositoryUnavailable(f"cannot reach the repository {redact_url(origin)}: {str(exc)[-300:]}",
+                                    field="repo_url", fix="check that this machine can read the project's repo_url") \
+            from None
+    try:
+        yield folder / "repo"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def workspace(origin: str) -> Path:
     """A clean, non-bare clone of the origin used only for merges and review gates."""
-    path = mirror_path(settings.DATA_DIR / "merge", origin).with_suffix("")
+    path = _workspace_path(origin)
     try:
         if not (path / ".git").exists():
             shutil.rmtree(path, ignore_errors=True)

@@ -33,10 +33,11 @@ from agileplus.review.merge import (
     prepare_merge_result,
     rebase_branch,
     repo_lock,
+    scratch_workspace,
     workspace,
 )
 from agileplus.review.models import MergeQueueEntry, ReviewReport
-from harnesses.git import GitError, commits_since, git
+from harnesses.git import GitError, commits_since, diff_size, git
 
 log = logging.getLogger("agileplus.review")
 
@@ -57,6 +58,9 @@ def job_to_review(wp: WorkPackage) -> DispatchJob | None:
     """The job whose branch is reviewed and merged: the latest that succeeded, else the latest.
     After a fresh start only jobs on the new branch count: the old ones' bases are another branch's."""
     jobs = wp.jobs.filter(branch=wp.fresh_branch) if wp.fresh_branch else wp.jobs.all()
+    # Candidates (best of N) ran on branches of their own: the chosen one's job is moved onto the
+    # WP's branch when chosen (``workflow/candidates.py``); the others are never reviewed.
+    jobs = jobs.exclude(branch__startswith=f"{wp.branch_name}-c")
     return jobs.filter(state=JobState.SUCCEEDED).order_by("-finished_at").first() or \
         jobs.order_by("-queued_at").first()
 
@@ -96,6 +100,27 @@ def run_review(wp: WorkPackage, *, actor: Actor | str = CI_AUTOMATION, apply: bo
     return _store(wp, job, actor, results, base, head_sha, apply, wait_for_merge)
 
 
+@dataclass
+class BranchChecks:
+    """The review's checks on main merged with a branch, and the branch's own change (base..head)."""
+
+    results: list[c.CheckResult]
+    base: str
+    head: str
+    diff_lines: int | None
+    files: int | None
+
+
+def check_branch(wp: WorkPackage, job: DispatchJob, branch: str) -> BranchChecks:
+    """The review's checks (governance and the configured checks) on main merged with ``branch``,
+    nothing stored: a best-of-N candidate's score card is built from them. In a scratch clone of
+    its own, so candidates are scored in parallel (the merge workspace's lock is the review's)."""
+    with scratch_workspace(wp.feature.project.repo_url) as path:
+        results, base, head = _review_checks(wp, job, branch, path)
+        lines, files = diff_size(path, base, head) if base and head else (None, None)
+    return BranchChecks(results, base, head, lines, files)
+
+
 def is_test_check(spec: dict) -> bool:
     return str(spec.get("name", "")).startswith("test") or bool(spec.get("parser"))
 
@@ -114,9 +139,10 @@ def run_test_checks(wp: WorkPackage, root) -> tuple[dict | None, list[c.CheckRes
     return test_counts(results), results
 
 
-def _review_checks(wp: WorkPackage, job: DispatchJob | None, branch: str) -> tuple[list, str, str]:
+def _review_checks(wp: WorkPackage, job: DispatchJob | None, branch: str, path=None) -> tuple[list, str, str]:
+    """``path``: the checkout to run in (default: the repository's merge workspace, under its lock)."""
     feature, project = wp.feature, wp.feature.project
-    path = workspace(project.repo_url)
+    path = path or workspace(project.repo_url)
     if not branch_exists(path, branch):
         raise IllegalTransition(f"{wp.code} has no branch {branch} on the origin to review", field="wp",
                                 fix=f"dispatch it first (`agileplus implement {feature.slug} --wp {wp.code}`), "

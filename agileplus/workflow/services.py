@@ -50,6 +50,7 @@ from agileplus.features.services import ready_wps, transition_wp
 from agileplus.review import services as review_services
 from agileplus.review.conflicts import held_back
 from agileplus.review.models import ReviewReport
+from agileplus.workflow.candidates import candidates_config, plan_candidates, start_candidates
 from agileplus.workflow.models import FollowUp
 
 log = logging.getLogger("agileplus.workflow")
@@ -166,13 +167,18 @@ def queue_ready(feature: Feature, *, actor: Actor | str, harness: str | None = N
     running_feature = DispatchJob.objects.filter(feature=feature, state__in=JobState.ACTIVE).count()
     running_farm = DispatchJob.objects.filter(state__in=JobState.ACTIVE).count()
     room = max(0, min(per_feature - running_feature, per_farm - running_farm))
-    candidates = dispatchable_wps(feature)
-    held = held_back(feature, candidates)
+    ready = dispatchable_wps(feature)
+    held = held_back(feature, ready)
     for code, other in held.items():
         log.info("%s %s waits for %s: their owned paths overlap (conflict_policy: serialize)",
                  feature.slug, code, other)
     jobs = []
-    for wp in [w for w in candidates if w.code not in held][:room]:
+    for wp in [w for w in ready if w.code not in held][:room]:
+        if candidates_config(wp):  # best of N for every WP (agent.candidates)
+            rnd = start_candidates(wp, actor=actor, plan=plan_candidates(wp), timeout_seconds=timeout_seconds,
+                                   retries=retries)
+            jobs += [c.job for c in rnd.candidates.select_related("job")]
+            continue
         jobs.append(enqueue_job(wp, harness=harness or (feature.agent_config or {}).get("harness"), actor=actor,
                                 timeout_seconds=timeout_seconds, retries=retries))
     return jobs

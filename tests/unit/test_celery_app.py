@@ -9,6 +9,7 @@ WIRE_NAMES = {
     "farm.run_job", "farm.reap", "farm.worker_heartbeat", "review.review_wp", "review.run_request",
     "review.process_merge_queues", "review.release_silent_requests", "workflow.retry_follow_ups",
     "operations.purge",
+    "workflow.score_candidate", "workflow.decide_candidates",
 }
 
 

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from agileplus.api.services import create_api_token
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine, Worker
 from agileplus.review.models import MergeQueueEntry, ReviewReport, ReviewRequest
+from agileplus.workflow.models import Candidate, CandidateRound
 from tests.factories import make_feature_with_wps
 from tests.integration.api.conftest import add_job, client_for, move
 from tests.support.openapi import operation_for, response_errors
@@ -50,6 +51,14 @@ def busy_feature(no_doorbell):
     add_job(feature, "WP03", state="queued", job_id="job_wp03_queued")
     ReviewRequest.objects.create(feature=feature, wp=job.wp, actor="human:r", state="done", worker="host-a",
                                  report=ReviewReport.objects.get(), started_at=now, finished_at=now)
+    rnd = CandidateRound.objects.create(feature=feature, wp=job.wp, requested_by="human:r", state="chosen",
+                                        winner=job, why="a smaller diff", decided_at=now)
+    Candidate.objects.create(round=rnd, index=1, job=job, branch="feat/x-WP01-c1", harness="command", rank=1,
+                             outcome="won", scored_at=now, score={
+                                 "passed": True, "state": "succeeded", "reason": "", "deliverables": True,
+                                 "checks": [{"name": "tests", "section": "Test Quality", "ok": True}],
+                                 "tests_passed": 3, "tests_total": 3, "diff_lines": 12, "files": 2,
+                                 "cost_usd": "0.0125"})
     Worker.objects.create(hostname="host-a", harnesses={"command": {"available": True, "version": "1"}},
                           concurrency=2, active_sessions=0, last_heartbeat=now)
     return feature
@@ -59,7 +68,8 @@ def reads(slug: str, review_request: int = 1) -> list[str]:
     return ["/api/projects", "/api/features", f"/api/features/{slug}", f"/api/features/{slug}/wps",
             f"/api/features/{slug}/wps/WP01", f"/api/features/{slug}/audit", f"/api/features/{slug}/audit/verify",
             f"/api/features/{slug}/costs", f"/api/features/{slug}/costs?by=wp", f"/api/features/{slug}/merge-queue",
-            f"/api/features/{slug}/wps/WP01/reviews", "/api/jobs", "/api/jobs?feature=" + slug,
+            f"/api/features/{slug}/wps/WP01/reviews", f"/api/features/{slug}/wps/WP01/candidates",
+            "/api/jobs", "/api/jobs?feature=" + slug,
             "/api/jobs/job_wp01_done", "/api/jobs/job_wp01_done/log", "/api/events", "/api/agents",
             "/api/workers", f"/api/review-requests/{review_request}"]
 

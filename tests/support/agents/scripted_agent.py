@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A scripted agent for tests: does what ``AGENT_BEHAVIOUR`` (or ``AGENT_BEHAVIOUR_<WP>``) says,
+"""A scripted agent for tests: does what ``AGENT_BEHAVIOUR`` (or ``AGENT_BEHAVIOUR_<WP>``, or for
+candidate N of a best-of-N round ``AGENT_BEHAVIOUR_C<N>``) says,
 in the worktree it is started in, with real git commits. No model.
 
 Behaviours (comma-separated, run in order):
@@ -78,7 +79,9 @@ def main() -> int:
     prompt = prompt_text()
     found = re.search(r"\b(WP\d{2,})\b", prompt)
     wp = found.group(1) if found else "WP00"
-    plan = os.environ.get(f"AGENT_BEHAVIOUR_{wp}") or os.environ.get("AGENT_BEHAVIOUR", "commit:1")
+    candidate = os.environ.get("AGILEPLUS_CANDIDATE", "")  # best of N: each candidate may be told apart
+    plan = (os.environ.get(f"AGENT_BEHAVIOUR_C{candidate}") if candidate else None) or \
+        os.environ.get(f"AGENT_BEHAVIOUR_{wp}") or os.environ.get("AGENT_BEHAVIOUR", "commit:1")
     record = None
     print(f"agent starting {wp}: {plan}", flush=True)
     for step in [s for s in plan.split(",") if s]:
