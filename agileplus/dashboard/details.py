@@ -17,7 +17,7 @@ from agileplus.audit.models import AuditEntry
 from agileplus.core.errors import PermissionDenied
 from agileplus.dispatch import selectors as jobs
 from agileplus.dispatch.costs import usage_cost
-from agileplus.dispatch.models import SETUP_STREAM, AgentSession, DispatchJob, JobState
+from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM, AgentSession, DispatchJob, JobState
 from agileplus.dispatch.sessions import session_summary
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Feature, WorkPackage
@@ -29,7 +29,10 @@ from harnesses.git import git_run, mirror_path
 
 LOG_LIMIT = 2000            # lines shown on a job's page (the API pages through the rest)
 DIFF_LIMIT = 60_000         # characters of one commit's diff shown
-READABLE_WITHOUT = (SETUP_STREAM, "stderr")  # the raw view adds these streams back
+# As `logs` shows it: the readable view has the activity lines (`Created src/login.rs (245 lines)`)
+# and not the tool lines they were read from; the raw view has the tool lines, setup and stderr.
+READABLE_WITHOUT = (SETUP_STREAM, "stderr", TOOL_STREAM)
+RAW_WITHOUT = (ACTIVITY_STREAM,)
 SHA = re.compile(r"[0-9a-f]{7,64}")
 
 
@@ -159,10 +162,11 @@ def commit_diff(origin: str, sha: str) -> str | None:
 def job_detail(job_id: str, user, *, raw: bool = False) -> dict:
     job = jobs.get_job(job_id)
     origin = job.feature.project.repo_url
-    lines = jobs.log_lines(job, limit=LOG_LIMIT, without=() if raw else READABLE_WITHOUT)
+    without = RAW_WITHOUT if raw else READABLE_WITHOUT
+    lines = jobs.log_lines(job, limit=LOG_LIMIT, without=without)
     return {
         "job": job, "row": attempt_row(job), "lines": lines, "raw": raw, "last_seq": lines[-1].seq if lines else 0,
-        "following": job.state in JobState.ACTIVE, "without": "" if raw else " ".join(READABLE_WITHOUT),
+        "following": job.state in JobState.ACTIVE, "without": " ".join(without),
         "commits": [{"commit": c, "diff": commit_diff(origin, c.sha)} for c in job.commits.all()],
         "reviews": [{"report": r, "sections": report_sections(r)} for r in job.review_reports.all()[:5]],
         "actions": job_actions(user, job),

@@ -166,6 +166,21 @@ def test_the_job_page_shows_the_readable_log_and_the_raw_one_on_demand(browser):
     assert "Workspace setup:" in raw and "warning: ␛[1mbold" in raw and "\x1b" not in raw
 
 
+def test_the_job_pages_readable_log_has_the_activity_lines_and_the_raw_one_the_tool_lines(browser):
+    feature, (wp,) = make_feature_with_wps(1)
+    j = job(wp)
+    now = timezone.now()
+    for seq, (stream, line) in enumerate((("tool", "Write: /srv/worker/.worktrees/WP01/src/app.py"),
+                                          ("activity", "Created src/app.py (12 lines)")), 1):
+        JobLogLine.objects.create(job=j, seq=seq, timestamp=now, stream=stream, line=line)
+
+    readable = browser.get("/jobs/job_1").content.decode()
+    raw = browser.get("/jobs/job_1?raw=1").content.decode()
+
+    assert "Created src/app.py (12 lines)" in readable and "/srv/worker" not in readable
+    assert "Write: /srv/worker/.worktrees/WP01/src/app.py" in raw and "Created src/app.py" not in raw
+
+
 def test_the_job_page_shows_each_commits_diff_read_from_the_origin(browser, tmp_path):
     origin = init_one_commit_repo(tmp_path / "origin", name="t", email="t@example.com", readme="hello\n")
     (origin / "app.py").write_text("print('hi')\n")
