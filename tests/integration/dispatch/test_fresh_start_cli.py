@@ -177,7 +177,8 @@ def test_after_a_timeout_the_fresh_sessions_status_note_says_it_starts_over_not_
 
     [note] = fresh_notes(feature)
 
-    assert note.startswith("This is a fresh start from main (") and "on a new branch feat/003-auth-system-WP01-fresh1" in note
+    assert note.startswith("This is a fresh start from main (")
+    assert "on a new branch feat/003-auth-system-WP01-fresh1" in note
     assert "timeout" not in note.lower()
 
 
