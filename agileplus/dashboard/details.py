@@ -23,7 +23,7 @@ from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Feature, WorkPackage
 from agileplus.features.selectors import feature_status
 from agileplus.features.services import get_wp
-from agileplus.review.models import MergeQueueEntry
+from agileplus.review.models import MergeQueueEntry, ReviewReport, ReviewRequest
 from agileplus.review.selectors import entry_as_dict
 from harnesses.git import git_run, mirror_path
 
@@ -58,6 +58,21 @@ def report_sections(report) -> list[dict]:
             for name, checks in sections.items()]
 
 
+def review_rows(reports: list[ReviewReport]) -> list[dict]:
+    """Each report by section, with the run that made it (every review, the automatic one too, is
+    a request with its worker, start and end): one query for all the runs."""
+    runs = {r.report_id: r for r in ReviewRequest.objects.filter(report__in=reports)}
+    return [{"report": report, "sections": report_sections(report), "run": _run(runs.get(report.pk))}
+            for report in reports]
+
+
+def _run(request: ReviewRequest | None) -> dict | None:
+    if request is None or request.started_at is None:
+        return None
+    seconds = (request.finished_at - request.started_at).total_seconds() if request.finished_at else None
+    return {"worker": request.worker, "started_at": request.started_at, "seconds": seconds}
+
+
 def _history(wp: WorkPackage) -> list[AuditEntry]:
     return list(AuditEntry.objects.filter(wp=wp).order_by("seq"))
 
@@ -87,7 +102,7 @@ def wp_detail(feature: Feature, code: str, user) -> dict:
     return {
         "wp": wp, "status": status, "attempts": attempts, "history": history,
         "total_cost": sum((a["cost_usd"] for a in attempts), Decimal(0)),
-        "reviews": [{"report": r, "sections": report_sections(r)} for r in reports],
+        "reviews": review_rows(reports),
         "governance": governance_findings(history), "salvage": salvage_refs(history),
         "session": session_summary(session) if session else None,
         "merge_queue": [entry_as_dict(e) for e in MergeQueueEntry.objects.filter(wp=wp).select_related(
@@ -168,7 +183,7 @@ def job_detail(job_id: str, user, *, raw: bool = False) -> dict:
         "job": job, "row": attempt_row(job), "lines": lines, "raw": raw, "last_seq": lines[-1].seq if lines else 0,
         "following": job.state in JobState.ACTIVE, "without": " ".join(without),
         "commits": [{"commit": c, "diff": commit_diff(origin, c.sha)} for c in job.commits.all()],
-        "reviews": [{"report": r, "sections": report_sections(r)} for r in job.review_reports.all()[:5]],
+        "reviews": review_rows(list(job.review_reports.all()[:5])),
         "actions": job_actions(user, job),
         "wp_url": reverse("dashboard-wp", args=[job.feature.slug, job.wp.code]),
     }

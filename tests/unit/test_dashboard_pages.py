@@ -111,6 +111,20 @@ def test_the_wp_page_shows_the_review_report_by_section(browser):
     assert re.search(r"<details class=\"section\"><summary><span class=\"ok\">✓</span> lint \(1\)", page)
 
 
+def test_a_review_report_says_on_which_worker_its_run_started_and_how_long_it_took(browser):
+    feature, (wp,) = make_feature_with_wps(1)
+    report = ReviewReport.objects.create(feature=feature, wp=wp, actor="ci:automation", approved=True, checks=[])
+    started = timezone.now() - dt.timedelta(seconds=30)
+    ReviewRequest.objects.create(feature=feature, wp=wp, actor="ci:automation", apply=True, state="done",
+                                 worker="w-review", report=report, started_at=started,
+                                 finished_at=started + dt.timedelta(seconds=12.5))
+
+    page = browser.get(f"/features/{feature.slug}/wps/WP01").content.decode()
+
+    local = timezone.localtime(started).strftime("%H:%M:%S")
+    assert f'<span class="review-run">ran on w-review from {local} for 12.5 s</span>' in page
+
+
 def login(role: str, **extra) -> Client:
     user = User.objects.create_user(f"{role}-user")
     ApiRole.objects.create(user=user, role=role, **extra)
