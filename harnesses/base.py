@@ -159,22 +159,28 @@ class HarnessAdapter(ABC):
         return f"AGILEPLUS_{self.name.upper().replace('-', '_')}_BIN"
 
     def resolve_binary(self, spec: RunSpec | None = None) -> str:
+        """The CLI to run: the one configured (option or variable), else the one on PATH, else the
+        pinned copy `scripts/install-agent-clis` installed (found with no PATH entry or variable)."""
         configured = (spec.options.get("binary") if spec else None) or os.environ.get(self.binary_variable)
-        found = shutil.which(configured or self.binary)
+        found = shutil.which(configured or self.binary) or (None if configured else pinned_binary(self.name))
         if not found:
             raise HarnessError(f"harness '{self.name}' needs the `{configured or self.binary}` executable on PATH: "
                                + self.where_to_get())
         return found
 
     def where_to_get(self) -> str:
-        """How to get the CLI: the pinned copy `scripts/install-agent-clis` installed (named when it
-        is there), the variable that points at a binary, or the CLI's own installer."""
+        """How to get the CLI: the pinned copy `scripts/install-agent-clis` installs (named when it
+        is there: a variable naming a missing binary hides it), a variable pointing at a binary, or
+        the CLI's own installer."""
         pinned = PINNED_DIR / PINNED_PATHS[self.name] if self.name in PINNED_PATHS else None
-        if pinned is not None and pinned.exists():
-            hint = f"the pinned CLI is installed at {pinned}: export {self.binary_variable}={pinned}"
+        if pinned is not None and pinned_binary(self.name):
+            hint = (f"the pinned CLI is installed at {pinned}: unset {self.binary_variable} to use it, or export "
+                    f"{self.binary_variable}={pinned}")
+        elif pinned is not None:
+            hint = (f"install the pinned version with ./scripts/install-agent-clis (then found without PATH or "
+                    f"variable), or export {self.binary_variable}=/path/to/{self.binary}")
         else:
-            hint = (f"install the pinned version with ./scripts/install-agent-clis and export {self.binary_variable}="
-                    f"{pinned}" if pinned is not None else f"export {self.binary_variable}=/path/to/{self.binary}")
+            hint = f"export {self.binary_variable}=/path/to/{self.binary}"
         return hint + (f", or {self.install_hint}" if self.install_hint else "")
 
     def availability(self) -> Availability:
@@ -187,6 +193,13 @@ class HarnessAdapter(ABC):
         except (OSError, subprocess.SubprocessError) as exc:
             return Availability(False, path=path, reason=f"`{path} --version` failed: {exc}")
         return Availability(True, path=path, version=version)
+
+
+def pinned_binary(harness: str) -> str | None:
+    """The pinned CLI of ``harness`` that `scripts/install-agent-clis` installed, if it is there."""
+    relative = PINNED_PATHS.get(harness)
+    path = PINNED_DIR / relative if relative else None
+    return str(path) if path is not None and os.access(path, os.X_OK) and path.is_file() else None
 
 
 def cli_version(path: str, version_args: tuple[str, ...] = ("--version",)) -> str | None:

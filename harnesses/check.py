@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harnesses.base import PINNED_DIR, PINNED_PATHS, AgentEvent, HarnessError, RunSpec, cli_version
+from harnesses.base import PINNED_PATHS, AgentEvent, HarnessError, RunSpec, cli_version, pinned_binary
 from harnesses.endpoints import Say, ScriptedEndpoint, Turn, Write, commit_script, endpoint_for
 from harnesses.git import init_one_commit_repo
 from harnesses.process import AgentProcess
@@ -48,7 +48,7 @@ USAGE_BANNER = "Usage:"
 
 def pinned_binaries() -> dict[str, str]:
     """Harness → the pinned CLI installed under tools/agent-clis (only those present)."""
-    return {name: str(PINNED_DIR / rel) for name, rel in PINNED_PATHS.items() if (PINNED_DIR / rel).exists()}
+    return {name: path for name in PINNED_PATHS if (path := pinned_binary(name))}
 
 
 def endpoint_environment(harness: str, endpoint: ScriptedEndpoint) -> dict[str, str]:

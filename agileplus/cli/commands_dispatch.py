@@ -498,7 +498,8 @@ def agents_list(as_json) -> None:
 @json_option
 def agents_check(harnesses, pinned, as_json) -> None:
     """Run each installed agent CLI against a built-in scripted model endpoint (no tokens spent)
-    in a scratch repository; exit 1 if any drifted from what its adapter expects."""
+    in a scratch repository; exit 1 if any drifted from what its adapter expects. A CLI is the
+    one AGILEPLUS_<HARNESS>_BIN names, else on PATH, else the pinned copy in tools/agent-clis."""
     try:
         results = check_harnesses(list(harnesses) or None, use_pinned=pinned)
     except HarnessError as exc:

@@ -17,20 +17,23 @@ from agileplus.audit.models import AuditEntry
 from agileplus.core.errors import PermissionDenied
 from agileplus.dispatch import selectors as jobs
 from agileplus.dispatch.costs import usage_cost
-from agileplus.dispatch.models import SETUP_STREAM, AgentSession, DispatchJob, JobState
+from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM, AgentSession, DispatchJob, JobState
 from agileplus.dispatch.sessions import session_summary
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Feature, WorkPackage
 from agileplus.features.selectors import feature_status
 from agileplus.features.services import get_wp
-from agileplus.review.models import MergeQueueEntry
+from agileplus.review.models import MergeQueueEntry, ReviewReport, ReviewRequest
 from agileplus.review.selectors import entry_as_dict
 from agileplus.workflow.selectors import latest_round, round_summary
 from harnesses.git import git_run, mirror_path
 
 LOG_LIMIT = 2000            # lines shown on a job's page (the API pages through the rest)
 DIFF_LIMIT = 60_000         # characters of one commit's diff shown
-READABLE_WITHOUT = (SETUP_STREAM, "stderr")  # the raw view adds these streams back
+# As `logs` shows it: the readable view has the activity lines (`Created src/login.rs (245 lines)`)
+# and not the tool lines they were read from; the raw view has the tool lines, setup and stderr.
+READABLE_WITHOUT = (SETUP_STREAM, "stderr", TOOL_STREAM)
+RAW_WITHOUT = (ACTIVITY_STREAM,)
 SHA = re.compile(r"[0-9a-f]{7,64}")
 
 
@@ -54,6 +57,21 @@ def report_sections(report) -> list[dict]:
             sections[str(check.get("section") or "checks")].append(check)
     return [{"name": name, "ok": all(c.get("ok") for c in checks), "checks": checks}
             for name, checks in sections.items()]
+
+
+def review_rows(reports: list[ReviewReport]) -> list[dict]:
+    """Each report by section, with the run that made it (every review, the automatic one too, is
+    a request with its worker, start and end): one query for all the runs."""
+    runs = {r.report_id: r for r in ReviewRequest.objects.filter(report__in=reports)}
+    return [{"report": report, "sections": report_sections(report), "run": _run(runs.get(report.pk))}
+            for report in reports]
+
+
+def _run(request: ReviewRequest | None) -> dict | None:
+    if request is None or request.started_at is None:
+        return None
+    seconds = (request.finished_at - request.started_at).total_seconds() if request.finished_at else None
+    return {"worker": request.worker, "started_at": request.started_at, "seconds": seconds}
 
 
 def _history(wp: WorkPackage) -> list[AuditEntry]:
@@ -85,7 +103,7 @@ def wp_detail(feature: Feature, code: str, user) -> dict:
     return {
         "wp": wp, "status": status, "attempts": attempts, "history": history,
         "total_cost": sum((a["cost_usd"] for a in attempts), Decimal(0)),
-        "reviews": [{"report": r, "sections": report_sections(r)} for r in reports],
+        "reviews": review_rows(reports),
         "governance": governance_findings(history), "salvage": salvage_refs(history),
         "session": session_summary(session) if session else None,
         "merge_queue": [entry_as_dict(e) for e in MergeQueueEntry.objects.filter(wp=wp).select_related(
@@ -161,12 +179,13 @@ def commit_diff(origin: str, sha: str) -> str | None:
 def job_detail(job_id: str, user, *, raw: bool = False) -> dict:
     job = jobs.get_job(job_id)
     origin = job.feature.project.repo_url
-    lines = jobs.log_lines(job, limit=LOG_LIMIT, without=() if raw else READABLE_WITHOUT)
+    without = RAW_WITHOUT if raw else READABLE_WITHOUT
+    lines = jobs.log_lines(job, limit=LOG_LIMIT, without=without)
     return {
         "job": job, "row": attempt_row(job), "lines": lines, "raw": raw, "last_seq": lines[-1].seq if lines else 0,
-        "following": job.state in JobState.ACTIVE, "without": "" if raw else " ".join(READABLE_WITHOUT),
+        "following": job.state in JobState.ACTIVE, "without": " ".join(without),
         "commits": [{"commit": c, "diff": commit_diff(origin, c.sha)} for c in job.commits.all()],
-        "reviews": [{"report": r, "sections": report_sections(r)} for r in job.review_reports.all()[:5]],
+        "reviews": review_rows(list(job.review_reports.all()[:5])),
         "actions": job_actions(user, job),
         "wp_url": reverse("dashboard-wp", args=[job.feature.slug, job.wp.code]),
     }

@@ -31,13 +31,23 @@ def _job_spans(since: dt.datetime) -> list[layout.Span]:
             for j in rows]
 
 
+def review_outcome(request: ReviewRequest) -> str:
+    """A finished review's bar says what it decided; a move, a running or a failed run its state."""
+    if request.state != ReviewRequest.DONE or request.report is None:
+        return request.state
+    return "approved" if request.report.approved else "changes_requested"
+
+
 def _review_spans(since: dt.datetime) -> list[layout.Span]:
+    """Every review (asked through the API or the CLI, or the automatic one after an agent
+    finished) and every queued move to done, on the row of the worker that ran it."""
     rows = (ReviewRequest.objects.filter(started_at__isnull=False)
-            .filter(Q(finished_at__isnull=True) | Q(finished_at__gte=since)).select_related("wp", "feature")
+            .filter(Q(finished_at__isnull=True) | Q(finished_at__gte=since)).select_related("wp", "feature", "report")
             .order_by("-started_at")[:MAX_SPANS])
-    return [layout.Span(r.worker or "review", r.started_at, r.finished_at, "review", r.state,
+    return [layout.Span(r.worker or "review", r.started_at, r.finished_at, "review", outcome := review_outcome(r),
                         f"{r.kind} {r.wp.code}", reverse("dashboard-wp", args=[r.feature.slug, r.wp.code]),
-                        f"{r.kind} of {r.feature.slug} {r.wp.code}: {r.state}") for r in rows]
+                        f"{r.kind} of {r.feature.slug} {r.wp.code} by {r.actor}: {outcome.replace('_', ' ')}")
+            for r in rows]
 
 
 def _batch_spans(since: dt.datetime) -> list[layout.Span]:

@@ -26,6 +26,7 @@ from django.utils import timezone
 from agileplus.core.actors import Actor, parse_actor
 from agileplus.core.errors import BlockedByDependency, IllegalTransition
 from agileplus.dispatch.models import DispatchJob, JobState
+from agileplus.dispatch.selectors import block_entry
 from agileplus.dispatch.services import check_request, enqueue_job
 from agileplus.dispatch.sessions import discard_sessions
 from agileplus.events import subjects
@@ -143,14 +144,28 @@ def _record_move(wp: WorkPackage, move: BranchMove, actor: Actor) -> None:
         discard_sessions(wp)  # the old conversation describes the old branch: the next run starts a new one
 
 
-def _reset_and_queue(wp: WorkPackage, move: BranchMove, actor: Actor, **options) -> DispatchJob:
-    """A blocked WP back to planned, and its job queued with a note of what was set aside."""
+def fresh_start_notes(wp: WorkPackage, move: BranchMove) -> list[str]:
+    """The status note of the fresh session's prompt: it starts over, from where, and where the
+    earlier work went. How the set-aside attempt ended (a timeout, a crash) is not this session's
+    status and is left out (it read as if this run had timed out); a governance refusal is named,
+    since the new session must not break the same rule."""
     note = f"This is a fresh start from {move.main} ({move.base[:7]}) on a new branch {move.branch}."
     if move.salvage_branch:
         note += (f" Earlier work on {move.old_branch} was set aside as {move.salvage_branch}: "
                  "do not bring it back.")
-    last = wp.jobs.exclude(error="").order_by("-queued_at").first()
-    notes = [note] + ([f"The earlier attempt ended with: {last.error[:500]}"] if last is not None else [])
+    last = wp.jobs.order_by("-queued_at").first()
+    entry = block_entry(last) if last is not None else None
+    metadata = (entry.metadata or {}) if entry is not None else {}
+    if metadata.get("reason") != "governance_violation":
+        return [note]
+    refused = "; ".join(str(v.get("detail") or v.get("rule")) for v in metadata.get("violations", [])[:5]
+                        if isinstance(v, dict))
+    return [note, f"Governance refused the earlier work ({refused or 'see the audit entry'}): do not repeat it."]
+
+
+def _reset_and_queue(wp: WorkPackage, move: BranchMove, actor: Actor, **options) -> DispatchJob:
+    """A blocked WP back to planned, and its job queued with a note of what was set aside."""
+    notes = fresh_start_notes(wp, move)
     with transaction.atomic():  # transition_wp locks the feature, then the WP: the one lock order
         current = WorkPackage.objects.get(pk=wp.pk)
         if current.state == WPState.BLOCKED:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from agileplus.core.actors import Actor, parse_actor
+from agileplus.core.actors import CI_AUTOMATION, Actor, parse_actor
 from agileplus.core.errors import DomainError, NotFound
 from agileplus.dispatch.models import Worker
 from agileplus.dispatch.runner import worker_name
@@ -29,7 +30,7 @@ from agileplus.features.models import WorkPackage
 from agileplus.features.services import TransitionResult
 from agileplus.review.merge_queue import queue_config
 from agileplus.review.models import ReviewRequest
-from agileplus.review.services import ensure_may_approve, move_wp, run_review
+from agileplus.review.services import Review, ensure_may_approve, move_wp, run_review
 
 log = logging.getLogger("agileplus.review")
 
@@ -165,25 +166,51 @@ def run_request(request_id: int, *, worker: str | None = None) -> ReviewRequest 
     request = claim_request(request_id, worker or worker_name())
     if request is None:
         return None
-    try:
+    with recording(request, reraise=False) as outcome:
         if request.kind == ReviewRequest.MOVE:
             asked = request.result or {}
             moved = move_wp(request.wp, WPState.DONE, actor=request.actor, metadata=asked.get("metadata"),
                             expected_source=asked.get("expected_source"))
-            _finish(request, ReviewRequest.DONE, result=_moved(moved))
+            outcome["result"] = _moved(moved)
         else:
-            review = run_review(request.wp, actor=request.actor, apply=request.apply)
-            _finish(request, ReviewRequest.DONE, report=review.report)
+            outcome["report"] = run_review(request.wp, actor=request.actor, apply=request.apply).report
+    return get_request(request_id)
+
+
+def run_automatic_review(wp: WorkPackage, *, worker: str | None = None) -> Review:
+    """The review that follows an agent's finish (auto mode), run here and now but recorded as a
+    request like one asked through the API: the dashboard's timeline draws every review from its
+    start, end and worker. Approval hands the WP to the merge queue without waiting for it (the
+    task runs the queue itself); a ``DomainError`` is recorded and raised to the caller."""
+    request = _queue(wp, ReviewRequest.REVIEW, CI_AUTOMATION, apply=True, send=False)
+    claim_request(request.pk, worker or worker_name())  # a row of its own: this claim wins
+    with recording(request, reraise=True) as outcome:
+        review = run_review(wp, actor=CI_AUTOMATION, apply=True, wait_for_merge=False)
+        outcome["report"] = review.report
+    return review
+
+
+@contextmanager
+def recording(request: ReviewRequest, *, reraise: bool) -> Iterator[dict]:
+    """Record how the run of a claimed ``request`` ends: done with what the body put in the
+    yielded dict (``report``, ``result``), or failed with the error as the API renders it. A
+    ``DomainError`` is raised again only when ``reraise``; any other error always is."""
+    outcome: dict = {}
+    try:
+        yield outcome
     except DomainError as exc:
         _finish(request, ReviewRequest.FAILED, error={**exc.as_dict(), "http_status": exc.http_status,
                                                        "exit_code": exc.exit_code})
+        if reraise:
+            raise
     except Exception:
-        log.exception("review request %s failed", request_id)
+        log.exception("review request %s failed", request.pk)
         _finish(request, ReviewRequest.FAILED, error={"code": "internal", "message": "the review worker failed",
                                                        "fix": "see the worker's log", "http_status": 500,
                                                        "exit_code": 1})
         raise
-    return get_request(request_id)
+    else:
+        _finish(request, ReviewRequest.DONE, **outcome)
 
 
 def _finish(request: ReviewRequest, state: str, *, report=None, result: dict | None = None,

@@ -11,8 +11,13 @@ from agileplus.features.models import WorkPackage
 from agileplus.review.merge import MergeConflict
 from agileplus.review.merge_queue import process_queue
 from agileplus.review.models import MergeQueueEntry
-from agileplus.review.requests import release_requests_of_silent_workers, ring_stale_requests, run_request
-from agileplus.review.services import run_review, send_back_after_conflict
+from agileplus.review.requests import (
+    release_requests_of_silent_workers,
+    ring_stale_requests,
+    run_automatic_review,
+    run_request,
+)
+from agileplus.review.services import send_back_after_conflict
 from workers.celery import app
 
 log = logging.getLogger("agileplus.merge_queue")
@@ -24,7 +29,7 @@ def review_wp(wp_id: int) -> dict:
     if wp.state != WPState.FOR_REVIEW:
         return {"skipped": wp.state}
     try:
-        review = run_review(wp, apply=True, wait_for_merge=False)
+        review = run_automatic_review(wp)
     except MergeConflict as exc:  # main moved between the review and the merge
         send_back_after_conflict(wp, exc)
         return {"error": exc.as_dict()}

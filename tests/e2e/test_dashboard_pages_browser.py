@@ -15,6 +15,7 @@ from agileplus.api.models import ApiRole
 from agileplus.dispatch.models import DispatchJob, JobLogLine
 from agileplus.features.models import Dependency
 from agileplus.features.services import transition_wp
+from agileplus.review.models import ReviewRequest
 from tests.e2e.conftest import DESKTOP, PHONE, log_in, overflow, screenshot, viewport, wait_for
 from tests.factories import make_feature_with_wps, make_layered_feature
 from tests.support.processes import stop_group
@@ -232,6 +233,9 @@ def check_timeline(browser, web) -> None:
     assert set(jobs.values_list("worker", flat=True)) <= set(labels)
     outcomes = js(browser, f"return Array.from({svg}.querySelectorAll('a[data-kind=job]')).map(a => a.dataset.outcome)")
     assert set(outcomes) == {"succeeded"}
+    reviews = ReviewRequest.objects.filter(actor="ci:automation")  # the automatic review after each agent
+    assert js(browser, f"return {svg}.querySelectorAll('a[data-kind=review]').length") == reviews.count() >= 5
+    assert set(reviews.values_list("worker", flat=True)) <= set(labels)
     before = float(js(browser, f"return {svg}.querySelector('.now-line').getAttribute('x1')"))
     wait_for(lambda: float(js(browser, f"return {svg}.querySelector('.now-line').getAttribute('x1')")) > before)
     look(browser, "live-timeline")

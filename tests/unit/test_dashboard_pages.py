@@ -111,6 +111,20 @@ def test_the_wp_page_shows_the_review_report_by_section(browser):
     assert re.search(r"<details class=\"section\"><summary><span class=\"ok\">✓</span> lint \(1\)", page)
 
 
+def test_a_review_report_says_on_which_worker_its_run_started_and_how_long_it_took(browser):
+    feature, (wp,) = make_feature_with_wps(1)
+    report = ReviewReport.objects.create(feature=feature, wp=wp, actor="ci:automation", approved=True, checks=[])
+    started = timezone.now() - dt.timedelta(seconds=30)
+    ReviewRequest.objects.create(feature=feature, wp=wp, actor="ci:automation", apply=True, state="done",
+                                 worker="w-review", report=report, started_at=started,
+                                 finished_at=started + dt.timedelta(seconds=12.5))
+
+    page = browser.get(f"/features/{feature.slug}/wps/WP01").content.decode()
+
+    local = timezone.localtime(started).strftime("%H:%M:%S")
+    assert f'<span class="review-run">ran on w-review from {local} for 12.5 s</span>' in page
+
+
 def login(role: str, **extra) -> Client:
     user = User.objects.create_user(f"{role}-user")
     ApiRole.objects.create(user=user, role=role, **extra)
@@ -164,6 +178,21 @@ def test_the_job_page_shows_the_readable_log_and_the_raw_one_on_demand(browser):
 
     assert "Reading src/app.py" in readable and "Commit: add app" in readable and "Workspace setup" not in readable
     assert "Workspace setup:" in raw and "warning: ␛[1mbold" in raw and "\x1b" not in raw
+
+
+def test_the_job_pages_readable_log_has_the_activity_lines_and_the_raw_one_the_tool_lines(browser):
+    feature, (wp,) = make_feature_with_wps(1)
+    j = job(wp)
+    now = timezone.now()
+    for seq, (stream, line) in enumerate((("tool", "Write: /srv/worker/.worktrees/WP01/src/app.py"),
+                                          ("activity", "Created src/app.py (12 lines)")), 1):
+        JobLogLine.objects.create(job=j, seq=seq, timestamp=now, stream=stream, line=line)
+
+    readable = browser.get("/jobs/job_1").content.decode()
+    raw = browser.get("/jobs/job_1?raw=1").content.decode()
+
+    assert "Created src/app.py (12 lines)" in readable and "/srv/worker" not in readable
+    assert "Write: /srv/worker/.worktrees/WP01/src/app.py" in raw and "Created src/app.py" not in raw
 
 
 def test_the_job_page_shows_each_commits_diff_read_from_the_origin(browser, tmp_path):

@@ -5,6 +5,8 @@ the CLI rejects is reported as drift."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,10 +126,26 @@ def test_agents_check_reports_the_pinned_clis_and_exits_zero():
     assert all(r["commits"] == 1 and r["session_id"] and r["usage"]["input_tokens"] for r in rows.values())
 
 
+def test_a_plain_agents_check_runs_the_pinned_cli_where_path_has_none(tmp_path):
+    pinned = require_cli("claude-code")
+    tools = {str(Path(shutil.which(tool)).parent) for tool in ("git", "node")}  # what the CLI itself needs
+
+    done = subprocess.run([sys.executable, "-m", "agileplus", "agents", "check", "claude-code", "--json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={"PATH": os.pathsep.join(sorted(tools)), "HOME": str(tmp_path),
+                               "AGILEPLUS_DATA_DIR": str(tmp_path)})
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    [row] = json.loads(done.stdout)
+    assert (row["path"], row["ok"]) == (pinned, True)
+
+
 def test_agents_check_exits_non_zero_when_a_named_cli_is_missing(tmp_path):
+    # the variable names a binary that is not there: not on PATH, and the pinned copy is not used instead
     done = subprocess.run([sys.executable, "-m", "agileplus", "agents", "check", "aider"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60,
-                          env={"PATH": str(tmp_path), "HOME": str(tmp_path), "AGILEPLUS_DATA_DIR": str(tmp_path)})
+                          env={"PATH": str(tmp_path), "HOME": str(tmp_path), "AGILEPLUS_DATA_DIR": str(tmp_path),
+                               "AGILEPLUS_AIDER_BIN": str(tmp_path / "no-aider")})
 
     assert done.returncode == 1
     assert "aider: not found" in done.stdout

@@ -154,3 +154,45 @@ def test_a_fresh_start_forgets_the_wps_stored_agent_session(target):
 
     assert result.exit_code == 0, result.output
     assert not AgentSession.objects.filter(session_id="s-old").exists()
+
+
+def attempt_that_ended(wp, state: str, error: str) -> DispatchJob:
+    transition_wp(wp, "planned", actor="human:alice")
+    job = enqueue_job(wp, actor="human:alice")
+    DispatchJob.objects.filter(pk=job.pk).update(state=state, error=error)
+    transition_wp(wp, "doing", actor="system:agileplus")
+    return job
+
+
+def fresh_notes(feature) -> list[str]:
+    assert run_cli("implement 003 --wp WP01 --fresh --no-wait --json").exit_code == 0
+    return DispatchJob.objects.filter(wp__feature=feature).order_by("-queued_at").first().result["notes"]
+
+
+def test_after_a_timeout_the_fresh_sessions_status_note_says_it_starts_over_not_that_it_timed_out(target):
+    _repo, feature, _old_head = target
+    wp = feature.work_packages.get(code="WP01")
+    job = attempt_that_ended(wp, "timed_out", "Agent timeout (stopped by SIGTERM)")
+    transition_wp(wp, "blocked", actor="system:timeout", metadata={"reason": "agent_timeout", "job_id": job.id})
+
+    [note] = fresh_notes(feature)
+
+    assert note.startswith("This is a fresh start from main (")
+    assert "on a new branch feat/003-auth-system-WP01-fresh1" in note
+    assert "timeout" not in note.lower()
+
+
+def test_after_a_governance_refusal_the_fresh_sessions_note_names_the_rule_it_must_not_break_again(target):
+    _repo, feature, _old_head = target
+    wp = feature.work_packages.get(code="WP01")
+    job = attempt_that_ended(wp, "succeeded", "governance: secrets/token.txt")
+    transition_wp(wp, "blocked", actor="system:governance", metadata={
+        "reason": "governance_violation", "job_id": job.id,
+        "violations": [{"rule": "forbidden_path", "path": "secrets/token.txt",
+                        "detail": "secrets/token.txt is under forbidden secrets/"}]})
+
+    fresh, refused = fresh_notes(feature)
+
+    assert fresh.startswith("This is a fresh start from main")
+    assert refused == "Governance refused the earlier work (secrets/token.txt is under forbidden secrets/): " \
+                      "do not repeat it."

@@ -20,7 +20,8 @@ def block_of(output: str, name: str) -> list[str]:
 
 
 @pytest.fixture
-def farm():
+def farm(monkeypatch, tmp_path):
+    monkeypatch.setattr("harnesses.base.PINNED_DIR", tmp_path / "no-agent-clis")  # what workers announce, alone
     feature, (wp, _) = make_feature_with_wps(2)
     Worker.objects.create(hostname="worker@w1", harnesses={"claude-code": {"available": True}},
                           last_heartbeat=timezone.now(), started_at=timezone.now())

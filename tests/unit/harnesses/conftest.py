@@ -27,10 +27,11 @@ def standins(monkeypatch) -> Path:
 
 @pytest.fixture
 def no_binaries(monkeypatch, tmp_path) -> None:
-    """A PATH on which no agent CLI can be found."""
+    """A PATH on which no agent CLI can be found, and no pinned copy installed."""
     empty = tmp_path / "empty-path"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr("harnesses.base.PINNED_DIR", tmp_path / "no-agent-clis")
 
 
 @pytest.fixture
