@@ -68,15 +68,14 @@ DATABASE_SENSITIVE_PATHS = (
 )
 DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
 
-# The serial group: run after the parallel part, one test at a time (``-m serial``, see scripts/test),
-# because they use what a machine has once: the multi-host bed (network namespaces, and every module
-# that imports tests/support/multihost.py is put here by that alone), containers, fixed ports.
-SERIAL_PATHS = (
-    "tests/integration/multihost/",
-    "tests/faults/test_partitions.py",
-    "tests/integration/ops/test_docker.py",
-)
-MULTIHOST = "tests.support.multihost"
+# The serial group: run after the parallel part, one test at a time (``-m serial``, see scripts/test):
+# the tests marked ``@pytest.mark.serial``, each saying why: they need the CPU at a given moment (a
+# 1 s flood, a SIGTERM-or-SIGKILL line, a running job's activity read while it runs, a DAG layer's
+# agents overlapping), which a test process beside three others on 2 cores may not get. Not in it,
+# since nothing of theirs is shared: the multi-host bed (tests/support/multihost.py: each test
+# process's bed has namespaces named after its pid, its own PostgreSQL cluster, Redis and NATS
+# inside them, a private /tmp per host) and the docker test (it starts no container; its servers
+# take ports from free_port()).
 
 
 def database_sensitive(item: pytest.Item) -> bool:
@@ -86,19 +85,10 @@ def database_sensitive(item: pytest.Item) -> bool:
             or bool(item.get_closest_marker("postgres")) or bool(item.get_closest_marker("database")))
 
 
-def serial_only(item: pytest.Item) -> bool:
-    module = vars(item.module) if getattr(item, "module", None) else {}
-    uses_bed = any(getattr(value, "__name__", "") == MULTIHOST or getattr(value, "__module__", "") == MULTIHOST
-                   for value in module.values())
-    return item.nodeid.startswith(SERIAL_PATHS) or uses_bed or bool(item.get_closest_marker("serial"))
-
-
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if database_sensitive(item):
             item.add_marker(pytest.mark.database)
-        if serial_only(item):
-            item.add_marker(pytest.mark.serial)
 
 
 # A parallel run (pytest-xdist, ``-n N``): each test process gets, before Django's settings load, a
