@@ -69,10 +69,9 @@ DATABASE_SENSITIVE_PATHS = (
 DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
 
 # The serial group: run after the parallel part, one test at a time (``-m serial``, see scripts/test):
-# the tests marked ``@pytest.mark.serial``, each saying why: they need the CPU at a given moment (a
-# 1 s flood, a SIGTERM-or-SIGKILL line, a DAG layer's agents overlapping), which a test process
-# beside three others on 2 cores may not get. Not in it,
-# since nothing of theirs is shared: the multi-host bed (tests/support/multihost.py: each test
+# the tests marked ``@pytest.mark.serial``, each saying why: they need the CPU within a second or
+# two (a 1 s flood, a SIGTERM-or-SIGKILL line), which a test process beside three others on 2 cores
+# may not get. Not in it, since nothing of theirs is shared: the multi-host bed (tests/support/multihost.py: each test
 # process's bed has namespaces named after its pid, its own PostgreSQL cluster, Redis and NATS
 # inside them, a private /tmp per host) and the docker test (it starts no container; its servers
 # take ports from free_port()).
