@@ -15,6 +15,7 @@ import pytest
 from django.db import connection
 
 from agileplus.dispatch.models import DispatchJob
+from agileplus.features.models import Feature
 from harnesses.check import endpoint_environment, pinned_binaries, prepare_home
 from harnesses.endpoints import ScriptedEndpoint, Turn
 from harnesses.process import all_marked
@@ -59,7 +60,7 @@ def hold_delayed_replies(endpoint: ScriptedEndpoint) -> threading.Event:
 
 
 @contextmanager
-def released_once_the_agent_is_gone(release: threading.Event, feature, attempt: int = 1,
+def released_once_the_agent_is_gone(release: threading.Event, feature: Feature, attempt: int = 1,
                                     timeout: float = 300) -> Iterator[None]:
     """Set ``release`` once the agent of ``feature``'s job (that attempt) has run and no process
     carries its job mark any more: a reply held for an agent the timeout kills is then sent at
