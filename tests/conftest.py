@@ -28,8 +28,8 @@ os.environ.setdefault("AGILEPLUS_SANDBOX_READONLY", os.pathsep.join(
 
 # The PostgreSQL pass of ./scripts/test runs only the tests whose outcome can differ by database
 # engine. A test is on it when it touches the database (``django_db``, ``db``, ``transactional_db``)
-# and lies under one of these paths, or asks for ``on_postgres``, or is marked ``postgres`` or
-# ``database`` itself. The paths are where the engine decides the outcome:
+# and lies under one of these paths, or asks for ``on_postgres``, or is marked ``database`` itself.
+# The paths are where the engine decides the outcome:
 #  - concurrency, locking, transactions, SELECT … FOR UPDATE SKIP LOCKED: claims and leases, the farm,
 #    merges, the audit chain under many writers, killed connections, the API under concurrent writes;
 #  - stored JSON read back and hashed (the audit chain, events and their cursors and subject filters,
@@ -39,7 +39,8 @@ os.environ.setdefault("AGILEPLUS_SANDBOX_READONLY", os.pathsep.join(
 # Not on it (same code and same SQL on either engine, run once on SQLite): tests that never touch the
 # database (adapters, processes, sandboxes, docs, git), and surfaces over the one transition service
 # whose engine-specific part is proven above (the CLI × admin transition matrix, role permissions,
-# throttling, screens and forms).
+# throttling, screens and forms); nor a test marked ``postgres``: it talks to the PostgreSQL server
+# itself, whichever database the pass uses, so the SQLite pass runs it, once.
 DATABASE_SENSITIVE_PATHS = (
     "tests/integration/core/",
     "tests/integration/events/",
@@ -68,37 +69,26 @@ DATABASE_SENSITIVE_PATHS = (
 )
 DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
 
-# The serial group: run after the parallel part, one test at a time (``-m serial``, see scripts/test),
-# because they use what a machine has once: the multi-host bed (network namespaces, and every module
-# that imports tests/support/multihost.py is put here by that alone), containers, fixed ports.
-SERIAL_PATHS = (
-    "tests/integration/multihost/",
-    "tests/faults/test_partitions.py",
-    "tests/integration/ops/test_docker.py",
-)
-MULTIHOST = "tests.support.multihost"
+# The serial group: run after the parallel part, one test at a time (``-m serial``, see scripts/test):
+# the tests marked ``@pytest.mark.serial``, each saying why: they need the CPU within a second or
+# two (a 1 s flood, a SIGTERM-or-SIGKILL line), which a test process beside three others on 2 cores
+# may not get. Not in it, since nothing of theirs is shared: the multi-host bed
+# (tests/support/multihost.py: each test process's bed has namespaces named after its pid, its own
+# PostgreSQL cluster, Redis and NATS inside them, a private /tmp per host) and the docker test (it
+# starts no container; its servers take ports from free_port()).
 
 
 def database_sensitive(item: pytest.Item) -> bool:
     path = item.nodeid.split("::", 1)[0]
     touches_database = bool(item.get_closest_marker("django_db")) or bool(DATABASE_FIXTURES & set(item.fixturenames))
     return ((path.startswith(DATABASE_SENSITIVE_PATHS) and touches_database) or "on_postgres" in item.fixturenames
-            or bool(item.get_closest_marker("postgres")) or bool(item.get_closest_marker("database")))
-
-
-def serial_only(item: pytest.Item) -> bool:
-    module = vars(item.module) if getattr(item, "module", None) else {}
-    uses_bed = any(getattr(value, "__name__", "") == MULTIHOST or getattr(value, "__module__", "") == MULTIHOST
-                   for value in module.values())
-    return item.nodeid.startswith(SERIAL_PATHS) or uses_bed or bool(item.get_closest_marker("serial"))
+            or bool(item.get_closest_marker("database")))
 
 
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if database_sensitive(item):
             item.add_marker(pytest.mark.database)
-        if serial_only(item):
-            item.add_marker(pytest.mark.serial)
 
 
 # A parallel run (pytest-xdist, ``-n N``): each test process gets, before Django's settings load, a

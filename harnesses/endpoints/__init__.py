@@ -55,6 +55,9 @@ class Turn:
     cached_input_tokens: int = 0
     delay: float = 0.0  # seconds before the reply starts
     pause_between_events: float = 0.0  # seconds between stream events (a slow model)
+    # Set: the reply starts once this is set, ``delay`` its deadline (a test holds a reply until
+    # what it waits for has happened, the agent killed, rather than for a fixed time).
+    released: threading.Event | None = None
 
 
 @dataclass
@@ -221,7 +224,10 @@ class ScriptedEndpoint:
             self.reply_side(handler, path, body)
             return
         step = script[index] if index < len(script) else Turn([Say(self.closing_text)])
-        if step.delay:
+        released = getattr(step, "released", None)
+        if step.delay and released is not None:
+            released.wait(step.delay)
+        elif step.delay:
             time.sleep(step.delay)
         if isinstance(step, Turn):
             self.reply_turn(handler, step, body)

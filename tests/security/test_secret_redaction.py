@@ -26,14 +26,23 @@ from agileplus.api.services import create_api_token
 from agileplus.audit.chain import verify_chain
 from agileplus.audit.models import AuditEntry
 from agileplus.dispatch.models import DispatchJob, JobLogLine
-from tests.support.farm import ROOT, import_target, job_env, make_target_repo, start_worker, stop, wait_until
+from tests.support.farm import (
+    ROOT,
+    import_target,
+    job_env,
+    make_target_repo,
+    outbox_file,
+    start_worker,
+    stop,
+    wait_until,
+)
 from tests.support.server import subprocess_env
 from tests.support.stored import every_stored_text
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 LEAKY_AGENT = Path(__file__).resolve().parents[1] / "support" / "agents" / "leaky_agent.sh"
-HOLD_SECONDS = 12  # how long the agent keeps its last line as the current activity
+HOLD_SECONDS = 120  # the most the agent keeps its last line as the current activity, waiting to be read
 
 
 def forms(value: str) -> dict[str, str]:
@@ -75,15 +84,14 @@ def mcp_outputs(feature: str) -> str:
     return anyio.run(calls)
 
 
-# Serial: the test reads the running job's activity while the agent runs; a starved test process
-# reads it too late (README, Tests).
-@pytest.mark.serial
 def test_no_form_of_a_secret_the_agent_printed_is_stored_or_served_anywhere(tmp_path, django_user_model):
     secret = "lk-" + secrets.token_hex(12)
     credential = "sk-ant-api03-" + secrets.token_urlsafe(24)
     not_given = "other-" + secrets.token_hex(12)
+    read = outbox_file(tmp_path, "activity-read")  # the agent runs on until the test has read its activity
     repo = make_target_repo(tmp_path, wps={"WP01": []}, agent={"command": f"sh {LEAKY_AGENT}"},
-                            environment={"LEAK": "${{ secrets.LEAK_TOKEN }}", "HOLD_SECONDS": str(HOLD_SECONDS)})
+                            environment={"LEAK": "${{ secrets.LEAK_TOKEN }}", "HOLD_SECONDS": str(HOLD_SECONDS),
+                                         "RELEASE_FILE": str(read)})
     feature = import_target(repo)
     env = job_env(tmp_path / "cli", None, AGILEPLUS_BROKER_DIR=str(tmp_path / "broker"))
     api = APIClient()
@@ -105,6 +113,7 @@ def test_no_form_of_a_secret_the_agent_printed_is_stored_or_served_anywhere(tmp_
         served["API feature, running"] = json.dumps(api.get(f"/api/features/{feature.slug}").json())
         served["dashboard, running"] = dashboard.get(f"/features/{feature.slug}/panel").content.decode()
         served["status, running"] = agileplus("status", "003", env=env)
+        read.touch()
         assert "Current task: activity: " in served["status, running"], "the job ended before its activity was read"
         served["implement"] = implement.communicate(timeout=120)[0]
         job = DispatchJob.objects.get(pk=job.id)

@@ -7,6 +7,7 @@ the CLI process) to keep them lean."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from harnesses.endpoints.gemini import GeminiEndpoint
 from harnesses.endpoints.openai_chat import ChatEndpoint
 from harnesses.endpoints.openai_responses import ResponsesEndpoint
 from tests.support.farm import ROOT, TargetRepo, import_target, job_env, make_target_repo, running_workers
-from tests.support.real_clis import over_tls, worker_environment
+from tests.support.real_clis import hold_delayed_replies, over_tls, released_once_the_agent_is_gone, worker_environment
 from tests.support.streams import recorded
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -192,14 +193,18 @@ def test_aider_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
 
 
 def run_inline(tmp_path: Path, script: list, *, harness: str = "claude-code", endpoint_class=AnthropicEndpoint,
-               timeout: str | None = None, env: dict | None = None, **agent):
+               timeout: str | None = None, env: dict | None = None, late_reply_once_killed: bool = False, **agent):
+    """``late_reply_once_killed``: the delayed replies come once the agent is gone (the gateway
+    reads a killed agent's call to its end before the run ends), not at the end of their delay."""
     with endpoint_class(script) as endpoint:
         repo = target(tmp_path, harness, **agent)
         feature = import_target(repo)
         extra = worker_environment(harness, endpoint, tmp_path / "home")
         args = ["implement", "003", "--wp", "WP01", "--agent", harness, "--inline"]
-        result = agileplus(tmp_path, *args, *(["--timeout", timeout] if timeout else []),
-                           extra_env={**extra, "grace": "1", **(env or {})})
+        with (released_once_the_agent_is_gone(hold_delayed_replies(endpoint), feature) if late_reply_once_killed
+              else contextlib.nullcontext()):
+            result = agileplus(tmp_path, *args, *(["--timeout", timeout] if timeout else []),
+                               extra_env={**extra, "grace": "1", **(env or {})})
     return result, DispatchJob.objects.get(feature=feature), endpoint, feature
 
 
@@ -226,7 +231,8 @@ def test_a_budget_crossed_mid_run_stops_claude_code_at_that_stream_event(tmp_pat
 
 
 def test_a_model_that_never_answers_ends_in_the_timeout_path(tmp_path):
-    result, job, endpoint, feature = run_inline(tmp_path, [Turn([Say("late")], delay=120)], timeout="4")
+    result, job, endpoint, feature = run_inline(tmp_path, [Turn([Say("late")], delay=120)], timeout="4",
+                                                late_reply_once_killed=True)
 
     assert job.state == "timed_out", result.stdout
     assert last_reason(feature) == "agent_timeout"
@@ -240,8 +246,9 @@ def test_a_call_in_flight_when_the_timeout_kills_claude_code_is_still_billed(tmp
         repo = target(tmp_path, "claude-code")
         feature = import_target(repo)
         extra = worker_environment("claude-code", endpoint, tmp_path / "home")
-        result = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", "claude-code", "--inline",
-                           "--timeout", "12", extra_env={**extra, "grace": "1"})
+        with released_once_the_agent_is_gone(hold_delayed_replies(endpoint), feature):  # not 20 s after its call
+            result = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", "claude-code", "--inline",
+                               "--timeout", "12", extra_env={**extra, "grace": "1"})
         job = DispatchJob.objects.get(feature=feature)
         assert job.state == "timed_out", result.stdout
 

@@ -24,7 +24,7 @@ from harnesses.endpoints.openai_responses import ResponsesEndpoint
 from harnesses.sessions import member_texts, pack_folder
 from tests.integration.dispatch.test_real_clis import agileplus, log_text, target
 from tests.support.farm import import_target, running_with, running_workers, start_worker, stop, wait_ready, wait_until
-from tests.support.real_clis import worker_environment
+from tests.support.real_clis import hold_delayed_replies, released_once_the_agent_is_gone, worker_environment
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -146,7 +146,10 @@ def time_out_then_implement_again(tmp_path, harness: str, endpoint, model: str, 
     feature = import_target(repo)
     extra = {**worker_environment(harness, endpoint, tmp_path / "home"), "grace": "1"}
     implement = ("implement", "003", "--wp", "WP01", "--agent", harness, "--inline")
-    timed_out = agileplus(tmp_path, *implement, "--timeout", str(timeout), extra_env=extra)
+    # the slow reply comes once the timeout has killed the agent: the gateway reads it to its end
+    # (billed to attempt 1) and attempt 1 ends then, not at the end of the reply's 60-90 s delay
+    with released_once_the_agent_is_gone(hold_delayed_replies(endpoint), feature):
+        timed_out = agileplus(tmp_path, *implement, "--timeout", str(timeout), extra_env=extra)
     first = DispatchJob.objects.get(feature=feature)
     assert first.state == "timed_out", timed_out.stdout + log_text(first)
     stored = AgentSession.objects.get(wp__feature=feature)

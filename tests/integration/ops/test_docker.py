@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.server import free_port
 from tests.support.services import require_service
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -76,9 +77,7 @@ def _compose_cli() -> list[str] | None:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port()  # from this test process's own range under a parallel run
 
 
 # --- compose structure (PyYAML) -------------------------------------------------------------

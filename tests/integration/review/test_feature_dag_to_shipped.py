@@ -41,12 +41,12 @@ def diagnose(feature) -> str:
     return "\n" + "\n".join(entries + jobs)
 
 
-# Serial: it asserts each layer's agents overlap in time, which a starved machine can serialise
-# (README, Tests).
-@pytest.mark.serial
 def test_a_three_layer_dag_ships_with_each_layer_running_in_parallel(tmp_path, broker):
     runs = outbox_file(tmp_path, "runs.txt")
-    repo = make_target_repo(tmp_path, wps=DAG, behaviour=f"record:{runs},sleep:2,commit:1")
+    # Each agent stays until every agent of its layer has started (60 s at most): a layer the farm
+    # runs in parallel overlaps however starved the machine; one it runs a WP at a time does not.
+    repo = make_target_repo(tmp_path, wps=DAG, behaviour=f"record:{runs},meet:60,commit:1",
+                            environment={"AGENT_MEET": ";".join(" ".join(layer) for layer in LAYERS)})
     feature = import_target(repo)
     first_event = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
     env = job_env(tmp_path / "cli", broker, AGILEPLUS_BROKER_DIR=str(tmp_path / "broker"))

@@ -29,6 +29,11 @@ echo "stolen" > "secrets/$LEAK.txt"
 git add secrets
 git -c user.name=agent -c user.email=agent@localhost commit -q -m "feat(WP01): keep a copy"
 printf 'error: could not authenticate with %s\n' "$LEAK" >&2
-# The last line on stdout becomes the job's current activity while the agent keeps running.
+# The last line on stdout becomes the job's current activity while the agent keeps running: until
+# the test has read it ($RELEASE_FILE exists), $HOLD_SECONDS at most.
 printf 'activity: %s\n' "$(printf '%s' "$LEAK" | base64)"
-sleep "${HOLD_SECONDS:-4}"
+waited=0
+while [ ! -e "${RELEASE_FILE:-/nonexistent}" ] && [ "$waited" -lt "$((${HOLD_SECONDS:-4} * 10))" ]; do
+  sleep 0.1
+  waited=$((waited + 1))
+done

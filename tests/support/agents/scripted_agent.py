@@ -20,6 +20,8 @@ Behaviours (comma-separated, run in order):
   print_prompt       print the prompt
   fail:CODE          exit with CODE
   record:FILE        append "<WP> start <t>" now and "<WP> end <t>" at exit to FILE
+  meet:S             after record: stay until every WP of its group (``AGENT_MEET``: groups of WP codes,
+                     ';'-separated) has started (a start line in the record file), S seconds at most
   flood:N            print N lines
   flood_mb:N         ignore SIGTERM and print N megabytes of lines as fast as it can
   dotdot             commit a tree with an entry named '..' (built with git mktree), leave a file uncommitted
@@ -73,6 +75,12 @@ def write(path: str, content: str | bytes) -> None:
         target.write_bytes(content)
     else:
         target.write_text(content)
+
+
+def started(record: Path | None) -> set[str]:
+    """The WPs with a start line in the record file."""
+    lines = record.read_text().splitlines() if record and record.exists() else []
+    return {line.split()[0] for line in lines if line.split()[1:2] == ["start"]}
 
 
 def main() -> int:
@@ -149,6 +157,11 @@ def main() -> int:
             record = Path(arg)
             with record.open("a") as handle:
                 handle.write(f"{wp} start {time.time()}\n")
+        elif name == "meet":
+            group = next((g.split() for g in os.environ.get("AGENT_MEET", "").split(";") if wp in g.split()), [wp])
+            deadline = time.monotonic() + float(arg)
+            while time.monotonic() < deadline and not set(group) <= started(record):
+                time.sleep(0.1)
         elif name == "raid_origin":
             seen = [subprocess.run(cmd, capture_output=True, text=True) for cmd in (
                 ["git", "config", "--list", "--show-origin"],
