@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from agileplus.core.logs import job_logging
 from agileplus.dispatch import runner, sessions
 from agileplus.dispatch.services import reap_expired, record_worker_heartbeat
 from workers.celery import app
@@ -10,7 +11,8 @@ from workers.celery import app
 
 @app.task(name="farm.run_job", acks_late=True)
 def run_job(job_id: str) -> str:
-    return runner.run_job(job_id)
+    with job_logging(job_id):
+        return runner.run_job(job_id)
 
 
 @app.task(name="farm.reap")
