@@ -1,6 +1,8 @@
 """docker/smoke's look into the farm, run inside the web container: ``python - CMD [ARG] < smoke_report.py``.
 
-running           one ``JOB_ID WORKER`` line for a first attempt that is running now (nothing if none)
+running           waits (up to 240 s) for a first attempt that is running and has pushed a commit, and prints
+                  one ``JOB_ID WORKER`` line for it: a worker killed then leaves a branch its taker continues
+ran WP            the worker that ran the WP's succeeded attempt
 report JOB_ID     the feature's state, each WP's and which worker ran each attempt; checks the jobs ran on at least
                   two workers, and that JOB_ID (the killed worker's) was taken over exactly once and succeeded
 nats              every event in the outbox is on the JetStream stream exactly once (waits for the relay)
@@ -28,12 +30,23 @@ from agileplus.features.lifecycles import WPState  # noqa: E402
 from agileplus.features.models import Feature, WorkPackage  # noqa: E402
 
 
-def running() -> int:
-    job = (DispatchJob.objects.filter(state=JobState.RUNNING, attempt=1).exclude(worker="")
-           .order_by("started_at").first())
-    if job and DispatchJob.objects.filter(state=JobState.SUCCEEDED).exists():
-        print(job.pk, job.worker)
-    return 0
+def running(timeout: float = 240.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = (DispatchJob.objects.filter(state=JobState.RUNNING, attempt=1, commits__isnull=False)
+               .exclude(worker="").order_by("started_at").first())
+        if job:
+            print(job.pk, job.worker)
+            return 0
+        time.sleep(0.2)
+    print("FAILED: no first attempt was running with a commit")
+    return 1
+
+
+def ran(wp_code: str) -> int:
+    job = DispatchJob.objects.filter(wp__code=wp_code, state=JobState.SUCCEEDED).first()
+    print(job.worker if job else "-")
+    return 0 if job else 1
 
 
 def _takeovers(job_id: str) -> list[AuditEntry]:
@@ -105,6 +118,8 @@ def nats_once(timeout: float = 60.0) -> int:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["running"]:
         return running()
+    if argv[:1] == ["ran"] and len(argv) == 2:
+        return ran(argv[1])
     if argv[:1] == ["report"] and len(argv) == 2:
         return report(argv[1])
     if argv[:1] == ["nats"]:

@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parents[3]
 DOCKER = ROOT / "docker"
 COMPOSE_FILE = DOCKER / "compose.yaml"
 VENV_BIN = Path(sys.executable).parent
-APP_SERVICES = {"web", "worker", "beat", "relay", "flower"}
+APP_SERVICES = {"migrate", "web", "worker", "beat", "relay", "flower"}
 ALL_SERVICES = APP_SERVICES | {"postgres", "redis", "nats"}
+ONE_SHOT = {"migrate"}  # runs once per `up` and exits: no health check, others wait for it to succeed
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_AUTH$|API_KEY|PRIVATE", re.I)
 INTERPOLATION = re.compile(r"^\$\{[A-Z0-9_]+(:?[-?][^}]*)?\}$")
 
@@ -88,7 +89,7 @@ def test_compose_has_every_farm_service():
     assert set(_services()) == ALL_SERVICES
 
 
-@pytest.mark.parametrize("service", sorted(ALL_SERVICES))
+@pytest.mark.parametrize("service", sorted(ALL_SERVICES - ONE_SHOT))
 def test_every_service_has_a_healthcheck(service):
     check = _services()[service].get("healthcheck")
     assert check and check.get("test"), f"{service} has no healthcheck"
@@ -99,14 +100,17 @@ def test_depends_on_waits_for_healthy_services_that_have_healthchecks():
     services = _services()
     for name, service in services.items():
         for dependency, spec in (service.get("depends_on") or {}).items():
+            if dependency in ONE_SHOT:
+                assert spec == {"condition": "service_completed_successfully"}, (name, dependency)
+                continue
             assert isinstance(spec, dict) and spec.get("condition") == "service_healthy", (name, dependency)
             assert "healthcheck" in services[dependency], f"{name} waits on {dependency}, which has no healthcheck"
 
 
 def test_app_services_start_after_the_infrastructure_they_use():
     services = _services()
-    assert {"postgres", "redis", "nats"} <= set(services["web"]["depends_on"])
-    # web runs the migrations: every other process that touches the database waits for it.
+    assert {"migrate", "postgres", "redis", "nats"} <= set(services["web"]["depends_on"])
+    # web starts once the migrations ran: every other process that touches the database waits for it.
     for name in ("worker", "beat", "relay"):
         assert "web" in services[name]["depends_on"], name
     assert "nats" in services["relay"]["depends_on"]
@@ -217,6 +221,19 @@ def test_local_override_only_swaps_the_infrastructure_images():
     build_local = (DOCKER / "build-local").read_text()
     assert all(f"agileplus-{name}:local" in build_local or "agileplus-$service:local" in build_local
                for name in override)
+
+
+def test_the_migrations_run_once_in_the_one_shot_service_not_in_web():
+    services = _services()
+    assert services["migrate"]["command"] == ["agileplus", "init"]
+    assert services["migrate"]["restart"] == "no"
+    assert services["migrate"].get("deploy", {}).get("replicas", 1) == 1
+    assert services["web"]["environment"]["AGILEPLUS_MIGRATE"] == "0"
+
+
+def test_every_app_process_logs_json_lines_unless_told_otherwise():
+    for name in APP_SERVICES:
+        assert _services()[name]["environment"]["AGILEPLUS_LOG_FORMAT"] == "${AGILEPLUS_LOG_FORMAT:-json}", name
 
 
 def test_app_services_share_one_image_and_build():
@@ -462,6 +479,17 @@ def test_entrypoint_migrates_and_collects_static_for_web_then_execs(tmp_path, st
     with sqlite3.connect(tmp_path / "agileplus.sqlite3") as db:
         applied = {row[0] for row in db.execute("SELECT app FROM django_migrations")}
     assert {"auth", "features", "audit", "events"} <= applied
+    assert (tmp_path / "static" / "admin").is_dir()
+
+
+def test_entrypoint_leaves_the_migrations_to_the_migrate_service_when_told(tmp_path, stub_bin):
+    result = _run_entrypoint(["agileplus", "web", "--port", "8000"], data_dir=tmp_path, bin_dir=stub_bin,
+                             AGILEPLUS_MIGRATE="0")
+    assert result.returncode == 0, result.stderr
+    assert "ARGS: web --port 8000" in result.stdout.splitlines()
+    with sqlite3.connect(tmp_path / "agileplus.sqlite3") as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "django_migrations" not in tables
     assert (tmp_path / "static" / "admin").is_dir()
 
 
