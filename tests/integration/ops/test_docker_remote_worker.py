@@ -96,3 +96,20 @@ def test_the_remote_worker_refuses_to_start_without_the_farms_address(compose_cl
     result = _config(compose_cli, env_file)
     assert result.returncode != 0
     assert "AGILEPLUS_FARM_HOST" in result.stderr
+
+
+def test_the_smokes_model_scripts_the_demo_agents_steps_and_commits():
+    import importlib.util
+
+    from harnesses.endpoints import Run, Write
+
+    spec = importlib.util.spec_from_file_location("model_endpoint", DOCKER / "model_endpoint.py")
+    model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(model)
+    script = model.demo_script(str(DOCKER.parent / "examples" / "demo-farm" / "tools" / "demo_agent.py"), "WP01")
+
+    writes = [action.path for turn in script for action in turn.actions if isinstance(action, Write)]
+    commits = [action.command for turn in script for action in turn.actions if isinstance(action, Run)]
+    assert writes == ["src/greeter/core.py", "tests/test_core.py"]
+    assert [c.split(" -m ", 1)[1] for c in commits] == ["'feat(WP01): add the greet core with validation'",
+                                                      "'feat(WP01): add core greeting tests'"]
