@@ -342,8 +342,11 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+                   "json": {"()": "agileplus.core.logs.JsonFormatter"}},
+    # AGILEPLUS_LOG_FORMAT=json: one JSON object a line, with the job id (containers' stdout)
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             "formatter": "json" if os.environ.get("AGILEPLUS_LOG_FORMAT") == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {"agileplus": {"level": os.environ.get("AGILEPLUS_LOG_LEVEL", "INFO"), "propagate": True}},
 }

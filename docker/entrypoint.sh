@@ -2,7 +2,8 @@
 # Entry point of the AgilePlus image.
 #   1. refuses the change-me placeholders of docker/.env.example;
 #   2. waits for the database (AGILEPLUS_DB_WAIT_SECONDS, default 60);
-#   3. for `agileplus web` only: migrations (serialized across replicas) and collectstatic;
+#   3. for `agileplus web` only: collectstatic, and migrations (serialized across replicas)
+#      unless AGILEPLUS_MIGRATE=0 (compose's one-shot migrate service runs `agileplus init`);
 #   4. for `agileplus worker`: a node name and a worker folder of its own, from the
 #      container's hostname, so `--scale worker=N` gives N distinct workers; and one line
 #      naming the fix when the container cannot sandbox agents (the worker then refuses
@@ -48,8 +49,11 @@ done
 prestart=()
 if [ "$needs_database" = "1" ]; then
   prestart+=(--wait-db)
-  if [ "$role" = "web" ] && [ "${AGILEPLUS_MIGRATE:-1}" = "1" ]; then
-    prestart+=(--migrate --collectstatic)
+  if [ "$role" = "web" ]; then
+    if [ "${AGILEPLUS_MIGRATE:-1}" = "1" ]; then
+      prestart+=(--migrate)
+    fi
+    prestart+=(--collectstatic)
   fi
   "$PYTHON" "$APP_DIR/docker/prestart.py" "${prestart[@]}"
 fi

@@ -1,8 +1,10 @@
 """docker/smoke's look into the farm, run inside the web container: ``python - CMD [ARG] < smoke_report.py``.
 
-running           one ``JOB_ID WORKER`` line for a first attempt that is running now (nothing if none)
-report JOB_ID     the feature's state, each WP's and which worker ran each attempt; checks the jobs ran on at least
-                  two workers, and that JOB_ID (the killed worker's) was taken over exactly once and succeeded
+running           waits (up to 240 s) for a first attempt that is running and has pushed a commit, and prints
+                  one ``JOB_ID WORKER`` line for it: a worker killed then leaves a branch its taker continues
+ran WP            the worker that ran the WP's succeeded attempt
+report JOB_ID     the feature's state, each WP's and which worker ran each attempt; checks the attempts ran on at
+                  least two workers, and that JOB_ID (the killed worker's) was taken over exactly once and succeeded
 nats              every event in the outbox is on the JetStream stream exactly once (waits for the relay)
 
 Exit 0 when every check holds, 1 with one line per failed check.
@@ -28,12 +30,23 @@ from agileplus.features.lifecycles import WPState  # noqa: E402
 from agileplus.features.models import Feature, WorkPackage  # noqa: E402
 
 
-def running() -> int:
-    job = (DispatchJob.objects.filter(state=JobState.RUNNING, attempt=1).exclude(worker="")
-           .order_by("started_at").first())
-    if job and DispatchJob.objects.filter(state=JobState.SUCCEEDED).exists():
-        print(job.pk, job.worker)
-    return 0
+def running(timeout: float = 240.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = (DispatchJob.objects.filter(state=JobState.RUNNING, attempt=1, commits__isnull=False)
+               .exclude(worker="").order_by("started_at").first())
+        if job:
+            print(job.pk, job.worker)
+            return 0
+        time.sleep(0.2)
+    print("FAILED: no first attempt was running with a commit")
+    return 1
+
+
+def ran(wp_code: str) -> int:
+    job = DispatchJob.objects.filter(wp__code=wp_code, state=JobState.SUCCEEDED).first()
+    print(job.worker if job else "-")
+    return 0 if job else 1
 
 
 def _takeovers(job_id: str) -> list[AuditEntry]:
@@ -52,12 +65,15 @@ def report(killed_job: str) -> int:
     undone = list(WorkPackage.objects.exclude(state=WPState.DONE).values_list("code", flat=True))
     if undone:
         problems.append(f"WPs not done: {', '.join(undone)}")
-    workers = set(DispatchJob.objects.filter(state=JobState.SUCCEEDED).values_list("worker", flat=True))
-    print(f"  succeeded jobs ran on {len(workers)} worker containers: {', '.join(sorted(workers))}")
+    succeeded = set(DispatchJob.objects.filter(state=JobState.SUCCEEDED).values_list("worker", flat=True))
+    lost = _takeovers(killed_job)
+    # the attempts that ran: those that succeeded and those lost with their worker
+    workers = succeeded | {entry.metadata.get("worker", "") for entry in lost} - {""}
+    print(f"  succeeded jobs ran on {len(succeeded)} worker container(s): {', '.join(sorted(succeeded))}; "
+          f"attempts on {len(workers)}")
     if len(workers) < 2:
         problems.append("the jobs did not spread over two worker containers")
     job = DispatchJob.objects.get(pk=killed_job)
-    lost = _takeovers(killed_job)
     print(f"  killed job {killed_job} ({job.wp.code}): {len(lost)} lost attempt(s) "
           f"({', '.join(e.metadata.get('reason', '?') + ' on ' + e.metadata.get('worker', '?') for e in lost)}), "
           f"then attempt {job.attempt} {job.state} on {job.worker}")
@@ -105,6 +121,8 @@ def nats_once(timeout: float = 60.0) -> int:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["running"]:
         return running()
+    if argv[:1] == ["ran"] and len(argv) == 2:
+        return ran(argv[1])
     if argv[:1] == ["report"] and len(argv) == 2:
         return report(argv[1])
     if argv[:1] == ["nats"]:

@@ -896,9 +896,12 @@ def run_job(job_id: str, worker: str | None = None) -> str:
     claim = services.claim_job(job_id, worker or worker_name())
     if claim is None:
         return "not-claimed"
+    log.info("job %s: attempt %s claimed by %s", job_id, claim.attempt, claim.worker)
     run = JobRun(claim)
     try:
-        return run.run()
+        state = run.run()
+        log.info("job %s: attempt %s ended %s", job_id, claim.attempt, state)
+        return state
     except StaleAttempt:
         return "fenced"
     except (HarnessError, g.GitError, OSError, DomainError) as exc:

@@ -216,7 +216,11 @@ def held_job(claim: Claim) -> DispatchJob | None:
 
 
 def _lock_held(claim: Claim) -> DispatchJob:
-    job = DispatchJob.objects.select_for_update().select_related("wp", "feature").filter(pk=claim.job_id).first()
+    # NO KEY UPDATE: the job, WP and feature rows are changed, never their keys; so rows that only
+    # reference them (the gateway ledger's, written from another thread meanwhile) are not held up,
+    # nor deadlock with this lock taken in another order.
+    job = (DispatchJob.objects.select_for_update(no_key=True).select_related("wp", "feature")
+           .filter(pk=claim.job_id).first())
     if job is None or job.attempt != claim.attempt or job.state not in JobState.HELD:
         raise StaleAttempt(
             f"attempt {claim.attempt} of {claim.job_id} is no longer held by {claim.worker}",

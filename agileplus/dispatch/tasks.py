@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from agileplus.core.logs import job_logging
 from agileplus.dispatch import runner, sessions
 from agileplus.dispatch.services import reap_expired, record_worker_heartbeat
 from agileplus.workflow.tasks import after_job
@@ -11,8 +12,9 @@ from workers.celery import app
 
 @app.task(name="farm.run_job", acks_late=True)
 def run_job(job_id: str) -> str:
-    state = runner.run_job(job_id)
-    after_job(job_id)  # what the workflow owes a finished job of its own (a candidate's score)
+    with job_logging(job_id):
+        state = runner.run_job(job_id)
+        after_job(job_id)  # what the workflow owes a finished job of its own (a candidate's score)
     return state
 
 

@@ -135,7 +135,8 @@ class ScriptedEndpoint:
         self.tls = context
         return self
 
-    def start(self) -> ScriptedEndpoint:
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> ScriptedEndpoint:
+        """Serve on ``host:port`` (default: loopback, a free port; docker/model_endpoint.py serves a container)."""
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -150,7 +151,7 @@ class ScriptedEndpoint:
             def do_POST(self) -> None:
                 endpoint._handle(self, "POST")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         if self.tls is not None:
             self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)

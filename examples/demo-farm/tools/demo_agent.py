@@ -172,6 +172,11 @@ def main() -> int:
                 handle.write(content)
             say(f"Created {path} ({content.count(chr(10))} lines)")
             git("add", path)
+        # A takeover continues the branch its lost attempt pushed: a step already committed there
+        # changes nothing, and `git commit` would fail on an empty index.
+        if subprocess.run(["git", "diff", "--cached", "--quiet"]).returncode == 0:
+            say(f"Already committed by an earlier attempt: {message}")
+            continue
         git("-c", "user.name=demo-agent", "-c", "user.email=demo-agent@agileplus.local",
             "commit", "-q", "-m", f"feat({wp}): {message}")
         time.sleep(delay)

