@@ -1,5 +1,6 @@
-"""The farm's pages: the timeline of every worker's jobs, review runs and merge-queue batches;
-workers with their harnesses and sandboxes; parked jobs; merge queues; costs by day and harness."""
+"""The farm's pages: the timeline of every worker's jobs, review runs, best-of-N candidates and
+merge-queue batches; workers with their harnesses and sandboxes; parked jobs; merge queues; costs
+by day and harness."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from agileplus.dispatch.costs import usage_cost
 from agileplus.dispatch.models import DispatchJob, JobState, Worker
 from agileplus.review.models import MergeQueueEntry, ReviewRequest
 from agileplus.review.selectors import merge_queues
+from agileplus.workflow.models import Candidate
 
 MAX_SPANS = 2000          # bars drawn at most (the newest)
 MERGE_ROW = "merge queue"
@@ -29,6 +31,25 @@ def _job_spans(since: dt.datetime) -> list[layout.Span]:
                         f"{j.wp.code} · {j.harness}", reverse("dashboard-job", args=[j.id]),
                         f"{j.id} {j.feature.slug} {j.wp.code} {j.harness}: {j.state} (attempt {j.attempt})")
             for j in rows]
+
+
+def _candidate_spans(since: dt.datetime) -> list[layout.Span]:
+    """Best of N: a row per candidate (``003 WP01 c2``) beside the workers' rows, its bar saying what
+    became of it (won, lost, stopped, failed) once the round settled, else its job's state."""
+    rows = (Candidate.objects.filter(job__claimed_at__isnull=False)
+            .filter(Q(job__finished_at__isnull=True) | Q(job__finished_at__gte=since))
+            .select_related("job", "round__wp__feature").order_by("-job__claimed_at")[:MAX_SPANS])
+    spans = []
+    for c in rows:
+        job, wp = c.job, c.round.wp
+        outcome = c.outcome or job.state
+        spans.append(layout.Span(f"{wp.feature.slug[:3]} {wp.code} c{c.index}", job.claimed_at,
+                                 job.finished_at if job.state in JobState.FINAL else None, "candidate", outcome,
+                                 f"c{c.index} · {c.harness} · {outcome}", reverse("dashboard-wp", args=[
+                                     wp.feature.slug, wp.code]),
+                                 f"candidate {c.index} of {wp.feature.slug} {wp.code} ({job.id} on {job.worker}): "
+                                 f"{outcome}" + (f", rank {c.rank}" if c.rank else "")))
+    return spans
 
 
 def review_outcome(request: ReviewRequest) -> str:
@@ -74,7 +95,7 @@ def timeline(*, hours: float = 2.0, now: dt.datetime | None = None) -> layout.Ti
     """The last ``hours`` of the farm (shorter when less happened), with room to the right for now."""
     now = now or timezone.now()
     since = now - dt.timedelta(hours=hours)
-    spans = _job_spans(since) + _review_spans(since) + _batch_spans(since)
+    spans = _job_spans(since) + _review_spans(since) + _candidate_spans(since) + _batch_spans(since)
     spans.sort(key=lambda s: (s.row == MERGE_ROW, s.row, s.start))
     earliest = min((s.start for s in spans), default=now)
     start = max(since, min(earliest, now - dt.timedelta(minutes=1)) - dt.timedelta(seconds=5))

@@ -109,7 +109,7 @@ class Bar:
     row: int
     x: float
     width: float
-    kind: str      # job | review | merge
+    kind: str      # job | review | candidate | merge
     outcome: str   # the job's state, the review's state, the batch's outcome
     label: str
     href: str = ""

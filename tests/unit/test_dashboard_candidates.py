@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from agileplus.dispatch.models import DispatchJob
 from agileplus.workflow.models import Candidate, CandidateRound
@@ -38,3 +39,17 @@ def test_the_wp_page_shows_every_candidates_card_and_the_choice(browser):
     assert 'data-candidate="1" data-outcome="failed"' in page and 'data-candidate="2" data-outcome="won"' in page
     assert "1/3" in page and "3/3" in page
     assert "$0.5000 on the winner, $0.5000 on the others" in page
+
+
+def test_the_timeline_gives_each_candidate_a_row_beside_the_workers(browser):
+    feature, (wp,) = make_feature_with_wps(1)
+    rnd = CandidateRound.objects.create(feature=feature, wp=wp, requested_by="human:x", state="chosen")
+    for index, outcome in ((1, "lost"), (2, "won")):
+        c = candidate(rnd, index, passed=True, outcome=outcome, rank=3 - index)
+        DispatchJob.objects.filter(pk=c.job_id).update(worker=f"w{index}", claimed_at=timezone.now(),
+                                                       finished_at=timezone.now())
+
+    page = browser.get("/farm/timeline").content.decode()
+
+    assert page.count('data-kind="candidate"') == 2 and page.count('data-kind="job"') == 2
+    assert 'data-outcome="won"' in page and f"{feature.slug[:3]} WP01 c2" in page
