@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -24,9 +23,11 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
-from agileplus.api.services import mint_job_token, revoke_job_token
+from agileplus.api.tokens import mint_job_token, revoke_job_token
 from agileplus.core.canonical import sha256_hex
 from agileplus.core.errors import DomainError
+from agileplus.core.redaction import LogStream, redact
+from agileplus.core.secrets import HarnessCredentials, agent_base_environment, harness_credentials, resolve_environment
 from agileplus.core.text import counted
 from agileplus.dispatch import services, sessions
 from agileplus.dispatch.costs import allowance_for
@@ -43,17 +44,14 @@ from agileplus.dispatch.gateway import (
 from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM, AgentSession, DispatchJob, JobState
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
 from agileplus.dispatch.sandboxing import (
-    HarnessCredentials,
     denied_attempts,
     escape_attempt,
-    harness_credentials,
     hidden_paths,
     job_sandbox,
     report_refused,
     start_egress,
 )
-from agileplus.dispatch.secrets import LogStream, agent_base_environment, redact, resolve_environment
-from agileplus.dispatch.services import Claim, Outcome, StaleAttempt
+from agileplus.dispatch.services import Claim, Outcome, StaleAttempt, worker_name
 from agileplus.dispatch.stream_policy import StreamPolicy, rate_limit_wait
 from agileplus.review.governance import held_secret_violations
 from agileplus.review.services import governance_for, run_test_checks
@@ -73,10 +71,6 @@ LOG_FLUSH_SECONDS = 0.2
 
 
 LIMIT_REASONS = ("memory_limit", "disk_limit")  # a job stopped by one: recorded, its WP blocked with it
-
-
-def worker_name() -> str:
-    return os.environ.get("AGILEPLUS_WORKER_NAME") or socket.gethostname()
 
 
 def worker_root(name: str | None = None) -> Path:

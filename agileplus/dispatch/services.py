@@ -9,7 +9,9 @@ database clock, so workers' clocks do not matter.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
+import socket
 import string
 from dataclasses import dataclass, field
 
@@ -21,14 +23,14 @@ from django.utils import timezone
 
 from agileplus.core.actors import SYSTEM, SYSTEM_REAPER, SYSTEM_TIMEOUT, Actor, parse_actor
 from agileplus.core.errors import BlockedByDependency, Conflict, DomainError, IllegalTransition, NotFound
+from agileplus.core.redaction import redact, redact_data
 from agileplus.core.text import MAX_LINE_CHARS, storable_json, storable_text
-from agileplus.dispatch.costs import budget_config
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine, JobState, Worker
-from agileplus.dispatch.secrets import redact, redact_data
 from agileplus.events import subjects
 from agileplus.events.services import record_event
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import WorkPackage
+from agileplus.features.project_config import budget_config
 from agileplus.features.services import blocking_dependencies, record_wp_entry, transition_wp
 from harnesses.base import HarnessError
 from harnesses.registry import get_adapter
@@ -168,7 +170,7 @@ def reroute_rate_limited(job: DispatchJob) -> DispatchJob | None:
 def send_doorbell(job: DispatchJob) -> None:
     """Ring the broker: only the job id travels; the queue is the harness's. The one place
     dispatch reaches its task layer (which imports this module, hence the late import)."""
-    from agileplus.dispatch.tasks import run_job
+    from agileplus.dispatch.tasks import run_job  # late: the doorbell; tasks import this module
 
     # A parked job's doorbell rings at its time (the broker holds it): the one mechanism that
     # re-sends it; the reaper's re-ring of old queued jobs is the safety net once that time passed.
@@ -550,6 +552,11 @@ def cancel_job(job_id: str, *, actor: Actor | str) -> DispatchJob:
         return DispatchJob.objects.get(pk=job_id)
     DispatchJob.objects.filter(pk=job_id).update(cancel_requested=True)
     return DispatchJob.objects.get(pk=job_id)
+
+
+def worker_name() -> str:
+    """This worker's name: what ``agileplus worker`` set, else the host's."""
+    return os.environ.get("AGILEPLUS_WORKER_NAME") or socket.gethostname()
 
 
 def record_worker_heartbeat(hostname: str, *, harnesses: dict, concurrency: int, active_sessions: int) -> None:

@@ -37,12 +37,11 @@ from django.db import transaction
 
 from agileplus.core.actors import Actor, parse_actor
 from agileplus.core.errors import DomainError, ImportFailed
-from agileplus.dispatch.costs import budget_config
 from agileplus.features import dag
 from agileplus.features.lifecycles import FeatureState, WPState, normalize_wp_state
 from agileplus.features.models import Dependency, Feature, Project, WorkPackage
+from agileplus.features.project_config import budget_config, validate_merge_config
 from agileplus.features.services import normalize_wp_code, transition_feature, transition_wp
-from agileplus.review.merge_queue import validate_merge_config
 from harnesses.git import GitError, checked_out_push_fix, git, redact_url
 
 SPECS_DIR = "kitty-specs"

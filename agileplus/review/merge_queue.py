@@ -28,11 +28,12 @@ from django.db import IntegrityError, transaction
 from agileplus.audit.models import AuditEntry
 from agileplus.core.actors import CI_AUTOMATION, Actor, parse_actor
 from agileplus.core.errors import Conflict, DomainError
-from agileplus.dispatch.secrets import redact, redact_data
+from agileplus.core.redaction import redact, redact_data
 from agileplus.events import subjects
 from agileplus.events.services import record_event
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Project, WorkPackage
+from agileplus.features.project_config import QueueConfig, validate_merge_config
 from agileplus.features.services import TransitionResult, record_wp_entry, transition_wp
 from agileplus.review import checks as c
 from agileplus.review.findings import check_deliverables
@@ -56,71 +57,12 @@ log = logging.getLogger("agileplus.merge_queue")
 Entry = MergeQueueEntry
 SETTLE_TIMEOUT_SECONDS = 3600
 BETWEEN_BATCHES_SECONDS = 0.3  # a review polling for the lock (every 0.1 s) gets it between two batches
-QUEUE_KEYS = ("batch_max", "bisect", "speculative")
 
 
 class MergeRejected(Conflict):
     """The WP fails the checks when merged with the current main: it was ejected from the queue."""
 
     code = "merge_rejected"
-
-
-# --- configuration ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class QueueConfig:
-    enabled: bool = True
-    batch_max: int = 8
-    bisect: bool = True
-    speculative: bool = False
-
-
-def parse_queue_config(value: object) -> QueueConfig:
-    """``merge.queue`` of .kittify/config.yaml: absent/``on`` (the default), ``off``, or a mapping
-    ``{batch_max, bisect, speculative}``. Raises DomainError naming the key and the fix."""
-    if value is None or value is True or value == "on":
-        return QueueConfig()
-    if value is False or value == "off":
-        return QueueConfig(enabled=False)
-    if not isinstance(value, dict):
-        raise DomainError(f"merge.queue must be on, off or a mapping, not {value!r}", field="merge.queue",
-                          fix="write `queue: off`, or `queue: {batch_max: 8, bisect: true}`")
-    unknown = sorted(set(value) - set(QUEUE_KEYS))
-    if unknown:
-        raise DomainError(f"merge.queue has unknown key(s): {', '.join(map(str, unknown))}",
-                          field=f"merge.queue.{unknown[0]}", fix=f"use only {', '.join(QUEUE_KEYS)}")
-    batch_max = value.get("batch_max", QueueConfig.batch_max)
-    if not isinstance(batch_max, int) or isinstance(batch_max, bool) or not 1 <= batch_max <= 64:
-        raise DomainError(f"merge.queue.batch_max must be a whole number from 1 to 64, not {batch_max!r}",
-                          field="merge.queue.batch_max", fix="e.g. batch_max: 8 (1 = test every WP alone)")
-    for key in ("bisect", "speculative"):
-        if not isinstance(value.get(key, False), bool):
-            raise DomainError(f"merge.queue.{key} must be true or false, not {value[key]!r}",
-                              field=f"merge.queue.{key}", fix=f"write {key}: true or {key}: false")
-    if value.get("speculative"):
-        raise DomainError("merge.queue.speculative is not built: candidates are tested one batch at a time",
-                          field="merge.queue.speculative", fix="remove it or set speculative: false")
-    return QueueConfig(True, batch_max, bool(value.get("bisect", True)), False)
-
-
-def validate_merge_config(merge: object) -> QueueConfig:
-    """The whole ``merge`` section: the queue builds merge commits, so another strategy needs it off."""
-    if merge is None:
-        return QueueConfig()
-    if not isinstance(merge, dict):
-        raise DomainError("merge must be a mapping (strategy, queue)", field="merge",
-                          fix="e.g. merge: {strategy: merge, queue: {batch_max: 8}}")
-    config = parse_queue_config(merge.get("queue"))
-    strategy = merge.get("strategy", "merge")
-    if strategy not in ("merge", "rebase", "fast-forward"):
-        raise DomainError(f"merge.strategy must be merge, rebase or fast-forward, not {strategy!r}",
-                          field="merge.strategy", fix="e.g. strategy: merge")
-    if config.enabled and strategy != "merge":
-        raise DomainError(f"merge.strategy {strategy} cannot be used with the merge queue, which merges the "
-                          "exact candidate it tested", field="merge.strategy",
-                          fix="use strategy: merge, or set queue: off (unsafe: main can break)")
-    return config
 
 
 def queue_config(project: Project) -> QueueConfig:
