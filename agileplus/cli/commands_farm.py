@@ -69,7 +69,7 @@ def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str
     # Children inherit these: the runner names its claims and data folder after the worker.
     os.environ["AGILEPLUS_WORKER_NAME"] = node
     os.environ["AGILEPLUS_WORKER_HARNESSES"] = ",".join(names)
-    from workers.celery import app
+    from workers.celery import app  # late: the Celery app only for the commands that start one
 
     queues = ",".join([queue_for(n) for n in names] + ["agileplus"])
     echo(f"worker {node}: harnesses {', '.join(names)}; concurrency {concurrency}", err=True)
@@ -110,7 +110,7 @@ def doctor(as_json: bool) -> None:
 @click.option("--loglevel", default="warning", show_default=True)
 def beat(loglevel: str) -> None:
     """Run Celery beat (the lease reaper's schedule)."""
-    from workers.celery import app
+    from workers.celery import app  # late: the Celery app only for the commands that start one
 
     app.Beat(loglevel=loglevel).run()
 
