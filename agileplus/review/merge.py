@@ -246,7 +246,7 @@ def set_aside_branch(path: Path, branch: str, salvage: str) -> str | None:
     origin has no ``branch``. Raises RepositoryUnavailable when the origin refuses, naming why."""
     head = git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=path, check=False)
     source = f"refs/heads/{branch}"
-    if not head:  # commits that broke governance were quarantined off the branches (dispatch/runner.py)
+    if not head:  # commits that broke governance were quarantined off the branches (dispatch/runner/commits.py)
         source = f"{QUARANTINE_PREFIX}{branch}"
         head = _fetch_ref(path, source)
     if not head:
