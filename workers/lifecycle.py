@@ -24,7 +24,7 @@ def _active_sessions(hostname: str) -> int:
 def _beat(hostname: str, harnesses: dict, concurrency: int) -> None:
     from django.db import connection
 
-    from agileplus.dispatch.services import record_worker_heartbeat  # late: no Django yet at load
+    from agileplus.dispatch.reaper import record_worker_heartbeat  # late: no Django yet at load
 
     while True:
         try:

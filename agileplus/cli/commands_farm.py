@@ -12,9 +12,10 @@ from django.conf import settings
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json
 from agileplus.core.supervisor import run_farm
+from agileplus.dispatch.reaper import reap_expired
 from agileplus.dispatch.runner import restart_worker
 from agileplus.dispatch.sandboxing import local_harnesses
-from agileplus.dispatch.services import queue_for, reap_expired
+from agileplus.dispatch.services import queue_for
 from agileplus.review.requests import release_lost_requests
 from workers.broker import inspect_folder
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from agileplus.dispatch import runner, sessions
-from agileplus.dispatch.services import reap_expired, record_worker_heartbeat
+from agileplus.dispatch.reaper import reap_expired, record_worker_heartbeat
 from workers.celery import app
 
 

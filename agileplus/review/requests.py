@@ -23,7 +23,7 @@ from django.utils import timezone
 from agileplus.core.actors import Actor, parse_actor
 from agileplus.core.errors import DomainError, NotFound
 from agileplus.dispatch.models import Worker
-from agileplus.dispatch.services import worker_name
+from agileplus.dispatch.reaper import worker_name
 from agileplus.features.lifecycles import WPState, normalize_wp_state
 from agileplus.features.models import WorkPackage
 from agileplus.features.services import TransitionResult

@@ -60,7 +60,7 @@ KNOWN_UPWARD = {
 KNOWN_CIRCLE = frozenset({
     "agileplus.dispatch.runner", "agileplus.dispatch.runner.agent", "agileplus.dispatch.runner.commits",
     "agileplus.dispatch.runner.log", "agileplus.dispatch.runner.result", "agileplus.dispatch.runner.workspace",
-    "agileplus.dispatch.services", "agileplus.dispatch.sessions",
+    "agileplus.dispatch.reaper", "agileplus.dispatch.services",
     "agileplus.dispatch.tasks", "agileplus.review.merge_queue", "agileplus.review.requests",
     "agileplus.review.services", "agileplus.review.tasks", "workers.celery", "workers.lifecycle",
 })
@@ -68,7 +68,6 @@ KNOWN_CIRCLE = frozenset({
 KNOWN_LARGE = {
     "module agileplus.api.views": 416,
     "module agileplus.cli.commands_dispatch": 493,
-    "module agileplus.dispatch.services": 567,
     "module agileplus.review.merge_queue": 545,
     "class harnesses.endpoints.base.ScriptedEndpoint": 207,
     "module harnesses.gateway": 520,

@@ -15,7 +15,7 @@ NOT_CONFIGURATION = {
     "harnesses/git.py", "agileplus/core/supervisor.py", "agileplus/core/secrets.py", "agileplus/core/redaction.py",
     "harnesses/check.py",
     # a worker's identity, set by `agileplus worker` for the pool children it starts after settings loaded
-    "agileplus/dispatch/services.py", "agileplus/cli/commands_farm.py",
+    "agileplus/dispatch/reaper.py", "agileplus/cli/commands_farm.py",
     "workers/lifecycle.py",
     # the harness layer has no Django: AGILEPLUS_<HARNESS>_BIN overrides an agent CLI's path,
     # AGILEPLUS_SANDBOX=off / AGILEPLUS_BWRAP choose the sandbox, PATH finds the harness's install

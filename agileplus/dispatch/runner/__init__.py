@@ -26,16 +26,18 @@ from agileplus.api.tokens import revoke_job_token
 from agileplus.core.errors import DomainError
 from agileplus.core.redaction import LogStream
 from agileplus.core.text import counted
-from agileplus.dispatch import services, sessions
+from agileplus.dispatch import reaper, services, sessions
+from agileplus.dispatch.claims import Claim, StaleAttempt
 from agileplus.dispatch.costs import allowance_for
 from agileplus.dispatch.gateway import GatewayPlan
 from agileplus.dispatch.models import DispatchJob, JobState
+from agileplus.dispatch.reaper import worker_name
 from agileplus.dispatch.runner.agent import AgentSteps
 from agileplus.dispatch.runner.commits import CommitSteps
 from agileplus.dispatch.runner.log import LOG_FLUSH_SECONDS, RunLog
 from agileplus.dispatch.runner.result import ResultSteps, outcome_of
 from agileplus.dispatch.runner.workspace import WorkspaceSteps, farm_id, worker_root
-from agileplus.dispatch.services import Claim, Outcome, StaleAttempt, worker_name
+from agileplus.dispatch.services import Outcome
 from agileplus.dispatch.stream_policy import StreamPolicy
 from harnesses import git as g
 from harnesses.base import HarnessAdapter, HarnessError, LastingSetupError
@@ -143,7 +145,7 @@ def restart_worker(worker: str) -> list[str]:
     """What a worker does as it starts, before it takes a job: end the agents its previous life
     left running on this machine, and release (with an audit entry) the attempts it held."""
     killed = _reap_orphans(worker)
-    return services.release_lost_attempts(worker, agents_killed=killed)
+    return reaper.release_lost_attempts(worker, agents_killed=killed)
 
 
 def _reap_orphans(restarting: str | None) -> dict[str, list[int]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from agileplus.dispatch import services
+from agileplus.dispatch import job_log, services
 from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM
 from agileplus.dispatch.runner.result import LIMIT_REASONS
 from agileplus.dispatch.runner.workspace import Launch, Workspace
@@ -96,7 +96,7 @@ class AgentSteps:
             stop = policy.observe(event) or stop
             if event.model and policy.usage.get("model") != event.model:  # what the CLI says it runs
                 policy.usage["model"] = event.model
-                services.update_progress(self.claim, usage=dict(policy.usage))
+                job_log.update_progress(self.claim, usage=dict(policy.usage))
             if event.usage:
                 self.progress["usage"] = dict(policy.usage)  # the ledger is live (to the next flush)
             self.record(event)
@@ -116,7 +116,7 @@ class AgentSteps:
         line = text[:300]
         self.escapes.append(line)
         self.say(f"Sandbox: refused a privileged operation the agent tried: {line}")
-        services.record_refusal(self.claim, "escape_refused", "escape_refused", line)
+        job_log.record_refusal(self.claim, "escape_refused", "escape_refused", line)
 
     def record(self, event: AgentEvent) -> None:
         """An event in the log: a tool use as its readable activity (and its raw line for `logs
@@ -151,7 +151,7 @@ class AgentSteps:
                  f"(timeout {self.job.timeout_seconds} seconds); then SIGTERM, "
                  f"{settings.AGENT_KILL_GRACE_SECONDS:g}s grace, SIGKILL")
         self.flush()
-        services.record_timeout_warning(self.claim, seconds_left)
+        job_log.record_timeout_warning(self.claim, seconds_left)
 
     def tick(self, workspace: Workspace, sandbox: Sandbox | None = None) -> StopReason | None:
         """Between lines: flush the log, report new commits and refused connections, notice fencing and cancels."""
@@ -180,4 +180,4 @@ class AgentSteps:
         (the WP is then blocked with that reason, its partial commits kept)."""
         self.say(f"Limit: {stopped.kind}: {stopped.detail}")
         self.limit = {"reason": stopped.kind, "detail": stopped.detail}
-        services.record_refusal(self.claim, "limit_exceeded", stopped.kind, stopped.detail)
+        job_log.record_refusal(self.claim, "limit_exceeded", stopped.kind, stopped.detail)

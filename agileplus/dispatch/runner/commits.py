@@ -11,9 +11,10 @@ from pathlib import Path
 
 from agileplus.core.redaction import redact
 from agileplus.core.text import counted
-from agileplus.dispatch import services
+from agileplus.dispatch import job_log
+from agileplus.dispatch.claims import StaleAttempt
 from agileplus.dispatch.models import JobState
-from agileplus.dispatch.services import Outcome, StaleAttempt
+from agileplus.dispatch.services import Outcome
 from agileplus.review.governance import held_secret_violations
 from agileplus.review.services import governance_for
 from harnesses import git as g
@@ -39,7 +40,7 @@ class CommitSteps:
         for commit in new:
             self.reported.add(commit.sha)
             try:
-                first_report = services.report_commit(self.claim, sha=commit.sha, message=commit.message,
+                first_report = job_log.report_commit(self.claim, sha=commit.sha, message=commit.message,
                                                       files=commit.files)
             except StaleAttempt:
                 self.fenced = True

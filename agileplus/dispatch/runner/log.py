@@ -12,8 +12,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from agileplus.dispatch import services
-from agileplus.dispatch.services import StaleAttempt
+from agileplus.dispatch import job_log, services
+from agileplus.dispatch.claims import StaleAttempt
 
 log = logging.getLogger("agileplus.runner")
 LOG_FLUSH_LINES = 50
@@ -42,9 +42,9 @@ class RunLog:
         progress, self.progress = self.progress, {}
         try:
             if lines and not self.fenced:
-                services.append_log(self.claim, lines)
+                job_log.append_log(self.claim, lines)
             if progress and not self.fenced:
-                services.update_progress(self.claim, **progress)
+                job_log.update_progress(self.claim, **progress)
         except StaleAttempt:
             self.fenced = True
         # Timed from the end of the write: far from the database a write (5 round trips) outlasts

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from agileplus.dispatch import services
+from agileplus.dispatch import job_log, services
 from agileplus.dispatch.gateway import billed_usage, cross_check
 from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.dispatch.runner.workspace import Workspace
@@ -128,7 +128,7 @@ class ResultSteps:
         """Write the final usage and the outcome with its result summary (and the model the CLI ran)."""
         tests = collected.tests or usage.get("tests")
         usage = self.billed(usage)
-        services.update_progress(self.claim, usage=usage)
+        job_log.update_progress(self.claim, usage=usage)
         salvage_ref = f"refs/agileplus/salvage/{self.job.id}" if collected.salvaged else None
         return services.finish_job(self.claim, collected.outcome, result={
             "commits": len(self.reported), "files_changed": len(collected.files), "files": collected.files[:200],
@@ -160,7 +160,7 @@ class ResultSteps:
             return False
         said = f"{policy.last_error} {outcome.detail}"
         self.flush()
-        services.update_progress(self.claim, usage=self.billed(policy.usage))
+        job_log.update_progress(self.claim, usage=self.billed(policy.usage))
         parked = services.park_rate_limited(self.claim, wait_seconds=rate_limit_wait(said, time.time()),
                                             detail=outcome.detail)
         return parked is not None

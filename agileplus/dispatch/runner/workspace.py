@@ -22,8 +22,8 @@ from agileplus.dispatch import sessions
 from agileplus.dispatch.gateway import budget_admit, job_prices, plan_gateway, record_call, settings_files
 from agileplus.dispatch.models import AgentSession, DispatchJob
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
+from agileplus.dispatch.reaper import worker_name
 from agileplus.dispatch.sandboxing import job_sandbox, start_egress
-from agileplus.dispatch.services import worker_name
 from harnesses import git as g
 from harnesses.adapters.command import PROMPT_FILE_ENV
 from harnesses.base import HarnessAdapter, HarnessError, Invocation, RunSpec, cli_version
