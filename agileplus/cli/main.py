@@ -24,6 +24,8 @@ COMMAND_MODULES = [
     "agileplus.cli.commands_features",
     "agileplus.cli.commands_events",
     "agileplus.cli.commands_dispatch",
+    "agileplus.cli.commands_jobs",
+    "agileplus.cli.commands_agents",
     "agileplus.cli.commands_review",
     "agileplus.cli.commands_farm",
     "agileplus.cli.commands_live",
