@@ -82,6 +82,52 @@ class LoggedRequest:
         return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
 
 
+# The HTTP replies every endpoint writes (``ScriptedEndpoint.send_json`` and the others).
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict,
+              headers: dict[str, str] | None = None, *, cut: bool = False) -> None:
+    """A JSON reply; ``cut``: announce the whole length, send half, close the connection."""
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("content-type", "application/json")
+    handler.send_header("content-length", str(len(data)))
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.write(data[: len(data) // 2] if cut else data)
+    handler.wfile.flush()
+    if cut:
+        handler.close_connection = True
+        handler.connection.shutdown(2)
+        handler.connection.close()
+
+def start_stream(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("content-type", "text/event-stream")
+    handler.send_header("cache-control", "no-cache")
+    handler.send_header("connection", "close")
+    handler.end_headers()
+    handler.close_connection = True
+
+def send_events(handler: BaseHTTPRequestHandler, events: list[tuple[str | None, dict]], *, cut: bool,
+                pause: float = 0.0) -> None:
+    """SSE events (``event:`` name or None, data). ``cut``: send the first event whole, then
+    half of the next one, and close the connection mid-event."""
+    chunks = [(f"event: {name}\n" if name else "") + f"data: {json.dumps(data)}\n\n" for name, data in events]
+    if cut:
+        chunks = chunks[:1] + [chunks[1][: len(chunks[1]) // 2]] if len(chunks) > 1 else chunks[:1]
+    try:
+        for chunk in chunks:
+            handler.wfile.write(chunk.encode())
+            handler.wfile.flush()
+            if pause:
+                time.sleep(pause)
+    except (BrokenPipeError, ConnectionResetError):
+        return
+    if cut:
+        handler.connection.shutdown(2)
+        handler.connection.close()
+
+
 class ScriptedEndpoint:
     """Base for the protocol modules: the server, the script cursor and the request log."""
 
@@ -243,49 +289,6 @@ class ScriptedEndpoint:
         return {"type": "error", "error": {"type": kind, "message": message}}
 
     # --- writing ------------------------------------------------------------------------
-    @staticmethod
-    def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict,
-                  headers: dict[str, str] | None = None, *, cut: bool = False) -> None:
-        """A JSON reply; ``cut``: announce the whole length, send half, close the connection."""
-        data = json.dumps(payload).encode()
-        handler.send_response(status)
-        handler.send_header("content-type", "application/json")
-        handler.send_header("content-length", str(len(data)))
-        for key, value in (headers or {}).items():
-            handler.send_header(key, value)
-        handler.end_headers()
-        handler.wfile.write(data[: len(data) // 2] if cut else data)
-        handler.wfile.flush()
-        if cut:
-            handler.close_connection = True
-            handler.connection.shutdown(2)
-            handler.connection.close()
-
-    @staticmethod
-    def start_stream(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(200)
-        handler.send_header("content-type", "text/event-stream")
-        handler.send_header("cache-control", "no-cache")
-        handler.send_header("connection", "close")
-        handler.end_headers()
-        handler.close_connection = True
-
-    @staticmethod
-    def send_events(handler: BaseHTTPRequestHandler, events: list[tuple[str | None, dict]], *, cut: bool,
-                    pause: float = 0.0) -> None:
-        """SSE events (``event:`` name or None, data). ``cut``: send the first event whole, then
-        half of the next one, and close the connection mid-event."""
-        chunks = [(f"event: {name}\n" if name else "") + f"data: {json.dumps(data)}\n\n" for name, data in events]
-        if cut:
-            chunks = chunks[:1] + [chunks[1][: len(chunks[1]) // 2]] if len(chunks) > 1 else chunks[:1]
-        try:
-            for chunk in chunks:
-                handler.wfile.write(chunk.encode())
-                handler.wfile.flush()
-                if pause:
-                    time.sleep(pause)
-        except (BrokenPipeError, ConnectionResetError):
-            return
-        if cut:
-            handler.connection.shutdown(2)
-            handler.connection.close()
+    send_json = staticmethod(send_json)
+    start_stream = staticmethod(start_stream)
+    send_events = staticmethod(send_events)
