@@ -26,7 +26,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("core", ("agileplus", "agileplus.settings", "agileplus.core", "workers.broker")),
     ("records", ("agileplus.audit", "agileplus.events")),
     ("features", ("agileplus.features",)),
-    ("dispatch", ("agileplus.dispatch",)),
+    # features/selectors.py is the status screens' read model: each WP with its latest job, so it
+    # reads the jobs and sits with them (its importers are the interfaces and dispatch.selectors).
+    ("dispatch", ("agileplus.dispatch", "agileplus.features.selectors")),
     ("access", ("agileplus.api.models", "agileplus.api.roles", "agileplus.api.tokens")),
     ("gate", ("agileplus.review",)),
     ("runner", ("agileplus.dispatch.runner", "agileplus.dispatch.fresh")),
@@ -52,8 +54,6 @@ KNOWN_UPWARD = {
     ("agileplus.review.requests", "agileplus.review.tasks"),
     # a queued move to done stores its result in the API's shape (MovedOut)
     ("agileplus.review.requests", "agileplus.api.output"),
-    # the status screens' read model shows each WP with its latest job
-    ("agileplus.features.selectors", "agileplus.dispatch.models"),
 }
 # The one circle left: the doorbells above, and the review ↔ merge queue hooks (``on_approved``,
 # ``merge_now``); a circle may only lose modules.
