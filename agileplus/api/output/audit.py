@@ -1,5 +1,4 @@
-"""Response shapes of the audit chain: entries, pages, verification. Each serializer renders the response and is its
-OpenAPI schema (see ``agileplus.api.output``)."""
+"""Response shapes of the audit chain: entries, pages, the chain's verification."""
 
 from __future__ import annotations
 

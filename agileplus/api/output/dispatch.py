@@ -1,6 +1,5 @@
-"""Response shapes of jobs, their logs and costs, agents and workers, and dispatch's write results
-(queued, fresh start, implement, cancel, report). Each serializer renders the response and is its
-OpenAPI schema (see ``agileplus.api.output``)."""
+"""Response shapes of jobs, their logs and costs, agents and workers, and what dispatching answers
+(queued, fresh start, implement, cancel, report)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Response shapes of the event outbox (``/api/events``). Each serializer renders the response and is its
-OpenAPI schema (see ``agileplus.api.output``)."""
+"""Response shapes of the event outbox (``/api/events``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Response shapes of projects, features and work packages (lists, status, a WP's move). Each
-serializer renders the response and is its OpenAPI schema (see ``agileplus.api.output``)."""
+"""Response shapes of projects, features and work packages: lists, a feature's status, a WP's move."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Response shapes of reviews, review requests and the merge queue. Each serializer renders the response and is its
-OpenAPI schema (see ``agileplus.api.output``)."""
+"""Response shapes of reviews, review requests and the merge queue."""
 
 from __future__ import annotations
 
