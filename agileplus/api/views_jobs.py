@@ -12,7 +12,7 @@ from agileplus.api import serializers as s
 from agileplus.api.pagination import after_page, job_page
 from agileplus.api.roles import ensure_owns_job
 from agileplus.api.views import Base, parse, read, write
-from agileplus.dispatch import costs
+from agileplus.dispatch import costs, job_log
 from agileplus.dispatch import selectors as jobs
 from agileplus.dispatch import services as dispatch
 from agileplus.features import selectors as features
@@ -67,7 +67,7 @@ class JobLog(Base):
         job = jobs.get_job(job_id)
         caller = self.caller()
         ensure_owns_job(caller, job)
-        added = dispatch.append_report(job, data["lines"], actor=caller.actor)
+        added = job_log.append_report(job, data["lines"], actor=caller.actor)
         return Response(out.ReportOut({"job": job.id, "added": added}).data, status=201)
 
 
