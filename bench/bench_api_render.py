@@ -1,4 +1,4 @@
-"""Rendering a feature's status through its response serializer (``api/output.py``:
+"""Rendering a feature's status through its response serializer (``api/output/features.py``:
 ``FeatureStatusOut``), the one definition of the shape: 200 WPs in a chain, each with a finished
 job and a commit, on SQLite.
 

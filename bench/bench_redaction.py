@@ -29,7 +29,7 @@ django.setup()
 
 from _common import Figure, emit, is_quick, timed  # noqa: E402
 
-from agileplus.dispatch.secrets import LogStream, redact  # noqa: E402
+from agileplus.core.redaction import LogStream, redact  # noqa: E402
 
 SECRETS = [f"sk-bench-{i}-" + "".join(random.Random(i).choices(string.ascii_letters + string.digits, k=32))
            for i in range(8)]

@@ -396,16 +396,6 @@ def files_changed(repo: Path, base: str, tip: str = "HEAD") -> list[str]:
     return [f for f in out.splitlines() if f]
 
 
-def diff_size(repo: Path, base: str, tip: str) -> tuple[int, int]:
-    """Lines added plus removed, and files touched, from ``base`` to ``tip`` (binary files: 0 lines)."""
-    lines = files = 0
-    for row in git("diff", "--numstat", base, tip, cwd=repo).splitlines():
-        added, removed, _ = row.split("\t", 2)
-        files += 1
-        lines += (int(added) if added.isdigit() else 0) + (int(removed) if removed.isdigit() else 0)
-    return lines, files
-
-
 def salvage(mirror: Path, path: Path, branch: str, ref: str, *, tip: str | None = None,
             leave_out: tuple[str, ...] = ()) -> str | None:
     """Commit the agent's uncommitted files (tracked and untracked) onto the mirror's ``branch`` as

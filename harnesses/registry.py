@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+import harnesses.adapters as package
 from harnesses.base import HarnessAdapter, HarnessError
 
 _ADAPTERS: dict[str, type[HarnessAdapter]] = {}
@@ -23,8 +24,6 @@ def _load() -> None:
     global _loaded
     if _loaded:
         return
-    import harnesses.adapters as package
-
     for module in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{module.name}")
     _loaded = True

@@ -16,7 +16,7 @@ log = logging.getLogger("agileplus.worker")
 
 
 def _active_sessions(hostname: str) -> int:
-    from agileplus.dispatch.models import DispatchJob, JobState
+    from agileplus.dispatch.models import DispatchJob, JobState  # late: no Django yet at load
 
     return DispatchJob.objects.filter(worker=hostname, state__in=JobState.HELD).count()
 
@@ -24,7 +24,7 @@ def _active_sessions(hostname: str) -> int:
 def _beat(hostname: str, harnesses: dict, concurrency: int) -> None:
     from django.db import connection
 
-    from agileplus.dispatch.services import record_worker_heartbeat
+    from agileplus.dispatch.reaper import record_worker_heartbeat  # late: no Django yet at load
 
     while True:
         try:
@@ -42,7 +42,7 @@ def _start_heartbeat(sender=None, **_kwargs) -> None:
     os.environ.setdefault("AGILEPLUS_WORKER_NAME", hostname)
     wanted = [h for h in os.environ.get("AGILEPLUS_WORKER_HARNESSES", "").split(",") if h]
     # Late: this module is imported with the Celery app, before Django is set up (flower, celery CLI).
-    from agileplus.dispatch.sandboxing import local_harnesses
+    from agileplus.dispatch.sandboxing import local_harnesses  # late: no Django yet at load
 
     harnesses = local_harnesses(wanted or None)
     concurrency = int(getattr(sender, "concurrency", 1) or 1) if sender else 1
@@ -54,7 +54,7 @@ def _reap_orphans() -> None:
     """A restarted worker ends the agents its previous life left running."""
     from django.db import connection
 
-    from agileplus.dispatch.runner import reap_orphaned_agents
+    from agileplus.dispatch.runner import reap_orphaned_agents  # late: no Django yet at load
 
     try:
         reap_orphaned_agents()
@@ -69,7 +69,7 @@ def _stop_heartbeat(sender=None, **_kwargs) -> None:
     _stop.set()
     from django.utils import timezone
 
-    from agileplus.dispatch.models import Worker
+    from agileplus.dispatch.models import Worker  # late: no Django yet at load
 
     name = os.environ.get("AGILEPLUS_WORKER_NAME")
     if name:

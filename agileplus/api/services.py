@@ -1,86 +1,23 @@
-"""API services: tokens with roles (see ``agileplus.api.roles`` for what each role may do), and
-dispatching several WPs at once."""
+"""API services: a person's token from a username and password, and dispatching several WPs at
+once. Creating and revoking tokens (a job's included) is ``agileplus.api.tokens``, re-exported here."""
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import authenticate
 from django.db import transaction
-from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
-from agileplus.api.models import ApiRole
-from agileplus.api.roles import AGENT, ROLES, role_of
-from agileplus.api.tokens import issue_token
+from agileplus.api.roles import ROLES, role_of
+from agileplus.api.tokens import create_api_token, issue_token, mint_job_token, revoke_api_token, revoke_job_token
 from agileplus.core.actors import Actor
 from agileplus.core.errors import DomainError
 from agileplus.dispatch.services import enqueue_job
 from agileplus.features.models import Feature
 from agileplus.features.services import get_wp, normalize_wp_code
 
-# Usernames and agent names become actors (kind:name), so they follow the actor grammar.
-USERNAME_RE = re.compile(r"^[A-Za-z0-9._@+\-]{1,100}$")
-AGENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-
 __all__ = ["ROLES", "BadCredentials", "IssuedToken", "create_api_token", "dispatch_wps", "mint_job_token",
            "obtain_token", "revoke_api_token", "revoke_job_token"]
-JOB_TOKEN_MARGIN = dt.timedelta(minutes=5)  # past the job's timeout and grace: setup, push, governance
-
-
-def create_api_token(username: str, role: str, agent: str | None = None) -> str:
-    """Create (or rotate) the token of ``username`` with ``role``; returns the key, shown once.
-
-    The user is created if needed (without a password: it signs in with the token only)."""
-    agent = agent or ""
-    if role not in ROLES:
-        raise DomainError(f"unknown role '{role}'", field="role", fix=f"use one of {', '.join(ROLES)}")
-    if not USERNAME_RE.match(username or ""):
-        raise DomainError(f"'{username}' is not a usable username", field="username",
-                          fix="1-100 characters: letters, digits and . _ @ + -")
-    if role == AGENT and not agent:
-        raise DomainError("an agent token needs the harness it acts as", field="agent",
-                          fix="pass agent, e.g. claude-code")
-    if agent and role != AGENT:
-        raise DomainError("only an agent token names a harness", field="agent", fix="drop agent, or use role agent")
-    if agent and not AGENT_RE.match(agent):
-        raise DomainError(f"'{agent}' is not a harness name", field="agent", fix="e.g. claude-code")
-    with transaction.atomic():
-        user, _ = get_user_model().objects.get_or_create(username=username)
-        ApiRole.objects.update_or_create(user=user, defaults={"role": role, "agent": agent})
-        return issue_token(user)
-
-
-def revoke_api_token(username: str) -> int:
-    """Revoke every token of ``username`` (and sign it out for good); returns how many."""
-    with transaction.atomic():
-        revoked, _ = Token.objects.filter(user__username=username).delete()
-        get_user_model().objects.filter(username=username).update(is_active=False)
-    return revoked
-
-
-def job_token_username(job_id: str, attempt: int) -> str:
-    # one identity per attempt: a fenced worker revoking its own token leaves the new attempt's alone
-    return f"job.{job_id}.{attempt}"[:100]
-
-
-def mint_job_token(job) -> str:
-    """A short-lived agent token for one attempt of one job: it acts only on this job and its WP
-    (see roles), and expires after the job's timeout, grace and a margin, or when
-    ``revoke_job_token`` is called."""
-    username = job_token_username(job.id, job.attempt)
-    key = create_api_token(username, AGENT, job.harness)
-    expires = timezone.now() + dt.timedelta(seconds=job.timeout_seconds + settings.AGENT_KILL_GRACE_SECONDS)
-    ApiRole.objects.filter(user__username=username).update(job_id=job.id, expires_at=expires + JOB_TOKEN_MARGIN)
-    get_user_model().objects.filter(username=username).update(is_active=True)
-    return key
-
-
-def revoke_job_token(job_id: str, attempt: int) -> int:
-    return revoke_api_token(job_token_username(job_id, attempt))
 
 
 class BadCredentials(DomainError):

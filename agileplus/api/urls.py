@@ -3,6 +3,7 @@ from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from agileplus.api import views as v
+from agileplus.api import views_jobs as vj
 from agileplus.api.output import ENUM_NAME_OVERRIDES
 
 
@@ -43,7 +44,7 @@ urlpatterns = [
     path(f"{F}/implement", v.Implement.as_view(), name="implement"),
     path(f"{F}/audit", v.AuditList.as_view(), name="audit"),
     path(f"{F}/audit/verify", v.AuditVerify.as_view(), name="audit-verify"),
-    path(f"{F}/costs", v.CostList.as_view(), name="costs"),
+    path(f"{F}/costs", vj.CostList.as_view(), name="costs"),
     path(f"{F}/merge-queue", v.MergeQueueView.as_view(), name="merge-queue"),
     path(W, v.WPDetail.as_view(), name="wp"),
     path(f"{W}/transition", v.WPTransition.as_view(), name="wp-transition"),
@@ -52,13 +53,13 @@ urlpatterns = [
     path(f"{W}/reviews", v.ReviewList.as_view(), name="wp-reviews"),
     path(f"{W}/candidates", v.CandidateList.as_view(), name="wp-candidates"),
     path("review-requests/<int:request_id>", v.ReviewRequestDetail.as_view(), name="review-request"),
-    path("jobs", v.JobList.as_view(), name="jobs"),
-    path(J, v.JobDetail.as_view(), name="job"),
-    path(f"{J}/log", v.JobLog.as_view(), name="job-log"),
-    path(f"{J}/cancel", v.JobCancel.as_view(), name="job-cancel"),
+    path("jobs", vj.JobList.as_view(), name="jobs"),
+    path(J, vj.JobDetail.as_view(), name="job"),
+    path(f"{J}/log", vj.JobLog.as_view(), name="job-log"),
+    path(f"{J}/cancel", vj.JobCancel.as_view(), name="job-cancel"),
     # /api/events/stream and /api/events/jobs/… are agileplus.events.urls (routed before this file).
-    path("events", v.EventList.as_view(), name="events"),
-    path("agents", v.AgentList.as_view(), name="agents"),
-    path("workers", v.WorkerList.as_view(), name="workers"),
+    path("events", vj.EventList.as_view(), name="events"),
+    path("agents", vj.AgentList.as_view(), name="agents"),
+    path("workers", vj.WorkerList.as_view(), name="workers"),
     re_path(r"^[\s\S]*$", v.NoRoute.as_view(), name="api-404"),
 ]

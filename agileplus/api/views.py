@@ -1,6 +1,7 @@
 """The REST API: thin views. Parse (``serializers``), check the caller's role (``roles``), call the
 same services as the CLI, render with the response's serializer (``output``, also its schema). The
-actor in every audit entry is the authenticated identity, never a request field."""
+actor in every audit entry is the authenticated identity, never a request field. Jobs, costs,
+events, agents and workers: ``views_jobs``."""
 
 from __future__ import annotations
 
@@ -20,16 +21,13 @@ from agileplus.api import queries
 from agileplus.api import serializers as s
 from agileplus.api.auth import RoleTokenAuthentication
 from agileplus.api.errors import error_body
-from agileplus.api.output_candidates import CandidateRoundOut
-from agileplus.api.pagination import after_page, job_page, next_url
-from agileplus.api.roles import RolePermission, caller_for_user, ensure_owns_job, ensure_owns_wp
+from agileplus.api.pagination import after_page, next_url
+from agileplus.api.roles import RolePermission, caller_for_user, ensure_owns_wp
 from agileplus.api.services import create_api_token, dispatch_wps, obtain_token
 from agileplus.api.throttles import ScopedThrottle, auth_wait
 from agileplus.audit.chain import entry_as_dict, verify_chain
 from agileplus.core.errors import NotFound, StaleState
 from agileplus.dispatch import costs
-from agileplus.dispatch import selectors as jobs
-from agileplus.dispatch import services as dispatch
 from agileplus.dispatch.fresh import start_fresh
 from agileplus.features import selectors as features
 from agileplus.features.services import get_feature, get_wp
@@ -248,7 +246,7 @@ class ReviewList(Base):
 
 
 class CandidateList(Base):
-    @read(CandidateRoundOut, out.SLUG, out.WP, tags=["dispatch"], operation_id="candidates",
+    @read(out.CandidateRoundOut, out.SLUG, out.WP, tags=["dispatch"], operation_id="candidates",
           description="`agileplus candidates`: the WP's latest round of candidates (best of N), each one's score "
                       "card (the review's checks on main merged with its branch, tests, diff size, cost), rank "
                       "and outcome, and the spend on the winner and on the others. 404 when it ran none.")
@@ -256,7 +254,7 @@ class CandidateList(Base):
         rnd = latest_round(get_wp(get_feature(slug), wp))
         if rnd is None:
             raise NotFound(f"{wp} has run no candidates", field="wp", fix="POST implement with candidates: N")
-        return Response(CandidateRoundOut(round_summary(rnd)).data)
+        return Response(out.CandidateRoundOut(round_summary(rnd)).data)
 
 
 class MergeQueueView(Base):
@@ -267,7 +265,7 @@ class MergeQueueView(Base):
         return Response(out.MergeQueueOut(merge_queues(get_feature(slug))[0]).data)
 
 
-# --- audit and costs -----------------------------------------------------------------------------
+# --- audit -------------------------------------------------------------------------------------
 class AuditList(Base):
     @read(out.AuditPageOut, out.SLUG, s.PageFilter, tags=["audit"],
           operation_id="audit_list", description="The feature's audit chain in order, a page at a time.")
@@ -283,98 +281,6 @@ class AuditVerify(Base):
           description="`agileplus events audit-verify`: recompute every hash and link.")
     def get(self, request, slug: str):
         return Response(out.VerificationOut(verify_chain(get_feature(slug)).as_dict()).data)
-
-
-class CostList(Base):
-    @read(out.CostListOut, out.SLUG, s.CostFilter, tags=["features"],
-          operation_id="costs_list")
-    def get(self, request, slug: str):
-        query = parse(s.CostFilter, request.query_params)
-        feature = get_feature(slug)
-        rows = costs.ledger(feature_id=feature.pk, by=query["by"])
-        total = costs.ledger_total(rows)
-        return Response(out.CostListOut({"results": [r.as_dict() for r in rows],
-                                         "total_cost_usd": None if total is None else str(total)}).data)
-
-
-# --- jobs ----------------------------------------------------------------------------------------
-class JobList(Base):
-    @read(out.JobPageOut, s.JobFilter, tags=["dispatch"], operation_id="jobs_list",
-          description="Dispatch jobs, newest first.")
-    def get(self, request):
-        query = parse(s.JobFilter, request.query_params)
-        feature = get_feature(query["feature"]) if query.get("feature") else None
-        rows, links = job_page(request, queries.jobs(feature=feature, status=query.get("status"),
-                                                     harness=query.get("harness")),
-                               cursor=query.get("cursor"), limit=query["limit"])
-        return Response(out.JobPageOut({"results": rows, **links}).data)
-
-
-class JobDetail(Base):
-    @read(out.JobOut, out.JOB, tags=["dispatch"], operation_id="jobs_retrieve")
-    def get(self, request, job_id: str):
-        return Response(out.JobOut(jobs.job_summary(jobs.get_job(job_id))).data)
-
-
-class JobLog(Base):
-    action_name = "report"
-
-    @read(out.LogPageOut, out.JOB, s.LogFilter, tags=["dispatch"],
-          operation_id="jobs_log", description="The job's log lines after `after`, in order.")
-    def get(self, request, job_id: str):
-        query = parse(s.LogFilter, request.query_params)
-        rows = jobs.log_lines(jobs.get_job(job_id), after_seq=query["after"], limit=query["limit"])
-        page = after_page(request, rows, key=lambda r: r.seq, after=query["after"], limit=query["limit"], stream=True)
-        return Response(out.LogPageOut({"results": rows, **page}).data)
-
-    @write(out.ReportOut, s.LogIn, out.JOB, status=201, tags=["dispatch"], errors=(400, 403),
-           operation_id="jobs_report", description="Append report lines to the job's log (agents: own jobs only).")
-    def post(self, request, job_id: str):
-        data = parse(s.LogIn, request.data)
-        job = jobs.get_job(job_id)
-        caller = self.caller()
-        ensure_owns_job(caller, job)
-        added = dispatch.append_report(job, data["lines"], actor=caller.actor)
-        return Response(out.ReportOut({"job": job.id, "added": added}).data, status=201)
-
-
-class JobCancel(Base):
-    action_name = "cancel"
-
-    @write(out.CancelOut, None, out.JOB, tags=["dispatch"], operation_id="jobs_cancel",
-           description="Cancel a queued job at once; ask a running one's worker to stop it.")
-    def post(self, request, job_id: str):
-        job = jobs.get_job(job_id)
-        caller = self.caller()
-        ensure_owns_job(caller, job)
-        job = dispatch.cancel_job(job.id, actor=caller.actor)
-        return Response(out.CancelOut(job).data)
-
-
-# --- events, agents, workers ---------------------------------------------------------------------
-class EventList(Base):
-    @read(out.EventPageOut, s.EventFilter, tags=["events"], operation_id="events_list",
-          description="The event outbox after id `after`, in id order; poll with `next_after` to resume "
-                      "(live: /api/events/stream).")
-    def get(self, request):
-        query = parse(s.EventFilter, request.query_params)
-        feature = get_feature(query["feature"]) if query.get("feature") else None
-        rows = features.list_events(feature=feature, pattern=query.get("subject"), after=query["after"],
-                                    limit=query["limit"])
-        page = after_page(request, rows, key=lambda e: e.pk, after=query["after"], limit=query["limit"], stream=True)
-        return Response(out.EventPageOut({"results": [e.as_message() for e in rows], **page}).data)
-
-
-class AgentList(Base):
-    @read(out.AgentListOut, tags=["dispatch"], operation_id="agents_list")
-    def get(self, request):
-        return Response(out.AgentListOut({"results": jobs.agents_overview()}).data)
-
-
-class WorkerList(Base):
-    @read(out.WorkerListOut, tags=["dispatch"], operation_id="workers_list")
-    def get(self, request):
-        return Response(out.WorkerListOut({"results": queries.workers()}).data)
 
 
 # --- identities ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from agileplus.audit.models import GENESIS_HASH, AuditEntry
 from agileplus.core.canonical import canonical_json, hashable, utc_iso
-from agileplus.dispatch.secrets import redact_data
+from agileplus.core.redaction import redact_data
 
 
 def entry_fields(

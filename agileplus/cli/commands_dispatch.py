@@ -1,53 +1,34 @@
-"""`implement`, `jobs`, `logs`, `agents`: thin commands over agileplus.dispatch."""
+"""`implement`: thin commands over agileplus.dispatch (`jobs`, `logs`: commands_jobs.py; `agents`:
+commands_agents.py)."""
 
 from __future__ import annotations
 
 import time
 
 import click
-from django.utils import timezone
 
 from agileplus.cli.commands_candidates import implement_candidates
-from agileplus.cli.context import actor_option, current_actor, feature_and_wp, json_option
+from agileplus.cli.context import actor_option, current_actor, json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json, mark_json
 from agileplus.cli.render import fresh_start_lines
 from agileplus.core.errors import DomainError
 from agileplus.core.text import counted
-from agileplus.dispatch import selectors, services, sessions
+from agileplus.dispatch import selectors, services
 from agileplus.dispatch.fresh import start_fresh
-from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM, JobState
+from agileplus.dispatch.models import SETUP_STREAM, JobState
 from agileplus.dispatch.runner import run_job
-from agileplus.dispatch.sandboxing import local_harnesses
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Feature
-from agileplus.features.services import find_wp, get_feature, get_wp
+from agileplus.features.services import get_feature, get_wp
 from agileplus.workflow.candidates import candidates_config
 from agileplus.workflow.services import start_feature
-from harnesses.base import HarnessError
-from harnesses.check import as_json as results_json
-from harnesses.check import check_harnesses, render
 
 HARNESS_TITLES = {"claude-code": "Claude Code", "codex": "Codex", "gemini": "Gemini CLI", "aider": "Aider",
                   "opencode": "opencode", "command": "command"}
 POLL = 0.2
-AGENT_SCREEN = {"active": ("active", "connected"), "idle": ("available", "connected"),
-                "available": ("available", "idle"), "unavailable": ("unavailable", "unavailable")}
-
-
 def harness_title(name: str) -> str:
     return HARNESS_TITLES.get(name, name)
-
-
-def _ago(moment) -> str:
-    if not moment:
-        return "never"
-    seconds = int((timezone.now() - moment).total_seconds())
-    if seconds < 60:
-        return f"{seconds} second{'s' if seconds != 1 else ''} ago"
-    if seconds < 3600:
-        return f"{seconds // 60} minute{'s' if seconds // 60 != 1 else ''} ago"
-    return f"{seconds // 3600} hour{'s' if seconds // 3600 != 1 else ''} ago"
 
 
 def _follow(job_id: str, *, until_running: bool = False, quiet: bool = False) -> None:
@@ -206,7 +187,6 @@ def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, 
     _follow_and_report(job, inline=inline, wait=wait, as_json=as_json)
 
 
-
 def _follow_and_report(job, *, inline: bool = False, wait: bool | None = True, as_json: bool = False) -> None:
     """Follow one job (running it here with ``inline``) and print the seed's screens for its end."""
     wp, feature = job.wp, job.feature
@@ -281,230 +261,3 @@ def _wait_feature(feature) -> None:
         raise SystemExit(1)
 
 
-@cli.group()
-def jobs() -> None:
-    """Dispatch jobs."""
-
-
-@jobs.command("list")
-@click.option("--feature", "feature_ref", default=None)
-@click.option("--state", type=click.Choice(JobState.ALL), default=None)
-@click.option("--limit", type=click.IntRange(1, 1000), default=50)
-@json_option
-def jobs_list(feature_ref, state, limit, as_json) -> None:
-    feature = get_feature(feature_ref) if feature_ref else None
-    rows = selectors.list_jobs(feature=feature, state=state, limit=limit)
-    if as_json:
-        echo_json([{"id": j.id, "feature": j.feature.slug, "wp": j.wp.code, "harness": j.harness,
-                    "state": j.state, "attempt": j.attempt, "worker": j.worker, "commits": j.n_commits,
-                    "queued_at": j.queued_at} for j in rows])
-        return
-    if not rows:
-        echo("No jobs.")
-    for j in rows:
-        echo(f"{j.id}  {j.feature.slug} {j.wp.code}  {j.harness:<12} {j.state:<10} attempt {j.attempt}"
-                   f"/{j.max_attempts}  commits {j.n_commits}  {j.worker or '-'}")
-
-
-def _print_log(job, *, tail: int | None = None, without: tuple[str, ...] = ()) -> int:
-    """The job's log as `[10:15:33] …` lines; returns the last line's seq."""
-    last = 0
-    for line in selectors.log_lines(job, tail=tail, without=without):
-        echo(f"[{line.timestamp:%H:%M:%S}] {line.line}")
-        last = line.seq
-    return last
-
-
-@jobs.command("show")
-@click.argument("job_id")
-@click.option("--log", "with_log", is_flag=True, help="Also print the job's whole log (the raw agent stream)")
-@json_option
-def jobs_show(job_id, with_log, as_json) -> None:
-    job = selectors.get_job(job_id)
-    data = selectors.job_summary(job)
-    if as_json:
-        if with_log:
-            data["log"] = [{"seq": ln.seq, "timestamp": ln.timestamp, "stream": ln.stream, "line": ln.line}
-                           for ln in selectors.log_lines(job)]
-        echo_json(data)
-        return
-    for key in ("id", "feature", "wp", "harness", "state", "attempt", "worker", "session_id", "branch",
-                "worktree", "base_commit", "started_at", "finished_at", "exit_code", "current_activity",
-                "manifest_hash", "error"):
-        if data.get(key) not in (None, ""):
-            echo(f"{key.replace('_', ' ').capitalize()}: {data[key]}")
-    usage = data.get("usage") or {}
-    if usage.get("input_tokens") or usage.get("output_tokens"):
-        echo(f"Tokens: {usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out")
-    if usage.get("cost_usd") not in (None, ""):
-        echo(f"Cost: ${usage['cost_usd']}" + (" (metered by the model gateway)"
-                                              if usage.get("source") == "gateway" else ""))
-    elif usage.get("input_tokens") or usage.get("output_tokens"):
-        echo(f"Cost: unknown (no price for model {usage.get('model') or 'unnamed'})")
-    if data["commits"]:
-        echo("Commits:")
-        for c in data["commits"]:
-            earlier = f" (attempt {c['attempt']})" if c.get("attempt") not in (None, job.attempt) else ""
-            echo(f"  {c['sha'][:7]} {c['message'].splitlines()[0] if c['message'] else ''}{earlier}")
-    salvage = (data.get("result") or {}).get("salvage_ref")
-    if salvage:
-        echo(f"Salvaged work: {salvage}")
-    if with_log:
-        echo("Log:")
-        _print_log(job, without=(ACTIVITY_STREAM,))
-
-
-@jobs.command("session")
-@click.argument("job_id")
-@click.option("--tail", "tail_lines", default=5, show_default=True, help="Last lines of each transcript file")
-@json_option
-def jobs_session(job_id, tail_lines, as_json) -> None:
-    """The agent session stored for the job's WP (what its next run resumes), secrets redacted."""
-    data = sessions.session_summary(sessions.job_session(job_id), tail_lines=tail_lines)
-    if as_json:
-        echo_json(data)
-        return
-    echo(f"Session: {data['session_id']} ({data['harness']}, {data['wp']})")
-    echo(f"Stored by: {data['job_id']} attempt {data['attempt']} on {data['worker'] or '-'} "
-               f"at {data['updated_at']}")
-    echo(f"Files: {data['files']} ({data['raw_bytes']:,} bytes, {data['stored_bytes']:,} stored)"
-               + (f"; {data['note']}" if data["note"] else ""))
-    for name, lines in data["tails"].items():
-        echo(f"{name}:")
-        for line in lines:
-            echo(f"  {line}")
-
-
-@jobs.command("replay")
-@click.argument("job_id")
-@click.option("--agent", "harness", default=None, help="Replay on another harness (default: the original's)")
-@click.option("--wait/--no-wait", default=True, help="Follow the job until it ends")
-@click.option("--inline", is_flag=True, help="Run the job in this process instead of on a worker")
-@actor_option
-@json_option
-def jobs_replay(job_id, harness, wait, inline, actor, as_json) -> None:
-    """Dispatch a job's manifest again: same prompt, same base commit."""
-    if as_json:
-        mark_json()
-    job = services.replay_job(job_id, actor=current_actor(actor), harness=harness, send=not inline)
-    if not wait and not inline:
-        if as_json:
-            echo_json(selectors.job_summary(job))
-        else:
-            echo(f"Replaying {job_id} as {job.id} on {job.harness}")
-        return
-    _follow_and_report(job, inline=inline, as_json=as_json)
-
-
-@jobs.command("cancel")
-@click.argument("job_id")
-@actor_option
-def jobs_cancel(job_id, actor) -> None:
-    job = services.cancel_job(job_id, actor=current_actor(actor))
-    echo(f"{job.id}: {'cancelled' if job.state == JobState.CANCELLED else 'cancel requested'}")
-
-
-@cli.command()
-@click.argument("refs", nargs=-1, metavar="[FEATURE] WP")
-@click.option("--feature", "feature_ref", default=None, help="Feature (optional when the WP code is unique)")
-@click.option("--tail", type=click.IntRange(1), default=None, help="Only the last N lines")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends")
-@click.option("--job", "job_id", default=None, help="A job id instead of the WP's latest job")
-@click.option("--raw", is_flag=True, help="The agent's tool lines as its CLI reported them, instead of the "
-                                           "readable activity")
-def logs(refs, feature_ref, tail, follow, job_id, raw) -> None:
-    """The agent session's log for a WP, as `[10:15:33] …` lines: what the agent did, in words
-    (`Created src/login.rs (245 lines)`); `--raw` shows its tool lines and their output as the CLI
-    said them (the workspace and prompt preamble `implement` printed is in `jobs show JOB --log`)."""
-    if job_id:
-        job = selectors.get_job(job_id)
-    else:
-        feature_ref, wp_code = feature_and_wp(refs, feature_ref)
-        wp = get_wp(get_feature(feature_ref), wp_code) if feature_ref else find_wp(wp_code)
-        job = selectors.latest_job(wp)
-        if job is None:
-            raise DomainError(f"{wp.code} has no jobs yet", field="WP",
-                              fix=f"agileplus implement {wp.feature.slug} --wp {wp.code}")
-    without = (SETUP_STREAM, ACTIVITY_STREAM if raw else TOOL_STREAM)
-    last = _print_log(job, tail=tail, without=without)
-    while follow:
-        job = selectors.get_job(job.id)
-        for line in selectors.log_lines(job, after_seq=last, without=without):
-            echo(f"[{line.timestamp:%H:%M:%S}] {line.line}")
-            last = line.seq
-        if job.state in JobState.FINAL:
-            break
-        time.sleep(POLL)
-
-
-def _sandbox_line(info: dict) -> str:
-    """Sandbox mode, network policy and credential names (present / missing) of a harness on a worker."""
-    creds = info.get("credentials") or {}
-    present = ", ".join(creds.get("present") or []) or "none"
-    missing = ", ".join(creds.get("missing") or [])
-    return (f"Sandbox: {info.get('sandbox', 'unknown')}, network {info.get('network', 'model')}"
-            f"{_agent_identity(info)}; credentials: {present}" + (f" (missing: {missing})" if missing else ""))
-
-
-def _agent_identity(info: dict) -> str:
-    """The agent's capabilities and uid, and what bounds its memory (the job, or each process and why)."""
-    if "capabilities" not in info:  # announced by a worker of an earlier version
-        return ""
-    memory = info.get("memory") or {}
-    bound = (f"memory per job (cgroup {memory.get('cgroup')})" if memory.get("scope") == "job"
-             else f"memory per process only ({memory.get('why', 'no memory cgroup')})")
-    return f", capabilities {info['capabilities']}, uid {info.get('uid')}, {bound}"
-
-
-@cli.group()
-def agents() -> None:
-    """Agent harnesses."""
-
-
-@agents.command("list")
-@json_option
-def agents_list(as_json) -> None:
-    rows = selectors.agents_overview(local_harnesses())
-    if as_json:
-        echo_json(rows)
-        return
-    echo("Available Agent Harnesses:")
-    for row in rows:
-        # The example's words: (active) with sessions, (available) otherwise; "connected" while a
-        # live worker serves it, "idle" when only installed or its workers went quiet.
-        header, state = AGENT_SCREEN.get(row["status"], (row["status"], row["status"]))
-        echo(f"{row['name']} ({header})")
-        echo(f"  Status: {state}")
-        if row["model"]:
-            echo(f"  Model: {row['model']}")
-        if row.get("version"):
-            echo(f"  Version: {row['version']}")
-        echo(f"  Last heartbeat: {_ago(row['last_heartbeat'])}")
-        echo(f"  Sessions: {row['sessions']} active")
-        for w in row["workers"]:
-            echo(f"    worker {w['hostname']}: {w['sessions']} active"
-                       f"{'' if w['alive'] else ' (no heartbeat)'}")
-            echo(f"      {_sandbox_line(w)}")
-        if row["local"].get("sandbox"):
-            echo(f"  This machine: {_sandbox_line(row['local'])}")
-        if row["status"] == "unavailable" and row["local"].get("reason"):
-            echo(f"  Why: {row['local']['reason']}")
-    echo("Select harness with --agent flag or set default in config.")
-
-
-@agents.command("check")
-@click.argument("harnesses", nargs=-1)
-@click.option("--pinned", is_flag=True, help="Check the CLIs pinned in tools/agent-clis instead of those on PATH.")
-@json_option
-def agents_check(harnesses, pinned, as_json) -> None:
-    """Run each installed agent CLI against a built-in scripted model endpoint (no tokens spent)
-    in a scratch repository; exit 1 if any drifted from what its adapter expects. A CLI is the
-    one AGILEPLUS_<HARNESS>_BIN names, else on PATH, else the pinned copy in tools/agent-clis."""
-    try:
-        results = check_harnesses(list(harnesses) or None, use_pinned=pinned)
-    except HarnessError as exc:
-        raise DomainError(str(exc), field="harnesses", fix="name harnesses from `agileplus agents list`") from None
-    echo(results_json(results) if as_json else "\n".join(render(results)))
-    drifted = [r for r in results if r.problems]
-    if drifted:
-        raise SystemExit(1)

@@ -12,9 +12,10 @@ from django.conf import settings
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json
 from agileplus.core.supervisor import run_farm
+from agileplus.dispatch.reaper import reap_expired
 from agileplus.dispatch.runner import restart_worker
 from agileplus.dispatch.sandboxing import local_harnesses
-from agileplus.dispatch.services import queue_for, reap_expired
+from agileplus.dispatch.services import queue_for
 from agileplus.operations.webhooks import start_deliverer
 from agileplus.review.requests import release_lost_requests
 from workers.broker import inspect_folder
@@ -70,7 +71,7 @@ def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str
     # Children inherit these: the runner names its claims and data folder after the worker.
     os.environ["AGILEPLUS_WORKER_NAME"] = node
     os.environ["AGILEPLUS_WORKER_HARNESSES"] = ",".join(names)
-    from workers.celery import app
+    from workers.celery import app  # late: the Celery app only for the commands that start one
 
     queues = ",".join([queue_for(n) for n in names] + ["agileplus"])
     echo(f"worker {node}: harnesses {', '.join(names)}; concurrency {concurrency}", err=True)
@@ -111,7 +112,7 @@ def doctor(as_json: bool) -> None:
 @click.option("--loglevel", default="warning", show_default=True)
 def beat(loglevel: str) -> None:
     """Run Celery beat (the lease reaper's schedule) and the webhook deliverer."""
-    from workers.celery import app
+    from workers.celery import app  # late: the Celery app only for the commands that start one
 
     start_deliverer()  # webhooks go from here (one per farm), never behind agent runs on the workers
     app.Beat(loglevel=loglevel).run()

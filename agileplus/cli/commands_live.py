@@ -45,7 +45,7 @@ def relay(url: str | None, once: bool, batch: int, wait_seconds: float | None) -
 @actor_option
 def mcp_command(over_http: bool, host: str, port: int, actor: str | None) -> None:
     """Serve the MCP tools (features, WPs, logs, dispatch, transitions, audit) to an agent or IDE."""
-    from agileplus import mcp_server
+    from agileplus import mcp_server  # late: the MCP SDK only for `agileplus mcp`
 
     if not over_http:
         mcp_server.run_stdio(current_actor(actor))

@@ -8,7 +8,6 @@ and a meaningful exit code; no traceback reaches the user.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import sys
 
@@ -17,7 +16,7 @@ import django
 from django.conf import settings
 from django.db import OperationalError, ProgrammingError, connection
 
-from agileplus.cli.output import echo
+from agileplus.cli.output import echo, emit_error
 from agileplus.core.db import has_agileplus_tables, is_embedded_sqlite, migrate_database
 from agileplus.core.errors import DomainError
 from agileplus.provenance.attestation import ensure_key
@@ -26,6 +25,8 @@ COMMAND_MODULES = [
     "agileplus.cli.commands_features",
     "agileplus.cli.commands_events",
     "agileplus.cli.commands_dispatch",
+    "agileplus.cli.commands_jobs",
+    "agileplus.cli.commands_agents",
     "agileplus.cli.commands_review",
     "agileplus.cli.commands_farm",
     "agileplus.cli.commands_live",
@@ -96,16 +97,6 @@ def ensure_database(argv: list[str]) -> None:
         echo(init_provenance_key(), err=True)
 
 
-def emit_error(exc: DomainError, *, as_json: bool = False) -> None:
-    if as_json:
-        echo(json.dumps({"error": exc.as_dict()}), err=True)
-        return
-    where = f" [{exc.field}]" if exc.field else ""
-    echo(f"error{where}: {exc.message}", err=True)
-    if exc.fix:
-        echo(f"  fix: {exc.fix}", err=True)
-
-
 @click.group(cls=AgilePlusGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option("0.1.0", prog_name="agileplus")
 def cli() -> None:
@@ -120,7 +111,7 @@ def _load_commands() -> None:
 def main(argv: list[str] | None = None) -> None:
     setup_django()
     if settings.REMOTE_URL:  # a remote farm: the same commands, over its REST API
-        from agileplus.cli.remote import remote_cli
+        from agileplus.cli.remote import remote_cli  # late: httpx only for a remote farm
 
         remote_cli.main(args=argv, prog_name="agileplus")
         return

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from agileplus.core.errors import DomainError
 from agileplus.core.text import terminal_safe
 
 BAR_WIDTH = 12
@@ -25,9 +26,19 @@ def echo_json(data: Any) -> None:
 def echo_moved(result: Any) -> None:
     """A WP's move (``features.services.TransitionResult``) as JSON, in ``api.output.MovedOut``'s
     shape, the one definition. Imported on use: DRF would add a quarter second to every command."""
-    from agileplus.api.output import MovedOut
+    from agileplus.api.output import MovedOut  # late: DRF costs every command 0.25 s
 
     echo_json(dict(MovedOut(result).data))
+
+
+def emit_error(exc: DomainError, *, as_json: bool = False) -> None:
+    if as_json:
+        echo(json.dumps({"error": exc.as_dict()}), err=True)
+        return
+    where = f" [{exc.field}]" if exc.field else ""
+    echo(f"error{where}: {exc.message}", err=True)
+    if exc.fix:
+        echo(f"  fix: {exc.fix}", err=True)
 
 
 def mark_json(ctx: click.Context | None = None) -> None:

@@ -14,8 +14,7 @@ from django.conf import settings
 
 from agileplus.cli import render
 from agileplus.cli.context import feature_and_wp
-from agileplus.cli.main import emit_error
-from agileplus.cli.output import echo
+from agileplus.cli.output import echo, emit_error
 from agileplus.core.errors import DomainError
 
 EXIT_BY_STATUS = {400: 2, 401: 5, 403: 5, 404: 4, 409: 3, 429: 7}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agileplus.dispatch.models import DispatchJob
+from agileplus.dispatch.models import DispatchJob, JobState
 
 CANDIDATE_ENV = "AGILEPLUS_CANDIDATE"
 
@@ -28,6 +28,12 @@ def candidacy_of(job: DispatchJob) -> Candidacy | None:
     if not isinstance(raw, dict):
         return None
     return Candidacy(int(raw["round"]), int(raw["index"]), str(raw["branch"]))
+
+
+def ended_candidate(job_id: str) -> bool:
+    """A job of a best-of-N round that has ended: the workflow owes it a score."""
+    job = DispatchJob.objects.filter(pk=job_id, state__in=JobState.FINAL).only("result").first()
+    return job is not None and candidacy_of(job) is not None
 
 
 def candidate_branch(wp_branch: str, index: int) -> str:

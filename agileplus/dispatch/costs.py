@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from agileplus.core.errors import DomainError
 from agileplus.dispatch.models import DispatchJob, ModelCall
+from agileplus.features.project_config import budget_config
 
-BUDGET_KEYS = ("job_usd", "wp_usd", "feature_usd", "day_usd")
 GROUPINGS = ("agent", "wp", "day", "feature", "model", "account")
 # Groupings only the model gateway's per-call rows (ModelCall) can give: a job may call several.
 CALL_GROUPINGS = ("model", "account")
@@ -42,28 +42,6 @@ def usage_priced(usage: dict | None) -> bool:
     usage = usage or {}
     tokens = int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0)
     return not tokens or usage.get("cost_usd") not in (None, "")
-
-
-def budget_config(config: dict) -> dict[str, Decimal]:
-    """The budgets in ``agent.budget``; a bad value is refused, naming the key."""
-    raw = (config or {}).get("budget") or {}
-    if not isinstance(raw, dict):
-        raise DomainError("agent.budget must be a mapping like {job_usd: 2.0}", field="agent.budget",
-                          fix="set job_usd / wp_usd / feature_usd / day_usd in .kittify/config.yaml")
-    limits = {}
-    for key, value in raw.items():
-        if key not in BUDGET_KEYS:
-            raise DomainError(f"unknown budget '{key}'", field=f"agent.budget.{key}",
-                              fix=f"use one of {', '.join(BUDGET_KEYS)}")
-        try:
-            limit = Decimal(str(value))
-        except InvalidOperation:
-            limit = Decimal(-1)
-        if not limit.is_finite() or limit <= 0:  # NaN and infinity too (NaN <= 0 would raise)
-            raise DomainError(f"agent.budget.{key} must be a positive amount of USD, not {value!r}",
-                              field=f"agent.budget.{key}")
-        limits[key] = limit
-    return limits
 
 
 def _spent(jobs) -> Decimal:

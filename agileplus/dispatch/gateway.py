@@ -2,7 +2,7 @@
 call with the worker's keys, what the agent is told instead (the gateway's address and a
 placeholder), the ledger row of each call, and the budget check before each call.
 
-The worker's credential variables for the harness (``sandboxing.harness_credentials``) name the
+The worker's credential variables for the harness (``core.secrets.harness_credentials``) name the
 providers: ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_AUTH_TOKEN`` (+ ``ANTHROPIC_BASE_URL``),
 ``OPENAI_API_KEY`` / ``CODEX_API_KEY`` (+ ``OPENAI_BASE_URL`` or ``OPENAI_API_BASE``),
 ``GEMINI_API_KEY`` / ``GOOGLE_API_KEY`` (+ ``GOOGLE_GEMINI_BASE_URL``). For each one present the

@@ -1,102 +1,29 @@
-"""The sandbox of one dispatch job (harnesses/sandbox.py does the mechanism), and the harness
-credentials that belong to the worker.
-
-Harness credentials: each worker names, per harness, the environment variables and credential
-files it passes to that harness's sandbox, read from the worker's own environment and home:
-``AGILEPLUS_HARNESS_CREDENTIALS_<HARNESS>`` (e.g. ``AGILEPLUS_HARNESS_CREDENTIALS_CLAUDE_CODE=
-ANTHROPIC_API_KEY,ANTHROPIC_BASE_URL,~/.claude/.credentials.json``); without it, the defaults in
-the adapter's ``credential_env`` and ``credential_files``. They never reach the database, events,
-logs or prompts: only the names of the ones present are announced.
+"""The sandbox of one dispatch job (harnesses/sandbox.py does the mechanism): its mounts, limits and
+network, the egress proxy, and what the agent was refused. The harness credentials it mounts are
+the worker's (``agileplus.core.secrets.harness_credentials``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 
+from agileplus.core.secrets import HarnessCredentials, harness_credentials
 from agileplus.events.services import record_event
 from agileplus.events.subjects import job_event
 from harnesses.base import HarnessError
 from harnesses.egress import EgressProxy, allowed_destinations, base_url_destination, loopback_ports
 from harnesses.gateway import GATEWAY_PORT
 from harnesses.registry import adapter_names, get_adapter
-from harnesses.sandbox import (
-    PROXY_PORT,
-    SANDBOX_HOME,
-    Limits,
-    Sandbox,
-    SandboxSpec,
-    network_policy,
-    runtime_paths,
-    sandbox_status,
-)
+from harnesses.sandbox import PROXY_PORT, Limits, Sandbox, SandboxSpec, network_policy, runtime_paths, sandbox_status
 
-CREDENTIALS_ENV = "AGILEPLUS_HARNESS_CREDENTIALS_{}"
 # The model API hosts of each provider the gateway serves: closed to the agent when it does.
 PROVIDER_HOSTS = {"anthropic": ("api.anthropic.com",), "openai": ("api.openai.com",),
                   "gemini": ("generativelanguage.googleapis.com",)}
-# Values of these are not secret, but they still stay out of logs through redaction.
-NOT_SECRET = {"ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_BASE", "AWS_REGION", "AWS_PROFILE",
-              "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "GOOGLE_CLOUD_PROJECT", "GOOGLE_GENAI_USE_VERTEXAI",
-              "CODEX_HOME", "GOOGLE_GEMINI_BASE_URL"}
-
-
-@dataclass
-class HarnessCredentials:
-    env: dict[str, str] = field(default_factory=dict)
-    files: dict[str, Path] = field(default_factory=dict)  # path inside the sandbox → worker's file
-    missing: list[str] = field(default_factory=list)
-
-    def secret_values(self) -> list[str]:
-        """The values to redact: the variables' (but base URLs, regions…) and the files' contents."""
-        values = [v for k, v in self.env.items() if k not in NOT_SECRET]
-        for host in self.files.values():
-            with contextlib.suppress(OSError):
-                values.append(host.read_text(errors="replace").strip())
-        return [v for v in values if len(v) >= 4]
-
-    @property
-    def present(self) -> list[str]:
-        return sorted(self.env) + sorted(f"~/{Path(inside).relative_to(SANDBOX_HOME)}" for inside in self.files)
-
-
-def credential_names(harness: str, source: dict[str, str] | None = None) -> list[str]:
-    source = os.environ if source is None else source
-    configured = source.get(CREDENTIALS_ENV.format(harness.upper().replace("-", "_")))
-    if configured is not None:
-        return [n.strip() for n in configured.split(",") if n.strip()]
-    try:
-        adapter = get_adapter(harness)
-    except HarnessError:
-        return []
-    return [*adapter.credential_env, *adapter.credential_files]
-
-
-def harness_credentials(harness: str, source: dict[str, str] | None = None,
-                        home: Path | None = None) -> HarnessCredentials:
-    """The credentials this worker holds for ``harness``, from its own environment and home."""
-    source = os.environ if source is None else source
-    home = home or Path(source.get("HOME") or Path.home())
-    found = HarnessCredentials()
-    for name in credential_names(harness, source):
-        if name.startswith(("~/", "/")):
-            host = home / name[2:] if name.startswith("~/") else Path(name)
-            inside = f"{SANDBOX_HOME}/{name[2:]}" if name.startswith("~/") else name
-            if host.is_file():
-                found.files[inside] = host
-            else:
-                found.missing.append(name)
-        elif source.get(name):
-            found.env[name] = source[name]
-        else:
-            found.missing.append(name)
-    return found
 
 
 def local_harnesses(names: list[str] | None = None) -> dict:
@@ -115,15 +42,6 @@ def local_harnesses(names: list[str] | None = None) -> dict:
                        "uid": sandbox["uid"], "memory": sandbox["memory"],
                        "credentials": {"present": credentials.present, "missing": credentials.missing}}
     return found
-
-
-def harness_credential_values(source: dict[str, str] | None = None) -> list[str]:
-    """The values of every harness credential this worker passes (variables and file contents):
-    ``agileplus.dispatch.secrets.worker_secret_values`` adds them to what is redacted."""
-    values: list[str] = []
-    for harness in adapter_names():
-        values += harness_credentials(harness, source).secret_values()
-    return sorted(set(values))
 
 
 def hidden_paths() -> list[Path]:

@@ -15,42 +15,30 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Q
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from agileplus.core.actors import SYSTEM, SYSTEM_REAPER, SYSTEM_TIMEOUT, Actor, parse_actor
-from agileplus.core.errors import BlockedByDependency, Conflict, DomainError, IllegalTransition, NotFound
-from agileplus.core.text import MAX_LINE_CHARS, storable_json, storable_text
+from agileplus.core.actors import SYSTEM, SYSTEM_TIMEOUT, Actor, parse_actor
+from agileplus.core.errors import BlockedByDependency, DomainError, IllegalTransition, NotFound
+from agileplus.core.redaction import redact, redact_data
+from agileplus.core.text import storable_json, storable_text
 from agileplus.dispatch.candidacy import Candidacy, candidacy_of
-from agileplus.dispatch.costs import budget_config
-from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine, JobState, Worker
-from agileplus.dispatch.secrets import redact, redact_data
+from agileplus.dispatch.claims import Claim, _held, _lock_held
+from agileplus.dispatch.job_log import append_log
+from agileplus.dispatch.models import DispatchJob, JobState
 from agileplus.events import subjects
 from agileplus.events.services import record_event
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import WorkPackage
-from agileplus.features.services import blocking_dependencies, record_wp_entry, transition_wp
+from agileplus.features.project_config import budget_config
+from agileplus.features.services import blocking_dependencies, transition_wp
 from harnesses.base import HarnessError
 from harnesses.registry import get_adapter
 
 DEFAULT_HARNESS = "command"
 DEFAULT_TIMEOUT = 3600
 DEFAULT_RETRIES = 2
-LOG_TRUNCATED = "[log truncated: the job log reached its line limit]"
-
-
-class StaleAttempt(Conflict):
-    """A worker wrote for an attempt it no longer holds (its lease expired and the job moved on)."""
-
-    code = "stale_attempt"
-
-
-@dataclass(frozen=True)
-class Claim:
-    job_id: str
-    attempt: int
-    worker: str
 
 
 def new_job_id() -> str:
@@ -175,7 +163,7 @@ def reroute_rate_limited(job: DispatchJob) -> DispatchJob | None:
 def send_doorbell(job: DispatchJob) -> None:
     """Ring the broker: only the job id travels; the queue is the harness's. The one place
     dispatch reaches its task layer (which imports this module, hence the late import)."""
-    from agileplus.dispatch.tasks import run_job
+    from agileplus.dispatch.tasks import run_job  # late: the doorbell; tasks import this module
 
     # A parked job's doorbell rings at its time (the broker holds it): the one mechanism that
     # re-sends it; the reaper's re-ring of old queued jobs is the safety net once that time passed.
@@ -206,30 +194,6 @@ def claim_job(job_id: str, worker: str) -> Claim | None:
     return Claim(job_id, attempt, worker)
 
 
-def _held(claim: Claim):
-    return DispatchJob.objects.filter(pk=claim.job_id, attempt=claim.attempt, state__in=JobState.HELD)
-
-
-def held_job(claim: Claim) -> DispatchJob | None:
-    """The job while ``claim`` still holds it (its attempt, claimed or running), else None."""
-    return _held(claim).first()
-
-
-def _lock_held(claim: Claim) -> DispatchJob:
-    # NO KEY UPDATE: the job, WP and feature rows are changed, never their keys; so rows that only
-    # reference them (the gateway ledger's, written from another thread meanwhile) are not held up,
-    # nor deadlock with this lock taken in another order.
-    job = (DispatchJob.objects.select_for_update(no_key=True).select_related("wp", "feature")
-           .filter(pk=claim.job_id).first())
-    if job is None or job.attempt != claim.attempt or job.state not in JobState.HELD:
-        raise StaleAttempt(
-            f"attempt {claim.attempt} of {claim.job_id} is no longer held by {claim.worker}",
-            field="attempt",
-            fix="the job was re-queued or finished elsewhere; drop this result",
-        )
-    return job
-
-
 def heartbeat(claim: Claim) -> bool:
     """Extend the lease. False when the attempt is no longer ours (stop the agent)."""
     return bool(_held(claim).update(heartbeat_at=Now(), lease_expires_at=_lease_until()))
@@ -255,104 +219,6 @@ def start_running(claim: Claim, **fields) -> DispatchJob:
             feature_id=job.feature_id,
         )
     return job
-
-
-def log_reserve() -> int:
-    """Lines of the cap kept for the worker's own lines (stream ``agileplus``: stopping, commits,
-    the outcome), so an agent that floods its output cannot push them out of the log."""
-    return min(200, settings.JOB_LOG_MAX_LINES // 10)
-
-
-def append_log(claim: Claim, lines: list[tuple[dt.datetime, str, str]]) -> int:
-    """Append timestamped lines; bounded by settings.JOB_LOG_MAX_LINES, of which the agent's
-    output may fill all but ``log_reserve()``. Returns lines written."""
-    if not lines:
-        return 0
-    cap = settings.JOB_LOG_MAX_LINES
-    agent_cap = cap - log_reserve()
-    with transaction.atomic():
-        _lock_held(claim)
-        last = JobLogLine.objects.filter(job_id=claim.job_id).aggregate(m=Max("seq"))["m"] or 0
-        kept: list[tuple[dt.datetime, str, str]] = []
-        marked = None  # whether the truncation marker is in the log (looked up on the first drop)
-        for ts, stream, text in lines:
-            seq = last + len(kept) + 1
-            if seq <= (cap if stream == "agileplus" else agent_cap):
-                kept.append((ts, stream, text))
-                continue
-            if marked is None:
-                marked = JobLogLine.objects.filter(job_id=claim.job_id, line=LOG_TRUNCATED).exists()
-            if not marked and seq <= cap:
-                kept.append((ts, "agileplus", LOG_TRUNCATED))  # once: where the agent's output stops
-                marked = True
-        rows = [JobLogLine(job_id=claim.job_id, attempt=claim.attempt, seq=last + i + 1, timestamp=ts, stream=stream,
-                           line=storable_text(redact(text), MAX_LINE_CHARS))
-                for i, (ts, stream, text) in enumerate(kept)]
-        JobLogLine.objects.bulk_create(rows)
-    return len(rows)
-
-
-def append_report(job: DispatchJob, lines: list[str], *, actor: Actor | str) -> int:
-    """Lines an agent (or a person) reports on a job through the API, after the worker's own log."""
-    actor = parse_actor(actor)
-    with transaction.atomic():
-        job = DispatchJob.objects.select_for_update().get(pk=job.pk)
-        last = JobLogLine.objects.filter(job_id=job.pk).aggregate(m=Max("seq"))["m"] or 0
-        room = max(0, settings.JOB_LOG_MAX_LINES - last)
-        now = timezone.now()
-        rows = [JobLogLine(job_id=job.pk, attempt=job.attempt, seq=last + i + 1, timestamp=now, stream="report",
-                           line=storable_text(redact(f"[{actor}] {text}"), MAX_LINE_CHARS))
-                for i, text in enumerate(lines[:room])]
-        JobLogLine.objects.bulk_create(rows)
-    return len(rows)
-
-
-def report_commit(claim: Claim, *, sha: str, message: str, files: list[str]) -> bool:
-    """Record one new commit and emit its event. False if it was already reported.
-    The message and paths are the agent's: stored redacted, without NUL, cut to size."""
-    message, files = storable_text(redact(message), 20000), [storable_text(redact(f), 4096) for f in files]
-    with transaction.atomic():
-        job = _lock_held(claim)
-        if JobCommit.objects.filter(job_id=job.id, sha=sha).exists():
-            return False
-        JobCommit.objects.create(job=job, attempt=claim.attempt, sha=sha, message=message, files=files,
-                                 committed_at=timezone.now())
-        record_event(
-            subjects.job_event(job.id, "commit"),
-            {"sha": sha[:7], "full_sha": sha, "message": message.splitlines()[0] if message else "",
-             "files": files},
-            feature_id=job.feature_id,
-        )
-    return True
-
-
-def update_progress(claim: Claim, **fields) -> None:
-    """current_activity, usage, session_id… (fenced, no event: the log carries detail)."""
-    if fields:
-        # Every value here comes from the agent's stream: untrusted (secrets, NUL bytes, endless text).
-        fields = {name: storable_text(value, 300 if name == "current_activity" else 2000)
-                  if isinstance(value, str) else storable_json(value)
-                  for name, value in ((n, redact_data(v)) for n, v in fields.items())}
-        _held(claim).update(**fields)
-
-
-def record_timeout_warning(claim: Claim, seconds_left: float) -> None:
-    """``agileplus.agent.job.<id>.timeout_warning``: the agent is stopped in ``seconds_left``."""
-    with transaction.atomic():
-        job = _lock_held(claim)
-        record_event(subjects.job_event(job.id, "timeout_warning"),
-                     {"wp_id": job.wp.code, "seconds_left": round(seconds_left), "timeout_secs": job.timeout_seconds,
-                      "attempt": claim.attempt}, feature_id=job.feature_id)
-
-
-def record_refusal(claim: Claim, name: str, reason: str, detail: str) -> None:
-    """``agileplus.agent.job.<id>.<name>``: the job went over a limit (``limit_exceeded``, reason
-    memory_limit | disk_limit) or the sandbox refused it an escape (``escape_refused``)."""
-    with transaction.atomic():
-        job = _lock_held(claim)
-        record_event(subjects.job_event(job.id, name),
-                     {"wp_id": job.wp.code, "reason": reason, "detail": storable_text(redact(detail), 500),
-                      "attempt": claim.attempt}, feature_id=job.feature_id)
 
 
 def cancel_requested(claim: Claim) -> bool:
@@ -465,90 +331,6 @@ def release_for_retry(claim: Claim, reason: str) -> bool:
     return bool(moved)
 
 
-def reap_expired() -> dict:
-    """Re-queue jobs whose lease ran out (worker died or hung), up to max_attempts;
-    fail the rest and block their WP. Re-ring queued jobs nobody claimed."""
-    requeued, failed = [], []
-    expired = DispatchJob.objects.filter(state__in=JobState.HELD, lease_expires_at__lt=Now())
-    for job_id, attempt, max_attempts, worker in expired.values_list("id", "attempt", "max_attempts", "worker"):
-        if attempt < max_attempts:
-            with transaction.atomic():  # the re-queue and its audit entry, together
-                still_expired = DispatchJob.objects.filter(pk=job_id, attempt=attempt, state__in=JobState.HELD,
-                                                           lease_expires_at__lt=Now())
-                # A row locked by a connection that went silent mid-transaction is left for a later
-                # reap (the database ends that session: AGILEPLUS_DB_DEAD_PEER_SECONDS) instead of
-                # stalling this one, and the worker slot it runs in, behind it.
-                free = list(still_expired.select_for_update(skip_locked=True).values_list("pk", flat=True))
-                moved = free and still_expired.update(state=JobState.QUEUED, worker="", lease_expires_at=None,
-                                                      current_activity="re-queued: lease expired")
-                if moved:
-                    _record_lost_attempt(job_id, attempt, "lease_expired", requeued=True, worker=worker)
-            if moved:
-                requeued.append(job_id)
-                send_doorbell(DispatchJob.objects.get(pk=job_id))
-        else:
-            claim = Claim(job_id, attempt, "reaper")
-            try:
-                finish_job(claim, Outcome(JobState.FAILED, None, "lease_expired",
-                                          "the worker stopped renewing its lease and no attempts are left"),
-                           result={})
-                failed.append(job_id)
-            except StaleAttempt:
-                pass
-    stale_queue = timezone.now() - dt.timedelta(seconds=max(30, settings.JOB_LEASE_SECONDS))
-    rung = []
-    for job in DispatchJob.objects.filter(Q(not_before__isnull=True) | Q(not_before__lt=stale_queue),
-                                          state=JobState.QUEUED, queued_at__lt=stale_queue,
-                                          cancel_requested=False):
-        send_doorbell(job)
-        rung.append(job.id)
-    return {"requeued": requeued, "failed": failed, "rung": rung}
-
-
-def _record_lost_attempt(job_id: str, attempt: int, reason: str, *, requeued: bool, worker: str = "",
-                         agents_killed: list[int] | None = None) -> None:
-    """The audit chain's record of an attempt that ended without its worker (actor system:reaper)."""
-    job = DispatchJob.objects.select_related("wp").get(pk=job_id)
-    record_wp_entry(job.wp, actor=SYSTEM_REAPER, transition=f"{job.wp.code}:attempt_lost", metadata={
-        "reason": reason, "job_id": job_id, "attempt": attempt, "worker": worker or job.worker,
-        "requeued": requeued, "agents_killed": agents_killed or []})
-
-
-def release_lost_attempts(worker: str, *, agents_killed: dict[str, list[int]] | None = None) -> list[str]:
-    """Called by a worker as it starts, before it takes any job: whatever is on record as held
-    by its name was lost with its previous life (kill -9, a crash, a power cut). Each attempt
-    gets an audit entry (system:reaper) and is queued again, or fails when none is left.
-    ``agents_killed`` maps job id → pids of its agent processes the restart ended."""
-    released = []
-    held = DispatchJob.objects.filter(worker=worker, state__in=JobState.HELD)
-    for job_id, attempt, max_attempts in held.values_list("id", "attempt", "max_attempts"):
-        killed = (agents_killed or {}).get(job_id, [])
-        if attempt < max_attempts:
-            with transaction.atomic():  # the release and its audit entry, together
-                moved = DispatchJob.objects.filter(pk=job_id, attempt=attempt, worker=worker,
-                                                   state__in=JobState.HELD).update(
-                    state=JobState.QUEUED, worker="", lease_expires_at=None,
-                    current_activity=f"re-queued: {worker} restarted without finishing attempt {attempt}")
-                if moved:
-                    _record_lost_attempt(job_id, attempt, "worker_lost", requeued=True, worker=worker,
-                                         agents_killed=killed)
-            if moved:
-                send_doorbell(DispatchJob.objects.get(pk=job_id))
-                released.append(job_id)
-            continue
-        try:
-            with transaction.atomic():
-                _record_lost_attempt(job_id, attempt, "worker_lost", requeued=False, worker=worker,
-                                     agents_killed=killed)
-                finish_job(Claim(job_id, attempt, worker),
-                           Outcome(JobState.FAILED, None, "worker_lost",
-                                   f"{worker} restarted without finishing attempt {attempt}, the last one"), result={})
-            released.append(job_id)
-        except StaleAttempt:
-            pass
-    return released
-
-
 def cancel_job(job_id: str, *, actor: Actor | str) -> DispatchJob:
     actor = parse_actor(actor)
     job = DispatchJob.objects.filter(pk=job_id).first()
@@ -565,9 +347,3 @@ def cancel_job(job_id: str, *, actor: Actor | str) -> DispatchJob:
     return DispatchJob.objects.get(pk=job_id)
 
 
-def record_worker_heartbeat(hostname: str, *, harnesses: dict, concurrency: int, active_sessions: int) -> None:
-    Worker.objects.update_or_create(
-        hostname=hostname,
-        defaults={"harnesses": harnesses, "concurrency": concurrency, "active_sessions": active_sessions,
-                  "last_heartbeat": timezone.now(), "stopped_at": None},
-    )

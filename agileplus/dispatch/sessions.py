@@ -29,9 +29,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agileplus.core.errors import NotFound
+from agileplus.core.redaction import redact
+from agileplus.dispatch.claims import Claim, held_job
 from agileplus.dispatch.models import AgentSession, DispatchJob, JobLogLine, JobState
-from agileplus.dispatch.secrets import redact
-from agileplus.dispatch.services import Claim, held_job
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import WorkPackage
 from harnesses.registry import adapter_names, get_adapter

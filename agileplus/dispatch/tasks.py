@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from agileplus.core.logs import job_logging
 from agileplus.dispatch import runner, sessions
-from agileplus.dispatch.services import reap_expired, record_worker_heartbeat
-from agileplus.workflow.tasks import after_job
+from agileplus.dispatch.candidacy import ended_candidate
+from agileplus.dispatch.reaper import reap_expired, record_worker_heartbeat
 from workers.celery import app
+
+# The workflow's task, by its name (the wire contract): dispatch does not import the layer above.
+SCORE_CANDIDATE = "workflow.score_candidate"
 
 
 @app.task(name="farm.run_job", acks_late=True)
 def run_job(job_id: str) -> str:
     with job_logging(job_id):
         state = runner.run_job(job_id)
-        after_job(job_id)  # what the workflow owes a finished job of its own (a candidate's score)
+        if ended_candidate(job_id):  # best of N: the workflow scores it on a worker (the reaper, if lost)
+            app.send_task(SCORE_CANDIDATE, args=[job_id], queue="agileplus")
     return state
 
 

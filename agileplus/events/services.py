@@ -6,7 +6,7 @@ from django.apps import apps
 from django.db import transaction
 
 from agileplus.core.db import advisory_xact_lock, is_postgres
-from agileplus.dispatch.secrets import redact_data
+from agileplus.core.redaction import redact_data
 from agileplus.events.models import Event
 
 # Serializes outbox inserts until commit on PostgreSQL, so event ids become

@@ -17,7 +17,7 @@ from agileplus.audit.chain import verify_chain
 from agileplus.core.actors import parse_actor
 from agileplus.core.errors import DomainError
 from agileplus.features import services
-from agileplus.features.importer import estimate_problem, list_problem
+from agileplus.features.import_limits import estimate_problem, list_problem
 from agileplus.features.lifecycles import FeatureState, WPState
 from agileplus.features.models import Dependency, Evidence, Feature, Project, WorkPackage
 from agileplus.review.models import ReviewRequest

@@ -2,7 +2,7 @@
 the dashboard share. Bounded query counts: no query per work package.
 
 ``feature_status(feature)`` builds it; its keys and types are declared once, by the API's
-serializer of the same response (``agileplus/api/output.py``: ``FeatureStatusOut``, ``WPOut``),
+serializer of the same response (``agileplus/api/output/features.py``: ``FeatureStatusOut``, ``WPOut``),
 which a test checks against real responses. Keys are stable; new keys may be added.
 """
 

@@ -7,7 +7,7 @@ in one database transaction. Every entry point calls them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -130,12 +130,22 @@ def _check_wp_move(wp: WorkPackage, source: str, target: str, actor: Actor, expe
                                   fix="finish the blocking work packages first", blocked_by=[b.code for b in blockers])
 
 
-def _record_follow_ups(feature: Feature, wp: WorkPackage, source: str, target: str, unblocked: bool) -> None:
-    # The workflow (review, merge, dispatch) sits above this module and imports it: it is
-    # imported when a transition happens, not when this module loads.
-    from agileplus.workflow.services import record_follow_ups
+# What follows a transition is the workflow's (``workflow/services.py: record_follow_ups``, one
+# layer up): it hands its recorder in when Django loads the apps (``workflow/apps.py``), so this
+# layer never imports the one above it.
+FollowUpRecorder = Callable[[Feature, WorkPackage, str, str, bool], None]
+_follow_up_recorder: list[FollowUpRecorder] = []
 
-    record_follow_ups(feature, wp, source, target, unblocked)
+
+def record_follow_ups_with(recorder: FollowUpRecorder) -> None:
+    """Set what every committed-to transition calls, in its transaction, to record what it owes."""
+    _follow_up_recorder[:] = [recorder]
+
+
+def _record_follow_ups(feature: Feature, wp: WorkPackage, source: str, target: str, unblocked: bool) -> None:
+    if not _follow_up_recorder:
+        raise RuntimeError("no follow-up recorder: is agileplus.workflow in INSTALLED_APPS?")
+    _follow_up_recorder[0](feature, wp, source, target, unblocked)
 
 
 def dependency_graph(feature: Feature) -> tuple[dict[int, str], list[tuple[int, int]]]:

@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agileplus.core.secrets import agent_base_environment
 from agileplus.dispatch.sandboxing import check_sandbox
-from agileplus.dispatch.secrets import agent_base_environment
 from harnesses.base import HarnessError
 
 DEFAULT_TIMEOUT = 600

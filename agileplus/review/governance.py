@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agileplus.dispatch.secrets import fingerprint
+from agileplus.core.redaction import fingerprint
 from agileplus.review.secret_scan import held_secret_findings, scan_messages, scan_range
 from harnesses.git import GitError, git, is_ancestor, log_fields
 

@@ -275,7 +275,7 @@ def set_aside_branch(path: Path, branch: str, salvage: str) -> str | None:
     origin has no ``branch``. Raises RepositoryUnavailable when the origin refuses, naming why."""
     head = git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=path, check=False)
     source = f"refs/heads/{branch}"
-    if not head:  # commits that broke governance were quarantined off the branches (dispatch/runner.py)
+    if not head:  # commits that broke governance were quarantined off the branches (dispatch/runner/commits.py)
         source = f"{QUARANTINE_PREFIX}{branch}"
         head = _fetch_ref(path, source)
     if not head:
@@ -308,3 +308,13 @@ def _rebasing(path: Path) -> bool:
     git_dir = Path(git("rev-parse", "--git-dir", cwd=path))
     git_dir = git_dir if git_dir.is_absolute() else path / git_dir
     return (git_dir / "rebase-merge").exists() or (git_dir / "rebase-apply").exists()
+
+
+def diff_size(repo: Path, base: str, tip: str) -> tuple[int, int]:
+    """Lines added plus removed, and files touched, from ``base`` to ``tip`` (binary files: 0 lines)."""
+    lines = files = 0
+    for row in git("diff", "--numstat", base, tip, cwd=repo).splitlines():
+        added, removed, _ = row.split("\t", 2)
+        files += 1
+        lines += (int(added) if added.isdigit() else 0) + (int(removed) if removed.isdigit() else 0)
+    return lines, files

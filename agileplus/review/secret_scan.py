@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from agileplus.dispatch.secrets import holds_secret
+from agileplus.core.redaction import holds_secret
 from harnesses.git import git, log_fields
 
 PATTERNS: list[tuple[str, re.Pattern]] = [

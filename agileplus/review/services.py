@@ -18,8 +18,8 @@ from django.db import transaction
 from agileplus.audit.chain import verify_chain
 from agileplus.core.actors import CI_AUTOMATION, SYSTEM, Actor, parse_actor
 from agileplus.core.errors import DomainError, IllegalTransition, PermissionDenied
+from agileplus.core.redaction import redact, redact_data
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobState
-from agileplus.dispatch.secrets import redact, redact_data
 from agileplus.features.lifecycles import WPState, normalize_wp_state
 from agileplus.features.models import Evidence, WorkPackage
 from agileplus.features.services import TransitionResult, record_wp_entry, transition_wp
@@ -29,6 +29,7 @@ from agileplus.review.governance import check_range
 from agileplus.review.merge import (
     MergeConflict,
     branch_exists,
+    diff_size,
     merge_branch,
     prepare_merge_result,
     rebase_branch,
@@ -37,7 +38,7 @@ from agileplus.review.merge import (
     workspace,
 )
 from agileplus.review.models import MergeQueueEntry, ReviewReport
-from harnesses.git import GitError, commits_since, diff_size, git
+from harnesses.git import GitError, commits_since, git
 
 log = logging.getLogger("agileplus.review")
 
@@ -241,7 +242,7 @@ def _store(wp, job, actor, results, base, head, apply, wait_for_merge=True) -> R
     if apply:
         wp.refresh_from_db()
         if approved and wp.state == WPState.FOR_REVIEW:
-            from agileplus.review.merge_queue import on_approved
+            from agileplus.review.merge_queue import on_approved  # late: the queue is built on this module
 
             on_approved(wp, actor, wait=wait_for_merge)
         elif not approved and wp.state == WPState.FOR_REVIEW:
@@ -263,7 +264,7 @@ def move_wp(
     wp.refresh_from_db()
     if wp.state != WPState.FOR_REVIEW:
         return transition_wp(wp, target, actor=actor, expected_source=expected_source, metadata=metadata)
-    from agileplus.review.merge_queue import merge_now, queue_config
+    from agileplus.review.merge_queue import merge_now, queue_config  # late: the queue is built on this module
 
     if wp.jobs.exists() and queue_config(wp.feature.project).enabled:
         return merge_now(wp, actor, metadata)
@@ -384,6 +385,6 @@ def send_back_after_conflict(wp: WorkPackage, conflict: MergeConflict) -> None:
 def request_review(wp: WorkPackage) -> None:
     """Ring the broker for an automated review of ``wp``. The one place review reaches its task
     layer (which imports this module, hence the late import)."""
-    from agileplus.review.tasks import review_wp
+    from agileplus.review.tasks import review_wp  # late: the doorbell; tasks import this module
 
     review_wp.apply_async(args=[wp.pk], queue="agileplus")

@@ -318,10 +318,6 @@ def grace_left(round_id: int) -> float | None:
     return max(0.0, (due - timezone.now()).total_seconds())
 
 
-def is_finished_candidate(job_id: str) -> bool:
-    return Candidate.objects.filter(job_id=job_id, job__state__in=JobState.FINAL).exists()
-
-
 def reconcile_rounds() -> dict:
     """The reaper's share: score finished candidates nobody scored (a worker lost after its job
     ended), decide rounds whose grace ran out, settle rounds decided but not settled."""

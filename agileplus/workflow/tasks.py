@@ -3,7 +3,7 @@ rounds; a finished candidate is scored (best of N), and a round waiting on its g
 
 from __future__ import annotations
 
-from agileplus.workflow.candidates import decide, grace_left, is_finished_candidate, reconcile_rounds, score_candidate
+from agileplus.workflow.candidates import decide, grace_left, reconcile_rounds, score_candidate
 from agileplus.workflow.services import retry_follow_ups
 from workers.celery import app
 
@@ -27,9 +27,3 @@ def score(job_id: str) -> dict:
 def decide_round(round_id: int) -> str:
     return decide(round_id).state
 
-
-def after_job(job_id: str) -> None:
-    """Called by the worker once a job's run returns: a candidate that ended is scored on a worker
-    (the reaper scores any this misses, e.g. a worker lost right after)."""
-    if is_finished_candidate(job_id):
-        score.apply_async(args=[job_id], queue="agileplus")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 
-from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation, RunSpec
+from harnesses.base import AgentEvent, Availability, HarnessAdapter, HarnessError, Invocation, RunSpec
 from harnesses.registry import register
 
 PROMPT_FILE_ENV = "AGILEPLUS_PROMPT_FILE"
@@ -35,8 +35,6 @@ class CommandAdapter(HarnessAdapter):
         return [AgentEvent(kind="log", text=line.rstrip("\n"))]
 
     def availability(self):
-        from harnesses.base import Availability
-
         return Availability(True, path="/bin/sh", version="n/a")
 
 

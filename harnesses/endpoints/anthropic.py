@@ -15,7 +15,7 @@ import re
 import shlex
 from http.server import BaseHTTPRequestHandler
 
-from harnesses.endpoints import Run, Say, ScriptedEndpoint, Turn, Write
+from harnesses.endpoints.base import Run, Say, ScriptedEndpoint, Turn, Write
 
 WORKDIR = re.compile(r"[Ww]orking directory: (/[^\s\"\\]+)")
 

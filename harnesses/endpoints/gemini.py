@@ -15,7 +15,8 @@ import json
 import re
 from http.server import BaseHTTPRequestHandler
 
-from harnesses.endpoints import Run, Say, ScriptedEndpoint, Turn, Write
+from harnesses.endpoints.base import Run, Say, ScriptedEndpoint, Turn, Write
+from harnesses.endpoints.openai_responses import shell_line
 
 WORKDIR = re.compile(r"Workspace Directories:\*\*\\n\s*- (/[^\s\"\\`']+)")
 
@@ -57,8 +58,6 @@ class GeminiEndpoint(ScriptedEndpoint):
                 parts.append({"functionCall": {"name": "write_file", "args": {
                     "file_path": f"{cwd}/{action.path}", "content": action.content}}})
             elif isinstance(action, Write | Run):
-                from harnesses.endpoints.openai_responses import shell_line
-
                 parts.append({"functionCall": {"name": "run_shell_command", "args": {
                     "command": shell_line(action), "description": "scripted step"}}})
         return parts

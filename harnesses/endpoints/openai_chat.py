@@ -17,7 +17,7 @@ import json
 import time
 from http.server import BaseHTTPRequestHandler
 
-from harnesses.endpoints import Run, Say, ScriptedEndpoint, Turn, Write
+from harnesses.endpoints.base import Run, Say, ScriptedEndpoint, Turn, Write
 
 
 def _system_text(body: dict) -> str:

@@ -16,7 +16,7 @@ import json
 import shlex
 from http.server import BaseHTTPRequestHandler
 
-from harnesses.endpoints import Run, Say, ScriptedEndpoint, Turn, Write
+from harnesses.endpoints.base import Run, Say, ScriptedEndpoint, Turn, Write
 
 
 def shell_line(action: Write | Run) -> str:

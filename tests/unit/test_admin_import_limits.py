@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import User
 
-from agileplus.features.importer import LIMITS
+from agileplus.features.import_limits import LIMITS
 from agileplus.features.models import WorkPackage
 from tests.factories import make_feature_with_wps
 

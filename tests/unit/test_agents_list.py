@@ -21,7 +21,7 @@ def finished_job(harness: str, model: str) -> DispatchJob:
 
 
 def test_agents_list_shows_the_cli_version_and_the_model_it_last_ran(monkeypatch):
-    monkeypatch.setattr("agileplus.cli.commands_dispatch.local_harnesses", lambda: {})
+    monkeypatch.setattr("agileplus.cli.commands_agents.local_harnesses", lambda: {})
     Worker.objects.create(hostname="worker@w1", last_heartbeat=timezone.now(),
                           harnesses={"claude-code": {"available": True, "version": "2.1.328 (Claude Code)"}})
     finished_job("claude-code", "claude-opus-5-5")

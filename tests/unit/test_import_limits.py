@@ -12,7 +12,7 @@ import pytest
 from agileplus.audit.models import AuditEntry
 from agileplus.core.errors import ImportFailed
 from agileplus.events.models import Event
-from agileplus.features import importer
+from agileplus.features import import_limits, import_specs
 from agileplus.features.importer import import_path
 from agileplus.features.models import Feature, Project, WorkPackage
 
@@ -155,22 +155,22 @@ def test_owned_files_are_stored_normalised(repo):
 @pytest.mark.parametrize("raw, normal", [("src/a.py", "src/a.py"), ("src/./b/", "src/b/"), ("a/../b", "b"),
                                          ("..", None), ("/abs", None), ("  ", None), ("a/../../b", None)])
 def test_normalize_repo_path(raw, normal):
-    assert importer.normalize_repo_path(raw) == normal
+    assert import_limits.normalize_repo_path(raw) == normal
 
 
 def test_a_file_over_the_size_limit_is_refused_naming_the_limit(repo):
-    (repo / FEATURE / "spec.md").write_text("# Big\n" + "x" * (importer.LIMITS.file_bytes + 1))
+    (repo / FEATURE / "spec.md").write_text("# Big\n" + "x" * (import_limits.LIMITS.file_bytes + 1))
     error = _refused(repo)
     assert "spec.md" in str(error) and "file_bytes" in str(error)
 
 
 def test_more_wps_than_the_limit_are_refused(repo, monkeypatch):
-    monkeypatch.setattr(importer, "LIMITS", dataclasses.replace(importer.LIMITS, wps_per_feature=2))
+    monkeypatch.setattr(import_specs, "LIMITS", dataclasses.replace(import_specs.LIMITS, wps_per_feature=2))
     assert "wps_per_feature" in str(_refused(repo))
 
 
 def test_more_dependencies_than_the_limit_are_refused(repo, monkeypatch):
-    monkeypatch.setattr(importer, "LIMITS", dataclasses.replace(importer.LIMITS, dependencies_per_wp=1))
+    monkeypatch.setattr(import_specs, "LIMITS", dataclasses.replace(import_specs.LIMITS, dependencies_per_wp=1))
     _edit(repo / FEATURE / "tasks" / "WP03-session-middleware.md", "dependencies: [WP02]",
           "dependencies: [WP01, WP02]")
     assert "dependencies" in str(_refused(repo))

@@ -9,7 +9,8 @@ from agileplus.audit.chain import verify_chain
 from agileplus.audit.models import AuditEntry
 from agileplus.core.errors import ImportFailed
 from agileplus.events.models import Event
-from agileplus.features.importer import import_features, import_path, parse_estimate
+from agileplus.features.import_limits import parse_estimate
+from agileplus.features.importer import import_features, import_path
 from agileplus.features.models import Feature, Project, WorkPackage
 from tests.support.cli import run_cli
 

@@ -10,7 +10,7 @@ import pytest
 
 from agileplus.core.errors import DomainError, ImportFailed
 from agileplus.features.importer import import_path
-from agileplus.review.merge_queue import QueueConfig, parse_queue_config, validate_merge_config
+from agileplus.features.project_config import QueueConfig, parse_queue_config, validate_merge_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "003-auth-system"
 

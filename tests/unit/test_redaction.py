@@ -7,14 +7,8 @@ from urllib.parse import quote
 
 import pytest
 
-from agileplus.dispatch.secrets import (
-    REDACTED,
-    fingerprint,
-    redact,
-    redact_data,
-    resolve_environment,
-    worker_secret_values,
-)
+from agileplus.core.redaction import REDACTED, fingerprint, redact, redact_data
+from agileplus.core.secrets import resolve_environment, worker_secret_values
 
 SECRET = "sk-live-7Qx2Lm9Pz4Rt8Wv1"
 ENCODED = SECRET.encode()

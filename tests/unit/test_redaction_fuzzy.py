@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from agileplus.dispatch.secrets import FUZZY_MIN_CHARS, REDACTED, holds_secret, redact, redact_lines
+from agileplus.core.redaction import FUZZY_MIN_CHARS, REDACTED, holds_secret, redact, redact_lines
 
 # 16 characters: each half (8) is shorter than a fragment, so only the whole is recognisable.
 SECRET = "Qx7Lm9Pz4Rt8Wv1K"

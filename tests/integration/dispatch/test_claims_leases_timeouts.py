@@ -14,7 +14,7 @@ from django.db import connection, transaction
 
 from agileplus.audit.chain import verify_chain
 from agileplus.audit.models import AuditEntry
-from agileplus.dispatch import services
+from agileplus.dispatch import claims, job_log, reaper, services
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobLogLine
 from agileplus.events.models import Event
 from tests.support.farm import (
@@ -90,13 +90,13 @@ def test_a_stale_attempt_cannot_write_results(tmp_path):
     job = services.enqueue_job(feature.work_packages.get(code="WP01"), actor="human:alice", send=False, retries=1)
     stale = services.claim_job(job.id, "sleepy")
     DispatchJob.objects.filter(pk=job.id).update(lease_expires_at="2000-01-01T00:00:00Z")
-    services.reap_expired()
+    reaper.reap_expired()
     fresh = services.claim_job(job.id, "awake")
 
     assert fresh.attempt == 2
     assert services.heartbeat(stale) is False
-    with pytest.raises(services.StaleAttempt):
-        services.report_commit(stale, sha="a" * 40, message="feat(WP01): late", files=[])
+    with pytest.raises(claims.StaleAttempt):
+        job_log.report_commit(stale, sha="a" * 40, message="feat(WP01): late", files=[])
     assert not JobCommit.objects.filter(job_id=job.id).exists()
 
 
@@ -122,11 +122,11 @@ def test_the_reaper_passes_over_a_job_row_another_connection_holds_and_requeues_
     holder.start()
     locked.wait(10)
     started = time.monotonic()
-    passed_over = services.reap_expired()
+    passed_over = reaper.reap_expired()
     waited = time.monotonic() - started
     release.set()
     holder.join()
-    after_release = services.reap_expired()
+    after_release = reaper.reap_expired()
 
     assert passed_over["requeued"] == [] and waited < 5
     assert after_release["requeued"] == [job.id]

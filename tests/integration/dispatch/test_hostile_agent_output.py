@@ -13,8 +13,8 @@ import time
 import pytest
 
 from agileplus.audit.models import AuditEntry
+from agileplus.dispatch.job_log import LOG_TRUNCATED
 from agileplus.dispatch.models import DispatchJob, JobLogLine
-from agileplus.dispatch.services import LOG_TRUNCATED
 from tests.support.farm import ROOT, import_target, job_env, make_target_repo, outbox_file
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(240)]

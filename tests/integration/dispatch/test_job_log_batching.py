@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from agileplus.dispatch import runner, services
+from agileplus.dispatch import job_log, runner, services
 from agileplus.dispatch.models import JobLogLine
 from tests.factories import make_feature_with_wps
 
@@ -26,8 +26,8 @@ def test_lines_said_right_after_a_slow_write_are_not_written_one_by_one(monkeypa
         writes.append(len(lines))
         return append(claim, lines)
 
-    append = services.append_log
-    monkeypatch.setattr(services, "append_log", slow_append)
+    append = job_log.append_log
+    monkeypatch.setattr(job_log, "append_log", slow_append)
     time.sleep(runner.LOG_FLUSH_SECONDS + 0.1)
     for i in range(6):
         run.say(f"line {i}")

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from agileplus.dispatch import services, sessions
+from agileplus.dispatch import claims, services, sessions
 from agileplus.dispatch.models import AgentSession
 from agileplus.features.models import WorkPackage
 from harnesses.sessions import member_texts, pack_folder
@@ -44,7 +44,7 @@ def test_the_attempt_holding_the_job_stores_its_session_for_the_wp(claim, tmp_pa
 
 
 def test_a_fenced_attempt_cannot_overwrite_the_session(claim, tmp_path):
-    stale = services.Claim(claim.job_id, claim.attempt + 1, "worker@w2")
+    stale = claims.Claim(claim.job_id, claim.attempt + 1, "worker@w2")
 
     assert not sessions.store_session(stale, harness="claude-code", session_id="s-2", data=None)
     assert not AgentSession.objects.exists()

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 
 from agileplus.audit.models import AuditEntry
-from agileplus.dispatch import services
+from agileplus.dispatch import reaper, services
 from agileplus.dispatch.models import DispatchJob
 from agileplus.dispatch.runner import farm_id
 from harnesses.process import marked_pids
@@ -103,7 +103,7 @@ def test_an_attempt_re_queued_after_its_lease_expired_is_recorded_by_the_reaper(
     services.claim_job(job.id, "worker@gone")
     DispatchJob.objects.filter(pk=job.id).update(lease_expires_at="2000-01-01T00:00:00Z")
 
-    services.reap_expired()
+    reaper.reap_expired()
 
     entry = AuditEntry.objects.get(feature=feature, transition="WP01:attempt_lost")
     assert entry.actor == "system:reaper"

@@ -11,8 +11,7 @@ import sys
 
 import pytest
 
-from agileplus.dispatch.sandboxing import harness_credentials
-from agileplus.dispatch.secrets import worker_secret_values
+from agileplus.core.secrets import harness_credentials, worker_secret_values
 from harnesses.base import HarnessError
 from harnesses.process import AgentProcess, StopReason
 from harnesses.sandbox import (

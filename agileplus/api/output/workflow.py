@@ -1,12 +1,11 @@
-"""Response shapes of best of N (``workflow.selectors.round_summary`` renders the dict they read):
-a WP's candidate round with every candidate's score card. Kept beside ``api/output.py`` so best of
-N's shapes stay in one room."""
+"""Response shapes of the workflow's best of N (``workflow.selectors.round_summary`` builds the dict
+they read): a WP's candidate round with every candidate's score card."""
 
 from __future__ import annotations
 
 from rest_framework import serializers as s
 
-from agileplus.api.output import Shape, enum, maybe, text
+from agileplus.api.output.base import Shape, enum, maybe, text
 
 
 class CandidateCheckOut(Shape):

@@ -1,19 +1,15 @@
-"""The agent's environment: configured variables plus injected secrets, nothing else
-from the worker. ``${{ secrets.NAME }}`` comes from the worker's environment
-(``AGILEPLUS_SECRET_NAME`` or ``NAME``) or the secrets file.
-
-Every secret this process holds (``worker_secret_values``) is redacted from whatever agent
-output the farm stores (``redact``, ``redact_data``; a stream of lines with ``redact_lines``, so
-that a secret split across consecutive lines is found): plainly, reversed, rot13, hex, base64 at
-every byte alignment (standard and URL-safe, padded or not), base32 at every alignment,
-URL-encoded, and any run of at least ``FRAGMENT_CHARS`` characters of one of those forms (a
-secret cut short, or wrapped in other text). A secret of ``FUZZY_MIN_CHARS`` or more is found in
-any letter case and split by whitespace (spaces, lines, a commit message's paragraphs); a shorter
-one only as written (ordinary words run together would match it). Out of reach: a form not
+"""Redaction: every secret this process holds (``agileplus.core.secrets.worker_secret_values``) is
+removed from whatever agent output the farm stores (``redact``, ``redact_data``; a stream of lines
+with ``redact_lines`` and ``LogStream``, so that a secret split across consecutive lines is found):
+plainly, reversed, rot13, hex, base64 at every byte alignment (standard and URL-safe, padded or not),
+base32 at every alignment, URL-encoded, and any run of at least ``FRAGMENT_CHARS`` characters of one
+of those forms (a secret cut short, or wrapped in other text). A secret of ``FUZZY_MIN_CHARS`` or more
+is found in any letter case and split by whitespace (spaces, lines, a commit message's paragraphs); a
+shorter one only as written (ordinary words run together would match it). Out of reach: a form not
 listed here (encrypted, compressed), and a secret leaked a few characters at a time (less than a
-fragment per line, lines apart): redaction is the last line of defence; the first is that an
-agent gets only the secrets its WP declares. Where agent text is not needed verbatim (audit
-metadata), record its ``fingerprint`` instead.
+fragment per line, lines apart): redaction is the last line of defence; the first is that an agent
+gets only the secrets its WP declares. Where agent text is not needed verbatim (audit metadata),
+record its ``fingerprint`` instead. In core because every layer stores agent text.
 """
 
 from __future__ import annotations
@@ -22,24 +18,18 @@ import base64
 import hashlib
 import os
 import re
-import stat
 import string
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from django.conf import settings
 
-from harnesses.base import LastingSetupError
+from agileplus.core.secrets import _RESOLVED, MIN_SECRET_CHARS, worker_secret_values
 
-SECRET_RE = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-BASE_NAMES = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "TMPDIR", "USER", "LOGNAME", "SHELL")
 REDACTED = "***"
-# Shorter values are not redacted: they would blank ordinary words (and are no secret anyway).
-MIN_SECRET_CHARS = 6
 # A run this long of any form of a secret is redacted wherever it appears.
 FRAGMENT_CHARS = 12
 HALF = FRAGMENT_CHARS // 2
@@ -60,136 +50,6 @@ SEPARATED_HEX = re.compile(rf"(?<![0-9A-Fa-f])(?:\\x|0x)?[0-9A-Fa-f]{{2}}"
                            rf"(?:[ \t:,.\-]{{0,2}}(?:\\x|0x)?[0-9A-Fa-f]{{2}}){{{FRAGMENT_CHARS // 2 - 1},}}")
 NOT_HEX_DIGIT = re.compile(r"\\x|0x|[^0-9A-Fa-f]")
 BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
-SECRET_PREFIX = "AGILEPLUS_SECRET_"
-# The agent CLIs' own credentials, wherever the worker holds them (issue 12, item 5).
-HARNESS_CREDENTIAL_NAMES = (
-    "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "OPENAI_API_KEY", "CODEX_API_KEY",
-    "GEMINI_API_KEY", "GOOGLE_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_BEARER_TOKEN_BEDROCK", "AZURE_OPENAI_API_KEY", "OPENROUTER_API_KEY", "MISTRAL_API_KEY",
-    "DEEPSEEK_API_KEY", "GROQ_API_KEY", "XAI_API_KEY", "GITHUB_TOKEN", "GH_TOKEN",
-)
-# Any other variable whose name says it holds a credential.
-CREDENTIAL_NAME_RE = re.compile(r"(?:API_?KEY|_TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE_KEY|_CREDENTIALS?)$", re.I)
-# Connection URLs whose password the worker holds (with any other `*_URL`, e.g. a proxy in
-# ANTHROPIC_BASE_URL).
-URL_NAMES = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL", "NATS_URL")
-
-
-@dataclass
-class ResolvedEnvironment:
-    env: dict[str, str] = field(default_factory=dict)
-    secret_values: list[str] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
-
-
-def agent_base_environment(source: Mapping[str, str] | None = None) -> dict[str, str]:
-    source = os.environ if source is None else source
-    return {k: source[k] for k in BASE_NAMES if k in source}
-
-
-def _secrets_file_values(path: Path, *, check_mode: bool = True) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    mode = path.stat().st_mode
-    if check_mode and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise LastingSetupError(f"secrets file {path} is readable by others: run `chmod 600 {path}`")
-    values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            values[key.strip()] = value.strip().strip('"').strip("'")
-    return values
-
-
-def resolve_environment(
-    configured: Mapping[str, str] | None,
-    *,
-    source_env: Mapping[str, str] | None = None,
-    secrets_file: Path | None = None,
-) -> ResolvedEnvironment:
-    """The agent's configured environment with ``${{ secrets.NAME }}`` filled in. Each value
-    resolved is remembered by this process, so it is redacted like the ones it holds."""
-    source = os.environ if source_env is None else source_env
-    file_values: dict[str, str] | None = None
-    resolved = ResolvedEnvironment(names=sorted((configured or {}).keys()))
-    for key, raw in (configured or {}).items():
-        value = str(raw)
-
-        def substitute(match: re.Match, key: str = key) -> str:
-            nonlocal file_values
-            name = match.group(1)
-            found = source.get(f"AGILEPLUS_SECRET_{name}") or source.get(name)
-            if found is None:
-                if file_values is None:
-                    file_values = _secrets_file_values(secrets_file or settings.DATA_DIR / "secrets.env")
-                found = file_values.get(name)
-            if found is None:
-                raise LastingSetupError(
-                    f"secret {name} (for {key}) is not set: export AGILEPLUS_SECRET_{name} on the worker "
-                    f"or add {name}=… to {secrets_file or settings.DATA_DIR / 'secrets.env'} (chmod 600)"
-                )
-            resolved.secret_values.append(found)
-            _RESOLVED.add(found)
-            return found
-
-        resolved.env[key] = SECRET_RE.sub(substitute, value)
-    return resolved
-
-
-# Every secret value this process has handed to an agent (a `${{ secrets.NAME }}` found under
-# the plain name NAME is not recognisable by its name alone).
-_RESOLVED: set[str] = set()
-
-
-def worker_secret_values(source_env: Mapping[str, str] | None = None,
-                         secrets_file: Path | None = None) -> list[str]:
-    """Every secret value this worker process holds: each ``AGILEPLUS_SECRET_*``, each harness
-    credential variable (``ANTHROPIC_API_KEY``, ``OPENAI_API_KEY``, ``AWS_SECRET_ACCESS_KEY``…) and
-    any variable named like a credential, the passwords in the connection URLs, the values of the
-    secrets file, the Django secret key, every secret resolved for an agent so far, and the
-    harness credentials the worker passes (``AGILEPLUS_HARNESS_CREDENTIALS_*``: variables and
-    credential files, agileplus/dispatch/sandboxing.py)."""
-    from agileplus.dispatch.sandboxing import harness_credential_values
-
-    values = set(_RESOLVED) | set(_env_values(os.environ if source_env is None else source_env))
-    values.update(_cached_file_values(secrets_file or settings.DATA_DIR / "secrets.env"))
-    values.update(harness_credential_values(None if source_env is None else dict(source_env)))
-    values.add(getattr(settings, "SECRET_KEY", ""))
-    return sorted(v for v in values if v and len(v) >= MIN_SECRET_CHARS)
-
-
-def _env_values(source: Mapping[str, str]) -> tuple[str, ...]:
-    values = []
-    for name, value in source.items():
-        if name.startswith(SECRET_PREFIX) or name in HARNESS_CREDENTIAL_NAMES or CREDENTIAL_NAME_RE.search(name):
-            values.append(value)
-        elif name in URL_NAMES or name.endswith("_URL"):
-            values.append(_url_password(value))
-    return tuple(values)
-
-
-def _url_password(url: str) -> str:
-    try:
-        return urlsplit(url).password or ""
-    except ValueError:
-        return ""
-
-
-def _cached_file_values(path: Path) -> tuple[str, ...]:
-    try:
-        st = path.stat()
-    except OSError:
-        return ()
-    return _file_values_at(str(path), st.st_mtime_ns, st.st_size)
-
-
-@lru_cache(maxsize=8)
-def _file_values_at(path: str, _mtime_ns: int, _size: int) -> tuple[str, ...]:
-    # Held even when the file's mode is wrong (a job refuses to resolve from it, but it is a secret).
-    return tuple(_secrets_file_values(Path(path), check_mode=False).values())
-
-
 def secret_forms(value: str) -> set[str]:
     """How an agent can print ``value`` so that a plain search misses it. A value of
     ``FUZZY_MIN_CHARS`` or more is matched case-folded with whitespace left out (its forms

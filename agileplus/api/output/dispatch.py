@@ -1,0 +1,168 @@
+"""Response shapes of jobs, their logs and costs, agents and workers, and what dispatching answers
+(queued, fresh start, implement, cancel, report)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers as s
+
+from agileplus.api.output.base import Shape, enum, maybe, text
+from agileplus.dispatch.models import JobState
+
+
+class CostRowOut(Shape):
+    # Read from a ``dispatch.costs.LedgerRow``.
+    key = s.CharField()
+    jobs = s.IntegerField()
+    input_tokens = s.IntegerField()
+    output_tokens = s.IntegerField()
+    cached_input_tokens = s.IntegerField()
+    cost_usd = s.CharField(allow_null=True, help_text="decimal string; null = unknown (a run's model has no price)")
+    priced_cost_usd = s.CharField(help_text="decimal string: the cost of the runs that have a price")
+    unpriced_runs = s.IntegerField(help_text="runs with tokens but no price for their model")
+
+
+class CostListOut(Shape):
+    results = CostRowOut(many=True)
+    total_cost_usd = s.CharField(allow_null=True, help_text="decimal string; null = unknown")
+
+
+class JobRowOut(Shape):
+    # Read from a ``DispatchJob`` annotated with ``n_commits`` (``api.queries.jobs``).
+    id = s.CharField()
+    feature = s.CharField(source="feature.slug")
+    wp = s.CharField(source="wp.code")
+    harness = s.CharField()
+    state = enum(JobState.ALL)
+    attempt = s.IntegerField()
+    worker = text()
+    requested_by = s.CharField()
+    queued_at = s.DateTimeField()
+    commits = s.IntegerField(source="n_commits")
+
+
+class JobPageOut(Shape):
+    results = JobRowOut(many=True)
+    next_cursor = maybe(s.CharField, help_text="pass as `cursor` for the next page; null on the last page")
+    next = maybe(s.URLField)
+
+
+class CommitOut(Shape):
+    sha = s.CharField()
+    message = text()
+    files = s.ListField(child=s.JSONField())
+
+
+class JobOut(Shape):
+    id = s.CharField()
+    feature = s.CharField()
+    wp = s.CharField()
+    harness = s.CharField()
+    state = enum(JobState.ALL)
+    attempt = s.IntegerField()
+    max_attempts = s.IntegerField()
+    worker = text()
+    session_id = text()
+    queued_at = s.DateTimeField()
+    started_at = maybe(s.DateTimeField)
+    finished_at = maybe(s.DateTimeField)
+    exit_code = maybe(s.IntegerField)
+    base_commit = text()
+    branch = text()
+    worktree = text()
+    current_activity = text()
+    commits = CommitOut(many=True)
+    result = s.JSONField()
+    usage = s.JSONField()
+    error = text()
+    timeout_seconds = s.IntegerField()
+    prompt_sizes = s.JSONField()
+    manifest_hash = maybe(s.JSONField)
+
+
+class LogLineOut(Shape):
+    # Read from a ``JobLogLine``.
+    seq = s.IntegerField()
+    time = s.DateTimeField(source="timestamp")
+    stream = s.CharField()
+    line = text()
+
+
+class LogPageOut(Shape):
+    results = LogLineOut(many=True)
+    next_after = s.IntegerField(help_text="pass as `after` to get the lines written since")
+    next = s.URLField()
+
+
+class AgentWorkerOut(Shape):
+    hostname = s.CharField()
+    sessions = s.IntegerField()
+    version = maybe(s.JSONField)
+    sandbox = s.CharField(help_text="how the worker isolates this agent (e.g. bubblewrap), or unknown")
+    network = s.CharField(help_text="what the agent may reach (model: its model endpoint only)")
+    credentials = s.DictField(help_text="names of the agent's credentials the worker has (present) and lacks "
+                                        "(missing); never their values")
+    alive = s.BooleanField()
+
+
+class AgentOut(Shape):
+    name = s.CharField()
+    status = enum(("active", "idle", "available", "unavailable"))
+    model = text()
+    version = maybe(s.JSONField, help_text="the CLI's version, from this host or a worker")
+    last_heartbeat = maybe(s.DateTimeField)
+    sessions = s.IntegerField()
+    workers = AgentWorkerOut(many=True)
+    local = s.DictField()
+
+
+class AgentListOut(Shape):
+    results = AgentOut(many=True)
+
+
+class WorkerOut(Shape):
+    # Read from a ``Worker``.
+    hostname = s.CharField()
+    harnesses = s.JSONField()
+    concurrency = s.IntegerField()
+    active_sessions = s.IntegerField()
+    last_heartbeat = maybe(s.DateTimeField)
+    stopped_at = maybe(s.DateTimeField)
+
+
+class WorkerListOut(Shape):
+    results = WorkerOut(many=True)
+
+
+class QueuedJobOut(Shape):
+    # Read from a ``DispatchJob``.
+    id = s.CharField()
+    wp = s.CharField(source="wp.code")
+    harness = s.CharField()
+    state = enum(JobState.ALL)
+
+
+class FreshStartOut(Shape):
+    old_branch = s.CharField(help_text="the branch the WP had")
+    branch = s.CharField(help_text="its new branch, from main")
+    main = s.CharField()
+    base = s.CharField(help_text="main's commit the new branch starts from")
+    salvage_branch = maybe(s.CharField, help_text="where the old branch is kept on the origin (null: none was pushed)")
+    salvaged_sha = maybe(s.CharField)
+
+
+class ImplementOut(Shape):
+    feature = s.CharField()
+    jobs = QueuedJobOut(many=True)
+    fresh_start = FreshStartOut(required=False, help_text="with fresh: where the old work went")
+
+
+class CancelOut(Shape):
+    # Read from a ``DispatchJob``.
+    id = s.CharField()
+    state = enum(JobState.ALL)
+    cancel_requested = s.BooleanField()
+
+
+class ReportOut(Shape):
+    job = s.CharField()
+    added = s.IntegerField()
