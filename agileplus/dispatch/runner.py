@@ -33,12 +33,11 @@ from agileplus.dispatch.costs import allowance_for
 from agileplus.dispatch.gateway import (
     GatewayPlan,
     billed_usage,
-    budget_admit,
     cross_check,
-    job_prices,
+    gateway_stop,
     plan_gateway,
-    record_call,
     settings_files,
+    wire_gateway,
 )
 from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM, AgentSession, DispatchJob, JobState
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
@@ -284,8 +283,8 @@ class JobRun:
         finally:
             self.stop_heartbeat.set()
             revoke_job_token(self.job.id, self.claim.attempt)  # the agent's per-job API token ends with the job
-            if self.gateway is not None:  # a run that failed before its agent started: no listener left open
-                self.gateway.gateway.stop()
+            if self.gateway is not None:  # no listener left open, the job's reservation released
+                self.gateway.close()
 
     def _run(self) -> str:
         """The steps of one run, in order: prepare the workspace (mirror, worktree); resolve the
@@ -394,9 +393,7 @@ class JobRun:
         if plan is None:
             return credentials
         job, attempt, worker = self.job, self.claim.attempt, self.claim.worker
-        plan.job.prices = job_prices(self.config)
-        plan.job.on_call = lambda call: record_call(job, attempt, worker, call)
-        plan.job.admit = budget_admit(job.id, self.allowance, plan)
+        wire_gateway(plan, job, attempt, worker, self.config)
         self.say(f"Model gateway: {', '.join(sorted(plan.routes))} through the worker "
                  f"(accounts {', '.join(plan.accounts)}); the agent holds a per-job placeholder key")
         return HarnessCredentials(env=plan.agent_env, files=settings_files(credentials.files),
@@ -503,8 +500,8 @@ class JobRun:
                               on_warning=self.warn)
             if result.stopped is None:  # what it wrote or allocated since the last tick counts too
                 result.stopped = self.over_limit(launch.sandbox)
-            if result.stopped is None and self.gateway is not None and self.gateway.refusals:
-                result.stopped = StopReason("budget", self.gateway.refusals[0].message)  # ended before a tick
+            if result.stopped is None:  # it ended before a tick saw its gateway's refusal or parked account
+                result.stopped = gateway_stop(self.gateway)
             if result.stopped is not None and result.stopped.kind in LIMIT_REASONS:
                 self.record_limit(result.stopped)
             return result
@@ -593,8 +590,8 @@ class JobRun:
     def tick(self, workspace: Workspace, sandbox: Sandbox | None = None) -> StopReason | None:
         """Between lines: flush the log, report new commits and refused connections, notice fencing and cancels."""
         report_refused(self, self.egress)
-        if self.gateway is not None and self.gateway.refusals:  # a call refused for the budget: stop here
-            return StopReason("budget", self.gateway.refusals[0].message)
+        if (stop := gateway_stop(self.gateway)) is not None:  # refused for the budget, or its account parked
+            return stop
         self.flush(hold=True)
         self.scan_commits(workspace.worktree, workspace.base, strict=False)
         if self.fenced:
@@ -713,7 +710,7 @@ class JobRun:
         ``fallback_harnesses`` (then it is rerouted, as before). False: fail the run as before."""
         if self.config.get("fallback_harnesses"):
             return False
-        said = f"{policy.last_error} {outcome.detail}"
+        said = f"{outcome.detail} {policy.last_error}"  # a parked account's reset before the CLI's own words
         self.flush()
         services.update_progress(self.claim, usage=self.billed(policy.usage))
         parked = services.park_rate_limited(self.claim, wait_seconds=rate_limit_wait(said, time.time()),
