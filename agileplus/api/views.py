@@ -20,13 +20,14 @@ from agileplus.api import queries
 from agileplus.api import serializers as s
 from agileplus.api.auth import RoleTokenAuthentication
 from agileplus.api.errors import error_body
+from agileplus.api.output_costs import CostReportOut
 from agileplus.api.pagination import after_page, job_page, next_url
 from agileplus.api.roles import RolePermission, caller_for_user, ensure_owns_job, ensure_owns_wp
 from agileplus.api.services import create_api_token, dispatch_wps, obtain_token
 from agileplus.api.throttles import ScopedThrottle, auth_wait
 from agileplus.audit.chain import entry_as_dict, verify_chain
 from agileplus.core.errors import NotFound, StaleState
-from agileplus.dispatch import costs
+from agileplus.dispatch import cost_reports, costs
 from agileplus.dispatch import selectors as jobs
 from agileplus.dispatch import services as dispatch
 from agileplus.dispatch.fresh import start_fresh
@@ -264,15 +265,15 @@ class AuditVerify(Base):
 
 
 class CostList(Base):
-    @read(out.CostListOut, out.SLUG, s.CostFilter, tags=["features"],
+    @read(CostReportOut, out.SLUG, s.CostFilter, tags=["features"],
           operation_id="costs_list")
     def get(self, request, slug: str):
         query = parse(s.CostFilter, request.query_params)
         feature = get_feature(slug)
         rows = costs.ledger(feature_id=feature.pk, by=query["by"])
         total = costs.ledger_total(rows)
-        return Response(out.CostListOut({"results": [r.as_dict() for r in rows],
-                                         "total_cost_usd": None if total is None else str(total)}).data)
+        return Response(CostReportOut({"results": [r.as_dict() for r in rows], "total_cost_usd": None if total is None
+                                       else str(total), "outcomes": cost_reports.outcomes(feature_id=feature.pk)}).data)
 
 
 # --- jobs ----------------------------------------------------------------------------------------
