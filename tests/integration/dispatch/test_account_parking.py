@@ -40,11 +40,15 @@ class Worker:
         self.parks = AccountParks(every=3600)  # refreshed when the test says (the background's pace)
         self.parks.load = accounts.parked_accounts
         route = Route("anthropic", endpoint.base_url, {"x-api-key": KEY}, ACCOUNT)
-        self.job = GatewayJob({"anthropic": route}, parks=self.parks, on_limit=lambda call, until: accounts.park_account(
-            call.account, call.provider, _utc(until), worker=name, reason="429 from the scripted endpoint"))
+        self.job = GatewayJob({"anthropic": route}, parks=self.parks, on_limit=self.park_for_the_farm)
+        self.name = name
         self.gateway = Gateway(self.job, ca_file=str(shared_test_ca().ca_file))
         self.port = self.gateway.listen_locally()
         self.plan = GatewayPlan(routes=self.job.routes, agent_env={}, placeholder=self.job.placeholder, job=self.job)
+
+    def park_for_the_farm(self, call, until: float) -> None:
+        accounts.park_account(call.account, call.provider, _utc(until), worker=self.name,
+                              reason="429 from the scripted endpoint")
 
     def call(self) -> tuple[int, str, dict]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
