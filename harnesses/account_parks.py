@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-import httpx
+from harnesses.upstream import Headers
 
 
 class AccountParks:
@@ -59,7 +59,7 @@ class AccountParks:
 PARKS = AccountParks()
 
 
-def reset_time(headers: httpx.Headers, now: float) -> float | None:
+def reset_time(headers: Headers, now: float) -> float | None:
     """When a 429's limit resets (epoch seconds), from the provider's headers: ``retry-after``
     (seconds or a date), else the latest of Anthropic's ``anthropic-ratelimit-*-reset`` (RFC 3339)
     and OpenAI's ``x-ratelimit-reset-*`` (``6m0s``, ``20ms``). None when they do not say."""

@@ -21,7 +21,7 @@ each request the gateway
 Why our own proxy and not LiteLLM's: LiteLLM's pass-through routes do the same thing (a path
 prefix per provider, a virtual key mapped to the provider key, cost from the stream) but bring a
 FastAPI server, its own key database and hundreds of dependencies into the worker; this is
-stdlib asyncio on the egress proxy's loop plus httpx (already a dependency) for the upstream.
+stdlib asyncio on the egress proxy's loop, its upstream client too (``harnesses.upstream``).
 Like Docker's sandbox credential proxy, the agent only ever sees a sentinel value.
 """
 
@@ -43,13 +43,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import httpx
-
 from harnesses.account_parks import PARKS, AccountParks, reset_time
 from harnesses.base import Usage
 from harnesses.egress import shared_loop
-from harnesses.http1 import Request, read_request
+from harnesses.http1 import ChunkedWriter, Request, read_request
 from harnesses.jsonlines import Price, cost_of, price_for
+from harnesses.upstream import Upstream
 from harnesses.usage_meter import UsageMeter
 
 GATEWAY_PORT = 3129  # inside the sandbox: 127.0.0.1:3129 is the worker's model gateway
@@ -167,7 +166,7 @@ def error_body(provider: str, status: int, kind: str, message: str) -> bytes:
 
 
 # --- the gateway -----------------------------------------------------------------------------------
-_clients: dict[tuple[int, str], object] = {}
+_clients: dict[tuple[int, str], Upstream] = {}
 # ``on_call`` writes the database: threads of its own, never the loop's
 _BOOKS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-books")
 
@@ -180,13 +179,12 @@ def upstream_context(ca_file: str | None) -> ssl.SSLContext:
     return context
 
 
-def _client(ca_file: str | None):
-    """One pooled upstream client per event loop (kept-alive TLS connections to each provider)."""
+def _client(ca_file: str | None) -> Upstream:
+    """One upstream client per event loop (kept-alive TLS connections to each provider)."""
     loop = asyncio.get_running_loop()
     key = (id(loop), ca_file or "")
     if key not in _clients:
-        _clients[key] = httpx.AsyncClient(verify=upstream_context(ca_file), timeout=httpx.Timeout(600, connect=15),
-                                          limits=httpx.Limits(max_keepalive_connections=64), trust_env=False)
+        _clients[key] = Upstream(upstream_context(ca_file))
     return _clients[key]
 
 
@@ -332,15 +330,20 @@ class Gateway:
         head = [f"HTTP/1.1 {response.status_code} {response.reason_phrase or 'OK'}"]
         head += [f"{k}: {v}" for k, v in response.headers.multi_items() if k.lower() not in HOP_BY_HOP]
         head.append("transfer-encoding: chunked")
-        await self._write(writer, call, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        out = ChunkedWriter(writer)
+        out.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         async for chunk in response.aiter_raw():
             meter.feed(chunk)
             if chunk:
-                await self._write(writer, call, b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                out.chunk(chunk)
+                await out.drain()
+            call.client_gone = call.client_gone or out.gone
         meter.finish()
         self._settle(call, meter)
         self.job.add(call)
-        await self._write(writer, call, b"0\r\n\r\n")
+        out.write(b"0\r\n\r\n")
+        await out.close()
+        call.client_gone = call.client_gone or out.gone
         return True
 
     async def _write(self, writer: asyncio.StreamWriter, call: GatewayCall, data: bytes) -> None:

@@ -56,3 +56,57 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         await reader.readexactly(2)
         if len(body) > MAX_REQUEST_BYTES:
             raise ValueError("request body too large")
+
+
+class ChunkedWriter:
+    """An answer's body back to the agent, chunked. Chunks that arrive in the same turn of the
+    loop go out in one send: a provider sends each SSE event on its own, and a send per event
+    cost the stream most of its rate. Backpressure: ``drain`` waits while the agent reads slower
+    than the provider sends."""
+
+    HIGH_WATER = 256 << 10
+
+    def __init__(self, writer: asyncio.StreamWriter):
+        self.writer = writer
+        self.pending: list[bytes] = []
+        self.scheduled = False
+        self.gone = False  # the agent went away: what follows is dropped
+
+    def write(self, data: bytes) -> None:
+        self.pending.append(data)
+        if not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def chunk(self, data: bytes) -> None:
+        self.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def flush(self) -> None:
+        self.scheduled = False
+        data, self.pending = b"".join(self.pending), []
+        if data and not self.gone:
+            try:
+                self.writer.write(data)
+            except (ConnectionError, RuntimeError):
+                self.gone = True
+            if self.writer.transport.is_closing():
+                self.gone = True
+
+    async def drain(self) -> None:
+        """Wait while the agent's side holds more than HIGH_WATER unsent; then send what is left."""
+        if self.gone:
+            return
+        try:
+            if self.writer.transport.get_write_buffer_size() > self.HIGH_WATER:
+                await self.writer.drain()
+        except (ConnectionError, RuntimeError):
+            self.gone = True
+
+    async def close(self) -> None:
+        """Everything written so far sent (or the agent gone)."""
+        self.flush()
+        if not self.gone:
+            try:
+                await self.writer.drain()
+            except (ConnectionError, RuntimeError):
+                self.gone = True

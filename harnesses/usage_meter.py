@@ -13,13 +13,19 @@ def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+# What an event that carries usage, the model or the answer's end has in it (``usageMetadata`` too)
+MARKERS = (b"usage", b"message_stop", b"response.incomplete", b"response.failed", b"finishReason", b"[DONE]",
+           b"modelVersion")
+
+
 class UsageMeter:
     """Reads the usage figures out of an answer's body as it streams (SSE or one JSON body), in
     any of the four wire protocols; each figure is the latest the provider reported."""
 
     def __init__(self, event_stream: bool):
         self.event_stream = event_stream
-        self.buffer = b""
+        self.buffer = bytearray()
+        self.separator = b""  # what ends an event in this stream: a blank line, LF or CRLF
         self.figures: dict[str, int] = {}
         self.model = ""
         self.complete = False
@@ -28,17 +34,25 @@ class UsageMeter:
         self.buffer += data
         if not self.event_stream:
             return
-        while True:
-            end = min((i for i in (self.buffer.find(b"\n\n"), self.buffer.find(b"\r\n\r\n")) if i >= 0), default=-1)
-            if end < 0:
-                return
-            event, self.buffer = self.buffer[:end], self.buffer[end:].lstrip(b"\r\n")
-            self._event(event)
+        start = 0
+        while (end := self._event_end(start)) >= 0:
+            self._event(bytes(self.buffer[start:end]))
+            start = end + len(self.separator)
+        del self.buffer[:start]  # once per piece: an event at a time would copy the rest each time
+
+    def _event_end(self, start: int) -> int:
+        if self.separator:
+            return self.buffer.find(self.separator, start)
+        found = [(i, sep) for sep in (b"\n\n", b"\r\n\r\n") if (i := self.buffer.find(sep, start)) >= 0]
+        if not found:
+            return -1
+        end, self.separator = min(found)
+        return end
 
     def finish(self) -> None:
         if self.event_stream:
             if self.buffer.strip():
-                self._event(self.buffer)  # a last event with no blank line after it
+                self._event(bytes(self.buffer))  # a last event with no blank line after it
             return
         with contextlib.suppress(ValueError):
             body = json.loads(self.buffer)
@@ -47,6 +61,8 @@ class UsageMeter:
             self.complete = True
 
     def _event(self, raw: bytes) -> None:
+        if not any(marker in raw for marker in MARKERS):
+            return  # a delta of text or a tool's input: no figure, no end (most of a stream)
         data = b"\n".join(line[5:].strip() for line in raw.splitlines() if line.startswith(b"data:"))
         if data == b"[DONE]":
             self.complete = True
