@@ -23,6 +23,7 @@ from harnesses.account_parks import AccountParks
 from harnesses.endpoints import Fail, Say, Turn
 from harnesses.endpoints.anthropic import AnthropicEndpoint
 from harnesses.gateway import Gateway, GatewayJob, Route
+from tests.support.cli import run_cli
 from tests.support.tls import shared_test_ca
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.database]
@@ -117,3 +118,14 @@ def test_the_account_resumes_after_its_reset_and_the_calls_go_through_again(endp
     assert status == 200
     assert Event.objects.filter(subject="agileplus.account.resumed", payload__account=ACCOUNT).count() == 1
     assert ProviderAccount.objects.get(name=ACCOUNT).parked_until is None
+
+
+def test_agents_list_shows_each_account_and_until_when_it_is_parked(endpoint):
+    accounts.known_accounts({"openai:0123456789": "openai"})
+    Worker("worker-a", endpoint).call()
+    wait_for(lambda: ProviderAccount.objects.filter(name=ACCOUNT, parked_until__isnull=False).exists(), "the park")
+
+    shown = run_cli(["agents", "list"]).output
+
+    assert f"  {ACCOUNT}: parked until " in shown and "(429 from the scripted endpoint)" in shown
+    assert "  openai:0123456789: ok" in shown
