@@ -232,8 +232,9 @@ def gateway_stop(plan: GatewayPlan | None) -> StopReason | None:
     if plan.job.parked_until is not None:
         wait = max(0.0, plan.job.parked_until - time.time())
         until = dt.datetime.fromtimestamp(plan.job.parked_until, tz=dt.UTC)
-        return StopReason("rate_limited", f"the provider answered 429: its account ({', '.join(plan.accounts)}) is "
-                                          f"parked for the farm until {until:%H:%M:%S} UTC: retry after {wait:.0f} seconds")
+        return StopReason("rate_limited", f"the provider answered 429: its account ({', '.join(plan.accounts)}) "
+                                          f"is parked for the farm until {until:%H:%M:%S} UTC: "
+                                          f"retry after {wait:.0f} seconds")
     if plan.refusals:
         return StopReason("budget", plan.refusals[0].message)
     return None
