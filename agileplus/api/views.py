@@ -270,7 +270,7 @@ class CostList(Base):
     def get(self, request, slug: str):
         query = parse(s.CostFilter, request.query_params)
         feature = get_feature(slug)
-        rows = costs.ledger(feature_id=feature.pk, by=query["by"])
+        rows = cost_reports.ledger(feature_id=feature.pk, by=query["by"])
         total = costs.ledger_total(rows)
         return Response(CostReportOut({"results": [r.as_dict() for r in rows], "total_cost_usd": None if total is None
                                        else str(total), "outcomes": cost_reports.outcomes(feature_id=feature.pk)}).data)

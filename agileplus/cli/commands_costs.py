@@ -15,7 +15,7 @@ from agileplus.features.services import get_feature
 
 @cli.command("costs")
 @click.argument("feature_ref", required=False, metavar="[FEATURE]")
-@click.option("--by", type=click.Choice(costs.GROUPINGS), default="agent", show_default=True,
+@click.option("--by", type=click.Choice(cost_reports.GROUPINGS), default="agent", show_default=True,
               help="Group the ledger by agent, WP, day, feature, attempt (and what became of it), or (from the "
                    "model gateway's calls) model or account")
 @json_option
@@ -24,7 +24,7 @@ def costs_command(feature_ref: str | None, by: str, as_json: bool) -> None:
     if as_json:
         mark_json()
     feature = get_feature(feature_ref) if feature_ref else None
-    rows = costs.ledger(feature_id=feature.pk if feature else None, by=by)
+    rows = cost_reports.ledger(feature_id=feature.pk if feature else None, by=by)
     total = costs.ledger_total(rows)
     spent_on = cost_reports.outcomes(feature_id=feature.pk if feature else None)
     if as_json:

@@ -20,11 +20,21 @@ from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
 
+from agileplus.dispatch import costs
 from agileplus.dispatch.costs import ZERO, LedgerRow, natural_key, usage_cost, usage_priced
 from agileplus.dispatch.models import DispatchJob, JobLogLine, JobState, ModelCall
 from agileplus.features.lifecycles import WPState
+from agileplus.review.models import MergeQueueEntry
 
 WASTED = ("killed", "timed_out", "failed", "cancelled", "rejected", "ejected")
+GROUPINGS = (*costs.GROUPINGS, "attempt")
+
+
+def ledger(*, feature_id: int | None = None, by: str = "agent") -> list[LedgerRow]:
+    """``costs.ledger``, and by ``attempt``: one row per attempt, its key saying what became of it."""
+    if by == "attempt":
+        return [a.row() for a in attempts(feature_id=feature_id)]
+    return costs.ledger(feature_id=feature_id, by=by)
 
 
 @dataclass
@@ -92,8 +102,6 @@ def attempts(*, feature_id: int | None = None) -> list[Attempt]:
 
 def _final_fates(jobs: list[DispatchJob]) -> dict[str, str]:
     """What became of each job's last attempt."""
-    from agileplus.review.models import MergeQueueEntry  # review sits above dispatch
-
     ejected = defaultdict(list)
     for wp_id, at in MergeQueueEntry.objects.filter(
             wp_id__in={j.wp_id for j in jobs}, state=MergeQueueEntry.EJECTED).values_list("wp_id", "updated_at"):
@@ -113,11 +121,6 @@ def _final_fates(jobs: list[DispatchJob]) -> dict[str, str]:
         else:
             fates[job.id] = "merged" if job.wp.state == WPState.DONE else "pending"
     return fates
-
-
-def attempt_ledger(*, feature_id: int | None = None) -> list[LedgerRow]:
-    """``costs --by attempt``: one row per attempt, its key saying what became of it."""
-    return [a.row() for a in attempts(feature_id=feature_id)]
 
 
 def outcomes(*, feature_id: int | None = None) -> dict:

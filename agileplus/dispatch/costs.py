@@ -28,7 +28,7 @@ from agileplus.core.errors import DomainError
 from agileplus.dispatch.models import DispatchJob, JobState, ModelCall, SpendReservation
 
 BUDGET_KEYS = ("job_usd", "wp_usd", "feature_usd", "day_usd", "reserve_usd")
-GROUPINGS = ("agent", "wp", "day", "feature", "model", "account", "attempt")
+GROUPINGS = ("agent", "wp", "day", "feature", "model", "account")
 # Groupings only the model gateway's per-call rows (ModelCall) can give: a job may call several.
 CALL_GROUPINGS = ("model", "account")
 ZERO = Decimal("0")
@@ -160,10 +160,6 @@ def ledger(*, feature_id: int | None = None, by: str = "agent", since: dt.dateti
         raise DomainError(f"cannot group costs by '{by}'", field="by", fix=f"use one of {', '.join(GROUPINGS)}")
     if by in CALL_GROUPINGS:
         return call_ledger(feature_id=feature_id, by=by, since=since)
-    if by == "attempt":  # each attempt and what became of it (cost_reports imports this module)
-        from agileplus.dispatch.cost_reports import attempt_ledger
-
-        return attempt_ledger(feature_id=feature_id)
     jobs = DispatchJob.objects.select_related("wp", "feature").order_by("queued_at")
     if feature_id is not None:
         jobs = jobs.filter(feature_id=feature_id)
