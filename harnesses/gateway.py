@@ -34,7 +34,6 @@ import json
 import re
 import secrets
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -48,7 +47,7 @@ from harnesses.base import Usage
 from harnesses.egress import shared_loop
 from harnesses.http1 import ChunkedWriter, Request, read_request
 from harnesses.jsonlines import Price, cost_of, price_for
-from harnesses.upstream import Upstream
+from harnesses.upstream import Upstream, upstream_allowed, upstream_context
 from harnesses.usage_meter import UsageMeter
 
 GATEWAY_PORT = 3129  # inside the sandbox: 127.0.0.1:3129 is the worker's model gateway
@@ -171,14 +170,6 @@ _clients: dict[tuple[int, str], Upstream] = {}
 _BOOKS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-books")
 
 
-def upstream_context(ca_file: str | None) -> ssl.SSLContext:
-    """Certificates verified against the system's CAs (and ``ca_file``'s, an operator's or a test's)."""
-    context = ssl.create_default_context()
-    if ca_file:
-        context.load_verify_locations(ca_file)
-    return context
-
-
 def _client(ca_file: str | None) -> Upstream:
     """One upstream client per event loop (kept-alive TLS connections to each provider)."""
     loop = asyncio.get_running_loop()
@@ -186,12 +177,6 @@ def _client(ca_file: str | None) -> Upstream:
     if key not in _clients:
         _clients[key] = Upstream(upstream_context(ca_file))
     return _clients[key]
-
-
-def upstream_allowed(url: str) -> bool:
-    """HTTPS, or plain HTTP to a provider on this machine's loopback (a local model server)."""
-    parts = urlsplit(url)
-    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
 
 
 class Gateway:

@@ -176,3 +176,17 @@ def _answer(conn: Connection, method: str, head: bytes) -> Answer:
         raise ConnectionError(f"not an HTTP answer: {lines[0][:80]!r}")
     headers = [(k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:] if line)]
     return Answer(conn, method, int(status), reason, version, Headers(headers))
+
+
+def upstream_context(ca_file: str | None) -> ssl.SSLContext:
+    """Certificates verified against the system's CAs (and ``ca_file``'s, an operator's or a test's)."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(ca_file)
+    return context
+
+
+def upstream_allowed(url: str) -> bool:
+    """HTTPS, or plain HTTP to a provider on this machine's loopback (a local model server)."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
