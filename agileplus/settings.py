@@ -269,6 +269,9 @@ MODEL_GATEWAY = os.environ.get("AGILEPLUS_MODEL_GATEWAY", "on").strip().lower() 
 MODEL_GATEWAY_CA_FILE = os.environ.get("AGILEPLUS_MODEL_GATEWAY_CA_FILE", "")
 # After its agent ends, how long a job waits for its calls still in flight to end and be billed.
 MODEL_GATEWAY_DRAIN_SECONDS = float(os.environ.get("AGILEPLUS_MODEL_GATEWAY_DRAIN_SECONDS", "60"))
+# What a job reserves against its budgets when it starts and neither agent.budget.reserve_usd nor its
+# WP's history says (dispatch/reservations.py).
+MODEL_GATEWAY_RESERVE_USD = os.environ.get("AGILEPLUS_MODEL_GATEWAY_RESERVE_USD", "0.50")
 
 # --- Operations: metrics, webhooks, retention (agileplus/operations, docs/operations.md) -------
 # Addresses (CIDRs, comma-separated) whose scrapes of /metrics need no token; others send an API token.

@@ -21,7 +21,7 @@ each request the gateway
 Why our own proxy and not LiteLLM's: LiteLLM's pass-through routes do the same thing (a path
 prefix per provider, a virtual key mapped to the provider key, cost from the stream) but bring a
 FastAPI server, its own key database and hundreds of dependencies into the worker; this is
-stdlib asyncio on the egress proxy's loop plus httpx (already a dependency) for the upstream.
+stdlib asyncio on the egress proxy's loop, its upstream client too (``harnesses.upstream``).
 Like Docker's sandbox credential proxy, the agent only ever sees a sentinel value.
 """
 
@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import re
 import secrets
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -42,15 +42,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import httpx
-
+from harnesses.account_parks import PARKS, AccountParks, reset_time
 from harnesses.base import Usage
 from harnesses.egress import shared_loop
+from harnesses.http1 import ChunkedWriter, Request, read_request
 from harnesses.jsonlines import Price, cost_of, price_for
+from harnesses.upstream import Upstream, upstream_allowed, upstream_context
+from harnesses.usage_meter import UsageMeter
 
 GATEWAY_PORT = 3129  # inside the sandbox: 127.0.0.1:3129 is the worker's model gateway
 PLACEHOLDER_PREFIX = "agileplus-gateway-"
-MAX_REQUEST_BYTES = 64 << 20
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding"}
 AUTH_HEADERS = {"x-api-key", "authorization", "x-goog-api-key", "api-key"}
@@ -61,6 +62,7 @@ ALLOWED_PATHS = {
     "gemini": re.compile(r"^/v1(beta|alpha)?/models"
                          r"(/[\w.-]+(:(generateContent|streamGenerateContent|countTokens))?)?$"),
 }
+REASONS = {401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests", 502: "Bad Gateway"}
 DEFAULT_BASES = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1",
                  "gemini": "https://generativelanguage.googleapis.com"}
 
@@ -104,6 +106,8 @@ class Refusal:
     kind: str  # budget_exceeded | account_parked | ...
     message: str
     status: int = 403
+    # a check the loop cannot make (it needs the database): run off the loop, its answer is final
+    recheck: Callable[[GatewayCall], Refusal | None] | None = None
 
 
 @dataclass
@@ -116,6 +120,10 @@ class GatewayJob:
     on_call: Callable[[GatewayCall], None] = lambda _call: None  # runs on a thread of its own
     admit: Callable[[GatewayCall], Refusal | None] = lambda _call: None  # runs on the loop: in memory only
     refused: list[str] = field(default_factory=list)
+    parks: AccountParks = field(default_factory=lambda: PARKS)
+    # a 429 with a reset: (account, until) is handed here off the loop, to park it for the farm
+    on_limit: Callable[[GatewayCall, float], None] = lambda _call, _until: None
+    parked_until: float | None = None  # this job's account is parked: the runner parks the job
     spent: Decimal = Decimal(0)  # the priced cost of this job's calls so far, added as each ends
     # calls admitted and not ended yet, each reserved at the last ended call's cost: an agent's
     # next call (or parallel calls) cannot slip past a budget while one is still being billed
@@ -143,96 +151,6 @@ class GatewayJob:
                 self.last_cost = call.cost_usd
 
 
-# --- usage in a provider's answer --------------------------------------------------------------
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-class UsageMeter:
-    """Reads the usage figures out of an answer's body as it streams (SSE or one JSON body), in
-    any of the four wire protocols; each figure is the latest the provider reported."""
-
-    def __init__(self, event_stream: bool):
-        self.event_stream = event_stream
-        self.buffer = b""
-        self.figures: dict[str, int] = {}
-        self.model = ""
-        self.complete = False
-
-    def feed(self, data: bytes) -> None:
-        self.buffer += data
-        if not self.event_stream:
-            return
-        while True:
-            end = min((i for i in (self.buffer.find(b"\n\n"), self.buffer.find(b"\r\n\r\n")) if i >= 0), default=-1)
-            if end < 0:
-                return
-            event, self.buffer = self.buffer[:end], self.buffer[end:].lstrip(b"\r\n")
-            self._event(event)
-
-    def finish(self) -> None:
-        if self.event_stream:
-            if self.buffer.strip():
-                self._event(self.buffer)  # a last event with no blank line after it
-            return
-        with contextlib.suppress(ValueError):
-            body = json.loads(self.buffer)
-            for obj in body if isinstance(body, list) else [body]:
-                self.absorb(obj)
-            self.complete = True
-
-    def _event(self, raw: bytes) -> None:
-        data = b"\n".join(line[5:].strip() for line in raw.splitlines() if line.startswith(b"data:"))
-        if data == b"[DONE]":
-            self.complete = True
-            return
-        with contextlib.suppress(ValueError):
-            self.absorb(json.loads(data))
-
-    def absorb(self, obj: object) -> None:
-        if not isinstance(obj, dict):
-            return
-        kind = obj.get("type")
-        if kind in ("message_stop", "response.completed", "response.incomplete", "response.failed"):
-            self.complete = True
-        inner = obj.get("message") if kind == "message_start" else obj.get("response") if isinstance(
-            obj.get("response"), dict) else obj
-        if isinstance(inner, dict) and isinstance(inner.get("model") or inner.get("modelVersion"), str):
-            self.model = inner.get("model") or inner.get("modelVersion")
-        for usage in (inner.get("usage") if isinstance(inner, dict) else None, obj.get("usage"),
-                      obj.get("usageMetadata")):
-            if isinstance(usage, dict):
-                self._usage(usage)
-        if isinstance(obj.get("usageMetadata"), dict) and any(
-                (c or {}).get("finishReason") for c in obj.get("candidates") or [] if isinstance(c, dict)):
-            self.complete = True
-
-    def _usage(self, usage: dict) -> None:
-        details = usage.get("input_tokens_details") or usage.get("prompt_tokens_details")
-        found = {"input": usage.get("input_tokens", usage.get("prompt_tokens", usage.get("promptTokenCount"))),
-                 # Anthropic's cache reads and writes are not in its input_tokens; OpenAI's and
-                 # Gemini's cached tokens are part of theirs
-                 "cache_read": usage.get("cache_read_input_tokens"),
-                 "cache_creation": usage.get("cache_creation_input_tokens"),
-                 "cached_within": (details.get("cached_tokens") if isinstance(details, dict)
-                                   else usage.get("cachedContentTokenCount")),
-                 "output": usage.get("output_tokens", usage.get("completion_tokens",
-                                                                usage.get("candidatesTokenCount"))),
-                 "thoughts": usage.get("thoughtsTokenCount")}
-        self.figures.update({k: v for k, v in found.items() if isinstance(v, int) and not isinstance(v, bool)})
-
-    @property
-    def reported(self) -> bool:
-        return bool(self.figures)
-
-    def usage(self) -> Usage:
-        """Input counts every input token (cached ones too), as the adapters count them."""
-        f = {k: _int(v) for k, v in self.figures.items()}
-        cached = f.get("cache_read", 0) + f.get("cached_within", 0)
-        return Usage(input_tokens=f.get("input", 0) + f.get("cache_read", 0) + f.get("cache_creation", 0),
-                     cached_input_tokens=cached, output_tokens=f.get("output", 0) + f.get("thoughts", 0))
-
-
 # --- provider-shaped errors ---------------------------------------------------------------------
 def error_body(provider: str, status: int, kind: str, message: str) -> bytes:
     """An error the provider's own SDK (so the CLI) parses and shows."""
@@ -246,85 +164,19 @@ def error_body(provider: str, status: int, kind: str, message: str) -> bytes:
     return json.dumps(body).encode()
 
 
-# --- HTTP/1.1 from the agent ---------------------------------------------------------------------
-@dataclass
-class Request:
-    method: str
-    target: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    keep_alive: bool = True
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k.lower() == name), None)
-
-
-async def read_request(reader: asyncio.StreamReader) -> Request | None:
-    """One request off the agent's connection; None at its end (or when it is not HTTP)."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-        return None
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3:
-        return None
-    headers = [(k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:] if line)]
-    request = Request(parts[0].upper(), parts[1], headers, b"")
-    request.keep_alive = (request.header("connection") or "").lower() != "close" and parts[2] == "HTTP/1.1"
-    try:
-        if (request.header("transfer-encoding") or "").lower() == "chunked":
-            request.body = await _read_chunked(reader)
-        elif length := int(request.header("content-length") or 0):
-            if length > MAX_REQUEST_BYTES:
-                return None
-            request.body = await reader.readexactly(length)
-    except (asyncio.IncompleteReadError, ValueError, ConnectionError):
-        return None
-    return request
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    body = b""
-    while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
-        if size == 0:
-            await reader.readuntil(b"\r\n")
-            return body
-        body += await reader.readexactly(size)
-        await reader.readexactly(2)
-        if len(body) > MAX_REQUEST_BYTES:
-            raise ValueError("request body too large")
-
-
 # --- the gateway -----------------------------------------------------------------------------------
-_clients: dict[tuple[int, str], object] = {}
+_clients: dict[tuple[int, str], Upstream] = {}
 # ``on_call`` writes the database: threads of its own, never the loop's
 _BOOKS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-books")
 
 
-def upstream_context(ca_file: str | None) -> ssl.SSLContext:
-    """Certificates verified against the system's CAs (and ``ca_file``'s, an operator's or a test's)."""
-    context = ssl.create_default_context()
-    if ca_file:
-        context.load_verify_locations(ca_file)
-    return context
-
-
-def _client(ca_file: str | None):
-    """One pooled upstream client per event loop (kept-alive TLS connections to each provider)."""
+def _client(ca_file: str | None) -> Upstream:
+    """One upstream client per event loop (kept-alive TLS connections to each provider)."""
     loop = asyncio.get_running_loop()
     key = (id(loop), ca_file or "")
     if key not in _clients:
-        _clients[key] = httpx.AsyncClient(verify=upstream_context(ca_file), timeout=httpx.Timeout(600, connect=15),
-                                          limits=httpx.Limits(max_keepalive_connections=64), trust_env=False)
+        _clients[key] = Upstream(upstream_context(ca_file))
     return _clients[key]
-
-
-def upstream_allowed(url: str) -> bool:
-    """HTTPS, or plain HTTP to a provider on this machine's loopback (a local model server)."""
-    parts = urlsplit(url)
-    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
 
 
 class Gateway:
@@ -405,7 +257,11 @@ class Gateway:
             return await self._refuse(writer, call, 401, "authentication_error",
                                       "the model gateway did not get this job's key")
         call.model = _requested_model(request.body, call.path)
+        if (until := self.job.parks.parked_until(route.account)) is not None:
+            return await self._refuse_parked(writer, call, until)
         refusal = self.job.admit(call)  # in memory, on the loop: a thread hop would cost more than the check
+        if refusal is not None and refusal.recheck is not None:  # e.g. the job's reservation is used up
+            refusal = await self._loop.run_in_executor(_BOOKS, refusal.recheck, call)
         if refusal is not None:
             return await self._refuse(writer, call, refusal.status, refusal.kind, refusal.message)
         self.job.reserve(call)
@@ -433,6 +289,8 @@ class Gateway:
             async with client.stream(request.method, url, headers=headers, content=request.body) as response:
                 call.status = response.status_code
                 call.first_byte_ms = (time.monotonic() - started) * 1000
+                if call.status == 429 and (until := reset_time(response.headers, time.time())) is not None:
+                    self._limited(call, until)
                 meter = UsageMeter("text/event-stream" in response.headers.get("content-type", ""))
                 keep = await self._stream_back(writer, call, response, meter)
         except Exception as exc:  # noqa: BLE001 - TLS, connect, protocol: the agent gets a 502 and it is recorded
@@ -457,15 +315,20 @@ class Gateway:
         head = [f"HTTP/1.1 {response.status_code} {response.reason_phrase or 'OK'}"]
         head += [f"{k}: {v}" for k, v in response.headers.multi_items() if k.lower() not in HOP_BY_HOP]
         head.append("transfer-encoding: chunked")
-        await self._write(writer, call, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        out = ChunkedWriter(writer)
+        out.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         async for chunk in response.aiter_raw():
             meter.feed(chunk)
             if chunk:
-                await self._write(writer, call, b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                out.chunk(chunk)
+                await out.drain()
+            call.client_gone = call.client_gone or out.gone
         meter.finish()
         self._settle(call, meter)
         self.job.add(call)
-        await self._write(writer, call, b"0\r\n\r\n")
+        out.write(b"0\r\n\r\n")
+        await out.close()
+        call.client_gone = call.client_gone or out.gone
         return True
 
     async def _write(self, writer: asyncio.StreamWriter, call: GatewayCall, data: bytes) -> None:
@@ -484,15 +347,28 @@ class Gateway:
         if call.status < 400 and not meter.complete:
             call.outcome, call.detail = "truncated", "the provider's answer ended before its last event"
 
+    def _limited(self, call: GatewayCall, until: float) -> None:
+        """A 429 with a reset: the account is parked on this worker now, and for the farm off the loop."""
+        self.job.parks.park(call.account, until)
+        self.job.parked_until = max(until, self.job.parked_until or 0.0)
+        self._calls.add(self._loop.run_in_executor(_BOOKS, _quietly, lambda c: self.job.on_limit(c, until), call))
+
+    async def _refuse_parked(self, writer: asyncio.StreamWriter, call: GatewayCall, until: float) -> bool:
+        """A call on a parked account never reaches the provider; the job is parked by its runner."""
+        self.job.parked_until = max(until, self.job.parked_until or 0.0)
+        message, retry_after = parked_refusal(call.account, until)
+        return await self._refuse(writer, call, 429, "rate_limit_error", message,
+                                  extra=f"retry-after: {retry_after}\r\n")
+
     async def _refuse(self, writer: asyncio.StreamWriter, call: GatewayCall, status: int, kind: str,
-                      message: str) -> bool:
+                      message: str, extra: str = "") -> bool:
         call.status, call.detail = status, message
         if call.outcome == "ok":
             call.outcome = "refused"
             self.job.refused.append(f"{call.method} /{call.provider}{call.path}: {message}")
         body = error_body(call.provider, status, kind, message)
-        reason = {401: "Unauthorized", 403: "Forbidden", 502: "Bad Gateway"}.get(status, "Error")
-        await self._write(writer, call, (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        reason = REASONS.get(status, "Error")
+        await self._write(writer, call, (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n{extra}"
                                          f"content-length: {len(body)}\r\n\r\n").encode() + body)
         self._record(call)
         return not call.client_gone
@@ -518,3 +394,11 @@ def _requested_model(body: bytes, path: str) -> str:
     except (ValueError, AttributeError):
         return ""
     return model if isinstance(model, str) else ""
+
+
+def parked_refusal(account: str, until: float) -> tuple[str, int]:
+    """What a call on a parked account is answered, and its retry-after (seconds)."""
+    wait = max(0.0, until - time.time())
+    stamp = dt.datetime.fromtimestamp(until, tz=dt.UTC).strftime("%H:%M:%S")
+    return (f"AgilePlus: provider account {account} is parked for the farm until {stamp} UTC (the provider "
+            f"answered 429); retry after {wait:.0f} seconds", max(1, round(wait)))

@@ -81,3 +81,19 @@ def make_layered_feature(n: int, *, width: int = 10, done_layers: int = 0, **fea
         [Dependency(wp_id=ids[f"WP{a + 1:03d}"], depends_on_id=ids[f"WP{b + 1:03d}"]) for a, b in sorted(links)],
         batch_size=1000)
     return feature
+
+
+class DispatchJobFactory(factory.django.DjangoModelFactory):
+    """A job of a WP (running, on its first attempt, unless told)."""
+
+    class Meta:
+        model = "dispatch.DispatchJob"
+
+    id = factory.Sequence(lambda n: f"job-{n:06d}")
+    wp = factory.SubFactory(WorkPackageFactory)
+    feature = factory.SelfAttribute("wp.feature")
+    harness = "command"
+    requested_by = "test"
+    state = "running"
+    attempt = 1
+    worker = "worker-a"

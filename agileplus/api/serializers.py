@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from agileplus.api.roles import ROLES
 from agileplus.api.tokens import AGENT_RE, USERNAME_RE
-from agileplus.dispatch.costs import GROUPINGS
+from agileplus.dispatch.cost_reports import GROUPINGS
 from agileplus.dispatch.models import JobState
 from agileplus.features.lifecycles import WP_STATE_ALIASES, WPState
 

@@ -12,7 +12,7 @@ from agileplus.api import serializers as s
 from agileplus.api.pagination import after_page, job_page
 from agileplus.api.roles import ensure_owns_job
 from agileplus.api.views import Base, parse, read, write
-from agileplus.dispatch import costs, job_log
+from agileplus.dispatch import cost_reports, costs, job_log
 from agileplus.dispatch import selectors as jobs
 from agileplus.dispatch import services as dispatch
 from agileplus.features import selectors as features
@@ -20,15 +20,16 @@ from agileplus.features.services import get_feature
 
 
 class CostList(Base):
-    @read(out.CostListOut, out.SLUG, s.CostFilter, tags=["features"],
+    @read(out.CostReportOut, out.SLUG, s.CostFilter, tags=["features"],
           operation_id="costs_list")
     def get(self, request, slug: str):
         query = parse(s.CostFilter, request.query_params)
         feature = get_feature(slug)
-        rows = costs.ledger(feature_id=feature.pk, by=query["by"])
+        rows = cost_reports.ledger(feature_id=feature.pk, by=query["by"])
         total = costs.ledger_total(rows)
-        return Response(out.CostListOut({"results": [r.as_dict() for r in rows],
-                                         "total_cost_usd": None if total is None else str(total)}).data)
+        return Response(out.CostReportOut({"results": [r.as_dict() for r in rows], "total_cost_usd": None
+                                           if total is None else str(total),
+                                           "outcomes": cost_reports.outcomes(feature_id=feature.pk)}).data)
 
 
 class JobList(Base):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 from django.utils import timezone
 
+from agileplus.cli.accounts_screen import echo_accounts
 from agileplus.cli.context import json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json
@@ -83,6 +84,7 @@ def agents_list(as_json) -> None:
             echo(f"  This machine: {_sandbox_line(row['local'])}")
         if row["status"] == "unavailable" and row["local"].get("reason"):
             echo(f"  Why: {row['local']['reason']}")
+    echo_accounts()
     echo("Select harness with --agent flag or set default in config.")
 
 

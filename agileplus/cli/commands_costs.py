@@ -2,32 +2,37 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import click
 
 from agileplus.cli.context import json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json, mark_json
-from agileplus.dispatch import costs
+from agileplus.dispatch import cost_reports, costs
 from agileplus.features.services import get_feature
 from agileplus.workflow.selectors import candidate_spend
 
 
 @cli.command("costs")
 @click.argument("feature_ref", required=False, metavar="[FEATURE]")
-@click.option("--by", type=click.Choice(costs.GROUPINGS), default="agent", show_default=True,
-              help="Group the ledger by agent, WP, day, feature, or (from the model gateway's calls) model or account")
+@click.option("--by", type=click.Choice(cost_reports.GROUPINGS), default="agent", show_default=True,
+              help="Group the ledger by agent, WP, day, feature, attempt (and what became of it), or (from the "
+                   "model gateway's calls) model or account")
 @json_option
 def costs_command(feature_ref: str | None, by: str, as_json: bool) -> None:
     """Tokens and USD spent by agents, from every job's reported usage."""
     if as_json:
         mark_json()
     feature = get_feature(feature_ref) if feature_ref else None
-    rows = costs.ledger(feature_id=feature.pk if feature else None, by=by)
+    rows = cost_reports.ledger(feature_id=feature.pk if feature else None, by=by)
     total = costs.ledger_total(rows)
     split = candidate_spend(feature.pk if feature else None)
+    spent_on = cost_reports.outcomes(feature_id=feature.pk if feature else None)
     if as_json:
         echo_json({"feature": feature.slug if feature else None, "by": by, "rows": [r.as_dict() for r in rows],
-                   "total_cost_usd": None if total is None else str(total), "candidates": split})
+                   "total_cost_usd": None if total is None else str(total), "outcomes": spent_on,
+                   "candidates": split})
         return
     if not rows:
         echo("No agent runs yet.")
@@ -43,6 +48,23 @@ def costs_command(feature_ref: str | None, by: str, as_json: bool) -> None:
         echo(f"unknown: {sum(r.unpriced for r in rows)} run(s) used a model with no price "
                    "(add it to agent.prices or harnesses/prices.json); the priced runs cost "
                    f"${costs.money(sum((r.cost_usd for r in rows), costs.ZERO))}")
+    echo(outcomes_line(spent_on))
     for row in split:  # best of N: what the choice cost beyond the winner
         echo(f"{row['feature']} {row['wp']}: {row['candidates']} candidates, ${row['winner']} on the winner, "
              f"${row['others']} on the others")
+
+
+def outcomes_line(spent_on: dict) -> str:
+    """``Merged WPs: 2 at $0.0120 each; wasted attempts: 3, $0.0045 (rejected 1, timed_out 2)``."""
+    line = f"Merged WPs: {spent_on['merged_wps']}"
+    if spent_on["merged_wps"]:
+        line += f" at ${_usd(spent_on['cost_per_merged_wp_usd'])} each"
+    line += f"; wasted attempts: {spent_on['wasted_attempts']}"
+    if spent_on["wasted_attempts"]:
+        fates = ", ".join(f"{fate} {n}" for fate, n in spent_on["wasted_by_fate"].items())
+        line += f", ${_usd(spent_on['wasted_cost_usd'])} ({fates})"
+    return line
+
+
+def _usd(amount: str | None) -> str:
+    return costs.money(None if amount is None else Decimal(amount))

@@ -6,7 +6,11 @@ the runner keeps the job's latest cumulative figures in ``DispatchJob.usage``. T
 those rows summed; budgets come from the feature's ``agent.budget`` config::
 
     agent:
-      budget: {job_usd: 2.00, wp_usd: 5.00, feature_usd: 40.00, day_usd: 100.00}
+      budget: {job_usd: 2.00, wp_usd: 5.00, feature_usd: 40.00, day_usd: 100.00, reserve_usd: 0.50}
+
+A running job's spend counts as the larger of what it reserved and what the ledger billed it
+(``dispatch/reservations.py``): ``reserve_usd`` is what a job reserves when it starts (else its
+WP's history says).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from agileplus.core.errors import DomainError
-from agileplus.dispatch.models import DispatchJob, ModelCall
+from agileplus.dispatch.models import DispatchJob, JobState, ModelCall, SpendReservation
 from agileplus.features.project_config import budget_config
 
 GROUPINGS = ("agent", "wp", "day", "feature", "model", "account")
@@ -48,6 +52,23 @@ def _spent(jobs) -> Decimal:
     return sum((usage_cost(u) for u in jobs.values_list("usage", flat=True)), ZERO)
 
 
+def ledger_spend(job_ids) -> dict[str, Decimal]:
+    """What the gateway's ledger billed each job so far (its calls that reached a provider)."""
+    rows = (ModelCall.objects.filter(job_id__in=job_ids).exclude(outcome="refused").values("job_id")
+            .annotate(cost=Sum("cost_usd")).values_list("job_id", "cost"))
+    return {job_id: cost or ZERO for job_id, cost in rows}
+
+
+def committed(jobs) -> Decimal:
+    """What ``jobs`` spent or hold: a running job with a reservation counts the larger of it and
+    what the ledger billed it so far (settled as its calls end); any other job its usage."""
+    held = dict(SpendReservation.objects.filter(job__in=jobs, job__state__in=JobState.HELD)
+                .values_list("job_id", "amount_usd"))
+    billed = ledger_spend(list(held))
+    return _spent(jobs.exclude(pk__in=list(held))) + sum(
+        (max(amount, billed.get(job_id, ZERO)) for job_id, amount in held.items()), ZERO)
+
+
 @dataclass
 class Allowance:
     """What one run may still spend, and which budget binds."""
@@ -60,19 +81,19 @@ class Allowance:
 
 
 def allowance_for(job: DispatchJob) -> Allowance:
-    """The tightest of the job/WP/feature/day budgets, minus what others already spent."""
+    """The tightest of the job/WP/feature/day budgets, minus what others spent or hold reserved."""
     limits = budget_config(job.feature.agent_config or {})
     others = DispatchJob.objects.exclude(pk=job.pk)
     options: list[tuple[Decimal, str]] = []
     if "job_usd" in limits:
         options.append((limits["job_usd"], "job_usd"))
     if "wp_usd" in limits:
-        options.append((limits["wp_usd"] - _spent(others.filter(wp_id=job.wp_id)), "wp_usd"))
+        options.append((limits["wp_usd"] - committed(others.filter(wp_id=job.wp_id)), "wp_usd"))
     if "feature_usd" in limits:
-        options.append((limits["feature_usd"] - _spent(others.filter(feature_id=job.feature_id)), "feature_usd"))
+        options.append((limits["feature_usd"] - committed(others.filter(feature_id=job.feature_id)), "feature_usd"))
     if "day_usd" in limits:
         start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-        options.append((limits["day_usd"] - _spent(others.filter(queued_at__gte=start)), "day_usd"))
+        options.append((limits["day_usd"] - committed(others.filter(queued_at__gte=start)), "day_usd"))
     if not options:
         return Allowance(None)
     limit, name = min(options)

@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -25,11 +26,13 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import Count, Q, Sum
 
-from agileplus.dispatch.costs import Allowance, usage_cost
+from agileplus.dispatch import accounts, reservations
+from agileplus.dispatch.costs import usage_cost
 from agileplus.dispatch.models import DispatchJob, ModelCall
 from harnesses.gateway import DEFAULT_BASES, GATEWAY_PORT, Gateway, GatewayCall, GatewayJob, Refusal, Route
 from harnesses.jsonlines import Price, price_table
 from harnesses.prices import PRICES
+from harnesses.process import StopReason
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,14 @@ class GatewayPlan:
     job: GatewayJob | None = None
     gateway: Gateway | None = None
     refusals: list[Refusal] = field(default_factory=list)
+    job_id: str = ""  # the job whose reservation this gateway's calls spend
+
+    def close(self) -> None:
+        """No new calls, and the job's reservation released (the job ended)."""
+        if self.gateway is not None:
+            self.gateway.stop()
+        if self.job_id:
+            reservations.release(self.job_id)
 
     @property
     def accounts(self) -> list[str]:
@@ -168,23 +179,65 @@ def cross_check(usage: dict) -> str:
 
 
 # --- budgets at the gateway -------------------------------------------------------------------------
-def budget_admit(job_id: str, allowance: Allowance, plan: GatewayPlan):
-    """``admit`` for the gateway: a call is refused once what the job's calls cost (its earlier
-    attempts' from the ledger, this attempt's as the gateway tallies them, plus a reservation for
-    each call still in flight) reaches what its tightest budget leaves it. The CLI shows the
-    refusal; the runner then stops the job."""
+def budget_admit(job_id: str, plan: GatewayPlan):
+    """``admit`` for the gateway. The job reserves its expected spend when it starts
+    (``reservations.reserve``); its calls are admitted in memory while what they cost (its
+    earlier attempts' from the ledger, this attempt's as the gateway tallies them, plus a
+    reservation for each call still in flight) stays under that grant. A call past it asks, off
+    the loop, for the grant to grow (``reservations.top_up``) and is refused when the budgets
+    leave nothing more. The CLI shows the refusal; the runner then stops the job."""
     before = usage_cost(metered_usage(job_id) or {})
+    grant = reservations.reserve(job_id)
+    plan.job_id = job_id
 
-    def admit(call: GatewayCall) -> Refusal | None:
+    def top_up(call: GatewayCall) -> Refusal | None:
+        nonlocal grant
         spent = before + plan.job.committed()
-        if allowance.limit is None or spent < allowance.limit:
+        grant = reservations.top_up(job_id, spent)
+        if grant is None or spent < grant.amount:
             return None
-        refusal = Refusal("budget_exceeded", f"AgilePlus: the {allowance.budget} budget is spent (${spent.normalize()} "
-                                             f"of ${allowance.limit} this job may use); no more model calls for it")
+        refusal = Refusal("budget_exceeded", f"AgilePlus: the {grant.allowance.budget} budget is spent "
+                                             f"(${spent.normalize()} of ${grant.allowance.limit} this job may use); "
+                                             "no more model calls for it")
         plan.refusals.append(refusal)
         return refusal
 
+    def admit(call: GatewayCall) -> Refusal | None:
+        if grant is None or before + plan.job.committed() < grant.amount:
+            return None
+        return Refusal("budget_exceeded", "", recheck=top_up)
+
     return admit
+
+
+def wire_gateway(plan: GatewayPlan, job: DispatchJob, attempt: int, worker: str, config: dict) -> None:
+    """The job's side of its gateway: prices, the ledger row of each call, its budget admission
+    (with the job's reservation), and account parking for the farm."""
+    plan.job.prices = job_prices(config)
+    plan.job.on_call = lambda call: record_call(job, attempt, worker, call)
+    plan.job.admit = budget_admit(job.id, plan)
+    plan.job.on_limit = lambda call, until: accounts.park_account(
+        call.account, call.provider, dt.datetime.fromtimestamp(until, tz=dt.UTC), worker=worker,
+        reason=f"{call.provider} answered 429 to {call.method} {call.path} (job {job.id})")
+    accounts.known_accounts({r.account: r.provider for r in plan.routes.values()})
+    accounts.watch_parks()
+
+
+def gateway_stop(plan: GatewayPlan | None) -> StopReason | None:
+    """Why the runner stops the agent because of its gateway: its provider account is parked for
+    the farm (the job then waits for the reset: the words say how long), or a call was refused for
+    the budget."""
+    if plan is None:
+        return None
+    if plan.job.parked_until is not None:
+        wait = max(0.0, plan.job.parked_until - time.time())
+        until = dt.datetime.fromtimestamp(plan.job.parked_until, tz=dt.UTC)
+        return StopReason("rate_limited", f"the provider answered 429: its account ({', '.join(plan.accounts)}) "
+                                          f"is parked for the farm until {until:%H:%M:%S} UTC: "
+                                          f"retry after {wait:.0f} seconds")
+    if plan.refusals:
+        return StopReason("budget", plan.refusals[0].message)
+    return None
 
 
 def job_prices(config: dict) -> dict[str, Price]:

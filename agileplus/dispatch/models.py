@@ -200,3 +200,37 @@ class ModelCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} {self.provider} {self.model}"
+
+
+class SpendReservation(models.Model):
+    """What a job holds against its budgets while it runs (``dispatch/reservations.py``): taken
+    when its gateway starts, grown as its calls use it up, gone when the job ends. A budget's
+    other jobs count ``max(amount_usd, what the ledger already billed the job)``, so jobs started
+    together cannot all be admitted at $0 and overrun a budget together."""
+
+    job = models.OneToOneField(DispatchJob, on_delete=models.CASCADE, primary_key=True, related_name="reservation")
+    feature = models.ForeignKey("features.Feature", on_delete=models.CASCADE, related_name="+")
+    wp = models.ForeignKey("features.WorkPackage", on_delete=models.CASCADE, related_name="+")
+    amount_usd = models.DecimalField(max_digits=14, decimal_places=8)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.job_id} ${self.amount_usd}"
+
+
+class ProviderAccount(models.Model):
+    """A provider account the workers' keys belong to (``gateway.account_of``) and, when a provider
+    answered 429 with a reset, until when it is parked for every worker (``dispatch/accounts.py``)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    provider = models.CharField(max_length=40)
+    parked_until = models.DateTimeField(null=True, blank=True)
+    parked_reason = models.CharField(max_length=300, blank=True)
+    parked_by = models.CharField(max_length=255, blank=True)  # the worker whose call got the 429
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 from agileplus.core.errors import DomainError
 
-BUDGET_KEYS = ("job_usd", "wp_usd", "feature_usd", "day_usd")
+BUDGET_KEYS = ("job_usd", "wp_usd", "feature_usd", "day_usd", "reserve_usd")
 QUEUE_KEYS = ("batch_max", "bisect", "speculative")
 
 

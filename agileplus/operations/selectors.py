@@ -19,11 +19,11 @@ from django.utils import timezone
 
 from agileplus.audit.models import AuditEntry
 from agileplus.core.actors import SYSTEM_REAPER
-from agileplus.dispatch.costs import budget_config
 from agileplus.dispatch.models import DispatchJob, JobState, ModelCall, Worker
 from agileplus.events.models import Event
 from agileplus.features.lifecycles import FeatureState
 from agileplus.features.models import Feature
+from agileplus.features.project_config import budget_config
 from agileplus.operations.models import WebhookDelivery
 from agileplus.review.models import MergeQueueEntry
 

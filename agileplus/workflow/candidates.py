@@ -31,12 +31,13 @@ from django.utils import timezone
 from agileplus.core.actors import SYSTEM, Actor, parse_actor
 from agileplus.core.errors import DomainError, IllegalTransition
 from agileplus.dispatch.candidacy import Candidacy, candidate_branch
-from agileplus.dispatch.costs import budget_config, usage_cost
+from agileplus.dispatch.costs import usage_cost
 from agileplus.dispatch.models import DispatchJob, JobState, Worker
 from agileplus.dispatch.services import cancel_job, check_request, enqueue_job, job_config
 from agileplus.events import subjects
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import WorkPackage
+from agileplus.features.project_config import budget_config
 from agileplus.features.services import blocking_dependencies, record_wp_entry, transition_wp
 from agileplus.review.merge import repo_lock, set_aside_branch, workspace
 from agileplus.workflow import scoring

@@ -32,7 +32,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("access", ("agileplus.api.models", "agileplus.api.roles", "agileplus.api.tokens")),
     # provenance: the worker's Agent Trace notes and the merge queue's signed attestations, beside
     # the gate that moves main (it reads the review's records and the jobs).
-    ("gate", ("agileplus.review", "agileplus.provenance")),
+    # dispatch/cost_reports.py: what the spend bought (merged, rejected, ejected) reads the review's
+    # records, so it sits with them (its importers are the interfaces).
+    ("gate", ("agileplus.review", "agileplus.provenance", "agileplus.dispatch.cost_reports")),
     ("runner", ("agileplus.dispatch.runner", "agileplus.dispatch.fresh")),
     ("workflow", ("agileplus.workflow",)),
     # operating the farm: metrics, webhooks, retention, backup; it reads every app's records.

@@ -26,13 +26,13 @@ from agileplus.api.output.base import (
     text,
     with_errors,
 )
+from agileplus.api.output.costs import CostReportOut
 from agileplus.api.output.dispatch import (
     AgentListOut,
     AgentOut,
     AgentWorkerOut,
     CancelOut,
     CommitOut,
-    CostListOut,
     CostRowOut,
     FreshStartOut,
     ImplementOut,
@@ -77,6 +77,7 @@ from agileplus.api.output.review import (
 from agileplus.api.output.workflow import CandidateRoundOut
 
 __all__ = [
+    "CostReportOut",
     "CandidateRoundOut",
     "AgentListOut",
     "AgentOut",
@@ -87,7 +88,6 @@ __all__ = [
     "ChainPointOut",
     "CommitOut",
     "CompletionOut",
-    "CostListOut",
     "CostRowOut",
     "DependencyOut",
     "ENUM_NAME_OVERRIDES",

@@ -21,11 +21,6 @@ class CostRowOut(Shape):
     unpriced_runs = s.IntegerField(help_text="runs with tokens but no price for their model")
 
 
-class CostListOut(Shape):
-    results = CostRowOut(many=True)
-    total_cost_usd = s.CharField(allow_null=True, help_text="decimal string; null = unknown")
-
-
 class JobRowOut(Shape):
     # Read from a ``DispatchJob`` annotated with ``n_commits`` (``api.queries.jobs``).
     id = s.CharField()

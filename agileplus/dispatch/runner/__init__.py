@@ -96,8 +96,8 @@ class JobRun(RunLog, WorkspaceSteps, AgentSteps, CommitSteps, ResultSteps):
         finally:
             self.stop_heartbeat.set()
             revoke_job_token(self.job.id, self.claim.attempt)  # the agent's per-job API token ends with the job
-            if self.gateway is not None:  # a run that failed before its agent started: no listener left open
-                self.gateway.gateway.stop()
+            if self.gateway is not None:  # no listener left open, the job's reservation released
+                self.gateway.close()
 
     def _run(self) -> str:
         """The steps of one run, in order: prepare the workspace (mirror, worktree); resolve the

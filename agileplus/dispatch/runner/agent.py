@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from agileplus.dispatch import job_log, services
+from agileplus.dispatch.gateway import gateway_stop
 from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM
 from agileplus.dispatch.runner.result import LIMIT_REASONS
 from agileplus.dispatch.runner.workspace import Launch, Workspace
@@ -66,8 +67,8 @@ class AgentSteps:
                               on_warning=self.warn)
             if result.stopped is None:  # what it wrote or allocated since the last tick counts too
                 result.stopped = self.over_limit(launch.sandbox)
-            if result.stopped is None and self.gateway is not None and self.gateway.refusals:
-                result.stopped = StopReason("budget", self.gateway.refusals[0].message)  # ended before a tick
+            if result.stopped is None:  # it ended before a tick saw its gateway's refusal or parked account
+                result.stopped = gateway_stop(self.gateway)
             if result.stopped is not None and result.stopped.kind in LIMIT_REASONS:
                 self.record_limit(result.stopped)
             return result
@@ -156,8 +157,8 @@ class AgentSteps:
     def tick(self, workspace: Workspace, sandbox: Sandbox | None = None) -> StopReason | None:
         """Between lines: flush the log, report new commits and refused connections, notice fencing and cancels."""
         report_refused(self, self.egress)
-        if self.gateway is not None and self.gateway.refusals:  # a call refused for the budget: stop here
-            return StopReason("budget", self.gateway.refusals[0].message)
+        if (stop := gateway_stop(self.gateway)) is not None:  # refused for the budget, or its account parked
+            return stop
         self.flush(hold=True)
         self.scan_commits(workspace.worktree, workspace.base, strict=False)
         if self.fenced:

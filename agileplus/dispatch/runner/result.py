@@ -161,7 +161,7 @@ class ResultSteps:
         ``fallback_harnesses`` (then it is rerouted, as before). False: fail the run as before."""
         if self.config.get("fallback_harnesses"):
             return False
-        said = f"{policy.last_error} {outcome.detail}"
+        said = f"{outcome.detail} {policy.last_error}"  # a parked account's reset before the CLI's own words
         self.flush()
         job_log.update_progress(self.claim, usage=self.billed(policy.usage))
         parked = services.park_rate_limited(self.claim, wait_seconds=rate_limit_wait(said, time.time()),

@@ -20,7 +20,7 @@ from agileplus.core.canonical import sha256_hex
 from agileplus.core.secrets import HarnessCredentials, agent_base_environment, harness_credentials, resolve_environment
 from agileplus.dispatch import sessions
 from agileplus.dispatch.candidacy import CANDIDATE_ENV
-from agileplus.dispatch.gateway import budget_admit, job_prices, plan_gateway, record_call, settings_files
+from agileplus.dispatch.gateway import plan_gateway, settings_files, wire_gateway
 from agileplus.dispatch.models import AgentSession, DispatchJob
 from agileplus.dispatch.prompt import PackagedPrompt, build_prompt
 from agileplus.dispatch.reaper import worker_name
@@ -174,10 +174,7 @@ class WorkspaceSteps:
         self.gateway = plan = plan_gateway(credentials.env, sandboxed=sandboxed)
         if plan is None:
             return credentials
-        job, attempt, worker = self.job, self.claim.attempt, self.claim.worker
-        plan.job.prices = job_prices(self.config)
-        plan.job.on_call = lambda call: record_call(job, attempt, worker, call)
-        plan.job.admit = budget_admit(job.id, self.allowance, plan)
+        wire_gateway(plan, self.job, self.claim.attempt, self.claim.worker, self.config)
         self.say(f"Model gateway: {', '.join(sorted(plan.routes))} through the worker "
                  f"(accounts {', '.join(plan.accounts)}); the agent holds a per-job placeholder key")
         return HarnessCredentials(env=plan.agent_env, files=settings_files(credentials.files),

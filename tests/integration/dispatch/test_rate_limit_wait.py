@@ -1,6 +1,8 @@
-"""Rate limits wait, they don't fail: a 429 with ``retry-after: 5`` parks the real Claude Code's
-job until the reset, the worker runs another WP meanwhile, and the first job then resumes its
-session and finishes, with no fallback harness and nothing counted as a failure."""
+"""Rate limits wait, they don't fail: a 429 with ``retry-after: 5`` parks the provider account for
+the farm and the real Claude Code's job until the reset; another WP's job on the same account,
+dispatched meanwhile, is stopped at its first call (refused by the gateway, never reaching the
+provider) and waits too; both then resume their sessions and finish, with no fallback harness
+and nothing counted as a failure."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import datetime as dt
 import pytest
 
 from agileplus.audit.models import AuditEntry
-from agileplus.dispatch.models import DispatchJob, JobLogLine
+from agileplus.dispatch.models import DispatchJob, JobLogLine, ProviderAccount
+from agileplus.events.models import Event
 from harnesses.endpoints import Fail, Run, Say, Turn, Write
 from harnesses.endpoints.anthropic import AnthropicEndpoint
 from tests.integration.dispatch.test_real_clis import agileplus, log_text
@@ -25,9 +28,9 @@ def commit_turns(wp: str, delay: float = 0.0) -> list[Turn]:
             Turn([Run(f"git add {path} && git commit -q -m '{message}'")], delay=delay)]
 
 
-def test_a_429_parks_the_job_until_the_reset_another_runs_meanwhile_then_it_resumes(tmp_path):
+def test_a_429_parks_the_account_and_its_jobs_until_the_reset_then_they_resume(tmp_path):
     scripts = {"WP01": [Fail("429", retry_after=5), *commit_turns("WP01")],
-               "WP02": commit_turns("WP02", delay=4)}  # slow: still running when WP01's reset comes
+               "WP02": commit_turns("WP02")}
     with AnthropicEndpoint(scripts_by_workdir=scripts) as endpoint:
         worker_env = worker_environment("claude-code", endpoint, tmp_path / "home")
         repo = make_target_repo(tmp_path, wps={"WP01": [], "WP02": []},
@@ -58,14 +61,22 @@ def test_a_429_parks_the_job_until_the_reset_another_runs_meanwhile_then_it_resu
     assert 4.5 <= waited <= 6  # the reset the endpoint gave, not a backoff
     until = parked.not_before.astimezone().strftime('%H:%M')
     assert f"Current task: waiting for rate limit until {until}" in shown.stdout
-    # the worker ran WP02 meanwhile, and WP01 came back after the reset while WP02 still ran
-    assert other.started_at < parked.not_before < other.finished_at
+    # the account was parked for the farm: WP02's job, dispatched meanwhile, waited for the same
+    # reset (its refused call never reached the provider: the endpoint saw its two turns and the
+    # closing answer, as a run with no rate limit makes them)
+    assert JobLogLine.objects.filter(job=other, line__startswith="Rate limited: waiting").exists()
+    assert other.claimed_at >= parked.not_before - dt.timedelta(seconds=1)
+    assert len([r for r in endpoint.agent_requests if r.route == "WP02"]) == 3
+    assert [e.subject for e in Event.objects.filter(subject__startswith="agileplus.account.")] == [
+        "agileplus.account.parked", "agileplus.account.resumed"]
+    assert ProviderAccount.objects.get().parked_until is None
     assert parked.not_before <= job.claimed_at < parked.not_before + dt.timedelta(seconds=8)
     # the same session resumed: its second run's first request carries the rate-limited prompt
     assert job.manifest["resumed_from_session"]
     assert "rate limited; waited 5.0 s for the reset" in str(wp01_requests[1].body["messages"])
     # not a failure: the job's attempts were not spent, the WP never blocked, no other harness
     assert (job.attempt, job.max_attempts - job.attempt) == (2, 1)
-    assert feature.work_packages.get(code="WP01").state == "for_review"
-    assert not AuditEntry.objects.filter(wp__code="WP01", transition__contains="blocked").exists()
+    assert (other.attempt, other.max_attempts - other.attempt) == (2, 1)
+    assert set(feature.work_packages.values_list("state", flat=True)) == {"for_review"}
+    assert not AuditEntry.objects.filter(transition__contains="blocked").exists()
     assert set(DispatchJob.objects.filter(feature=feature).values_list("harness", flat=True)) == {"claude-code"}

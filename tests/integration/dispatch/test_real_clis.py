@@ -285,7 +285,9 @@ def test_a_429_from_the_endpoint_is_the_rate_limit_path(tmp_path):
     assert job.state == "failed", result.stdout
     assert last_reason(feature) == "rate_limited"
     assert "429" in job.error
-    assert len(endpoint.agent_requests) == 2  # the CLI's one retry honoured retry-after, then gave up
+    # the CLI's one retry honours retry-after, unless the worker stopped it first: the 429 parked
+    # the account for the farm, and the job waits for the reset
+    assert 1 <= len(endpoint.agent_requests) <= 2
 
 
 def test_a_500_from_the_endpoint_fails_the_run_with_the_cli_s_error(tmp_path):

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from agileplus.dispatch.models import DispatchJob
+from agileplus.dispatch import cost_reports
+from agileplus.dispatch.models import DispatchJob, ModelCall
 from agileplus.review.models import ReviewReport
 from harnesses.check import QUIET_ENVIRONMENT
 from harnesses.endpoints import Run, Say, Turn, Write
@@ -21,6 +22,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 FIXES = {"name": "fixes", "timeout": 30, "command": "for f in fix_1 fix_2; do test -f wp01/$f.txt || "
          "{ echo \"missing wp01/$f.txt\"; exit 1; }; done"}
+
+
+ONE_FIX = {**FIXES, "command": FIXES["command"].replace(" fix_2", "")}
 
 
 def round_of(name: str) -> list[Turn]:
@@ -59,3 +63,35 @@ def test_changes_requested_twice_resume_the_same_claude_session_until_approved(t
         assert "Changes requested by the automated review" in text and missing in text
         assert "Adding wp01/file_1.txt." in text
     assert repo.git("show", "main:wp01/fix_2.txt") == "fix_2"
+
+
+def test_the_review_rounds_are_billed_as_the_provider_billed_them_and_the_rejected_rounds_are_wasted(tmp_path):
+    script = round_of("file_1") + round_of("fix_1")
+    with AnthropicEndpoint(script) as endpoint:
+        worker_env = worker_environment("claude-code", endpoint, tmp_path / "home")
+        repo = make_target_repo(tmp_path, wps={"WP01": []}, environment=QUIET_ENVIRONMENT,
+                                agent={"harness": "claude-code", "max_review_cycles": 2,
+                                       "prices": {"*": {"input": "3", "output": "15"}}},
+                                review={"checks": [{"name": "governance"}, ONE_FIX]})
+        feature = import_target(repo)
+        with running_workers(tmp_path, 1, broker_url=None, with_beat=True, harnesses="claude-code", **worker_env):
+            started = agileplus(tmp_path, "implement", "003", "--all", "--no-wait", "--actor", "human:alice")
+            assert started.returncode == 0, started.stdout + started.stderr
+            wait_until(lambda: feature.work_packages.get(code="WP01").state in ("done", "blocked"), timeout=300,
+                       what="WP01 done after its review round")
+        jobs = list(DispatchJob.objects.filter(feature=feature).order_by("queued_at"))
+        billed = dict(endpoint.billed)
+    calls = ModelCall.objects.filter(feature=feature).exclude(outcome="refused")
+    spent_on = cost_reports.outcomes(feature_id=feature.pk)
+
+    assert feature.work_packages.get(code="WP01").state == "done", "\n---\n".join(log_text(j) for j in jobs)
+    # every call of both rounds is in the ledger, as the provider billed it, each on its own job
+    assert (sum(c.input_tokens for c in calls), sum(c.output_tokens for c in calls), calls.count()) == (
+        billed["input_tokens"], billed["output_tokens"], billed["calls"])
+    assert [int(j.usage["input_tokens"]) for j in jobs] == [
+        sum(c.input_tokens for c in calls if c.job_id == j.id) for j in jobs]
+    # the round the review rejected is wasted; the merged WP cost both rounds
+    assert [a.fate for a in cost_reports.attempts(feature_id=feature.pk)] == ["rejected", "merged"]
+    assert spent_on["wasted_by_fate"] == {"rejected": 1}
+    assert spent_on["wasted_cost_usd"] == str(sum(c.cost_usd for c in calls if c.job_id == jobs[0].id).normalize())
+    assert spent_on["cost_per_merged_wp_usd"] == str(sum(c.cost_usd for c in calls).normalize())

@@ -137,14 +137,15 @@ class TimedOutThenResumed:
 def time_out_then_implement_again(tmp_path, harness: str, endpoint, model: str, timeout: int,
                                   second_worker_dir: str | None = None,
                                   between: Callable[[AgentSession], None] | None = None,
-                                  first_run_calls: int = 3, **agent) -> TimedOutThenResumed:
+                                  first_run_calls: int = 3, drain: str = "", **agent) -> TimedOutThenResumed:
     """`implement --inline --timeout N` (attempt 1 times out on the slow reply, its
     ``first_run_calls``-th), the WP back to planned (``between`` then given the stored session),
-    `implement --inline` again (in ``second_worker_dir``: a new worktree path). ``agent``: the
-    feature's other agent settings."""
+    `implement --inline` again (in ``second_worker_dir``: a new worktree path). ``drain``: how long
+    attempt 1's gateway waits for its calls in flight. ``agent``: the feature's other agent settings."""
     repo = target(tmp_path, harness, model=model, **agent)
     feature = import_target(repo)
-    extra = {**worker_environment(harness, endpoint, tmp_path / "home"), "grace": "1"}
+    extra = {**worker_environment(harness, endpoint, tmp_path / "home"), "grace": "1",
+             **({"AGILEPLUS_MODEL_GATEWAY_DRAIN_SECONDS": drain} if drain else {})}
     implement = ("implement", "003", "--wp", "WP01", "--agent", harness, "--inline")
     # the slow reply comes once the timeout has killed the agent: the gateway reads it to its end
     # (billed to attempt 1) and attempt 1 ends then, not at the end of the reply's 60-90 s delay
@@ -272,7 +273,9 @@ def test_after_a_timeout_the_next_run_resumes_the_aider_session_in_a_new_worktre
     attempt 1's prompt and reply in the conversation it sends; the stored session then holds both
     runs (a third attempt would restore both) and `jobs session` shows it."""
     with ChatEndpoint(AIDER_TIMEOUT_SCRIPT, commit_message=[FIRST, SECOND]) as endpoint:
-        run = time_out_then_implement_again(tmp_path, "aider", endpoint, "openai/gpt-4o", 40,
+        # its slow reply comes 90 s after the call: the gateway waits for it (billed to attempt 1)
+        # whatever the machine's load, not only the default 60 s after the agent's timeout
+        run = time_out_then_implement_again(tmp_path, "aider", endpoint, "openai/gpt-4o", 40, drain="150",
                                             second_worker_dir=str(tmp_path / "w2"), first_run_calls=2,
                                             edit_format="whole", extra_args=AIDER_TEST_FAILS_WITHOUT_FILE_2)
         first_prompt = endpoint.agent_requests[0].body["messages"][-2]["content"]
