@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import click
 
 from agileplus.cli.context import json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json, mark_json
+from agileplus.cli.render import outcomes_line
 from agileplus.dispatch import cost_reports, costs
 from agileplus.features.services import get_feature
 from agileplus.workflow.selectors import candidate_spend
@@ -52,19 +51,3 @@ def costs_command(feature_ref: str | None, by: str, as_json: bool) -> None:
     for row in split:  # best of N: what the choice cost beyond the winner
         echo(f"{row['feature']} {row['wp']}: {row['candidates']} candidates, ${row['winner']} on the winner, "
              f"${row['others']} on the others")
-
-
-def outcomes_line(spent_on: dict) -> str:
-    """``Merged WPs: 2 at $0.0120 each; wasted attempts: 3, $0.0045 (rejected 1, timed_out 2)``."""
-    line = f"Merged WPs: {spent_on['merged_wps']}"
-    if spent_on["merged_wps"]:
-        line += f" at ${_usd(spent_on['cost_per_merged_wp_usd'])} each"
-    line += f"; wasted attempts: {spent_on['wasted_attempts']}"
-    if spent_on["wasted_attempts"]:
-        fates = ", ".join(f"{fate} {n}" for fate, n in spent_on["wasted_by_fate"].items())
-        line += f", ${_usd(spent_on['wasted_cost_usd'])} ({fates})"
-    return line
-
-
-def _usd(amount: str | None) -> str:
-    return costs.money(None if amount is None else Decimal(amount))

@@ -12,6 +12,7 @@ from agileplus.cli.context import actor_option, current_actor, feature_and_wp, j
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json, echo_moved, is_tty, mark_json
 from agileplus.core.text import terminal_safe
+from agileplus.dispatch.cost_reports import outcomes
 from agileplus.dispatch.costs import ledger
 from agileplus.features import selectors, services
 from agileplus.features.importer import import_features
@@ -30,6 +31,8 @@ def _status_payload(feature_ref: str | None) -> tuple[dict | list, list[str]]:
             amount = "unknown" if c["cost_usd"] is None else f"${c['cost_usd']}"
             lines.append(f"Agent cost: {amount} ({c['input_tokens']:,} in / {c['output_tokens']:,} out "
                          f"tokens, {c['jobs']} runs)")
+            status["spend_outcomes"] = outcomes(feature_id=feature.pk)  # what the spend bought
+            lines.append(render.outcomes_line(status["spend_outcomes"]))
         for conflict in status["predicted_conflicts"]:
             lines.append(f"Predicted conflict: {conflict['a']} ↔ {conflict['b']} ({conflict['source']}: "
                          f"{', '.join(conflict['paths'][:3])})")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 
 from agileplus.cli.output import bar
+from agileplus.dispatch.costs import money
 
 TITLE_WIDTH = 28
 
@@ -177,3 +179,19 @@ def fresh_start_lines(code: str, move: dict) -> list[str]:
         lines.append(f"  Old work: none on the origin ({move['old_branch']} was never pushed)")
     lines.append(f"  New branch: {move['branch']} from {move['main']} ({move['base'][:7]})")
     return lines
+
+
+def outcomes_line(spent_on: dict) -> str:
+    """``Merged WPs: 2 at $0.0120 each; wasted attempts: 3, $0.0045 (rejected 1, timed_out 2)``."""
+    line = f"Merged WPs: {spent_on['merged_wps']}"
+    if spent_on["merged_wps"]:
+        line += f" at ${_usd(spent_on['cost_per_merged_wp_usd'])} each"
+    line += f"; wasted attempts: {spent_on['wasted_attempts']}"
+    if spent_on["wasted_attempts"]:
+        fates = ", ".join(f"{fate} {n}" for fate, n in spent_on["wasted_by_fate"].items())
+        line += f", ${_usd(spent_on['wasted_cost_usd'])} ({fates})"
+    return line
+
+
+def _usd(amount: str | None) -> str:
+    return money(None if amount is None else Decimal(amount))

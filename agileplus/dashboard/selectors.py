@@ -9,6 +9,7 @@ from agileplus.cli.output import bar
 from agileplus.dashboard import layout
 from agileplus.dashboard.text import visible
 from agileplus.dispatch import selectors as jobs
+from agileplus.dispatch.cost_reports import outcomes
 from agileplus.dispatch.costs import ledger
 from agileplus.dispatch.models import JobCommit
 from agileplus.features.models import Feature
@@ -40,6 +41,7 @@ def board(feature: Feature, *, after: str = "") -> dict:
         "chain": verify_chain(feature),
         "agents": jobs.agents_overview(),
         "costs": ledger(feature_id=feature.pk, by="agent"),
+        "spend_outcomes": outcomes(feature_id=feature.pk),
         "conflicts": predicted_conflicts(feature, with_branches=False)[:50],
         "page": status["work_packages_page"],
         "merge_queue": merge_queues(feature, recent=5)[0],
