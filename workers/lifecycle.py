@@ -64,6 +64,17 @@ def _reap_orphans() -> None:
         connection.close()
 
 
+@signals.worker_shutting_down.connect
+def _hand_on_running_jobs(sender=None, **_kwargs) -> None:
+    """SIGTERM (a rolling restart, `docker stop`): the running jobs' processes see it at their next
+    tick, stop their agents, push, capture the session and put the job back in the queue."""
+    from agileplus.dispatch.reaper import mark_shutting_down  # late: no Django yet at load
+
+    name = os.environ.get("AGILEPLUS_WORKER_NAME")
+    if name:
+        mark_shutting_down(name)
+
+
 @signals.worker_shutdown.connect
 def _stop_heartbeat(sender=None, **_kwargs) -> None:
     _stop.set()

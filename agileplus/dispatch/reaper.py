@@ -117,3 +117,27 @@ def record_worker_heartbeat(hostname: str, *, harnesses: dict, concurrency: int,
         defaults={"harnesses": harnesses, "concurrency": concurrency, "active_sessions": active_sessions,
                   "last_heartbeat": timezone.now(), "stopped_at": None},
     )
+
+
+# --- a worker stopping (a rolling restart): its running jobs are handed on, not left to their lease ---
+SHUTTING_DOWN = "shutting-down"
+
+
+def _marker(worker: str):
+    return settings.WORKER_DATA_DIR / worker / SHUTTING_DOWN
+
+
+def mark_shutting_down(worker: str) -> None:
+    """Said by the worker's main process on SIGTERM; its task processes read it at their next tick."""
+    marker = _marker(worker)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+def shutting_down(worker: str) -> bool:
+    return _marker(worker).exists()
+
+
+def clear_shutting_down(worker: str) -> None:
+    """A worker starting under this name is not stopping (its previous life was)."""
+    _marker(worker).unlink(missing_ok=True)

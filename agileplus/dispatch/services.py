@@ -331,6 +331,30 @@ def release_for_retry(claim: Claim, reason: str) -> bool:
     return bool(moved)
 
 
+# A job handed on by a stopping worker waits this long: the stopping worker, still reading its queue
+# while its other jobs end, does not take it back.
+HAND_ON_DELAY = dt.timedelta(seconds=3)
+
+
+def hand_on(claim: Claim, reason: str) -> bool:
+    """Its worker is stopping (a rolling restart): the job goes back to the queue now, with one
+    more attempt allowed (a restart is not the job's failure). False if no longer held."""
+    moved = _held(claim).update(state=JobState.QUEUED, worker="", lease_expires_at=None,
+                                not_before=timezone.now() + HAND_ON_DELAY, max_attempts=F("max_attempts") + 1,
+                                current_activity=redact(reason)[:300])
+    if moved:
+        send_doorbell(DispatchJob.objects.get(pk=claim.job_id))
+    return bool(moved)
+
+
+def ring_again_later(job_id: str) -> None:
+    """A stopping worker takes no new job: the doorbell rings again after ``HAND_ON_DELAY``."""
+    DispatchJob.objects.filter(pk=job_id, state=JobState.QUEUED).update(not_before=timezone.now() + HAND_ON_DELAY)
+    job = DispatchJob.objects.filter(pk=job_id, state=JobState.QUEUED).first()
+    if job is not None:
+        send_doorbell(job)
+
+
 def cancel_job(job_id: str, *, actor: Actor | str) -> DispatchJob:
     actor = parse_actor(actor)
     job = DispatchJob.objects.filter(pk=job_id).first()

@@ -129,6 +129,8 @@ class JobRun(RunLog, WorkspaceSteps, AgentSteps, CommitSteps, ResultSteps):
             return "fenced"
         if collected.outcome.reason == "rate_limited" and self.park(collected.outcome, policy):
             return JobState.QUEUED  # this worker takes other work; the job comes back after the reset
+        if collected.outcome.reason == "handed_on" and self.hand_on(policy):
+            return JobState.QUEUED  # its worker is stopping: the next attempt, on any worker, resumes it
         if collected.outcome.state == JobState.SUCCEEDED:
             collected.tests = self.count_tests(workspace)
         finished = self.finish(collected, result, policy.usage, model=policy.model or self.config.get("model") or "")
@@ -148,6 +150,7 @@ def reap_orphaned_agents(restarting: str | None = None) -> list[int]:
 def restart_worker(worker: str) -> list[str]:
     """What a worker does as it starts, before it takes a job: end the agents its previous life
     left running on this machine, and release (with an audit entry) the attempts it held."""
+    reaper.clear_shutting_down(worker)
     killed = _reap_orphans(worker)
     return reaper.release_lost_attempts(worker, agents_killed=killed)
 
@@ -176,6 +179,9 @@ def _reap_orphans(restarting: str | None) -> dict[str, list[int]]:
 def run_job(job_id: str, worker: str | None = None) -> str:
     """Claim and run ``job_id``. Returns the final state, or ``not-claimed`` for a duplicate."""
     close_old_connections()
+    if reaper.shutting_down(worker or worker_name()):  # stopping: another worker takes it
+        services.ring_again_later(job_id)
+        return "not-claimed"
     claim = services.claim_job(job_id, worker or worker_name())
     if claim is None:
         return "not-claimed"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from agileplus.dispatch import job_log, services
+from agileplus.dispatch import job_log, reaper, services
 from agileplus.dispatch.gateway import gateway_stop
 from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM
 from agileplus.dispatch.runner.result import LIMIT_REASONS
@@ -165,6 +165,8 @@ class AgentSteps:
             return StopReason("fenced", "this worker no longer holds the job")
         if services.cancel_requested(self.claim):
             return StopReason("cancelled", "cancel requested")
+        if reaper.shutting_down(self.claim.worker):  # a rolling restart: stop now, hand the job on
+            return StopReason("handed_on", "its worker is shutting down")
         return self.over_limit(sandbox)
 
     def over_limit(self, sandbox: Sandbox | None) -> StopReason | None:

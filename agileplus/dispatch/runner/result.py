@@ -55,6 +55,8 @@ def outcome_of(result: ProcessResult) -> Outcome:
         return Outcome(JobState.CANCELLED, result.exit_code, "cancelled", stopped.detail)
     if stopped.kind == "rate_limited":
         return Outcome(JobState.FAILED, result.exit_code, "rate_limited", stopped.detail)
+    if stopped.kind == "handed_on":
+        return Outcome(JobState.FAILED, result.exit_code, "handed_on", stopped.detail)
     if stopped.kind == "budget":
         return Outcome(JobState.FAILED, result.exit_code, "budget_exceeded", stopped.detail)
     if stopped.kind in LIMIT_REASONS:
@@ -167,6 +169,14 @@ class ResultSteps:
         parked = services.park_rate_limited(self.claim, wait_seconds=rate_limit_wait(said, time.time()),
                                             detail=outcome.detail)
         return parked is not None
+
+    def hand_on(self, policy: StreamPolicy) -> bool:
+        """Its worker is shutting down: the job goes back to the queue now (commits pushed, session
+        captured by now), not when its lease runs out; the attempt is not held against its retries."""
+        self.say("Handed on: this worker is shutting down; the job goes back to the queue")
+        self.flush()
+        job_log.update_progress(self.claim, usage=self.billed(policy.usage))
+        return services.hand_on(self.claim, "handed on: its worker shut down (the next attempt resumes)")
 
     def reroute(self, finished: DispatchJob) -> None:
         """A rate-limited job is queued again on another harness, if one is configured."""
