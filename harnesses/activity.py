@@ -39,14 +39,15 @@ QUIET_GIT = re.compile(r"^git (add|status|diff|log|show|rev-parse|branch|config|
 SPEC_FILES = {"spec.md": "specification", "plan.md": "plan", "tasks.md": "tasks", "meta.json": "feature metadata"}
 
 
-def activity_lines(event: AgentEvent, workdir: Path | None) -> list[str] | None:
+def activity_lines(event: AgentEvent, workdir: Path | None, files: set[str] | None = None) -> list[str] | None:
     """The readable lines for a tool event (maybe none); None for what is not a tool event (the
-    agent's messages, errors, its final result), which is shown as the adapter wrote it."""
+    agent's messages, errors, its final result), which is shown as the adapter wrote it. ``files``:
+    the branch's files when the run began, and those written since (see ``_written``)."""
     if event.kind == "log" and event.tool == MALFORMED:
         return [f"Unreadable line in the CLI's stream ({len(event.text)} characters that are not a whole JSON "
                 "event; `logs --raw` shows it)"]
     if event.kind == "tool_use":
-        line = describe(event.tool, event.tool_input, workdir) if event.tool else event.text
+        line = describe(event.tool, event.tool_input, workdir, files) if event.tool else event.text
         return [line] if line else []
     if event.kind != "tool_result":
         return None
@@ -55,7 +56,7 @@ def activity_lines(event: AgentEvent, workdir: Path | None) -> list[str] | None:
     return [f"Failed: {one_line(event.text.removeprefix('error: '), 160)}"] if event.is_error and event.text else []
 
 
-def describe(tool: str, tool_input: dict | None, workdir: Path | None) -> str | None:
+def describe(tool: str, tool_input: dict | None, workdir: Path | None, files: set[str] | None = None) -> str | None:
     """One readable line for a tool use, or None when a person need not see it."""
     args = tool_input if isinstance(tool_input, dict) else {}
     action = TOOL_ACTION.get(tool.rsplit(".", 1)[-1].lower().replace("-", "_"))
@@ -63,7 +64,7 @@ def describe(tool: str, tool_input: dict | None, workdir: Path | None) -> str | 
     if action == "read" and path:
         return _reading(path, workdir)
     if action == "write" and path:
-        return _written(path, args.get("content"), workdir)
+        return _written(path, args.get("content"), workdir, files)
     if action == "edit" and path:
         return f"Edited {path}"
     if action == "delete" and path:
@@ -124,10 +125,15 @@ def _reading(path: str, workdir: Path | None) -> str:
     return f"Reading {path}{_size(path, workdir)}"
 
 
-def _written(path: str, content: object, workdir: Path | None) -> str:
-    """``Created`` for a new file, ``Rewrote`` for an existing one (the tool use comes before the
-    write), with its line count when the stream carries the content."""
-    verb = "Rewrote" if _on_disk(path, workdir) is not None else "Created"
+def _written(path: str, content: object, workdir: Path | None, files: set[str] | None = None) -> str:
+    """``Created`` for a new file, ``Rewrote`` for an existing one, with its line count when the
+    stream carries the content. Existing: among ``files`` (the branch's when the run began, and each
+    written since), not the disk, which the CLI may have written before its stream is read; without
+    ``files``, on disk."""
+    existed = path in files if files is not None else _on_disk(path, workdir) is not None
+    if files is not None:
+        files.add(path)
+    verb = "Rewrote" if existed else "Created"
     if not isinstance(content, str):
         return f"{verb} {path}"
     lines = content.count("\n") + (0 if not content or content.endswith("\n") else 1)

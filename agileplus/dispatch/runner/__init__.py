@@ -78,6 +78,7 @@ class JobRun(RunLog, WorkspaceSteps, AgentSteps, CommitSteps, ResultSteps):
         self.limit: dict = {}  # the limit (memory_limit, disk_limit) that stopped the agent, and why
         self.withheld = ""  # why the branch is not pushed: a commit carries a secret (withhold_secrets)
         self.workdir: Path | None = None  # the worktree, for activity lines relative to it
+        self.branch_files: set[str] | None = None  # its files, for Created vs Rewrote (``stream``)
         self.last_said = ""  # the agent's last message: its final result repeats it
         self.candidacy = candidacy_of(self.job)  # one of several candidates: its own branch, no kept session
 

@@ -15,6 +15,7 @@ from agileplus.dispatch.runner.result import LIMIT_REASONS
 from agileplus.dispatch.runner.workspace import Launch, Workspace
 from agileplus.dispatch.sandboxing import denied_attempts, escape_attempt, hidden_paths, report_refused
 from agileplus.dispatch.stream_policy import StreamPolicy
+from harnesses import git as g
 from harnesses.activity import activity_lines, relative
 from harnesses.base import AgentEvent
 from harnesses.disk import DiskCap
@@ -61,6 +62,10 @@ class AgentSteps:
     def stream(self, proc: AgentProcess, workspace: Workspace, launch: Launch, policy: StreamPolicy) -> ProcessResult:
         """Read the agent's output to its end or a stop; then end every process it began."""
         self.workdir = workspace.worktree
+        # The branch's files as the agent found them (read in the mirror, never the agent's repository):
+        # whether a write creates or rewrites a file, whatever the disk says by the time its line is read.
+        self.branch_files = set(g.git("ls-tree", "-r", "--name-only", workspace.base, cwd=workspace.mirror)
+                                .splitlines()) if workspace.base else None
         try:
             result = proc.run(lambda stream, text: self.on_line(policy, stream, text),
                               lambda: self.tick(workspace, launch.sandbox), on_stop=lambda t: self.say(t),
@@ -123,7 +128,7 @@ class AgentSteps:
         """An event in the log: a tool use as its readable activity (and its raw line for `logs
         --raw`); anything else as the adapter wrote it, the final result once, not again after
         the message it repeats."""
-        readable = activity_lines(event, self.workdir)
+        readable = activity_lines(event, self.workdir, self.branch_files)
         target = (event.tool_input or {}).get("target") if event.tool == "denied" else None
         if target and target not in self.denied and len(self.denied) < 100:
             self.denied.append(relative(target, self.workdir))  # refused by the CLI's own permission rules

@@ -120,12 +120,15 @@ def test_the_account_resumes_after_its_reset_and_the_calls_go_through_again(endp
     assert ProviderAccount.objects.get(name=ACCOUNT).parked_until is None
 
 
-def test_agents_list_shows_each_account_and_until_when_it_is_parked(endpoint):
+def test_agents_list_shows_each_account_and_until_when_it_is_parked():
     accounts.known_accounts({"openai:0123456789": "openai"})
-    Worker("worker-a", endpoint).call()
-    wait_for(lambda: ProviderAccount.objects.filter(name=ACCOUNT, parked_until__isnull=False).exists(), "the park")
+    # a reset two minutes away: still parked when the screen is read, however slow the machine
+    with AnthropicEndpoint([Fail("429", retry_after=120)]).serve_tls(shared_test_ca().server_context()) as slow:
+        Worker("worker-a", slow).call()
+        wait_for(lambda: ProviderAccount.objects.filter(name=ACCOUNT, parked_until__isnull=False).exists(),
+                 "the park")
 
-    shown = run_cli(["agents", "list"]).output
+        shown = run_cli(["agents", "list"]).output
 
     assert f"  {ACCOUNT}: parked until " in shown and "(429 from the scripted endpoint)" in shown
     assert "  openai:0123456789: ok" in shown

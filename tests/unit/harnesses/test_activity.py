@@ -107,3 +107,24 @@ def test_a_plain_text_line_of_a_json_cli_is_shown_as_it_is():
     (event,) = get_adapter("codex").parse_line("Reading prompt from stdin...")
 
     assert activity_lines(event, None) is None
+
+
+def test_a_new_file_already_on_disk_when_its_line_is_read_is_still_created(tmp_path):
+    # the CLI wrote it before the worker read the tool use from its stream
+    (tmp_path / "wp01").mkdir()
+    (tmp_path / "wp01" / "file_1.txt").write_text("one\n")
+
+    line = describe("Write", {"file_path": "wp01/file_1.txt", "content": "one\n"}, tmp_path, {"README.md"})
+
+    assert line == "Created wp01/file_1.txt (1 line)"
+
+
+def test_a_branch_file_or_one_written_earlier_in_the_run_is_rewritten(tmp_path):
+    files = {"README.md"}
+
+    first = describe("Write", {"file_path": "notes.txt", "content": "a\n"}, tmp_path, files)
+    again = describe("Write", {"file_path": "notes.txt", "content": "b\n"}, tmp_path, files)
+    readme = describe("Write", {"file_path": "README.md", "content": "c\n"}, tmp_path, files)
+
+    assert (first, again, readme) == ("Created notes.txt (1 line)", "Rewrote notes.txt (1 line)",
+                                      "Rewrote README.md (1 line)")
