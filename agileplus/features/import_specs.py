@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from django.conf import settings
+
 from agileplus.core.errors import DomainError, ImportFailed
 from agileplus.features import dag
 from agileplus.features.import_limits import (
@@ -60,6 +62,7 @@ class WPSpec:
     estimate_days: Decimal | None
     owned_paths: list[str]
     lane: str
+    candidates: int | None
     path: Path
     lines: dict[str, int]
 
@@ -156,9 +159,22 @@ def _parse_wp(path: Path, errors: _Collector) -> WPSpec | None:
             _str_list(data.get("owned_files"), "owned_files", path, lines.get("owned_files"), errors),
             "owned_files", path, lines.get("owned_files"), errors),
         lane=lane,
+        candidates=_candidates(data.get("candidates"), path, lines.get("candidates"), errors),
         path=path,
         lines=lines,
     )
+
+
+def _candidates(value: object, path: Path, line: int | None, errors: _Collector) -> int | None:
+    """``candidates: N`` in a task file: best of N for that WP (1: one attempt), at most the farm's maximum."""
+    if value is None:
+        return None
+    most = settings.MAX_CANDIDATES
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        errors.add(path, line, f"candidates '{str(value)[:20]}' must be a whole number from 1 to {most} "
+                               "(AGILEPLUS_MAX_CANDIDATES)")
+        return None
+    return value
 
 
 def _check_graph(wps: list[WPSpec], errors: _Collector) -> None:

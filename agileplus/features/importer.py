@@ -124,7 +124,7 @@ def _write_feature(spec: FeatureSpec, project: Project, config: RepoConfig, acto
         fields = {
             "title": wp_spec.title, "plan": wp_spec.plan, "deliverables": wp_spec.deliverables,
             "estimate_days": wp_spec.estimate_days, "owned_paths": wp_spec.owned_paths,
-            "source_path": str(wp_spec.path),
+            "candidates": wp_spec.candidates, "source_path": str(wp_spec.path),
         }
         if wp is None:
             existing[wp_spec.code] = WorkPackage.objects.create(feature=feature, code=wp_spec.code, **fields)

@@ -55,6 +55,8 @@ class WorkPackage(models.Model):
         "self", through="Dependency", symmetrical=False, related_name="dependents", blank=True
     )
     agent = models.CharField(max_length=100, blank=True, help_text="Harness that last worked on it")
+    candidates = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Best of N for this WP (its task file's `candidates:`); 1: one attempt")
     fresh_branch = models.CharField(
         max_length=250, blank=True,
         help_text="The branch a fresh start (`implement --fresh`) gave it; blank: feat/<feature>-<WP>")

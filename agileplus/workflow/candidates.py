@@ -58,8 +58,12 @@ class CandidatePlan:
 
 
 def candidates_config(wp: WorkPackage) -> dict:
-    """``agent.candidates`` of the feature's config: a count, or {count, agents, quorum, grace_seconds}."""
+    """``agent.candidates`` of the feature's config (a count, or {count, agents, quorum,
+    grace_seconds}), its count overridden by the WP's task file (``candidates: N``; 1: one attempt)."""
     raw = job_config(wp).get("candidates")
+    if wp.candidates is not None:
+        config = dict(raw) if isinstance(raw, dict) else {}
+        return {**config, "count": wp.candidates} if wp.candidates > 1 else {}
     if raw is None:
         return {}
     if isinstance(raw, int) and not isinstance(raw, bool):

@@ -184,3 +184,16 @@ def test_a_title_longer_than_the_database_holds_is_refused(repo):
 def test_a_nan_or_infinite_number_in_the_config_is_refused_naming_the_key(repo):
     _edit(repo / ".kittify" / "config.yaml", "max_file_size: 1000000", "max_file_size: 10\n  ratio: .nan")
     assert "'constraints.ratio' is .nan or .inf" in str(_refused(repo))
+
+
+@pytest.mark.parametrize("value", ["0", "99", "three", "true"])
+def test_a_wps_candidate_count_outside_one_to_the_maximum_is_refused_naming_its_line(repo, value):
+    _edit(repo / WP01, "estimate: 2 days", f"estimate: 2 days\ncandidates: {value}")
+    error = _refused(repo)
+    assert "WP01-user-session-models.md:9" in str(error) and "candidates" in str(error)
+
+
+def test_a_wps_candidate_count_is_imported(repo):
+    _edit(repo / WP01, "estimate: 2 days", "estimate: 2 days\ncandidates: 3")
+    import_path(repo, actor="human:alice")
+    assert WorkPackage.objects.get(code="WP01").candidates == 3

@@ -221,3 +221,16 @@ def test_the_review_report_of_the_chosen_candidate_shows_the_score_cards(tmp_pat
 
     assert "Result: APPROVED ✓" in reviewed.output, reviewed.output
     assert "Candidates for WP01 (round" in reviewed.output and "c3 chosen, a smaller diff" in reviewed.output
+
+
+def test_a_wps_task_file_asks_for_its_candidates(tmp_path):
+    repo, _ = three_candidates(tmp_path)
+    task = repo.path / "kitty-specs" / "003-auth-system" / "tasks" / "WP01.md"
+    task.write_text(task.read_text().replace("lane: planned", "lane: planned\ncandidates: 2", 1))
+    repo.git("commit", "-qam", "WP01: two candidates")
+    feature = import_target(repo)
+
+    result = run_cli("implement 003 --wp WP01 --quorum all --inline")
+
+    assert result.exit_code == 0, result.output
+    assert CandidateRound.objects.get(wp__feature=feature).candidates.count() == 2
