@@ -269,7 +269,12 @@ def promote_winner(rnd: CandidateRound, winner: Candidate) -> None:
         path = workspace(project.repo_url)
         head = (winner.job.result or {}).get("head") or git("rev-parse", f"refs/remotes/origin/{winner.branch}",
                                                             cwd=path)
-        git("push", "--quiet", "--force-with-lease", "origin", f"{head}:refs/heads/{wp.branch_name}", cwd=path)
+        existing = git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{wp.branch_name}", cwd=path,
+                       check=False)
+        if existing and existing != head:  # earlier work on the WP's branch is kept under salvage/, not lost
+            set_aside_branch(path, wp.branch_name, f"salvage/{wp.branch_name}-before-round-{rnd.pk}")
+        if existing != head:  # a retried settle finds it done
+            git("push", "--quiet", "origin", f"{head}:refs/heads/{wp.branch_name}", cwd=path)
     with transaction.atomic():
         DispatchJob.objects.filter(pk=winner.job_id).update(branch=wp.branch_name)
         Candidate.objects.filter(pk=winner.pk).update(outcome="won")

@@ -234,3 +234,14 @@ def test_a_wps_task_file_asks_for_its_candidates(tmp_path):
 
     assert result.exit_code == 0, result.output
     assert CandidateRound.objects.get(wp__feature=feature).candidates.count() == 2
+
+
+def test_earlier_work_on_the_wps_branch_is_set_aside_not_overwritten_by_the_winner(tmp_path):
+    repo, feature = three_candidates(tmp_path)
+    earlier = repo.commit_on_branch("feat/003-auth-system-WP01", "wp01/old.txt", "feat(WP01): earlier work")
+
+    run_cli("implement 003 --wp WP01 --candidates 3 --quorum all --inline")
+
+    rnd = CandidateRound.objects.get(wp__feature=feature)
+    assert repo.branches("salvage/")[f"salvage/feat/003-auth-system-WP01-before-round-{rnd.pk}"] == earlier
+    assert repo.head("feat/003-auth-system-WP01") == rnd.winner.result["head"]
