@@ -36,8 +36,9 @@ def race(folder, transport: str) -> tuple[set[str], list[str], list[str]]:
 
 def test_kombus_own_transport_hands_readers_half_written_messages(tmp_path):
     # The reproduction is real (without it the test below would prove nothing); a race loses
-    # 1-10 of 240 messages here, so up to three races are run to see it.
-    for attempt in range(3):
+    # 1-10 of 240 messages here, and fewer on a machine busy elsewhere (seen: none in three), so up
+    # to ten races are run to see it; the first that shows it ends the loop.
+    for attempt in range(10):
         written, read, errors = race(tmp_path / str(attempt), "stock")
         if errors:
             break

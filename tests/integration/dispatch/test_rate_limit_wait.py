@@ -1,4 +1,4 @@
-"""Rate limits wait, they don't fail: a 429 with ``retry-after: 5`` parks the provider account for
+"""Rate limits wait, they don't fail: a 429 with ``retry-after: 20`` parks the provider account for
 the farm and the real Claude Code's job until the reset; another WP's job on the same account,
 dispatched meanwhile, is stopped at its first call (refused by the gateway, never reaching the
 provider) and waits too; both then resume their sessions and finish, with no fallback harness
@@ -29,7 +29,9 @@ def commit_turns(wp: str, delay: float = 0.0) -> list[Turn]:
 
 
 def test_a_429_parks_the_account_and_its_jobs_until_the_reset_then_they_resume(tmp_path):
-    scripts = {"WP01": [Fail("429", retry_after=5), *commit_turns("WP01")],
+    # 20 s: long enough that WP02, dispatched once WP01 is parked, starts while the account is parked
+    # on a loaded machine (a CLI start and a claim take seconds there)
+    scripts = {"WP01": [Fail("429", retry_after=20), *commit_turns("WP01")],
                "WP02": commit_turns("WP02")}
     with AnthropicEndpoint(scripts_by_workdir=scripts) as endpoint:
         worker_env = worker_environment("claude-code", endpoint, tmp_path / "home")
@@ -58,7 +60,7 @@ def test_a_429_parks_the_account_and_its_jobs_until_the_reset_then_they_resume(t
     assert job.state == "succeeded", job.error + log_text(job)
     parked_at = JobLogLine.objects.get(job=job, line__startswith="Rate limited: waiting for rate limit until").timestamp
     waited = (parked.not_before - parked_at).total_seconds()
-    assert 4.5 <= waited <= 6  # the reset the endpoint gave, not a backoff
+    assert 19.5 <= waited <= 21  # the reset the endpoint gave, not a backoff
     until = parked.not_before.astimezone().strftime('%H:%M')
     assert f"Current task: waiting for rate limit until {until}" in shown.stdout
     # the account was parked for the farm: WP02's job, dispatched meanwhile, waited for the same
@@ -73,7 +75,7 @@ def test_a_429_parks_the_account_and_its_jobs_until_the_reset_then_they_resume(t
     assert parked.not_before <= job.claimed_at < parked.not_before + dt.timedelta(seconds=8)
     # the same session resumed: its second run's first request carries the rate-limited prompt
     assert job.manifest["resumed_from_session"]
-    assert "rate limited; waited 5.0 s for the reset" in str(wp01_requests[1].body["messages"])
+    assert "rate limited; waited 20.0 s for the reset" in str(wp01_requests[1].body["messages"])
     # not a failure: the job's attempts were not spent, the WP never blocked, no other harness
     assert (job.attempt, job.max_attempts - job.attempt) == (2, 1)
     assert (other.attempt, other.max_attempts - other.attempt) == (2, 1)
