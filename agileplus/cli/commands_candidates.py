@@ -48,8 +48,9 @@ def implement_candidates(wp: WorkPackage, *, count: int | None, agents: str | No
         return
     else:
         wait_decided(rnd.pk)
-    show(CandidateRound.objects.get(pk=rnd.pk), as_json=as_json)
-    if CandidateRound.objects.get(pk=rnd.pk).state != CandidateRound.CHOSEN:
+    rnd.refresh_from_db()
+    show(rnd, as_json=as_json)
+    if rnd.state != CandidateRound.CHOSEN:
         raise SystemExit(1)
 
 

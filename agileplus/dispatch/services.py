@@ -349,10 +349,9 @@ def hand_on(claim: Claim, reason: str) -> bool:
 
 def ring_again_later(job_id: str) -> None:
     """A stopping worker takes no new job: the doorbell rings again after ``HAND_ON_DELAY``."""
-    DispatchJob.objects.filter(pk=job_id, state=JobState.QUEUED).update(not_before=timezone.now() + HAND_ON_DELAY)
-    job = DispatchJob.objects.filter(pk=job_id, state=JobState.QUEUED).first()
-    if job is not None:
-        send_doorbell(job)
+    if DispatchJob.objects.filter(pk=job_id, state=JobState.QUEUED).update(
+            not_before=timezone.now() + HAND_ON_DELAY):
+        send_doorbell(DispatchJob.objects.get(pk=job_id))
 
 
 def cancel_job(job_id: str, *, actor: Actor | str) -> DispatchJob:
