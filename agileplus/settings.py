@@ -14,6 +14,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from agileplus.core.logs import log_format
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("AGILEPLUS_DATA_DIR", BASE_DIR / "var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -349,7 +351,7 @@ LOGGING = {
                    "json": {"()": "agileplus.core.logs.JsonFormatter"}},
     # AGILEPLUS_LOG_FORMAT=json: one JSON object a line, with the job id (containers' stdout)
     "handlers": {"console": {"class": "logging.StreamHandler",
-                             "formatter": "json" if os.environ.get("AGILEPLUS_LOG_FORMAT") == "json" else "plain"}},
+                             "formatter": "json" if log_format() == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {"agileplus": {"level": os.environ.get("AGILEPLUS_LOG_LEVEL", "INFO"), "propagate": True}},
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Entry point of the AgilePlus image.
 #   1. refuses the change-me placeholders of docker/.env.example;
-#   2. waits for the database (AGILEPLUS_DB_WAIT_SECONDS, default 60);
+#   2. waits for the database (AGILEPLUS_DB_WAIT_SECONDS, default 60), and but for `agileplus init`
+#      and a migrating web, for the migrations to be applied (by compose's migrate service);
 #   3. for `agileplus web` only: collectstatic, and migrations (serialized across replicas)
 #      unless AGILEPLUS_MIGRATE=0 (compose's one-shot migrate service runs `agileplus init`);
 #   4. for `agileplus worker`: a node name and a worker folder of its own, from the
@@ -49,10 +50,13 @@ done
 prestart=()
 if [ "$needs_database" = "1" ]; then
   prestart+=(--wait-db)
+  if [ "$role" = "web" ] && [ "${AGILEPLUS_MIGRATE:-1}" = "1" ]; then
+    prestart+=(--migrate)
+  elif [ "$role" != "init" ]; then
+    # the migrate service (or another host) applies them: wait for the schema, do not fail on it
+    prestart+=(--wait-migrations)
+  fi
   if [ "$role" = "web" ]; then
-    if [ "${AGILEPLUS_MIGRATE:-1}" = "1" ]; then
-      prestart+=(--migrate)
-    fi
     prestart+=(--collectstatic)
   fi
   "$PYTHON" "$APP_DIR/docker/prestart.py" "${prestart[@]}"

@@ -1,21 +1,25 @@
 """Container start-up steps, run by docker/entrypoint.sh before it execs the process.
 
-    python docker/prestart.py --wait-db [--timeout 60] [--migrate] [--collectstatic]
+    python docker/prestart.py --wait-db [--timeout 60] [--wait-migrations | --migrate] [--collectstatic]
 
 ``--wait-db``      retry until the configured database accepts a connection (compose's
                    ``service_healthy`` covers the first start; this covers a database that
                    restarts, or one on another machine).
+``--wait-migrations`` retry until every migration is applied (a worker, beat or relay starting
+                   beside compose's ``migrate`` service, or a worker on another host joining a
+                   farm being upgraded, waits for the schema instead of failing and restarting).
 ``--migrate``      ``manage.py migrate --noinput``, serialized across containers: on
                    PostgreSQL it holds an advisory lock, so two web replicas starting at once
                    run the migrations once and the second finds nothing to do.
 ``--collectstatic`` ``manage.py collectstatic --noinput`` into the data volume.
 
-Exit codes: 0 done, 3 the database stayed unreachable, 1 a step failed.
+Exit codes: 0 done, 3 the database stayed unreachable, 4 migrations stayed unapplied, 1 a step failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -24,6 +28,7 @@ from pathlib import Path
 # Any fixed 64-bit number shared by every AgilePlus container: "agileplu" in ASCII.
 MIGRATE_LOCK_ID = 0x6167696C65706C75
 DB_UNREACHABLE = 3
+MIGRATIONS_PENDING = 4
 
 
 def _setup_django() -> None:
@@ -32,6 +37,13 @@ def _setup_django() -> None:
     import django
 
     django.setup()
+
+
+def _notice(message: str, level: int = logging.INFO) -> None:
+    """A JSON log line where the container's lines are JSON (AGILEPLUS_LOG_FORMAT), else plain."""
+    from agileplus.core.logs import notice  # after _setup_django put the app on sys.path
+
+    notice(message, logger="agileplus.prestart", level=level)
 
 
 def _describe_database() -> str:
@@ -60,9 +72,32 @@ def wait_for_database(timeout: float, interval: float = 1.0) -> bool:
             last_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             connection.close()
         if time.monotonic() >= deadline:
-            print(f"prestart: database {_describe_database()} unreachable after {timeout:g}s: {last_error}",
-                  file=sys.stderr)
+            _notice(f"prestart: database {_describe_database()} unreachable after {timeout:g}s: {last_error}",
+                    level=logging.ERROR)
             return False
+        time.sleep(interval)
+
+
+def wait_for_migrations(timeout: float, interval: float = 1.0) -> bool:
+    """True once the database holds every migration this image has; False after ``timeout`` seconds."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    deadline = time.monotonic() + timeout
+    executor = MigrationExecutor(connection)
+    said = False
+    while True:
+        executor.loader.build_graph()  # reads which migrations are applied now
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        if not pending:
+            return True
+        if time.monotonic() >= deadline:
+            _notice(f"prestart: {len(pending)} migration(s) still not applied after {timeout:g}s; fix: run them "
+                    "once (compose's migrate service, or `agileplus init` against this database)", level=logging.ERROR)
+            return False
+        if not said:
+            _notice(f"prestart: waiting for {len(pending)} migration(s) to be applied (compose's migrate service)")
+            said = True
         time.sleep(interval)
 
 
@@ -93,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="prestart", description=__doc__.splitlines()[0])
     parser.add_argument("--wait-db", action="store_true", help="wait until the database answers")
     parser.add_argument("--timeout", type=float, default=float(os.environ.get("AGILEPLUS_DB_WAIT_SECONDS", "60")))
+    parser.add_argument("--wait-migrations", action="store_true", help="wait until every migration is applied")
     parser.add_argument("--migrate", action="store_true", help="apply migrations (serialized)")
     parser.add_argument("--collectstatic", action="store_true", help="collect static files")
     args = parser.parse_args(argv)
@@ -101,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.wait_db:
         if not wait_for_database(args.timeout):
             return DB_UNREACHABLE
-        print(f"prestart: database {_describe_database()} is up", file=sys.stderr)
+        _notice(f"prestart: database {_describe_database()} is up")
+    if args.wait_migrations and not wait_for_migrations(args.timeout):
+        return MIGRATIONS_PENDING
     if args.migrate:
         migrate_once()
     if args.collectstatic:

@@ -4,7 +4,8 @@ running           waits (up to 240 s) for a first attempt that is running and ha
                   one ``JOB_ID WORKER`` line for it: a worker killed then leaves a branch its taker continues
 ran WP            the worker that ran the WP's succeeded attempt
 report JOB_ID     the feature's state, each WP's and which worker ran each attempt; checks the attempts ran on at
-                  least two workers, and that JOB_ID (the killed worker's) was taken over exactly once and succeeded
+                  least two workers, and that JOB_ID (the killed worker's) was taken over exactly once and succeeded;
+                  prints the attempts handed on by workers the rolling restart stopped
 nats              every event in the outbox is on the JetStream stream exactly once (waits for the relay)
 
 Exit 0 when every check holds, 1 with one line per failed check.
@@ -24,7 +25,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 
 from agileplus.audit.models import AuditEntry  # noqa: E402
-from agileplus.dispatch.models import DispatchJob, JobState  # noqa: E402
+from agileplus.dispatch.models import DispatchJob, JobLogLine, JobState  # noqa: E402
 from agileplus.events.models import Event  # noqa: E402
 from agileplus.features.lifecycles import WPState  # noqa: E402
 from agileplus.features.models import Feature, WorkPackage  # noqa: E402
@@ -77,6 +78,10 @@ def report(killed_job: str) -> int:
     print(f"  killed job {killed_job} ({job.wp.code}): {len(lost)} lost attempt(s) "
           f"({', '.join(e.metadata.get('reason', '?') + ' on ' + e.metadata.get('worker', '?') for e in lost)}), "
           f"then attempt {job.attempt} {job.state} on {job.worker}")
+    # A worker stopped by the rolling restart with a job running hands it on (not a lost attempt).
+    handed = JobLogLine.objects.filter(line__startswith="Handed on:").select_related("job__wp")
+    print(f"  handed on at a worker's SIGTERM: {len(handed)} attempt(s)"
+          + "".join(f"; {line.job.wp.code} attempt {line.attempt}" for line in handed))
     if len(lost) != 1:
         problems.append(f"job {killed_job} was taken over {len(lost)} times, not once")
     if job.state != JobState.SUCCEEDED:

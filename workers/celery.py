@@ -8,11 +8,13 @@ fixup runs ``django.setup()`` then). Importing this module does not set Django u
 
 from __future__ import annotations
 
+import logging
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from django.conf import settings
 
+from agileplus.core.logs import log_format
 from workers.broker import use_atomic_filesystem_transport
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agileplus.settings")
@@ -20,6 +22,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agileplus.settings")
 use_atomic_filesystem_transport()  # N workers starting at once on the embedded broker (workers/broker.py)
 
 app = Celery("agileplus")
+
+
+def keep_djangos_logging(loglevel: int | str | None = None, **_: object) -> None:
+    """Celery's log set-up, where log lines are JSON: Django's LOGGING stays (a receiver of
+    ``setup_logging`` stops Celery from putting its text format in its place); Celery's own loggers
+    log at the worker's ``-l`` level."""
+    if loglevel:
+        logging.getLogger("celery").setLevel(loglevel.upper() if isinstance(loglevel, str) else loglevel)
+
+
+if log_format() == "json":
+    signals.setup_logging.connect(keep_djangos_logging, weak=False)
+    logging.captureWarnings(True)  # Celery warns (a root worker, say) before it sets logging up
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

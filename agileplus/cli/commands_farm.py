@@ -11,6 +11,7 @@ from django.conf import settings
 
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json
+from agileplus.core.logs import log_format, notice
 from agileplus.core.supervisor import run_farm
 from agileplus.dispatch.reaper import reap_expired
 from agileplus.dispatch.runner import restart_worker
@@ -63,10 +64,9 @@ def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str
                                    "; ".join(f"{n}: {i['reason']}" for n, i in found.items()))
     # Before any job is taken: what this name held was lost with its previous life (kill -9).
     for job_id in restart_worker(node):
-        echo(f"worker {node}: released job {job_id}, lost when this worker last stopped", err=True)
+        notice(f"worker {node}: released job {job_id}, lost when this worker last stopped")
     for request_id in release_lost_requests(node):
-        echo(f"worker {node}: queued review request {request_id} again, lost when this worker last stopped",
-                   err=True)
+        notice(f"worker {node}: queued review request {request_id} again, lost when this worker last stopped")
     _check_broker_folder(f"worker {node}")
     # Children inherit these: the runner names its claims and data folder after the worker.
     os.environ["AGILEPLUS_WORKER_NAME"] = node
@@ -74,8 +74,10 @@ def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str
     from workers.celery import app  # late: the Celery app only for the commands that start one
 
     queues = ",".join([queue_for(n) for n in names] + ["agileplus"])
-    echo(f"worker {node}: harnesses {', '.join(names)}; concurrency {concurrency}", err=True)
-    app.worker_main(["worker", "-n", node, "-Q", queues, "-c", str(concurrency), "-E", "-l", loglevel,
+    notice(f"worker {node}: harnesses {', '.join(names)}; concurrency {concurrency}")
+    # Celery's banner is not a log line: left out (its global --quiet) where log lines are JSON.
+    quiet = ["--quiet"] if log_format() == "json" else []
+    app.worker_main([*quiet, "worker", "-n", node, "-Q", queues, "-c", str(concurrency), "-E", "-l", loglevel,
                      "--without-gossip", "--without-mingle"])
 
 
@@ -85,8 +87,8 @@ def _check_broker_folder(who: str) -> dict | None:
         return None
     report = inspect_folder(settings.BROKER_DIR).as_dict()
     for item in report["quarantined_now"]:
-        echo(f"{who}: broker file {item['file']} quarantined ({item['reason']}) in "
-                   f"{settings.BROKER_DIR / 'quarantine'}", err=True)
+        notice(f"{who}: broker file {item['file']} quarantined ({item['reason']}) in "
+               f"{settings.BROKER_DIR / 'quarantine'}")
     return report
 
 
@@ -115,7 +117,7 @@ def beat(loglevel: str) -> None:
     from workers.celery import app  # late: the Celery app only for the commands that start one
 
     start_deliverer()  # webhooks go from here (one per farm), never behind agent runs on the workers
-    app.Beat(loglevel=loglevel).run()
+    app.Beat(loglevel=loglevel, quiet=log_format() == "json").run()
 
 
 @cli.command()

@@ -3,6 +3,8 @@ for a log collector reading containers' stdout; each line of a dispatch job's ru
 
 The job id travels in a context variable that ``job_logging`` sets around a run (the runner's
 ``run_job``), so no call site has to pass it; ``extra={"job_id": ...}`` on a call wins.
+A long-running process's own notices (a worker's start, the database up) go through ``notice``, so
+they too are JSON lines there, and the plain lines they always were elsewhere.
 """
 
 from __future__ import annotations
@@ -12,7 +14,26 @@ import contextvars
 import datetime as dt
 import json
 import logging
+import os
+import sys
 from collections.abc import Iterator
+
+from agileplus.core.text import terminal_safe
+
+
+def log_format() -> str:
+    """``json`` when AGILEPLUS_LOG_FORMAT=json (containers' stdout), else ``text``: the one reading."""
+    return "json" if os.environ.get("AGILEPLUS_LOG_FORMAT", "").strip().lower() == "json" else "text"
+
+
+def notice(message: str, *, logger: str = "agileplus", level: int = logging.INFO) -> None:
+    """A process's notice for whoever runs it: a JSON log line when log lines are JSON, else the
+    plain line on stderr, with control characters made visible (names come from users)."""
+    if log_format() == "json":
+        logging.getLogger(logger).log(level, message)
+    else:
+        print(terminal_safe(message), file=sys.stderr, flush=True)
+
 
 current_job: contextvars.ContextVar[str] = contextvars.ContextVar("agileplus_log_job", default="")
 

@@ -109,9 +109,10 @@ def test_depends_on_waits_for_healthy_services_that_have_healthchecks():
 def test_app_services_start_after_the_infrastructure_they_use():
     services = _services()
     assert {"migrate", "postgres", "redis", "nats"} <= set(services["web"]["depends_on"])
-    # web starts once the migrations ran: every other process that touches the database waits for it.
+    # Every process that touches the database starts once the migrations ran, beside web, not after it.
     for name in ("worker", "beat", "relay"):
-        assert "web" in services[name]["depends_on"], name
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+        assert "web" not in services[name]["depends_on"], name
     assert "nats" in services["relay"]["depends_on"]
 
 
@@ -319,7 +320,7 @@ def test_compose_config_renders_with_the_example_env_file(compose_cli):
     config = json.loads(result.stdout)
     assert set(config["services"]) == ALL_SERVICES
     assert "container_name" not in config["services"]["worker"]
-    assert config["services"]["worker"]["depends_on"]["web"]["condition"] == "service_healthy"
+    assert config["services"]["worker"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert config["services"]["web"]["environment"]["ALLOWED_HOSTS"].endswith(",127.0.0.1")
 
 
@@ -456,6 +457,22 @@ def stub_bin(tmp_path) -> Path:
     return bin_dir
 
 
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory) -> Path:
+    """A SQLite database with every migration applied, made once: what compose's migrate service leaves."""
+    folder = tmp_path_factory.mktemp("migrated")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"AGILEPLUS_DATA_DIR": str(folder)}
+    subprocess.run([sys.executable, str(DOCKER / "prestart.py"), "--migrate"], env=env, check=True,
+                   capture_output=True, timeout=240)
+    return folder / "agileplus.sqlite3"
+
+
+@pytest.fixture
+def migrated_dir(tmp_path, migrated_database) -> Path:
+    shutil.copy(migrated_database, tmp_path / "agileplus.sqlite3")
+    return tmp_path
+
+
 def _run_entrypoint(args: list[str], *, data_dir: Path, bin_dir: Path, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY", "CELERY_BROKER_URL"}}
     base.update(
@@ -482,26 +499,27 @@ def test_entrypoint_migrates_and_collects_static_for_web_then_execs(tmp_path, st
     assert (tmp_path / "static" / "admin").is_dir()
 
 
-def test_entrypoint_leaves_the_migrations_to_the_migrate_service_when_told(tmp_path, stub_bin):
-    result = _run_entrypoint(["agileplus", "web", "--port", "8000"], data_dir=tmp_path, bin_dir=stub_bin,
+def test_entrypoint_leaves_the_migrations_to_the_migrate_service_when_told(migrated_dir, stub_bin):
+    result = _run_entrypoint(["agileplus", "web", "--port", "8000"], data_dir=migrated_dir, bin_dir=stub_bin,
                              AGILEPLUS_MIGRATE="0")
     assert result.returncode == 0, result.stderr
     assert "ARGS: web --port 8000" in result.stdout.splitlines()
+    assert "Operations to perform" not in result.stdout  # migrate's own output
+    assert (migrated_dir / "static" / "admin").is_dir()
+
+
+def test_entrypoint_does_not_migrate_for_other_processes_it_waits_for_the_migrations(tmp_path, stub_bin):
+    result = _run_entrypoint(["agileplus", "relay"], data_dir=tmp_path, bin_dir=stub_bin,
+                             AGILEPLUS_DB_WAIT_SECONDS="2")
+    assert result.returncode == 4, result.stderr
+    assert "still not applied after 2s; fix:" in result.stderr and "ARGS" not in result.stdout
     with sqlite3.connect(tmp_path / "agileplus.sqlite3") as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert "django_migrations" not in tables
-    assert (tmp_path / "static" / "admin").is_dir()
+    assert "features_feature" not in tables
 
 
-def test_entrypoint_does_not_migrate_for_other_processes(tmp_path, stub_bin):
-    result = _run_entrypoint(["agileplus", "relay"], data_dir=tmp_path, bin_dir=stub_bin)
-    assert result.returncode == 0, result.stderr
-    with sqlite3.connect(tmp_path / "agileplus.sqlite3") as db:
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert "django_migrations" not in tables
-
-
-def test_entrypoint_names_each_worker_after_its_container(tmp_path, stub_bin):
+def test_entrypoint_names_each_worker_after_its_container(migrated_dir, stub_bin):
+    tmp_path = migrated_dir
     node = socket.gethostname()
     result = _run_entrypoint(["agileplus", "worker", "--concurrency", "2"], data_dir=tmp_path, bin_dir=stub_bin)
     assert result.returncode == 0, result.stderr
@@ -510,8 +528,8 @@ def test_entrypoint_names_each_worker_after_its_container(tmp_path, stub_bin):
     assert (tmp_path / "workers" / node).is_dir()
 
 
-def test_entrypoint_keeps_an_explicit_worker_name(tmp_path, stub_bin):
-    result = _run_entrypoint(["agileplus", "worker", "--hostname", "w1@farm"], data_dir=tmp_path, bin_dir=stub_bin)
+def test_entrypoint_keeps_an_explicit_worker_name(migrated_dir, stub_bin):
+    result = _run_entrypoint(["agileplus", "worker", "--hostname", "w1@farm"], data_dir=migrated_dir, bin_dir=stub_bin)
     assert "ARGS: worker --hostname w1@farm\n" in result.stdout
 
 
@@ -556,6 +574,29 @@ def test_concurrent_web_starts_migrate_once_on_postgres(tmp_path):
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _prestart(tmp_path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"AGILEPLUS_DATA_DIR": str(tmp_path)}
+    return subprocess.Popen([sys.executable, str(DOCKER / "prestart.py"), "--wait-db", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_worker_starting_before_the_migrations_waits_for_them_instead_of_failing(tmp_path):
+    waiter = _prestart(tmp_path, "--wait-migrations", "--timeout", "120")
+    said = [waiter.stderr.readline() for _ in range(2)]  # prestart's own deadline bounds the wait for them
+    assert "is up" in said[0] and "migration(s) to be applied" in said[1], said
+
+    migrator = _prestart(tmp_path, "--migrate")
+    assert migrator.wait(timeout=240) == 0, migrator.stderr.read()
+    assert waiter.wait(timeout=60) == 0, waiter.stderr.read()
+
+
+def test_migrations_never_applied_stop_the_start_with_the_fix(tmp_path):
+    waiter = _prestart(tmp_path, "--wait-migrations", "--timeout", "2")
+    code, said = waiter.wait(timeout=120), waiter.stderr.read()
+    assert code == 4, said
+    assert "still not applied after 2s; fix: run them once" in said and "Traceback" not in said
 
 
 # --- health checks ---------------------------------------------------------------------------------
