@@ -71,6 +71,16 @@ def setup(name: str, *, database: str = "sqlite", broker: str = "embedded") -> P
     return folder
 
 
+def bench_wp():
+    """Project ``bench``, its feature ``001-bench`` and that feature's WP01: what a bench that
+    needs one work package writes its records against (after ``setup``)."""
+    from agileplus.features.models import Feature, Project, WorkPackage
+
+    project = Project.objects.create(name="bench", repo_url="/tmp/bench")
+    feature = Feature.objects.create(project=project, slug="001-bench", number=1, title="bench")
+    return WorkPackage.objects.create(feature=feature, code="WP01", title="bench")
+
+
 def service_reachable(url: str) -> bool:
     import socket
     from urllib.parse import urlparse

@@ -10,36 +10,28 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ["AGILEPLUS_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-audit-")
-os.environ.pop("DATABASE_URL", None)
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agileplus.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import django  # noqa: E402
+from _common import Figure, emit  # noqa: E402
+from _farm import bench_wp, setup  # noqa: E402
 
-django.setup()
+setup("audit")  # a scratch folder and SQLite database, migrated
 
 import rfc8785  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 
 from agileplus.audit import chain  # noqa: E402
 from agileplus.audit.models import GENESIS_HASH, AuditEntry  # noqa: E402
 from agileplus.core.canonical import canonical_json  # noqa: E402
-from agileplus.features.models import Feature, Project, WorkPackage  # noqa: E402
+from agileplus.features.models import Feature  # noqa: E402
 
 
 def build(n: int) -> Feature:
-    call_command("migrate", verbosity=0)
-    project = Project.objects.create(name="bench", repo_url="/tmp/bench")
-    feature = Feature.objects.create(project=project, slug="001-bench", number=1, title="bench")
-    wp = WorkPackage.objects.create(feature=feature, code="WP01", title="bench")
+    wp = bench_wp()
+    feature = wp.feature
     start = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
     prev, batch = GENESIS_HASH, []
     for seq in range(1, n + 1):
@@ -94,18 +86,14 @@ def main() -> None:
 
     baseline = {"baseline": "sha256 of the same canonical bytes, no JSON", "baseline_value": rate(n, raw),
                 "unit_baseline": "entries/s"}
-    figures = [
-        {"what": f"audit verify_chain end to end (SQLite read + verify), {n:,} entries",
-         "value": rate(n, end_to_end), "unit": "entries/s", **baseline, "note": "aim >= 50,000/s"},
-        {"what": f"audit verify_rows in memory (fast RFC 8785 encoder), {n:,} entries",
-         "value": rate(n, in_memory), "unit": "entries/s", **baseline},
-        {"what": f"hashing with the rfc8785 reference encoder, {n:,} entries",
-         "value": rate(n, reference), "unit": "entries/s", **baseline},
-    ]
-    print(f"{'what':75} {'entries/s':>12} {'baseline':>12}")
-    for f in figures:
-        print(f"{f['what']:75} {f['value']:>12,.0f} {f['baseline_value']:>12,.0f}")
-    print("BENCH-JSON " + json.dumps({"name": "audit", "figures": figures}))
+    emit("audit", [
+        Figure(f"audit verify_chain end to end (SQLite read + verify), {n:,} entries",
+               rate(n, end_to_end), "entries/s", **baseline, note="aim >= 50,000/s"),
+        Figure(f"audit verify_rows in memory (fast RFC 8785 encoder), {n:,} entries",
+               rate(n, in_memory), "entries/s", **baseline),
+        Figure(f"hashing with the rfc8785 reference encoder, {n:,} entries",
+               rate(n, reference), "entries/s", **baseline),
+    ])
 
 
 if __name__ == "__main__":

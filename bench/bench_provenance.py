@@ -13,28 +13,22 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ["AGILEPLUS_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-provenance-")
-os.environ.pop("DATABASE_URL", None)
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agileplus.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import django  # noqa: E402
+from _common import Figure, emit  # noqa: E402
+from _farm import bench_wp, setup  # noqa: E402
 
-django.setup()
+setup("provenance")  # a scratch folder and SQLite database, migrated
 
-from django.core.management import call_command  # noqa: E402
 
 from agileplus.audit import chain  # noqa: E402
 from agileplus.audit.models import GENESIS_HASH, AuditEntry  # noqa: E402
-from agileplus.features.models import Feature, Project, WorkPackage  # noqa: E402
 from agileplus.provenance import agent_trace, attestation  # noqa: E402
 from agileplus.provenance.standalone import ATTESTATION_NOTES, TRACE_NOTES, verify_history  # noqa: E402
 from agileplus.provenance.verify import verify  # noqa: E402
@@ -67,10 +61,8 @@ def build_history(repo: Path, n: int) -> list[tuple[str, str, str]]:
 
 
 def audit_entries(n: int) -> list[AuditEntry]:
-    call_command("migrate", verbosity=0)
-    project = Project.objects.create(name="bench", repo_url="/tmp/bench")
-    feature = Feature.objects.create(project=project, slug="001-bench", number=1, title="bench")
-    wp = WorkPackage.objects.create(feature=feature, code="WP01", title="bench")
+    wp = bench_wp()
+    feature = wp.feature
     start, prev, rows = dt.datetime(2026, 3, 1, tzinfo=dt.UTC), GENESIS_HASH, []
     for seq in range(1, n + 1):
         fields = chain.entry_fields(seq=seq, feature_id=feature.pk, wp_id=wp.pk, timestamp=start, actor="ci:automation",
@@ -137,18 +129,14 @@ def main() -> None:
 
     baseline = {"baseline": f"git log --first-parent of the same {n + 1} commits", "unit_baseline": "moves/s",
                 "baseline_value": rate(n + 1, git_log)}
-    figures = [
-        {"what": f"provenance verify --all, {n:,} main moves (signatures, subjects, traces, audit)",
-         "value": rate(n + 1, end_to_end), "unit": "moves/s", **baseline, "note": "aim >= 500/s"},
-        {"what": f"standalone core (tools/verify-provenance.py, cryptography), {n:,} moves",
-         "value": rate(n + 1, standalone), "unit": "moves/s", **baseline},
-        {"what": "standalone core, pure-Python ed25519, 100 moves",
-         "value": rate(100, pure_seconds), "unit": "moves/s", **baseline},
-    ]
-    print(f"{'what':80} {'moves/s':>10} {'git log':>10}")
-    for f in figures:
-        print(f"{f['what']:80} {f['value']:>10,.0f} {f['baseline_value']:>10,.0f}")
-    print("BENCH-JSON " + json.dumps({"name": "provenance", "figures": figures}))
+    emit("provenance", [
+        Figure(f"provenance verify --all, {n:,} main moves (signatures, subjects, traces, audit)",
+               rate(n + 1, end_to_end), "moves/s", **baseline, note="aim >= 500/s"),
+        Figure(f"standalone core (tools/verify-provenance.py, cryptography), {n:,} moves",
+               rate(n + 1, standalone), "moves/s", **baseline),
+        Figure("standalone core, pure-Python ed25519, 100 moves",
+               rate(100, pure_seconds), "moves/s", **baseline),
+    ])
 
 
 if __name__ == "__main__":

@@ -83,6 +83,11 @@ class RunSpec:
     # told where to write its session (Aider's history file): the others find their HOME themselves.
     session_dir: str | None = None
 
+    def value_flags(self, flags: dict[str, str]) -> list[str]:
+        """``flag value`` for each option named in ``flags`` (option → flag) that is set, in that order."""
+        return [arg for option, flag in flags.items() if self.options.get(option)
+                for arg in (flag, str(self.options[option]))]
+
 
 @dataclass
 class Invocation:

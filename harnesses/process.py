@@ -59,13 +59,22 @@ class ProcessResult:
 
 
 def group_alive(pgid: int) -> bool:
+    return _reached(os.killpg, pgid)
+
+
+def pid_alive(pid: int) -> bool:
+    return _reached(os.kill, pid)
+
+
+def _reached(send: Callable[[int, int], None], target: int) -> bool:
+    """Whether signal 0 sent to ``target`` (a process, or a group) finds it: ours or another user's."""
     try:
-        os.killpg(pgid, 0)
-        return True
+        send(target, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    return True
 
 
 def kill_group(pgid: int, sig: int) -> None:

@@ -65,6 +65,11 @@ SANDBOX_UID = SANDBOX_GID = 1000  # the agent's uid and gid inside; outside, the
 NO_ROOT = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID), "--cap-drop", "ALL"]
 
 
+# agent.limits keys → the ``Limits`` field each sets and its scale (a left shift: 20 = MiB).
+LIMIT_KEYS = {"processes": ("processes", 0), "file_size_mb": ("file_size_bytes", 20), "memory_mb": ("data_bytes", 20),
+              "open_files": ("open_files", 0), "disk_mb": ("disk_bytes", 20), "shm_mb": ("shm_bytes", 20)}
+
+
 class SandboxUnavailable(HarnessError):
     """The sandbox cannot be made on this machine; the message says why and how to fix it."""
 
@@ -86,21 +91,12 @@ class Limits:
         config = config or {}
         limits = cls()
         try:
-            if "processes" in config:
-                limits.processes = int(config["processes"])
-            if "file_size_mb" in config:
-                limits.file_size_bytes = int(config["file_size_mb"]) << 20
-            if "memory_mb" in config:
-                limits.data_bytes = int(config["memory_mb"]) << 20
-            if "open_files" in config:
-                limits.open_files = int(config["open_files"])
-            if "disk_mb" in config:
-                limits.disk_bytes = int(config["disk_mb"]) << 20
-            if "shm_mb" in config:
-                limits.shm_bytes = int(config["shm_mb"]) << 20
+            for key, (attribute, shift) in LIMIT_KEYS.items():
+                if key in config:
+                    setattr(limits, attribute, int(config[key]) << shift)
         except (TypeError, ValueError):
             raise HarnessError(f"agent.limits must hold whole numbers, got {config!r}: fix .kittify/config.yaml "
-                               "(processes, file_size_mb, memory_mb, open_files, disk_mb, shm_mb)") from None
+                               f"({', '.join(LIMIT_KEYS)})") from None
         return limits
 
     def as_dict(self) -> dict:

@@ -123,8 +123,7 @@ class AiderAdapter(HarnessAdapter):
         argv = [self.resolve_binary(spec), *FIXED_ARGS, *self._history_args(spec)]
         if spec.model:
             argv += ["--model", spec.model]
-        if options.get("edit_format"):
-            argv += ["--edit-format", str(options["edit_format"])]
+        argv += spec.value_flags({"edit_format": "--edit-format"})
         for path in string_list(options.get("read")):
             argv += ["--read", path]
         for path in string_list(options.get("files")):

@@ -38,26 +38,19 @@ from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation,
 from harnesses.jsonlines import (
     as_decimal,
     as_int,
-    cost_of,
     mapping,
     one_line,
     parse_json_line,
-    price_for,
-    price_table,
     string_list,
     tool_input_summary,
     whole,
 )
+from harnesses.prices import estimated_cost, models_starting, run_prices
 from harnesses.registry import register
 
-# USD per 1M tokens, Anthropic's published API prices when this was written (cache reads at a
-# tenth of input); only for the running estimate: the CLI's total_cost_usd is what the ledger keeps.
-DEFAULT_PRICES = {
-    "claude-opus-4-5": {"input": "5", "cached_input": "0.5", "output": "25"},
-    "claude-opus-4": {"input": "15", "cached_input": "1.5", "output": "75"},
-    "claude-sonnet-4": {"input": "3", "cached_input": "0.3", "output": "15"},
-    "claude-haiku-4": {"input": "1", "cached_input": "0.1", "output": "5"},
-}
+# Anthropic's models in the farm's price table (harnesses/prices.json); only for the running
+# estimate: the CLI's total_cost_usd is what the ledger keeps.
+DEFAULT_PRICES = models_starting("claude-")
 
 # A WP is done by committing: let the agent run the git commands that takes, nothing more.
 DEFAULT_ALLOWED_TOOLS = (
@@ -143,15 +136,12 @@ class ClaudeCodeAdapter(HarnessAdapter):
         return ".claude/projects"
 
     def __init__(self) -> None:
-        self.prices = price_table(DEFAULT_PRICES)
+        self.prices = DEFAULT_PRICES
         self.message_usage: dict[str, Usage] = {}  # per API call (message id), for the running estimate
 
     def build_command(self, spec: RunSpec) -> Invocation:
         options = spec.options
-        try:
-            self.prices = price_table(options["prices"]) if options.get("prices") else price_table(DEFAULT_PRICES)
-        except ValueError as exc:
-            raise HarnessError(f"harness 'claude-code': agent.prices: {exc}") from None
+        self.prices = run_prices("claude-code", options, DEFAULT_PRICES)
         argv = [self.resolve_binary(spec), "-p", "--output-format", "stream-json", "--verbose",
                 "--permission-mode", str(options.get("permission_mode") or "acceptEdits")]
         if spec.model:
@@ -162,10 +152,7 @@ class ClaudeCodeAdapter(HarnessAdapter):
             except (TypeError, ValueError):
                 raise HarnessError(f"harness 'claude-code': max_turns must be a whole number, "
                                    f"not {options['max_turns']!r}") from None
-        if options.get("append_system_prompt"):
-            argv += ["--append-system-prompt", str(options["append_system_prompt"])]
-        if options.get("mcp_config"):
-            argv += ["--mcp-config", str(options["mcp_config"])]
+        argv += spec.value_flags({"append_system_prompt": "--append-system-prompt", "mcp_config": "--mcp-config"})
         if spec.resume_session:
             argv += ["--resume", spec.resume_session]
         argv += string_list(options.get("extra_args"))
@@ -243,7 +230,7 @@ class ClaudeCodeAdapter(HarnessAdapter):
         total = Usage(input_tokens=sum(u.input_tokens for u in self.message_usage.values()),
                       output_tokens=sum(u.output_tokens for u in self.message_usage.values()),
                       cached_input_tokens=sum(u.cached_input_tokens for u in self.message_usage.values()))
-        total.cost_usd = cost_of(total, price_for(model, self.prices))
+        total.cost_usd = estimated_cost(total, model, self.prices)
         return AgentEvent(kind="usage", usage=total, model=model)
 
     def _tool_results(self, message: dict, obj: dict) -> list[AgentEvent]:

@@ -44,32 +44,13 @@ import json
 from pathlib import Path
 
 from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation, RunSpec, Usage
-from harnesses.jsonlines import (
-    as_int,
-    cost_of,
-    mapping,
-    one_line,
-    parse_json_line,
-    price_for,
-    price_table,
-    string_list,
-    tool_input_summary,
-    whole,
-)
+from harnesses.jsonlines import as_int, mapping, one_line, parse_json_line, string_list, tool_input_summary, whole
+from harnesses.prices import estimated_cost, models_starting, run_prices
 from harnesses.registry import register
 
-# USD per 1M tokens, OpenAI's published API prices when this was written; override per
-# feature with agent.prices (a model's exact name, or a prefix of it, or "*").
-DEFAULT_PRICES = {
-    "gpt-5": {"input": "1.25", "cached_input": "0.125", "output": "10"},
-    "gpt-5-codex": {"input": "1.25", "cached_input": "0.125", "output": "10"},
-    "gpt-5-mini": {"input": "0.25", "cached_input": "0.025", "output": "2"},
-    "gpt-5-nano": {"input": "0.05", "cached_input": "0.005", "output": "0.4"},
-    "gpt-5.1": {"input": "1.25", "cached_input": "0.125", "output": "10"},
-    "gpt-5.1-codex": {"input": "1.25", "cached_input": "0.125", "output": "10"},
-    "gpt-5.1-codex-mini": {"input": "0.25", "cached_input": "0.025", "output": "2"},
-    "o4-mini": {"input": "1.1", "cached_input": "0.275", "output": "4.4"},
-}
+# The codex models in the farm's price table (harnesses/prices.json); override per feature with
+# agent.prices (a model's exact name, or a prefix of it, or "*").
+DEFAULT_PRICES = models_starting("gpt-5", "o4-")
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 DEFAULT_SANDBOX = "danger-full-access"  # see the module docstring: the farm's sandbox confines it
 PROVIDER = "agileplus"
@@ -131,21 +112,18 @@ class CodexAdapter(HarnessAdapter):
             return None
         usage = Usage(input_tokens=as_int(total.get("input_tokens")), output_tokens=as_int(total.get("output_tokens")),
                       cached_input_tokens=as_int(total.get("cached_input_tokens")))
-        usage.cost_usd = cost_of(usage, price_for(self.model, self.prices))
+        usage.cost_usd = estimated_cost(usage, self.model, self.prices)
         return usage
 
     def __init__(self) -> None:
         self.model: str | None = None
-        self.prices = price_table(DEFAULT_PRICES)
+        self.prices = DEFAULT_PRICES
         self.usage: Usage | None = None
         self.last_message = ""
 
     def build_command(self, spec: RunSpec) -> Invocation:
         options = spec.options
-        try:
-            self.prices = price_table(options["prices"]) if options.get("prices") else price_table(DEFAULT_PRICES)
-        except ValueError as exc:
-            raise HarnessError(f"harness 'codex': agent.prices: {exc}") from None
+        self.prices = run_prices("codex", options, DEFAULT_PRICES)
         self.model = spec.model
         argv = [self.resolve_binary(spec), "exec", "--json"]
         sandbox = str(options.get("sandbox") or DEFAULT_SANDBOX)
@@ -162,8 +140,7 @@ class CodexAdapter(HarnessAdapter):
             argv.append("--skip-git-repo-check")
         if spec.model:
             argv += ["-m", spec.model]
-        if options.get("profile"):
-            argv += ["-p", str(options["profile"])]
+        argv += spec.value_flags({"profile": "-p"})
         argv += ["-C", str(spec.workdir)]
         overrides = options.get("config") or {}
         if not isinstance(overrides, dict):
@@ -201,7 +178,7 @@ class CodexAdapter(HarnessAdapter):
             usage = Usage(input_tokens=as_int(raw.get("input_tokens")),
                           output_tokens=as_int(raw.get("output_tokens")),
                           cached_input_tokens=as_int(raw.get("cached_input_tokens")))
-            usage.cost_usd = cost_of(usage, price_for(self.model, self.prices))
+            usage.cost_usd = estimated_cost(usage, self.model, self.prices)
             self.usage = usage
             return [AgentEvent(kind="result", text=one_line(self.last_message) or "turn completed", usage=usage,
                                model=self.model, final=True, raw=obj)]

@@ -30,26 +30,20 @@ from pathlib import Path
 from harnesses.base import AgentEvent, HarnessAdapter, HarnessError, Invocation, RunSpec, Usage
 from harnesses.jsonlines import (
     as_int,
-    cost_of,
     mapping,
     one_line,
     parse_json_line,
-    price_for,
-    price_table,
     prompt_fits_argv,
     string_list,
     tool_input_summary,
     whole,
 )
+from harnesses.prices import estimated_cost, models_starting, run_prices
 from harnesses.registry import register
 
-# USD per 1M tokens (prompts up to 200k tokens), Google's published API prices when this was
-# written; override per feature with agent.prices.
-DEFAULT_PRICES = {
-    "gemini-2.5-pro": {"input": "1.25", "cached_input": "0.125", "output": "10"},
-    "gemini-2.5-flash": {"input": "0.30", "cached_input": "0.03", "output": "2.50"},
-    "gemini-2.5-flash-lite": {"input": "0.10", "cached_input": "0.01", "output": "0.40"},
-}
+# Google's models in the farm's price table (harnesses/prices.json: prompts up to 200k tokens);
+# override per feature with agent.prices.
+DEFAULT_PRICES = models_starting("gemini-")
 APPROVAL_MODES = ("default", "auto_edit", "yolo")
 STDIN_PROMPT_INSTRUCTION = "Carry out the task described in the input above."
 
@@ -80,16 +74,13 @@ class GeminiAdapter(HarnessAdapter):
 
     def __init__(self) -> None:
         self.model: str | None = None
-        self.prices = price_table(DEFAULT_PRICES)
+        self.prices = DEFAULT_PRICES
         self.chunks: list[str] = []
         self.response: list[str] = []
 
     def build_command(self, spec: RunSpec) -> Invocation:
         options = spec.options
-        try:
-            self.prices = price_table(options["prices"]) if options.get("prices") else price_table(DEFAULT_PRICES)
-        except ValueError as exc:
-            raise HarnessError(f"harness 'gemini': agent.prices: {exc}") from None
+        self.prices = run_prices("gemini", options, DEFAULT_PRICES)
         self.model = spec.model
         approval = str(options.get("approval_mode") or "yolo")
         if approval not in APPROVAL_MODES:
@@ -160,7 +151,7 @@ class GeminiAdapter(HarnessAdapter):
             usage = Usage(input_tokens=as_int(stats.get("input_tokens")),
                           output_tokens=as_int(stats.get("output_tokens")),
                           cached_input_tokens=as_int(stats.get("cached")))
-            usage.cost_usd = cost_of(usage, price_for(self.model, self.prices))
+            usage.cost_usd = estimated_cost(usage, self.model, self.prices)
         failed = obj.get("status") != "success"
         error = obj.get("error") if isinstance(obj.get("error"), dict) else {}
         text = f"error: {one_line(error.get('message'))}" if failed else one_line("".join(self.response))

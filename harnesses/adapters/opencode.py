@@ -80,10 +80,7 @@ class OpencodeAdapter(HarnessAdapter):
         argv = [self.resolve_binary(spec), "run", "--format", "json"]
         if spec.model:
             argv += ["-m", spec.model]
-        if options.get("agent"):
-            argv += ["--agent", str(options["agent"])]
-        if options.get("variant"):
-            argv += ["--variant", str(options["variant"])]
+        argv += spec.value_flags({"agent": "--agent", "variant": "--variant"})
         if spec.resume_session:
             argv += ["--session", spec.resume_session]
         if options.get("skip_permissions"):

@@ -15,7 +15,7 @@ import os
 import re
 import sys
 
-from _common import Flag, UsageError, commit, dumps, emit, new_id, parse, planned_change, read_stdin, record, write
+from _common import Flag, command_line, commit, dumps, emit, new_id, planned_change, read_stdin, record, write
 
 VERSION = "2.0.37 (Claude Code)"
 DEFAULT_MODEL = "claude-sonnet-4-5-20250929"
@@ -86,14 +86,7 @@ def commit_allowed(mode: str, allowed: list[str], denied: list[str]) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = parse(argv, FLAGS)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.get("version"):
-        print(VERSION)
-        return 0
+    args = command_line(argv, FLAGS, refused="error: ", version=VERSION)
     if not args.get("print"):
         print("error: this stand-in only runs print mode (-p)", file=sys.stderr)
         return 2

@@ -110,6 +110,20 @@ def usage_error(message: str, *, code: int = 2) -> int:
     return code
 
 
+def command_line(argv: list[str], flags: list[Flag], *, refused: str, version: str) -> Parsed:
+    """``argv`` parsed as the real CLI parses it: one it would refuse prints ``refused`` and the
+    reason and exits 2; ``--version`` prints ``version`` and exits 0."""
+    try:
+        args = parse(argv, flags)
+    except UsageError as exc:
+        print(f"{refused}{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if args.get("version"):
+        print(version)
+        raise SystemExit(0)
+    return args
+
+
 def read_stdin() -> str:
     if sys.stdin is None or sys.stdin.isatty():
         return ""

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import sys
 
-from _common import Flag, UsageError, commit, dumps, emit, new_id, parse, planned_change, read_stdin, record, write
+from _common import Flag, command_line, commit, dumps, emit, new_id, planned_change, read_stdin, record, write
 
 VERSION = "0.15.3"
 DEFAULT_MODEL = "gemini-2.5-pro"
@@ -46,14 +46,7 @@ def now() -> str:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = parse(argv, FLAGS)
-    except UsageError as exc:
-        print(f"Usage: gemini [options] [query..]\n\n{exc}", file=sys.stderr)
-        return 2
-    if args.get("version"):
-        print(VERSION)
-        return 0
+    args = command_line(argv, FLAGS, refused="Usage: gemini [options] [query..]\n\n", version=VERSION)
     if args.get("yolo") and args.get("approval_mode"):
         print("Cannot use both --yolo (-y) and --approval-mode together. Use --approval-mode=yolo instead.",
               file=sys.stderr)

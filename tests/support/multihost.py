@@ -51,6 +51,7 @@ from pathlib import Path
 
 import pytest
 
+from harnesses.process import pid_alive
 from tests.support.jetstream import drain_stream
 from tests.support.services import in_ci
 
@@ -88,16 +89,6 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def _delete_namespace(ns: str) -> None:
     pids = run("ip", "netns", "pids", ns, check=False).stdout.split()
     for pid in pids:
@@ -114,7 +105,7 @@ def cleanup_stale() -> list[str]:
         if not ns.startswith(PREFIX) or "-" not in ns:
             continue
         owner = ns[len(PREFIX):].split("-", 1)[0]
-        if owner.isdigit() and not _pid_alive(int(owner)):
+        if owner.isdigit() and not pid_alive(int(owner)):
             _delete_namespace(ns)
             removed.append(ns)
     return removed

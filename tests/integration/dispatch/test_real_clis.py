@@ -19,6 +19,7 @@ import pytest
 from agileplus.audit.models import AuditEntry
 from agileplus.dispatch.models import AgentSession, DispatchJob, JobLogLine, ModelCall
 from agileplus.events.models import Event
+from agileplus.features.models import Feature
 from harnesses.check import QUIET_ENVIRONMENT, SCRATCH_KEY
 from harnesses.endpoints import Fail, Run, Say, Turn, Write
 from harnesses.endpoints.anthropic import AnthropicEndpoint
@@ -64,21 +65,17 @@ def last_reason(feature) -> str:
     return AuditEntry.objects.filter(feature=feature).order_by("-seq").first().metadata.get("reason", "")
 
 
-def through_the_farm(tmp_path: Path, harness: str, endpoint, **agent):
+def through_the_farm(tmp_path: Path, harness: str, endpoint, **agent) -> tuple[DispatchJob, Feature, dict]:
     """Dispatch WP01 to ``harness`` on a worker (holding the endpoint's credentials), wait, then
-    review with --apply (merge). Returns the implement and review runs, the repo and feature."""
+    review with --apply (merge). Asserts what every CLI's run through the farm shows (its commit
+    reported while it ran, the review approved and merged into main); returns the job (for the
+    CLI's own figures), the feature and the worker's environment."""
     worker_env = worker_environment(harness, endpoint, tmp_path / "home")
     repo = target(tmp_path, harness, **agent)
     feature = import_target(repo)
     with running_workers(tmp_path, 1, broker_url=None, with_beat=False, harnesses=harness, **worker_env):
         done = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", harness, "--wait")
     reviewed = agileplus(tmp_path, "review", "003", "WP01", "--inline", "--apply", "--actor", "human:alice")
-    return done, reviewed, repo, feature, worker_env
-
-
-def merged_job(done, reviewed, repo: TargetRepo, feature) -> DispatchJob:
-    """Assert what every CLI's run through the farm shows (its commit reported while it ran,
-    the review approved and merged into main) and return the job for the CLI's own figures."""
     job = DispatchJob.objects.get(feature=feature)
     assert done.returncode == 0, done.stdout + done.stderr + log_text(job)
     assert job.state == "succeeded"
@@ -89,7 +86,7 @@ def merged_job(done, reviewed, repo: TargetRepo, feature) -> DispatchJob:
     assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
     assert feature.work_packages.get(code="WP01").state == "done"
     assert repo.git("show", "main:wp01/file_1.txt") == "one"
-    return job
+    return job, feature, worker_env
 
 
 # --- one WP per CLI, dispatch → worker → governance → review → merged main ----------------
@@ -102,11 +99,17 @@ def billed_by_the_endpoint(job: DispatchJob, endpoint) -> bool:
         endpoint.billed["input_tokens"], endpoint.billed["cached_input_tokens"], endpoint.billed["output_tokens"])
 
 
+def assert_billed(job: DispatchJob, endpoint, *, tokens: tuple[int, int], cost_usd: str) -> None:
+    """The ledger holds what the provider billed: ``tokens`` (input, output) costing ``cost_usd``."""
+    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
+    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == tokens
+    assert Decimal(job.usage["cost_usd"]) == Decimal(cost_usd)
+
+
 def test_claude_code_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     with over_tls(AnthropicEndpoint(SCRIPT)) as endpoint:
-        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "claude-code", endpoint)
+        job, feature, worker_env = through_the_farm(tmp_path, "claude-code", endpoint)
 
-    job = merged_job(done, reviewed, repo, feature)
     assert f"Claude Code session {job.session_id} " in log_text(job)
     assert job.manifest["cli_version"] == "2.1.328 (Claude Code)"
     assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
@@ -122,47 +125,36 @@ def test_claude_code_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
 
 def test_codex_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     with over_tls(ResponsesEndpoint(SCRIPT)) as endpoint:
-        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "codex", endpoint, model="gpt-5")
+        job, feature, worker_env = through_the_farm(tmp_path, "codex", endpoint, model="gpt-5")
 
-    job = merged_job(done, reviewed, repo, feature)
     assert f"Codex thread {job.session_id} (gpt-5)" in log_text(job)
     assert job.manifest["cli_version"] == "codex-cli 0.169.0"
     assert "danger-full-access" in job.manifest["argv"]  # the farm's sandbox confines it, not Codex's
     # 3 calls of 1000 input / 100 output tokens at gpt-5's $1.25 / $10 per million, as billed
-    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
-    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
-    assert Decimal(job.usage["cost_usd"]) == Decimal("0.00675")
+    assert_billed(job, endpoint, tokens=(3000, 300), cost_usd="0.00675")
 
 
 def test_gemini_cli_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     with over_tls(GeminiEndpoint(SCRIPT, model="gemini-2.5-flash")) as endpoint:  # its modelVersion
-        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "gemini", endpoint,
-                                                                     model="gemini-2.5-flash")
+        job, feature, worker_env = through_the_farm(tmp_path, "gemini", endpoint, model="gemini-2.5-flash")
 
-    job = merged_job(done, reviewed, repo, feature)
     assert f"Gemini CLI session {job.session_id} (gemini-2.5-flash)" in log_text(job)
     assert job.manifest["cli_version"] == "0.61.0"
     # 3 calls of 1000 input / 100 output tokens at gemini-2.5-flash's $0.30 / $2.50 per million
-    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
-    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3000, 300)
-    assert Decimal(job.usage["cost_usd"]) == Decimal("0.00165")
+    assert_billed(job, endpoint, tokens=(3000, 300), cost_usd="0.00165")
     assert {r.header("x-goog-api-key") for r in endpoint.agent_requests} == {worker_env["GEMINI_API_KEY"]}
 
 
 def test_opencode_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     with over_tls(AnthropicEndpoint(SCRIPT)) as endpoint:  # opencode's anthropic provider, pointed here
-        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "opencode", endpoint,
-                                                                     model="anthropic/claude-sonnet-4-5")
+        job, feature, worker_env = through_the_farm(tmp_path, "opencode", endpoint, model="anthropic/claude-sonnet-4-5")
 
-    job = merged_job(done, reviewed, repo, feature)
     assert f"opencode session {job.session_id}" in log_text(job)
     assert job.manifest["cli_version"] == "1.18.33"
     # 3 steps of 1000 / 100 tokens (claude-sonnet-4-5: $3 / $15 per million) and its title call of
     # 10 / 1 on its small model (claude-haiku-4-5: $1 / $5), each priced by the model it called, as
     # billed; opencode's own figures, beside them, leave the title call out
-    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
-    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (3010, 301)
-    assert Decimal(job.usage["cost_usd"]) == Decimal("0.013515")
+    assert_billed(job, endpoint, tokens=(3010, 301), cost_usd="0.013515")
     assert set(ModelCall.objects.filter(job=job, input_tokens__gt=0).values_list("model", flat=True)) == {
         "claude-sonnet-4-5", "claude-haiku-4-5-20251001"}
     assert Decimal(job.usage["cli_reported"]["cost_usd"]) == Decimal("0.0135")
@@ -172,19 +164,16 @@ def test_opencode_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
 def test_aider_takes_a_wp_from_dispatch_to_merged_main(tmp_path):
     edit = [Turn([Say("Adding the deliverable."), Write("wp01/file_1.txt", "one\n")])]  # Aider commits itself
     with over_tls(ChatEndpoint(edit, commit_message=MESSAGE)) as endpoint:
-        done, reviewed, repo, feature, worker_env = through_the_farm(tmp_path, "aider", endpoint,
-                                                                     model="openai/gpt-4o", edit_format="whole")
+        job, feature, worker_env = through_the_farm(tmp_path, "aider", endpoint, model="openai/gpt-4o",
+                                                    edit_format="whole")
 
-    job = merged_job(done, reviewed, repo, feature)
     assert job.manifest["cli_version"] == "aider 0.86.2"
     # Aider prints no session id: the adapter's own names its chat history, stored for a next attempt
     assert f"Aider session {job.session_id} (openai/gpt-4o)" in log_text(job)
     assert AgentSession.objects.get(wp__feature=feature).session_id == job.session_id
     # the edit (1000 / 100) and the commit message call (10 / 5) as billed (gpt-4o: $2.50 / $10 per
     # million); Aider's own figures, beside them, count the edit only
-    assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
-    assert (job.usage["input_tokens"], job.usage["output_tokens"]) == (1010, 105)
-    assert Decimal(job.usage["cost_usd"]) == Decimal("0.003575")
+    assert_billed(job, endpoint, tokens=(1010, 105), cost_usd="0.003575")
     assert Decimal(job.usage["cli_reported"]["cost_usd"]) == Decimal("0.0035")
     assert {r.header("authorization") for r in endpoint.agent_requests} == {f"Bearer {worker_env['OPENAI_API_KEY']}"}
 
@@ -206,6 +195,11 @@ def run_inline(tmp_path: Path, script: list, *, harness: str = "claude-code", en
             result = agileplus(tmp_path, *args, *(["--timeout", timeout] if timeout else []),
                                extra_env={**extra, "grace": "1", **(env or {})})
     return result, DispatchJob.objects.get(feature=feature), endpoint, feature
+
+
+def anthropic_over_tls(script: list):
+    """The scripted Anthropic endpoint over HTTPS (as the gateway reaches a provider)."""
+    return over_tls(AnthropicEndpoint(script))
 
 
 def test_the_turn_cap_stops_claude_code_and_says_so(tmp_path):
@@ -242,16 +236,10 @@ def test_a_model_that_never_answers_ends_in_the_timeout_path(tmp_path):
 def test_a_call_in_flight_when_the_timeout_kills_claude_code_is_still_billed(tmp_path):
     script = [Turn([Run("echo first")]), Turn([Say("late")], delay=20)]  # the second answers after the kill
 
-    with over_tls(AnthropicEndpoint(script)) as endpoint:
-        repo = target(tmp_path, "claude-code")
-        feature = import_target(repo)
-        extra = worker_environment("claude-code", endpoint, tmp_path / "home")
-        with released_once_the_agent_is_gone(hold_delayed_replies(endpoint), feature):  # not 20 s after its call
-            result = agileplus(tmp_path, "implement", "003", "--wp", "WP01", "--agent", "claude-code", "--inline",
-                               "--timeout", "12", extra_env={**extra, "grace": "1"})
-        job = DispatchJob.objects.get(feature=feature)
-        assert job.state == "timed_out", result.stdout
+    result, job, endpoint, feature = run_inline(tmp_path, script, endpoint_class=anthropic_over_tls, timeout="12",
+                                                late_reply_once_killed=True)  # not 20 s after its call
 
+    assert job.state == "timed_out", result.stdout
     # the gateway read the late answer to its end after the agent was gone, and billed it
     assert billed_by_the_endpoint(job, endpoint), (job.usage, endpoint.billed)
     assert ModelCall.objects.filter(job=job, client_gone=True, input_tokens=1000).count() == 1
@@ -262,7 +250,7 @@ def test_claude_code_s_bash_tool_finds_no_model_key_in_the_sandbox(tmp_path):
     outbox.mkdir()
     look = Run('env > "$OUTBOX/env.txt"; cat /proc/[0-9]*/environ 2>/dev/null | tr "\\0" "\\n" > "$OUTBOX/proc.txt"')
     result, job, endpoint, feature = run_inline(
-        tmp_path, [Turn([look]), *SCRIPT], endpoint_class=lambda s: over_tls(AnthropicEndpoint(s)),
+        tmp_path, [Turn([look]), *SCRIPT], endpoint_class=anthropic_over_tls,
         allowed_tools=["Bash"], environment={"OUTBOX": str(outbox)},
         env={"AGILEPLUS_SANDBOX_WRITABLE": str(outbox)})
 
@@ -290,22 +278,17 @@ def test_a_429_from_the_endpoint_is_the_rate_limit_path(tmp_path):
     assert 1 <= len(endpoint.agent_requests) <= 2
 
 
-def test_a_500_from_the_endpoint_fails_the_run_with_the_cli_s_error(tmp_path):
-    result, job, endpoint, feature = run_inline(tmp_path, [Fail("500")] * 4,
+@pytest.mark.parametrize(("failure", "error"), [
+    ("500", "API Error: 500 Internal server error (scripted)"),
+    ("cut", "API Error: Connection to the API was lost"),  # the stream cut mid-event
+])
+def test_a_500_or_a_cut_stream_fails_the_run_with_the_cli_s_error(tmp_path, failure, error):
+    result, job, endpoint, feature = run_inline(tmp_path, [Fail(failure)] * 4,
                                                 environment={"CLAUDE_CODE_MAX_RETRIES": "1"})
 
     assert job.state == "failed", result.stdout
     assert last_reason(feature) == "agent_failed"
-    assert "API Error: 500 Internal server error (scripted)" in job.error
-
-
-def test_a_stream_cut_mid_event_fails_the_run_with_the_cli_s_error(tmp_path):
-    result, job, endpoint, feature = run_inline(tmp_path, [Fail("cut")] * 4,
-                                                environment={"CLAUDE_CODE_MAX_RETRIES": "1"})
-
-    assert job.state == "failed", result.stdout
-    assert last_reason(feature) == "agent_failed"
-    assert "API Error: Connection to the API was lost" in job.error
+    assert error in job.error
 
 
 # --- Codex's own sandbox --------------------------------------------------------------------

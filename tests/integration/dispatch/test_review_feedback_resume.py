@@ -34,20 +34,26 @@ def round_of(name: str) -> list[Turn]:
             Turn([Say(f"Committed {path}.")])]
 
 
+def review_rounds(tmp_path, endpoint, check: dict, **agent) -> tuple:
+    """WP01 dispatched with ``implement --all`` to Claude Code on one worker (with beat), reviewed by
+    governance and ``check`` until it is done or blocked. Returns the repo, the feature, its jobs."""
+    worker_env = worker_environment("claude-code", endpoint, tmp_path / "home")
+    repo = make_target_repo(tmp_path, wps={"WP01": []}, environment=QUIET_ENVIRONMENT,
+                            agent={"harness": "claude-code", **agent},
+                            review={"checks": [{"name": "governance"}, check]})
+    feature = import_target(repo)
+    with running_workers(tmp_path, 1, broker_url=None, with_beat=True, harnesses="claude-code", **worker_env):
+        started = agileplus(tmp_path, "implement", "003", "--all", "--no-wait", "--actor", "human:alice")
+        assert started.returncode == 0, started.stdout + started.stderr
+        wait_until(lambda: feature.work_packages.get(code="WP01").state in ("done", "blocked"), timeout=300,
+                   what="WP01 done after its review rounds")
+    return repo, feature, list(DispatchJob.objects.filter(feature=feature).order_by("queued_at"))
+
+
 def test_changes_requested_twice_resume_the_same_claude_session_until_approved(tmp_path):
     script = round_of("file_1") + round_of("fix_1") + round_of("fix_2")
     with AnthropicEndpoint(script) as endpoint:
-        worker_env = worker_environment("claude-code", endpoint, tmp_path / "home")
-        repo = make_target_repo(tmp_path, wps={"WP01": []}, environment=QUIET_ENVIRONMENT,
-                                agent={"harness": "claude-code", "max_review_cycles": 3},
-                                review={"checks": [{"name": "governance"}, FIXES]})
-        feature = import_target(repo)
-        with running_workers(tmp_path, 1, broker_url=None, with_beat=True, harnesses="claude-code", **worker_env):
-            started = agileplus(tmp_path, "implement", "003", "--all", "--no-wait", "--actor", "human:alice")
-            assert started.returncode == 0, started.stdout + started.stderr
-            wait_until(lambda: feature.work_packages.get(code="WP01").state in ("done", "blocked"), timeout=300,
-                       what="WP01 done after its review cycles")
-        jobs = list(DispatchJob.objects.filter(feature=feature).order_by("queued_at"))
+        repo, feature, jobs = review_rounds(tmp_path, endpoint, FIXES, max_review_cycles=3)
         first_requests = [r for r in endpoint.agent_requests if r.consumed_step in (3, 6)]
 
     assert feature.work_packages.get(code="WP01").state == "done", "\n---\n".join(log_text(j) for j in jobs)
@@ -68,18 +74,8 @@ def test_changes_requested_twice_resume_the_same_claude_session_until_approved(t
 def test_the_review_rounds_are_billed_as_the_provider_billed_them_and_the_rejected_rounds_are_wasted(tmp_path):
     script = round_of("file_1") + round_of("fix_1")
     with AnthropicEndpoint(script) as endpoint:
-        worker_env = worker_environment("claude-code", endpoint, tmp_path / "home")
-        repo = make_target_repo(tmp_path, wps={"WP01": []}, environment=QUIET_ENVIRONMENT,
-                                agent={"harness": "claude-code", "max_review_cycles": 2,
-                                       "prices": {"*": {"input": "3", "output": "15"}}},
-                                review={"checks": [{"name": "governance"}, ONE_FIX]})
-        feature = import_target(repo)
-        with running_workers(tmp_path, 1, broker_url=None, with_beat=True, harnesses="claude-code", **worker_env):
-            started = agileplus(tmp_path, "implement", "003", "--all", "--no-wait", "--actor", "human:alice")
-            assert started.returncode == 0, started.stdout + started.stderr
-            wait_until(lambda: feature.work_packages.get(code="WP01").state in ("done", "blocked"), timeout=300,
-                       what="WP01 done after its review round")
-        jobs = list(DispatchJob.objects.filter(feature=feature).order_by("queued_at"))
+        _, feature, jobs = review_rounds(tmp_path, endpoint, ONE_FIX, max_review_cycles=2,
+                                         prices={"*": {"input": "3", "output": "15"}})
         billed = dict(endpoint.billed)
     calls = ModelCall.objects.filter(feature=feature).exclude(outcome="refused")
     spent_on = cost_reports.outcomes(feature_id=feature.pk)

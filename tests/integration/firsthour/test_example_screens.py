@@ -66,6 +66,15 @@ def farm(tmp_path):
     return tmp_path, feature, done.stdout
 
 
+@pytest.fixture
+def merged(farm):
+    """The example after WP01's review (inline: no worker runs here) and its move to done, the
+    merge that unblocks WP02. The tests that take it read ``tmp_path``: the farm's folder."""
+    tmp_path, _feature, _screen = farm
+    agileplus(tmp_path, "review", "003", "WP01", "--inline")
+    agileplus(tmp_path, "move", "003", "WP01", "--to", "done")
+
+
 def test_the_tests_counted_when_the_agent_finishes_are_in_the_result_and_the_completed_event(farm):
     _tmp, feature, _screen = farm
     job = DispatchJob.objects.get(feature=feature, wp__code="WP01")
@@ -150,11 +159,7 @@ def test_move_to_done_is_the_examples_screen(farm):
     ]
 
 
-def test_status_after_the_merge_is_the_examples_screen(farm):
-    tmp_path, _feature, _screen = farm
-    agileplus(tmp_path, "review", "003", "WP01", "--inline")
-    agileplus(tmp_path, "move", "003", "WP01", "--to", "done")
-
+def test_status_after_the_merge_is_the_examples_screen(merged, tmp_path):
     lines = masked(agileplus(tmp_path, "status", "003").stdout)
 
     assert lines == [
@@ -178,11 +183,7 @@ def test_status_after_the_merge_is_the_examples_screen(farm):
     ]
 
 
-def test_implement_of_a_wp_its_dependency_merged_is_the_examples_step_10_screen(farm):
-    tmp_path, _feature, _screen = farm
-    agileplus(tmp_path, "review", "003", "WP01", "--inline")
-    agileplus(tmp_path, "move", "003", "WP01", "--to", "done")
-
+def test_implement_of_a_wp_its_dependency_merged_is_the_examples_step_10_screen(merged, tmp_path):
     screen = agileplus(tmp_path, "implement", "003", "--wp", "WP02", "--inline").stdout
 
     # The example's Step 10 in the words of its Step 3 (`Deliverables list`, `Total prompt`, the
@@ -244,11 +245,7 @@ def test_logs_in_the_examples_form_with_the_feature_is_the_same_screen(farm):
     assert with_feature.startswith("[") and "Agent session started" in with_feature.splitlines()[0]
 
 
-def test_audit_verify_is_the_examples_screen(farm):
-    tmp_path, _feature, _screen = farm
-    agileplus(tmp_path, "review", "003", "WP01", "--inline")  # no worker runs here
-    agileplus(tmp_path, "move", "003", "WP01", "--to", "done")
-
+def test_audit_verify_is_the_examples_screen(merged, tmp_path):
     verified = agileplus(tmp_path, "events", "audit-verify", "--feature", "003-auth-system")
     screen = re.sub(r"\(id=\d+, row \d+\)", "(id=<id>)", re.sub(r"\(\d+ entries", "(<n> entries", verified.stdout))
 

@@ -196,18 +196,11 @@ def test_the_standalone_script_fails_a_tampered_note_and_bad_input(tmp_path, far
     assert bad_key.returncode == 2 and "--key: expected the farm's ed25519 public key" in bad_key.stderr
 
 
-SHARED = "".join(f"line {i}\n" for i in range(1, 21))
-
-
 def test_notes_follow_a_branch_rebased_onto_a_new_main_and_both_moves_verify(tmp_path, farm_key):
-    from tests.integration.review.test_rebase_after_merge import edit_of_shared, two_in_review
+    from tests.integration.review.test_rebase_after_merge import two_editing_shared_lines, wp01_merged
 
-    repo, _ = two_in_review(tmp_path, files={"shared.txt": SHARED}, environment={
-        "AGENT_BEHAVIOUR_WP01": edit_of_shared(tmp_path, "WP01", 1),
-        "AGENT_BEHAVIOUR_WP02": edit_of_shared(tmp_path, "WP02", 20)})
-    before = repo.head("feat/003-auth-system-WP02")
-    assert run_cli("move 003 WP01 --to done --actor human:alice").exit_code == 0
-    after = repo.head("feat/003-auth-system-WP02")
+    repo, _ = two_editing_shared_lines(tmp_path)
+    before, after = wp01_merged(repo)
 
     record = json.loads(note(repo, TRACES, after))
     assert after != before and record["metadata"]["dev.agileplus"]["rewritten_from"] == [before]

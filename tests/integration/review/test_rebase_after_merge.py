@@ -34,15 +34,25 @@ def edit_of_shared(tmp_path, wp: str, line: int) -> str:
     return f"apply:{folder}"
 
 
-def test_a_waiting_branch_touching_a_merged_path_is_rebased_onto_main_and_then_merges_cleanly(tmp_path):
-    repo, feature = two_in_review(tmp_path, files={"shared.txt": SHARED}, environment={
+def two_editing_shared_lines(tmp_path):
+    """WP01 and WP02 in review, each having rewritten its own line of shared.txt (1 and 20)."""
+    return two_in_review(tmp_path, files={"shared.txt": SHARED}, environment={
         "AGENT_BEHAVIOUR_WP01": edit_of_shared(tmp_path, "WP01", 1),
         "AGENT_BEHAVIOUR_WP02": edit_of_shared(tmp_path, "WP02", 20)})
+
+
+def wp01_merged(repo) -> tuple[str, str]:
+    """Move WP01 to done (its merge); WP02's branch head before and after it."""
     before = repo.head("feat/003-auth-system-WP02")
-
     assert run_cli("move 003 WP01 --to done --actor human:alice").exit_code == 0
+    return before, repo.head("feat/003-auth-system-WP02")
 
-    after = repo.head("feat/003-auth-system-WP02")
+
+def test_a_waiting_branch_touching_a_merged_path_is_rebased_onto_main_and_then_merges_cleanly(tmp_path):
+    repo, feature = two_editing_shared_lines(tmp_path)
+
+    before, after = wp01_merged(repo)
+
     assert after != before
     assert repo.git("merge-base", "--is-ancestor", "main", after) == ""  # main is now its base
     entry = AuditEntry.objects.get(feature=feature, transition="WP02:rebased")
@@ -56,11 +66,10 @@ def test_a_waiting_branch_touching_a_merged_path_is_rebased_onto_main_and_then_m
 
 def test_a_waiting_branch_touching_none_of_the_merged_paths_is_left_as_pushed_and_still_merges(tmp_path):
     repo, feature = two_in_review(tmp_path, "commit:1")
-    before = repo.head("feat/003-auth-system-WP02")
 
-    assert run_cli("move 003 WP01 --to done --actor human:alice").exit_code == 0
+    before, after = wp01_merged(repo)
 
-    assert repo.head("feat/003-auth-system-WP02") == before
+    assert after == before
     assert not AuditEntry.objects.filter(feature=feature, transition__startswith="WP02:rebase").exists()
     assert "APPROVED" in run_cli("review 003 WP02 --apply --inline").output
     assert repo.git("ls-tree", "--name-only", "-r", "main").split().count("wp02/file_1.txt") == 1
@@ -69,11 +78,10 @@ def test_a_waiting_branch_touching_none_of_the_merged_paths_is_left_as_pushed_an
 
 def test_a_waiting_branch_that_does_not_rebase_keeps_its_head_and_the_conflict_is_recorded(tmp_path):
     repo, feature = two_in_review(tmp_path, "write:shared.txt")
-    before = repo.head("feat/003-auth-system-WP02")
 
-    assert run_cli("move 003 WP01 --to done --actor human:alice").exit_code == 0
+    before, after = wp01_merged(repo)
 
-    assert repo.head("feat/003-auth-system-WP02") == before
+    assert after == before
     entry = AuditEntry.objects.get(feature=feature, transition="WP02:rebase_conflict")
     assert entry.metadata["conflicts"] == ["shared.txt"]
     review = run_cli("review 003 WP02 --inline")

@@ -140,18 +140,6 @@ def test_a_commit_line_is_a_message_event():
     assert (event.kind, event.text) == ("message", "Commit 1a2b3c4 feat(WP01): add the login form")
 
 
-@pytest.mark.parametrize("line", [
-    "Aider v0.86.1",
-    "Applied edit to src/login.py",
-    "Tokens: lots sent, none received.",
-    '{"type": "malformed", "text": "cut o',
-])
-def test_every_other_line_is_a_log_event_kept_verbatim(line):
-    [event] = AiderAdapter().parse_line(line)
-
-    assert (event.kind, event.text) == ("log", line)
-
-
 def test_the_session_is_announced_once_with_aider_s_first_line(standins, tmp_path):
     adapter = AiderAdapter()
     adapter.build_command(run_spec(tmp_path, session_dir=SESSION_DIR, resume_session="S-1", model="openai/gpt-4o"))

@@ -135,18 +135,6 @@ def test_a_result_that_hit_the_turn_limit_is_an_error():
     assert event.usage.cost_usd == Decimal(str(json.loads(line)["total_cost_usd"]))
 
 
-@pytest.mark.parametrize("line", [
-    "Warning: no stdin data received in 3s",
-    "[1, 2]",
-    '{"type": "assistant", "message": {"content": 5}}',
-    '{"type": "something_new", "data": {}}',
-])
-def test_lines_it_cannot_read_are_kept_as_log_events(line):
-    [event] = ClaudeCodeAdapter().parse_line(line)
-
-    assert (event.kind, event.text) == ("log", line)
-
-
 def test_blank_lines_give_no_events():
     assert ClaudeCodeAdapter().parse_line("   ") == []
 

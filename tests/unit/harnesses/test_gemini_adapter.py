@@ -121,17 +121,6 @@ def test_a_failed_result_is_a_final_error():
     assert event.text == "error: Reached max session turns"
 
 
-@pytest.mark.parametrize("line", [
-    "Loaded cached credentials.",
-    '{"type":"tool_use","parameters":{"command":["not","a","string"]}}',
-    '{"type":"result","status":"success","stats":"none"}',
-])
-def test_lines_it_cannot_read_never_raise(line):
-    events = GeminiAdapter().parse_line(line)
-
-    assert len(events) == 1
-
-
 # --- a run of the stand-in CLI: what the real one is not yet run for (tests/integration/dispatch/test_real_clis.py) ---
 
 
