@@ -17,7 +17,7 @@ from agileplus.dispatch.costs import ledger
 from agileplus.features import selectors, services
 from agileplus.features.importer import import_features
 from agileplus.review.conflicts import predicted_conflicts
-from agileplus.review.services import move_wp
+from agileplus.review.moves import move_wp
 
 
 def _status_payload(feature_ref: str | None) -> tuple[dict | list, list[str]]:

@@ -10,7 +10,7 @@ from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json, echo_moved, mark_json
 from agileplus.core.text import counted
 from agileplus.features.services import get_feature, get_wp
-from agileplus.review import requests, services
+from agileplus.review import moves, requests, services
 from agileplus.review.conflicts import policy, predicted_conflicts
 from agileplus.review.selectors import merge_queues
 from agileplus.workflow.selectors import latest_round, round_summary
@@ -67,7 +67,7 @@ def move(feature_ref, wp_code, target, actor, as_json) -> None:
     if as_json:
         mark_json()
     wp = get_wp(get_feature(feature_ref), wp_code)
-    result = services.move_wp(wp, target, actor=current_actor(actor))
+    result = moves.move_wp(wp, target, actor=current_actor(actor))
     merge = (result.entry.metadata or {}).get("merge")
     if as_json:
         echo_moved(result)

@@ -19,6 +19,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from agileplus.core import doorbells
 from agileplus.core.actors import SYSTEM, SYSTEM_TIMEOUT, Actor, parse_actor
 from agileplus.core.errors import BlockedByDependency, DomainError, IllegalTransition, NotFound
 from agileplus.core.redaction import redact, redact_data
@@ -161,14 +162,12 @@ def reroute_rate_limited(job: DispatchJob) -> DispatchJob | None:
 
 
 def send_doorbell(job: DispatchJob) -> None:
-    """Ring the broker: only the job id travels; the queue is the harness's. The one place
-    dispatch reaches its task layer (which imports this module, hence the late import)."""
-    from agileplus.dispatch.tasks import run_job  # late: the doorbell; tasks import this module
-
+    """Ring the broker: only the job id travels; the queue is the harness's. The task is rung by
+    its name (``core/doorbells.py``): the task layer imports this module."""
     # A parked job's doorbell rings at its time (the broker holds it): the one mechanism that
     # re-sends it; the reaper's re-ring of old queued jobs is the safety net once that time passed.
     eta = job.not_before if job.not_before and job.not_before > timezone.now() else None
-    run_job.apply_async(args=[job.id], queue=queue_for(job.harness), **({"eta": eta} if eta else {}))
+    doorbells.ring("farm.run_job", args=[job.id], queue=queue_for(job.harness), **({"eta": eta} if eta else {}))
 
 
 def queue_for(harness: str) -> str:

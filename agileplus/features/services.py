@@ -7,7 +7,7 @@ in one database transaction. Every entry point calls them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -24,6 +24,7 @@ from agileplus.core.errors import (
     PermissionDenied,
     StaleState,
 )
+from agileplus.core.ports import Port
 from agileplus.events import subjects
 from agileplus.events.services import record_event
 from agileplus.features import dag
@@ -48,6 +49,13 @@ class TransitionResult:
     entry: AuditEntry
     unblocked: list[WorkPackage] = field(default_factory=list)
     feature_entries: list[AuditEntry] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """A WP's move as every door answers it, the one definition (``api.output.MovedOut`` is its
+        schema and renders it; a queued move to done stores it as its request's result)."""
+        return {"feature": self.feature.slug, "wp": self.wp.code, "from": self.source, "to": self.target,
+                "state": self.target, "actor": self.entry.actor, "audit_entry": self.entry.seq,
+                "merge": (self.entry.metadata or {}).get("merge"), "unblocked": [w.code for w in self.unblocked]}
 
 
 def _lock_feature(feature_id: int) -> Feature:
@@ -106,7 +114,7 @@ def transition_wp(
         unblocked = _unblock_dependents(feature, wp) if target == WPState.DONE else []
         feature_entries = _follow_wps(feature)
         result = TransitionResult(wp, feature, source, target, entry, unblocked, feature_entries)
-        _record_follow_ups(feature, wp, source, target, bool(unblocked))
+        follow_ups(feature, wp, source, target, bool(unblocked))
     return result
 
 
@@ -131,21 +139,9 @@ def _check_wp_move(wp: WorkPackage, source: str, target: str, actor: Actor, expe
 
 
 # What follows a transition is the workflow's (``workflow/services.py: record_follow_ups``, one
-# layer up): it hands its recorder in when Django loads the apps (``workflow/apps.py``), so this
-# layer never imports the one above it.
-FollowUpRecorder = Callable[[Feature, WorkPackage, str, str, bool], None]
-_follow_up_recorder: list[FollowUpRecorder] = []
-
-
-def record_follow_ups_with(recorder: FollowUpRecorder) -> None:
-    """Set what every committed-to transition calls, in its transaction, to record what it owes."""
-    _follow_up_recorder[:] = [recorder]
-
-
-def _record_follow_ups(feature: Feature, wp: WorkPackage, source: str, target: str, unblocked: bool) -> None:
-    if not _follow_up_recorder:
-        raise RuntimeError("no follow-up recorder: is agileplus.workflow in INSTALLED_APPS?")
-    _follow_up_recorder[0](feature, wp, source, target, unblocked)
+# layer up): it plugs its recorder in when Django loads the apps (``workflow/apps.py``), so this
+# layer never imports the one above it. Called with (feature, wp, source, target, unblocked).
+follow_ups = Port("follow-up recorder", "agileplus.workflow")
 
 
 def dependency_graph(feature: Feature) -> tuple[dict[int, str], list[tuple[int, int]]]:

@@ -10,8 +10,9 @@ half is tested on its own (and merged if it passes), then the second half on top
 that fails alone on main is ejected and goes back to its agent with the failing checks. The
 batch size adapts: it doubles after a batch passes and halves after one fails.
 
-``on_approved`` is the one hook "review approved → merge"; ``merge_now`` is what a person's
-``move --to done`` does. ``merge.queue: off`` keeps the old direct merge (unsafe: main can break).
+An approved review enters the queue through the workflow's step after a review
+(``workflow/services.py: merge_approved``); ``merge_now`` is what a person's ``move --to done``
+does (``moves.move_wp``). ``merge.queue: off`` keeps the old direct merge (unsafe: main can break).
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ from agileplus.features.lifecycles import WPState
 from agileplus.features.models import WorkPackage
 from agileplus.features.services import TransitionResult
 from agileplus.review.merge import MergeBusy, MergeConflict, repo_lock
-from agileplus.review.merge_batches import BETWEEN_BATCHES_SECONDS, Entry, queue_config, run_batch
-from agileplus.review.services import move_wp
+from agileplus.review.merge_batches import BETWEEN_BATCHES_SECONDS, Entry, run_batch
 
 log = logging.getLogger("agileplus.merge_queue")
 
@@ -64,20 +64,6 @@ def enqueue(wp: WorkPackage, *, actor: Actor | str, send_back: bool = True) -> E
     except IntegrityError:  # the same approval from another process won the insert
         return Entry.objects.get(wp=wp, state__in=Entry.ACTIVE)
     return entry
-
-
-def on_approved(wp: WorkPackage, actor: Actor | str, *, wait: bool = True) -> None:
-    """The one hook "review approved → merge". Queue on: enter the queue, run it if no other
-    process is running it, and (``wait``) return once the WP is merged or ejected. Queue off:
-    merge at once, as before the queue existed."""
-    if not queue_config(wp.feature.project).enabled or not wp.jobs.exists():  # no agent: no branch to merge
-        move_wp(wp, WPState.DONE, actor=actor)
-        return
-    entry = enqueue(wp, actor=actor, send_back=True)
-    if wait:
-        wait_settled(entry)
-    else:
-        process_queue(entry.repo)
 
 
 def merge_now(wp: WorkPackage, actor: Actor, metadata: dict | None = None) -> TransitionResult:

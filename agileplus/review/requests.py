@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from agileplus.core import doorbells
 from agileplus.core.actors import CI_AUTOMATION, Actor, parse_actor
 from agileplus.core.errors import DomainError, NotFound
 from agileplus.dispatch.models import Worker
@@ -28,9 +29,10 @@ from agileplus.dispatch.reaper import worker_name
 from agileplus.features.lifecycles import WPState, normalize_wp_state
 from agileplus.features.models import WorkPackage
 from agileplus.features.services import TransitionResult
-from agileplus.review.merge_queue import queue_config
+from agileplus.review.merge_batches import queue_config
 from agileplus.review.models import ReviewRequest
-from agileplus.review.services import Review, ensure_may_approve, move_wp, run_review
+from agileplus.review.moves import move_wp
+from agileplus.review.services import Review, ensure_may_approve, run_review
 
 log = logging.getLogger("agileplus.review")
 
@@ -93,10 +95,9 @@ def _queue(wp: WorkPackage, kind: str, actor: Actor, *, apply: bool = False, sen
 
 
 def send_request(request_id: int) -> None:
-    """Ring the broker: only the request's id travels (the task layer imports this module)."""
-    from agileplus.review.tasks import run_review_request  # late: the doorbell; tasks import this module
-
-    run_review_request.apply_async(args=[request_id], queue="agileplus")
+    """Ring the broker: only the request's id travels; the task is rung by its name
+    (``core/doorbells.py``): the task layer imports this module."""
+    doorbells.ring("review.run_request", args=[request_id], queue="agileplus")
 
 
 def get_request(request_id: int | str) -> ReviewRequest:
@@ -171,7 +172,7 @@ def run_request(request_id: int, *, worker: str | None = None) -> ReviewRequest 
             asked = request.result or {}
             moved = move_wp(request.wp, WPState.DONE, actor=request.actor, metadata=asked.get("metadata"),
                             expected_source=asked.get("expected_source"))
-            outcome["result"] = _moved(moved)
+            outcome["result"] = moved.as_dict()  # as the move answers it (api.output.MovedOut)
         else:
             outcome["report"] = run_review(request.wp, actor=request.actor, apply=request.apply).report
     return get_request(request_id)
@@ -218,14 +219,6 @@ def _finish(request: ReviewRequest, state: str, *, report=None, result: dict | N
     ReviewRequest.objects.filter(pk=request.pk).update(
         state=state, report=report, result=result if result is not None else request.result, error=error,
         progress="", finished_at=timezone.now())
-
-
-def _moved(result: TransitionResult) -> dict:
-    # The move as the API answers it (api.output.MovedOut). Imported on use: the CLI loads this
-    # module, and DRF would add a quarter second to every command.
-    from agileplus.api.output import MovedOut  # late: DRF costs every command 0.25 s
-
-    return dict(MovedOut(result).data)
 
 
 def request_as_dict(request: ReviewRequest) -> dict:

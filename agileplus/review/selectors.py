@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agileplus.features.models import Feature, Project
-from agileplus.review.merge_queue import queue_config
+from agileplus.review.merge_batches import queue_config
 from agileplus.review.models import MergeQueue, MergeQueueEntry
 
 RECENT = 10

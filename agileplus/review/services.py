@@ -1,10 +1,11 @@
 """Review and merge: the gate between an agent's branch and main.
 
 ``run_review`` runs the configured checks on a clean checkout of main merged with
-the WP branch, stores the report and links it as evidence. ``move_wp`` is the entry
-point every caller uses to move a WP; moving to ``done`` enforces governance on
-every commit, merges (serialized per repository) and then transitions, which
-unblocks dependents.
+the WP branch, stores the report and links it as evidence; with ``apply``, what follows
+(approved → merge, rejected → doing) is the workflow's (``after_review``, plugged in at start).
+``merge_for_done`` is a move to done with the merge queue off: governance on every commit,
+then the merge (serialized per repository); ``review/moves.py: move_wp`` is the entry point
+every caller uses to move a WP.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from agileplus.audit.chain import verify_chain
+from agileplus.core import doorbells
 from agileplus.core.actors import CI_AUTOMATION, SYSTEM, Actor, parse_actor
 from agileplus.core.errors import DomainError, IllegalTransition, PermissionDenied
+from agileplus.core.ports import Port
 from agileplus.core.redaction import redact, redact_data
 from agileplus.dispatch.models import DispatchJob, JobCommit, JobState
-from agileplus.features.lifecycles import WPState, normalize_wp_state
+from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Evidence, WorkPackage
-from agileplus.features.services import TransitionResult, record_wp_entry, transition_wp
+from agileplus.features.services import record_wp_entry, transition_wp
 from agileplus.review import checks as c
 from agileplus.review import findings
 from agileplus.review.governance import check_range
@@ -87,9 +90,10 @@ class Review:
 
 def run_review(wp: WorkPackage, *, actor: Actor | str = CI_AUTOMATION, apply: bool = False,
                wait_for_merge: bool = True) -> Review:
-    """Run every configured check; store the report; with ``apply`` move the WP
-    (approved → the merge queue, or done via merge with the queue off; rejected → doing: changes
-    requested). ``wait_for_merge``: return only once the queue merged or ejected it."""
+    """Run every configured check; store the report; with ``apply`` the workflow's step after a
+    review moves the WP (``after_review``: approved → the merge queue, or done via merge with the
+    queue off; rejected → doing: changes requested). ``wait_for_merge``: return only once the
+    queue merged or ejected it."""
     actor = parse_actor(actor)
     project = wp.feature.project
     branch = wp.branch_name
@@ -240,37 +244,15 @@ def _store(wp, job, actor, results, base, head, apply, wait_for_merge=True) -> R
             job.save(update_fields=["result"])
     review = Review(report, results)
     if apply:
-        wp.refresh_from_db()
-        if approved and wp.state == WPState.FOR_REVIEW:
-            from agileplus.review.merge_queue import on_approved  # late: the queue is built on this module
-
-            on_approved(wp, actor, wait=wait_for_merge)
-        elif not approved and wp.state == WPState.FOR_REVIEW:
-            transition_wp(wp, WPState.DOING, actor=actor, metadata={"reason": "changes_requested",
-                                                                     "report_id": report.pk})
+        after_review(wp, review, actor, wait_for_merge)
     return review
 
 
-def move_wp(
-    wp: WorkPackage, target: str, *, actor: Actor | str, expected_source: str | None = None,
-    metadata: dict | None = None,
-) -> TransitionResult:
-    """Move a WP. To ``done``: governance on every commit, then merge, then transition."""
-    actor = parse_actor(actor)
-    target = normalize_wp_state(target)
-    if target != WPState.DONE:
-        return transition_wp(wp, target, actor=actor, expected_source=expected_source, metadata=metadata)
-    ensure_may_approve(wp, actor)
-    wp.refresh_from_db()
-    if wp.state != WPState.FOR_REVIEW:
-        return transition_wp(wp, target, actor=actor, expected_source=expected_source, metadata=metadata)
-    from agileplus.review.merge_queue import merge_now, queue_config  # late: the queue is built on this module
-
-    if wp.jobs.exists() and queue_config(wp.feature.project).enabled:
-        return merge_now(wp, actor, metadata)
-    merge = _merge_for_done(wp, actor)
-    meta = {**(metadata or {}), **({"merge": merge} if merge else {})}
-    return transition_wp(wp, WPState.DONE, actor=actor, expected_source=expected_source, metadata=meta)
+# What follows a review (approved → the merge queue, rejected → doing) is the workflow's
+# (``workflow/services.py: after_review``, one layer up, on the merge queue, which is built on this
+# module): it plugs its step in when Django loads the apps (``workflow/apps.py``), as it does
+# ``transition_wp``'s recorder. Called with (wp, review, actor, wait_for_merge).
+after_review = Port("step after a review", "agileplus.workflow")
 
 
 def ensure_may_approve(wp: WorkPackage, actor: Actor) -> None:
@@ -279,8 +261,9 @@ def ensure_may_approve(wp: WorkPackage, actor: Actor) -> None:
                                fix="only a human or CI actor may approve work; an agent cannot approve its own")
 
 
-def _merge_for_done(wp: WorkPackage, actor: Actor) -> dict | None:
-    """Merge the WP branch if it has one (a WP done by hand without an agent has none)."""
+def merge_for_done(wp: WorkPackage, actor: Actor) -> dict | None:
+    """Merge the WP branch if it has one (a WP done by hand without an agent has none), the queue
+    off: governance on every commit, then the merge (``moves.move_wp`` transitions after it)."""
     project = wp.feature.project
     if not wp.jobs.exists():
         return None
@@ -383,8 +366,6 @@ def send_back_after_conflict(wp: WorkPackage, conflict: MergeConflict) -> None:
 
 
 def request_review(wp: WorkPackage) -> None:
-    """Ring the broker for an automated review of ``wp``. The one place review reaches its task
-    layer (which imports this module, hence the late import)."""
-    from agileplus.review.tasks import review_wp  # late: the doorbell; tasks import this module
-
-    review_wp.apply_async(args=[wp.pk], queue="agileplus")
+    """Ring the broker for an automated review of ``wp``; the task is rung by its name
+    (``core/doorbells.py``): the task layer imports this module."""
+    doorbells.ring("review.review_wp", args=[wp.pk], queue="agileplus")

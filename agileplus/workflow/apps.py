@@ -7,8 +7,11 @@ class WorkflowConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Every transition records what follows it: the workflow's table, handed to the layer below.
-        from agileplus.features.services import record_follow_ups_with  # late: models load after apps
-        from agileplus.workflow.services import record_follow_ups  # late: models load after apps
+        # What follows every transition and every applied review is the workflow's: its steps,
+        # plugged into the layers below (core/ports.py).
+        from agileplus.features.services import follow_ups  # late: models load after apps
+        from agileplus.review.services import after_review  # late: models load after apps
+        from agileplus.workflow import services  # late: models load after apps
 
-        record_follow_ups_with(record_follow_ups)
+        follow_ups.plug(services.record_follow_ups)
+        after_review.plug(services.after_review)

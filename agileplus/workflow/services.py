@@ -6,12 +6,14 @@ event                          what follows
 agent finished (the runner)    governance over every commit base..head (``JobRun.collect``);
                                clean → WP for_review, violation → WP blocked (``finish_job``)
 WP → for_review                REVIEW: the review task runs the checks as ci:automation
-review approved                ``merge_queue.on_approved`` (from ``review.services._store``):
-                               the WP joins its repository's merge queue; a batch of queued
-                               branches merged onto main passes governance and the checks → main
-                               moves to it (WPs done, waiting branches rebased); a WP failing
-                               alone on main is ejected → WP doing. Queue off: ``move_wp(done)``
-review rejected (→ doing)      REDISPATCH: the agent's own session resumed with the failing checks
+review approved                ``merge_approved`` (``after_review``, which a review run with
+                               ``apply`` calls once its report is stored): the WP joins its
+                               repository's merge queue; a batch of queued branches merged onto
+                               main passes governance and the checks → main moves to it (WPs done,
+                               waiting branches rebased); a WP failing alone on main is ejected →
+                               WP doing. Queue off: ``move_wp(done)``
+review rejected                ``after_review``: WP → doing (changes requested), then
+(→ doing)                      REDISPATCH: the agent's own session resumed with the failing checks
                                (a fresh one where the harness cannot resume: dispatch/sessions.py),
                                up to ``max_review_cycles``; then the WP is blocked for a person
 WP → done (merged)             dependents whose dependencies are all done are unblocked
@@ -21,6 +23,12 @@ WP → blocked                   nothing automatic: a person resets it (``wp tra
                                planned``); a rate-limited run is not blocked: the runner parks
                                its job until the reset (or reroutes it to a fallback harness)
 =============================  ==============================================================
+
+The review's own steps (``after_review``) run in the review's process, wherever a review is
+applied (``review --apply``, a review request, the automatic review), as part of it: the caller
+waits for the merge (or not: the automatic review) and sees its error. The review reaches them
+through the port the workflow plugs in at start (``workflow/apps.py``), since the gate sits
+below the workflow.
 
 The steps in capitals run only where auto-dispatch is on (``implement --all``). Each is a
 ``FollowUp`` row written in the transition's own transaction (``record_follow_ups``, called by
@@ -47,9 +55,13 @@ from agileplus.dispatch.services import enqueue_job
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import Feature, WorkPackage
 from agileplus.features.services import ready_wps, transition_wp
+from agileplus.review import merge_queue
 from agileplus.review import services as review_services
 from agileplus.review.conflicts import held_back
+from agileplus.review.merge_batches import queue_config
 from agileplus.review.models import ReviewReport
+from agileplus.review.moves import move_wp
+from agileplus.review.services import Review
 from agileplus.workflow.candidates import candidates_config, plan_candidates, start_candidates
 from agileplus.workflow.models import FollowUp
 
@@ -141,6 +153,34 @@ def _queue_ready(follow_up: FollowUp) -> bool:
 
 
 STEPS = {FollowUp.REVIEW: _review, FollowUp.REDISPATCH: _redispatch, FollowUp.QUEUE_READY: _queue_ready}
+
+
+# --- after a review ---------------------------------------------------------------------------
+def after_review(wp: WorkPackage, review: Review, actor: Actor, wait_for_merge: bool = True) -> None:
+    """A review run with ``apply`` (``review.services.run_review``) has stored its report: a WP
+    still in review is merged when approved (``merge_approved``), sent back to its agent when not."""
+    wp.refresh_from_db()
+    if wp.state != WPState.FOR_REVIEW:
+        return
+    if review.approved:
+        merge_approved(wp, actor, wait=wait_for_merge)
+    else:
+        transition_wp(wp, WPState.DOING, actor=actor, metadata={"reason": "changes_requested",
+                                                                 "report_id": review.report.pk})
+
+
+def merge_approved(wp: WorkPackage, actor: Actor | str, *, wait: bool = True) -> None:
+    """Review approved → merge. Queue on: enter the queue, run it if no other process is running
+    it, and (``wait``) return once the WP is merged or ejected. Queue off: merge at once, as before
+    the queue existed."""
+    if not queue_config(wp.feature.project).enabled or not wp.jobs.exists():  # no agent: no branch
+        move_wp(wp, WPState.DONE, actor=actor)
+        return
+    entry = merge_queue.enqueue(wp, actor=actor, send_back=True)
+    if wait:
+        merge_queue.wait_settled(entry)
+    else:
+        merge_queue.process_queue(entry.repo)
 
 
 # --- the steps' work ----------------------------------------------------------------------------

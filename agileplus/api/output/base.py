@@ -61,14 +61,6 @@ class RedactedURLField(s.CharField):
         return redact_url(value)
 
 
-@extend_schema_field({"type": "array", "items": {"type": "string"}})
-class WPCodesField(s.Field):
-    """Work packages, rendered as their codes."""
-
-    def to_representation(self, value) -> list[str]:
-        return [wp.code for wp in value]
-
-
 class ErrorDetailOut(Shape):
     code = s.CharField(help_text="machine-readable: invalid, not_found, illegal_transition, blocked_by_dependency, "
                                  "stale_state, permission_denied, not_authenticated, throttled, …")

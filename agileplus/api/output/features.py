@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers as s
 
-from agileplus.api.output.base import RedactedURLField, Shape, WPCodesField, enum, maybe, text
+from agileplus.api.output.base import RedactedURLField, Shape, enum, maybe, text
 from agileplus.dispatch.models import JobState
 from agileplus.features.lifecycles import FeatureState, WPState
 
@@ -128,19 +128,23 @@ class FeatureStatusOut(Shape):
 
 
 class MovedOut(Shape):
-    # Read from a ``features.services.TransitionResult``: the one shape of a WP's move, answered by
-    # the API, MCP's ``transition``, ``move``/``wp transition --json`` and a finished review request.
-    feature = s.CharField(source="feature.slug")
-    wp = s.CharField(source="wp.code")
-    to = enum(WPState.ALL, source="target")
-    state = enum(WPState.ALL, source="target", help_text="the WP's new state")
-    actor = s.CharField(source="entry.actor", help_text="the token's identity, as recorded in the audit chain")
-    audit_entry = s.IntegerField(source="entry.seq", help_text="seq of the audit entry")
-    merge = s.JSONField(source="entry.metadata.merge", allow_null=True)
-    unblocked = WPCodesField(help_text="dependents this made ready")
+    # ``features.services.TransitionResult.as_dict()``, the one shape of a WP's move, answered by the
+    # API, MCP's ``transition``, ``move``/``wp transition --json`` and a finished review request
+    # (which stores the dict); a TransitionResult is turned into it first.
+    feature = s.CharField()
+    wp = s.CharField()
+    to = enum(WPState.ALL)
+    state = enum(WPState.ALL, help_text="the WP's new state")
+    actor = s.CharField(help_text="the token's identity, as recorded in the audit chain")
+    audit_entry = s.IntegerField(help_text="seq of the audit entry")
+    merge = s.JSONField(allow_null=True)
+    unblocked = s.ListField(child=s.CharField(), help_text="dependents this made ready")
 
     def get_fields(self):
         # "from" is a Python keyword, so it cannot be declared above; it comes after "wp".
         fields = super().get_fields()
-        ordered = {"feature": fields.pop("feature"), "wp": fields.pop("wp"), "from": enum(WPState.ALL, source="source")}
+        ordered = {"feature": fields.pop("feature"), "wp": fields.pop("wp"), "from": enum(WPState.ALL)}
         return {**ordered, **fields}
+
+    def to_representation(self, instance) -> dict:
+        return super().to_representation(instance if type(instance) is dict else instance.as_dict())

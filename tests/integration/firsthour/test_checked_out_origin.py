@@ -12,7 +12,7 @@ import pytest
 from agileplus.audit.models import AuditEntry
 from agileplus.core.errors import ImportFailed, RepositoryUnavailable
 from agileplus.features.importer import import_path
-from agileplus.review.services import move_wp
+from agileplus.review.moves import move_wp
 from tests.support.farm import ROOT, import_target, job_env, make_target_repo
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
