@@ -14,8 +14,6 @@ from pathlib import Path
 
 import dj_database_url
 
-from agileplus.core.logs import log_format
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("AGILEPLUS_DATA_DIR", BASE_DIR / "var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -344,14 +342,15 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"WPStateEnum": "agileplus.api.serializers.STATE_CHOICES"},
 }
 
+# AGILEPLUS_LOG_FORMAT=json: one JSON object a line, with the job id (containers' stdout); else text.
+LOG_FORMAT = "json" if os.environ.get("AGILEPLUS_LOG_FORMAT", "").strip().lower() == "json" else "text"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
                    "json": {"()": "agileplus.core.logs.JsonFormatter"}},
-    # AGILEPLUS_LOG_FORMAT=json: one JSON object a line, with the job id (containers' stdout)
     "handlers": {"console": {"class": "logging.StreamHandler",
-                             "formatter": "json" if log_format() == "json" else "plain"}},
+                             "formatter": "json" if LOG_FORMAT == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {"agileplus": {"level": os.environ.get("AGILEPLUS_LOG_LEVEL", "INFO"), "propagate": True}},
 }

@@ -23,35 +23,34 @@ prefix per provider, a virtual key mapped to the provider key, cost from the str
 FastAPI server, its own key database and hundreds of dependencies into the worker; this is
 stdlib asyncio on the egress proxy's loop, its upstream client too (``harnesses.upstream``).
 Like Docker's sandbox credential proxy, the agent only ever sees a sentinel value.
+
+One job's side (its routes, calls, refusals and spend tally) is ``harnesses.gateway_job``,
+importable from here too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import re
-import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from harnesses.account_parks import PARKS, AccountParks, reset_time
-from harnesses.base import Usage
+from harnesses.account_parks import reset_time
 from harnesses.egress import shared_loop
+from harnesses.gateway_job import GatewayCall, GatewayJob, error_body, parked_refusal
+from harnesses.gateway_job import Refusal as Refusal  # re-exported (`as`): imported from here
+from harnesses.gateway_job import Route as Route
 from harnesses.http1 import ChunkedWriter, Request, read_request
-from harnesses.jsonlines import Price, cost_of, price_for
+from harnesses.jsonlines import cost_of, price_for
 from harnesses.upstream import Upstream, upstream_allowed, upstream_context
 from harnesses.usage_meter import UsageMeter
 
 GATEWAY_PORT = 3129  # inside the sandbox: 127.0.0.1:3129 is the worker's model gateway
-PLACEHOLDER_PREFIX = "agileplus-gateway-"
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding"}
 AUTH_HEADERS = {"x-api-key", "authorization", "x-goog-api-key", "api-key"}
@@ -67,104 +66,6 @@ DEFAULT_BASES = {"anthropic": "https://api.anthropic.com", "openai": "https://ap
                  "gemini": "https://generativelanguage.googleapis.com"}
 
 
-@dataclass
-class Route:
-    """One provider the job may call: its real base URL and the headers carrying the real key."""
-
-    provider: str
-    base_url: str
-    auth: dict[str, str] = field(default_factory=dict)  # header → value (the worker's credential)
-    account: str = ""  # which provider account the key is (for the ledger and account limits)
-
-
-@dataclass
-class GatewayCall:
-    """One model call as the gateway saw it: what the provider reported, priced."""
-
-    provider: str
-    method: str
-    path: str
-    status: int = 0
-    model: str = ""
-    usage: Usage = field(default_factory=Usage)
-    reported: bool = False  # the provider's answer carried usage figures
-    cost_usd: Decimal | None = None  # None: no price for this model ("unknown", never $0)
-    outcome: str = "ok"  # ok | truncated | refused | upstream_error
-    detail: str = ""
-    client_gone: bool = False  # the agent stopped reading (killed): the answer was read to its end anyway
-    account: str = ""
-    started_at: float = field(default_factory=time.time)
-    first_byte_ms: float | None = None
-    duration_ms: float = 0.0
-    tallied: bool = False  # counted in the job's spend (GatewayJob.add)
-
-
-@dataclass
-class Refusal:
-    """Why ``admit`` turned a call away; ``kind`` names it in the provider-shaped error."""
-
-    kind: str  # budget_exceeded | account_parked | ...
-    message: str
-    status: int = 403
-    # a check the loop cannot make (it needs the database): run off the loop, its answer is final
-    recheck: Callable[[GatewayCall], Refusal | None] | None = None
-
-
-@dataclass
-class GatewayJob:
-    """One job's side of the gateway: its placeholder, routes, prices and callbacks."""
-
-    routes: dict[str, Route]
-    prices: dict[str, Price] = field(default_factory=dict)
-    placeholder: str = field(default_factory=lambda: PLACEHOLDER_PREFIX + secrets.token_urlsafe(24))
-    on_call: Callable[[GatewayCall], None] = lambda _call: None  # runs on a thread of its own
-    admit: Callable[[GatewayCall], Refusal | None] = lambda _call: None  # runs on the loop: in memory only
-    refused: list[str] = field(default_factory=list)
-    parks: AccountParks = field(default_factory=lambda: PARKS)
-    # a 429 with a reset: (account, until) is handed here off the loop, to park it for the farm
-    on_limit: Callable[[GatewayCall, float], None] = lambda _call, _until: None
-    parked_until: float | None = None  # this job's account is parked: the runner parks the job
-    spent: Decimal = Decimal(0)  # the priced cost of this job's calls so far, added as each ends
-    # calls admitted and not ended yet, each reserved at the last ended call's cost: an agent's
-    # next call (or parallel calls) cannot slip past a budget while one is still being billed
-    reserved: dict[int, Decimal] = field(default_factory=dict)
-    last_cost: Decimal = Decimal(0)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def committed(self) -> Decimal:
-        """Spent plus reserved: what a budget check counts."""
-        with self._lock:
-            return self.spent + sum(self.reserved.values(), Decimal(0))
-
-    def reserve(self, call: GatewayCall) -> None:
-        with self._lock:
-            self.reserved[id(call)] = self.last_cost
-
-    def add(self, call: GatewayCall) -> None:
-        with self._lock:
-            if call.tallied:
-                return
-            call.tallied = True
-            self.reserved.pop(id(call), None)
-            if call.cost_usd is not None:
-                self.spent += call.cost_usd
-                self.last_cost = call.cost_usd
-
-
-# --- provider-shaped errors ---------------------------------------------------------------------
-def error_body(provider: str, status: int, kind: str, message: str) -> bytes:
-    """An error the provider's own SDK (so the CLI) parses and shows."""
-    if provider == "anthropic":
-        body: dict = {"type": "error", "error": {"type": "permission_error" if status == 403 else kind,
-                                                 "message": message}}
-    elif provider == "gemini":
-        body = {"error": {"code": status, "message": message, "status": "PERMISSION_DENIED"}}
-    else:
-        body = {"error": {"message": message, "type": kind, "code": kind, "param": None}}
-    return json.dumps(body).encode()
-
-
-# --- the gateway -----------------------------------------------------------------------------------
 _clients: dict[tuple[int, str], Upstream] = {}
 # ``on_call`` writes the database: threads of its own, never the loop's
 _BOOKS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-books")
@@ -253,7 +154,7 @@ class Gateway:
                                       f"the model gateway does not forward {request.method} {parts.path}")
         call.account = route.account
         query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-        if self._presented(request, query) != self.job.placeholder:
+        if _presented(request, query) != self.job.placeholder:
             return await self._refuse(writer, call, 401, "authentication_error",
                                       "the model gateway did not get this job's key")
         call.model = _requested_model(request.body, call.path)
@@ -273,12 +174,6 @@ class Gateway:
         headers = [(k, v) for k, v in request.headers if k.lower() not in HOP_BY_HOP | AUTH_HEADERS]
         headers += [*route.auth.items(), ("accept-encoding", "identity")]
         return await self._forward(writer, call, url, request, headers)
-
-    def _presented(self, request: Request, query: list[tuple[str, str]]) -> str:
-        bearer = request.header("authorization") or ""
-        return (request.header("x-api-key") or request.header("x-goog-api-key") or request.header("api-key")
-                or (bearer[7:].strip() if bearer.lower().startswith("bearer ") else "")
-                or next((v for k, v in query if k == "key"), ""))
 
     async def _forward(self, writer: asyncio.StreamWriter, call: GatewayCall, url: str, request: Request,
                        headers: list[tuple[str, str]]) -> bool:
@@ -385,6 +280,14 @@ def _quietly(callback: Callable[[GatewayCall], None], call: GatewayCall) -> None
         callback(call)
 
 
+def _presented(request: Request, query: list[tuple[str, str]]) -> str:
+    """The key a request presents, wherever its provider's SDK puts it."""
+    bearer = request.header("authorization") or ""
+    return (request.header("x-api-key") or request.header("x-goog-api-key") or request.header("api-key")
+            or (bearer[7:].strip() if bearer.lower().startswith("bearer ") else "")
+            or next((v for k, v in query if k == "key"), ""))
+
+
 def _requested_model(body: bytes, path: str) -> str:
     """The model a request names (its body's ``model``, Gemini's path), until the answer says."""
     if "/models/" in path:
@@ -394,11 +297,3 @@ def _requested_model(body: bytes, path: str) -> str:
     except (ValueError, AttributeError):
         return ""
     return model if isinstance(model, str) else ""
-
-
-def parked_refusal(account: str, until: float) -> tuple[str, int]:
-    """What a call on a parked account is answered, and its retry-after (seconds)."""
-    wait = max(0.0, until - time.time())
-    stamp = dt.datetime.fromtimestamp(until, tz=dt.UTC).strftime("%H:%M:%S")
-    return (f"AgilePlus: provider account {account} is parked for the farm until {stamp} UTC (the provider "
-            f"answered 429); retry after {wait:.0f} seconds", max(1, round(wait)))

@@ -3,7 +3,10 @@ worker (no shared disk between machines), one worktree and branch per WP, commit
 detection, pushes back to the origin, and salvage before any cleanup.
 
 Plain ``git`` subprocesses: they are the fastest path and behave exactly as users
-expect from their own repositories.
+expect from their own repositories. Each one is run hardened by ``harnesses.git_command``
+(``git_run``, ``git``: hooks and executable config off, the origin's credentials out of every
+command line and message); ``git``, ``git_run``, ``GitError``, ``redact_url`` and ``git_env`` are
+importable from here too.
 
 Git is a trust boundary (the agent is untrusted code with a shell):
 
@@ -15,22 +18,13 @@ Git is a trust boundary (the agent is untrusted code with a shell):
 - The worker never runs git inside the agent's repository. It *fetches* the WP branch out of it
   into its own mirror (``fetch_agent_branch``): git's ``upload-pack`` is the one command git
   documents as safe to run against an untrusted repository (it ignores hooks and the repository's
-  executable config), and its command line is fixed here with protected overrides too. Salvage
-  reads the agent's files with the mirror as the git directory, so the agent's config is never read.
-- Every git command goes through ``git_run`` (and ``git``), which disables hooks and fsmonitor,
-  ignores the system and global config (``AGILEPLUS_GIT_CONFIG`` names the one config file an
-  operator wants, e.g. for push credentials) and neutralizes the pager, editor and askpass.
-
-An origin may be a URL with credentials (``https://user:token@host/repo.git``). The credentials
-never reach a git command line, a clone's ``.git/config`` (which the agent's worktree shares)
-or a message: git gets the URL without them and an ``Authorization`` header scoped to that URL
-through ``GIT_CONFIG_*`` environment variables of its own process only; every message shows the
-URL redacted (``https://***@host/repo.git``).
+  executable config), and its command line is fixed (``SAFE_UPLOAD_PACK``) with protected
+  overrides too. Salvage reads the agent's files with the mirror as the git directory, so the
+  agent's config is never read.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import hashlib
@@ -38,126 +32,13 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
 
-GIT_ENV = {
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_AUTHOR_NAME": "AgilePlus",
-    "GIT_AUTHOR_EMAIL": "agileplus@localhost",
-    "GIT_COMMITTER_NAME": "AgilePlus",
-    "GIT_COMMITTER_EMAIL": "agileplus@localhost",
-    # A network origin that stops answering mid-transfer fails the command after a minute
-    # instead of hanging the job until the kernel gives the connection up.
-    "GIT_HTTP_LOW_SPEED_LIMIT": "1000",
-    "GIT_HTTP_LOW_SPEED_TIME": "60",
-}
-
-
-class GitError(Exception):
-    pass
-
-
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
-# Clean origin URL -> "Authorization: Basic …" header, for this process's git commands only.
-_AUTH_HEADERS: dict[str, str] = {}
-
-
-def redact_url(text: str) -> str:
-    """``text`` with the user/password part of every URL in it replaced by ``***``."""
-    return _USERINFO.sub(r"\g<scheme>***@", text)
-
-
-def remote_url(origin: str) -> str:
-    """``origin`` without its credentials, which are kept for this process's git commands.
-
-    Only http(s) credentials are taken out: an ssh origin (``git@host:repo`` or
-    ``ssh://git@host/repo``) names a user, not a secret, and authenticates with the host's key.
-    """
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
-        return origin
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user, _, password = userinfo.partition(":")
-    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, ""))
-    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
-    _AUTH_HEADERS[clean] = f"Authorization: Basic {token}"
-    return clean
-
-
-def _auth_env() -> dict[str, str]:
-    env: dict[str, str] = {}
-    for i, (url, header) in enumerate(_AUTH_HEADERS.items()):
-        # http.<url>.extraHeader: sent only to that URL (and below it), never to another host.
-        env[f"GIT_CONFIG_KEY_{i}"] = f"http.{url}.extraHeader"
-        env[f"GIT_CONFIG_VALUE_{i}"] = header
-    if env:
-        env["GIT_CONFIG_COUNT"] = str(len(_AUTH_HEADERS))
-    return env
-
-
-# Command-line config beats every config file, so these hold whatever a repository says.
-HARDENED_CONFIG = (
-    "core.hooksPath=/dev/null",
-    "core.fsmonitor=false",
-    "core.untrackedCache=false",
-    "core.pager=cat",
-    "core.editor=true",
-    "core.askPass=",
-    "core.alternateRefsCommand=true",
-    "core.sshCommand=ssh",
-    "gpg.program=false",
-    "sequence.editor=true",
-    "credential.helper=",
-    "protocol.ext.allow=never",
-)
-# Variables of the worker's environment that would make git run something or read other config.
-_DROPPED_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_EXTERNAL_DIFF", "GIT_PAGER", "GIT_EDITOR",
-                "GIT_ASKPASS", "SSH_ASKPASS", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
-                "GIT_EXEC_PATH", "GIT_PROXY_COMMAND", "GIT_SEQUENCE_EDITOR")
-# The fixed upload-pack a fetch from an agent's repository runs (in that repository).
-SAFE_UPLOAD_PACK = "git " + " ".join(f"-c {item}" for item in HARDENED_CONFIG) + " upload-pack"
-
-
-def git_env() -> dict[str, str]:
-    """The environment of a git process this module does not run itself (e.g. ``merge-tree``,
-    whose exit code is the answer): hardened like every other, with the origin's credentials."""
-    return hardened_env(_auth_env())
-
-
-def hardened_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
-    env.update(GIT_ENV)
-    env.update({
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.environ.get("AGILEPLUS_GIT_CONFIG") or os.devnull,
-        "GIT_PAGER": "cat", "PAGER": "cat", "GIT_EDITOR": "true",
-    })
-    env.update(extra or {})
-    return env
-
-
-def git_run(args: list[str] | tuple[str, ...], *, cwd: Path | str | None = None, env: dict[str, str] | None = None,
-            input: str | None = None, text: bool = True) -> subprocess.CompletedProcess:
-    """THE way every caller runs git: hooks off, fsmonitor off, no system/global config, no
-    repository config that executes (see ``HARDENED_CONFIG``)."""
-    argv = ["git"]
-    for item in HARDENED_CONFIG:
-        argv += ["-c", item]
-    args = tuple(remote_url(a) if _USERINFO.match(a) else a for a in args)
-    return subprocess.run([*argv, *args], cwd=cwd, capture_output=True, text=text,
-                          env=hardened_env({**_auth_env(), **(env or {})}), input=input)
-
-
-def git(*args: str, cwd: Path | str | None = None, check: bool = True, input: str | None = None,
-        env: dict[str, str] | None = None) -> str:
-    proc = git_run(args, cwd=cwd, env=env, input=input)
-    if check and proc.returncode != 0:
-        raise GitError(redact_url(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}"))
-    return proc.stdout.strip()
+from harnesses.git_command import SAFE_UPLOAD_PACK, GitError, git, git_run, remote_url
+from harnesses.git_command import git_env as git_env  # re-exported (`as`): imported from here
+from harnesses.git_command import redact_url as redact_url
 
 
 def init_one_commit_repo(path: Path, *, name: str, email: str, readme: str) -> Path:
@@ -427,7 +308,6 @@ def salvage(mirror: Path, path: Path, branch: str, ref: str, *, tip: str | None 
 
 
 AGENT_IDENTITY = ("AgilePlus agent", "agent@agileplus.localhost")
-
 
 
 # Where a branch whose commits broke governance is kept on the origin: outside refs/heads, so no

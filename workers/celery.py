@@ -14,7 +14,6 @@ import os
 from celery import Celery, signals
 from django.conf import settings
 
-from agileplus.core.logs import log_format
 from workers.broker import use_atomic_filesystem_transport
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agileplus.settings")
@@ -32,7 +31,7 @@ def keep_djangos_logging(loglevel: int | str | None = None, **_: object) -> None
         logging.getLogger("celery").setLevel(loglevel.upper() if isinstance(loglevel, str) else loglevel)
 
 
-if log_format() == "json":
+if settings.LOG_FORMAT == "json":
     signals.setup_logging.connect(keep_djangos_logging, weak=False)
     logging.captureWarnings(True)  # Celery warns (a root worker, say) before it sets logging up
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -11,7 +11,7 @@ from django.conf import settings
 
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json
-from agileplus.core.logs import log_format, notice
+from agileplus.core.logs import notice
 from agileplus.core.supervisor import run_farm
 from agileplus.dispatch.reaper import reap_expired
 from agileplus.dispatch.runner import restart_worker
@@ -76,7 +76,7 @@ def worker(hostname: str | None, concurrency: int, harnesses: str, loglevel: str
     queues = ",".join([queue_for(n) for n in names] + ["agileplus"])
     notice(f"worker {node}: harnesses {', '.join(names)}; concurrency {concurrency}")
     # Celery's banner is not a log line: left out (its global --quiet) where log lines are JSON.
-    quiet = ["--quiet"] if log_format() == "json" else []
+    quiet = ["--quiet"] if settings.LOG_FORMAT == "json" else []
     app.worker_main([*quiet, "worker", "-n", node, "-Q", queues, "-c", str(concurrency), "-E", "-l", loglevel,
                      "--without-gossip", "--without-mingle"])
 
@@ -117,7 +117,7 @@ def beat(loglevel: str) -> None:
     from workers.celery import app  # late: the Celery app only for the commands that start one
 
     start_deliverer()  # webhooks go from here (one per farm), never behind agent runs on the workers
-    app.Beat(loglevel=loglevel, quiet=log_format() == "json").run()
+    app.Beat(loglevel=loglevel, quiet=settings.LOG_FORMAT == "json").run()
 
 
 @cli.command()

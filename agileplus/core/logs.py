@@ -14,22 +14,18 @@ import contextvars
 import datetime as dt
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator
 
+from django.conf import settings
+
 from agileplus.core.text import terminal_safe
-
-
-def log_format() -> str:
-    """``json`` when AGILEPLUS_LOG_FORMAT=json (containers' stdout), else ``text``: the one reading."""
-    return "json" if os.environ.get("AGILEPLUS_LOG_FORMAT", "").strip().lower() == "json" else "text"
 
 
 def notice(message: str, *, logger: str = "agileplus", level: int = logging.INFO) -> None:
     """A process's notice for whoever runs it: a JSON log line when log lines are JSON, else the
     plain line on stderr, with control characters made visible (names come from users)."""
-    if log_format() == "json":
+    if settings.LOG_FORMAT == "json":
         logging.getLogger(logger).log(level, message)
     else:
         print(terminal_safe(message), file=sys.stderr, flush=True)

@@ -52,12 +52,6 @@ LATE_REASON = re.compile(r"#.*\blate:\s*\S")
 MAX_MODULE_LINES = 400
 MAX_CLASS_LINES = 200
 
-# Rooms still too large, at most this many lines; split them and take them off.
-KNOWN_LARGE = {
-    "module harnesses.gateway": 520,
-    "module harnesses.git": 468,
-    "module harnesses.sandbox": 440,
-}
 
 
 @dataclass(frozen=True)
@@ -244,11 +238,8 @@ def test_a_late_import_says_why():
 
 def test_no_room_is_too_large():
     found = large_rooms()
-    new = {room: size for room, size in found.items() if size > KNOWN_LARGE.get(room, 0)}
-    assert not new, (f"over {MAX_MODULE_LINES} lines per module or {MAX_CLASS_LINES} per class:\n"
-                     + "\n".join(f"{room}: {size} lines" for room, size in new.items()))
-    gone = set(KNOWN_LARGE) - set(found)
-    assert not gone, f"small enough now, take them off KNOWN_LARGE: {sorted(gone)}"
+    assert not found, (f"over {MAX_MODULE_LINES} lines per module or {MAX_CLASS_LINES} per class:\n"
+                       + "\n".join(f"{room}: {size} lines" for room, size in found.items()))
 
 
 def test_the_circle_finder_finds_a_circle():

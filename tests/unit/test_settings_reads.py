@@ -12,14 +12,15 @@ NOT_CONFIGURATION = {
     "agileplus/asgi.py", "agileplus/wsgi.py", "agileplus/cli/main.py", "workers/celery.py",
     # the environment handed on to child processes (git, the farm's processes, the agent's allowed names,
     # the PATH an agent CLI is checked with)
-    "harnesses/git.py", "agileplus/core/supervisor.py", "agileplus/core/secrets.py", "agileplus/core/redaction.py",
+    "harnesses/git_command.py", "agileplus/core/supervisor.py", "agileplus/core/secrets.py",
+    "agileplus/core/redaction.py",
     "harnesses/check.py",
     # a worker's identity, set by `agileplus worker` for the pool children it starts after settings loaded
     "agileplus/dispatch/reaper.py", "agileplus/cli/commands_farm.py",
     "workers/lifecycle.py",
     # the harness layer has no Django: AGILEPLUS_<HARNESS>_BIN overrides an agent CLI's path,
     # AGILEPLUS_SANDBOX=off / AGILEPLUS_BWRAP choose the sandbox, PATH finds the harness's install
-    "harnesses/base.py", "harnesses/sandbox.py",
+    "harnesses/base.py", "harnesses/sandbox_probe.py", "harnesses/sandbox.py",
     # harness credentials come from the worker's own environment, never from settings (which are
     # dumped by `diffsettings` and error pages): that is the point of them belonging to the worker;
     # and the extra sandbox mounts a test suite sets for its in-process runs after settings loaded
