@@ -29,6 +29,8 @@ MAX_LINE_BYTES = 64 * 1024
 # Lines read but not yet handled. An agent printing faster than its lines are stored has the
 # surplus dropped (counted, and reported by a marker line) instead of filling the worker's memory.
 MAX_QUEUED_LINES = 10_000
+# After the agent's group is gone: how long its output readers may take to reach the streams' ends.
+READERS_SETTLE_SECONDS = 1.0
 DROPPED_MARKER = "[agileplus: {n} line(s) of {stream} dropped: the agent printed faster than they could be stored]"
 PR_SET_PDEATHSIG = 1
 
@@ -246,12 +248,12 @@ class AgentProcess:
                 stopped = reason
                 break
         result = ProcessResult(exit_code=0, stopped=stopped, lines=count)
-        self._end(result, lines, on_line, on_stop)
+        self._end(result, lines, open_streams, on_line, on_stop)
         result.duration = time.monotonic() - started
         return result
 
-    def _end(self, result: ProcessResult, lines: queue.Queue, on_line: Callable[[str, str], StopReason | None],
-             on_stop: Callable[[str], None] | None) -> None:
+    def _end(self, result: ProcessResult, lines: queue.Queue, open_streams: int,
+             on_line: Callable[[str, str], StopReason | None], on_stop: Callable[[str], None] | None) -> None:
         """Stop the agent (or wait for its exit), end its whole group, and pass on the last lines."""
         stopped = result.stopped
         stop_began = time.monotonic()
@@ -269,10 +271,18 @@ class AgentProcess:
             drain_until = max(stop_began + self.grace_seconds, time.monotonic() + 0.5)
         else:
             drain_until = time.monotonic() + self.grace_seconds
+        # The agent's last words (its trap's "cleaning up") may still be in the pipe when it exits:
+        # the readers get a moment to reach each stream's end, but not a daemon outside the group
+        # that holds a pipe open (so a busy machine loses no line, and a leaked daemon costs 1 s).
+        settle_until = min(drain_until, time.monotonic() + READERS_SETTLE_SECONDS)
         left = 0
-        while not lines.empty():
-            name, text = lines.get_nowait()
+        while open_streams or not lines.empty():
+            try:
+                name, text = lines.get(timeout=max(0.0, settle_until - time.monotonic()))
+            except queue.Empty:
+                break
             if text is None:
+                open_streams -= 1
                 continue
             if time.monotonic() > drain_until:
                 left += 1 + lines.qsize()  # a daemon outside the group may still be filling it

@@ -11,10 +11,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
 
+from harnesses import sessions
 from harnesses.base import HarnessError, RunSpec
 from harnesses.registry import get_adapter
 from harnesses.sessions import (
@@ -227,7 +229,17 @@ def test_a_session_database_written_while_it_is_captured_is_stored_as_one_consis
         db.close()
 
 
-def test_a_session_database_written_through_every_read_is_not_stored(tmp_path):
+def test_a_session_database_written_through_every_read_is_not_stored(tmp_path, monkeypatch):
     folder = tmp_path / "opencode"
-    with session_store_being_written(folder, pause=0), pytest.raises(SessionUnsettled):
+    folder.mkdir()
+    db = sqlite3.connect(folder / "opencode.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE message (body TEXT)")
+    # A CLI that commits between every two reads, whatever the machine's load: the capture's pauses
+    # between its reads are where this one writes (a writer process may sleep through them).
+    monkeypatch.setattr(sessions, "time", types.SimpleNamespace(
+        sleep=lambda _seconds: db.execute("INSERT INTO message VALUES (?)", ("another turn",))))
+
+    with pytest.raises(SessionUnsettled):
         pack_folder(folder, 64 << 20, databases=("opencode.db",))
+    db.close()
