@@ -82,13 +82,16 @@ def wait_for_migrations(timeout: float, interval: float = 1.0) -> bool:
     """True once the database holds every migration this image has; False after ``timeout`` seconds."""
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
+    from django.db.migrations.recorder import MigrationRecorder
 
     deadline = time.monotonic() + timeout
+    # The image's migration files are read once; each round reads only which ones are applied.
     executor = MigrationExecutor(connection)
+    unapplied = {(m.app_label, m.name) for m, _ in executor.migration_plan(executor.loader.graph.leaf_nodes())}
+    recorder = MigrationRecorder(connection)
     said = False
     while True:
-        executor.loader.build_graph()  # reads which migrations are applied now
-        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        pending = unapplied - set(recorder.applied_migrations())
         if not pending:
             return True
         if time.monotonic() >= deadline:
