@@ -3,5 +3,3 @@ from django.apps import AppConfig
 
 class ApiConfig(AppConfig):
     name = "agileplus.api"
-    label = "api"
-    default_auto_field = "django.db.models.BigAutoField"

@@ -3,5 +3,3 @@ from django.apps import AppConfig
 
 class AuditConfig(AppConfig):
     name = "agileplus.audit"
-    label = "audit"
-    default_auto_field = "django.db.models.BigAutoField"

@@ -8,7 +8,7 @@ import click
 
 from agileplus.cli.context import json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo, echo_json, mark_json
+from agileplus.cli.output import echo, echo_json
 from agileplus.core.errors import NotFound
 from agileplus.dispatch.models import JobState
 from agileplus.dispatch.runner import run_job
@@ -79,8 +79,6 @@ def wait_decided(round_id: int) -> None:
 @json_option
 def candidates(feature_ref, wp_code, all_rounds, as_json) -> None:
     """A WP's candidates (best of N): each one's score card, rank and outcome."""
-    if as_json:
-        mark_json()
     wp = get_wp(get_feature(feature_ref), wp_code)
     chosen = rounds_of(wp) if all_rounds else [r for r in [latest_round(wp)] if r]
     if not chosen:

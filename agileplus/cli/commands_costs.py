@@ -6,7 +6,7 @@ import click
 
 from agileplus.cli.context import json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo, echo_json, mark_json
+from agileplus.cli.output import echo, echo_json
 from agileplus.cli.render import outcomes_line
 from agileplus.dispatch import cost_reports, costs
 from agileplus.features.services import get_feature
@@ -21,8 +21,6 @@ from agileplus.workflow.selectors import candidate_spend
 @json_option
 def costs_command(feature_ref: str | None, by: str, as_json: bool) -> None:
     """Tokens and USD spent by agents, from every job's reported usage."""
-    if as_json:
-        mark_json()
     feature = get_feature(feature_ref) if feature_ref else None
     rows = cost_reports.ledger(feature_id=feature.pk if feature else None, by=by)
     total = costs.ledger_total(rows)

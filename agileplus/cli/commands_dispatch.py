@@ -10,7 +10,7 @@ import click
 from agileplus.cli.commands_candidates import implement_candidates
 from agileplus.cli.context import actor_option, current_actor, json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo, echo_json, mark_json
+from agileplus.cli.output import echo, echo_json
 from agileplus.cli.render import fresh_start_lines
 from agileplus.core.errors import DomainError
 from agileplus.core.text import counted
@@ -144,8 +144,6 @@ def _print_failure(job) -> None:
 def implement(feature_ref, wp_code, all_ready, harness, timeout, retries, wait, inline, fresh, candidate_count,
               agents, quorum, actor, as_json) -> None:
     """Dispatch a WP (or every ready WP) to an agent harness."""
-    if as_json:
-        mark_json()
     who = current_actor(actor)
     feature = get_feature(feature_ref)
     if all_ready == bool(wp_code):

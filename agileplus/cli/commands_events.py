@@ -12,7 +12,7 @@ from agileplus.audit.chain import export_lines, verify_chain
 from agileplus.cli import render
 from agileplus.cli.context import json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo, echo_json, mark_json
+from agileplus.cli.output import echo, echo_json
 from agileplus.core.subjects import subject_regex
 from agileplus.events.models import Event
 from agileplus.features.selectors import list_events, scan_events
@@ -30,8 +30,6 @@ def events() -> None:
 @json_option
 def audit_verify(feature_ref: str, as_json: bool) -> None:
     """Recompute every hash of a feature's audit chain; exit 1 naming each problem."""
-    if as_json:
-        mark_json()
     feature = get_feature(feature_ref)
     verification = verify_chain(feature)
     result = verification.as_dict()
@@ -64,8 +62,6 @@ def _feature_or_none(ref: str | None):
 @json_option
 def events_list(feature_ref: str | None, pattern: str | None, after: int, limit: int, as_json: bool) -> None:
     """Outbox events in id order."""
-    if as_json:
-        mark_json()
     if pattern:
         subject_regex(pattern)  # refuse a bad pattern before querying
     rows = [e.as_message() for e in list_events(feature=_feature_or_none(feature_ref), pattern=pattern,

@@ -9,6 +9,7 @@ import sys
 import click
 from django.conf import settings
 
+from agileplus.cli.context import json_option
 from agileplus.cli.main import cli
 from agileplus.cli.output import echo, echo_json
 from agileplus.core.logs import notice
@@ -93,7 +94,7 @@ def _check_broker_folder(who: str) -> dict | None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def doctor(as_json: bool) -> None:
     """Check the embedded broker's folder: move every file no worker can read (empty, corrupt,
     foreign) to its quarantine folder and report it; exit 1 if this run found any."""
@@ -121,7 +122,7 @@ def beat(loglevel: str) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def reaper(as_json: bool) -> None:
     """Re-queue jobs whose lease expired, once."""
 

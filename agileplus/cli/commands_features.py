@@ -10,7 +10,7 @@ import click
 from agileplus.cli import render
 from agileplus.cli.context import actor_option, current_actor, feature_and_wp, json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo, echo_json, echo_moved, is_tty, mark_json
+from agileplus.cli.output import echo, echo_json, echo_moved, is_tty
 from agileplus.core.text import terminal_safe
 from agileplus.dispatch.cost_reports import outcomes
 from agileplus.dispatch.costs import ledger
@@ -79,8 +79,6 @@ def _watch(feature_ref: str | None, interval: float) -> None:
 @json_option
 def status(feature: str | None, watch: bool, interval: float, as_json: bool) -> None:
     """Show a feature's work packages (or one line per feature)."""
-    if as_json:
-        mark_json()
     if watch and not as_json:
         _status_payload(feature)  # a bad FEATURE fails now, with its exit code, not inside the live view
         _watch(feature, interval)
@@ -105,8 +103,6 @@ def feature() -> None:
 @json_option
 def feature_import(path: str, project: str | None, repo: str | None, actor: str | None, as_json: bool) -> None:
     """Import kitty-specs/<slug>/ (a feature folder, or every feature of a repository root)."""
-    if as_json:
-        mark_json()
     report = import_features(path, actor=current_actor(actor), project=project, repo=repo)
     if as_json:
         echo_json(report.as_dict())
@@ -136,8 +132,6 @@ def feature_list(as_json: bool) -> None:
 @json_option
 def feature_transition(feature_ref: str, target: str, actor: str | None, as_json: bool) -> None:
     """Move a feature through its lifecycle."""
-    if as_json:
-        mark_json()
     result = services.transition_feature(services.get_feature(feature_ref), target, actor=current_actor(actor))
     if as_json:
         echo_json({"feature": result.feature.slug, "from": result.source, "to": result.target,
@@ -163,8 +157,6 @@ def wp_transition(refs: tuple[str, ...], target: str, feature_ref: str | None, n
                   actor: str | None, as_json: bool) -> None:
     """Move a work package through its lifecycle (a move to done merges)."""
 
-    if as_json:
-        mark_json()
     who = current_actor(actor)
     feature_ref, wp_code = feature_and_wp(refs, feature_ref)
     result = move_wp(services.find_wp(wp_code, feature_ref), target, actor=who,

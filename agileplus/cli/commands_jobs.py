@@ -10,7 +10,7 @@ import click
 from agileplus.cli.commands_dispatch import POLL, _follow_and_report
 from agileplus.cli.context import actor_option, current_actor, feature_and_wp, json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo, echo_json, mark_json
+from agileplus.cli.output import echo, echo_json
 from agileplus.core.errors import DomainError
 from agileplus.dispatch import selectors, services, sessions
 from agileplus.dispatch.models import ACTIVITY_STREAM, SETUP_STREAM, TOOL_STREAM, JobState
@@ -120,8 +120,6 @@ def jobs_session(job_id, tail_lines, as_json) -> None:
 @json_option
 def jobs_replay(job_id, harness, wait, inline, actor, as_json) -> None:
     """Dispatch a job's manifest again: same prompt, same base commit."""
-    if as_json:
-        mark_json()
     job = services.replay_job(job_id, actor=current_actor(actor), harness=harness, send=not inline)
     if not wait and not inline:
         if as_json:

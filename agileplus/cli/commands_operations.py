@@ -8,7 +8,7 @@ import click
 
 from agileplus.cli.context import json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo, echo_json, mark_json
+from agileplus.cli.output import echo, echo_json
 from agileplus.operations import backup as backups
 from agileplus.operations import retention, webhooks
 from agileplus.operations.notifications import SUBJECTS
@@ -34,8 +34,6 @@ def webhooks_group() -> None:
 @json_option
 def webhooks_add(name: str, url: str, subjects: tuple[str, ...], slack: bool, as_json: bool) -> None:
     """Add an endpoint; prints its signing secret, once."""
-    if as_json:
-        mark_json()
     endpoint, secret = webhooks.add_endpoint(name, url, list(subjects), slack=slack)
     if as_json:
         echo_json({**_endpoint_dict(endpoint), "secret": secret})
@@ -70,8 +68,6 @@ def webhooks_remove(name: str) -> None:
 @json_option
 def webhooks_test(name: str, as_json: bool) -> None:
     """Send a test notification now; exit 1 if the receiver did not accept it (retried later)."""
-    if as_json:
-        mark_json()
     delivery = webhooks.send_test(name)
     if as_json:
         echo_json({"delivery": delivery.pk, "state": delivery.state, "status": delivery.last_status,
@@ -90,8 +86,6 @@ def webhooks_test(name: str, as_json: bool) -> None:
 @json_option
 def backup_command(file: Path, no_notes: bool, as_json: bool) -> None:
     """Write the database and the origins' git notes to FILE (a .tar.gz)."""
-    if as_json:
-        mark_json()
     manifest = backups.backup(file, notes=not no_notes)
     if as_json:
         echo_json(manifest)
@@ -106,8 +100,6 @@ def backup_command(file: Path, no_notes: bool, as_json: bool) -> None:
 @json_option
 def restore_command(file: Path, replace: bool, as_json: bool) -> None:
     """Load a backup into this farm's (empty) database and verify every audit chain."""
-    if as_json:
-        mark_json()
     report = backups.restore(file, replace=replace)
     if as_json:
         echo_json(report)

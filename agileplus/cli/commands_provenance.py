@@ -29,7 +29,6 @@ def key_command(as_json: bool) -> None:
     public = attestation.public_key_text()
     ident = key_id(base64.b64decode(public))
     if as_json:
-        mark_json()
         echo_json({"algorithm": "ed25519", "public_key": public, "key_id": ident})
         return
     echo(f"ed25519 {public}  (key id {ident})")
@@ -55,7 +54,6 @@ def verify_command(ref: str, every: bool, repo: Path, no_fetch: bool, as_json: b
     """Check REF's signed attestation, its subject, its Agent Trace notes and its audit entries."""
     report = verify(repo, ref, every=every, fetch=not no_fetch)
     if as_json:
-        mark_json()
         echo_json({"ok": report.exit_code == 0, "counts": report.counts(),
                    "verdicts": [{"commit": v.commit, "status": v.status, "reason": v.reason}
                                 for v in report.verdicts]})

@@ -7,7 +7,7 @@ import click
 from agileplus.cli.commands_candidates import card_lines
 from agileplus.cli.context import actor_option, current_actor, json_option
 from agileplus.cli.main import cli
-from agileplus.cli.output import echo, echo_json, echo_moved, mark_json
+from agileplus.cli.output import echo, echo_json, echo_moved
 from agileplus.core.text import counted
 from agileplus.features.services import get_feature, get_wp
 from agileplus.review import moves, requests, services
@@ -25,8 +25,6 @@ from agileplus.workflow.selectors import latest_round, round_summary
 @json_option
 def review(feature_ref, wp_code, apply, inline, actor, as_json) -> None:
     """Run the automated review of a WP on main merged with its branch (on a review worker)."""
-    if as_json:
-        mark_json()
     wp = get_wp(get_feature(feature_ref), wp_code)
     if not as_json:
         echo(f"Reviewing {wp.code}: {wp.title}...", err=True)
@@ -64,8 +62,6 @@ def _review_progress(request) -> None:
 @json_option
 def move(feature_ref, wp_code, target, actor, as_json) -> None:
     """Move a WP; to done merges feat/<feature>-<WP> into main and unblocks dependents."""
-    if as_json:
-        mark_json()
     wp = get_wp(get_feature(feature_ref), wp_code)
     result = moves.move_wp(wp, target, actor=current_actor(actor))
     merge = (result.entry.metadata or {}).get("merge")
@@ -92,8 +88,6 @@ def move(feature_ref, wp_code, target, actor, as_json) -> None:
 def conflicts(feature_ref: str, as_json: bool) -> None:
     """Predicted merge conflicts between open WPs: declared owned paths and pushed branches."""
 
-    if as_json:
-        mark_json()
     feature = get_feature(feature_ref)
     found = predicted_conflicts(feature)
     if as_json:
@@ -114,8 +108,6 @@ def conflicts(feature_ref: str, as_json: bool) -> None:
 def queue(feature_ref: str | None, as_json: bool) -> None:
     """The merge queue: position, batch and check progress of each approved WP, and why the
     latest ones were merged or ejected."""
-    if as_json:
-        mark_json()
     feature = get_feature(feature_ref) if feature_ref else None
     queues = merge_queues(feature)
     if as_json:

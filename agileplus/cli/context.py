@@ -7,6 +7,7 @@ import getpass
 import click
 from django.conf import settings
 
+from agileplus.cli.output import mark_json
 from agileplus.core.actors import Actor, parse_actor
 from agileplus.core.errors import DomainError
 
@@ -20,7 +21,16 @@ def current_actor(explicit: str | None = None) -> Actor:
 actor_option = click.option(
     "--actor", "actor", default=None, help="Who acts, kind:name (default: $AGILEPLUS_ACTOR or human:$USER)"
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON")
+
+
+def _wants_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:  # errors too are JSON from here on (``main``'s handler reads the mark)
+        mark_json(ctx)
+    return value
+
+
+json_option = click.option("--json", "as_json", is_flag=True, callback=_wants_json,
+                           help="Print machine-readable JSON (errors too)")
 
 
 def feature_and_wp(refs: tuple[str, ...], feature_option: str | None = None) -> tuple[str | None, str]:

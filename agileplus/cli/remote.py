@@ -13,7 +13,7 @@ import httpx
 from django.conf import settings
 
 from agileplus.cli import render
-from agileplus.cli.context import feature_and_wp
+from agileplus.cli.context import feature_and_wp, json_option
 from agileplus.cli.output import echo, emit_error
 from agileplus.core.errors import DomainError
 
@@ -95,7 +95,7 @@ def remote_cli() -> None:
 
 @remote_cli.command()
 @click.argument("feature", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def status(feature: str | None, as_json: bool) -> None:
     """Show a feature's work packages (or one line per feature)."""
     if feature:
@@ -116,7 +116,7 @@ def wp() -> None:
 @click.option("--to", "target", required=True)
 @click.option("--feature", default=None, help="The feature (or give it before WP)")
 @click.option("--note", default=None, help="Why: kept in the audit entry's metadata")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def wp_transition(refs: tuple[str, ...], target: str, feature: str | None, note: str | None, as_json: bool) -> None:
     feature, wp_code = feature_and_wp(refs, feature)
     if not feature:
@@ -131,7 +131,7 @@ def wp_transition(refs: tuple[str, ...], target: str, feature: str | None, note:
 @click.argument("feature")
 @click.argument("wp_code", metavar="WP")
 @click.option("--to", "target", required=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def move(feature: str, wp_code: str, target: str, as_json: bool) -> None:
     """Move a WP; to done merges it (humans and CI only)."""
     remote = farm()
@@ -151,7 +151,7 @@ def move(feature: str, wp_code: str, target: str, as_json: bool) -> None:
 @click.option("--agent")
 @click.option("--timeout", type=int)
 @click.option("--fresh", is_flag=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def implement(feature: str, wp_code: str | None, all_ready: bool, agent: str | None, timeout: int | None,
               fresh: bool, as_json: bool) -> None:
     """Dispatch a WP (or every ready WP) on the remote farm; --fresh starts the WP over from main."""
@@ -166,7 +166,7 @@ def implement(feature: str, wp_code: str | None, all_ready: bool, agent: str | N
 @click.argument("feature")
 @click.argument("wp_code", metavar="WP")
 @click.option("--apply", is_flag=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def review(feature: str, wp_code: str, apply: bool, as_json: bool) -> None:
     """Queue the review on the farm's review workers and wait for its report."""
     remote = farm()
@@ -184,7 +184,7 @@ def jobs() -> None:
 @jobs.command("list")
 @click.option("--feature")
 @click.option("--state")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def jobs_list(feature: str | None, state: str | None, as_json: bool) -> None:
     rows = farm().get("/jobs", feature=feature, state=state)["results"]
     _out(rows, as_json, [f"{j['id']}  {j['feature']} {j['wp']}  {j['harness']:<12} {j['state']:<10} "
@@ -193,7 +193,7 @@ def jobs_list(feature: str | None, state: str | None, as_json: bool) -> None:
 
 @jobs.command("show")
 @click.argument("job_id")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def jobs_show(job_id: str, as_json: bool) -> None:
     data = farm().get(f"/jobs/{job_id}")
     _out(data, as_json, [f"{k}: {data[k]}" for k in ("id", "feature", "wp", "harness", "state", "attempt",
@@ -214,7 +214,7 @@ def events() -> None:
 
 @events.command("audit-verify")
 @click.option("--feature", required=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def audit_verify(feature: str, as_json: bool) -> None:
     data = farm().get(f"/features/{feature}/audit/verify")
     _out(data, as_json, render.verification_lines(data))

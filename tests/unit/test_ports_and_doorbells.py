@@ -3,6 +3,7 @@ ring a service's own task by its wire name, sent by the task itself (so eager mo
 
 import pytest
 from celery import Celery
+from django.utils.module_loading import import_string
 
 from agileplus.core import doorbells
 from agileplus.core.ports import Port
@@ -24,23 +25,25 @@ def test_the_workflow_plugs_its_steps_in_when_django_loads_the_apps():
 
 @pytest.mark.parametrize("name", ["farm.run_job", "review.review_wp", "review.run_request"])
 def test_each_doorbell_finds_the_task_of_its_wire_name(name):
-    assert doorbells._tasks[name]().name == name
+    assert import_string(doorbells._tasks[name]).name == name
+
+
+EAGER = Celery("eager", set_as_current=False)
+EAGER.conf.task_always_eager = True
+RAN: list[str] = []
+
+
+@EAGER.task(name="test.doorbell", shared=False)  # not every Celery app's task
+def doorbell(job_id: str) -> None:
+    RAN.append(job_id)
 
 
 def test_a_doorbell_is_sent_by_the_task_itself_so_eager_mode_runs_it_here(monkeypatch):
-    ran = []
-    eager = Celery("eager", set_as_current=False)
-    eager.conf.task_always_eager = True
-
-    @eager.task(name="test.doorbell", shared=False)  # not every Celery app's task
-    def doorbell(job_id: str) -> None:
-        ran.append(job_id)
-
-    monkeypatch.setitem(doorbells._tasks, "test.doorbell", lambda: doorbell)
+    monkeypatch.setitem(doorbells._tasks, "test.doorbell", f"{__name__}.doorbell")
 
     doorbells.ring("test.doorbell", args=["job-1"], queue="agileplus")
 
-    assert ran == ["job-1"]
+    assert RAN == ["job-1"]
 
 
 def test_a_doorbell_of_no_installed_task_is_a_wiring_error():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers as s
 
-from agileplus.api.output.base import Shape, enum, maybe
+from agileplus.api.output.base import Shape, enum, maybe, next_page
 
 
 class AuditEntryOut(Shape):
@@ -22,7 +22,7 @@ class AuditEntryOut(Shape):
 
 class AuditPageOut(Shape):
     results = AuditEntryOut(many=True)
-    next_after = maybe(s.IntegerField, help_text="pass as `after` for the next page; null on the last page")
+    next_after = next_page(s.IntegerField)
     next = maybe(s.URLField)
 
 

@@ -53,6 +53,11 @@ def maybe(field_class, **kwargs) -> s.Field:
     return field_class(allow_null=True, **kwargs)
 
 
+def next_page(field_class, param: str = "after") -> s.Field:
+    """A page's cursor: what the next page's ``param`` is, null on the last page."""
+    return maybe(field_class, help_text=f"pass as `{param}` for the next page; null on the last page")
+
+
 @extend_schema_field({"type": "string"})
 class RedactedURLField(s.CharField):
     """A repository URL without the credentials it may carry."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers as s
 
-from agileplus.api.output.base import Shape, enum, maybe, text
+from agileplus.api.output.base import Shape, enum, maybe, next_page, text
 from agileplus.dispatch.models import JobState
 
 
@@ -37,7 +37,7 @@ class JobRowOut(Shape):
 
 class JobPageOut(Shape):
     results = JobRowOut(many=True)
-    next_cursor = maybe(s.CharField, help_text="pass as `cursor` for the next page; null on the last page")
+    next_cursor = next_page(s.CharField, "cursor")
     next = maybe(s.URLField)
 
 

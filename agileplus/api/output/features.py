@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers as s
 
-from agileplus.api.output.base import RedactedURLField, Shape, enum, maybe, text
+from agileplus.api.output.base import RedactedURLField, Shape, enum, maybe, next_page, text
 from agileplus.dispatch.models import JobState
 from agileplus.features.lifecycles import FeatureState, WPState
 
@@ -19,12 +19,15 @@ class ProjectListOut(Shape):
     results = ProjectOut(many=True)
 
 
-class FeatureTotalsOut(Shape):
+class StatusTotalsOut(Shape):
     done = s.IntegerField()
     total = s.IntegerField()
+    percent = s.IntegerField()
+
+
+class FeatureTotalsOut(StatusTotalsOut):
     doing = s.IntegerField()
     blocked = s.IntegerField()
-    percent = s.IntegerField()
 
 
 class FeatureHeadOut(Shape):
@@ -96,19 +99,13 @@ class WPOut(Shape):
 class WPPageOut(Shape):
     after = maybe(s.CharField)
     limit = s.IntegerField()
-    next_after = maybe(s.CharField, help_text="pass as `after` for the next page; null on the last page")
+    next_after = next_page(s.CharField)
 
 
 class WPListOut(Shape):
     results = WPOut(many=True)
-    next_after = maybe(s.CharField, help_text="pass as `after` for the next page; null on the last page")
+    next_after = next_page(s.CharField)
     next = maybe(s.URLField)
-
-
-class StatusTotalsOut(Shape):
-    done = s.IntegerField()
-    total = s.IntegerField()
-    percent = s.IntegerField()
 
 
 class CompletionOut(Shape):
