@@ -84,7 +84,9 @@ def read(ok, *params, tags: list[str], **kwargs):
 
 
 def write(ok, body, *params, status: int = 200, tags: list[str], errors=(400, 403, 409), **kwargs):
-    return extend_schema(request=body, responses=out.with_errors({status: ok}, *errors), parameters=list(params),
+    """A write's schema; ``ok`` is its answer's shape, or ``{status: shape}`` where it has two."""
+    answers = ok if isinstance(ok, dict) else {status: ok}
+    return extend_schema(request=body, responses=out.with_errors(answers, *errors), parameters=list(params),
                          tags=tags, **kwargs)
 
 
@@ -141,16 +143,18 @@ def _moved_or_queued(result) -> Response:
     return Response(out.MovedOut(result).data)
 
 
+# A move answers the move (200), or the review request it queued (202: through the merge queue).
+MOVED_OR_QUEUED = {200: out.MovedOut, 202: out.ReviewRequestOut}
+
+
 class WPTransition(Base):
     action_name = "transition"
 
-    @extend_schema(request=s.TransitionIn, parameters=[out.SLUG, out.WP], tags=["work packages"],
-                   operation_id="wps_transition",
-                   responses=out.with_errors({200: out.MovedOut, 202: out.ReviewRequestOut}, 403, 409),
-                   description="Move a WP through its lifecycle (`agileplus wp transition`); to done merges it "
-                               "(202 when through the merge queue: its checks run on a review worker; watch `url`). "
-                               "409: illegal transition, blocked by a dependency, or `expected_state` is stale. "
-                               "Agents move only their own WP, never to done.")
+    @write(MOVED_OR_QUEUED, s.TransitionIn, out.SLUG, out.WP, tags=["work packages"], operation_id="wps_transition",
+           description="Move a WP through its lifecycle (`agileplus wp transition`); to done merges it "
+                       "(202 when through the merge queue: its checks run on a review worker; watch `url`). "
+                       "409: illegal transition, blocked by a dependency, or `expected_state` is stale. "
+                       "Agents move only their own WP, never to done.")
     def post(self, request, slug: str, wp: str):
         data = parse(s.TransitionIn, request.data)
         wp_obj = get_wp(get_feature(slug), wp)
@@ -169,11 +173,10 @@ class WPTransition(Base):
 class WPMove(Base):
     action_name = "move"
 
-    @extend_schema(request=s.MoveIn, parameters=[out.SLUG, out.WP], tags=["work packages"], operation_id="wps_move",
-                   responses=out.with_errors({200: out.MovedOut, 202: out.ReviewRequestOut}, 403, 409),
-                   description="`agileplus move`: to done runs governance on every commit, merges, then transitions "
-                               "(humans, CI and admins only). 202: the branch goes through the merge queue, whose "
-                               "checks run on a review worker; watch the answered `url`.")
+    @write(MOVED_OR_QUEUED, s.MoveIn, out.SLUG, out.WP, tags=["work packages"], operation_id="wps_move",
+           description="`agileplus move`: to done runs governance on every commit, merges, then transitions "
+                       "(humans, CI and admins only). 202: the branch goes through the merge queue, whose "
+                       "checks run on a review worker; watch the answered `url`.")
     def post(self, request, slug: str, wp: str):
         data = parse(s.MoveIn, request.data)
         return _moved_or_queued(review_requests.move_or_queue(get_wp(get_feature(slug), wp), data["to"],
