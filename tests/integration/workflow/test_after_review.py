@@ -11,6 +11,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from agileplus.audit.models import AuditEntry
 from agileplus.core.errors import RepositoryUnavailable
 from agileplus.features.services import transition_wp
 from agileplus.review.merge_queue import process_queue
@@ -36,8 +37,9 @@ def in_review(tmp_path, **config):
 
 
 def before_the_first_attempt(monkeypatch, do) -> dict:
-    """Run ``do(report)`` inside the review report's transaction, once its follow-up is written, and
-    record what the database holds then (the review's first attempt of the step runs after it)."""
+    """``do`` is handed the review's first attempt of the step, inside the report's transaction once
+    the follow-up is written (what the database holds then is recorded), and returns what the
+    review runs after the commit in its place."""
     seen: dict = {}
     recorder = after_review._function
 
@@ -51,9 +53,20 @@ def before_the_first_attempt(monkeypatch, do) -> dict:
     return seen
 
 
+def process_died(_first_attempt):
+    """The review's process dies once the report committed: the first attempt never runs."""
+    return lambda: False
+
+
 def reaper_due() -> None:
     """FOLLOW_UP_RETRY_SECONDS have passed since each follow-up's last attempt."""
     FollowUp.objects.update(last_attempt_at=timezone.now() - dt.timedelta(hours=1))
+
+
+def merged(repo: TargetRepo, wp) -> bool:
+    """WP01 is done and its deliverable is on main."""
+    wp.refresh_from_db()
+    return wp.state == "done" and "wp01/file_1.txt" in repo.git("ls-tree", "-r", "--name-only", "main")
 
 
 def unreachable(repo: TargetRepo, first_attempt):
@@ -74,19 +87,18 @@ def test_the_step_after_a_review_is_owed_in_the_reports_transaction_and_gone_onc
     review = run_review(wp, actor="human:alice", apply=True)
 
     assert seen == {"in_transaction": True, "owed": [("after_review", review.report.pk)]}
-    wp.refresh_from_db()
-    assert wp.state == "done" and "wp01/file_1.txt" in repo.git("ls-tree", "-r", "--name-only", "main")
+    assert merged(repo, wp)
     assert not FollowUp.objects.exists()
 
 
-def test_a_person_reviewing_without_auto_dispatch_owes_the_merge_as_that_person(tmp_path, monkeypatch):
+def test_a_review_applied_without_auto_dispatch_owes_its_step_too(tmp_path, monkeypatch):
     _repo, wp = in_review(tmp_path)
-    before_the_first_attempt(monkeypatch, lambda first_attempt: lambda: False)  # the process died
+    before_the_first_attempt(monkeypatch, process_died)
 
     review = run_review(wp, actor="human:alice", apply=True)
 
     owed = FollowUp.objects.get(wp=wp)
-    assert (owed.kind, owed.report, owed.report.actor) == ("after_review", review.report, "human:alice")
+    assert (owed.kind, owed.report, owed.attempts) == ("after_review", review.report, 0)
 
 
 def test_a_merge_that_failed_keeps_its_error_and_the_reaper_merges_the_wp(tmp_path, monkeypatch):
@@ -102,8 +114,7 @@ def test_a_merge_that_failed_keeps_its_error_and_the_reaper_merges_the_wp(tmp_pa
     reaper_due()
     assert retry_follow_ups() == [failed.pk]
 
-    wp.refresh_from_db()
-    assert wp.state == "done" and "wp01/file_1.txt" in repo.git("ls-tree", "-r", "--name-only", "main")
+    assert merged(repo, wp)
     assert not FollowUp.objects.exists()
 
 
@@ -119,27 +130,37 @@ def test_once_the_wp_is_in_the_merge_queue_the_step_is_done_and_the_queue_merges
     assert not FollowUp.objects.exists()
     process_queue(wp.feature.project.repo_url)  # the queue's own safety net (review.process_merge_queues)
 
-    wp.refresh_from_db()
-    assert wp.state == "done" and "wp01/file_1.txt" in repo.git("ls-tree", "-r", "--name-only", "main")
+    assert merged(repo, wp)
 
 
 def test_a_review_whose_process_died_after_its_commit_is_merged_by_the_reaper(tmp_path, monkeypatch):
     repo, wp = in_review(tmp_path)
-    before_the_first_attempt(monkeypatch, lambda first_attempt: lambda: False)  # the process died
+    before_the_first_attempt(monkeypatch, process_died)
     run_review(wp, actor="human:alice", apply=True)
     assert FollowUp.objects.get(wp=wp).attempts == 0
 
     reaper_due()
     retry_follow_ups()
 
-    wp.refresh_from_db()
-    assert wp.state == "done" and "wp01/file_1.txt" in repo.git("ls-tree", "-r", "--name-only", "main")
+    assert merged(repo, wp)
     assert not FollowUp.objects.exists()
+
+
+def test_the_reaper_merges_as_the_person_who_applied_the_review(tmp_path, monkeypatch):
+    _repo, wp = in_review(tmp_path)
+    before_the_first_attempt(monkeypatch, process_died)
+    run_review(wp, actor="human:alice", apply=True)
+
+    reaper_due()
+    retry_follow_ups()
+
+    done = AuditEntry.objects.get(wp=wp, transition="WP01:for_review->done")
+    assert done.actor == "human:alice"
 
 
 def test_the_reaper_leaves_a_step_alone_before_its_retry_interval(tmp_path, monkeypatch, settings):
     _repo, wp = in_review(tmp_path)
-    before_the_first_attempt(monkeypatch, lambda first_attempt: lambda: False)  # the process died
+    before_the_first_attempt(monkeypatch, process_died)
     run_review(wp, actor="human:alice", apply=True)
     settings.FOLLOW_UP_RETRY_SECONDS = 600
 
@@ -171,7 +192,7 @@ def test_a_waiting_review_request_records_the_merge_conflict_and_the_wp_goes_bac
 
 def test_a_step_whose_wp_left_review_is_done_when_the_reaper_finds_it(tmp_path, monkeypatch):
     _repo, wp = in_review(tmp_path)
-    before_the_first_attempt(monkeypatch, lambda first_attempt: lambda: False)  # the process died
+    before_the_first_attempt(monkeypatch, process_died)
     run_review(wp, actor="human:alice", apply=True)
     transition_wp(wp, "doing", actor="human:alice")
 
