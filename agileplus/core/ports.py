@@ -3,7 +3,7 @@
 The layer below names what it calls (a ``Port``) and calls it; the layer above plugs its function
 in when Django loads the apps (its ``apps.py``). What follows a transition
 (``features.services.follow_ups``, the workflow's recorder) and what follows a review
-(``review.services.after_review``, the workflow's merge or send-back) are called so. A Celery task
+(``review.services.after_review``, the workflow's recorder of its merge or send-back) are called so. A Celery task
 of a service's own app is rung by its name instead (``core/doorbells.py``).
 """
 

@@ -2,7 +2,8 @@
 
 ``run_review`` runs the configured checks on a clean checkout of main merged with
 the WP branch, stores the report and links it as evidence; with ``apply``, what follows
-(approved → merge, rejected → doing) is the workflow's (``after_review``, plugged in at start).
+(approved → merge, rejected → doing) is the workflow's, owed in the report's transaction and
+tried once committed (``after_review``, plugged in at start).
 ``merge_for_done`` is a move to done with the merge queue off: governance on every commit,
 then the merge (serialized per repository); ``review/moves.py: move_wp`` is the entry point
 every caller uses to move a WP.
@@ -242,16 +243,19 @@ def _store(wp, job, actor, results, base, head, apply, wait_for_merge=True) -> R
             job = DispatchJob.objects.select_for_update().get(pk=job.pk)
             job.result = {**(job.result or {}), "tests": tests}
             job.save(update_fields=["result"])
-    review = Review(report, results)
-    if apply:
-        after_review(wp, review, actor, wait_for_merge)
-    return review
+        # With apply, the step after the review is owed in the report's transaction: a process
+        # that dies once it committed cannot lose it (the reaper runs it). Tried here at once.
+        first_attempt = after_review(wp, report, wait_for_merge) if apply else None
+    if first_attempt is not None:
+        first_attempt()  # its error is the caller's, as the merge it waits for is
+    return Review(report, results)
 
 
 # What follows a review (approved → the merge queue, rejected → doing) is the workflow's
-# (``workflow/services.py: after_review``, one layer up, on the merge queue, which is built on this
-# module): it plugs its step in when Django loads the apps (``workflow/apps.py``), as it does
-# ``transition_wp``'s recorder. Called with (wp, review, actor, wait_for_merge).
+# (``workflow/services.py: record_after_review``, one layer up, on the merge queue, which is built
+# on this module): it plugs its recorder in when Django loads the apps (``workflow/apps.py``), as
+# it does ``transition_wp``'s. Called in the report's transaction with (wp, report,
+# wait_for_merge), it writes the step as a ``FollowUp`` row and returns its first attempt.
 after_review = Port("step after a review", "agileplus.workflow")
 
 

@@ -8,7 +8,6 @@ import logging
 from agileplus.core.errors import DomainError
 from agileplus.features.lifecycles import WPState
 from agileplus.features.models import WorkPackage
-from agileplus.review.merge import MergeConflict
 from agileplus.review.merge_queue import process_queue
 from agileplus.review.models import MergeQueueEntry
 from agileplus.review.requests import (
@@ -17,7 +16,6 @@ from agileplus.review.requests import (
     run_automatic_review,
     run_request,
 )
-from agileplus.review.services import send_back_after_conflict
 from workers.celery import app
 
 log = logging.getLogger("agileplus.merge_queue")
@@ -30,10 +28,7 @@ def review_wp(wp_id: int) -> dict:
         return {"skipped": wp.state}
     try:
         review = run_automatic_review(wp)
-    except MergeConflict as exc:  # main moved between the review and the merge
-        send_back_after_conflict(wp, exc)
-        return {"error": exc.as_dict()}
-    except DomainError as exc:
+    except DomainError as exc:  # e.g. main moved between the review and the merge: the WP went back to its agent
         return {"error": exc.as_dict()}
     finally:  # WPs approved while this review held the repository's lock wait for a queue run
         _run_merge_queue(wp.feature.project.repo_url)

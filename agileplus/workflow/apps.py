@@ -14,4 +14,4 @@ class WorkflowConfig(AppConfig):
         from agileplus.workflow import services  # late: models load after apps
 
         follow_ups.plug(services.record_follow_ups)
-        after_review.plug(services.after_review)
+        after_review.plug(services.record_after_review)

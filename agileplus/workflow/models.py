@@ -7,20 +7,26 @@ from django.utils import timezone
 
 
 class FollowUp(models.Model):
-    """One step owed after a WP transition (review it, redispatch it, queue the ready WPs).
+    """One step owed after a WP transition (review it, redispatch it, queue the ready WPs) or
+    after a review run with ``apply`` (merge it or send it back: ``report`` is that review's,
+    whose actor the step acts as).
 
-    Written in the transition's own transaction, so a process that dies right after the commit
-    cannot lose it; deleted when the step is done; a failed or unfinished step is retried by
-    the reaper (``retry_follow_ups``), its last error kept here."""
+    Written in the transition's (the review report's) own transaction, so a process that dies
+    right after the commit cannot lose it; deleted when the step is done; a failed or unfinished
+    step is retried by the reaper (``retry_follow_ups``), its last error kept here."""
 
     REVIEW = "review"
     REDISPATCH = "redispatch"
     QUEUE_READY = "queue_ready"
-    KINDS = [(REVIEW, "review"), (REDISPATCH, "redispatch"), (QUEUE_READY, "queue ready WPs")]
+    AFTER_REVIEW = "after_review"
+    KINDS = [(REVIEW, "review"), (REDISPATCH, "redispatch"), (QUEUE_READY, "queue ready WPs"),
+             (AFTER_REVIEW, "merge or send back after review")]
 
     feature = models.ForeignKey("features.Feature", on_delete=models.CASCADE, related_name="follow_ups")
     wp = models.ForeignKey("features.WorkPackage", on_delete=models.CASCADE, related_name="follow_ups")
     kind = models.CharField(max_length=20, choices=KINDS)
+    report = models.ForeignKey("review.ReviewReport", null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveIntegerField(default=0)
     last_attempt_at = models.DateTimeField(null=True, blank=True)

@@ -6,13 +6,13 @@ event                          what follows
 agent finished (the runner)    governance over every commit base..head (``JobRun.collect``);
                                clean → WP for_review, violation → WP blocked (``finish_job``)
 WP → for_review                REVIEW: the review task runs the checks as ci:automation
-review approved                ``merge_approved`` (``after_review``, which a review run with
-                               ``apply`` calls once its report is stored): the WP joins its
-                               repository's merge queue; a batch of queued branches merged onto
-                               main passes governance and the checks → main moves to it (WPs done,
-                               waiting branches rebased); a WP failing alone on main is ejected →
-                               WP doing. Queue off: ``move_wp(done)``
-review rejected                ``after_review``: WP → doing (changes requested), then
+review approved                AFTER_REVIEW (``_after_review``, owed by a review run with ``apply``):
+                               ``merge_approved``: the WP joins its repository's merge queue; a
+                               batch of queued branches merged onto main passes governance and the
+                               checks → main moves to it (WPs done, waiting branches rebased); a WP
+                               failing alone on main is ejected → WP doing. Queue off:
+                               ``move_wp(done)``; a conflict sends it back to doing
+review rejected                AFTER_REVIEW: WP → doing (changes requested), then
 (→ doing)                      REDISPATCH: the agent's own session resumed with the failing checks
                                (a fresh one where the harness cannot resume: dispatch/sessions.py),
                                up to ``max_review_cycles``; then the WP is blocked for a person
@@ -24,25 +24,29 @@ WP → blocked                   nothing automatic: a person resets it (``wp tra
                                its job until the reset (or reroutes it to a fallback harness)
 =============================  ==============================================================
 
-The review's own steps (``after_review``) run in the review's process, wherever a review is
-applied (``review --apply``, a review request, the automatic review), as part of it: the caller
-waits for the merge (or not: the automatic review) and sees its error. The review reaches them
-through the port the workflow plugs in at start (``workflow/apps.py``), since the gate sits
-below the workflow.
+Each step in capitals is a ``FollowUp`` row written in its event's own transaction, run just
+after the commit and deleted once done. A step that fails keeps its row with the error; a review
+whose message was lost (a worker killed while holding it, a broker restarted) is not done until a
+review report exists. The reaper (the ``workflow.retry_follow_ups`` beat task) calls
+``retry_follow_ups``, which runs again every row whose last attempt is older than
+``FOLLOW_UP_RETRY_SECONDS``.
 
-The steps in capitals run only where auto-dispatch is on (``implement --all``). Each is a
-``FollowUp`` row written in the transition's own transaction (``record_follow_ups``, called by
-``transition_wp``), run just after the commit (``run_follow_ups``) and deleted once done. A step
-that fails keeps its row with the error; a review whose message was lost (a worker killed while
-holding it, a broker restarted) is not done until a review report exists. The reaper (the
-``workflow.retry_follow_ups`` beat task) calls ``retry_follow_ups``, which runs again every row whose last attempt
-is older than ``FOLLOW_UP_RETRY_SECONDS``.
+REVIEW, REDISPATCH and QUEUE_READY are owed only where auto-dispatch is on (``implement --all``):
+``transition_wp`` calls ``record_follow_ups`` in its transaction, ``run_follow_ups`` runs them
+on commit. AFTER_REVIEW is owed by every review run with ``apply`` (``review --apply``, a review
+request, the automatic review), auto-dispatch on or not: the review writes it in its report's
+transaction through the port the workflow plugs in at start (``record_after_review``,
+``workflow/apps.py``; the gate sits below the workflow), then attempts it at once in its own
+process: the caller waits for the merge (or not: the automatic review) and sees its error, which
+the row keeps for the reaper. Approved, the step is done once the WP is in the merge queue (the
+queue owns it from then) or, queue off, merged; a WP no longer in review owes nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
@@ -58,10 +62,10 @@ from agileplus.features.services import ready_wps, transition_wp
 from agileplus.review import merge_queue
 from agileplus.review import services as review_services
 from agileplus.review.conflicts import held_back
+from agileplus.review.merge import MergeConflict
 from agileplus.review.merge_batches import queue_config
-from agileplus.review.models import ReviewReport
+from agileplus.review.models import MergeQueueEntry, ReviewReport
 from agileplus.review.moves import move_wp
-from agileplus.review.services import Review
 from agileplus.workflow.candidates import candidates_config, plan_candidates, start_candidates
 from agileplus.workflow.models import FollowUp
 
@@ -107,26 +111,31 @@ def retry_follow_ups() -> list[int]:
     return retried
 
 
-def attempt(follow_up: FollowUp) -> bool:
+def attempt(follow_up: FollowUp, *, wait: bool = False, reraise: bool = False) -> bool:
     """Run one follow-up; delete it when done, else record the attempt (and the error).
     The attempt is claimed by a conditional update: of two processes trying the same row
-    (the on-commit run and the reaper), one runs it."""
+    (the on-commit run and the reaper), one runs it. ``wait``: the caller waits for what the step
+    starts (a review request, the merge); ``reraise``: its error is raised to the caller too, once
+    kept on the row for the retry."""
     claimed = FollowUp.objects.filter(pk=follow_up.pk, attempts=follow_up.attempts).update(
         attempts=follow_up.attempts + 1, last_attempt_at=timezone.now())
     if not claimed:
         return False
     try:
-        done = STEPS[follow_up.kind](follow_up)
+        done = STEPS[follow_up.kind](follow_up, wait)
     except Exception as exc:  # noqa: BLE001 - the transition committed; the row keeps the error for the retry
-        log.exception("%s after %s failed", follow_up.kind, follow_up.wp)
         FollowUp.objects.filter(pk=follow_up.pk).update(last_error=f"{type(exc).__name__}: {exc}"[:2000])
+        if reraise:  # the caller reports it
+            raise
+        log.exception("%s after %s failed", follow_up.kind, follow_up.wp)
         return False
     if done:
         FollowUp.objects.filter(pk=follow_up.pk).delete()
     return done
 
 
-def _review(follow_up: FollowUp) -> bool:
+# Each step: (its row, whether a caller waits for what it starts) → done? Run again until done.
+def _review(follow_up: FollowUp, wait: bool) -> bool:
     if _review_settled(follow_up):
         return True
     review_services.request_review(follow_up.wp)
@@ -139,34 +148,58 @@ def _review_settled(follow_up: FollowUp) -> bool:
     return reviewed or wp.state != WPState.FOR_REVIEW
 
 
-def _redispatch(follow_up: FollowUp) -> bool:
+def _redispatch(follow_up: FollowUp, wait: bool) -> bool:
     wp = WorkPackage.objects.select_related("feature").get(pk=follow_up.wp_id)
     if wp.state == WPState.DOING and not wp.jobs.filter(queued_at__gte=follow_up.created_at).exists():
         redispatch_with_review(wp, wp.feature)
     return True
 
 
-def _queue_ready(follow_up: FollowUp) -> bool:
+def _queue_ready(follow_up: FollowUp, wait: bool) -> bool:
     feature = Feature.objects.get(pk=follow_up.feature_id)
     queue_ready(feature, actor=(feature.agent_config or {}).get("auto_actor") or "system:agileplus")
     return True
 
 
-STEPS = {FollowUp.REVIEW: _review, FollowUp.REDISPATCH: _redispatch, FollowUp.QUEUE_READY: _queue_ready}
+def _after_review(follow_up: FollowUp, wait: bool) -> bool:
+    """A review run with ``apply``: its WP, still in review, is merged when approved
+    (``merge_approved``), sent back to its agent when not. Done once the WP left review or
+    entered the merge queue (the queue owns it from then; ``wait``: once the queue settled it)."""
+    wp = WorkPackage.objects.select_related("feature__project").get(pk=follow_up.wp_id)
+    report = ReviewReport.objects.get(pk=follow_up.report_id)
+    if wp.state != WPState.FOR_REVIEW or (not wait and _queued(wp)):
+        return True
+    actor = parse_actor(report.actor)
+    if not report.approved:
+        transition_wp(wp, WPState.DOING, actor=actor, metadata={"reason": "changes_requested", "report_id": report.pk})
+        return True
+    try:
+        merge_approved(wp, actor, wait=wait)
+    except MergeConflict as exc:  # queue off: main moved since the review; back to its agent, as the queue does
+        review_services.send_back_after_conflict(wp, exc)
+        raise
+    return True
+
+
+def _queued(wp: WorkPackage) -> bool:
+    return MergeQueueEntry.objects.filter(wp=wp, state__in=MergeQueueEntry.ACTIVE).exists()
+
+
+STEPS = {FollowUp.REVIEW: _review, FollowUp.REDISPATCH: _redispatch, FollowUp.QUEUE_READY: _queue_ready,
+         FollowUp.AFTER_REVIEW: _after_review}
 
 
 # --- after a review ---------------------------------------------------------------------------
-def after_review(wp: WorkPackage, review: Review, actor: Actor, wait_for_merge: bool = True) -> None:
-    """A review run with ``apply`` (``review.services.run_review``) has stored its report: a WP
-    still in review is merged when approved (``merge_approved``), sent back to its agent when not."""
-    wp.refresh_from_db()
-    if wp.state != WPState.FOR_REVIEW:
-        return
-    if review.approved:
-        merge_approved(wp, actor, wait=wait_for_merge)
-    else:
-        transition_wp(wp, WPState.DOING, actor=actor, metadata={"reason": "changes_requested",
-                                                                 "report_id": review.report.pk})
+def record_after_review(wp: WorkPackage, report: ReviewReport, wait_for_merge: bool = True) -> Callable[[], bool]:
+    """Inside the transaction of a review report stored with ``apply`` (``review.services.run_review``):
+    write the step owed after it, auto-dispatch on or not (a person's ``review --apply`` owes its
+    merge too), and return its first attempt, which the review runs here once committed: the
+    caller waits for the merge (``wait_for_merge``) and sees its error; the row stays for the
+    reaper until the step is done."""
+    now = timezone.now()
+    follow_up = FollowUp.objects.create(feature=wp.feature, wp=wp, kind=FollowUp.AFTER_REVIEW, report=report,
+                                        created_at=now, last_attempt_at=now)
+    return lambda: attempt(follow_up, wait=wait_for_merge, reraise=True)
 
 
 def merge_approved(wp: WorkPackage, actor: Actor | str, *, wait: bool = True) -> None:

@@ -18,9 +18,9 @@ def test_a_port_called_before_it_is_plugged_names_the_app_that_plugs_it():
         port("WP01")
 
 
-def test_the_workflow_plugs_its_steps_in_when_django_loads_the_apps():
+def test_the_workflow_plugs_its_recorders_in_when_django_loads_the_apps():
     assert follow_ups._function is workflow.record_follow_ups
-    assert after_review._function is workflow.after_review
+    assert after_review._function is workflow.record_after_review
 
 
 @pytest.mark.parametrize("name", ["farm.run_job", "review.review_wp", "review.run_request"])
