@@ -21,7 +21,7 @@ class AuditEntryOut(Shape):
 
 
 class AuditPageOut(Shape):
-    results = AuditEntryOut(many=True)
+    results = AuditEntryOut(many=True, help_text="in chain order (seq), from `after` on")
     next_after = next_page(s.IntegerField)
     next = maybe(s.URLField)
 

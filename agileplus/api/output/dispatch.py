@@ -11,11 +11,11 @@ from agileplus.dispatch.models import JobState
 
 class CostRowOut(Shape):
     # Read from a ``dispatch.costs.LedgerRow``.
-    key = s.CharField()
+    key = s.CharField(help_text="the group's name: an agent, a WP, a day… (the ledger's `by`)")
     jobs = s.IntegerField()
     input_tokens = s.IntegerField()
     output_tokens = s.IntegerField()
-    cached_input_tokens = s.IntegerField()
+    cached_input_tokens = s.IntegerField(help_text="input tokens read from the provider's prompt cache")
     cost_usd = s.CharField(allow_null=True, help_text="decimal string; null = unknown (a run's model has no price)")
     priced_cost_usd = s.CharField(help_text="decimal string: the cost of the runs that have a price")
     unpriced_runs = s.IntegerField(help_text="runs with tokens but no price for their model")
@@ -23,13 +23,13 @@ class CostRowOut(Shape):
 
 class JobRowOut(Shape):
     # Read from a ``DispatchJob`` annotated with ``n_commits`` (``api.queries.jobs``).
-    id = s.CharField()
+    id = s.CharField(help_text="e.g. job_4k2m9x1q0z: what /api/jobs/{job_id} takes")
     feature = s.CharField(source="feature.slug")
     wp = s.CharField(source="wp.code")
     harness = s.CharField()
     state = enum(JobState.ALL)
-    attempt = s.IntegerField()
-    worker = text()
+    attempt = s.IntegerField(help_text="1 for the first run; each retry adds one")
+    worker = text(help_text="the worker's hostname; empty while queued")
     requested_by = s.CharField()
     queued_at = s.DateTimeField()
     commits = s.IntegerField(source="n_commits")
@@ -54,7 +54,7 @@ class JobOut(Shape):
     harness = s.CharField()
     state = enum(JobState.ALL)
     attempt = s.IntegerField()
-    max_attempts = s.IntegerField()
+    max_attempts = s.IntegerField(help_text="attempts allowed, the first included")
     worker = text()
     session_id = text()
     queued_at = s.DateTimeField()
@@ -76,10 +76,11 @@ class JobOut(Shape):
 
 class LogLineOut(Shape):
     # Read from a ``JobLogLine``.
-    seq = s.IntegerField()
+    seq = s.IntegerField(help_text="the line's place in the job's log")
     time = s.DateTimeField(source="timestamp")
-    stream = s.CharField()
-    line = text()
+    stream = s.CharField(help_text="stdout, stderr; setup (workspace, prompt), activity (the agent's edits and "
+                                   "commands, readable), tool (the same as the CLI said it), report")
+    line = text(help_text="secrets redacted")
 
 
 class LogPageOut(Shape):
@@ -101,13 +102,15 @@ class AgentWorkerOut(Shape):
 
 class AgentOut(Shape):
     name = s.CharField()
-    status = enum(("active", "idle", "available", "unavailable"))
-    model = text()
+    status = enum(("active", "idle", "available", "unavailable"),
+                  help_text="active: jobs running on it; idle: a live worker serves it; available: installed "
+                            "on this host only; unavailable: nowhere")
+    model = text(help_text="the model configured, else the one its last finished run reported")
     version = maybe(s.JSONField, help_text="the CLI's version, from this host or a worker")
-    last_heartbeat = maybe(s.DateTimeField)
-    sessions = s.IntegerField()
+    last_heartbeat = maybe(s.DateTimeField, help_text="the latest heartbeat of a worker serving it")
+    sessions = s.IntegerField(help_text="its jobs claimed or running now")
     workers = AgentWorkerOut(many=True)
-    local = s.DictField()
+    local = s.DictField(help_text="what this host found of the CLI (available, version, sandbox)")
 
 
 class AgentListOut(Shape):
@@ -117,11 +120,11 @@ class AgentListOut(Shape):
 class WorkerOut(Shape):
     # Read from a ``Worker``.
     hostname = s.CharField()
-    harnesses = s.JSONField()
-    concurrency = s.IntegerField()
+    harnesses = s.JSONField(help_text="per agent CLI: available, version, sandbox, network, credentials present")
+    concurrency = s.IntegerField(help_text="jobs it runs at once")
     active_sessions = s.IntegerField()
     last_heartbeat = maybe(s.DateTimeField)
-    stopped_at = maybe(s.DateTimeField)
+    stopped_at = maybe(s.DateTimeField, help_text="set when it shut down; null while it runs")
 
 
 class WorkerListOut(Shape):
@@ -130,7 +133,7 @@ class WorkerListOut(Shape):
 
 class QueuedJobOut(Shape):
     # Read from a ``DispatchJob``.
-    id = s.CharField()
+    id = s.CharField(help_text="follow it: GET /api/jobs/{id} and /api/jobs/{id}/log")
     wp = s.CharField(source="wp.code")
     harness = s.CharField()
     state = enum(JobState.ALL)
@@ -154,10 +157,10 @@ class ImplementOut(Shape):
 class CancelOut(Shape):
     # Read from a ``DispatchJob``.
     id = s.CharField()
-    state = enum(JobState.ALL)
+    state = enum(JobState.ALL, help_text="cancelled at once if it was queued; a running job's worker stops it")
     cancel_requested = s.BooleanField()
 
 
 class ReportOut(Shape):
     job = s.CharField()
-    added = s.IntegerField()
+    added = s.IntegerField(help_text="report lines appended to the job's log")

@@ -8,10 +8,10 @@ from agileplus.api.output.base import Shape, maybe
 
 
 class EventOut(Shape):
-    id = s.IntegerField()
-    msg_id = s.UUIDField()
-    subject = s.CharField()
-    payload = s.JSONField()
+    id = s.IntegerField(help_text="the outbox's order: pass the last one seen as `after`")
+    msg_id = s.UUIDField(help_text="published as Nats-Msg-Id: a consumer drops a repeat by it")
+    subject = s.CharField(help_text="the NATS subject, e.g. agileplus.feature.003-auth.wp.WP02.state.changed")
+    payload = s.JSONField(help_text="the event's data, secrets redacted")
     created_at = maybe(s.DateTimeField)
 
 

@@ -20,9 +20,9 @@ class ProjectListOut(Shape):
 
 
 class StatusTotalsOut(Shape):
-    done = s.IntegerField()
-    total = s.IntegerField()
-    percent = s.IntegerField()
+    done = s.IntegerField(help_text="WPs done")
+    total = s.IntegerField(help_text="WPs in the feature")
+    percent = s.IntegerField(help_text="done of total, 0 to 100")
 
 
 class FeatureTotalsOut(StatusTotalsOut):
@@ -32,7 +32,7 @@ class FeatureTotalsOut(StatusTotalsOut):
 
 class FeatureHeadOut(Shape):
     id = s.IntegerField()
-    slug = s.CharField()
+    slug = s.CharField(help_text="e.g. 003-user-auth: what the URLs take (or the number, or a unique prefix)")
     number = s.IntegerField()
     title = s.CharField()
     state = enum(FeatureState.ALL)
@@ -76,7 +76,7 @@ class DependencyOut(Shape):
 
 class WPOut(Shape):
     id = s.IntegerField()
-    code = s.CharField()
+    code = s.CharField(help_text="e.g. WP02, unique in its feature")
     title = s.CharField()
     state = enum(WPState.ALL)
     ready = s.BooleanField(help_text="planned and every dependency done: can be dispatched now")
