@@ -84,7 +84,7 @@ class RemoteGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DomainError as exc:
-            emit_error(exc)
+            emit_error(exc, as_json=bool(ctx.meta.get("json")))  # marked by --json (context.json_option)
             sys.exit(exc.exit_code)
 
 
