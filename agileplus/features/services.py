@@ -7,7 +7,7 @@ in one database transaction. Every entry point calls them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -30,6 +30,7 @@ from agileplus.events.services import record_event
 from agileplus.features import dag
 from agileplus.features.lifecycles import (
     FeatureState,
+    Rule,
     WPState,
     feature_rule,
     feature_targets,
@@ -79,11 +80,7 @@ def transition_wp(
 ) -> TransitionResult:
     """Move one WP to ``target`` through the lifecycle table, or raise a DomainError."""
     actor = parse_actor(actor)
-    target = normalize_wp_state(target)
-    if target not in WPState.ALL:
-        raise DomainError(
-            f"'{target}' is not a work package state", field="to", fix=f"use one of {', '.join(WPState.ALL)}"
-        )
+    target = _known_state(normalize_wp_state(target), WPState.ALL, "work package")
     wp_id = wp.pk if isinstance(wp, WorkPackage) else wp
     with transaction.atomic():
         try:
@@ -120,14 +117,9 @@ def transition_wp(
 
 def _check_wp_move(wp: WorkPackage, source: str, target: str, actor: Actor, expected_source: str | None) -> None:
     """Refuse a move the lifecycle table, the actor or the dependencies do not allow."""
-    if expected_source is not None and normalize_wp_state(expected_source) != source:
-        raise StaleState(f"{wp.code} is {source}, not {expected_source}", field="from",
-                         fix="reload the work package and retry")
-    rule = wp_rule(source, target)
-    if rule is None:
-        allowed = ", ".join(wp_targets(source)) or "none"
-        raise IllegalTransition(f"{wp.code} cannot move from {source} to {target}", field="to",
-                                fix=f"from {source} it can move to: {allowed}")
+    stale = expected_source is not None and normalize_wp_state(expected_source) != source
+    rule = _legal_move(wp.code, "work package", source, target, expected_source if stale else None,
+                       wp_rule(source, target), wp_targets(source))
     if rule.approve and not actor.may_approve:
         raise PermissionDenied(f"{actor} may not move {wp.code} to {target}", field="actor",
                                fix="only a human or CI actor may approve work; an agent cannot approve its own")
@@ -136,6 +128,26 @@ def _check_wp_move(wp: WorkPackage, source: str, target: str, actor: Actor, expe
         names = ", ".join(f"{b.code} ({b.state})" for b in blockers)
         raise BlockedByDependency(f"{wp.code} is blocked by {names}", field="to",
                                   fix="finish the blocking work packages first", blocked_by=[b.code for b in blockers])
+
+
+def _known_state(target: str, states: Collection[str], what: str) -> str:
+    if target not in states:
+        raise DomainError(f"'{target}' is not a {what} state", field="to", fix=f"use one of {', '.join(states)}")
+    return target
+
+
+def _legal_move(name: str, what: str, source: str, target: str, stale_expectation: str | None,
+                rule: Rule | None, targets: list[str]) -> Rule:
+    """The lifecycles' one refusal of a move: the caller expected another state (``stale_expectation``,
+    as the caller wrote it), or the move is not in the table."""
+    if stale_expectation is not None:
+        raise StaleState(f"{name} is {source}, not {stale_expectation}", field="from",
+                         fix=f"reload the {what} and retry")
+    if rule is None:
+        allowed = ", ".join(targets) or "none"
+        raise IllegalTransition(f"{name} cannot move from {source} to {target}", field="to",
+                                fix=f"from {source} it can move to: {allowed}")
+    return rule
 
 
 # What follows a transition is the workflow's (``workflow/services.py: record_follow_ups``, one
@@ -232,11 +244,7 @@ def transition_feature(
     metadata: dict | None = None,
 ) -> TransitionResult:
     actor = parse_actor(actor)
-    target = (target or "").strip().lower()
-    if target not in FeatureState.ALL:
-        raise DomainError(
-            f"'{target}' is not a feature state", field="to", fix=f"use one of {', '.join(FeatureState.ALL)}"
-        )
+    target = _known_state((target or "").strip().lower(), FeatureState.ALL, "feature")
     feature_id = feature.pk if isinstance(feature, Feature) else feature
     with transaction.atomic():
         try:
@@ -244,16 +252,8 @@ def transition_feature(
         except Feature.DoesNotExist:
             raise NotFound(f"feature {feature_id} does not exist", field="feature") from None
         source = feature.state
-        if expected_source is not None and expected_source != source:
-            raise StaleState(f"{feature.slug} is {source}, not {expected_source}", field="from",
-                             fix="reload the feature and retry")
-        if feature_rule(source, target) is None:
-            allowed = ", ".join(feature_targets(source)) or "none"
-            raise IllegalTransition(
-                f"{feature.slug} cannot move from {source} to {target}",
-                field="to",
-                fix=f"from {source} it can move to: {allowed}",
-            )
+        _legal_move(feature.slug, "feature", source, target, expected_source if expected_source != source else None,
+                    feature_rule(source, target), feature_targets(source))
         entry = _apply_feature_step(feature, target, actor, metadata or {})
     return TransitionResult(None, feature, source, target, entry)
 
