@@ -47,12 +47,17 @@ class MergeRejected(Conflict):
 # --- entering the queue -------------------------------------------------------------------
 
 
+def active_entry(wp: WorkPackage) -> Entry | None:
+    """The WP's entry while it waits or is tested in its queue (at most one: a unique constraint)."""
+    return Entry.objects.filter(wp=wp, state__in=Entry.ACTIVE).first()
+
+
 def enqueue(wp: WorkPackage, *, actor: Actor | str, send_back: bool = True) -> Entry:
     """Put an approved WP at the back of its repository's queue; an approval repeated (or
     delivered twice) finds the WP's entry already there."""
     actor = parse_actor(actor)
     repo = wp.feature.project.repo_url
-    existing = Entry.objects.filter(wp=wp, state__in=Entry.ACTIVE).first()
+    existing = active_entry(wp)
     if existing:
         return existing
     try:

@@ -64,7 +64,7 @@ from agileplus.review import services as review_services
 from agileplus.review.conflicts import held_back
 from agileplus.review.merge import MergeConflict
 from agileplus.review.merge_batches import queue_config
-from agileplus.review.models import MergeQueueEntry, ReviewReport
+from agileplus.review.models import ReviewReport
 from agileplus.review.moves import move_wp
 from agileplus.workflow.candidates import candidates_config, plan_candidates, start_candidates
 from agileplus.workflow.models import FollowUp
@@ -167,7 +167,7 @@ def _after_review(follow_up: FollowUp, wait: bool) -> bool:
     entered the merge queue (the queue owns it from then; ``wait``: once the queue settled it)."""
     wp = WorkPackage.objects.select_related("feature__project").get(pk=follow_up.wp_id)
     report = ReviewReport.objects.get(pk=follow_up.report_id)
-    if wp.state != WPState.FOR_REVIEW or (not wait and _queued(wp)):
+    if wp.state != WPState.FOR_REVIEW or (not wait and merge_queue.active_entry(wp)):
         return True
     actor = parse_actor(report.actor)
     if not report.approved:
@@ -179,10 +179,6 @@ def _after_review(follow_up: FollowUp, wait: bool) -> bool:
         review_services.send_back_after_conflict(wp, exc)
         raise
     return True
-
-
-def _queued(wp: WorkPackage) -> bool:
-    return MergeQueueEntry.objects.filter(wp=wp, state__in=MergeQueueEntry.ACTIVE).exists()
 
 
 STEPS = {FollowUp.REVIEW: _review, FollowUp.REDISPATCH: _redispatch, FollowUp.QUEUE_READY: _queue_ready,
